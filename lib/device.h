@@ -1,0 +1,17 @@
+/* device.h - where the math runs: the CPU always, CUDA when the build has it
+ * and a device is present.  Callers never see #ifdef AK_HAVE_CUDA. */
+#ifndef AK_DEVICE_H
+#define AK_DEVICE_H
+
+#include "ak.h"
+
+typedef enum { AK_DEV_CPU = 0, AK_DEV_CUDA = 1 } ak_device;
+
+/* 1 if this build has CUDA and a usable device is present. */
+int ak_cuda_available(void);
+/* "cpu", "cuda" or "auto" (cuda when available, else cpu).  NULL means
+ * $ATTNKIT_DEVICE, or auto.  "cuda" without a device is an error. */
+int ak_device_parse(const char *name, ak_device *out, ak_err *err);
+const char *ak_device_name(ak_device d);
+
+#endif

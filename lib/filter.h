@@ -1,0 +1,39 @@
+/* filter.h - the read-modify-write loop shared by stream filters.
+ *
+ * Reads every input stream in order, calls the hooks, passes through what
+ * they do not touch, appends this program to the header's history and
+ * writes the result to stdout (or atomically to a file).  Unknown records
+ * are passed through unchanged.
+ */
+#ifndef AK_FILTER_H
+#define AK_FILTER_H
+
+#include "stream.h"
+
+typedef struct ak_filter_ops {
+    /* Called for each header before the program's stage is appended; may
+     * check the model identity or edit the header.  Optional. */
+    int (*header)(void *ctx, ak_header *h, ak_err *err);
+    /* Called for each document; edits it in place.  Return 0 to write it,
+     * 1 to drop it, or an AK_E* code.  Optional. */
+    int (*doc)(void *ctx, ak_doc *d, ak_err *err);
+    /* Called once after the last input.  Optional. */
+    int (*finish)(void *ctx, ak_err *err);
+    /* 0: write a stream to output; 1: the program prints something else
+     * itself (a table, text) and no stream is written. */
+    int no_stream_output;
+} ak_filter_ops;
+
+typedef struct ak_filter_args {
+    const char *program;    /* for history */
+    int argc;               /* for history: the program's whole argv */
+    char *const *argv;
+    char *const *inputs;    /* input paths; none = stdin; "-" = stdin */
+    int ninputs;
+    const char *output;     /* NULL or "-" = stdout, else written atomically */
+} ak_filter_args;
+
+int ak_filter_run(const ak_filter_args *args, const ak_filter_ops *ops,
+                  void *ctx, ak_err *err);
+
+#endif

@@ -1,0 +1,148 @@
+/* stream.h - reading and writing attnkit tensor streams (formats/tensor-stream.md).
+ *
+ * A stream is a sequence of MessagePack maps: a header, documents, an end
+ * record; streams can be concatenated.  The reader holds one record at a
+ * time and validates every length before allocating.
+ *
+ * Typical filter (see filter.h for the helper that does all of this):
+ *
+ *   ak_reader *r; ak_writer *w;
+ *   ak_reader_open_fd(&r, 0, "<stdin>", &err);
+ *   ak_writer_open_fd(&w, 1, "<stdout>", &err);
+ *   for (;;) {
+ *       ak_record rec;
+ *       int rc = ak_reader_next(r, &rec, &err);   // 1 = record, 0 = end of input
+ *       ...
+ *   }
+ */
+#ifndef AK_STREAM_H
+#define AK_STREAM_H
+
+#include "tensor.h"
+
+#define AK_STREAM_FORMAT "attnkit-stream"
+#define AK_STREAM_MAJOR 1
+#define AK_STREAM_MINOR 0
+
+/* A metadata value: documents and the header carry maps of these.  Values
+ * this library does not model (nested maps and arrays) are kept as their
+ * MessagePack encoding in `raw` and written back unchanged. */
+typedef enum { AK_META_NIL, AK_META_BOOL, AK_META_INT, AK_META_FLOAT,
+               AK_META_STR, AK_META_RAW } ak_meta_kind;
+
+typedef struct ak_meta {
+    char *key;
+    ak_meta_kind kind;
+    int64_t i;     /* BOOL, INT */
+    double f;      /* FLOAT */
+    char *s;       /* STR (NUL-terminated copy; slen bytes) */
+    size_t slen;
+    uint8_t *raw;  /* RAW: a complete MessagePack object */
+    size_t rawlen;
+} ak_meta;
+
+typedef struct ak_metamap {
+    ak_meta *items;
+    size_t n, cap;
+} ak_metamap;
+
+const ak_meta *ak_meta_get(const ak_metamap *m, const char *key);
+const char *ak_meta_str(const ak_metamap *m, const char *key); /* NULL if absent/not str */
+int ak_meta_int(const ak_metamap *m, const char *key, int64_t *out); /* 0 ok, -1 absent */
+int ak_meta_set_str(ak_metamap *m, const char *key, const char *val);
+int ak_meta_set_int(ak_metamap *m, const char *key, int64_t val);
+int ak_meta_set_float(ak_metamap *m, const char *key, double val);
+int ak_meta_del(ak_metamap *m, const char *key);
+void ak_meta_clear(ak_metamap *m);
+
+/* One stage in the header's history (like samtools' @PG lines). */
+typedef struct ak_stage {
+    char *program;
+    char *version;
+    char **args;
+    size_t nargs;
+} ak_stage;
+
+typedef struct ak_header {
+    int major, minor;
+    ak_metamap model;     /* model identity: name, arch, vocab_size, ... */
+    ak_stage *history;
+    size_t nhistory;
+    ak_metamap extra;     /* unknown header fields, preserved */
+} ak_header;
+
+typedef struct ak_doc {
+    char *id;             /* document id, e.g. the input file name */
+    ak_metamap meta;
+    ak_tensor **tensors;
+    size_t ntensors, cap;
+    ak_metamap extra;     /* unknown document fields, preserved */
+} ak_doc;
+
+typedef enum { AK_REC_HEADER = 1, AK_REC_DOC, AK_REC_END, AK_REC_OTHER } ak_rec_type;
+
+typedef struct ak_record {
+    ak_rec_type type;
+    ak_header *header;    /* HEADER: owned by the record */
+    ak_doc *doc;          /* DOC: owned by the record */
+    int64_t end_docs;     /* END: documents the writer said it wrote */
+    uint8_t *raw;         /* OTHER: the record's MessagePack bytes, passed through */
+    size_t rawlen;
+} ak_record;
+
+void ak_record_free(ak_record *rec); /* frees what the record owns, zeroes it */
+
+/* ---- header ---- */
+ak_header *ak_header_new(void);
+void ak_header_free(ak_header *h);
+/* Appends a history stage: program name, version, argv[0..argc). */
+int ak_header_add_stage(ak_header *h, const char *program, int argc,
+                        char *const argv[]);
+
+/* ---- documents ---- */
+ak_doc *ak_doc_new(const char *id);
+void ak_doc_free(ak_doc *d);
+ak_tensor *ak_doc_get(const ak_doc *d, const char *name);  /* NULL if absent */
+/* Takes ownership of t; replaces an existing tensor of the same name. */
+int ak_doc_put(ak_doc *d, ak_tensor *t, ak_err *err);
+/* Removes and frees the named tensor; returns 1 if it existed. */
+int ak_doc_drop(ak_doc *d, const char *name);
+/* Removes the named tensor and hands it to the caller (NULL if absent). */
+ak_tensor *ak_doc_take(ak_doc *d, const char *name);
+/* Fetches a tensor that must exist with the given dtype and rank
+ * (ndim < 0: any rank); fills err naming doc and tensor otherwise. */
+ak_tensor *ak_doc_need(const ak_doc *d, const char *name, ak_dtype t,
+                       int ndim, ak_err *err);
+
+/* ---- reading ---- */
+typedef struct ak_reader ak_reader;
+
+/* The reader does not close fd.  name is used in messages. */
+int ak_reader_open_fd(ak_reader **r, int fd, const char *name, ak_err *err);
+/* Reads from a file path ("-" is stdin). */
+int ak_reader_open_path(ak_reader **r, const char *path, ak_err *err);
+void ak_reader_close(ak_reader *r);
+/* Largest record accepted, in bytes (default 8 GiB, or $ATTNKIT_MAX_RECORD). */
+void ak_reader_set_limit(ak_reader *r, size_t max_record_bytes);
+
+/* Returns 1 with *rec filled, 0 at the clean end of input, or an AK_E* code.
+ * Enforces the grammar: a stream starts with a header, a document needs a
+ * header before it, the input must not end in the middle of a stream
+ * (header without end record).  Concatenated streams are accepted. */
+int ak_reader_next(ak_reader *r, ak_record *rec, ak_err *err);
+
+/* ---- writing ---- */
+typedef struct ak_writer ak_writer;
+
+int ak_writer_open_fd(ak_writer **w, int fd, const char *name, ak_err *err);
+/* zlib level 1..9 for tensors of at least 1 KiB; 0 (default) = none.
+ * $ATTNKIT_COMPRESS sets the default. */
+void ak_writer_set_compress(ak_writer *w, int level);
+int ak_write_header(ak_writer *w, const ak_header *h, ak_err *err);
+int ak_write_doc(ak_writer *w, const ak_doc *d, ak_err *err);
+int ak_write_end(ak_writer *w, int64_t ndocs, ak_err *err);
+int ak_write_raw(ak_writer *w, const uint8_t *raw, size_t len, ak_err *err);
+/* Flushes; does not close fd.  Returns the first write error, if any. */
+int ak_writer_close(ak_writer *w, ak_err *err);
+
+#endif
