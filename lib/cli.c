@@ -1,0 +1,102 @@
+/* cli.c - program name, one-line errors, exit codes, option values. */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef AK_DEFAULT_MODEL_DIR
+#define AK_DEFAULT_MODEL_DIR "/usr/local/share/attnkit/models/all-MiniLM-L6-v2"
+#endif
+
+static const char *progname = "attnkit";
+
+void ak_cli_init(const char *name)
+{
+    progname = name;
+    /* A parent may have ignored SIGPIPE; we want `prog | head` to end
+     * quietly the way Unix filters do. */
+    signal(SIGPIPE, SIG_DFL);
+}
+
+const char *ak_progname(void) { return progname; }
+
+static void vmsg(const char *fmt, va_list ap)
+{
+    char buf[1024];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    /* One line: a message must never spill over several. */
+    for (char *p = buf; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    fprintf(stderr, "%s: %s\n", progname, buf);
+}
+
+void ak_warn(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg(fmt, ap);
+    va_end(ap);
+}
+
+void ak_die(const ak_err *err)
+{
+    fflush(stdout);
+    ak_warn("%s", err->msg[0] ? err->msg : "unknown error");
+    exit(ak_exit_code(err->code ? err->code : AK_EINTERNAL));
+}
+
+void ak_dief(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg(fmt, ap);
+    va_end(ap);
+    exit(ak_exit_code(code));
+}
+
+void ak_usage_error(const char *fmt, ...)
+{
+    char buf[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    ak_warn("%s (try '%s -h')", buf, progname);
+    exit(64);
+}
+
+const char *ak_model_dir(const char *opt)
+{
+    if (opt && *opt)
+        return opt;
+    const char *env = getenv("ATTNKIT_MODEL");
+    if (env && *env)
+        return env;
+    return AK_DEFAULT_MODEL_DIR;
+}
+
+long ak_parse_long(const char *opt, const char *s, long min, long max)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max)
+        ak_usage_error("%s: '%s' is not an integer in [%ld, %ld]", opt, s, min, max);
+    return v;
+}
+
+double ak_parse_double(const char *opt, const char *s, double min, double max)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < min || v > max)
+        ak_usage_error("%s: '%s' is not a number in [%g, %g]", opt, s, min, max);
+    return v;
+}
