@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifndef AK_DEFAULT_MODEL_DIR
 #define AK_DEFAULT_MODEL_DIR "/usr/local/share/attnkit/models/all-MiniLM-L6-v2"
@@ -21,6 +22,16 @@ void ak_cli_init(const char *name)
     /* A parent may have ignored SIGPIPE; we want `prog | head` to end
      * quietly the way Unix filters do. */
     signal(SIGPIPE, SIG_DFL);
+    opterr = 0;
+}
+
+void ak_bad_option(char *const argv[])
+{
+    const char *arg = optind > 0 ? argv[optind - 1] : "?";
+    if (optopt && strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", optopt) &&
+        arg[0] == '-' && arg[1] != '-' && strchr(arg + 1, optopt) == NULL)
+        ak_usage_error("option requires an argument: -%c", optopt);
+    ak_usage_error("unknown option or missing argument: %s", arg);
 }
 
 const char *ak_progname(void) { return progname; }

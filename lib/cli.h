@@ -5,8 +5,9 @@
 
 #include "ak.h"
 
-/* Call first in main(): remembers the program name for messages and
- * restores SIGPIPE's default action, so `prog | head` ends quietly. */
+/* Call first in main(): remembers the program name for messages,
+ * restores SIGPIPE's default action, so `prog | head` ends quietly, and
+ * silences getopt's own messages (see ak_bad_option). */
 void ak_cli_init(const char *progname);
 const char *ak_progname(void);
 
@@ -18,6 +19,9 @@ _Noreturn void ak_dief(int code, const char *fmt, ...)
 /* "PROG: message" and "Try 'PROG -h' for help.", exit 64. */
 _Noreturn void ak_usage_error(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
+/* For getopt_long's '?': names the bad option or missing argument, exit 64.
+ * (ak_cli_init sets opterr = 0 so getopt prints nothing itself.) */
+_Noreturn void ak_bad_option(char *const argv[]);
 /* "PROG: message" on stderr, no exit. */
 void ak_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

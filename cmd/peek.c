@@ -1,0 +1,323 @@
+/* peek - show an attnkit stream: for humans, as JSON lines, or one tensor's
+ * values as plain numbers. */
+#include "cli.h"
+#include "stream.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(void)
+{
+    printf("usage: peek [-j] [-n N] [-f NAME] [FILE...]\n"
+           "Show attnkit tensor streams (stdin when no FILE).\n"
+           "  -j, --json        one JSON object per record (JSON lines)\n"
+           "  -f, --field NAME  print tensor NAME's values, one line per document\n"
+           "  -n, --values N    values shown per tensor (default 8; -1 = all)\n"
+           "  -h, --help        this help\n"
+           "Exit status: 0 ok, 64 usage, 65 bad stream, 66 cannot open, 74 I/O error.\n");
+}
+
+enum mode { HUMAN, JSON, FIELD };
+
+struct opts {
+    enum mode mode;
+    const char *field;
+    long nvalues;
+};
+
+/* Shortest text that reads back as the same value of the tensor's dtype. */
+static void fmt_value(char *buf, size_t n, const ak_tensor *t, size_t i)
+{
+    double v = ak_tensor_get(t, i);
+    switch (t->dtype) {
+    case AK_U8: case AK_I32: snprintf(buf, n, "%.0f", v); break;
+    case AK_I64: {
+        int64_t x;
+        memcpy(&x, (const char *)t->data + 8 * i, 8);
+        snprintf(buf, n, "%lld", (long long)x);
+        break;
+    }
+    default: {
+        /* %.9g round-trips any float32; try shorter first for readability. */
+        for (int prec = 6; prec <= 9; prec++) {
+            snprintf(buf, n, "%.*g", prec, v);
+            if ((float)strtod(buf, NULL) == (float)v)
+                break;
+        }
+    }
+    }
+}
+
+static void print_text_preview(const ak_tensor *t, size_t max)
+{
+    const unsigned char *p = t->data;
+    size_t n = t->nbytes < max ? t->nbytes : max;
+    putchar('"');
+    for (size_t i = 0; i < n; i++) {
+        unsigned c = p[i];
+        if (c == '"' || c == '\\') printf("\\%c", c);
+        else if (c == '\n') fputs("\\n", stdout);
+        else if (c == '\t') fputs("\\t", stdout);
+        else if (c < 0x20 || c == 0x7f) printf("\\x%02x", c);
+        else putchar((int)c);
+    }
+    putchar('"');
+    if (n < t->nbytes)
+        fputs("...", stdout);
+}
+
+static void print_meta_human(const ak_metamap *m)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        const ak_meta *it = &m->items[i];
+        printf(" %s=", it->key);
+        switch (it->kind) {
+        case AK_META_NIL: fputs("nil", stdout); break;
+        case AK_META_BOOL: fputs(it->i ? "true" : "false", stdout); break;
+        case AK_META_INT: printf("%lld", (long long)it->i); break;
+        case AK_META_FLOAT: printf("%g", it->f); break;
+        case AK_META_STR: printf("\"%s\"", it->s); break;
+        case AK_META_RAW: printf("<%zu bytes of msgpack>", it->rawlen); break;
+        }
+    }
+}
+
+static void human_header(const ak_header *h)
+{
+    printf("stream %s %d.%d\n", AK_STREAM_FORMAT, h->major, h->minor);
+    printf("  model:");
+    print_meta_human(&h->model);
+    putchar('\n');
+    for (size_t i = 0; i < h->nhistory; i++) {
+        const ak_stage *s = &h->history[i];
+        printf("  history %zu: %s %s:", i + 1, s->program, s->version);
+        for (size_t j = 0; j < s->nargs; j++)
+            printf(" %s", s->args[j]);
+        putchar('\n');
+    }
+    if (h->extra.n) {
+        printf("  other fields:");
+        print_meta_human(&h->extra);
+        putchar('\n');
+    }
+}
+
+static void human_doc(const ak_doc *d, long nvalues)
+{
+    printf("doc \"%s\"\n", d->id);
+    if (d->meta.n) {
+        printf("  meta:");
+        print_meta_human(&d->meta);
+        putchar('\n');
+    }
+    for (size_t i = 0; i < d->ntensors; i++) {
+        const ak_tensor *t = d->tensors[i];
+        char shape[128] = "[";
+        for (int k = 0; k < t->ndim; k++)
+            snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%lld",
+                     k ? ", " : "", (long long)t->shape[k]);
+        strncat(shape, "]", sizeof shape - strlen(shape) - 1);
+        printf("  %-20s %-4s %-16s %10zu B  ", t->name, ak_dtype_name(t->dtype), shape,
+               t->nbytes);
+        size_t count = ak_tensor_count(t);
+        if (strcmp(t->name, "text") == 0 && t->dtype == AK_U8) {
+            print_text_preview(t, nvalues < 0 ? t->nbytes : (size_t)nvalues * 8);
+        } else {
+            size_t show = nvalues < 0 || (size_t)nvalues > count ? count : (size_t)nvalues;
+            for (size_t k = 0; k < show; k++) {
+                char b[64];
+                fmt_value(b, sizeof b, t, k);
+                printf("%s%s", k ? " " : "", b);
+            }
+            if (show < count)
+                fputs(" ...", stdout);
+        }
+        putchar('\n');
+    }
+}
+
+/* ---- JSON lines (jansson does the escaping and number formatting) ---- */
+
+static json_t *meta_json(const ak_metamap *m)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; i < m->n; i++) {
+        const ak_meta *it = &m->items[i];
+        json_t *v;
+        switch (it->kind) {
+        case AK_META_BOOL: v = json_boolean(it->i); break;
+        case AK_META_INT: v = json_integer(it->i); break;
+        case AK_META_FLOAT: v = json_real(it->f); break;
+        case AK_META_STR: v = json_stringn_nocheck(it->s, it->slen); break;
+        case AK_META_RAW: v = json_string("<msgpack>"); break;
+        default: v = json_null(); break;
+        }
+        json_object_set_new_nocheck(o, it->key, v);
+    }
+    return o;
+}
+
+static json_t *tensor_json(const ak_tensor *t, long nvalues)
+{
+    json_t *o = json_object(), *shape = json_array(), *vals = json_array();
+    json_object_set_new(o, "name", json_string_nocheck(t->name));
+    json_object_set_new(o, "dtype", json_string(ak_dtype_name(t->dtype)));
+    for (int k = 0; k < t->ndim; k++)
+        json_array_append_new(shape, json_integer(t->shape[k]));
+    json_object_set_new(o, "shape", shape);
+    json_object_set_new(o, "bytes", json_integer((json_int_t)t->nbytes));
+    size_t count = ak_tensor_count(t);
+    size_t show = nvalues < 0 || (size_t)nvalues > count ? count : (size_t)nvalues;
+    for (size_t k = 0; k < show; k++) {
+        if (t->dtype == AK_U8 || t->dtype == AK_I32)
+            json_array_append_new(vals, json_integer((json_int_t)ak_tensor_get(t, k)));
+        else if (t->dtype == AK_I64) {
+            int64_t x;
+            memcpy(&x, (const char *)t->data + 8 * k, 8);
+            json_array_append_new(vals, json_integer(x));
+        } else
+            json_array_append_new(vals, json_real(ak_tensor_get(t, k)));
+    }
+    json_object_set_new(o, "values", vals);
+    json_object_set_new(o, "complete", json_boolean(show == count));
+    return o;
+}
+
+static void json_print(json_t *o)
+{
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    if (s) {
+        puts(s);
+        free(s);
+    }
+    json_decref(o);
+}
+
+static void json_record(const ak_record *rec, long nvalues)
+{
+    json_t *o = json_object();
+    switch (rec->type) {
+    case AK_REC_HEADER: {
+        const ak_header *h = rec->header;
+        json_t *hist = json_array();
+        json_object_set_new(o, "type", json_string("header"));
+        json_object_set_new(o, "format", json_string(AK_STREAM_FORMAT));
+        json_object_set_new(o, "version", json_pack("[ii]", h->major, h->minor));
+        json_object_set_new(o, "model", meta_json(&h->model));
+        for (size_t i = 0; i < h->nhistory; i++) {
+            json_t *args = json_array();
+            for (size_t j = 0; j < h->history[i].nargs; j++)
+                json_array_append_new(args, json_string_nocheck(h->history[i].args[j]));
+            json_array_append_new(hist, json_pack("{s:s,s:s,s:o}", "program",
+                                                  h->history[i].program, "version",
+                                                  h->history[i].version, "args", args));
+        }
+        json_object_set_new(o, "history", hist);
+        break;
+    }
+    case AK_REC_DOC: {
+        json_t *ts = json_array();
+        json_object_set_new(o, "type", json_string("doc"));
+        json_object_set_new(o, "id", json_string_nocheck(rec->doc->id));
+        json_object_set_new(o, "meta", meta_json(&rec->doc->meta));
+        for (size_t i = 0; i < rec->doc->ntensors; i++)
+            json_array_append_new(ts, tensor_json(rec->doc->tensors[i], nvalues));
+        json_object_set_new(o, "tensors", ts);
+        break;
+    }
+    case AK_REC_END:
+        json_object_set_new(o, "type", json_string("end"));
+        json_object_set_new(o, "docs", json_integer(rec->end_docs));
+        break;
+    case AK_REC_OTHER:
+        json_object_set_new(o, "type", json_string("other"));
+        json_object_set_new(o, "bytes", json_integer((json_int_t)rec->rawlen));
+        break;
+    }
+    json_print(o);
+}
+
+static int field_doc(const ak_doc *d, const char *name, ak_err *err)
+{
+    const ak_tensor *t = ak_doc_get(d, name);
+    if (!t)
+        return ak_fail(err, AK_EDATA, "document '%s' has no tensor '%s'", d->id, name);
+    size_t count = ak_tensor_count(t);
+    for (size_t k = 0; k < count; k++) {
+        char b[64];
+        fmt_value(b, sizeof b, t, k);
+        if (k)
+            putchar(' ');
+        fputs(b, stdout);
+    }
+    putchar('\n');
+    return 0;
+}
+
+static int peek_input(const char *path, const struct opts *o, ak_err *err)
+{
+    ak_reader *r;
+    int rc = ak_reader_open_path(&r, path, err);
+    if (rc)
+        return rc;
+    for (;;) {
+        ak_record rec;
+        int got = ak_reader_next(r, &rec, err);
+        if (got <= 0) {
+            rc = got;
+            break;
+        }
+        if (o->mode == JSON)
+            json_record(&rec, o->nvalues);
+        else if (o->mode == FIELD) {
+            if (rec.type == AK_REC_DOC)
+                rc = field_doc(rec.doc, o->field, err);
+        } else if (rec.type == AK_REC_HEADER)
+            human_header(rec.header);
+        else if (rec.type == AK_REC_DOC)
+            human_doc(rec.doc, o->nvalues);
+        else if (rec.type == AK_REC_END)
+            printf("end: %lld document%s\n", (long long)rec.end_docs, rec.end_docs == 1 ? "" : "s");
+        else
+            printf("other record: %zu bytes\n", rec.rawlen);
+        ak_record_free(&rec);
+        if (rc)
+            break;
+    }
+    ak_reader_close(r);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    ak_cli_init("peek");
+    struct opts o = {.mode = HUMAN, .nvalues = 8};
+    static const struct option longopts[] = {
+        {"json", no_argument, 0, 'j'},      {"field", required_argument, 0, 'f'},
+        {"values", required_argument, 0, 'n'}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "jf:n:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'j': o.mode = JSON; break;
+        case 'f': o.mode = FIELD; o.field = optarg; break;
+        case 'n': o.nvalues = ak_parse_long("-n", optarg, -1, 1L << 40); break;
+        case 'h': usage(); return 0;
+        default: ak_bad_option(argv);
+        }
+    }
+    ak_err err = {0};
+    int rc = 0;
+    if (optind == argc)
+        rc = peek_input("-", &o, &err);
+    for (int i = optind; i < argc && !rc; i++)
+        rc = peek_input(argv[i], &o, &err);
+    if (fflush(stdout) != 0 && !rc)
+        rc = ak_fail(&err, AK_EIO, "<stdout>: write error");
+    if (rc)
+        ak_die(&err);
+    return 0;
+}
