@@ -93,7 +93,7 @@ $(B)/lib $(B)/cuda $(B)/cmd $(B)/unit $(OUT_BIN):
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 UNIT_BINS   = $(patsubst tests/unit/%.c,$(B)/unit/%,$(UNIT_SRC))
 
-$(B)/unit/%: tests/unit/%.c $(LIB_A) | $(B)/unit
+$(B)/unit/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(LIB_A) | $(B)/unit
 	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(LIB_A) $(LDFLAGS) $(LDLIBS)
 
 unit-bins: $(UNIT_BINS)

@@ -974,10 +974,12 @@ int ak_reader_next(ak_reader *r, ak_record *rec, ak_err *err)
         if (!r->in_stream)
             bad = "an end record without a header";
         else if (rec->end_docs != r->ndocs) {
+            int64_t said = rec->end_docs;
             ak_record_free(rec);
-            return ak_fail(err, AK_EDATA, "%s: record %llu: end record says %lld documents, "
-                           "stream has %lld", r->name, (unsigned long long)r->nrecords,
-                           (long long)rec->end_docs, (long long)r->ndocs);
+            return ak_fail(err, AK_EDATA, "%s: record %llu (byte %llu): end record says %lld "
+                           "documents, stream has %lld", r->name,
+                           (unsigned long long)r->nrecords, (unsigned long long)at,
+                           (long long)said, (long long)r->ndocs);
         }
         r->in_stream = 0;
         break;

@@ -1,0 +1,79 @@
+"""Interoperability with Python's msgpack: peek reads what Python writes
+(peek -f prints exactly the numbers Python wrote, every dtype, compressed or
+not, awkward shapes), and Python reads what the C library writes."""
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.environ["AK_TOP"], "tests", "py"))
+import akstream as s  # noqa: E402
+
+failed = False
+
+
+def check(cond, what):
+    global failed
+    print(("ok - " if cond else "not ok - ") + what)
+    failed |= not cond
+
+
+rng = np.random.default_rng(1234)
+tmp = tempfile.mkdtemp()
+cases = []
+for i, (dtype, shape) in enumerate([("f32", (7,)), ("f32", (3, 5, 2)), ("f16", (33,)),
+                                    ("bf16", (4, 4)), ("i32", (17,)), ("i64", (2, 9)),
+                                    ("u8", (255,)), ("f32", (1, 1, 1, 1, 1, 1, 1, 3))]):
+    if dtype in ("f32", "bf16"):
+        a = (rng.standard_normal(shape) * 10.0 ** rng.integers(-30, 30, shape)).astype(np.float32)
+    elif dtype == "f16":
+        a = rng.standard_normal(shape).astype(np.float16)
+    elif dtype == "i32":
+        a = rng.integers(-2**31, 2**31, shape, dtype=np.int64).astype(np.int32)
+    elif dtype == "i64":
+        a = rng.integers(-2**62, 2**62, shape, dtype=np.int64)
+    else:
+        a = rng.integers(0, 256, shape, dtype=np.int64).astype(np.uint8)
+    cases.append((f"t{i}", dtype, a, i % 2 == 1))
+
+docs = [s.doc("py", [s.tensor(n, a, dtype=d, compress=c) for n, d, a, c in cases],
+              meta={"source": "python"})]
+path = os.path.join(tmp, "py.ak")
+open(path, "wb").write(s.pack_stream(docs, model={"name": "py"}))
+written = s.docs_of(open(path, "rb").read())["py"]
+for name, dtype, a, comp in cases:
+    out = subprocess.run(["peek", "-f", name, path], capture_output=True, text=True)
+    if out.returncode != 0:
+        check(False, f"peek -f {name}: {out.stderr.strip()}")
+        continue
+    nums = out.stdout.split()
+    want = written[name].ravel()
+    if dtype in ("f32", "f16", "bf16"):
+        got = np.array([float(x) for x in nums], dtype=np.float64)
+        same = len(got) == len(want) and np.array_equal(
+            got.astype(np.float32), want.astype(np.float32))
+    else:
+        same = [int(x) for x in nums] == [int(x) for x in want]
+    check(same, f"peek -f {name} ({dtype}{list(a.shape)}, {'zlib' if comp else 'raw'}) "
+          "prints exactly the values Python wrote")
+
+# C writes, Python reads.
+cpath = os.path.join(tmp, "c.ak")
+rc = subprocess.run([os.path.join(os.environ["AK_BUILD"], "unit", "stream"), "--write", cpath])
+check(rc.returncode == 0, "the C library writes a sample stream")
+recs = s.read_records(open(cpath, "rb").read())
+check([r["type"] for r in recs] == ["header", "doc", "end"], "Python sees header, doc, end")
+check(recs[0]["format"] == "attnkit-stream" and recs[0]["version"] == [1, 0],
+      "header format and version")
+check(recs[0]["history"][0]["args"][1] == "--write", "history args")
+d = {t["name"]: s.array_of(t) for t in recs[1]["tensors"]}
+check(d["tokens"].tolist() == [101, -7, 2147483647], "i32 tokens")
+check(np.array_equal(d["x"].ravel(), (np.arange(6, dtype=np.float32) / np.float32(3) - 1)), "f32 values")
+check(d["half"].tolist() == [1.0, -0.5, 65504.0], "f16 values")
+check(d["brain"][:2].tolist() == [1.0, -2.5], "bf16 values")
+check(d["offsets"].ravel().tolist() == [i * 5000000000 for i in range(6)], "i64 values")
+check(recs[1]["meta"] == {"source": "sample.txt", "causal": 1, "temperature": 0.25}, "metadata")
+check(recs[2]["docs"] == 1, "end count")
+sys.exit(1 if failed else 0)
