@@ -1,0 +1,414 @@
+/* score - what pruning cost: full vs pruned documents compared through the
+ * model's own outputs (sentence-embedding cosine, retrieval rank, or the
+ * log-likelihood of a continuation). */
+#include "cli.h"
+#include "io.h"
+#include "stream.h"
+
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(void)
+{
+    printf("usage: score [-q QUERIES] [-t TARGET] [-s] FULL PRUNED\n"
+           "Compare full and pruned documents (matched by id) and print a TSV table.\n"
+           "  FULL, PRUNED          streams from attend --hidden (encoders) or\n"
+           "                        attend --logits all (causal LMs); '-' is stdin\n"
+           "  -q, --queries FILE    stream of queries through attend --hidden; query\n"
+           "                        'dir/x.txt' belongs to document 'x' (base name, no\n"
+           "                        extension): adds retrieval ranks\n"
+           "  -t, --target FILE     the continuation that ends every document's text:\n"
+           "                        adds its log-likelihood with full and pruned context\n"
+           "  -s, --summary         one line of means instead of a row per document\n"
+           "  -h, --help            this help\n"
+           "cosine: between mean-pooled hidden.final of the full and pruned document.\n"
+           "Exit status: 0 ok, 64 usage, 65 bad stream, 66 cannot open, 74 I/O error.\n");
+}
+
+typedef struct entry {
+    char *id, *key;
+    float *pool;       /* [D] mean of hidden.final rows, or NULL */
+    int64_t T;
+    double ll;         /* target log-likelihood; NAN if none */
+    int has_ll;
+} entry;
+
+typedef struct set {
+    entry *e;
+    size_t n, cap;
+    int64_t D;         /* 0 until the first pooled vector */
+} set;
+
+static void set_free(set *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->e[i].id);
+        free(s->e[i].key);
+        free(s->e[i].pool);
+    }
+    free(s->e);
+}
+
+/* 'dir/name.ext' -> 'name' */
+static char *key_of(const char *id)
+{
+    const char *b = strrchr(id, '/');
+    b = b ? b + 1 : id;
+    const char *dot = strrchr(b, '.');
+    size_t n = dot && dot != b ? (size_t)(dot - b) : strlen(b);
+    char *k = malloc(n + 1);
+    if (k) {
+        memcpy(k, b, n);
+        k[n] = 0;
+    }
+    return k;
+}
+
+static int mean_pool(const ak_doc *d, int64_t *D, float **out, ak_err *err)
+{
+    ak_tensor *h = ak_doc_get(d, "hidden.final");
+    *out = NULL;
+    if (!h)
+        return 0;
+    if (!ak_doc_need(d, "hidden.final", AK_F32, 2, err))
+        return err->code;
+    int64_t T = h->shape[0], dim = h->shape[1];
+    if (T <= 0 || dim <= 0)
+        return ak_fail(err, AK_EDATA, "document '%s': hidden.final is empty", d->id);
+    if (*D && dim != *D)
+        return ak_fail(err, AK_EDATA, "document '%s': hidden size %lld, others have %lld",
+                       d->id, (long long)dim, (long long)*D);
+    *D = dim;
+    double *acc = calloc((size_t)dim, sizeof *acc);
+    float *p = malloc((size_t)dim * sizeof *p);
+    if (!acc || !p) {
+        free(acc);
+        free(p);
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    }
+    const float *x = ak_tensor_f32(h);
+    for (int64_t i = 0; i < T; i++)
+        for (int64_t k = 0; k < dim; k++)
+            acc[k] += x[i * dim + k];
+    for (int64_t k = 0; k < dim; k++) {
+        p[k] = (float)(acc[k] / (double)T);
+        if (!isfinite(p[k])) {
+            free(acc);
+            free(p);
+            return ak_fail(err, AK_EDATA, "document '%s': hidden.final is not finite", d->id);
+        }
+    }
+    free(acc);
+    *out = p;
+    return 0;
+}
+
+/* Log-likelihood of the target: the tokens that start inside the last
+ * target_len bytes of text, each predicted by the logits of the position
+ * before it (log-softmax). */
+static int target_ll(const ak_doc *d, const char *target, size_t target_len, double *ll,
+                     ak_err *err)
+{
+    ak_tensor *text = ak_doc_need(d, "text", AK_U8, 1, err), *tok, *off, *lg;
+    if (!text || !(tok = ak_doc_need(d, "tokens", AK_I32, 1, err)) ||
+        !(off = ak_doc_need(d, "offsets", AK_I64, 2, err)))
+        return err->code;
+    if (!(lg = ak_doc_get(d, "logits")))
+        return ak_fail(err, AK_EDATA, "document '%s' has no logits (attend --logits all)", d->id);
+    if (!ak_doc_need(d, "logits", AK_F32, 2, err))
+        return err->code;
+    int64_t T = tok->shape[0], V = lg->shape[1];
+    if (lg->shape[0] != T || off->shape[0] != T || off->shape[1] != 2)
+        return ak_fail(err, AK_EDATA, "document '%s': logits [%lld, %lld] must have a row per "
+                       "token (%lld)", d->id, (long long)lg->shape[0], (long long)V, (long long)T);
+    size_t tl = text->nbytes;
+    if (tl < target_len || memcmp(ak_tensor_u8(text) + tl - target_len, target, target_len))
+        return ak_fail(err, AK_EDATA, "document '%s': its text does not end with the target",
+                       d->id);
+    const int64_t *o = ak_tensor_i64(off);
+    const int32_t *t = ak_tensor_i32(tok);
+    const float *L = ak_tensor_f32(lg);
+    double sum = 0;
+    int64_t n = 0;
+    for (int64_t p = 1; p < T; p++) {
+        if (o[2 * p] < (int64_t)(tl - target_len) || o[2 * p] == o[2 * p + 1])
+            continue;
+        if (t[p] < 0 || t[p] >= V)
+            return ak_fail(err, AK_EDATA, "document '%s': token %lld id %d outside the %lld "
+                           "logits", d->id, (long long)p, t[p], (long long)V);
+        const float *row = L + (p - 1) * V;
+        double mx = -INFINITY, z = 0;
+        for (int64_t v = 0; v < V; v++)
+            if (row[v] > mx)
+                mx = row[v];
+        for (int64_t v = 0; v < V; v++)
+            z += exp(row[v] - mx);
+        sum += row[t[p]] - mx - log(z);
+        n++;
+    }
+    if (n == 0)
+        return ak_fail(err, AK_EDATA, "document '%s': no target token after the first position",
+                       d->id);
+    if (!isfinite(sum))
+        return ak_fail(err, AK_EDATA, "document '%s': logits are not finite", d->id);
+    *ll = sum;
+    return 0;
+}
+
+struct opts {
+    const char *target;
+    size_t target_len;
+    int summary;
+};
+
+/* Reads every document of a stream into s (pooled, ll), calling back for
+ * pruned documents when cb is set instead of storing them. */
+typedef int (*doc_cb)(void *ctx, const ak_doc *d, entry *e, ak_err *err);
+
+static int read_set(const char *path, const struct opts *op, set *s, doc_cb cb, void *ctx,
+                    ak_err *err)
+{
+    ak_reader *r;
+    int rc = ak_reader_open_path(&r, path, err);
+    if (rc)
+        return rc;
+    for (;;) {
+        ak_record rec;
+        rc = ak_reader_next(r, &rec, err);
+        if (rc <= 0)
+            break;
+        rc = 0;
+        if (rec.type == AK_REC_DOC) {
+            entry e = {0};
+            const ak_doc *d = rec.doc;
+            ak_tensor *tok = ak_doc_get(d, "tokens");
+            e.T = tok ? (int64_t)ak_tensor_count(tok) : 0;
+            rc = mean_pool(d, &s->D, &e.pool, err);
+            if (!rc && op->target) {
+                rc = target_ll(d, op->target, op->target_len, &e.ll, err);
+                e.has_ll = !rc;
+            }
+            if (!rc && !e.pool && !op->target)
+                rc = ak_fail(err, AK_EDATA, "document '%s' has no hidden.final "
+                             "(attend --hidden)", d->id);
+            if (!rc) {
+                e.id = strdup(d->id);
+                e.key = key_of(d->id);
+                if (!e.id || !e.key)
+                    rc = ak_fail(err, AK_ENOMEM, "out of memory");
+            }
+            if (!rc && cb) {
+                rc = cb(ctx, d, &e, err);
+                free(e.id);
+                free(e.key);
+                free(e.pool);
+            } else if (!rc) {
+                for (size_t i = 0; i < s->n; i++)
+                    if (strcmp(s->e[i].id, e.id) == 0)
+                        rc = ak_fail(err, AK_EDATA, "document id '%s' appears twice", e.id);
+                if (!rc && s->n == s->cap) {
+                    size_t nc = s->cap ? 2 * s->cap : 16;
+                    entry *ne = realloc(s->e, nc * sizeof *ne);
+                    if (!ne)
+                        rc = ak_fail(err, AK_ENOMEM, "out of memory");
+                    else {
+                        s->e = ne;
+                        s->cap = nc;
+                    }
+                }
+                if (!rc)
+                    s->e[s->n++] = e;
+                else {
+                    free(e.id);
+                    free(e.key);
+                    free(e.pool);
+                }
+            } else {
+                free(e.id);
+                free(e.key);
+                free(e.pool);
+            }
+        }
+        ak_record_free(&rec);
+        if (rc)
+            break;
+    }
+    ak_reader_close(r);
+    if (rc < 0)
+        ak_wrap(err, "%s", path);
+    return rc < 0 ? rc : 0;
+}
+
+static double cosine(const float *a, const float *b, int64_t D)
+{
+    double ab = 0, aa = 0, bb = 0;
+    for (int64_t k = 0; k < D; k++) {
+        ab += (double)a[k] * b[k];
+        aa += (double)a[k] * a[k];
+        bb += (double)b[k] * b[k];
+    }
+    return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : 0.0;
+}
+
+struct run {
+    const struct opts *op;
+    set full, queries;
+    int have_queries;
+    /* sums for the summary */
+    size_t n, n_cos, n_q, n_ll, top1_full, top1_pruned, agree;
+    double kept, cos, cos_min, ll_delta, sim_delta;
+};
+
+/* Rank (1 = best) of candidate vector v for query q among the full set with
+ * document `self` replaced by v. */
+static size_t rank_of(const set *full, size_t self, const float *q, const float *v, double *sim)
+{
+    double s = cosine(q, v, full->D);
+    size_t rank = 1;
+    for (size_t j = 0; j < full->n; j++)
+        if (j != self && full->e[j].pool && cosine(q, full->e[j].pool, full->D) > s)
+            rank++;
+    *sim = s;
+    return rank;
+}
+
+static int on_pruned(void *vc, const ak_doc *d, entry *e, ak_err *err)
+{
+    struct run *r = vc;
+    size_t fi = r->full.n;
+    for (size_t i = 0; i < r->full.n; i++)
+        if (strcmp(r->full.e[i].id, e->id) == 0)
+            fi = i;
+    if (fi == r->full.n)
+        return ak_fail(err, AK_EDATA, "pruned document '%s' is not in the full stream", e->id);
+    entry *f = &r->full.e[fi];
+    double kept = f->T ? (double)e->T / (double)f->T : 0;
+    double cos = NAN;
+    if (f->pool && e->pool)
+        cos = cosine(f->pool, e->pool, r->full.D);
+    r->n++;
+    r->kept += kept;
+    if (!isnan(cos)) {
+        r->cos += cos;
+        if (!r->n_cos || cos < r->cos_min)
+            r->cos_min = cos;
+        r->n_cos++;
+    }
+    if (!r->op->summary)
+        printf("%s\t%lld\t%lld\t%.4f\t%.6f", e->id, (long long)f->T, (long long)e->T, kept, cos);
+    if (r->have_queries) {
+        entry *q = NULL;
+        for (size_t i = 0; i < r->queries.n; i++)
+            if (strcmp(r->queries.e[i].key, e->key) == 0)
+                q = &r->queries.e[i];
+        if (!q || !q->pool || !f->pool || !e->pool) {
+            if (!r->op->summary)
+                printf("\t-\t-\t-\t-");
+        } else {
+            double sf, sp;
+            size_t rf = rank_of(&r->full, fi, q->pool, f->pool, &sf);
+            size_t rp = rank_of(&r->full, fi, q->pool, e->pool, &sp);
+            r->n_q++;
+            r->top1_full += rf == 1;
+            r->top1_pruned += rp == 1;
+            r->agree += (rf == 1) == (rp == 1);
+            r->sim_delta += sp - sf;
+            if (!r->op->summary)
+                printf("\t%zu\t%zu\t%.6f\t%.6f", rf, rp, sf, sp);
+        }
+    }
+    if (r->op->target) {
+        r->n_ll++;
+        r->ll_delta += e->ll - f->ll;
+        if (!r->op->summary)
+            printf("\t%.4f\t%.4f\t%.4f", f->ll, e->ll, e->ll - f->ll);
+    }
+    if (!r->op->summary)
+        putchar('\n');
+    return ferror(stdout) ? ak_fail(err, AK_EIO, "write error") : 0;
+}
+
+int main(int argc, char *argv[])
+{
+    ak_cli_init("score");
+    struct opts op = {0};
+    const char *queries = NULL;
+    static const struct option lo[] = {
+        {"queries", required_argument, 0, 'q'}, {"target", required_argument, 0, 't'},
+        {"summary", no_argument, 0, 's'},       {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "q:t:sh", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'q': queries = optarg; break;
+        case 't': op.target = optarg; break;
+        case 's': op.summary = 1; break;
+        case 'h': usage(); return 0;
+        default: ak_bad_option(argv);
+        }
+    }
+    if (argc - optind != 2)
+        ak_usage_error("expected two streams, FULL and PRUNED");
+    const char *full = argv[optind], *pruned = argv[optind + 1];
+    if (strcmp(full, "-") == 0 && strcmp(pruned, "-") == 0)
+        ak_usage_error("FULL and PRUNED cannot both be stdin");
+    ak_err err = {0};
+    char *target = NULL;
+    if (op.target) {
+        size_t len;
+        if (ak_read_file(op.target, (size_t)1 << 26, &target, &len, &err))
+            ak_die(&err);
+        if (len == 0)
+            ak_dief(AK_EUSAGE, "%s: the target is empty", op.target);
+        op.target_len = len;
+        op.target = target;
+    }
+    struct run r = {.op = &op};
+    int rc = read_set(full, &op, &r.full, NULL, NULL, &err);
+    if (!rc && queries) {
+        struct opts qop = {0};
+        r.have_queries = 1;
+        r.queries.D = r.full.D;
+        rc = read_set(queries, &qop, &r.queries, NULL, NULL, &err);
+    }
+    if (!rc && !op.summary) {
+        printf("doc\ttokens_full\ttokens_pruned\tkept\tcosine");
+        if (queries)
+            printf("\trank_full\trank_pruned\tsim_full\tsim_pruned");
+        if (op.target)
+            printf("\tll_full\tll_pruned\tll_delta");
+        putchar('\n');
+    }
+    if (!rc) {
+        set unused = {.D = r.full.D};
+        rc = read_set(pruned, &op, &unused, on_pruned, &r, &err);
+        set_free(&unused);
+    }
+    if (!rc && op.summary) {
+        double n = r.n ? (double)r.n : 1, nq = r.n_q ? (double)r.n_q : 1;
+        printf("docs\tkept\tcosine\tcosine_min\ttop1_full\ttop1_pruned\tagree\tsim_delta"
+               "\tll_delta\n");
+        printf("%zu\t%.4f\t%.6f\t%.6f", r.n, r.kept / n,
+               r.n_cos ? r.cos / (double)r.n_cos : NAN, r.n_cos ? r.cos_min : NAN);
+        if (r.n_q)
+            printf("\t%.4f\t%.4f\t%.4f\t%.6f", (double)r.top1_full / nq,
+                   (double)r.top1_pruned / nq, (double)r.agree / nq, r.sim_delta / nq);
+        else
+            printf("\t-\t-\t-\t-");
+        if (r.n_ll)
+            printf("\t%.4f\n", r.ll_delta / (double)r.n_ll);
+        else
+            printf("\t-\n");
+    }
+    if (!rc && fflush(stdout) != 0)
+        rc = ak_fail(&err, AK_EIO, "write error");
+    set_free(&r.full);
+    set_free(&r.queries);
+    free(target);
+    if (rc)
+        ak_die(&err);
+    return 0;
+}

@@ -1,0 +1,111 @@
+/* metrics.h - what attention statistics say about a prompt: entropy,
+ * normalised entropy, received mass with the causal-visibility correction,
+ * head summaries, and their aggregation over heads, layers and blocks.
+ *
+ * Notation (formats/tensor-stream.md §5): L layers, H heads, T tokens;
+ * p[h,i,j] the probability query i gives key j in head h.
+ *
+ *   entropy[l,h,i]      = -sum_j p log p                          (nats)
+ *   norm_entropy[l,h,i] = entropy / log(visible[l,i]); 0 when visible <= 1
+ *   mass[l,h,j]         = sum_i p[h,i,j]                          (raw)
+ *   seers(j)            = number of queries i that can see key j under the
+ *                         mask (causal, sliding window): T bidirectional,
+ *                         T - j causal, min(T, j + w) - j causal with window w
+ *   corrected[l,h,j]    = mass[l,h,j] / seers(j)
+ *
+ * The corrected mass is the mean probability key j receives from the queries
+ * that could attend to it: 1/T-scale for every key under uniform
+ * bidirectional attention, and not inflated for early keys of a causal
+ * prompt merely because more queries see them.
+ */
+#ifndef AK_METRICS_H
+#define AK_METRICS_H
+
+#include "ak.h"
+
+/* The attention mask of a document: as attention.h defines it, key j is
+ * visible to query i when (!causal || j <= i) && (window == 0 || i - j < window). */
+typedef struct ak_mask {
+    int causal;
+    int window;   /* 0 = none */
+} ak_mask;
+
+/* Keys query i can see (1 .. T). */
+int64_t ak_mask_visible(ak_mask m, int64_t T, int64_t i);
+/* Queries that can see key j (1 .. T). */
+int64_t ak_mask_seers(ak_mask m, int64_t T, int64_t j);
+
+/* Entropy in nats of one probability row of n values; zero entries count 0.
+ * Rejects (AK_EDATA) negative or non-finite values and rows whose sum is
+ * not within 1e-3 of 1. */
+int ak_row_entropy(const float *p, int64_t n, double *out, ak_err *err);
+
+/* entropy / log(visible); 0 when visible <= 1. */
+double ak_norm_entropy(double entropy_nats, int64_t visible);
+
+/* From full probabilities p[h, T, T] (0 where masked): entropy[h, T] and
+ * mass[h, T] (either may be NULL). */
+int ak_from_probs(const float *p, int64_t nh, int64_t T, float *entropy,
+                  float *mass, ak_err *err);
+
+/* corrected[j] = mass[j] / seers(j) for one head's row of T keys. */
+void ak_corrected_mass(ak_mask m, const float *mass, int64_t T, float *corrected);
+
+/* The statistics of one document, as attend writes them. Borrowed pointers. */
+typedef struct ak_attn_stats {
+    int64_t L, H, T;
+    const float *entropy;   /* [L,H,T] nats */
+    const float *mass;      /* [L,H,T] */
+    const int32_t *visible; /* [L,T], or NULL: computed from mask */
+    ak_mask mask;
+} ak_attn_stats;
+
+/* Checks the tensors against each other and the mask: values finite and
+ * non-negative, entropy <= log(visible) + 1e-3, visible equal to what the
+ * mask implies, each head's mass summing to T within 1e-2 relative. */
+int ak_stats_check(const ak_attn_stats *s, ak_err *err);
+
+/* Per-head summary. */
+typedef enum { AK_HEAD_SHARP, AK_HEAD_MIXED, AK_HEAD_DIFFUSE } ak_head_class;
+
+#define AK_SHARP_BELOW 0.35   /* mean normalised entropy below: sharp head */
+#define AK_DIFFUSE_ABOVE 0.75 /* mean normalised entropy above: diffuse head */
+#define AK_SINK_ABOVE 0.5     /* first-token share above: collapsed head */
+
+typedef struct ak_head_summary {
+    double entropy;       /* mean over queries, nats */
+    double norm_entropy;  /* mean over queries of normalised entropy */
+    double sink_share;    /* mass[0] / sum_j mass[j]: share to the first token */
+    ak_head_class cls;
+    int sink;             /* sink_share > AK_SINK_ABOVE */
+} ak_head_summary;
+
+/* out[L*H]. */
+void ak_head_summaries(const ak_attn_stats *s, ak_head_summary *out);
+const char *ak_head_class_name(ak_head_class c);
+
+/* Aggregation over heads and layers l0..l1 (inclusive). */
+typedef enum { AK_AGG_MEAN, AK_AGG_MAX } ak_agg;
+
+typedef struct ak_token_metrics {
+    float *entropy;       /* [T] query entropy, nats */
+    float *norm_entropy;  /* [T] */
+    float *mass;          /* [T] raw received mass */
+    float *corrected;     /* [T] corrected received mass */
+} ak_token_metrics;
+
+/* Each output (may be NULL) aggregated over layers l0..l1 and all heads.
+ * weights[L*H] (or NULL: all 1) weights heads in a mean (ignored by max). */
+int ak_token_metrics_agg(const ak_attn_stats *s, int64_t l0, int64_t l1,
+                         ak_agg agg, const double *weights,
+                         ak_token_metrics *out, ak_err *err);
+
+/* Block aggregates over segment ids seg[T] (-1: outside any block):
+ * nblocks = max id + 1.  For block b:
+ *   count[b] tokens, mean[b] = mean of x over its tokens, sum[b], max[b].
+ * Outputs may be NULL; arrays of nblocks.  Empty blocks get 0. */
+int ak_block_count(const int32_t *seg, int64_t T, int64_t *nblocks, ak_err *err);
+int ak_block_agg(const int32_t *seg, int64_t T, const float *x, int64_t nblocks,
+                 int64_t *count, float *mean, float *sum, float *max, ak_err *err);
+
+#endif

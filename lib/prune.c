@@ -1,0 +1,639 @@
+/* prune.c - policies, protection, selection under a budget, and the
+ * document rewritten to the kept tokens (see prune.h). */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include "prune.h"
+
+#include <math.h>
+#include <pcre2.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const policy_names[] = {
+    "score", "mass", "query", "entropy", "heavy", "random", "first", "last"};
+
+int ak_policy_from_name(const char *s, ak_policy *out)
+{
+    for (size_t i = 0; i < sizeof policy_names / sizeof *policy_names; i++)
+        if (strcmp(s, policy_names[i]) == 0) {
+            *out = (ak_policy)i;
+            return 0;
+        }
+    return -1;
+}
+
+const char *ak_policy_name(ak_policy p) { return policy_names[p]; }
+
+int ak_unit_from_name(const char *s, ak_unit *out)
+{
+    if (strcmp(s, "token") == 0) *out = AK_UNIT_TOKEN;
+    else if (strcmp(s, "sentence") == 0) *out = AK_UNIT_SENTENCE;
+    else if (strcmp(s, "block") == 0) *out = AK_UNIT_BLOCK;
+    else return -1;
+    return 0;
+}
+
+uint64_t ak_hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* ---- statistics from a document ---- */
+
+int ak_doc_attn_stats(const ak_doc *d, ak_attn_stats *s, ak_err *err)
+{
+    memset(s, 0, sizeof *s);
+    ak_tensor *tok = ak_doc_need(d, "tokens", AK_I32, 1, err);
+    if (!tok)
+        return err->code;
+    ak_tensor *e = ak_doc_get(d, "attn.entropy"), *m = ak_doc_get(d, "attn.mass");
+    if (!e || !m)
+        return ak_fail(err, AK_EDATA, "document '%s' has no %s (run attend first)", d->id,
+                       e ? "attn.mass" : "attn.entropy");
+    if (!ak_doc_need(d, "attn.entropy", AK_F32, 3, err) ||
+        !ak_doc_need(d, "attn.mass", AK_F32, 3, err))
+        return err->code;
+    int64_t T = tok->shape[0];
+    for (int k = 0; k < 3; k++)
+        if (e->shape[k] != m->shape[k])
+            return ak_fail(err, AK_EDATA, "document '%s': attn.entropy and attn.mass shapes differ",
+                           d->id);
+    if (e->shape[2] != T)
+        return ak_fail(err, AK_EDATA, "document '%s': attn.entropy has %lld tokens, tokens has %lld",
+                       d->id, (long long)e->shape[2], (long long)T);
+    s->L = e->shape[0];
+    s->H = e->shape[1];
+    s->T = T;
+    s->entropy = ak_tensor_f32(e);
+    s->mass = ak_tensor_f32(m);
+    ak_tensor *v = ak_doc_get(d, "attn.visible");
+    if (v) {
+        if (!ak_doc_need(d, "attn.visible", AK_I32, 2, err))
+            return err->code;
+        if (v->shape[0] != s->L || v->shape[1] != T)
+            return ak_fail(err, AK_EDATA, "document '%s': attn.visible is not [%lld, %lld]",
+                           d->id, (long long)s->L, (long long)T);
+        s->visible = ak_tensor_i32(v);
+    }
+    int64_t x;
+    if (ak_meta_int(&d->meta, "causal", &x) == 0)
+        s->mask.causal = x != 0;
+    if (ak_meta_int(&d->meta, "window", &x) == 0) {
+        if (x < 0 || x > INT32_MAX)
+            return ak_fail(err, AK_EDATA, "document '%s': meta window %lld", d->id, (long long)x);
+        s->mask.window = (int)x;
+    }
+    int rc = ak_stats_check(s, err);
+    if (rc)
+        ak_wrap(err, "document '%s'", d->id);
+    return rc;
+}
+
+/* ---- scores ---- */
+
+int ak_prune_scores(const ak_attn_stats *s, ak_policy p, int64_t l0, int64_t l1,
+                    ak_agg agg, float *score, ak_err *err)
+{
+    double *w = NULL;
+    if (p == AK_POLICY_ENTROPY) {
+        size_t n = (size_t)(s->L * s->H);
+        ak_head_summary *hs = malloc(sizeof *hs * n);
+        w = malloc(sizeof *w * n);
+        if (!hs || !w) {
+            free(hs);
+            free(w);
+            return ak_fail(err, AK_ENOMEM, "out of memory");
+        }
+        ak_head_summaries(s, hs);
+        for (size_t k = 0; k < n; k++)
+            w[k] = hs[k].norm_entropy < 1 ? 1 - hs[k].norm_entropy : 0;
+        free(hs);
+    } else if (p != AK_POLICY_MASS && p != AK_POLICY_HEAVY) {
+        return ak_fail(err, AK_EINTERNAL, "policy %s has no attention score",
+                       ak_policy_name(p));
+    }
+    ak_token_metrics tm = {.corrected = score};
+    int rc = ak_token_metrics_agg(s, l0, l1, agg, w, &tm, err);
+    free(w);
+    return rc;
+}
+
+int ak_query_mass(const float *p, int64_t nh, int64_t T, const uint8_t *is_query,
+                  float *acc, ak_err *err)
+{
+    int64_t nq = 0;
+    for (int64_t i = 0; i < T; i++)
+        nq += is_query[i] != 0;
+    if (nq == 0)
+        return ak_fail(err, AK_EDATA, "the query span covers no token");
+    double scale = 1.0 / ((double)nq * (double)nh);
+    for (int64_t h = 0; h < nh; h++)
+        for (int64_t i = 0; i < T; i++) {
+            if (!is_query[i])
+                continue;
+            const float *row = p + (h * T + i) * T;
+            for (int64_t j = 0; j < T; j++) {
+                if (!isfinite(row[j]) || row[j] < 0)
+                    return ak_fail(err, AK_EDATA, "probability [%lld, %lld, %lld] is %g",
+                                   (long long)h, (long long)i, (long long)j, row[j]);
+                acc[j] += (float)(row[j] * scale);
+            }
+        }
+    return 0;
+}
+
+/* ---- units and protection ---- */
+
+static int is_space(uint8_t c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+static int check_offsets(size_t len, const int64_t *offsets, int64_t T, ak_err *err)
+{
+    for (int64_t i = 0; i < T; i++) {
+        int64_t a = offsets[2 * i], b = offsets[2 * i + 1];
+        if (a < 0 || b < a || (uint64_t)b > len)
+            return ak_fail(err, AK_EDATA, "offsets[%lld] = [%lld, %lld) outside the %zu bytes of text",
+                           (long long)i, (long long)a, (long long)b, len);
+    }
+    return 0;
+}
+
+int ak_sentence_ids(const uint8_t *text, size_t len, const int64_t *offsets,
+                    int64_t T, int32_t *ids, ak_err *err)
+{
+    int rc = check_offsets(len, offsets, T, err);
+    if (rc)
+        return rc;
+    /* sentence number of each byte, computed on the fly while tokens advance:
+     * tokens are in text order, so walk the text once */
+    int32_t sent = 0;
+    size_t pos = 0;
+    int pending = 0; /* a sentence end was seen; the next non-space byte starts a new one */
+    for (int64_t i = 0; i < T; i++) {
+        int64_t a = offsets[2 * i], b = offsets[2 * i + 1];
+        if (a == b) {
+            ids[i] = -1;
+            continue;
+        }
+        if ((size_t)a < pos) { /* out of order or overlapping: restart the walk */
+            pos = 0;
+            sent = 0;
+            pending = 0;
+        }
+        for (; pos < (size_t)a; pos++) {
+            uint8_t c = text[pos];
+            if ((c == '.' || c == '!' || c == '?') && pos + 1 < len && is_space(text[pos + 1]))
+                pending = 1;
+            if (c == '\n' && pos + 1 < len && text[pos + 1] == '\n')
+                pending = 1;
+            if (pending && !is_space(c) && c != '.' && c != '!' && c != '?') {
+                sent++;
+                pending = 0;
+            }
+        }
+        if (pending && !is_space(text[a])) {
+            sent++;
+            pending = 0;
+        }
+        ids[i] = sent;
+    }
+    return 0;
+}
+
+int ak_protect_regex(const uint8_t *text, size_t len, const int64_t *offsets,
+                     int64_t T, const char *re, uint8_t *protect, ak_err *err)
+{
+    int rc = check_offsets(len, offsets, T, err);
+    if (rc)
+        return rc;
+    int ecode;
+    PCRE2_SIZE eoff;
+    pcre2_code *code = pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED, PCRE2_UTF,
+                                     &ecode, &eoff, NULL);
+    if (!code) {
+        PCRE2_UCHAR buf[256];
+        pcre2_get_error_message(ecode, buf, sizeof buf);
+        return ak_fail(err, AK_EUSAGE, "regex '%s' at %zu: %s", re, (size_t)eoff, (char *)buf);
+    }
+    pcre2_match_data *md = pcre2_match_data_create_from_pattern(code, NULL);
+    if (!md) {
+        pcre2_code_free(code);
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    }
+    PCRE2_SIZE start = 0;
+    uint32_t opts = 0;
+    rc = 0;
+    for (;;) {
+        int m = pcre2_match(code, text, len, start, opts, md, NULL);
+        if (m == PCRE2_ERROR_NOMATCH)
+            break;
+        if (m < 0) {
+            PCRE2_UCHAR buf[256];
+            pcre2_get_error_message(m, buf, sizeof buf);
+            if (m <= PCRE2_ERROR_UTF8_ERR1 && m >= PCRE2_ERROR_UTF8_ERR21)
+                rc = ak_fail(err, AK_EDATA, "text: invalid UTF-8 at byte %zu: %s",
+                             (size_t)pcre2_get_startchar(md), (char *)buf);
+            else
+                rc = ak_fail(err, AK_EDATA, "regex '%s': %s", re, (char *)buf);
+            break;
+        }
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+        int64_t a = (int64_t)ov[0], b = (int64_t)ov[1];
+        /* tokens overlapping [a, b); matches come in order, tokens mostly too */
+        for (int64_t i = 0; i < T; i++) {
+            int64_t s = offsets[2 * i], e = offsets[2 * i + 1];
+            if (s < e && s < b && a < e)
+                protect[i] = 1;
+        }
+        if (b == a) {
+            if ((size_t)b >= len)
+                break;
+            /* empty match: step one UTF-8 character */
+            start = (PCRE2_SIZE)b + 1;
+            while (start < len && (text[start] & 0xC0) == 0x80)
+                start++;
+        } else {
+            start = (PCRE2_SIZE)b;
+        }
+        opts = PCRE2_NO_UTF_CHECK; /* checked by the first match */
+    }
+    pcre2_match_data_free(md);
+    pcre2_code_free(code);
+    return rc;
+}
+
+int ak_protect_marker(const uint8_t *text, size_t len, const int64_t *offsets,
+                      const int32_t *segments, int64_t T, const char *marker,
+                      uint8_t *protect, ak_err *err)
+{
+    size_t mlen = strlen(marker);
+    if (mlen == 0)
+        return ak_fail(err, AK_EUSAGE, "empty protect marker");
+    int rc = check_offsets(len, offsets, T, err);
+    if (rc)
+        return rc;
+    const uint8_t *p = text, *end = text + len;
+    while ((size_t)(end - p) >= mlen) {
+        const uint8_t *hit = memmem(p, (size_t)(end - p), marker, mlen);
+        if (!hit)
+            break;
+        int64_t a = hit - text, b = a + (int64_t)mlen;
+        for (int64_t i = 0; i < T; i++) {
+            int64_t s = offsets[2 * i], e = offsets[2 * i + 1];
+            if (!(s < e && s < b && a < e))
+                continue;
+            protect[i] = 1;
+            if (segments && segments[i] >= 0)
+                for (int64_t k = 0; k < T; k++)
+                    if (segments[k] == segments[i])
+                        protect[k] = 1;
+        }
+        p = hit + mlen;
+    }
+    return 0;
+}
+
+void ak_protect_block_end(const int32_t *segments, int64_t T, int which, uint8_t *protect)
+{
+    int32_t want = -1;
+    for (int64_t i = 0; i < T; i++) {
+        if (segments[i] < 0)
+            continue;
+        if (want < 0 || (which == 0 ? segments[i] < want : segments[i] > want))
+            want = segments[i];
+    }
+    if (want < 0)
+        return;
+    for (int64_t i = 0; i < T; i++)
+        if (segments[i] == want)
+            protect[i] = 1;
+}
+
+/* ---- selection ---- */
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+typedef struct unit_info {
+    int64_t id, size, first, last;
+    double score;
+    int forced;   /* protected */
+    int recent;   /* heavy: inside the recent window */
+} unit_info;
+
+static int unit_cmp(const void *pa, const void *pb)
+{
+    const unit_info *a = pa, *b = pb;
+    if (a->recent != b->recent)
+        return b->recent - a->recent;
+    if (a->score != b->score)
+        return a->score > b->score ? -1 : 1;
+    return a->first < b->first ? -1 : a->first > b->first;
+}
+
+int ak_prune_select(const ak_prune_input *in, const ak_prune_opts *o, uint8_t *keep,
+                    float *unit_score_out, int64_t *budget_out, ak_err *err)
+{
+    int64_t T = in->T, nu = in->nunits;
+    int need_score = o->policy != AK_POLICY_RANDOM && o->policy != AK_POLICY_FIRST &&
+                     o->policy != AK_POLICY_LAST;
+    if (need_score && !in->score && !in->unit_score)
+        return ak_fail(err, AK_EINTERNAL, "policy %s without scores", ak_policy_name(o->policy));
+    int64_t budget = T;
+    if (o->keep_ratio >= 0)
+        budget = (int64_t)floor(o->keep_ratio * (double)T + 0.5);
+    if (o->max_tokens >= 0 && o->max_tokens < budget)
+        budget = o->max_tokens;
+    *budget_out = budget;
+
+    unit_info *u = calloc((size_t)nu + 1, sizeof *u);
+    if (!u)
+        return ak_fail(err, AK_ENOMEM, "out of memory for %lld units", (long long)nu);
+    for (int64_t k = 0; k < nu; k++) {
+        u[k].id = k;
+        u[k].first = -1;
+    }
+    int64_t used = 0;
+    for (int64_t i = 0; i < T; i++) {
+        keep[i] = 0;
+        int32_t k = in->unit[i];
+        if (k < -1 || k >= nu) {
+            free(u);
+            return ak_fail(err, AK_EDATA, "unit id %d of token %lld outside 0-%lld", k,
+                           (long long)i, (long long)(nu - 1));
+        }
+        if (k < 0 || (in->special && in->special[i])) {
+            keep[i] = 1;
+            used++;
+            continue;
+        }
+        unit_info *x = &u[k];
+        if (x->first < 0)
+            x->first = i;
+        x->last = i;
+        x->size++;
+        if (in->score)
+            x->score += in->score[i];
+        if (in->protect && in->protect[i])
+            x->forced = 1;
+    }
+    uint64_t rng = o->seed ^ in->doc_hash;
+    for (int64_t k = 0; k < nu; k++) {
+        unit_info *x = &u[k];
+        switch (o->policy) {
+        case AK_POLICY_RANDOM: x->score = (double)(splitmix64(&rng) >> 11) * 0x1p-53; break;
+        case AK_POLICY_FIRST: x->score = -(double)x->first; break;
+        case AK_POLICY_LAST: x->score = (double)x->last; break;
+        default:
+            if (in->unit_score)
+                x->score = in->unit_score[k];
+            else
+                x->score = x->size ? x->score / (double)x->size : 0;
+        }
+        if (x->forced && x->size) {
+            used += x->size;
+            x->size = 0; /* taken; marked below */
+        }
+    }
+    if (o->policy == AK_POLICY_HEAVY) {
+        /* the recent window: the last `recent` selectable tokens */
+        int64_t recent = o->recent >= 0 ? o->recent : budget / 4, seen = 0;
+        for (int64_t i = T - 1; i >= 0 && seen < recent; i--) {
+            int32_t k = in->unit[i];
+            if (k < 0 || (in->special && in->special[i]) || u[k].forced)
+                continue;
+            u[k].recent = 1;
+            seen++;
+        }
+    }
+    /* forced units: mark before sorting (sorting reorders u) */
+    for (int64_t i = 0; i < T; i++) {
+        int32_t k = in->unit[i];
+        if (k >= 0 && u[k].forced)
+            keep[i] = 1;
+    }
+    float *uscore = malloc(sizeof *uscore * ((size_t)nu + 1));
+    uint8_t *take = calloc((size_t)nu + 1, 1);
+    if (!uscore || !take) {
+        free(u);
+        free(uscore);
+        free(take);
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    }
+    for (int64_t k = 0; k < nu; k++)
+        uscore[k] = (float)u[k].score;
+    qsort(u, (size_t)nu, sizeof *u, unit_cmp);
+    int stop_at_misfit = o->policy == AK_POLICY_FIRST || o->policy == AK_POLICY_LAST;
+    for (int64_t r = 0; r < nu; r++) {
+        if (u[r].forced || u[r].size == 0)
+            continue;
+        if (used + u[r].size <= budget) {
+            used += u[r].size;
+            take[u[r].id] = 1;
+        } else if (stop_at_misfit) {
+            break;
+        }
+    }
+    for (int64_t i = 0; i < T; i++) {
+        int32_t k = in->unit[i];
+        if (k >= 0 && take[k])
+            keep[i] = 1;
+        if (unit_score_out)
+            unit_score_out[i] = k >= 0 ? uscore[k] : 0.0f;
+    }
+    free(u);
+    free(uscore);
+    free(take);
+    return 0;
+}
+
+/* ---- rewriting the document ---- */
+
+static int dropped_tensor_name(const char *n)
+{
+    return strncmp(n, "attn.", 5) == 0 || strncmp(n, "kv.", 3) == 0 ||
+           strcmp(n, "hidden") == 0 || strcmp(n, "hidden.final") == 0 ||
+           strcmp(n, "logits") == 0;
+}
+
+/* Reduces a per-token tensor t (first dimension T) to the kept rows. */
+static int reduce_rows(ak_doc *d, const char *name, const uint8_t *keep, int64_t T,
+                       int64_t nkept, ak_err *err)
+{
+    ak_tensor *t = ak_doc_get(d, name);
+    if (!t)
+        return 0;
+    if (t->ndim < 1 || t->shape[0] != T)
+        return ak_fail(err, AK_EDATA, "%s: %s has %lld rows, tokens has %lld", d->id, name,
+                       t->ndim ? (long long)t->shape[0] : -1LL, (long long)T);
+    int64_t shape[AK_MAX_DIMS];
+    memcpy(shape, t->shape, sizeof shape);
+    shape[0] = nkept;
+    ak_tensor *n = ak_tensor_new(name, t->dtype, t->ndim, shape, err);
+    if (!n)
+        return err ? err->code : AK_ENOMEM;
+    size_t row = T ? t->nbytes / (size_t)T : 0;
+    char *dst = n->data;
+    for (int64_t i = 0; i < T; i++)
+        if (keep[i]) {
+            memcpy(dst, (const char *)t->data + (size_t)i * row, row);
+            dst += row;
+        }
+    return ak_doc_put(d, n, err);
+}
+
+typedef struct span {
+    int64_t a, b;
+    double score;
+    int64_t n;
+} span;
+
+static int span_cmp(const void *pa, const void *pb)
+{
+    const span *a = pa, *b = pb;
+    return a->a < b->a ? -1 : a->a > b->a ? 1 : (a->b < b->b ? -1 : a->b > b->b);
+}
+
+int ak_prune_apply(ak_doc *d, const uint8_t *keep, const float *token_score, ak_err *err)
+{
+    ak_tensor *tok = ak_doc_need(d, "tokens", AK_I32, 1, err);
+    if (!tok)
+        return err->code;
+    ak_tensor *off = ak_doc_need(d, "offsets", AK_I64, 2, err);
+    if (!off)
+        return err->code;
+    int64_t T = tok->shape[0];
+    if (off->shape[0] != T || off->shape[1] != 2)
+        return ak_fail(err, AK_EDATA, "%s: offsets is [%lld, %lld], tokens has %lld", d->id,
+                       (long long)off->shape[0], (long long)off->shape[1], (long long)T);
+    ak_tensor *old_keep = ak_doc_get(d, "keep");
+    int64_t T0 = T;
+    if (old_keep) {
+        if (old_keep->dtype != AK_U8 || old_keep->ndim != 1)
+            return ak_fail(err, AK_EDATA, "%s: keep is not u8 [T0]", d->id);
+        T0 = old_keep->shape[0];
+        int64_t ones = 0;
+        for (int64_t i = 0; i < T0; i++)
+            ones += ak_tensor_u8(old_keep)[i] != 0;
+        if (ones != T)
+            return ak_fail(err, AK_EDATA, "%s: keep marks %lld tokens kept, tokens has %lld",
+                           d->id, (long long)ones, (long long)T);
+    }
+    /* dropped spans: runs of dropped tokens, plus the ones from before */
+    ak_tensor *old_drop = ak_doc_get(d, "dropped");
+    ak_tensor *old_dscore = ak_doc_get(d, "dropped.score");
+    int64_t nold = 0;
+    if (old_drop) {
+        if (old_drop->dtype != AK_I64 || old_drop->ndim != 2 || old_drop->shape[1] != 2 ||
+            !old_dscore || old_dscore->dtype != AK_F32 || old_dscore->ndim != 1 ||
+            old_dscore->shape[0] != old_drop->shape[0])
+            return ak_fail(err, AK_EDATA, "%s: dropped / dropped.score malformed", d->id);
+        nold = old_drop->shape[0];
+    }
+    span *sp = malloc(sizeof *sp * ((size_t)T + (size_t)nold + 1));
+    if (!sp)
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    size_t ns = 0;
+    const int64_t *o = ak_tensor_i64(off);
+    int64_t nkept = 0;
+    for (int64_t i = 0; i < T; i++) {
+        if (keep[i]) {
+            nkept++;
+            continue;
+        }
+        if (o[2 * i] == o[2 * i + 1])
+            continue;
+        double s = token_score ? token_score[i] : 0;
+        if (ns && i > 0 && !keep[i - 1] && sp[ns - 1].n > 0 && o[2 * i] >= sp[ns - 1].a) {
+            span *p = &sp[ns - 1];
+            if (o[2 * i + 1] > p->b)
+                p->b = o[2 * i + 1];
+            p->score += s;
+            p->n++;
+        } else {
+            sp[ns++] = (span){o[2 * i], o[2 * i + 1], s, 1};
+        }
+    }
+    for (size_t k = 0; k < ns; k++)
+        sp[k].score /= (double)sp[k].n;
+    for (int64_t k = 0; k < nold; k++) {
+        const int64_t *od = ak_tensor_i64(old_drop);
+        sp[ns++] = (span){od[2 * k], od[2 * k + 1], ak_tensor_f32(old_dscore)[k], 1};
+    }
+    qsort(sp, ns, sizeof *sp, span_cmp);
+    size_t nm = 0;
+    for (size_t k = 0; k < ns; k++) {
+        if (nm && sp[k].a <= sp[nm - 1].b) {
+            span *p = &sp[nm - 1];
+            if (sp[k].b > p->b)
+                p->b = sp[k].b;
+            p->score = (p->score * (double)p->n + sp[k].score * (double)sp[k].n) /
+                       (double)(p->n + sp[k].n);
+            p->n += sp[k].n;
+        } else {
+            sp[nm++] = sp[k];
+        }
+    }
+    int64_t dshape[2] = {(int64_t)nm, 2}, sshape[1] = {(int64_t)nm}, kshape[1] = {T0};
+    ak_tensor *dt = ak_tensor_new("dropped", AK_I64, 2, dshape, err);
+    ak_tensor *st = ak_tensor_new("dropped.score", AK_F32, 1, sshape, err);
+    ak_tensor *kt = ak_tensor_new("keep", AK_U8, 1, kshape, err);
+    if (!dt || !st || !kt) {
+        free(sp);
+        ak_tensor_free(dt);
+        ak_tensor_free(st);
+        ak_tensor_free(kt);
+        return err->code;
+    }
+    for (size_t k = 0; k < nm; k++) {
+        ak_tensor_i64(dt)[2 * k] = sp[k].a;
+        ak_tensor_i64(dt)[2 * k + 1] = sp[k].b;
+        ak_tensor_f32(st)[k] = (float)sp[k].score;
+    }
+    free(sp);
+    uint8_t *kk = ak_tensor_u8(kt);
+    if (old_keep) {
+        const uint8_t *ok = ak_tensor_u8(old_keep);
+        for (int64_t i = 0, j = 0; i < T0; i++)
+            kk[i] = ok[i] ? keep[j++] != 0 : 0;
+    } else {
+        for (int64_t i = 0; i < T; i++)
+            kk[i] = keep[i] != 0;
+    }
+    int rc = 0;
+    static const char *const rows[] = {"tokens", "offsets", "segments", "special",
+                                       "token_types", "score.token"};
+    for (size_t k = 0; k < sizeof rows / sizeof *rows && !rc; k++)
+        rc = reduce_rows(d, rows[k], keep, T, nkept, err);
+    if (rc) {
+        ak_tensor_free(dt);
+        ak_tensor_free(st);
+        ak_tensor_free(kt);
+        return rc;
+    }
+    for (size_t k = 0; k < d->ntensors;) {
+        if (dropped_tensor_name(d->tensors[k]->name))
+            ak_doc_drop(d, d->tensors[k]->name);
+        else
+            k++;
+    }
+    if ((rc = ak_doc_put(d, kt, err))) {
+        ak_tensor_free(dt);
+        ak_tensor_free(st);
+        return rc;
+    }
+    if ((rc = ak_doc_put(d, dt, err))) {
+        ak_tensor_free(st);
+        return rc;
+    }
+    return ak_doc_put(d, st, err);
+}

@@ -1,0 +1,296 @@
+/* Unit tests of lib/prune.c: budgets, every policy's selection, protected
+ * spans surviving each policy, units, sentence splitting, marker and regex
+ * protection, and the rewritten document (keep mask, dropped spans,
+ * composition of two prunes). */
+#include "prune.h"
+#include "test.h"
+
+#include <string.h>
+
+#define T10 10
+/* [CLS] t1..t8 [SEP]: scores chosen so the top three are t2, t5, t7 */
+static const float SC10[T10] = {9, 0.1f, 0.9f, 0.2f, 0.3f, 0.8f, 0.25f, 0.7f, 0.15f, 9};
+static const uint8_t SP10[T10] = {1, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+
+static void units_token(int32_t *u, int64_t T)
+{
+    for (int64_t i = 0; i < T; i++)
+        u[i] = (int32_t)i;
+}
+
+static int kept_count(const uint8_t *k, int64_t T)
+{
+    int n = 0;
+    for (int64_t i = 0; i < T; i++)
+        n += k[i] != 0;
+    return n;
+}
+
+static void test_budget_and_mass(void)
+{
+    ak_err err;
+    int32_t u[T10];
+    uint8_t keep[T10];
+    float ks[T10];
+    int64_t budget;
+    units_token(u, T10);
+    ak_prune_input in = {.T = T10, .unit = u, .special = SP10, .score = SC10, .nunits = T10};
+    ak_prune_opts o = {.policy = AK_POLICY_MASS, .keep_ratio = 0.5, .max_tokens = -1,
+                       .recent = -1};
+    CHECK(ak_prune_select(&in, &o, keep, ks, &budget, &err) == 0 && budget == 5,
+          "keep 0.5 of 10 tokens: budget 5");
+    uint8_t want[T10] = {1, 0, 1, 0, 0, 1, 0, 1, 0, 1};
+    CHECK(memcmp(keep, want, sizeof want) == 0, "specials plus the three best tokens kept");
+    CHECK(ks[2] == SC10[2] && ks[1] == SC10[1], "kept_score is each token's score");
+    o.max_tokens = 3;
+    ak_prune_select(&in, &o, keep, ks, &budget, &err);
+    CHECK(budget == 3 && kept_count(keep, T10) == 3 && keep[2], "--max-tokens 3 tightens it");
+    o.max_tokens = 0;
+    ak_prune_select(&in, &o, keep, ks, &budget, &err);
+    CHECK(kept_count(keep, T10) == 2 && keep[0] && keep[9],
+          "budget 0: special tokens still kept");
+    o.keep_ratio = 1;
+    o.max_tokens = -1;
+    ak_prune_select(&in, &o, keep, ks, &budget, &err);
+    CHECK(kept_count(keep, T10) == T10, "keep 1: everything kept");
+}
+
+static void test_baselines(void)
+{
+    ak_err err;
+    int32_t u[T10];
+    uint8_t keep[T10], k2[T10];
+    int64_t budget;
+    units_token(u, T10);
+    ak_prune_input in = {.T = T10, .unit = u, .special = SP10, .nunits = T10};
+    ak_prune_opts o = {.policy = AK_POLICY_FIRST, .keep_ratio = 0.5, .max_tokens = -1,
+                       .recent = -1, .seed = 1};
+    ak_prune_select(&in, &o, keep, NULL, &budget, &err);
+    uint8_t first[T10] = {1, 1, 1, 1, 0, 0, 0, 0, 0, 1};
+    CHECK(memcmp(keep, first, T10) == 0, "first: t1 t2 t3 kept");
+    o.policy = AK_POLICY_LAST;
+    ak_prune_select(&in, &o, keep, NULL, &budget, &err);
+    uint8_t last[T10] = {1, 0, 0, 0, 0, 0, 1, 1, 1, 1};
+    CHECK(memcmp(keep, last, T10) == 0, "last: t6 t7 t8 kept");
+    o.policy = AK_POLICY_RANDOM;
+    ak_prune_select(&in, &o, keep, NULL, &budget, &err);
+    ak_prune_select(&in, &o, k2, NULL, &budget, &err);
+    CHECK(kept_count(keep, T10) == 5 && memcmp(keep, k2, T10) == 0,
+          "random: exactly the budget, the same for the same seed");
+    int differ = 0;
+    for (uint64_t seed = 2; seed < 12; seed++) {
+        o.seed = seed;
+        ak_prune_select(&in, &o, k2, NULL, &budget, &err);
+        differ |= memcmp(keep, k2, T10) != 0;
+    }
+    CHECK(differ, "random: other seeds choose differently");
+    /* heavy: recent 2 keeps t7 t8 whatever their scores, then t2 (0.9) */
+    o.policy = AK_POLICY_HEAVY;
+    o.recent = 2;
+    in.score = SC10;
+    ak_prune_select(&in, &o, keep, NULL, &budget, &err);
+    uint8_t heavy[T10] = {1, 0, 1, 0, 0, 0, 0, 1, 1, 1};
+    CHECK(memcmp(keep, heavy, T10) == 0, "heavy: recent t7 t8 plus heavy hitter t2");
+}
+
+/* Protected t4 (score 0.3, never chosen at keep 0.5 by mass, outside first
+ * and last 3, and given a low random rank or not) survives every policy. */
+static void test_protect_every_policy(void)
+{
+    ak_err err;
+    int32_t u[T10];
+    uint8_t keep[T10], prot[T10] = {0};
+    int64_t budget;
+    units_token(u, T10);
+    prot[4] = 1;
+    ak_prune_input in = {.T = T10, .unit = u, .special = SP10, .protect = prot, .score = SC10,
+                         .nunits = T10};
+    for (int p = AK_POLICY_SCORE; p <= AK_POLICY_LAST; p++) {
+        ak_prune_opts o = {.policy = (ak_policy)p, .keep_ratio = 0.5, .max_tokens = -1,
+                           .recent = -1, .seed = 7};
+        int rc = ak_prune_select(&in, &o, keep, NULL, &budget, &err);
+        CHECK(rc == 0 && keep[4] && keep[0] && keep[9] && kept_count(keep, T10) <= 5,
+              "policy %s: protected token and specials kept, budget held",
+              ak_policy_name((ak_policy)p));
+    }
+    /* protected past the budget: all kept anyway */
+    memset(prot, 1, sizeof prot);
+    ak_prune_opts o = {.policy = AK_POLICY_MASS, .keep_ratio = 0.1, .max_tokens = -1,
+                       .recent = -1};
+    ak_prune_select(&in, &o, keep, NULL, &budget, &err);
+    CHECK(kept_count(keep, T10) == T10, "protection beats the budget");
+}
+
+static void test_blocks(void)
+{
+    ak_err err;
+    /* [CLS] b0 b0 b1 b1 b1 b1 b2 b2 [SEP]; block means: b0 .5, b1 .1, b2 .9 */
+    int32_t seg[T10] = {-1, 0, 0, 1, 1, 1, 1, 2, 2, -1};
+    float sc[T10] = {0, .5f, .5f, .1f, .1f, .1f, .1f, .9f, .9f, 0};
+    uint8_t keep[T10], prot[T10] = {0};
+    int64_t budget;
+    ak_prune_input in = {.T = T10, .unit = seg, .score = sc, .nunits = 3};
+    ak_prune_opts o = {.policy = AK_POLICY_MASS, .unit = AK_UNIT_BLOCK, .keep_ratio = 0.6,
+                       .max_tokens = -1, .recent = -1};
+    ak_prune_select(&in, &o, keep, NULL, &budget, &err);
+    uint8_t want[T10] = {1, 1, 1, 0, 0, 0, 0, 1, 1, 1};
+    CHECK(budget == 6 && memcmp(keep, want, T10) == 0, "block units: b2 then b0 fit in 6");
+    /* block b1 does not fit in 5: first stops there, mass skips it */
+    o.policy = AK_POLICY_FIRST;
+    o.keep_ratio = 0.7; /* budget 7: specials 2 + b0 2 = 4, b1 (4) does not fit */
+    ak_prune_select(&in, &o, keep, NULL, &budget, &err);
+    uint8_t wfirst[T10] = {1, 1, 1, 0, 0, 0, 0, 0, 0, 1};
+    CHECK(memcmp(keep, wfirst, T10) == 0, "first stops at the block that does not fit");
+    o.policy = AK_POLICY_MASS;
+    prot[4] = 1; /* one token protects its whole block */
+    in.protect = prot;
+    o.keep_ratio = 0.8; /* specials 2 + protected b1 4 + b2 2 */
+    ak_prune_select(&in, &o, keep, NULL, &budget, &err);
+    CHECK(keep[3] && keep[4] && keep[5] && keep[6] && keep[7] && keep[8] && !keep[1],
+          "a protected token keeps its block; b2 fills the rest");
+    float us[3] = {1, 0, 0.5f};
+    in.unit_score = us;
+    in.protect = NULL;
+    o.keep_ratio = 0.4;
+    ak_prune_select(&in, &o, keep, NULL, &budget, &err);
+    CHECK(keep[1] && keep[2] && !keep[7], "score.block overrides token means");
+}
+
+static void test_sentences(void)
+{
+    ak_err err;
+    const char *text = "Hello there. How are you? Fine.\n\nNext para e.g. this";
+    /* words as tokens, plus a zero-width special at 0 */
+    int64_t off[][2] = {{0, 0}, {0, 5}, {6, 11}, {11, 12}, {13, 16}, {17, 20}, {21, 24},
+                        {24, 25}, {26, 30}, {30, 31}, {33, 37}, {38, 42}, {43, 47}, {48, 52}};
+    int32_t ids[14];
+    CHECK(ak_sentence_ids((const uint8_t *)text, strlen(text), &off[0][0], 14, ids, &err) == 0,
+          "sentence split");
+    int32_t want[14] = {-1, 0, 0, 0, 1, 1, 1, 1, 2, 2, 3, 3, 3, 4};
+    int ok = memcmp(ids, want, sizeof want) == 0;
+    CHECK(ok, "sentences end at '. ', '? ' and blank lines (and after 'e.g. ')");
+    if (!ok)
+        for (int i = 0; i < 14; i++)
+            printf("# token %d sentence %d\n", i, ids[i]);
+    int64_t bad[][2] = {{0, 99}};
+    CHECK(ak_sentence_ids((const uint8_t *)text, strlen(text), &bad[0][0], 1, ids, &err) ==
+              AK_EDATA, "offsets past the text rejected: %s", err.msg);
+}
+
+static void test_protect_text(void)
+{
+    ak_err err;
+    const char *text = "Context one. Context two. Question: why?";
+    int64_t off[][2] = {{0, 0}, {0, 7}, {8, 12}, {13, 20}, {21, 25}, {26, 35}, {36, 39},
+                        {39, 40}, {40, 40}};
+    int32_t seg[9] = {-1, 0, 0, 1, 1, 2, 2, 2, -1};
+    uint8_t p[9] = {0};
+    size_t n = strlen(text);
+    CHECK(ak_protect_regex((const uint8_t *)text, n, &off[0][0], 9, "Question:.*", p, &err) == 0,
+          "regex protection");
+    uint8_t want[9] = {0, 0, 0, 0, 0, 1, 1, 1, 0};
+    CHECK(memcmp(p, want, 9) == 0, "regex: tokens overlapping the match");
+    memset(p, 0, 9);
+    ak_protect_regex((const uint8_t *)text, n, &off[0][0], 9, "ext t", p, &err);
+    CHECK(p[3] && p[4] && !p[2] && !p[5], "regex: a match across two tokens marks both");
+    memset(p, 0, 9);
+    ak_protect_marker((const uint8_t *)text, n, &off[0][0], seg, 9, "two", p, &err);
+    uint8_t wm[9] = {0, 0, 0, 1, 1, 0, 0, 0, 0};
+    CHECK(memcmp(p, wm, 9) == 0, "marker: the whole block holding it");
+    memset(p, 0, 9);
+    ak_protect_block_end(seg, 9, 0, p);
+    ak_protect_block_end(seg, 9, 1, p);
+    uint8_t wfl[9] = {0, 1, 1, 0, 0, 1, 1, 1, 0};
+    CHECK(memcmp(p, wfl, 9) == 0, "first and last blocks");
+    CHECK(ak_protect_regex((const uint8_t *)text, n, &off[0][0], 9, "(", p, &err) == AK_EUSAGE,
+          "bad regex: %s", err.msg);
+    const char *bad = "ok \xff here";
+    int64_t boff[][2] = {{0, 2}};
+    CHECK(ak_protect_regex((const uint8_t *)bad, strlen(bad), &boff[0][0], 1, "here", p, &err) ==
+              AK_EDATA && strstr(err.msg, "byte 3"),
+          "invalid UTF-8 named by byte offset: %s", err.msg);
+}
+
+static ak_tensor *mk(const char *name, ak_dtype t, int ndim, int64_t a, int64_t b)
+{
+    ak_err err;
+    int64_t shape[2] = {a, b};
+    return ak_tensor_new(name, t, ndim, shape, &err);
+}
+
+static void test_apply(void)
+{
+    ak_err err;
+    const char *text = "aa bb cc dd ee";
+    ak_doc *d = ak_doc_new("x.txt");
+    ak_tensor *t = mk("text", AK_U8, 1, 14, 0);
+    memcpy(t->data, text, 14);
+    ak_doc_put(d, t, &err);
+    /* [CLS] aa bb cc dd ee [SEP] */
+    t = mk("tokens", AK_I32, 1, 7, 0);
+    for (int i = 0; i < 7; i++)
+        ak_tensor_i32(t)[i] = 100 + i;
+    ak_doc_put(d, t, &err);
+    t = mk("offsets", AK_I64, 2, 7, 2);
+    int64_t off[14] = {0, 0, 0, 2, 3, 5, 6, 8, 9, 11, 12, 14, 14, 14};
+    memcpy(t->data, off, sizeof off);
+    ak_doc_put(d, t, &err);
+    t = mk("segments", AK_I32, 1, 7, 0);
+    int32_t seg[7] = {-1, 0, 0, 0, 1, 1, -1};
+    memcpy(t->data, seg, sizeof seg);
+    ak_doc_put(d, t, &err);
+    ak_doc_put(d, mk("attn.mass", AK_F32, 2, 1, 7), &err);
+    ak_doc_put(d, mk("hidden.final", AK_F32, 2, 7, 4), &err);
+    ak_doc_put(d, mk("other", AK_F32, 1, 3, 0), &err);
+
+    uint8_t keep[7] = {1, 1, 0, 0, 1, 0, 1};
+    float sc[7] = {0, 0, 0.25f, 0.75f, 0, 2, 0};
+    CHECK(ak_prune_apply(d, keep, sc, &err) == 0, "apply");
+    ak_tensor *tok = ak_doc_get(d, "tokens"), *o = ak_doc_get(d, "offsets");
+    CHECK(tok->shape[0] == 4 && ak_tensor_i32(tok)[1] == 101 && ak_tensor_i32(tok)[2] == 104,
+          "tokens reduced to [CLS] aa dd [SEP]");
+    CHECK(o->shape[0] == 4 && ak_tensor_i64(o)[4] == 9, "offsets reduced with them");
+    CHECK(ak_tensor_i32(ak_doc_get(d, "segments"))[2] == 1, "segments reduced");
+    ak_tensor *dr = ak_doc_get(d, "dropped"), *ds = ak_doc_get(d, "dropped.score");
+    CHECK(dr && dr->shape[0] == 2 && ak_tensor_i64(dr)[0] == 3 && ak_tensor_i64(dr)[1] == 8 &&
+              ak_tensor_i64(dr)[2] == 12 && ak_tensor_i64(dr)[3] == 14,
+          "dropped spans [3,8) (bb cc merged) and [12,14)");
+    CHECK(ds && ak_tensor_f32(ds)[0] == 0.5f && ak_tensor_f32(ds)[1] == 2.0f,
+          "dropped.score: mean of the run (0.5), 2");
+    CHECK(!ak_doc_get(d, "attn.mass") && !ak_doc_get(d, "hidden.final") &&
+              ak_doc_get(d, "other") && ak_doc_get(d, "text")->nbytes == 14,
+          "attention and hidden tensors removed; others and text kept");
+
+    /* prune again: drop 'aa' (index 1 of 4) */
+    uint8_t keep2[4] = {1, 0, 1, 1};
+    float sc2[4] = {0, 3, 0, 0};
+    CHECK(ak_prune_apply(d, keep2, sc2, &err) == 0, "second prune");
+    ak_tensor *k = ak_doc_get(d, "keep");
+    uint8_t wk[7] = {1, 0, 0, 0, 1, 0, 1};
+    CHECK(k->shape[0] == 7 && memcmp(k->data, wk, 7) == 0, "keep composed over the original");
+    dr = ak_doc_get(d, "dropped");
+    ds = ak_doc_get(d, "dropped.score");
+    CHECK(dr->shape[0] == 3 && ak_tensor_i64(dr)[0] == 0 && ak_tensor_i64(dr)[1] == 2 &&
+              ak_tensor_i64(dr)[2] == 3 && ak_tensor_f32(ds)[0] == 3.0f &&
+              ak_tensor_f32(ds)[1] == 0.5f,
+          "dropped spans of both prunes, sorted: [0,2) 3, [3,8) 0.5, [12,14) 2");
+    uint8_t bad[2] = {1, 1};
+    ak_tensor_free(ak_doc_take(d, "keep"));
+    ak_doc_put(d, mk("keep", AK_U8, 1, 2, 0), &err);
+    memcpy(ak_doc_get(d, "keep")->data, bad, 2);
+    CHECK(ak_prune_apply(d, keep2, sc2, &err) == AK_EDATA, "keep inconsistent with tokens: %s",
+          err.msg);
+    ak_doc_free(d);
+}
+
+int main(void)
+{
+    test_budget_and_mass();
+    test_baselines();
+    test_protect_every_policy();
+    test_blocks();
+    test_sentences();
+    test_protect_text();
+    test_apply();
+    TEST_DONE();
+}
