@@ -1,0 +1,657 @@
+/* model.c - config.json parsing and weight binding for the families in
+ * model.h.  The forward pass is in forward.c. */
+#include "model.h"
+#include "io.h"
+
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- config.json ---------------------------------------------------------- */
+
+static int cfg_int(json_t *cfg, const char *key, int def, int min, int max, int *out,
+                   ak_err *err)
+{
+    json_t *v = json_object_get(cfg, key);
+    if (!v || json_is_null(v)) {
+        if (def < min)
+            return ak_fail(err, AK_ECONFIG, "config.json: missing \"%s\"", key);
+        *out = def;
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
+        return ak_fail(err, AK_ECONFIG, "config.json: \"%s\" must be an integer in [%d, %d]", key,
+                       min, max);
+    *out = (int)json_integer_value(v);
+    return 0;
+}
+
+static int cfg_num(json_t *cfg, const char *key, double def, double *out, ak_err *err)
+{
+    json_t *v = json_object_get(cfg, key);
+    if (!v || json_is_null(v)) {
+        *out = def;
+        return 0;
+    }
+    if (!json_is_number(v) || !isfinite(json_number_value(v)))
+        return ak_fail(err, AK_ECONFIG, "config.json: \"%s\" must be a number", key);
+    *out = json_number_value(v);
+    return 0;
+}
+
+static int cfg_bool(json_t *cfg, const char *key, int def)
+{
+    json_t *v = json_object_get(cfg, key);
+    return json_is_boolean(v) ? json_is_true(v) : def;
+}
+
+static const char *cfg_str(json_t *cfg, const char *key)
+{
+    return json_string_value(json_object_get(cfg, key));
+}
+
+static int parse_act(const char *s, ak_act *out, ak_err *err)
+{
+    if (!s)
+        return ak_fail(err, AK_ECONFIG, "config.json: no activation function named");
+    if (!strcmp(s, "gelu"))
+        *out = AK_ACT_GELU_ERF;
+    else if (!strcmp(s, "gelu_new") || !strcmp(s, "gelu_pytorch_tanh") || !strcmp(s, "gelu_fast"))
+        *out = AK_ACT_GELU_TANH;
+    else if (!strcmp(s, "silu") || !strcmp(s, "swish"))
+        *out = AK_ACT_SILU;
+    else if (!strcmp(s, "relu"))
+        *out = AK_ACT_RELU;
+    else
+        return ak_fail(err, AK_ECONFIG, "config.json: unsupported activation \"%s\"", s);
+    return 0;
+}
+
+/* RoPE frequencies: inv_freq[i] = theta^(-2i/d), then scaled as
+ * rope_scaling says (transformers' modeling_rope_utils defines the types). */
+static int parse_rope(ak_model *m, json_t *cfg, ak_err *err)
+{
+    json_t *params = json_object_get(cfg, "rope_parameters");   /* transformers >= 5 */
+    json_t *scaling = json_object_get(cfg, "rope_scaling");     /* older configs */
+    double theta;
+    int rc = cfg_num(cfg, "rope_theta", 10000.0, &theta, err);
+    if (rc)
+        return rc;
+    json_t *sp = NULL;
+    if (json_is_object(params)) {
+        if ((rc = cfg_num(params, "rope_theta", theta, &theta, err)))
+            return rc;
+        sp = params;
+    } else if (json_is_object(scaling)) {
+        sp = scaling;
+    }
+    if (!(theta > 0))
+        return ak_fail(err, AK_ECONFIG, "config.json: rope_theta must be positive");
+    const char *type = "default";
+    if (sp) {
+        type = cfg_str(sp, "rope_type");
+        if (!type)
+            type = cfg_str(sp, "type");
+        if (!type)
+            type = "default";
+    }
+    int half = m->head_dim / 2;
+    m->inv_freq = malloc((size_t)half * sizeof *m->inv_freq);
+    if (!m->inv_freq)
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    double *f = malloc((size_t)half * sizeof *f);
+    if (!f)
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    /* transformers computes this in f32: 1 / base ** (float(2i) / dim). */
+    for (int i = 0; i < half; i++)
+        f[i] = 1.0f / powf((float)theta, (float)(2 * i) / (float)m->head_dim);
+    if (!strcmp(type, "default")) {
+        m->rope = AK_ROPE_DEFAULT;
+    } else if (!strcmp(type, "linear")) {
+        double factor;
+        if ((rc = cfg_num(sp, "factor", 1.0, &factor, err)) || !(factor > 0)) {
+            free(f);
+            return rc ? rc : ak_fail(err, AK_ECONFIG, "config.json: rope factor must be positive");
+        }
+        for (int i = 0; i < half; i++)
+            f[i] = (float)(f[i] / factor);
+        m->rope = AK_ROPE_LINEAR;
+    } else if (!strcmp(type, "llama3")) {
+        double factor, lo, hi, old;
+        if ((rc = cfg_num(sp, "factor", 8.0, &factor, err)) ||
+            (rc = cfg_num(sp, "low_freq_factor", 1.0, &lo, err)) ||
+            (rc = cfg_num(sp, "high_freq_factor", 4.0, &hi, err)) ||
+            (rc = cfg_num(sp, "original_max_position_embeddings", 8192, &old, err))) {
+            free(f);
+            return rc;
+        }
+        if (!(factor > 0) || !(lo > 0) || !(hi > lo) || !(old > 0)) {
+            free(f);
+            return ak_fail(err, AK_ECONFIG, "config.json: bad llama3 rope_scaling parameters");
+        }
+        /* Llama 3.1: long wavelengths divided by factor, short kept, the
+         * band between interpolated smoothly. */
+        double lo_wavelen = old / lo, hi_wavelen = old / hi;
+        for (int i = 0; i < half; i++) {
+            double wavelen = 2 * M_PI / f[i];
+            double scaled = wavelen > lo_wavelen ? f[i] / factor : f[i];
+            if (!(wavelen < hi_wavelen) && !(wavelen > lo_wavelen)) {
+                double smooth = (old / wavelen - lo) / (hi - lo);
+                scaled = (1 - smooth) * scaled / factor + smooth * scaled;
+            }
+            f[i] = (float)scaled;
+        }
+        m->rope = AK_ROPE_LLAMA3;
+    } else {
+        free(f);
+        return ak_fail(err, AK_ECONFIG, "config.json: unsupported rope type \"%s\"", type);
+    }
+    for (int i = 0; i < half; i++)
+        m->inv_freq[i] = (float)f[i];
+    free(f);
+    return 0;
+}
+
+static int parse_config(ak_model *m, json_t *cfg, ak_err *err)
+{
+    const char *mt = cfg_str(cfg, "model_type");
+    if (!mt) {
+        json_t *arch = json_array_get(json_object_get(cfg, "architectures"), 0);
+        return ak_fail(err, AK_ECONFIG, "config.json: no model_type%s%s", arch ? "; architecture " : "",
+                       arch && json_string_value(arch) ? json_string_value(arch) : "");
+    }
+    snprintf(m->arch, sizeof m->arch, "%s", mt);
+    int rc;
+    const int BIG = 1 << 24;
+    if (!strcmp(mt, "bert")) {
+        m->family = AK_FAMILY_BERT;
+        double eps;
+        const char *pet = cfg_str(cfg, "position_embedding_type");
+        if (pet && strcmp(pet, "absolute"))
+            return ak_fail(err, AK_ECONFIG, "config.json: bert position_embedding_type \"%s\" is not supported", pet);
+        if ((rc = cfg_int(cfg, "vocab_size", -1, 1, BIG, &m->vocab_size, err)) ||
+            (rc = cfg_int(cfg, "hidden_size", -1, 1, 1 << 16, &m->hidden_size, err)) ||
+            (rc = cfg_int(cfg, "num_hidden_layers", -1, 1, 1024, &m->n_layers, err)) ||
+            (rc = cfg_int(cfg, "num_attention_heads", -1, 1, 4096, &m->n_heads, err)) ||
+            (rc = cfg_int(cfg, "intermediate_size", -1, 1, 1 << 20, &m->intermediate_size, err)) ||
+            (rc = cfg_int(cfg, "max_position_embeddings", -1, 1, BIG, &m->max_positions, err)) ||
+            (rc = cfg_int(cfg, "type_vocab_size", 2, 0, 1 << 16, &m->type_vocab_size, err)) ||
+            (rc = cfg_num(cfg, "layer_norm_eps", 1e-12, &eps, err)) ||
+            (rc = parse_act(cfg_str(cfg, "hidden_act"), &m->act, err)))
+            return rc;
+        m->norm_eps = (float)eps;
+        m->n_kv_heads = m->n_heads;
+        m->causal = 0;
+    } else if (!strcmp(mt, "gpt2")) {
+        m->family = AK_FAMILY_GPT2;
+        double eps;
+        if ((rc = cfg_int(cfg, "vocab_size", -1, 1, BIG, &m->vocab_size, err)) ||
+            (rc = cfg_int(cfg, "n_embd", -1, 1, 1 << 16, &m->hidden_size, err)) ||
+            (rc = cfg_int(cfg, "n_layer", -1, 1, 1024, &m->n_layers, err)) ||
+            (rc = cfg_int(cfg, "n_head", -1, 1, 4096, &m->n_heads, err)) ||
+            (rc = cfg_int(cfg, "n_positions", -1, 1, BIG, &m->max_positions, err)) ||
+            (rc = cfg_num(cfg, "layer_norm_epsilon", 1e-5, &eps, err)))
+            return rc;
+        json_t *inner = json_object_get(cfg, "n_inner");
+        m->intermediate_size = 4 * m->hidden_size;
+        if (inner && !json_is_null(inner) &&
+            (rc = cfg_int(cfg, "n_inner", -1, 1, 1 << 20, &m->intermediate_size, err)))
+            return rc;
+        const char *act = cfg_str(cfg, "activation_function");
+        if ((rc = parse_act(act ? act : "gelu_new", &m->act, err)))
+            return rc;
+        m->norm_eps = (float)eps;
+        m->n_kv_heads = m->n_heads;
+        m->causal = 1;
+        if (!cfg_bool(cfg, "scale_attn_weights", 1))
+            m->attn_scale = 1;
+        m->attn_scale_by_layer = cfg_bool(cfg, "scale_attn_by_inverse_layer_idx", 0);
+    } else if (!strcmp(mt, "llama") || !strcmp(mt, "mistral") || !strcmp(mt, "qwen2")) {
+        m->family = AK_FAMILY_LLAMA;
+        double eps;
+        if ((rc = cfg_int(cfg, "vocab_size", -1, 1, BIG, &m->vocab_size, err)) ||
+            (rc = cfg_int(cfg, "hidden_size", -1, 1, 1 << 16, &m->hidden_size, err)) ||
+            (rc = cfg_int(cfg, "num_hidden_layers", -1, 1, 1024, &m->n_layers, err)) ||
+            (rc = cfg_int(cfg, "num_attention_heads", -1, 1, 4096, &m->n_heads, err)) ||
+            (rc = cfg_int(cfg, "num_key_value_heads", m->n_heads, 1, 4096, &m->n_kv_heads, err)) ||
+            (rc = cfg_int(cfg, "intermediate_size", -1, 1, 1 << 20, &m->intermediate_size, err)) ||
+            (rc = cfg_int(cfg, "max_position_embeddings", 1 << 30, 1, INT_MAX, &m->max_positions, err)) ||
+            (rc = cfg_num(cfg, "rms_norm_eps", 1e-6, &eps, err)) ||
+            (rc = parse_act(cfg_str(cfg, "hidden_act") ? cfg_str(cfg, "hidden_act") : "silu", &m->act, err)))
+            return rc;
+        m->norm_eps = (float)eps;
+        m->causal = 1;
+    } else {
+        json_t *arch = json_array_get(json_object_get(cfg, "architectures"), 0);
+        return ak_fail(err, AK_ECONFIG, "unsupported architecture \"%s\"%s%s%s (supported: bert, gpt2, llama, mistral, qwen2)",
+                       mt, arch && json_string_value(arch) ? " (" : "",
+                       arch && json_string_value(arch) ? json_string_value(arch) : "",
+                       arch && json_string_value(arch) ? ")" : "");
+    }
+    if (m->hidden_size % m->n_heads)
+        return ak_fail(err, AK_ECONFIG, "config.json: hidden size %d is not a multiple of %d heads",
+                       m->hidden_size, m->n_heads);
+    if (m->n_heads % m->n_kv_heads)
+        return ak_fail(err, AK_ECONFIG, "config.json: %d heads are not a multiple of %d key/value heads",
+                       m->n_heads, m->n_kv_heads);
+    m->head_dim = m->hidden_size / m->n_heads;
+    if (m->family == AK_FAMILY_LLAMA) {
+        if ((rc = cfg_int(cfg, "head_dim", m->head_dim, 1, 1 << 14, &m->head_dim, err)))
+            return rc;
+        if (m->head_dim % 2)
+            return ak_fail(err, AK_ECONFIG, "config.json: RoPE needs an even head_dim, not %d", m->head_dim);
+        if ((rc = parse_rope(m, cfg, err)))
+            return rc;
+    }
+    if (!m->attn_scale)
+        m->attn_scale = 1.0f / sqrtf((float)m->head_dim);
+    return 0;
+}
+
+/* Sliding windows per layer: layer_types when the config lists them
+ * (transformers >= 4.54 writes it), else mistral's window on every layer,
+ * qwen2's on layers >= max_window_layers when use_sliding_window. */
+static int parse_windows(ak_model *m, json_t *cfg, ak_err *err)
+{
+    if (m->family != AK_FAMILY_LLAMA)
+        return 0;
+    int window = 0, rc;
+    json_t *sw = json_object_get(cfg, "sliding_window");
+    if (sw && !json_is_null(sw) && (rc = cfg_int(cfg, "sliding_window", 0, 0, INT_MAX, &window, err)))
+        return rc;
+    json_t *types = json_object_get(cfg, "layer_types");
+    if (!strcmp(m->arch, "llama"))
+        window = 0;
+    if (json_is_array(types)) {
+        if (json_array_size(types) != (size_t)m->n_layers)
+            return ak_fail(err, AK_ECONFIG, "config.json: layer_types lists %zu layers, not %d",
+                           json_array_size(types), m->n_layers);
+        for (int l = 0; l < m->n_layers; l++) {
+            const char *t = json_string_value(json_array_get(types, (size_t)l));
+            if (t && !strcmp(t, "sliding_attention")) {
+                if (!window)
+                    return ak_fail(err, AK_ECONFIG, "config.json: layer %d slides but sliding_window is not set", l);
+                m->layers[l].window = window;
+            } else if (!t || strcmp(t, "full_attention")) {
+                return ak_fail(err, AK_ECONFIG, "config.json: unsupported layer type \"%s\"", t ? t : "?");
+            }
+        }
+        return 0;
+    }
+    int first = 0;
+    if (!strcmp(m->arch, "qwen2")) {
+        if (!cfg_bool(cfg, "use_sliding_window", 0))
+            window = 0;
+        if ((rc = cfg_int(cfg, "max_window_layers", 28, 0, INT_MAX, &first, err)))
+            return rc;
+    }
+    for (int l = first; l < m->n_layers; l++)
+        m->layers[l].window = window;
+    return 0;
+}
+
+/* ---- weights -------------------------------------------------------------- */
+
+/* The f32 data of a tensor whose shape must be exactly dims[0..ndim). */
+static int bind(ak_model *m, const char *name, int ndim, const int64_t *dims, int optional,
+                const float **out, ak_err *err)
+{
+    *out = NULL;
+    const ak_st_tensor *t = ak_st_find(&m->st, name);
+    if (!t) {
+        if (optional)
+            return 0;
+        return ak_fail(err, AK_EDATA, "model weights: tensor %s is missing", name);
+    }
+    int same = t->ndim == ndim;
+    for (int i = 0; same && i < ndim; i++)
+        same = t->shape[i] == dims[i];
+    if (!same) {
+        char want[96] = "", got[96] = "";
+        for (int i = 0; i < ndim; i++)
+            snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", i ? "," : "", (long long)dims[i]);
+        for (int i = 0; i < t->ndim; i++)
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? "," : "", (long long)t->shape[i]);
+        return ak_fail(err, AK_EDATA, "model weights: tensor %s has shape [%s], the config needs [%s]",
+                       name, got, want);
+    }
+    size_t n = t->nbytes / (t->dtype == AK_F32 ? 4 : 2);
+    if (t->dtype == AK_F32 && ((uintptr_t)t->data % sizeof(float)) == 0) {
+        const uint16_t probe = 1;
+        if (*(const uint8_t *)&probe == 1) {   /* little-endian host: use in place */
+            *out = t->data;
+            return 0;
+        }
+    }
+    if (t->dtype != AK_F32 && t->dtype != AK_F16 && t->dtype != AK_BF16)
+        return ak_fail(err, AK_ECONFIG, "model weights: tensor %s: dtype not f32, f16 or bf16", name);
+    float **owned = realloc(m->owned, (m->nowned + 1) * sizeof *owned);
+    if (!owned)
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    m->owned = owned;
+    float *buf = malloc(n ? n * sizeof *buf : 1);
+    if (!buf)
+        return ak_fail(err, AK_ENOMEM, "out of memory converting %s", name);
+    m->owned[m->nowned++] = buf;
+    int rc = ak_st_to_f32(t, buf, n, err);
+    *out = buf;
+    return rc;
+}
+
+static int bind1(ak_model *m, const char *name, int64_t d0, int optional, const float **out, ak_err *err)
+{
+    int64_t d[1] = {d0};
+    return bind(m, name, 1, d, optional, out, err);
+}
+
+static int bind2(ak_model *m, const char *name, int64_t d0, int64_t d1, int optional,
+                 const float **out, ak_err *err)
+{
+    int64_t d[2] = {d0, d1};
+    return bind(m, name, 2, d, optional, out, err);
+}
+
+/* An nn.Linear named prefix.weight [out, in] (+ prefix.bias [out]). */
+static int bind_linear(ak_model *m, const char *prefix, int in, int out, int bias, ak_linear *l,
+                       ak_err *err)
+{
+    char name[512];
+    l->in = in;
+    l->out = out;
+    l->ldw = in;
+    l->in_out = 0;
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    int rc = bind2(m, name, out, in, 0, &l->w, err);
+    if (rc)
+        return rc;
+    snprintf(name, sizeof name, "%s.bias", prefix);
+    return bias ? bind1(m, name, out, bias == 2, &l->b, err) : 0;
+}
+
+static int bind_bert(ak_model *m, ak_err *err)
+{
+    const char *pre = ak_st_find(&m->st, "bert.embeddings.word_embeddings.weight") ? "bert." : "";
+    int D = m->hidden_size, I = m->intermediate_size, rc;
+    char n[512];
+#define NAME(...) (snprintf(n, sizeof n, __VA_ARGS__), n)
+    if ((rc = bind2(m, NAME("%sembeddings.word_embeddings.weight", pre), m->vocab_size, D, 0, &m->tok_emb, err)) ||
+        (rc = bind2(m, NAME("%sembeddings.position_embeddings.weight", pre), m->max_positions, D, 0, &m->pos_emb, err)) ||
+        (m->type_vocab_size &&
+         (rc = bind2(m, NAME("%sembeddings.token_type_embeddings.weight", pre), m->type_vocab_size, D, 0, &m->type_emb, err))) ||
+        (rc = bind1(m, NAME("%sembeddings.LayerNorm.weight", pre), D, 0, &m->emb_norm_w, err)) ||
+        (rc = bind1(m, NAME("%sembeddings.LayerNorm.bias", pre), D, 0, &m->emb_norm_b, err)))
+        return rc;
+    for (int l = 0; l < m->n_layers; l++) {
+        ak_layer *L = &m->layers[l];
+        char p[256];
+        snprintf(p, sizeof p, "%sencoder.layer.%d.", pre, l);
+        if ((rc = bind_linear(m, NAME("%sattention.self.query", p), D, D, 1, &L->q, err)) ||
+            (rc = bind_linear(m, NAME("%sattention.self.key", p), D, D, 1, &L->k, err)) ||
+            (rc = bind_linear(m, NAME("%sattention.self.value", p), D, D, 1, &L->v, err)) ||
+            (rc = bind_linear(m, NAME("%sattention.output.dense", p), D, D, 1, &L->o, err)) ||
+            (rc = bind1(m, NAME("%sattention.output.LayerNorm.weight", p), D, 0, &L->norm1_w, err)) ||
+            (rc = bind1(m, NAME("%sattention.output.LayerNorm.bias", p), D, 0, &L->norm1_b, err)) ||
+            (rc = bind_linear(m, NAME("%sintermediate.dense", p), D, I, 1, &L->up, err)) ||
+            (rc = bind_linear(m, NAME("%soutput.dense", p), I, D, 1, &L->down, err)) ||
+            (rc = bind1(m, NAME("%soutput.LayerNorm.weight", p), D, 0, &L->norm2_w, err)) ||
+            (rc = bind1(m, NAME("%soutput.LayerNorm.bias", p), D, 0, &L->norm2_b, err)))
+            return rc;
+    }
+    return 0;
+}
+
+/* GPT-2's Conv1D stores weights [in, out]. */
+static int bind_conv1d(ak_model *m, const char *prefix, int in, int out, ak_linear *l, ak_err *err)
+{
+    char name[512];
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    l->in = in;
+    l->out = out;
+    l->ldw = out;
+    l->in_out = 1;
+    int rc = bind2(m, name, in, out, 0, &l->w, err);
+    if (rc)
+        return rc;
+    snprintf(name, sizeof name, "%s.bias", prefix);
+    return bind1(m, name, out, 0, &l->b, err);
+}
+
+static int bind_gpt2(ak_model *m, ak_err *err)
+{
+    const char *pre = ak_st_find(&m->st, "transformer.wte.weight") ? "transformer." : "";
+    int D = m->hidden_size, I = m->intermediate_size, rc;
+    char n[512];
+    if ((rc = bind2(m, NAME("%swte.weight", pre), m->vocab_size, D, 0, &m->tok_emb, err)) ||
+        (rc = bind2(m, NAME("%swpe.weight", pre), m->max_positions, D, 0, &m->pos_emb, err)) ||
+        (rc = bind1(m, NAME("%sln_f.weight", pre), D, 0, &m->final_norm_w, err)) ||
+        (rc = bind1(m, NAME("%sln_f.bias", pre), D, 0, &m->final_norm_b, err)))
+        return rc;
+    for (int l = 0; l < m->n_layers; l++) {
+        ak_layer *L = &m->layers[l];
+        char p[256];
+        snprintf(p, sizeof p, "%sh.%d.", pre, l);
+        ak_linear qkv;
+        if ((rc = bind_conv1d(m, NAME("%sattn.c_attn", p), D, 3 * D, &qkv, err)) ||
+            (rc = bind_conv1d(m, NAME("%sattn.c_proj", p), D, D, &L->o, err)) ||
+            (rc = bind_conv1d(m, NAME("%smlp.c_fc", p), D, I, &L->up, err)) ||
+            (rc = bind_conv1d(m, NAME("%smlp.c_proj", p), I, D, &L->down, err)) ||
+            (rc = bind1(m, NAME("%sln_1.weight", p), D, 0, &L->norm1_w, err)) ||
+            (rc = bind1(m, NAME("%sln_1.bias", p), D, 0, &L->norm1_b, err)) ||
+            (rc = bind1(m, NAME("%sln_2.weight", p), D, 0, &L->norm2_w, err)) ||
+            (rc = bind1(m, NAME("%sln_2.bias", p), D, 0, &L->norm2_b, err)))
+            return rc;
+        /* The fused [D, 3D] projection, sliced by columns into q | k | v. */
+        for (int i = 0; i < 3; i++) {
+            ak_linear *dst = i == 0 ? &L->q : i == 1 ? &L->k : &L->v;
+            *dst = qkv;
+            dst->out = D;
+            dst->w = qkv.w + (size_t)i * D;
+            dst->b = qkv.b + (size_t)i * D;
+        }
+    }
+    m->lm_head = (ak_linear){m->tok_emb, NULL, D, m->vocab_size, D, 0};
+    return 0;
+}
+
+static int bind_llama(ak_model *m, json_t *cfg, ak_err *err)
+{
+    int D = m->hidden_size, I = m->intermediate_size, rc;
+    int qd = m->n_heads * m->head_dim, kvd = m->n_kv_heads * m->head_dim;
+    char n[512];
+    if ((rc = bind2(m, "model.embed_tokens.weight", m->vocab_size, D, 0, &m->tok_emb, err)) ||
+        (rc = bind1(m, "model.norm.weight", D, 0, &m->final_norm_w, err)))
+        return rc;
+    for (int l = 0; l < m->n_layers; l++) {
+        ak_layer *L = &m->layers[l];
+        char p[256];
+        snprintf(p, sizeof p, "model.layers.%d.", l);
+        /* Biases are bound when present (qwen2 q/k/v, attention_bias, mlp_bias). */
+        if ((rc = bind_linear(m, NAME("%sself_attn.q_proj", p), D, qd, 2, &L->q, err)) ||
+            (rc = bind_linear(m, NAME("%sself_attn.k_proj", p), D, kvd, 2, &L->k, err)) ||
+            (rc = bind_linear(m, NAME("%sself_attn.v_proj", p), D, kvd, 2, &L->v, err)) ||
+            (rc = bind_linear(m, NAME("%sself_attn.o_proj", p), qd, D, 2, &L->o, err)) ||
+            (rc = bind_linear(m, NAME("%smlp.gate_proj", p), D, I, 2, &L->gate, err)) ||
+            (rc = bind_linear(m, NAME("%smlp.up_proj", p), D, I, 2, &L->up, err)) ||
+            (rc = bind_linear(m, NAME("%smlp.down_proj", p), I, D, 2, &L->down, err)) ||
+            (rc = bind1(m, NAME("%sinput_layernorm.weight", p), D, 0, &L->norm1_w, err)) ||
+            (rc = bind1(m, NAME("%spost_attention_layernorm.weight", p), D, 0, &L->norm2_w, err)))
+            return rc;
+    }
+    if (ak_st_find(&m->st, "lm_head.weight")) {
+        if ((rc = bind_linear(m, "lm_head", D, m->vocab_size, 0, &m->lm_head, err)))
+            return rc;
+    } else if (cfg_bool(cfg, "tie_word_embeddings", 0)) {
+        m->lm_head = (ak_linear){m->tok_emb, NULL, D, m->vocab_size, D, 0};
+    }
+    return 0;
+#undef NAME
+}
+
+void ak_model_free(ak_model *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->nowned; i++)
+        free(m->owned[i]);
+    free(m->owned);
+    free(m->layers);
+    free(m->inv_freq);
+    ak_st_close(&m->st);
+    free(m);
+}
+
+int ak_model_load(ak_model **out, const char *dir, ak_err *err)
+{
+    *out = NULL;
+    ak_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    char path[4096];
+    char *text = NULL;
+    size_t len;
+    json_t *cfg = NULL;
+    int rc;
+    if (snprintf(path, sizeof path, "%s/config.json", dir) >= (int)sizeof path) {
+        rc = ak_fail(err, AK_EUSAGE, "model directory name too long");
+        goto fail;
+    }
+    if ((rc = ak_read_file(path, (size_t)16 << 20, &text, &len, err)))
+        goto fail;
+    json_error_t je;
+    cfg = json_loadb(text, len, 0, &je);
+    free(text);
+    if (!json_is_object(cfg)) {
+        rc = ak_fail(err, AK_ECONFIG, "%s: not a JSON object (%s, line %d)", path,
+                     cfg ? "wrong type" : je.text, je.line);
+        goto fail;
+    }
+    /* The name: the directory's base name (formats/tensor-stream.md, section 2). */
+    {
+        char *real = realpath(dir, NULL);
+        const char *d = real ? real : dir;
+        size_t dl = strlen(d);
+        while (dl > 1 && d[dl - 1] == '/')
+            dl--;
+        size_t b = dl;
+        while (b > 0 && d[b - 1] != '/')
+            b--;
+        snprintf(m->name, sizeof m->name, "%.*s", (int)(dl - b), d + b);
+        free(real);
+    }
+    if ((rc = parse_config(m, cfg, err)))
+        goto fail;
+    m->layers = calloc((size_t)m->n_layers, sizeof *m->layers);
+    if (!m->layers) {
+        rc = ak_fail(err, AK_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if ((rc = parse_windows(m, cfg, err)))
+        goto fail;
+    if ((rc = ak_st_open_dir(&m->st, dir, err)))
+        goto fail;
+    switch (m->family) {
+    case AK_FAMILY_BERT: rc = bind_bert(m, err); break;
+    case AK_FAMILY_GPT2: rc = bind_gpt2(m, err); break;
+    case AK_FAMILY_LLAMA: rc = bind_llama(m, cfg, err); break;
+    }
+    if (rc)
+        goto fail;
+    json_decref(cfg);
+    *out = m;
+    return 0;
+fail:
+    json_decref(cfg);
+    ak_model_free(m);
+    return ak_wrap(err, "model %s", dir);
+}
+
+int ak_model_identity(const ak_model *m, ak_metamap *id, ak_err *err)
+{
+    if (ak_meta_set_str(id, "name", m->name) || ak_meta_set_str(id, "arch", m->arch) ||
+        ak_meta_set_int(id, "vocab_size", m->vocab_size))
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    return 0;
+}
+
+int ak_model_check_identity(const ak_model *m, const ak_metamap *id, ak_err *err)
+{
+    const char *name = ak_meta_str(id, "name"), *arch = ak_meta_str(id, "arch");
+    int64_t vocab;
+    if (ak_meta_int(id, "vocab_size", &vocab) == 0 && vocab != m->vocab_size)
+        return ak_fail(err, AK_EDATA, "stream was made for a vocabulary of %lld tokens, model %s has %d",
+                       (long long)vocab, m->name, m->vocab_size);
+    if (arch && strcmp(arch, m->arch))
+        return ak_fail(err, AK_EDATA, "stream was made for a %s model, model %s is %s", arch,
+                       m->name, m->arch);
+    if (name && strcmp(name, m->name))
+        return ak_fail(err, AK_EDATA, "stream was made for model %s, not %s", name, m->name);
+    return 0;
+}
+
+/* ---- input embeddings ----------------------------------------------------- */
+
+/* LayerNorm over each row: (x - mean) / sqrt(var + eps) * w + b, biased
+ * variance, accumulated in double. */
+void ak_layernorm(float *y, const float *x, int T, int D, const float *w, const float *b, float eps)
+{
+    for (int t = 0; t < T; t++) {
+        const float *xr = x + (size_t)t * D;
+        float *yr = y + (size_t)t * D;
+        double mean = 0, var = 0;
+        for (int i = 0; i < D; i++)
+            mean += xr[i];
+        mean /= D;
+        for (int i = 0; i < D; i++)
+            var += (xr[i] - mean) * (xr[i] - mean);
+        var /= D;
+        double inv = 1.0 / sqrt(var + eps);
+        for (int i = 0; i < D; i++)
+            yr[i] = (float)((xr[i] - mean) * inv) * w[i] + (b ? b[i] : 0.0f);
+    }
+}
+
+int ak_model_embed(const ak_model *m, const int32_t *ids, const int32_t *types, int T,
+                   float *hidden, ak_err *err)
+{
+    int D = m->hidden_size;
+    if (m->pos_emb && T > m->max_positions)
+        return ak_fail(err, AK_EDATA, "%d tokens, model %s has %d positions", T, m->name,
+                       m->max_positions);
+    for (int t = 0; t < T; t++) {
+        if (ids[t] < 0 || ids[t] >= m->vocab_size)
+            return ak_fail(err, AK_EDATA, "token %d: id %d is outside model %s's vocabulary of %d",
+                           t, (int)ids[t], m->name, m->vocab_size);
+        if (types && types[t] && (types[t] < 0 || types[t] >= m->type_vocab_size || !m->type_emb))
+            return ak_fail(err, AK_EDATA, "token %d: token type %d, model %s has %d", t,
+                           (int)types[t], m->name, m->type_emb ? m->type_vocab_size : 0);
+    }
+    for (int t = 0; t < T; t++) {
+        float *h = hidden + (size_t)t * D;
+        const float *e = m->tok_emb + (size_t)ids[t] * D;
+        for (int i = 0; i < D; i++)
+            h[i] = e[i];
+        if (m->family == AK_FAMILY_BERT) {
+            /* transformers adds word + token type first, then position. */
+            const float *ty = m->type_emb ? m->type_emb + (size_t)(types ? types[t] : 0) * D : NULL;
+            for (int i = 0; ty && i < D; i++)
+                h[i] += ty[i];
+        }
+        if (m->pos_emb) {
+            const float *p = m->pos_emb + (size_t)t * D;
+            for (int i = 0; i < D; i++)
+                h[i] += p[i];
+        }
+    }
+    if (m->emb_norm_w)
+        ak_layernorm(hidden, hidden, T, D, m->emb_norm_w, m->emb_norm_b, m->norm_eps);
+    return 0;
+}
+
+int ak_model_visible(const ak_model *m, int layer, int i, int j)
+{
+    int w = m->layers[layer].window;
+    return (!m->causal || j <= i) && (w == 0 || i - j < w);
+}

@@ -1,0 +1,108 @@
+/* model.h - a Hugging Face transformer read from its directory (config.json
+ * and safetensors weights) and run on the CPU: input embeddings, then every
+ * block with attention statistics.
+ *
+ * Families:
+ *   bert   BertModel and relatives: word + position + token-type embeddings,
+ *          LayerNorm, post-LN blocks, bidirectional attention.
+ *   gpt2   learned positions, pre-LN blocks, fused QKV in Conv1D layout
+ *          ([in, out], transposed relative to nn.Linear), tied LM head.
+ *   llama  llama, mistral, qwen2: RMSNorm, RoPE (default, linear, llama3
+ *          scaling), SwiGLU, grouped-query attention, optional QKV bias,
+ *          sliding windows, tied or separate LM head.
+ * Weights are memory-mapped; f32 weights are used in place, f16/bf16 are
+ * converted to f32 once at load.  All arithmetic is f32.
+ */
+#ifndef AK_MODEL_H
+#define AK_MODEL_H
+
+#include "device.h"
+#include "safetensors.h"
+#include "stream.h"
+
+typedef enum { AK_FAMILY_BERT, AK_FAMILY_GPT2, AK_FAMILY_LLAMA } ak_family;
+typedef enum { AK_ACT_GELU_ERF, AK_ACT_GELU_TANH, AK_ACT_SILU, AK_ACT_RELU } ak_act;
+typedef enum { AK_ROPE_NONE, AK_ROPE_DEFAULT, AK_ROPE_LINEAR, AK_ROPE_LLAMA3 } ak_rope_type;
+
+/* y[T, out] = x[T, in] W^T + b, with W either [out, in] (nn.Linear) or
+ * [in, out] (GPT-2 Conv1D, in_out = 1); ldw is W's row stride, so a slice
+ * of a fused matrix is a linear of its own. */
+typedef struct ak_linear {
+    const float *w;
+    const float *b;      /* [out] or NULL */
+    int in, out, ldw, in_out;
+} ak_linear;
+
+typedef struct ak_layer {
+    ak_linear q, k, v, o;
+    ak_linear up, gate, down;    /* gate only for SwiGLU */
+    const float *norm1_w, *norm1_b, *norm2_w, *norm2_b; /* bert: after attn, after mlp */
+    int window;                  /* sliding window in positions; 0 = none */
+} ak_layer;
+
+typedef struct ak_model {
+    ak_family family;
+    char arch[64];               /* config's model_type */
+    char name[256];              /* the model directory's base name */
+    int vocab_size, hidden_size, n_layers, n_heads, n_kv_heads, head_dim;
+    int intermediate_size, max_positions, type_vocab_size;
+    int causal;
+    ak_act act;
+    float norm_eps;
+    float attn_scale;            /* per layer for gpt2's inverse-layer option: see attn_scale_by_layer */
+    int attn_scale_by_layer;
+    ak_rope_type rope;
+    float *inv_freq;             /* [head_dim / 2] RoPE frequencies after scaling */
+
+    const float *tok_emb;        /* [V, D] */
+    const float *pos_emb;        /* [P, D] or NULL */
+    const float *type_emb;       /* [types, D] or NULL */
+    const float *emb_norm_w, *emb_norm_b;   /* bert */
+    const float *final_norm_w, *final_norm_b;
+    ak_linear lm_head;           /* w NULL when the model has none */
+    ak_layer *layers;
+
+    ak_safetensors st;
+    float **owned;               /* converted weights */
+    size_t nowned;
+} ak_model;
+
+/* Reads dir/config.json and the weights; checks every tensor's shape. */
+int ak_model_load(ak_model **out, const char *dir, ak_err *err);
+void ak_model_free(ak_model *m);
+
+/* The stream header's model identity: name, arch, vocab_size. */
+int ak_model_identity(const ak_model *m, ak_metamap *id, ak_err *err);
+/* Refuses a stream made for another model: compares the identity keys
+ * both sides have (name, arch, vocab_size). */
+int ak_model_check_identity(const ak_model *m, const ak_metamap *id, ak_err *err);
+
+/* hidden[T, D] = the input embeddings of ids (and token types, or NULL for
+ * all zero) at positions 0..T-1.  Ids and types are range-checked. */
+int ak_model_embed(const ak_model *m, const int32_t *ids, const int32_t *types, int T,
+                   float *hidden, ak_err *err);
+
+/* What a forward pass reports; NULL pointers are not computed. */
+typedef struct ak_forward_out {
+    float *entropy;          /* [L, H, T] */
+    float *mass;             /* [L, H, T] */
+    int32_t *visible;        /* [L, T] */
+    float **probs;           /* [L] pointers, each NULL or [H, T, T] */
+    float *kv_k, *kv_v;      /* [L, Hkv, T, Dh] */
+    float *logits;           /* [T or 1, V] */
+    int logits_all;          /* 1: all positions, 0: the last only */
+} ak_forward_out;
+
+/* Runs every block over hidden[T, D] in place: on return it holds the final
+ * hidden states (after the final norm where the model has one). */
+int ak_model_forward(const ak_model *m, ak_device dev, float *hidden, int T,
+                     ak_forward_out *o, ak_err *err);
+
+/* y = LayerNorm(x) row by row (y may be x). */
+void ak_layernorm(float *y, const float *x, int T, int D, const float *w, const float *b,
+                  float eps);
+
+/* Key j visible to query i under layer l's mask. */
+int ak_model_visible(const ak_model *m, int layer, int i, int j);
+
+#endif
