@@ -54,10 +54,8 @@ static int parse_by(const char *s)
         else if (strcmp(t, "head") == 0) by |= BY_HEAD;
         else if (strcmp(t, "token") == 0) by |= BY_TOKEN;
         else if (strcmp(t, "block") == 0) by |= BY_BLOCK;
-        else {
-            free(dup);
+        else /* exits; t points into dup, still reachable */
             ak_usage_error("--by: unknown level '%s' (layer, head, token, block)", t);
-        }
     }
     free(dup);
     if (!by)

@@ -77,10 +77,8 @@ static void parse_protect(struct ctx *c, const char *s)
     for (char *t = strtok_r(dup, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         if (strcmp(t, "first") == 0) c->protect_first = 1;
         else if (strcmp(t, "last") == 0) c->protect_last = 1;
-        else {
-            free(dup);
+        else /* exits; t points into dup, still reachable */
             ak_usage_error("--protect: unknown span '%s' (first, last)", t);
-        }
     }
     free(dup);
 }
