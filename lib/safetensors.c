@@ -260,9 +260,10 @@ static int open_sharded(ak_safetensors *st, const char *dir, const char *index, 
     json_object_foreach(map, key, val) {
         const char *shard = json_string_value(val);
         if (!shard || !*shard || strchr(shard, '/') || !strcmp(shard, "..") || !strcmp(shard, ".")) {
-            json_decref(root);
-            return ak_fail(err, AK_EDATA, "%s: weight_map[%s] is not a file name in the model directory",
-                           index, key);
+            rc = ak_fail(err, AK_EDATA, "%s: weight_map[%s] is not a file name in the model directory",
+                         index, key);
+            json_decref(root);   /* after the message: key belongs to root */
+            return rc;
         }
         int seen = 0;
         snprintf(path, sizeof path, "%s/%s", dir, shard);
