@@ -156,6 +156,26 @@ check(np.allclose([b["mass_corrected"] for b in blk], want, rtol=1e-4),
       "json: block corrected mass = mean over the block's tokens")
 check([b["tokens"] for b in blk] == [3, 4, 5, 4], "json: block sizes")
 
+# ---- entropy from full probabilities when attend's statistics are absent ----
+only_probs = []
+for d in docs:
+    only_probs.append(dict(d, tensors=[t for t in d["tensors"]
+                                       if t["name"] not in ("attn.entropy", "attn.mass",
+                                                            "attn.visible")]))
+p = run(["entropy", "-f", "tsv", "-b", "head,token"], ak.pack_stream(only_probs))
+text_out = p.stdout.decode().split("\n\n")
+ok = p.returncode == 0
+for name, r in refs.items() if ok else []:
+    heads = [line.split("\t") for chunk in text_out for line in chunk.splitlines()
+             if line.startswith(name + "\t") and len(line.split("\t")) == 8]
+    ok &= [row[1] for row in heads] == ["1"] * H
+    ok &= np.allclose([float(row[3]) for row in heads], r["ent"][1].mean(-1), rtol=1e-4)
+    toks = [line.split("\t") for chunk in text_out for line in chunk.splitlines()
+            if line.startswith(name + "\t") and len(line.split("\t")) == 10]
+    ok &= np.allclose([float(row[9]) for row in toks], corrected(r, slice(1, 2)), rtol=1e-4,
+                      atol=1e-6)
+check(ok, "entropy from attn.probs.1 alone: layer 1's head entropies and corrected mass")
+
 # ---- entropy: stream ----
 p = run(["entropy"], stream)
 out = ak.docs_of(p.stdout)
