@@ -204,6 +204,30 @@ int ak_sentence_ids(const uint8_t *text, size_t len, const int64_t *offsets,
     return 0;
 }
 
+/* Byte coverage of match spans, kept as a difference array (diff[a]++,
+ * diff[b]-- per span [a, b)), turned into marks on the tokens overlapping
+ * any span: O(text + tokens) however many matches there are. */
+static int mark_covered(size_t len, const int64_t *offsets, int64_t T, int32_t *diff,
+                        uint8_t *hit, ak_err *err)
+{
+    uint32_t *pre = malloc((len + 1) * sizeof *pre);
+    if (!pre)
+        return ak_fail(err, AK_ENOMEM, "out of memory for %zu bytes of text", len);
+    int64_t depth = 0;
+    pre[0] = 0;
+    for (size_t i = 0; i < len; i++) {
+        depth += diff[i];
+        pre[i + 1] = pre[i] + (depth > 0);
+    }
+    for (int64_t i = 0; i < T; i++) {
+        int64_t a = offsets[2 * i], b = offsets[2 * i + 1];
+        if (a < b && pre[b] != pre[a])
+            hit[i] = 1;
+    }
+    free(pre);
+    return 0;
+}
+
 int ak_protect_regex(const uint8_t *text, size_t len, const int64_t *offsets,
                      int64_t T, const char *re, uint8_t *protect, ak_err *err)
 {
@@ -220,8 +244,11 @@ int ak_protect_regex(const uint8_t *text, size_t len, const int64_t *offsets,
         return ak_fail(err, AK_EUSAGE, "regex '%s' at %zu: %s", re, (size_t)eoff, (char *)buf);
     }
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(code, NULL);
-    if (!md) {
+    int32_t *diff = calloc(len + 1, sizeof *diff);
+    if (!md || !diff) {
+        pcre2_match_data_free(md);
         pcre2_code_free(code);
+        free(diff);
         return ak_fail(err, AK_ENOMEM, "out of memory");
     }
     PCRE2_SIZE start = 0;
@@ -243,11 +270,9 @@ int ak_protect_regex(const uint8_t *text, size_t len, const int64_t *offsets,
         }
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
         int64_t a = (int64_t)ov[0], b = (int64_t)ov[1];
-        /* tokens overlapping [a, b); matches come in order, tokens mostly too */
-        for (int64_t i = 0; i < T; i++) {
-            int64_t s = offsets[2 * i], e = offsets[2 * i + 1];
-            if (s < e && s < b && a < e)
-                protect[i] = 1;
+        if (b > a) { /* \K can put the start after the end: such matches cover nothing */
+            diff[a]++;
+            diff[b]--;
         }
         if (b == a) {
             if ((size_t)b >= len)
@@ -263,6 +288,9 @@ int ak_protect_regex(const uint8_t *text, size_t len, const int64_t *offsets,
     }
     pcre2_match_data_free(md);
     pcre2_code_free(code);
+    if (!rc)
+        rc = mark_covered(len, offsets, T, diff, protect, err);
+    free(diff);
     return rc;
 }
 
@@ -276,24 +304,45 @@ int ak_protect_marker(const uint8_t *text, size_t len, const int64_t *offsets,
     int rc = check_offsets(len, offsets, T, err);
     if (rc)
         return rc;
+    int32_t *diff = calloc(len + 1, sizeof *diff);
+    uint8_t *hit = calloc((size_t)T + 1, 1);
+    if (!diff || !hit) {
+        free(diff);
+        free(hit);
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    }
     const uint8_t *p = text, *end = text + len;
     while ((size_t)(end - p) >= mlen) {
-        const uint8_t *hit = memmem(p, (size_t)(end - p), marker, mlen);
-        if (!hit)
+        const uint8_t *at = memmem(p, (size_t)(end - p), marker, mlen);
+        if (!at)
             break;
-        int64_t a = hit - text, b = a + (int64_t)mlen;
-        for (int64_t i = 0; i < T; i++) {
-            int64_t s = offsets[2 * i], e = offsets[2 * i + 1];
-            if (!(s < e && s < b && a < e))
-                continue;
-            protect[i] = 1;
-            if (segments && segments[i] >= 0)
-                for (int64_t k = 0; k < T; k++)
-                    if (segments[k] == segments[i])
-                        protect[k] = 1;
-        }
-        p = hit + mlen;
+        diff[at - text]++;
+        diff[at - text + (ptrdiff_t)mlen]--;
+        p = at + mlen;
     }
+    rc = mark_covered(len, offsets, T, diff, hit, err);
+    free(diff);
+    if (rc) {
+        free(hit);
+        return rc;
+    }
+    /* a hit token protects itself and, through a bitmap of blocks, its block */
+    uint8_t *blocks = calloc((size_t)T + 1, 1);
+    if (!blocks) {
+        free(hit);
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    }
+    for (int64_t i = 0; i < T; i++)
+        if (hit[i]) {
+            protect[i] = 1;
+            if (segments && segments[i] >= 0 && segments[i] < T)
+                blocks[segments[i]] = 1;
+        }
+    for (int64_t i = 0; segments && i < T; i++)
+        if (segments[i] >= 0 && segments[i] < T && blocks[segments[i]])
+            protect[i] = 1;
+    free(hit);
+    free(blocks);
     return 0;
 }
 
