@@ -124,6 +124,21 @@ def make(name, cls, cfg, seed, types=False, dtype=None, shard=None, config=None)
     save(name, model, ref, dtype, shard, config)
 
 
+def renamed_copy(src, dst, rename):
+    """The same weights and reference under other tensor names, as other
+    checkpoints of the family name them (bert. prefix, gpt2 without one)."""
+    from safetensors.numpy import load_file, save_file
+    s, d = os.path.join(HERE, src), os.path.join(HERE, dst)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    w = load_file(os.path.join(s, "model.safetensors"))
+    save_file({rename(k): v for k, v in w.items()}, os.path.join(d, "model.safetensors"),
+              metadata={"format": "pt"})
+    for f in ("config.json", "ref.npz"):
+        shutil.copy(os.path.join(s, f), os.path.join(d, f))
+    print(dst, sorted(os.listdir(d)), file=sys.stderr)
+
+
 def main():
     torch.set_num_threads(2)
     make("bert_tiny", tf.BertModel, tf.BertConfig(
@@ -156,6 +171,9 @@ def main():
         num_key_value_heads=1, intermediate_size=64, max_position_embeddings=64,
         use_sliding_window=True, sliding_window=6, max_window_layers=1,
         tie_word_embeddings=True), 6, dtype=torch.bfloat16)
+
+    renamed_copy("bert_tiny", "bert_prefixed", lambda k: "bert." + k)
+    renamed_copy("gpt2_tiny", "gpt2_unprefixed", lambda k: k.removeprefix("transformer."))
 
     # The default model on real sentences (attention references only: the
     # weights are not ours to commit).
