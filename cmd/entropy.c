@@ -232,7 +232,7 @@ static int docm_compute(struct ctx *c, ak_doc *d, struct docm *m, ak_err *err)
         if ((rc = ak_block_count(m->seg, T, &m->nblocks, err)))
             return ak_wrap(err, "document '%s'", d->id);
     }
-    size_t nt = (size_t)T, nb = (size_t)m->nblocks + 1;
+    size_t nt = (size_t)T + 1, nb = (size_t)m->nblocks + 1;
     m->heads = malloc(sizeof *m->heads * (size_t)(L * H));
     m->tm.entropy = malloc(sizeof(float) * nt);
     m->tm.norm_entropy = malloc(sizeof(float) * nt);

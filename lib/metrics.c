@@ -82,7 +82,7 @@ static int64_t stats_visible(const ak_attn_stats *s, int64_t l, int64_t i)
 
 int ak_stats_check(const ak_attn_stats *s, ak_err *err)
 {
-    if (s->L <= 0 || s->H <= 0 || s->T <= 0)
+    if (s->L <= 0 || s->H <= 0 || s->T < 0)
         return ak_fail(err, AK_EDATA, "empty attention statistics [%lld, %lld, %lld]",
                        (long long)s->L, (long long)s->H, (long long)s->T);
     if (s->mask.window < 0)
@@ -139,8 +139,8 @@ void ak_head_summaries(const ak_attn_stats *s, ak_head_summary *out)
                 total += m[i];
             }
             ak_head_summary *o = &out[l * s->H + h];
-            o->entropy = se / (double)s->T;
-            o->norm_entropy = sn / (double)s->T;
+            o->entropy = s->T ? se / (double)s->T : 0;
+            o->norm_entropy = s->T ? sn / (double)s->T : 0;
             o->sink_share = total > 0 ? m[0] / total : 0;
             o->cls = o->norm_entropy < AK_SHARP_BELOW ? AK_HEAD_SHARP
                      : o->norm_entropy > AK_DIFFUSE_ABOVE ? AK_HEAD_DIFFUSE : AK_HEAD_MIXED;
@@ -156,7 +156,7 @@ int ak_token_metrics_agg(const ak_attn_stats *s, int64_t l0, int64_t l1,
         return ak_fail(err, AK_EUSAGE, "layer range %lld-%lld outside 0-%lld",
                        (long long)l0, (long long)l1, (long long)(s->L - 1));
     int64_t T = s->T;
-    float *corr = malloc(sizeof *corr * (size_t)T);
+    float *corr = malloc(sizeof *corr * ((size_t)T + 1));
     if (!corr)
         return ak_fail(err, AK_ENOMEM, "out of memory");
     float *outs[4] = {out->entropy, out->norm_entropy, out->mass, out->corrected};

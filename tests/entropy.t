@@ -20,6 +20,11 @@ s = t + [ak.tensor("attn.entropy", e), ak.tensor("attn.mass", m),
          ak.tensor("attn.visible", np.array([[1, 2, 3]], np.int32))]
 open(sys.argv[1], "wb").write(ak.pack_stream([ak.doc("d", s, {"causal": 1})]))
 open(sys.argv[2], "wb").write(ak.pack_stream([ak.doc("d", t)]))
+z = [ak.tensor("text", np.zeros(0, np.uint8)), ak.tensor("tokens", np.zeros(0, np.int32)),
+     ak.tensor("offsets", np.zeros((0, 2), np.int64)), ak.tensor("segments", np.zeros(0, np.int32)),
+     ak.tensor("attn.entropy", np.zeros((2, 3, 0), np.float32)),
+     ak.tensor("attn.mass", np.zeros((2, 3, 0), np.float32))]
+open(sys.argv[1] + ".empty", "wb").write(ak.pack_stream([ak.doc("e", z)]))
 PY
 
 ok "entropy -h exits 0" entropy -h
@@ -49,6 +54,12 @@ entropy "$T/s.ak" | peek | grep -q 'history .*entropy' && pass "history records 
     fail "history records entropy"
 ok "output file" entropy -o "$T/o.ak" "$T/s.ak"
 ok "output file is a stream" peek "$T/o.ak"
+
+# An empty document (no tokens) is not an error.
+is "empty document: empty scores" "$(entropy "$T/s.ak.empty" | peek -f score.token)" ""
+got=$(entropy -f tsv -b head "$T/s.ak.empty" | awk -F'\t' 'NR==2{print $4, $5}')
+is "empty document: head entropy 0, not nan" "$got" "0 0"
+is "empty document through prune" "$(prune --keep .5 "$T/s.ak.empty" | peek -f keep)" ""
 
 ok "score -h exits 0" score -h
 rejects "score: one stream only" score score "$T/s.ak"
