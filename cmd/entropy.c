@@ -249,8 +249,8 @@ static int docm_compute(struct ctx *c, ak_doc *d, struct docm *m, ak_err *err)
         !m->tm.corrected || !m->bcount || !m->bstart || !m->bend || !m->bent || !m->bnorm ||
         !m->bmass || !m->bcorr)
         return ak_fail(err, AK_ENOMEM, "out of memory");
-    ak_head_summaries(&m->s, m->heads);
-    if ((rc = ak_token_metrics_agg(&m->s, m->l0, m->l1, c->agg, NULL, &m->tm, err)))
+    if ((rc = ak_head_summaries(&m->s, m->heads, err)) ||
+        (rc = ak_token_metrics_agg(&m->s, m->l0, m->l1, c->agg, NULL, &m->tm, err)))
         return rc;
     if (m->seg && m->nblocks) {
         if ((rc = ak_block_agg(m->seg, T, m->tm.entropy, m->nblocks, m->bcount, m->bent, NULL,

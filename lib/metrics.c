@@ -80,6 +80,16 @@ static int64_t stats_visible(const ak_attn_stats *s, int64_t l, int64_t i)
     return s->visible ? s->visible[l * s->T + i] : ak_mask_visible(s->mask, s->T, i);
 }
 
+/* 1 / log(visible[l, i]) for every query of layer l (0 where a query sees
+ * one key), so the per-element loops below need no log(). */
+static void inv_log_visible(const ak_attn_stats *s, int64_t l, double *out)
+{
+    for (int64_t i = 0; i < s->T; i++) {
+        int64_t v = stats_visible(s, l, i);
+        out[i] = v > 1 ? 1.0 / log((double)v) : 0.0;
+    }
+}
+
 int ak_stats_check(const ak_attn_stats *s, ak_err *err)
 {
     if (s->L <= 0 || s->H <= 0 || s->T < 0)
@@ -87,38 +97,54 @@ int ak_stats_check(const ak_attn_stats *s, ak_err *err)
                        (long long)s->L, (long long)s->H, (long long)s->T);
     if (s->mask.window < 0)
         return ak_fail(err, AK_EDATA, "negative window %d", s->mask.window);
-    for (int64_t l = 0; l < s->L; l++) {
+    double *il = malloc(sizeof *il * ((size_t)s->T + 1));
+    if (!il)
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    int rc = 0;
+    for (int64_t l = 0; l < s->L && !rc; l++) {
         if (s->visible)
             for (int64_t i = 0; i < s->T; i++) {
                 int64_t v = s->visible[l * s->T + i], want = ak_mask_visible(s->mask, s->T, i);
-                if (v != want)
-                    return ak_fail(err, AK_EDATA,
+                if (v != want) {
+                    rc = ak_fail(err, AK_EDATA,
                                    "attn.visible[%lld, %lld] is %lld, the mask (causal %d, "
                                    "window %d) gives %lld", (long long)l, (long long)i,
                                    (long long)v, s->mask.causal, s->mask.window, (long long)want);
+                    goto out;
+                }
             }
+        inv_log_visible(s, l, il);
         for (int64_t h = 0; h < s->H; h++) {
             const float *e = s->entropy + (l * s->H + h) * s->T;
             const float *m = s->mass + (l * s->H + h) * s->T;
             double total = 0;
             for (int64_t i = 0; i < s->T; i++) {
-                double lim = log((double)stats_visible(s, l, i)) + 1e-3;
-                if (!isfinite(e[i]) || e[i] < -1e-6 || e[i] > lim)
-                    return ak_fail(err, AK_EDATA,
-                                   "attn.entropy[%lld, %lld, %lld] = %g outside [0, log(visible)]",
-                                   (long long)l, (long long)h, (long long)i, e[i]);
-                if (!isfinite(m[i]) || m[i] < -1e-6)
-                    return ak_fail(err, AK_EDATA, "attn.mass[%lld, %lld, %lld] = %g",
-                                   (long long)l, (long long)h, (long long)i, m[i]);
+                /* entropy <= log(visible): e * (1/log v) <= 1, with slack */
+                double inv = il[i];
+                if (!isfinite(e[i]) || e[i] < -1e-6 ||
+                    (inv > 0 ? e[i] * inv > 1 + 1e-3 * inv : e[i] > 1e-3)) {
+                    rc = ak_fail(err, AK_EDATA,
+                                 "attn.entropy[%lld, %lld, %lld] = %g outside [0, log(visible)]",
+                                 (long long)l, (long long)h, (long long)i, e[i]);
+                    goto out;
+                }
+                if (!isfinite(m[i]) || m[i] < -1e-6) {
+                    rc = ak_fail(err, AK_EDATA, "attn.mass[%lld, %lld, %lld] = %g",
+                                 (long long)l, (long long)h, (long long)i, m[i]);
+                    goto out;
+                }
                 total += m[i];
             }
-            if (fabs(total - (double)s->T) > 1e-2 * (double)s->T)
-                return ak_fail(err, AK_EDATA,
-                               "attn.mass[%lld, %lld, :] sums to %g, not T = %lld",
-                               (long long)l, (long long)h, total, (long long)s->T);
+            if (fabs(total - (double)s->T) > 1e-2 * (double)s->T) {
+                rc = ak_fail(err, AK_EDATA, "attn.mass[%lld, %lld, :] sums to %g, not T = %lld",
+                             (long long)l, (long long)h, total, (long long)s->T);
+                goto out;
+            }
         }
     }
-    return 0;
+out:
+    free(il);
+    return rc;
 }
 
 const char *ak_head_class_name(ak_head_class c)
@@ -126,16 +152,20 @@ const char *ak_head_class_name(ak_head_class c)
     return c == AK_HEAD_SHARP ? "sharp" : c == AK_HEAD_DIFFUSE ? "diffuse" : "mixed";
 }
 
-void ak_head_summaries(const ak_attn_stats *s, ak_head_summary *out)
+int ak_head_summaries(const ak_attn_stats *s, ak_head_summary *out, ak_err *err)
 {
-    for (int64_t l = 0; l < s->L; l++)
+    double *il = malloc(sizeof *il * ((size_t)s->T + 1));
+    if (!il)
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    for (int64_t l = 0; l < s->L; l++) {
+        inv_log_visible(s, l, il);
         for (int64_t h = 0; h < s->H; h++) {
             const float *e = s->entropy + (l * s->H + h) * s->T;
             const float *m = s->mass + (l * s->H + h) * s->T;
             double se = 0, sn = 0, total = 0;
             for (int64_t i = 0; i < s->T; i++) {
                 se += e[i];
-                sn += ak_norm_entropy(e[i], stats_visible(s, l, i));
+                sn += e[i] * il[i];
                 total += m[i];
             }
             ak_head_summary *o = &out[l * s->H + h];
@@ -146,6 +176,9 @@ void ak_head_summaries(const ak_attn_stats *s, ak_head_summary *out)
                      : o->norm_entropy > AK_DIFFUSE_ABOVE ? AK_HEAD_DIFFUSE : AK_HEAD_MIXED;
             o->sink = o->sink_share > AK_SINK_ABOVE;
         }
+    }
+    free(il);
+    return 0;
 }
 
 int ak_token_metrics_agg(const ak_attn_stats *s, int64_t l0, int64_t l1,
@@ -157,15 +190,20 @@ int ak_token_metrics_agg(const ak_attn_stats *s, int64_t l0, int64_t l1,
                        (long long)l0, (long long)l1, (long long)(s->L - 1));
     int64_t T = s->T;
     float *corr = malloc(sizeof *corr * ((size_t)T + 1));
-    if (!corr)
+    double *il = malloc(sizeof *il * ((size_t)T + 1));
+    if (!corr || !il) {
+        free(corr);
+        free(il);
         return ak_fail(err, AK_ENOMEM, "out of memory");
+    }
     float *outs[4] = {out->entropy, out->norm_entropy, out->mass, out->corrected};
     for (int k = 0; k < 4; k++)
         if (outs[k])
             for (int64_t i = 0; i < T; i++)
                 outs[k][i] = agg == AK_AGG_MAX ? -INFINITY : 0.0f;
     double wsum = 0;
-    for (int64_t l = l0; l <= l1; l++)
+    for (int64_t l = l0; l <= l1; l++) {
+        inv_log_visible(s, l, il);
         for (int64_t h = 0; h < s->H; h++) {
             double w = weights ? weights[l * s->H + h] : 1.0;
             wsum += w;
@@ -173,8 +211,7 @@ int ak_token_metrics_agg(const ak_attn_stats *s, int64_t l0, int64_t l1,
             const float *m = s->mass + (l * s->H + h) * T;
             ak_corrected_mass(s->mask, m, T, corr);
             for (int64_t i = 0; i < T; i++) {
-                float v[4] = {e[i], (float)ak_norm_entropy(e[i], stats_visible(s, l, i)),
-                              m[i], corr[i]};
+                float v[4] = {e[i], (float)(e[i] * il[i]), m[i], corr[i]};
                 for (int k = 0; k < 4; k++) {
                     if (!outs[k])
                         continue;
@@ -187,12 +224,14 @@ int ak_token_metrics_agg(const ak_attn_stats *s, int64_t l0, int64_t l1,
                 }
             }
         }
+    }
     if (agg == AK_AGG_MEAN)
         for (int k = 0; k < 4; k++)
             if (outs[k])
                 for (int64_t i = 0; i < T; i++)
                     outs[k][i] = wsum > 0 ? (float)(outs[k][i] / wsum) : 0.0f;
     free(corr);
+    free(il);
     return 0;
 }
 

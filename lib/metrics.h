@@ -81,7 +81,7 @@ typedef struct ak_head_summary {
 } ak_head_summary;
 
 /* out[L*H]. */
-void ak_head_summaries(const ak_attn_stats *s, ak_head_summary *out);
+int ak_head_summaries(const ak_attn_stats *s, ak_head_summary *out, ak_err *err);
 const char *ak_head_class_name(ak_head_class c);
 
 /* Aggregation over heads and layers l0..l1 (inclusive). */

@@ -106,7 +106,11 @@ int ak_prune_scores(const ak_attn_stats *s, ak_policy p, int64_t l0, int64_t l1,
             free(w);
             return ak_fail(err, AK_ENOMEM, "out of memory");
         }
-        ak_head_summaries(s, hs);
+        if (ak_head_summaries(s, hs, err)) {
+            free(hs);
+            free(w);
+            return err->code;
+        }
         for (size_t k = 0; k < n; k++)
             w[k] = hs[k].norm_entropy < 1 ? 1 - hs[k].norm_entropy : 0;
         free(hs);

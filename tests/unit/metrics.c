@@ -122,7 +122,7 @@ static void test_summaries(void)
     stats_2heads(ent, mass, vis, &s);
     CHECK(ak_stats_check(&s, &err) == 0, "consistent statistics accepted");
     ak_head_summary hs[2];
-    ak_head_summaries(&s, hs);
+    CHECK(ak_head_summaries(&s, hs, &err) == 0, "head summaries");
     /* head 0: normalised entropies 0 (one key), ln2/ln2 = 1, 1.029653/ln3 = .937231 */
     CHECK_NEAR(hs[0].norm_entropy, (0 + 1 + 1.0296530140645737 / log(3.0)) / 3, 1e-6,
                "head 0 mean normalised entropy 0.645744");
