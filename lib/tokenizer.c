@@ -1168,3 +1168,73 @@ int ak_tokenizer_decode(ak_tokenizer *tk, const int32_t *ids, size_t n, const ui
     *outlen = len;
     return 0;
 }
+
+/* ---- block boundaries -------------------------------------------------------- */
+
+static int is_space_byte(uint8_t c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+int ak_text_blocks(const char *text, size_t len, int mode, int64_t **starts, size_t *n,
+                   ak_err *err)
+{
+    const uint8_t *s = (const uint8_t *)text;
+    int64_t *v = NULL;
+    size_t nv = 0, cap = 0;
+    int pending = 0; /* a boundary waits for the next non-space character */
+    for (size_t i = 0; i < len;) {
+        uint8_t c = s[i];
+        if (pending && !is_space_byte(c)) {
+            if (nv == cap) {
+                cap = cap ? cap * 2 : 64;
+                int64_t *p = realloc(v, cap * sizeof *p);
+                if (!p) {
+                    free(v);
+                    return ak_fail(err, AK_ENOMEM, "out of memory");
+                }
+                v = p;
+            }
+            v[nv++] = (int64_t)i;
+            pending = 0;
+        }
+        if (c == '\n') {
+            if (mode == AK_SEG_LINE)
+                pending = 1;
+            else {
+                size_t j = i + 1;
+                while (j < len && (s[j] == ' ' || s[j] == '\t' || s[j] == '\r'))
+                    j++;
+                if (j < len && s[j] == '\n')
+                    pending = 1; /* blank line */
+            }
+            i++;
+            continue;
+        }
+        if (mode == AK_SEG_SENTENCE) {
+            size_t k = 0;
+            if (c == '.' || c == '!' || c == '?')
+                k = 1;
+            else if (i + 3 <= len && (!memcmp(s + i, "\xE2\x80\xA6", 3) || !memcmp(s + i, "\xE3\x80\x82", 3) ||
+                                      !memcmp(s + i, "\xEF\xBC\x81", 3) || !memcmp(s + i, "\xEF\xBC\x9F", 3)))
+                k = 3; /* … 。 ！ ？ */
+            if (k) {
+                size_t j = i + k;
+                while (j < len && (s[j] == '"' || s[j] == '\'' || s[j] == ')' || s[j] == ']' ||
+                                   s[j] == '.' || s[j] == '!' || s[j] == '?'))
+                    j++;
+                while (j + 3 <= len && (!memcmp(s + j, "\xE2\x80\x9D", 3) || !memcmp(s + j, "\xE2\x80\x99", 3)))
+                    j += 3; /* ” ’ */
+                /* CJK full stops end a sentence without a following space */
+                if (j >= len || is_space_byte(s[j]) || k == 3)
+                    pending = 1;
+                i = j;
+                continue;
+            }
+        }
+        i++;
+    }
+    *starts = v;
+    *n = nv;
+    return 0;
+}

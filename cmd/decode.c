@@ -1,0 +1,153 @@
+/* decode - token streams back to text. */
+#include "cli.h"
+#include "filter.h"
+#include "io.h"
+#include "tokenizer.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(void)
+{
+    printf("usage: decode [-m MODEL] [--mark[=STR]] [--special] [FILE...]\n"
+           "Print each document of a token stream as text, one after another: the\n"
+           "tokens detokenized (byte-exact for byte-level BPE and byte fallback).\n"
+           "  -m, --model DIR   model or tokenizer directory the stream was made with\n"
+           "                    (default: $ATTNKIT_MODEL, else all-MiniLM-L6-v2)\n"
+           "      --mark[=STR]  print the original `text` instead, with each span\n"
+           "                    prune dropped replaced by STR (default \"[…]\")\n"
+           "      --special     also print special tokens the tokenizer added (BOS,\n"
+           "                    CLS, SEP: those covering no text)\n"
+           "  -h, --help        this help\n"
+           "Exit status: 0 ok, 64 usage, 65 bad input, 66 cannot open, 70 out of memory,\n"
+           "74 I/O error, 78 unsupported tokenizer.\n");
+}
+
+typedef struct ctx {
+    ak_tokenizer *tk;
+    const char *mark;
+    int special;
+} ctx;
+
+static int on_header(void *p, ak_header *h, ak_err *err)
+{
+    ctx *c = p;
+    int64_t crc, vs;
+    const char *name = ak_meta_str(&h->model, "name");
+    if (ak_meta_int(&h->model, "tokenizer_crc32", &crc) == 0 && (uint32_t)crc != ak_tokenizer_crc32(c->tk))
+        return ak_fail(err, AK_EDATA, "stream was tokenized with %s, not %s (use -m)", name ? name : "another tokenizer",
+                       ak_tokenizer_name(c->tk));
+    if (ak_meta_int(&h->model, "vocab_size", &vs) == 0 && vs != ak_tokenizer_vocab_size(c->tk) && !c->mark)
+        return ak_fail(err, AK_EDATA, "stream has a vocabulary of %lld tokens, %s has %lld (use -m)",
+                       (long long)vs, ak_tokenizer_name(c->tk), (long long)ak_tokenizer_vocab_size(c->tk));
+    return 0;
+}
+
+static int out(const void *s, size_t n, ak_err *err)
+{
+    if (n && fwrite(s, 1, n, stdout) != n)
+        return ak_fail(err, AK_EIO, "<stdout>: write error");
+    return 0;
+}
+
+static int marked(ctx *c, ak_doc *d, ak_err *err)
+{
+    ak_tensor *t = ak_doc_need(d, "text", AK_U8, 1, err);
+    if (!t)
+        return AK_EDATA;
+    const char *text = (const char *)t->data;
+    int64_t len = t->shape[0], pos = 0;
+    ak_tensor *dr = ak_doc_get(d, "dropped");
+    if (dr) {
+        if (dr->dtype != AK_I64 || dr->ndim != 2 || dr->shape[1] != 2)
+            return ak_fail(err, AK_EDATA, "doc %s: dropped must be i64 [n, 2]", d->id);
+        const int64_t *sp = ak_tensor_i64(dr);
+        for (int64_t i = 0; i < dr->shape[0]; i++) {
+            int64_t s = sp[2 * i], e = sp[2 * i + 1];
+            if (s < pos || e < s || e > len)
+                return ak_fail(err, AK_EDATA, "doc %s: dropped span %lld [%lld, %lld) is not sorted within the text",
+                               d->id, (long long)i, (long long)s, (long long)e);
+            int rc = out(text + pos, (size_t)(s - pos), err);
+            if (!rc && e > s)
+                rc = out(c->mark, strlen(c->mark), err);
+            if (rc)
+                return rc;
+            pos = e;
+        }
+    }
+    return out(text + pos, (size_t)(len - pos), err);
+}
+
+static int on_doc(void *p, ak_doc *d, ak_err *err)
+{
+    ctx *c = p;
+    int rc;
+    if (c->mark)
+        rc = marked(c, d, err);
+    else {
+        ak_tensor *tok = ak_doc_need(d, "tokens", AK_I32, 1, err);
+        if (!tok)
+            return AK_EDATA;
+        size_t n = (size_t)tok->shape[0];
+        ak_tensor *sp = ak_doc_get(d, "special"), *off = ak_doc_get(d, "offsets");
+        uint8_t *skip = NULL;
+        if (!c->special && sp && off) {
+            if (sp->dtype != AK_U8 || sp->ndim != 1 || (size_t)sp->shape[0] != n || off->dtype != AK_I64 ||
+                off->ndim != 2 || (size_t)off->shape[0] != n || off->shape[1] != 2)
+                return ak_fail(err, AK_EDATA, "doc %s: special or offsets do not match tokens", d->id);
+            if (!(skip = calloc(n ? n : 1, 1)))
+                return ak_fail(err, AK_ENOMEM, "out of memory");
+            const int64_t *o = ak_tensor_i64(off);
+            const uint8_t *s = ak_tensor_u8(sp);
+            for (size_t i = 0; i < n; i++)
+                skip[i] = s[i] && o[2 * i] == o[2 * i + 1];
+        }
+        char *text;
+        size_t len;
+        rc = ak_tokenizer_decode(c->tk, ak_tensor_i32(tok), n, skip, &text, &len, NULL, err);
+        free(skip);
+        if (rc)
+            return ak_wrap(err, "doc %s", d->id);
+        rc = out(text, len, err);
+        free(text);
+    }
+    return rc ? rc : 1;
+}
+
+int main(int argc, char **argv)
+{
+    ak_cli_init("decode");
+    static const struct option lo[] = {
+        {"model", required_argument, NULL, 'm'},
+        {"mark", optional_argument, NULL, 'k'},
+        {"special", no_argument, NULL, 'S'},
+        {"help", no_argument, NULL, 'h'},
+        {0, 0, 0, 0}};
+    ctx c = {0};
+    const char *model = NULL;
+    int o;
+    while ((o = getopt_long(argc, argv, "m:h", lo, NULL)) != -1) {
+        switch (o) {
+        case 'm': model = optarg; break;
+        case 'k': c.mark = optarg ? optarg : "[\xE2\x80\xA6]"; break;
+        case 'S': c.special = 1; break;
+        case 'h': usage(); return 0;
+        default: ak_bad_option(argv);
+        }
+    }
+    ak_err err = {0};
+    if (ak_tokenizer_load(&c.tk, ak_model_dir(model), &err))
+        ak_die(&err);
+    ak_filter_args a = {.program = "decode", .argc = argc, .argv = argv,
+                        .inputs = argv + optind, .ninputs = argc - optind};
+    ak_filter_ops ops = {.header = on_header, .doc = on_doc, .no_stream_output = 1};
+    int rc = ak_filter_run(&a, &ops, &c, &err);
+    if (!rc && fflush(stdout))
+        rc = ak_fail(&err, AK_EIO, "<stdout>: write error");
+    ak_tokenizer_free(c.tk);
+    if (rc)
+        ak_die(&err);
+    return 0;
+}

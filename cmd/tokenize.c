@@ -1,0 +1,363 @@
+/* tokenize - text files to token streams, with byte offsets and blocks. */
+#include "cli.h"
+#include "io.h"
+#include "stream.h"
+#include "tokenizer.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_DOC_BYTES ((size_t)1 << 34)
+
+static void usage(void)
+{
+    printf("usage: tokenize [-m MODEL] [--no-special] [--segments MODE] [--marker STR]\n"
+           "                [--from-ids] [--lossy] [-o FILE] [FILE...]\n"
+           "Tokenize each FILE (or stdin) as one document, exactly as Hugging Face\n"
+           "`tokenizers` does, and write a stream with the tensors text, tokens, offsets\n"
+           "(byte spans in text), segments, special (and token_types for BERT).\n"
+           "  -m, --model DIR      model or tokenizer directory: tokenizer.json, or\n"
+           "                       vocab.json + merges.txt (default: $ATTNKIT_MODEL,\n"
+           "                       else all-MiniLM-L6-v2)\n"
+           "      --no-special     add no BOS/CLS/SEP tokens (special-token strings in the\n"
+           "                       text are still matched)\n"
+           "  -s, --segments MODE  blocks: sentence, paragraph (default), line, marker\n"
+           "      --marker STR     blocks are separated by STR, which is not tokenized\n"
+           "                       (implies --segments marker; a line holding only STR\n"
+           "                       is left out with its newline)\n"
+           "      --from-ids       input holds whitespace-separated token ids\n"
+           "      --lossy          replace invalid UTF-8 by U+FFFD (with a warning)\n"
+           "                       instead of failing\n"
+           "  -o, --output FILE    write the stream to FILE atomically (default stdout)\n"
+           "  -h, --help           this help\n"
+           "Exit status: 0 ok, 64 usage, 65 bad input, 66 cannot open, 70 out of memory,\n"
+           "74 I/O error, 78 unsupported tokenizer.\n");
+}
+
+typedef struct opts {
+    int no_special, mode, from_ids, lossy;
+    const char *marker;
+    size_t marker_len;
+} opts;
+
+enum { MODE_MARKER = 100 };
+
+static int put(ak_doc *d, const char *name, ak_dtype t, int ndim, const int64_t *shape,
+               const void *data, ak_err *err)
+{
+    ak_tensor *x = ak_tensor_new(name, t, ndim, shape, err);
+    if (!x)
+        return err->code ? err->code : AK_ENOMEM;
+    if (x->nbytes)
+        memcpy(x->data, data, x->nbytes);
+    return ak_doc_put(d, x, err);
+}
+
+/* ids from text: decimal integers separated by white space */
+static int parse_ids(ak_tokenizer *tk, const char *s, size_t len, ak_encoding *enc, ak_err *err)
+{
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && strchr(" \t\n\r\f\v", s[i]))
+            i++;
+        if (i >= len)
+            break;
+        size_t st = i;
+        long long v = 0;
+        while (i < len && s[i] >= '0' && s[i] <= '9' && v <= (1LL << 31))
+            v = v * 10 + (s[i++] - '0');
+        if (i == st || (i < len && !strchr(" \t\n\r\f\v", s[i])) || v > INT32_MAX)
+            return ak_fail(err, AK_EDATA, "byte %zu: not a token id", st);
+        if (!ak_tokenizer_id_to_token(tk, (int32_t)v, NULL))
+            return ak_fail(err, AK_EDATA, "byte %zu: id %lld is not in the vocabulary", st, v);
+        if (enc->n == enc->cap) {
+            size_t cap = enc->cap ? enc->cap * 2 : 256;
+            int32_t *a = realloc(enc->ids, cap * sizeof *a);
+            int64_t *o = a ? realloc(enc->offsets, cap * 2 * sizeof *o) : NULL;
+            if (a)
+                enc->ids = a;
+            if (o)
+                enc->offsets = o;
+            uint8_t *sp = o ? realloc(enc->special, cap) : NULL;
+            if (sp)
+                enc->special = sp;
+            int32_t *ty = sp ? realloc(enc->type_ids, cap * sizeof *ty) : NULL;
+            if (!ty)
+                return ak_fail(err, AK_ENOMEM, "out of memory");
+            enc->type_ids = ty;
+            enc->cap = cap;
+        }
+        enc->ids[enc->n] = (int32_t)v;
+        enc->special[enc->n] = (uint8_t)ak_tokenizer_is_special(tk, (int32_t)v);
+        enc->type_ids[enc->n] = 0;
+        enc->n++;
+    }
+    return 0;
+}
+
+/* Where the marker occurrences are: regions [rs, re) of text between them. */
+static int tokenize_marked(ak_tokenizer *tk, const opts *o, const char *text, size_t len,
+                           ak_encoding *enc, int32_t **segs, ak_err *err)
+{
+    size_t pos = 0;
+    int32_t block = 0;
+    int32_t *sg = NULL;
+    size_t sgcap = 0;
+    int rc = 0;
+    while (pos <= len) {
+        const char *f = o->marker_len ? memmem(text + pos, len - pos, o->marker, o->marker_len) : NULL;
+        size_t ms = f ? (size_t)(f - text) : len, me = f ? ms + o->marker_len : len;
+        size_t re = ms;
+        /* a marker alone on its line goes with the line's newline */
+        if (f && (ms == 0 || text[ms - 1] == '\n') && (me == len || text[me] == '\n' ||
+                                                      (text[me] == '\r' && me + 1 < len && text[me + 1] == '\n'))) {
+            if (me < len && text[me] == '\r')
+                me++;
+            if (me < len)
+                me++;
+        }
+        size_t before = enc->n;
+        if (re > pos && (rc = ak_tokenizer_encode(tk, text + pos, re - pos, (int64_t)pos, enc, err)))
+            break;
+        if (enc->n > sgcap) {
+            sgcap = enc->cap;
+            int32_t *p = realloc(sg, sgcap * sizeof *p);
+            if (!p) {
+                rc = ak_fail(err, AK_ENOMEM, "out of memory");
+                break;
+            }
+            sg = p;
+        }
+        for (size_t i = before; i < enc->n; i++)
+            sg[i] = block;
+        if (enc->n > before)
+            block++;
+        if (!f)
+            break;
+        pos = me;
+    }
+    if (rc) {
+        free(sg);
+        return rc;
+    }
+    *segs = sg;
+    return 0;
+}
+
+static int segment_ids(const opts *o, const char *text, size_t len, const ak_encoding *enc,
+                       int32_t **segs, ak_err *err)
+{
+    int64_t *b;
+    size_t nb;
+    int rc = ak_text_blocks(text, len, o->mode, &b, &nb, err);
+    if (rc)
+        return rc;
+    int32_t *sg = malloc((enc->n ? enc->n : 1) * sizeof *sg);
+    if (!sg) {
+        free(b);
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < enc->n; i++) {
+        /* a token belongs to the block of its first non-space byte
+         * (byte-level BPE glues the space before a word to the word) */
+        int64_t st = enc->offsets[2 * i], en = enc->offsets[2 * i + 1];
+        while (st < en && st < (int64_t)len && strchr(" \t\r\n", text[st]) && text[st])
+            st++;
+        if (st == en)
+            st = enc->offsets[2 * i];
+        while (k < nb && b[k] <= st)
+            k++;
+        sg[i] = (int32_t)k;
+    }
+    free(b);
+    *segs = sg;
+    return 0;
+}
+
+static int one_doc(ak_tokenizer *tk, const opts *o, ak_writer *w, const char *path, ak_err *err)
+{
+    char *data = NULL, *text = NULL, *repaired = NULL;
+    size_t len = 0, tlen = 0;
+    ak_encoding enc = {0};
+    int32_t *segs = NULL;
+    int64_t *ends = NULL;
+    ak_doc *d = NULL;
+    const char *name = strcmp(path, "-") ? path : "<stdin>";
+    int rc = ak_read_file(path, MAX_DOC_BYTES, &data, &len, err);
+    if (rc)
+        return rc;
+    if (o->from_ids) {
+        if ((rc = parse_ids(tk, data, len, &enc, err)))
+            goto out;
+        if (!(ends = malloc((enc.n ? enc.n : 1) * sizeof *ends))) {
+            rc = ak_fail(err, AK_ENOMEM, "out of memory");
+            goto out;
+        }
+        if ((rc = ak_tokenizer_decode(tk, enc.ids, enc.n, NULL, &repaired, &tlen, ends, err)))
+            goto out;
+        text = repaired;
+        for (size_t i = 0; i < enc.n; i++) {
+            enc.offsets[2 * i] = i ? ends[i - 1] : 0;
+            enc.offsets[2 * i + 1] = ends[i];
+        }
+        if ((rc = segment_ids(o, text, tlen, &enc, &segs, err)))
+            goto out;
+    } else {
+        text = data, tlen = len;
+        if (ak_utf8_check(data, len, err)) {
+            size_t nbad;
+            if (!o->lossy) {
+                rc = AK_EDATA;
+                goto out;
+            }
+            if ((rc = ak_utf8_repair(data, len, &repaired, &tlen, &nbad, err)))
+                goto out;
+            ak_warn("%s: replaced %zu invalid UTF-8 byte%s with U+FFFD", name, nbad, nbad == 1 ? "" : "s");
+            text = repaired;
+        }
+        if (o->mode == MODE_MARKER)
+            rc = tokenize_marked(tk, o, text, tlen, &enc, &segs, err);
+        else if (!(rc = ak_tokenizer_encode(tk, text, tlen, 0, &enc, err)))
+            rc = segment_ids(o, text, tlen, &enc, &segs, err);
+        if (rc)
+            goto out;
+        if (!o->no_special) {
+            size_t pre = ak_tokenizer_post_prefix(tk), n0 = enc.n;
+            if ((rc = ak_tokenizer_post(tk, &enc, (int64_t)tlen, err)))
+                goto out;
+            int32_t *s2 = malloc((enc.n ? enc.n : 1) * sizeof *s2);
+            if (!s2) {
+                rc = ak_fail(err, AK_ENOMEM, "out of memory");
+                goto out;
+            }
+            for (size_t i = 0; i < enc.n; i++)
+                s2[i] = i < pre || i >= pre + n0 ? -1 : segs[i - pre];
+            free(segs);
+            segs = s2;
+        }
+    }
+    int64_t T = (int64_t)enc.n, tl = (int64_t)tlen, off_shape[2] = {T, 2};
+    if (!(d = ak_doc_new(name)) || ak_meta_set_str(&d->meta, "source", name)) {
+        rc = ak_fail(err, AK_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = put(d, "text", AK_U8, 1, &tl, text, err)) ||
+        (rc = put(d, "tokens", AK_I32, 1, &T, enc.ids, err)) ||
+        (rc = put(d, "offsets", AK_I64, 2, off_shape, enc.offsets, err)) ||
+        (rc = put(d, "segments", AK_I32, 1, &T, segs, err)) ||
+        (rc = put(d, "special", AK_U8, 1, &T, enc.special, err)) ||
+        (ak_tokenizer_has_token_types(tk) && (rc = put(d, "token_types", AK_I32, 1, &T, enc.type_ids, err))))
+        goto out;
+    rc = ak_write_doc(w, d, err);
+out:
+    if (rc && err->msg[0] && strncmp(err->msg, name, strlen(name)))
+        ak_wrap(err, "%s", name);
+    ak_doc_free(d);
+    ak_encoding_free(&enc);
+    free(segs);
+    free(ends);
+    free(repaired);
+    free(data);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    ak_cli_init("tokenize");
+    static const struct option lo[] = {
+        {"model", required_argument, NULL, 'm'},
+        {"no-special", no_argument, NULL, 'N'},
+        {"segments", required_argument, NULL, 's'},
+        {"marker", required_argument, NULL, 'M'},
+        {"from-ids", no_argument, NULL, 'I'},
+        {"lossy", no_argument, NULL, 'L'},
+        {"output", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
+        {0, 0, 0, 0}};
+    opts o = {.mode = AK_SEG_PARAGRAPH};
+    const char *model = NULL, *output = NULL;
+    int c, mode_set = 0;
+    while ((c = getopt_long(argc, argv, "m:s:o:h", lo, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'N': o.no_special = 1; break;
+        case 's':
+            mode_set = 1;
+            if (!strcmp(optarg, "sentence")) o.mode = AK_SEG_SENTENCE;
+            else if (!strcmp(optarg, "paragraph")) o.mode = AK_SEG_PARAGRAPH;
+            else if (!strcmp(optarg, "line")) o.mode = AK_SEG_LINE;
+            else if (!strcmp(optarg, "marker")) o.mode = MODE_MARKER;
+            else ak_usage_error("--segments: expected sentence, paragraph, line or marker, not '%s'", optarg);
+            break;
+        case 'M':
+            if (!*optarg)
+                ak_usage_error("--marker: empty marker");
+            o.marker = optarg;
+            o.marker_len = strlen(optarg);
+            break;
+        case 'I': o.from_ids = 1; break;
+        case 'L': o.lossy = 1; break;
+        case 'o': output = optarg; break;
+        case 'h': usage(); return 0;
+        default: ak_bad_option(argv);
+        }
+    }
+    if (o.marker && mode_set && o.mode != MODE_MARKER)
+        ak_usage_error("--marker goes with --segments marker");
+    if (o.marker)
+        o.mode = MODE_MARKER;
+    if (o.mode == MODE_MARKER && !o.marker)
+        ak_usage_error("--segments marker needs --marker STR");
+    if (o.from_ids && o.mode == MODE_MARKER)
+        ak_usage_error("--from-ids cannot be used with markers");
+
+    ak_err err = {0};
+    ak_tokenizer *tk;
+    const char *dir = ak_model_dir(model);
+    if (ak_tokenizer_load(&tk, dir, &err))
+        ak_die(&err);
+    ak_atomic at = {.fd = -1};
+    int to_file = output && strcmp(output, "-");
+    if (to_file && ak_atomic_open(&at, output, &err))
+        ak_die(&err);
+    ak_writer *w = NULL;
+    ak_header *h = ak_header_new();
+    int rc = ak_writer_open_fd(&w, to_file ? at.fd : 1, to_file ? output : "<stdout>", &err);
+    if (!rc && !h)
+        rc = ak_fail(&err, AK_ENOMEM, "out of memory");
+    if (!rc && (ak_meta_set_str(&h->model, "name", ak_tokenizer_name(tk)) ||
+                ak_meta_set_int(&h->model, "vocab_size", ak_tokenizer_vocab_size(tk)) ||
+                ak_meta_set_int(&h->model, "tokenizer_crc32", ak_tokenizer_crc32(tk)) ||
+                ak_header_add_stage(h, "tokenize", argc, argv)))
+        rc = ak_fail(&err, AK_ENOMEM, "out of memory");
+    if (!rc)
+        rc = ak_write_header(w, h, &err);
+    int ndocs = 0;
+    for (int i = optind; !rc && (i < argc || (i == argc && optind == argc)); i++) {
+        rc = one_doc(tk, &o, w, i < argc ? argv[i] : "-", &err);
+        ndocs++;
+    }
+    if (!rc)
+        rc = ak_write_end(w, ndocs, &err);
+    if (w) {
+        ak_err e2;
+        int wrc = ak_writer_close(w, &e2);
+        if (!rc && wrc)
+            rc = wrc, err = e2;
+    }
+    if (to_file) {
+        if (rc)
+            ak_atomic_abort(&at);
+        else
+            rc = ak_atomic_commit(&at, &err);
+    }
+    ak_header_free(h);
+    ak_tokenizer_free(tk);
+    if (rc)
+        ak_die(&err);
+    return 0;
+}
