@@ -116,6 +116,8 @@ struct ak_tokenizer {
     int32_t *added_of_id;  /* id -> index in added, or -1; size id_cap */
     size_t id_cap;
     int has_norm_added;    /* some added tokens match normalized text */
+    uint32_t added_first[257]; /* added_order[added_first[b]..added_first[b+1]): */
+    uint32_t *added_order;     /* tokens starting with byte b, longest first */
     /* post-processor: single template */
     int32_t *post_ids;
     int32_t *post_types;

@@ -489,6 +489,17 @@ static int load_vocab_object(loader *L, json_t *vocab, json_t *added, ak_err *er
     return 0;
 }
 
+typedef struct added_key { size_t first, n, k; } added_key;
+static int added_cmp(const void *x, const void *y)
+{
+    const added_key *a = x, *b = y;
+    if (a->first != b->first)
+        return a->first < b->first ? -1 : 1;
+    if (a->n != b->n)
+        return a->n > b->n ? -1 : 1;
+    return a->k < b->k ? -1 : a->k > b->k;
+}
+
 static int load_added(ak_tokenizer *tk, json_t *added, ak_err *err)
 {
     size_t i, n = json_array_size(added);
@@ -517,6 +528,23 @@ static int load_added(ak_tokenizer *tk, json_t *added, ak_err *err)
         if (!tk->vocab.tok[t->id] && tk_vocab_set(&tk->vocab, t->id, t->s, t->n))
             return ak_fail(err, AK_ENOMEM, "out of memory");
     }
+    /* index by first byte, longest first, for leftmost-longest matching */
+    if (!(tk->added_order = malloc((tk->nadded ? tk->nadded : 1) * sizeof *tk->added_order)))
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    added_key *keys = malloc((tk->nadded ? tk->nadded : 1) * sizeof *keys);
+    if (!keys)
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    for (size_t k = 0; k < tk->nadded; k++)
+        keys[k] = (added_key){tk->added[k].s[0], tk->added[k].n, k};
+    qsort(keys, tk->nadded, sizeof *keys, added_cmp);
+    for (size_t k = 0; k < tk->nadded; k++)
+        tk->added_order[k] = (uint32_t)keys[k].k;
+    free(keys);
+    memset(tk->added_first, 0, sizeof tk->added_first);
+    for (size_t k = 0; k < tk->nadded; k++)
+        tk->added_first[tk->added[k].s[0] + 1]++;
+    for (int b = 0; b < 256; b++)
+        tk->added_first[b + 1] += tk->added_first[b];
     return 0;
 }
 
@@ -846,6 +874,7 @@ void ak_tokenizer_free(ak_tokenizer *tk)
         free(tk->added[i].s);
     free(tk->added);
     free(tk->added_of_id);
+    free(tk->added_order);
     free(tk->post_ids);
     free(tk->post_types);
     pcre2_match_data_free(tk->md);
@@ -936,14 +965,14 @@ static int find_added(const ak_tokenizer *tk, const uint8_t *s, size_t n, size_t
 {
     for (size_t i = from; i < n; i++) {
         int best = -1;
-        for (size_t k = 0; k < tk->nadded; k++) {
-            const tk_added *a = &tk->added[k];
-            if (a->normalized != norm || a->s[0] != s[i] || a->n > n - i ||
-                (best >= 0 && a->n <= tk->added[best].n) || memcmp(a->s, s + i, a->n))
+        for (uint32_t j = tk->added_first[s[i]]; j < tk->added_first[s[i] + 1]; j++) {
+            const tk_added *a = &tk->added[tk->added_order[j]];
+            if (a->normalized != norm || a->n > n - i || memcmp(a->s, s + i, a->n))
                 continue;
             if (a->single_word && (word_char_before(s, i) || word_char_at(s, n, i + a->n)))
                 continue;
-            best = (int)k;
+            best = (int)tk->added_order[j];
+            break;
         }
         if (best >= 0) {
             size_t a = i, b = i + tk->added[best].n;

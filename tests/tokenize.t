@@ -1,0 +1,89 @@
+# tokenize and decode through real pipes: options, blocks, markers, ids,
+# invalid input, and the one-line errors.  (Ids against Hugging Face are in
+# tokenize_test.py.)
+. "$AK_TOP/tests/lib.sh"
+TK="$AK_SHARED/tokenizers"
+G="$TK/gpt2"
+
+ok "tokenize -h exits 0" tokenize -h
+grep -q '^usage: tokenize' "$T/.out" && pass "tokenize -h prints usage" || fail "tokenize -h prints usage"
+ok "decode -h exits 0" decode -h
+grep -q '^usage: decode' "$T/.out" && pass "decode -h prints usage" || fail "decode -h prints usage"
+rejects "unknown option" tokenize tokenize --bogus
+rejects "bad --segments" tokenize tokenize --segments words
+rejects "--segments marker without --marker" tokenize tokenize --segments marker
+rejects "empty marker" tokenize tokenize --marker ''
+rejects "model directory without a tokenizer" tokenize tokenize -m "$T" /dev/null
+rejects "missing input file" tokenize tokenize -m "$G" "$T/nope.txt"
+printf '{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b"]}}' > "$T/tokenizer.json"
+rejects "merge of tokens not in the vocabulary" tokenize tokenize -m "$T" /dev/null
+printf '{"model": ' > "$T/tokenizer.json"
+rejects "truncated tokenizer.json" tokenize tokenize -m "$T" /dev/null
+printf '{"model": {"type": "Unigram", "vocab": [["a", 0.0]]}}' > "$T/tokenizer.json"
+rejects "unsupported model type" tokenize tokenize -m "$T" /dev/null
+rm -f "$T/tokenizer.json"
+
+# Known ids (GPT-2's "Hello world" is 15496 995 in every GPT-2 tokenizer).
+printf 'Hello world' > "$T/hello.txt"
+is "gpt2 ids of Hello world" "$(tokenize -m "$G" "$T/hello.txt" | peek -f tokens)" "15496 995"
+is "gpt2 offsets" "$(tokenize -m "$G" "$T/hello.txt" | peek -f offsets)" "0 5 5 11"
+is "default model (BERT) adds CLS and SEP" "$(tokenize "$T/hello.txt" | peek -f tokens)" "101 7592 2088 102"
+is "--no-special adds none" "$(tokenize --no-special "$T/hello.txt" | peek -f tokens)" "7592 2088"
+is "special flags" "$(tokenize "$T/hello.txt" | peek -f special)" "1 0 0 1"
+is "specials are in no block" "$(tokenize "$T/hello.txt" | peek -f segments)" "-1 0 0 -1"
+is "BERT token types" "$(tokenize "$T/hello.txt" | peek -f token_types)" "0 0 0 0"
+is "llama2 adds BOS" "$(tokenize -m "$TK/llama2" "$T/hello.txt" | peek -f tokens)" "1 22557 1526"
+is "header names the tokenizer" "$(tokenize -m "$G" "$T/hello.txt" | peek | sed -n 2p | cut -d' ' -f4)" 'name="gpt2"'
+is "empty document" "$(tokenize -m "$G" /dev/null | peek -f tokens)" ""
+is "stdin is one document" "$(printf 'Hello world' | tokenize -m "$G" | peek -f tokens)" "15496 995"
+is "two files, two documents" "$(tokenize -m "$G" "$T/hello.txt" "$T/hello.txt" | peek -f tokens | wc -l | tr -d ' ')" "2"
+
+# Blocks.
+printf 'One. Two! Three?\nFour\n\nFive.' > "$T/s.txt"
+is "sentence blocks" "$(tokenize -m "$G" --segments sentence "$T/s.txt" | peek -n -1 -f segments)" "0 0 1 1 2 2 2 3 3 3 4 4"
+is "paragraph blocks" "$(tokenize -m "$G" "$T/s.txt" | peek -n -1 -f segments)" "0 0 0 0 0 0 0 0 0 0 1 1"
+is "line blocks" "$(tokenize -m "$G" --segments line "$T/s.txt" | peek -n -1 -f segments)" "0 0 0 0 0 0 0 1 1 1 2 2"
+printf 'First part\n###\nSecond part###third' > "$T/m.txt"
+tokenize -m "$G" --marker '###' "$T/m.txt" > "$T/m.ak"
+is "marker blocks" "$(peek -n -1 -f segments "$T/m.ak")" "0 0 0 1 1 2"
+is "marker is not tokenized" "$(decode -m "$G" "$T/m.ak")" "First part
+Second partthird"
+is "text keeps the marker" "$(decode -m "$G" --mark "$T/m.ak")" "$(cat "$T/m.txt")"
+
+# Ids in, text out.
+printf '15496 995\n 13\t' > "$T/ids.txt"
+is "--from-ids decodes" "$(tokenize -m "$G" --from-ids "$T/ids.txt" | decode -m "$G")" "Hello world."
+is "--from-ids offsets index the decoded text" "$(tokenize -m "$G" --from-ids "$T/ids.txt" | peek -f offsets)" "0 5 5 11 11 12"
+printf '15496 x' > "$T/ids.txt"
+rejects "--from-ids: not a number" tokenize tokenize -m "$G" --from-ids "$T/ids.txt"
+printf '15496 50257' > "$T/ids.txt"
+rejects "--from-ids: id outside the vocabulary" tokenize tokenize -m "$G" --from-ids "$T/ids.txt"
+
+# Invalid UTF-8: an error naming the byte, or --lossy with a warning.
+printf 'ab\377cd' > "$T/bad.txt"
+rejects "invalid UTF-8" tokenize tokenize -m "$G" "$T/bad.txt"
+grep -q 'byte 2' "$T/.err" && pass "the message names byte 2" || fail "the message names byte 2: $(cat "$T/.err")"
+printf 'ab\342\202' > "$T/bad2.txt"
+rejects "truncated UTF-8 at the end" tokenize tokenize -m "$G" "$T/bad2.txt"
+tokenize -m "$G" --lossy "$T/bad.txt" > "$T/l.ak" 2> "$T/l.err"
+is "--lossy succeeds with one warning line" "$?:$(wc -l < "$T/l.err" | tr -d ' ')" "0:1"
+grep -q '^tokenize: .*U+FFFD' "$T/l.err" && pass "--lossy says what it replaced" || fail "--lossy warning: $(cat "$T/l.err")"
+is "--lossy text holds U+FFFD" "$(decode -m "$G" --mark "$T/l.ak")" "ab$(printf '\357\277\275')cd"
+
+# decode's errors.
+tokenize -m "$G" "$T/hello.txt" > "$T/h.ak"
+rejects "decode with another tokenizer" decode decode -m "$TK/llama2" "$T/h.ak"
+rejects "decode of a non-stream" decode decode -m "$G" "$T/hello.txt"
+is "decode --special keeps BOS (as HF decode does)" "$(tokenize -m "$TK/llama2" "$T/hello.txt" | decode --special -m "$TK/llama2")" "<s> Hello world"
+
+# tokenize | decode on a long single word and many whitespace runs stays exact.
+python3 -c "import sys; sys.stdout.write('x' * 200000 + ' \t\n' * 1000 + 'é' * 5000)" > "$T/long.txt"
+for m in gpt2 llama2 llama3; do
+    tokenize -m "$TK/$m" "$T/long.txt" | decode -m "$TK/$m" > "$T/long.out"
+    same_file "$m: long word round trip" "$T/long.out" "$T/long.txt"
+done
+
+for p in tokenize decode; do
+    ok "man page $p renders" sh -c "man -l '$AK_TOP/man/$p.1' >/dev/null 2>&1 || groff -man -Tutf8 '$AK_TOP/man/$p.1' >/dev/null"
+done
+done_testing
