@@ -92,7 +92,7 @@ static int compile_re(tk_pretok *p, const char *pat, size_t len, int literal, ak
 {
     int ec;
     PCRE2_SIZE eo;
-    p->re = pcre2_compile((PCRE2_SPTR)pat, len, PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0),
+    p->re = pcre2_compile((PCRE2_SPTR)pat, len, literal ? PCRE2_UTF | PCRE2_LITERAL : PCRE2_UTF | PCRE2_UCP,
                           &ec, &eo, NULL);
     if (!p->re) {
         PCRE2_UCHAR msg[256];
@@ -270,7 +270,10 @@ static int parse_pretok(ak_tokenizer *tk, json_t *n, int depth, ak_err *err)
     } else if (!strcmp(type, "WhitespaceSplit")) {
         p.type = TP_WHITESPACE_SPLIT;
     } else if (!strcmp(type, "Whitespace")) {
-        static const char ws[] = "\\w+|[^\\w\\s]+";
+        /* \w+|[^\w\s]+ with the Rust regex crate's \w (UTS #18: letters,
+         * marks, digits, connectors, joiners), which PCRE2's \w is not */
+        static const char ws[] = "[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}]+"
+                                 "|[^\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}\\s]+";
         p.type = TP_SPLIT, p.behavior = TB_REMOVED, p.invert = 1;
         if ((rc = compile_re(&p, ws, sizeof ws - 1, 0, err)))
             return rc;
