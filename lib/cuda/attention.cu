@@ -1,0 +1,260 @@
+/* attention.cu - the CUDA twin of lib/attention.c: attention with per-query
+ * entropy and per-key received mass, f32, without the probability matrix.
+ *
+ * Pass 1 (attn_forward): a block owns BQ queries of one head and streams
+ * the keys they can see in tiles of BK through shared memory, keeping for
+ * each query the running max m, Z = sum e^(s-m) and A = sum e^(s-m)(s-m);
+ * when the max moves from m to m', Z' = e^(m-m') Z and
+ * A' = e^(m-m') (A + (m-m') Z).  Output = O/Z, entropy = log Z - A/Z.
+ * Pass 2 (attn_mass): a block owns BK keys of one head and walks the
+ * queries that can see them, recomputing p = e^(s-m)/Z from pass 1's m and
+ * Z, summing columns: no atomics, memory linear in the prompt.  It also
+ * writes the probabilities when they are asked for.
+ */
+#include <cuda_runtime.h>
+#include <math.h>
+
+extern "C" {
+#include "attention.h"
+}
+
+#define BQ 32
+#define BK 32
+#define NT 256
+
+struct shape_t {
+    int n_q, n_k, q_off, H, Hkv, Dh, causal, window;
+    float scale;
+};
+
+__device__ __forceinline__ void visible(const shape_t &s, int pos, int &lo, int &hi)
+{
+    hi = s.causal ? min(pos, s.n_k - 1) : s.n_k - 1;
+    lo = (s.window > 0 && pos - s.window + 1 > 0) ? pos - s.window + 1 : 0;
+}
+
+__device__ __forceinline__ float warp_max(float x)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
+    return x;
+}
+
+__device__ __forceinline__ float warp_sum(float x)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        x += __shfl_xor_sync(0xffffffffu, x, o);
+    return x;
+}
+
+/* Loads rows [r0, r0+n) of a [rows, heads, Dh] tensor's head hd into a
+ * shared tile with row stride DP (padded against bank conflicts). */
+__device__ __forceinline__ void load_tile(float *dst, const float *src, int r0, int n, int heads,
+                                          int hd, int Dh, int DP, int rows_tile)
+{
+    for (int x = threadIdx.x; x < rows_tile * Dh; x += NT) {
+        int r = x / Dh, c = x % Dh;
+        dst[r * DP + c] = r < n ? src[((size_t)(r0 + r) * heads + hd) * Dh + c] : 0.f;
+    }
+}
+
+__global__ void attn_forward(shape_t s, const float *q, const float *k, const float *v,
+                             float *out, float *ent, float *mrow, float *zrow)
+{
+    extern __shared__ float sm[];
+    const int Dh = s.Dh, DP = Dh + 1;
+    float *Qs = sm, *KV = Qs + BQ * DP, *Os = KV + BK * DP, *S = Os + BQ * Dh;
+    float *M = S + BQ * (BK + 1), *L = M + BQ, *A = L + BQ, *Sc = A + BQ;
+    const int h = blockIdx.y, g = h / (s.H / s.Hkv), q0 = blockIdx.x * BQ;
+    const int nq = min(BQ, s.n_q - q0), tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+
+    load_tile(Qs, q, q0, nq, s.H, h, Dh, DP, BQ);
+    for (int x = tid; x < BQ * Dh; x += NT)
+        Os[x] = 0.f;
+    if (tid < BQ) {
+        M[tid] = -INFINITY;
+        L[tid] = 0.f;
+        A[tid] = 0.f;
+    }
+    int klo, khi, lo2, hi2;
+    visible(s, s.q_off + q0, klo, hi2);
+    visible(s, s.q_off + q0 + nq - 1, lo2, khi);
+    __syncthreads();
+
+    for (int k0 = (klo / BK) * BK; k0 <= khi; k0 += BK) {
+        const int nk = min(BK, s.n_k - k0);
+        load_tile(KV, k, k0, nk, s.Hkv, g, Dh, DP, BK);
+        __syncthreads();
+        for (int x = tid; x < BQ * BK; x += NT) {
+            int r = x / BK, c = x % BK, j = k0 + c, lo, hi;
+            float acc = 0.f;
+            for (int d = 0; d < Dh; d++)
+                acc += Qs[r * DP + d] * KV[c * DP + d];
+            visible(s, s.q_off + q0 + r, lo, hi);
+            S[r * (BK + 1) + c] = (r < nq && c < nk && j >= lo && j <= hi) ? acc * s.scale : -INFINITY;
+        }
+        __syncthreads();
+        for (int r = warp; r < BQ; r += NT / 32) {
+            float sv = S[r * (BK + 1) + lane];
+            float m_old = M[r], m_new = fmaxf(m_old, warp_max(sv));
+            float e = sv == -INFINITY ? 0.f : expf(sv - m_new);
+            float ed = e > 0.f ? e * (sv - m_new) : 0.f;
+            float se = warp_sum(e), sed = warp_sum(ed);
+            S[r * (BK + 1) + lane] = e;
+            if (lane == 0) {
+                if (m_old == -INFINITY) {
+                    Sc[r] = 0.f;
+                    L[r] = se;
+                    A[r] = sed;
+                } else {
+                    float f = expf(m_old - m_new);
+                    Sc[r] = f;
+                    A[r] = f * (A[r] + (m_old - m_new) * L[r]) + sed;
+                    L[r] = f * L[r] + se;
+                }
+                M[r] = m_new;
+            }
+        }
+        __syncthreads();
+        load_tile(KV, v, k0, nk, s.Hkv, g, Dh, DP, BK);
+        __syncthreads();
+        for (int x = tid; x < BQ * Dh; x += NT) {
+            int r = x / Dh, c = x % Dh;
+            float acc = Os[x] * Sc[r];
+            for (int j = 0; j < nk; j++)
+                acc += S[r * (BK + 1) + j] * KV[j * DP + c];
+            Os[x] = acc;
+        }
+        __syncthreads();
+    }
+    for (int x = tid; x < nq * Dh; x += NT) {
+        int r = x / Dh, c = x % Dh;
+        out[((size_t)(q0 + r) * s.H + h) * Dh + c] = Os[x] / L[r];
+    }
+    if (tid < nq) {
+        size_t i = (size_t)h * s.n_q + q0 + tid;
+        mrow[i] = M[tid];
+        zrow[i] = L[tid];
+        if (ent)
+            ent[i] = logf(L[tid]) - A[tid] / L[tid];
+    }
+}
+
+__global__ void attn_mass(shape_t s, const float *q, const float *k, const float *mrow,
+                          const float *zrow, float *mass, float *probs)
+{
+    extern __shared__ float sm[];
+    const int Dh = s.Dh, DP = Dh + 1;
+    float *Ks = sm, *Qs = Ks + BK * DP, *P = Qs + BQ * DP;
+    const int h = blockIdx.y, g = h / (s.H / s.Hkv), k0 = blockIdx.x * BK;
+    const int nk = min(BK, s.n_k - k0), tid = threadIdx.x;
+    load_tile(Ks, k, k0, nk, s.Hkv, g, Dh, DP, BK);
+    /* Queries that may see keys k0..k0+nk-1. */
+    int i_lo = s.causal ? max(0, k0 - s.q_off) : 0;
+    int i_hi = s.n_q - 1;
+    if (s.window > 0)
+        i_hi = min(i_hi, k0 + nk - 1 + s.window - 1 - s.q_off);
+    double col = 0.0;
+    __syncthreads();
+    for (int q0 = (i_lo / BQ) * BQ; q0 <= i_hi; q0 += BQ) {
+        const int nq = min(BQ, s.n_q - q0);
+        load_tile(Qs, q, q0, nq, s.H, h, Dh, DP, BQ);
+        __syncthreads();
+        for (int x = tid; x < BQ * BK; x += NT) {
+            int r = x / BK, c = x % BK, j = k0 + c, lo, hi;
+            float p = 0.f;
+            if (r < nq && c < nk) {
+                visible(s, s.q_off + q0 + r, lo, hi);
+                if (j >= lo && j <= hi) {
+                    float acc = 0.f;
+                    for (int d = 0; d < Dh; d++)
+                        acc += Qs[r * DP + d] * Ks[c * DP + d];
+                    size_t i = (size_t)h * s.n_q + q0 + r;
+                    p = expf(acc * s.scale - mrow[i]) / zrow[i];
+                }
+                if (probs)
+                    probs[((size_t)h * s.n_q + q0 + r) * s.n_k + j] = p;
+            }
+            P[r * (BK + 1) + c] = p;
+        }
+        __syncthreads();
+        if (tid < BK)
+            for (int r = 0; r < nq; r++)
+                col += P[r * (BK + 1) + tid];
+        __syncthreads();
+    }
+    if (tid < nk)
+        mass[(size_t)h * s.n_k + k0 + tid] = (float)col;
+}
+
+/* Probabilities for queries whose rows pass 2 never visits (keys no query
+ * block sees) stay as cudaMemset left them: zero. */
+
+static int cuda_fail(ak_err *err, cudaError_t e, const char *what)
+{
+    return ak_fail(err, e == cudaErrorMemoryAllocation ? AK_ENOMEM : AK_EINTERNAL,
+                   "cuda: %s: %s", what, cudaGetErrorString(e));
+}
+
+extern "C" int ak_cuda_attention(const ak_attn_shape *as, const float *q, const float *k,
+                                 const float *v, ak_attn_out *o, ak_err *err)
+{
+    shape_t s = {as->n_q, as->n_k, as->q_offset, as->n_heads, as->n_kv_heads, as->head_dim,
+                 as->causal, as->window, as->scale};
+    if (s.n_q == 0)
+        return 0;
+    if (s.Dh > 256)
+        return ak_fail(err, AK_ECONFIG, "cuda attention: head size %d (at most 256)", s.Dh);
+    size_t nq = (size_t)s.n_q * s.H * s.Dh, nk = (size_t)s.n_k * s.Hkv * s.Dh;
+    size_t nrow = (size_t)s.H * s.n_q, nmass = (size_t)s.H * s.n_k;
+    size_t nprob = o->probs ? (size_t)s.H * s.n_q * s.n_k : 0;
+    float *dq = 0, *dk = 0, *dv = 0, *dout = 0, *dent = 0, *dm = 0, *dz = 0, *dmass = 0, *dp = 0;
+    cudaError_t e;
+    int rc = 0;
+#define TRY(call, what) do { if ((e = (call)) != cudaSuccess) { rc = cuda_fail(err, e, what); goto done; } } while (0)
+    TRY(cudaMalloc(&dq, nq * 4), "alloc q");
+    TRY(cudaMalloc(&dk, nk * 4), "alloc k");
+    TRY(cudaMalloc(&dv, nk * 4), "alloc v");
+    TRY(cudaMalloc(&dout, nq * 4), "alloc out");
+    TRY(cudaMalloc(&dm, nrow * 4), "alloc row max");
+    TRY(cudaMalloc(&dz, nrow * 4), "alloc row sum");
+    if (o->entropy)
+        TRY(cudaMalloc(&dent, nrow * 4), "alloc entropy");
+    if (o->mass || o->probs)
+        TRY(cudaMalloc(&dmass, nmass * 4), "alloc mass");
+    if (nprob) {
+        TRY(cudaMalloc(&dp, nprob * 4), "alloc probs");
+        TRY(cudaMemset(dp, 0, nprob * 4), "clear probs");
+    }
+    TRY(cudaMemcpy(dq, q, nq * 4, cudaMemcpyHostToDevice), "copy q");
+    TRY(cudaMemcpy(dk, k, nk * 4, cudaMemcpyHostToDevice), "copy k");
+    TRY(cudaMemcpy(dv, v, nk * 4, cudaMemcpyHostToDevice), "copy v");
+    {
+        int DP = s.Dh + 1;
+        size_t sh1 = sizeof(float) * ((size_t)BQ * DP + BK * DP + BQ * s.Dh + BQ * (BK + 1) + 4 * BQ);
+        size_t sh2 = sizeof(float) * ((size_t)BK * DP + BQ * DP + BQ * (BK + 1));
+        TRY(cudaFuncSetAttribute(attn_forward, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sh1),
+            "shared memory (forward)");
+        TRY(cudaFuncSetAttribute(attn_mass, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sh2),
+            "shared memory (mass)");
+        dim3 g1((s.n_q + BQ - 1) / BQ, s.H), g2((s.n_k + BK - 1) / BK, s.H);
+        attn_forward<<<g1, NT, sh1>>>(s, dq, dk, dv, dout, dent, dm, dz);
+        TRY(cudaGetLastError(), "launch forward");
+        if (dmass) {
+            attn_mass<<<g2, NT, sh2>>>(s, dq, dk, dm, dz, dmass, dp);
+            TRY(cudaGetLastError(), "launch mass");
+        }
+    }
+    TRY(cudaMemcpy(o->out, dout, nq * 4, cudaMemcpyDeviceToHost), "copy out");
+    if (o->entropy)
+        TRY(cudaMemcpy(o->entropy, dent, nrow * 4, cudaMemcpyDeviceToHost), "copy entropy");
+    if (o->mass)
+        TRY(cudaMemcpy(o->mass, dmass, nmass * 4, cudaMemcpyDeviceToHost), "copy mass");
+    if (nprob)
+        TRY(cudaMemcpy(o->probs, dp, nprob * 4, cudaMemcpyDeviceToHost), "copy probs");
+#undef TRY
+done:
+    cudaFree(dq); cudaFree(dk); cudaFree(dv); cudaFree(dout); cudaFree(dent);
+    cudaFree(dm); cudaFree(dz); cudaFree(dmass); cudaFree(dp);
+    return rc;
+}
