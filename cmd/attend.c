@@ -1,0 +1,272 @@
+/* attend - run the model's blocks over `hidden` and report, per layer and
+ * head, each query's attention entropy and each key's received mass. */
+#include "cli.h"
+#include "filter.h"
+#include "model.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(void)
+{
+    printf("usage: attend [-m MODEL] [--probs LAYERS[:HEADS]] [--kv] [--hidden]\n"
+           "              [--logits last|all] [--device cpu|cuda|auto] [-o FILE] [FILE...]\n"
+           "Run every block of the model over each document's `hidden` (from embed, which\n"
+           "is consumed) and add attn.entropy, attn.mass [L, H, T] and attn.visible [L, T].\n"
+           "  -m, --model DIR        Hugging Face model directory (default: $ATTNKIT_MODEL,\n"
+           "                         else all-MiniLM-L6-v2)\n"
+           "  -p, --probs SPEC       full probabilities attn.probs.<l> [h, T, T] for the\n"
+           "                         layers (and heads) in SPEC: LIST[:LIST], LIST being\n"
+           "                         `all` or numbers and ranges like 0,2-3\n"
+           "  -k, --kv               add kv.k, kv.v [L, Hkv, T, Dh] (keys after RoPE)\n"
+           "  -H, --hidden           add hidden.final [T, D]\n"
+           "  -l, --logits WHICH     add logits for the `last` position or `all` (causal LMs)\n"
+           "  -d, --device DEV       cpu, cuda or auto (default $ATTNKIT_DEVICE, else auto)\n"
+           "  -o, --output FILE      write the stream to FILE atomically (default stdout)\n"
+           "  -h, --help             this help\n"
+           "Exit status: 0 ok, 64 usage, 65 bad input, 66 cannot open, 70 out of memory\n"
+           "or device failure, 74 I/O error, 78 unsupported model.\n");
+}
+
+struct ctx {
+    ak_model *m;
+    ak_device dev;
+    unsigned char *probs_layers; /* [L] */
+    unsigned char *probs_heads;  /* [H] */
+    int kv, hidden, logits;      /* logits: 0 none, 1 last, 2 all */
+};
+
+/* "all" or a comma list of numbers and ranges a-b, each < n, into sel[n]. */
+static void parse_list(const char *opt, const char *s, size_t len, int n, unsigned char *sel)
+{
+    char buf[256];
+    if (len >= sizeof buf)
+        ak_usage_error("%s: list too long", opt);
+    memcpy(buf, s, len);
+    buf[len] = 0;
+    if (!strcmp(buf, "all")) {
+        memset(sel, 1, (size_t)n);
+        return;
+    }
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *dash = strchr(tok, '-');
+        long a, b;
+        if (dash && dash != tok) {
+            *dash = 0;
+            a = ak_parse_long(opt, tok, 0, n - 1);
+            b = ak_parse_long(opt, dash + 1, 0, n - 1);
+            if (b < a)
+                ak_usage_error("%s: empty range %ld-%ld", opt, a, b);
+        } else {
+            a = b = ak_parse_long(opt, tok, 0, n - 1);
+        }
+        for (long i = a; i <= b; i++)
+            sel[i] = 1;
+    }
+    if (!memchr(sel, 1, (size_t)n))
+        ak_usage_error("%s: nothing selected", opt);
+}
+
+static int on_header(void *vctx, ak_header *h, ak_err *err)
+{
+    struct ctx *c = vctx;
+    int rc = ak_model_check_identity(c->m, &h->model, err);
+    return rc ? rc : ak_model_identity(c->m, &h->model, err);
+}
+
+static int put_new(ak_doc *d, const char *name, ak_dtype t, int ndim, const int64_t *shape,
+                   ak_tensor **out, ak_err *err)
+{
+    *out = ak_tensor_new(name, t, ndim, shape, err);
+    if (!*out)
+        return err->code ? err->code : AK_ENOMEM;
+    return ak_doc_put(d, *out, err);
+}
+
+static int on_doc(void *vctx, ak_doc *d, ak_err *err)
+{
+    struct ctx *c = vctx;
+    const ak_model *m = c->m;
+    ak_tensor *hid = ak_doc_need(d, "hidden", AK_F32, 2, err);
+    if (!hid)
+        return err->code ? err->code : AK_EDATA;
+    if (hid->shape[1] != m->hidden_size)
+        return ak_fail(err, AK_EDATA, "doc %s: hidden has width %lld, model %s has %d", d->id,
+                       (long long)hid->shape[1], m->name, m->hidden_size);
+    if (hid->shape[0] > (1 << 24))
+        return ak_fail(err, AK_EDATA, "doc %s: too many tokens (%lld)", d->id, (long long)hid->shape[0]);
+    if (m->family != AK_FAMILY_LLAMA && hid->shape[0] > m->max_positions)
+        return ak_fail(err, AK_EDATA, "doc %s: %lld tokens, model %s has %d positions", d->id,
+                       (long long)hid->shape[0], m->name, m->max_positions);
+    int64_t T = hid->shape[0], L = m->n_layers, H = m->n_heads;
+    ak_tensor *x = ak_doc_take(d, "hidden");
+    ak_tensor *t;
+    ak_forward_out o = {0};
+    int rc;
+    float *probs[1024] = {0};   /* n_layers <= 1024 (model.c) */
+    int64_t s3[3] = {L, H, T}, s2[2] = {L, T};
+    if ((rc = put_new(d, "attn.entropy", AK_F32, 3, s3, &t, err)))
+        goto out;
+    o.entropy = ak_tensor_f32(t);
+    if ((rc = put_new(d, "attn.mass", AK_F32, 3, s3, &t, err)))
+        goto out;
+    o.mass = ak_tensor_f32(t);
+    if ((rc = put_new(d, "attn.visible", AK_I32, 2, s2, &t, err)))
+        goto out;
+    o.visible = ak_tensor_i32(t);
+    if (c->probs_layers) {
+        /* The routine fills all heads; the chosen ones are kept. */
+        for (int l = 0; l < L; l++)
+            if (c->probs_layers[l]) {
+                size_t n;
+                if (ak_mul_size((size_t)H * T, (size_t)T, &n) ||
+                    !(probs[l] = malloc(n ? n * sizeof(float) : 1))) {
+                    rc = ak_fail(err, AK_ENOMEM, "doc %s: no memory for the probabilities of %lld tokens",
+                                 d->id, (long long)T);
+                    goto out;
+                }
+            }
+        o.probs = probs;
+    }
+    if (c->kv) {
+        int64_t s4[4] = {L, m->n_kv_heads, T, m->head_dim};
+        if ((rc = put_new(d, "kv.k", AK_F32, 4, s4, &t, err)))
+            goto out;
+        o.kv_k = ak_tensor_f32(t);
+        if ((rc = put_new(d, "kv.v", AK_F32, 4, s4, &t, err)))
+            goto out;
+        o.kv_v = ak_tensor_f32(t);
+    }
+    if (c->logits && T > 0) {
+        int64_t sl[2] = {c->logits == 2 ? T : 1, m->vocab_size};
+        if ((rc = put_new(d, "logits", AK_F32, 2, sl, &t, err)))
+            goto out;
+        o.logits = ak_tensor_f32(t);
+        o.logits_all = c->logits == 2;
+    }
+    if ((rc = ak_model_forward(m, c->dev, ak_tensor_f32(x), (int)T, &o, err))) {
+        ak_wrap(err, "doc %s", d->id);
+        goto out;
+    }
+    if (c->probs_layers) {
+        int nh = 0;
+        for (int h = 0; h < H; h++)
+            nh += c->probs_heads[h];
+        for (int l = 0; l < L; l++) {
+            if (!probs[l])
+                continue;
+            char name[64];
+            snprintf(name, sizeof name, "attn.probs.%d", l);
+            int64_t sp[3] = {nh, T, T};
+            if ((rc = put_new(d, name, AK_F32, 3, sp, &t, err)))
+                goto out;
+            float *dst = ak_tensor_f32(t);
+            size_t plane = (size_t)T * T;
+            snprintf(name, sizeof name, "attn.probs.%d.heads", l);
+            int64_t sh[1] = {nh};
+            ak_tensor *ht;
+            if ((rc = put_new(d, name, AK_I32, 1, sh, &ht, err)))
+                goto out;
+            int32_t *heads = ak_tensor_i32(ht);
+            for (int h = 0, k = 0; h < H; h++)
+                if (c->probs_heads[h]) {
+                    memcpy(dst + (size_t)k * plane, probs[l] + (size_t)h * plane, plane * sizeof(float));
+                    heads[k++] = h;
+                }
+        }
+    }
+    if (c->hidden) {
+        free(x->name);
+        x->name = strdup("hidden.final");
+        if (!x->name) {
+            rc = ak_fail(err, AK_ENOMEM, "out of memory");
+            goto out;
+        }
+        rc = ak_doc_put(d, x, err);
+        x = NULL;
+        if (rc)
+            goto out;
+    }
+    int window = 0;
+    for (int l = 0; l < L; l++)
+        if (m->layers[l].window > window)
+            window = m->layers[l].window;
+    if (ak_meta_set_int(&d->meta, "causal", m->causal) || ak_meta_set_int(&d->meta, "window", window))
+        rc = ak_fail(err, AK_ENOMEM, "out of memory");
+out:
+    for (int l = 0; l < L && l < 1024; l++)
+        free(probs[l]);
+    ak_tensor_free(x);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    ak_cli_init("attend");
+    static const struct option longopts[] = {
+        {"model", required_argument, NULL, 'm'},
+        {"probs", required_argument, NULL, 'p'},
+        {"kv", no_argument, NULL, 'k'},
+        {"hidden", no_argument, NULL, 'H'},
+        {"logits", required_argument, NULL, 'l'},
+        {"device", required_argument, NULL, 'd'},
+        {"output", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *model_opt = NULL, *output = NULL, *probs = NULL, *device = NULL;
+    struct ctx c = {0};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "m:p:kHl:d:o:h", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'm': model_opt = optarg; break;
+        case 'p': probs = optarg; break;
+        case 'k': c.kv = 1; break;
+        case 'H': c.hidden = 1; break;
+        case 'l':
+            if (!strcmp(optarg, "last"))
+                c.logits = 1;
+            else if (!strcmp(optarg, "all"))
+                c.logits = 2;
+            else
+                ak_usage_error("--logits: expected last or all, not '%s'", optarg);
+            break;
+        case 'd': device = optarg; break;
+        case 'o': output = optarg; break;
+        case 'h': usage(); return 0;
+        default: ak_bad_option(argv);
+        }
+    }
+    ak_err err = {0};
+    if (ak_device_parse(device, &c.dev, &err))
+        ak_die(&err);
+    if (ak_model_load(&c.m, ak_model_dir(model_opt), &err))
+        ak_die(&err);
+    if (c.logits && !c.m->lm_head.w)
+        ak_dief(AK_ECONFIG, "--logits: model %s (%s) has no language-model head", c.m->name, c.m->arch);
+    if (probs) {
+        c.probs_layers = calloc((size_t)c.m->n_layers, 1);
+        c.probs_heads = calloc((size_t)c.m->n_heads, 1);
+        if (!c.probs_layers || !c.probs_heads)
+            ak_dief(AK_ENOMEM, "out of memory");
+        const char *colon = strchr(probs, ':');
+        parse_list("--probs", probs, colon ? (size_t)(colon - probs) : strlen(probs), c.m->n_layers,
+                   c.probs_layers);
+        if (colon)
+            parse_list("--probs", colon + 1, strlen(colon + 1), c.m->n_heads, c.probs_heads);
+        else
+            memset(c.probs_heads, 1, (size_t)c.m->n_heads);
+    }
+    ak_filter_args args = {"attend", argc, argv, argv + optind, argc - optind, output};
+    ak_filter_ops ops = {on_header, on_doc, NULL, 0};
+    int rc = ak_filter_run(&args, &ops, &c, &err);
+    ak_model_free(c.m);
+    free(c.probs_layers);
+    free(c.probs_heads);
+    if (rc)
+        ak_die(&err);
+    return 0;
+}

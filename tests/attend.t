@@ -1,0 +1,58 @@
+#!/bin/sh
+# attend through real pipes: options, pass-through, several documents, and
+# the errors (wrong model for the stream, missing input, bad options).
+. "$AK_TOP/tests/lib.sh"
+B="$AK_TOP/tests/model/bert_tiny" G="$AK_TOP/tests/model/gpt2_tiny"
+
+stream() { # "ids ids ..." per document (one argument each) -> stdout
+    python3 -c '
+import os, sys
+sys.path.insert(0, os.path.join(os.environ["AK_TOP"], "tests", "py"))
+import akstream as s, numpy as np
+docs = [s.doc("d%d" % i, [s.tensor("tokens", np.array([int(x) for x in a.split()], np.int32))],
+              {"source": "t%d" % i}) for i, a in enumerate(sys.argv[1:])]
+sys.stdout.buffer.write(s.pack_stream(docs))
+' "$@"
+}
+field() { peek -n -1 -f "$1" "$2"; }
+
+stream "1 2 3 4 5" "7 8 9" "" >"$T/toks.ak"
+ok "embed, three documents (one empty)" embed -m "$G" -o "$T/emb.ak" "$T/toks.ak"
+ok "attend, three documents" attend -m "$G" -o "$T/att.ak" "$T/emb.ak"
+is "tokens pass through attend" "$(field tokens "$T/att.ak" | tr '\n' '|')" "1 2 3 4 5|7 8 9||"
+is "attn.visible of a causal model counts 1..T" "$(peek -n -1 -f attn.visible "$T/att.ak" | head -2 | tr '\n' '|')" \
+   "1 2 3 4 5 1 2 3 4 5|1 2 3 1 2 3|"
+peek -j "$T/att.ak" >"$T/att.json"
+grep -q '"hidden"' "$T/att.json" && fail "attend consumes hidden" || pass "attend consumes hidden"
+grep -q '"causal": *1' "$T/att.json" && pass "meta causal=1" || fail "meta causal=1"
+grep -q '"program": *"attend"' "$T/att.json" && pass "history records attend" || fail "history records attend"
+ok "entropy of the first query (one visible key) is 0" sh -c \
+   "peek -n -1 -f attn.entropy '$T/att.ak' | head -1 | awk '{ exit (\$1 == 0 && \$6 == 0) ? 0 : 1 }'"
+ok "received mass of a causal layer sums to T per head" sh -c \
+   "peek -n -1 -f attn.mass '$T/att.ak' | head -1 | awk '{ s = 0; for (i = 1; i <= 5; i++) s += \$i; exit (s > 4.999 && s < 5.001) ? 0 : 1 }'"
+
+cat "$T/emb.ak" "$T/emb.ak" | attend -m "$G" >"$T/cat.ak" 2>"$T/.err"
+is "concatenated streams: six documents" "$(field tokens "$T/cat.ak" | wc -l | tr -d ' ')" 6
+
+embed -m "$B" "$T/toks.ak" | attend -m "$B" --probs 1:0,2 >"$T/bert.ak"
+is "bert: bidirectional visible counts" "$(peek -n -1 -f attn.visible "$T/bert.ak" | head -1)" "5 5 5 5 5 5 5 5 5 5"
+is "--probs 1:0,2 keeps heads 0 and 2" "$(peek -n -1 -f attn.probs.1.heads "$T/bert.ak" | head -1)" "0 2"
+
+rejects "--logits on a model without an LM head" attend attend -m "$B" --logits last "$T/emb.ak"
+rejects "--logits with a bad value" attend attend -m "$G" --logits first "$T/emb.ak"
+rejects "--probs layer out of range" attend attend -m "$G" --probs 2 "$T/emb.ak"
+rejects "--probs head out of range" attend attend -m "$G" --probs 0:5 "$T/emb.ak"
+rejects "--probs garbage" attend attend -m "$G" --probs 0:x "$T/emb.ak"
+rejects "unknown option" attend attend --frobnicate "$T/emb.ak"
+rejects "unknown device" attend attend -m "$G" --device tpu "$T/emb.ak"
+rejects "stream embedded for another model" attend attend -m "$B" "$T/emb.ak"
+rejects "no hidden (not embedded)" attend attend -m "$G" "$T/toks.ak"
+rejects "missing model" attend attend -m "$T/none" "$T/emb.ak"
+mkdir -p "$T/t5" && cp "$G/model.safetensors" "$T/t5/" &&
+    sed 's/"model_type": "gpt2"/"model_type": "t5"/' "$G/config.json" >"$T/t5/config.json"
+rejects "unknown architecture" attend attend -m "$T/t5" "$T/emb.ak"
+head -c 100 "$T/emb.ak" >"$T/cut.ak"
+rejects "truncated stream" attend attend -m "$G" "$T/cut.ak"
+attend -h >"$T/help" && grep -q "^usage: attend" "$T/help" && pass "-h prints usage" || fail "-h prints usage"
+embed -h >"$T/help" && grep -q "^usage: embed" "$T/help" && pass "embed -h prints usage" || fail "embed -h prints usage"
+done_testing
