@@ -258,3 +258,72 @@ done:
     cudaFree(dm); cudaFree(dz); cudaFree(dmass); cudaFree(dp);
     return rc;
 }
+
+/* For bench/: times both passes on device-resident random inputs with CUDA
+ * events (median of iters runs after a warm-up), no host transfers. */
+extern "C" int ak_cuda_attention_time(const ak_attn_shape *as, int iters, double *ms_forward,
+                                      double *ms_both, ak_err *err)
+{
+    shape_t s = {as->n_q, as->n_k, as->q_offset, as->n_heads, as->n_kv_heads, as->head_dim,
+                 as->causal, as->window, as->scale};
+    size_t nq = (size_t)s.n_q * s.H * s.Dh, nk = (size_t)s.n_k * s.Hkv * s.Dh;
+    size_t nrow = (size_t)s.H * s.n_q, nmass = (size_t)s.H * s.n_k;
+    float *buf = 0, *h = (float *)malloc(sizeof(float) * (nq > nk ? nq : nk));
+    if (!h)
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    uint32_t x = 12345;
+    for (size_t i = 0; i < (nq > nk ? nq : nk); i++) {
+        x = x * 1664525u + 1013904223u;
+        h[i] = (float)(x >> 8) / 16777216.0f * 2.0f - 1.0f;
+    }
+    cudaError_t e = cudaMalloc(&buf, sizeof(float) * (2 * nq + 2 * nk + 3 * nrow + nmass));
+    if (e != cudaSuccess) {
+        free(h);
+        return cuda_fail(err, e, "alloc");
+    }
+    float *dq = buf, *dk = dq + nq, *dv = dk + nk, *dout = dv + nk, *dent = dout + nq;
+    float *dm = dent + nrow, *dz = dm + nrow, *dmass = dz + nrow;
+    cudaMemcpy(dq, h, nq * 4, cudaMemcpyHostToDevice);
+    cudaMemcpy(dk, h, nk * 4, cudaMemcpyHostToDevice);
+    cudaMemcpy(dv, h + 1, (nk - 1) * 4, cudaMemcpyHostToDevice);
+    free(h);
+    int DP = s.Dh + 1;
+    size_t sh1 = sizeof(float) * ((size_t)BQ * DP + BK * DP + BQ * s.Dh + BQ * (BK + 1) + 4 * BQ);
+    size_t sh2 = sizeof(float) * ((size_t)BK * DP + BQ * DP + BQ * (BK + 1));
+    cudaFuncSetAttribute(attn_forward, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sh1);
+    cudaFuncSetAttribute(attn_mass, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sh2);
+    dim3 g1((s.n_q + BQ - 1) / BQ, s.H), g2((s.n_k + BK - 1) / BK, s.H);
+    cudaEvent_t a, b, c;
+    cudaEventCreate(&a);
+    cudaEventCreate(&b);
+    cudaEventCreate(&c);
+    float *f = (float *)malloc(sizeof(float) * iters), *t = (float *)malloc(sizeof(float) * iters);
+    for (int it = -1; it < iters; it++) {
+        cudaEventRecord(a);
+        attn_forward<<<g1, NT, sh1>>>(s, dq, dk, dv, dout, dent, dm, dz);
+        cudaEventRecord(b);
+        attn_mass<<<g2, NT, sh2>>>(s, dq, dk, dm, dz, dmass, 0);
+        cudaEventRecord(c);
+        cudaEventSynchronize(c);
+        if (it >= 0) {
+            cudaEventElapsedTime(&f[it], a, b);
+            cudaEventElapsedTime(&t[it], a, c);
+        }
+    }
+    e = cudaGetLastError();
+    /* medians */
+    for (int i = 0; i < iters; i++)
+        for (int j = i + 1; j < iters; j++) {
+            if (f[j] < f[i]) { float z = f[i]; f[i] = f[j]; f[j] = z; }
+            if (t[j] < t[i]) { float z = t[i]; t[i] = t[j]; t[j] = z; }
+        }
+    *ms_forward = f[iters / 2];
+    *ms_both = t[iters / 2];
+    free(f);
+    free(t);
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+    cudaEventDestroy(c);
+    cudaFree(buf);
+    return e == cudaSuccess ? 0 : cuda_fail(err, e, "kernels");
+}
