@@ -245,13 +245,24 @@ static int one_doc(ak_tokenizer *tk, const opts *o, ak_writer *w, const char *pa
         rc = ak_fail(err, AK_ENOMEM, "out of memory");
         goto out;
     }
-    if ((rc = put(d, "text", AK_U8, 1, &tl, text, err)) ||
-        (rc = put(d, "tokens", AK_I32, 1, &T, enc.ids, err)) ||
-        (rc = put(d, "offsets", AK_I64, 2, off_shape, enc.offsets, err)) ||
-        (rc = put(d, "segments", AK_I32, 1, &T, segs, err)) ||
-        (rc = put(d, "special", AK_U8, 1, &T, enc.special, err)) ||
+    /* each buffer is freed once copied: a large document is held about twice, not three times */
+    if ((rc = put(d, "text", AK_U8, 1, &tl, text, err)))
+        goto out;
+    free(data), free(repaired);
+    data = repaired = text = NULL;
+    if ((rc = put(d, "tokens", AK_I32, 1, &T, enc.ids, err)))
+        goto out;
+    free(enc.ids), enc.ids = NULL;
+    if ((rc = put(d, "offsets", AK_I64, 2, off_shape, enc.offsets, err)))
+        goto out;
+    free(enc.offsets), enc.offsets = NULL;
+    if ((rc = put(d, "segments", AK_I32, 1, &T, segs, err)))
+        goto out;
+    free(segs), segs = NULL;
+    if ((rc = put(d, "special", AK_U8, 1, &T, enc.special, err)) ||
         (ak_tokenizer_has_token_types(tk) && (rc = put(d, "token_types", AK_I32, 1, &T, enc.type_ids, err))))
         goto out;
+    ak_encoding_free(&enc);
     rc = ak_write_doc(w, d, err);
 out:
     if (rc && err->msg[0] && strncmp(err->msg, name, strlen(name)))

@@ -12,9 +12,28 @@
  * came from (al[2i], al[2i+1]).  Normalizers map one of these to another. */
 typedef struct tk_norm {
     uint8_t *b;
-    int64_t *al;
+    int64_t *al;   /* NULL: b is the original text itself, starting at off0 */
     size_t n, cap;
+    int64_t off0;
 } tk_norm;
+
+/* The original span of normalized byte i: its character's. */
+static inline int64_t tk_al_start(const tk_norm *t, size_t i)
+{
+    if (t->al)
+        return t->al[2 * i];
+    while (i > 0 && (t->b[i] & 0xC0) == 0x80)
+        i--;
+    return t->off0 + (int64_t)i;
+}
+static inline int64_t tk_al_end(const tk_norm *t, size_t i)
+{
+    if (t->al)
+        return t->al[2 * i + 1];
+    for (i++; i < t->n && (t->b[i] & 0xC0) == 0x80; i++)
+        ;
+    return t->off0 + (int64_t)i;
+}
 
 int tk_norm_reserve(tk_norm *t, size_t more);
 int tk_norm_push(tk_norm *t, const uint8_t *s, size_t n, int64_t start, int64_t end);
@@ -131,15 +150,20 @@ struct ak_tokenizer {
     /* scratch */
     pcre2_match_data *md;
     tk_norm nbuf, nbuf2;
-    tk_spans sp1, sp2;
+    tk_spans in_spans;
+    tk_spans *lvl;         /* per pre-tokenizer: its output pieces, in batches */
     void *scratch;
     size_t scratch_cap;
 };
 
 int tk_normalize(ak_tokenizer *tk, const tk_normalizer *nz, const tk_norm *in, tk_norm *out,
                  ak_err *err);
+/* Consumes a batch of pieces (and sets pieces->n = 0). */
+typedef int (*tk_sink)(void *ctx, tk_spans *pieces, ak_err *err);
+/* Splits the pieces of in; the output goes to sink in batches of a few
+ * thousand pieces through out, so memory stays bounded on long text. */
 int tk_pretokenize(ak_tokenizer *tk, const tk_pretok *p, const tk_norm *t, const tk_spans *in,
-                   tk_spans *out, ak_err *err);
+                   tk_spans *out, tk_sink sink, void *ctx, ak_err *err);
 /* Runs the model on piece [s, e) of t, appending tokens to enc. */
 int tk_bpe_word(ak_tokenizer *tk, const tk_norm *t, size_t s, size_t e, ak_encoding *enc,
                 int64_t base, ak_err *err);

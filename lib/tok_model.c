@@ -410,7 +410,7 @@ static int emit(ak_encoding *enc, const tk_norm *t, size_t s, const int32_t *r, 
 {
     for (size_t i = 0; i < k; i++) {
         size_t a = s + (size_t)r[3 * i + 1], b = s + (size_t)r[3 * i + 2] - 1;
-        if (tk_enc_push(enc, r[3 * i], base + t->al[2 * a], base + t->al[2 * b + 1], 0, 0))
+        if (tk_enc_push(enc, r[3 * i], base + tk_al_start(t, a), base + tk_al_end(t, b), 0, 0))
             return -1;
     }
     return 0;
@@ -500,7 +500,7 @@ int tk_wordpiece_word(ak_tokenizer *tk, const tk_norm *t, size_t s, size_t e, ak
                 bad = 1;
                 break;
             }
-            if (tk_enc_push(enc, cur, base + t->al[2 * (s + start)], base + t->al[2 * (s + end - 1) + 1], 0, 0))
+            if (tk_enc_push(enc, cur, base + tk_al_start(t, s + start), base + tk_al_end(t, s + end - 1), 0, 0))
                 return ak_fail(err, AK_ENOMEM, "out of memory");
             start = end;
         }
@@ -510,7 +510,7 @@ int tk_wordpiece_word(ak_tokenizer *tk, const tk_norm *t, size_t s, size_t e, ak
     enc->n = mark;
     if (tk->unk_id < 0)
         return ak_fail(err, AK_EDATA, "a word is not in the WordPiece vocabulary and there is no unknown token");
-    if (tk_enc_push(enc, tk->unk_id, base + t->al[2 * s], base + t->al[2 * (e - 1) + 1], 0, 0))
+    if (tk_enc_push(enc, tk->unk_id, base + tk_al_start(t, s), base + tk_al_end(t, e - 1), 0, 0))
         return ak_fail(err, AK_ENOMEM, "out of memory");
     return 0;
 }

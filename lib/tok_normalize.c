@@ -418,14 +418,30 @@ static int push_seg(seg **v, size_t *n, size_t *cap, size_t s, size_t e, int del
     return 0;
 }
 
+#define BATCH 4096
+
+/* Where a batch of segments can be cut without changing what the
+ * behaviour does across the cut: 0 = nowhere yet. */
+static size_t cut_point(int behavior, const seg *sg, size_t n)
+{
+    if (behavior == TB_ISOLATED || behavior == TB_REMOVED)
+        return n;
+    for (size_t k = n - 1; k > 0; k--) {
+        if (behavior == TB_MERGED_NEXT ? !sg[k - 1].delim : !sg[k].delim)
+            return k;
+    }
+    return 0;
+}
+
 int tk_pretokenize(ak_tokenizer *tk, const tk_pretok *p, const tk_norm *t, const tk_spans *in,
-                   tk_spans *out, ak_err *err)
+                   tk_spans *out, tk_sink sink, void *ctx, ak_err *err)
 {
     out->n = 0;
     seg *sg = NULL;
     size_t ns = 0, cap = 0;
     int rc = 0;
-    for (size_t pi = 0; pi < in->n && !rc; pi++) {
+#define FLUSH_OUT() do { if (out->n >= BATCH && (rc = sink(ctx, out, err))) goto done; } while (0)
+    for (size_t pi = 0; pi < in->n; pi++) {
         size_t s = in->v[pi].s, e = in->v[pi].e;
         ns = 0;
         if (p->type == TP_SPLIT) {
@@ -436,8 +452,8 @@ int tk_pretokenize(ak_tokenizer *tk, const tk_pretok *p, const tk_norm *t, const
                 if (m == PCRE2_ERROR_NOMATCH)
                     break;
                 if (m < 0) {
-                    free(sg);
-                    return ak_fail(err, AK_EDATA, "pre-tokenizer regex failed (PCRE2 error %d)", m);
+                    rc = ak_fail(err, AK_EDATA, "pre-tokenizer regex failed (PCRE2 error %d)", m);
+                    goto done;
                 }
                 PCRE2_SIZE *ov = pcre2_get_ovector_pointer(tk->md);
                 size_t ms = ov[0], me = ov[1];
@@ -451,36 +467,52 @@ int tk_pretokenize(ak_tokenizer *tk, const tk_pretok *p, const tk_norm *t, const
                     continue;
                 }
                 if (push_seg(&sg, &ns, &cap, s + last, s + ms, p->invert) ||
-                    push_seg(&sg, &ns, &cap, s + ms, s + me, !p->invert)) {
-                    rc = -1;
-                    break;
-                }
+                    push_seg(&sg, &ns, &cap, s + ms, s + me, !p->invert))
+                    goto oom;
                 last = pos = me;
+                if (ns >= BATCH) {
+                    size_t k = cut_point(p->behavior, sg, ns);
+                    if (k) {
+                        if (emit_behavior(p->behavior, sg, k, out))
+                            goto oom;
+                        memmove(sg, sg + k, (ns - k) * sizeof *sg);
+                        ns -= k;
+                        FLUSH_OUT();
+                    }
+                }
             }
-            if (!rc && push_seg(&sg, &ns, &cap, s + last, e, p->invert))
-                rc = -1;
-            if (!rc && emit_behavior(p->behavior, sg, ns, out))
-                rc = -1;
+            if (push_seg(&sg, &ns, &cap, s + last, e, p->invert) || emit_behavior(p->behavior, sg, ns, out))
+                goto oom;
+            FLUSH_OUT();
         } else { /* BERT: whitespace removed, punctuation isolated; WhitespaceSplit */
             size_t ws = s;
-            for (size_t i = s; i < e && !rc;) {
+            for (size_t i = s; i < e;) {
                 utf8proc_int32_t cp;
                 int k = cp_at(t, i, &cp);
                 if (is_ws(cp)) {
                     if (i > ws && tk_spans_push(out, ws, i))
-                        rc = -1;
+                        goto oom;
                     ws = i + (size_t)k;
                 } else if (p->type == TP_BERT && is_bert_punct(cp)) {
                     if ((i > ws && tk_spans_push(out, ws, i)) || tk_spans_push(out, i, i + (size_t)k))
-                        rc = -1;
+                        goto oom;
                     ws = i + (size_t)k;
                 }
                 i += (size_t)k;
+                FLUSH_OUT();
             }
-            if (!rc && e > ws && tk_spans_push(out, ws, e))
-                rc = -1;
+            if (e > ws && tk_spans_push(out, ws, e))
+                goto oom;
+            FLUSH_OUT();
         }
     }
+    if (out->n)
+        rc = sink(ctx, out, err);
+done:
     free(sg);
-    return rc ? ak_fail(err, AK_ENOMEM, "out of memory while pre-tokenizing") : 0;
+    return rc;
+oom:
+    free(sg);
+    return ak_fail(err, AK_ENOMEM, "out of memory while pre-tokenizing");
+#undef FLUSH_OUT
 }

@@ -568,7 +568,8 @@ static int finish_model(ak_tokenizer *tk, ak_err *err)
         }
     }
     tk->md = pcre2_match_data_create(32, NULL);
-    if (!tk->md)
+    tk->lvl = calloc(tk->npre + 1, sizeof *tk->lvl);
+    if (!tk->md || !tk->lvl)
         return ak_fail(err, AK_ENOMEM, "out of memory");
     return 0;
 }
@@ -883,8 +884,10 @@ void ak_tokenizer_free(ak_tokenizer *tk)
     pcre2_match_data_free(tk->md);
     tk_norm_free(&tk->nbuf);
     tk_norm_free(&tk->nbuf2);
-    free(tk->sp1.v);
-    free(tk->sp2.v);
+    free(tk->in_spans.v);
+    for (size_t i = 0; tk->lvl && i < tk->npre; i++)
+        free(tk->lvl[i].v);
+    free(tk->lvl);
     free(tk->scratch);
     free(tk);
 }
@@ -992,27 +995,56 @@ static int find_added(const ak_tokenizer *tk, const uint8_t *s, size_t n, size_t
     return -1;
 }
 
-static int run_model(ak_tokenizer *tk, const tk_norm *t, size_t s, size_t e, int64_t base,
-                     ak_encoding *enc, ak_err *err)
+typedef struct stage {
+    ak_tokenizer *tk;
+    const tk_norm *t;
+    size_t level;          /* the pre-tokenizer whose pieces arrive */
+    int64_t base;
+    ak_encoding *enc;
+} stage;
+
+static int model_pieces(ak_tokenizer *tk, const tk_norm *t, const tk_spans *p, int64_t base,
+                        ak_encoding *enc, ak_err *err)
 {
-    tk_spans *cur = &tk->sp1, *nxt = &tk->sp2;
-    cur->n = 0;
-    if (e > s && tk_spans_push(cur, s, e))
-        return ak_fail(err, AK_ENOMEM, "out of memory");
-    for (size_t i = 0; i < tk->npre; i++) {
-        int rc = tk_pretokenize(tk, &tk->pre[i], t, cur, nxt, err);
-        if (rc)
-            return rc;
-        tk_spans *x = cur;
-        cur = nxt, nxt = x;
-    }
-    for (size_t i = 0; i < cur->n; i++) {
-        int rc = tk->model == TK_BPE ? tk_bpe_word(tk, t, cur->v[i].s, cur->v[i].e, enc, base, err)
-                                     : tk_wordpiece_word(tk, t, cur->v[i].s, cur->v[i].e, enc, base, err);
+    for (size_t i = 0; i < p->n; i++) {
+        int rc = tk->model == TK_BPE ? tk_bpe_word(tk, t, p->v[i].s, p->v[i].e, enc, base, err)
+                                     : tk_wordpiece_word(tk, t, p->v[i].s, p->v[i].e, enc, base, err);
         if (rc)
             return rc;
     }
     return 0;
+}
+
+/* Pieces from pre-tokenizer `level` go through the next one, or the model. */
+static int next_stage(void *ctx, tk_spans *pieces, ak_err *err)
+{
+    stage *st = ctx;
+    ak_tokenizer *tk = st->tk;
+    int rc;
+    if (st->level + 1 >= tk->npre)
+        rc = model_pieces(tk, st->t, pieces, st->base, st->enc, err);
+    else {
+        stage nx = *st;
+        nx.level++;
+        rc = tk_pretokenize(tk, &tk->pre[nx.level], st->t, pieces, &tk->lvl[nx.level], next_stage, &nx, err);
+    }
+    pieces->n = 0;
+    return rc;
+}
+
+static int run_model(ak_tokenizer *tk, const tk_norm *t, size_t s, size_t e, int64_t base,
+                     ak_encoding *enc, ak_err *err)
+{
+    tk_spans *in = &tk->in_spans;
+    in->n = 0;
+    if (e <= s)
+        return 0;
+    if (tk_spans_push(in, s, e))
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    if (!tk->npre)
+        return model_pieces(tk, t, in, base, enc, err);
+    stage st = {tk, t, 0, base, enc};
+    return tk_pretokenize(tk, &tk->pre[0], t, in, &tk->lvl[0], next_stage, &st, err);
 }
 
 static int push_added(ak_tokenizer *tk, ak_encoding *enc, int k, int64_t s, int64_t e)
@@ -1024,36 +1056,33 @@ static int push_added(ak_tokenizer *tk, ak_encoding *enc, int k, int64_t s, int6
 static int encode_segment(ak_tokenizer *tk, const uint8_t *text, size_t s, size_t e, int64_t base,
                           ak_encoding *enc, ak_err *err)
 {
-    tk_norm *a = &tk->nbuf, *b = &tk->nbuf2;
-    a->n = 0;
-    if (tk_norm_reserve(a, e - s))
-        return ak_fail(err, AK_ENOMEM, "out of memory");
-    /* every byte of a character maps to the whole character */
-    for (size_t i = s; i < e;) {
-        size_t k = text[i] < 0x80 ? 1 : text[i] < 0xE0 ? 2 : text[i] < 0xF0 ? 3 : 4;
-        if (i + k > e)
-            k = e - i;
-        for (size_t j = 0; j < k; j++) {
-            a->b[a->n] = text[i + j];
-            a->al[2 * a->n] = (int64_t)i;
-            a->al[2 * a->n + 1] = (int64_t)(i + k);
-            a->n++;
-        }
-        i += k;
-    }
-    for (size_t i = 0; i < tk->nnorm; i++) {
-        int rc = tk_normalize(tk, &tk->norm[i], a, b, err);
-        if (rc)
-            return rc;
-        tk_norm *x = a;
-        a = b, b = x;
-    }
-    /* keep the result in nbuf for the model, whichever buffer holds it */
-    if (a != &tk->nbuf) {
-        tk_norm x = tk->nbuf;
-        tk->nbuf = tk->nbuf2;
-        tk->nbuf2 = x;
+    tk_norm view = {.b = (uint8_t *)text + s, .n = e - s, .off0 = (int64_t)s}, *a = &view;
+    if (tk->nnorm) {
         a = &tk->nbuf;
+        tk_norm *b = &tk->nbuf2;
+        a->n = 0;
+        if (tk_norm_reserve(a, e - s))
+            return ak_fail(err, AK_ENOMEM, "out of memory");
+        /* every byte of a character maps to the whole character */
+        for (size_t i = s; i < e;) {
+            size_t k = text[i] < 0x80 ? 1 : text[i] < 0xE0 ? 2 : text[i] < 0xF0 ? 3 : 4;
+            if (i + k > e)
+                k = e - i;
+            for (size_t j = 0; j < k; j++) {
+                a->b[a->n] = text[i + j];
+                a->al[2 * a->n] = (int64_t)i;
+                a->al[2 * a->n + 1] = (int64_t)(i + k);
+                a->n++;
+            }
+            i += k;
+        }
+        for (size_t i = 0; i < tk->nnorm; i++) {
+            int rc = tk_normalize(tk, &tk->norm[i], a, b, err);
+            if (rc)
+                return rc;
+            tk_norm *x = a;
+            a = b, b = x;
+        }
     }
     size_t pos = 0;
     if (tk->has_norm_added) {
@@ -1063,7 +1092,7 @@ static int encode_segment(ak_tokenizer *tk, const uint8_t *text, size_t s, size_
             int rc = run_model(tk, a, pos, ms, base, enc, err);
             if (rc)
                 return rc;
-            if (push_added(tk, enc, k, base + a->al[2 * ms], base + a->al[2 * (me - 1) + 1]))
+            if (push_added(tk, enc, k, base + tk_al_start(a, ms), base + tk_al_end(a, me - 1)))
                 return ak_fail(err, AK_ENOMEM, "out of memory");
             pos = me;
         }

@@ -145,6 +145,26 @@ for name in hfref.NAMES:
                 if b.stdout != docs[i].encode("utf-8"):
                     print("#   doc %d %r -> %r" % (i, docs[i][:60], b.stdout[:60]))
                     break
+    # one long document: pre-tokenizer output in batches, a long Llama 2 word
+    if live:
+        longdoc = ("\n".join(docs) * 4).encode("utf-8")
+        lp = os.path.join(tmp, "long.txt")
+        with open(lp, "wb") as f:
+            f.write(longdoc)
+        a = run(["tokenize", "-m", d, lp])
+        ok = a.returncode == 0
+        if ok:
+            g = akstream.docs_of(a.stdout)[lp]
+            e = tok.encode(longdoc.decode("utf-8"))
+            ok = g["tokens"].tolist() == e.ids
+            if name != "qwen3":
+                offs = [tuple(x) for x in g["offsets"].tolist()]
+                sp = g["special"].tolist()
+                want = hfref.byte_offsets(longdoc.decode("utf-8"), e.offsets)
+                ok = ok and all(offs[k] == want[k] for k in range(len(offs)) if not (sp[k] and offs[k][0] == offs[k][1]))
+        check(ok, "%s: a %d KB document: ids%s identical to HF" % (name, len(longdoc) // 1000,
+                                                                    "" if name == "qwen3" else " and offsets"))
+
     # decode agrees with HF's decode (no special tokens skipped) where the
     # text is not normalized away
     if live and name in ("gpt2", "llama3", "gpt4o", "deepseek_v3", "llama2"):
