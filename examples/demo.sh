@@ -13,12 +13,18 @@ cat "$prompt"
 if have tokenize && have embed && have attend && have entropy && have prune && have decode; then
     tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
     echo
-    echo "== tokenize | embed | attend | entropy --by block   (all-MiniLM-L6-v2, CPU)"
-    tokenize --segments paragraph "$prompt" | embed | attend | entropy > "$tmp/scored.ak"
+    echo "== tokenize | embed | attend | entropy: which paragraph does the model look at?"
+    echo "   (all-MiniLM-L6-v2; --device auto: the GPU when there is one)"
+    tokenize --segments paragraph "$prompt" | embed | attend --probs all | entropy > "$tmp/scored.ak"
     entropy --by block --format tsv < "$tmp/scored.ak"
     echo
-    echo "== prune --keep 0.5 --unit block --protect last | decode --mark"
-    prune --keep 0.5 --unit block --protect last < "$tmp/scored.ak" > "$tmp/pruned.ak"
+    echo "== prune --keep 0.5 --unit block --protect last --policy mass | decode --mark"
+    echo "   (received attention mass over the whole prompt)"
+    prune --keep 0.5 --unit block --protect last --policy mass < "$tmp/scored.ak" | decode --mark
+    echo
+    echo "== prune --keep 0.5 --unit block --protect last --policy query | decode --mark"
+    echo "   (mass received from the question, the last paragraph)"
+    prune --keep 0.5 --unit block --protect last --policy query < "$tmp/scored.ak" > "$tmp/pruned.ak"
     decode --mark < "$tmp/pruned.ak"
     echo
     echo "== the stream, for a human (peek)"
