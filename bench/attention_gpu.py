@@ -60,7 +60,7 @@ for i in range(0, len(vals), 3):
     ours[int(vals[i])] = (float(vals[i + 1]), float(vals[i + 2]))
 
 print(f"# device: {name}; causal, {H} heads x {D}; median of 10 after a warm-up")
-print("T\tmethod\tdtype\tms\tTFLOP/s\tours_f32_both/that")
+print("T\tmethod\tdtype\tms\tTFLOP/s\tattnkit_ms/this_ms")
 for t in lengths:
     rows = []
     f, b = ours[t]
