@@ -106,7 +106,7 @@ static int on_doc(void *vctx, ak_doc *d, ak_err *err)
     ak_tensor *t;
     ak_forward_out o = {0};
     int rc;
-    float *probs[1024] = {0};   /* n_layers <= 1024 (model.c) */
+    float *probs[1024] = {0};   /* n_layers <= 1024 (model.c); tensors own the data */
     int64_t s3[3] = {L, H, T}, s2[2] = {L, T};
     if ((rc = put_new(d, "attn.entropy", AK_F32, 3, s3, &t, err)))
         goto out;
@@ -118,18 +118,35 @@ static int on_doc(void *vctx, ak_doc *d, ak_err *err)
         goto out;
     o.visible = ak_tensor_i32(t);
     if (c->probs_layers) {
-        /* The routine fills all heads; the chosen ones are kept. */
-        for (int l = 0; l < L; l++)
-            if (c->probs_layers[l]) {
-                size_t n;
-                if (ak_mul_size((size_t)H * T, (size_t)T, &n) ||
-                    !(probs[l] = malloc(n ? n * sizeof(float) : 1))) {
-                    rc = ak_fail(err, AK_ENOMEM, "doc %s: no memory for the probabilities of %lld tokens",
-                                 d->id, (long long)T);
-                    goto out;
-                }
-            }
+        /* Written in place by the forward pass: [h, T, T] for the chosen heads. */
+        int nh = 0;
+        for (int h = 0; h < H; h++)
+            nh += c->probs_heads[h];
+        size_t n;
+        if (ak_mul_size((size_t)nh * T, (size_t)T, &n) || n > ((size_t)1 << 62) / sizeof(float)) {
+            rc = ak_fail(err, AK_ENOMEM, "doc %s: probabilities of %lld tokens do not fit in memory",
+                         d->id, (long long)T);
+            goto out;
+        }
+        for (int l = 0; l < L; l++) {
+            if (!c->probs_layers[l])
+                continue;
+            char name[64];
+            snprintf(name, sizeof name, "attn.probs.%d", l);
+            int64_t sp[3] = {nh, T, T}, sh[1] = {nh};
+            if ((rc = put_new(d, name, AK_F32, 3, sp, &t, err)))
+                goto out;
+            probs[l] = ak_tensor_f32(t);
+            snprintf(name, sizeof name, "attn.probs.%d.heads", l);
+            if ((rc = put_new(d, name, AK_I32, 1, sh, &t, err)))
+                goto out;
+            int32_t *heads = ak_tensor_i32(t);
+            for (int h = 0, k = 0; h < H; h++)
+                if (c->probs_heads[h])
+                    heads[k++] = h;
+        }
         o.probs = probs;
+        o.probs_heads = nh == H ? NULL : c->probs_heads;
     }
     if (c->kv) {
         int64_t s4[4] = {L, m->n_kv_heads, T, m->head_dim};
@@ -151,33 +168,6 @@ static int on_doc(void *vctx, ak_doc *d, ak_err *err)
         ak_wrap(err, "doc %s", d->id);
         goto out;
     }
-    if (c->probs_layers) {
-        int nh = 0;
-        for (int h = 0; h < H; h++)
-            nh += c->probs_heads[h];
-        for (int l = 0; l < L; l++) {
-            if (!probs[l])
-                continue;
-            char name[64];
-            snprintf(name, sizeof name, "attn.probs.%d", l);
-            int64_t sp[3] = {nh, T, T};
-            if ((rc = put_new(d, name, AK_F32, 3, sp, &t, err)))
-                goto out;
-            float *dst = ak_tensor_f32(t);
-            size_t plane = (size_t)T * T;
-            snprintf(name, sizeof name, "attn.probs.%d.heads", l);
-            int64_t sh[1] = {nh};
-            ak_tensor *ht;
-            if ((rc = put_new(d, name, AK_I32, 1, sh, &ht, err)))
-                goto out;
-            int32_t *heads = ak_tensor_i32(ht);
-            for (int h = 0, k = 0; h < H; h++)
-                if (c->probs_heads[h]) {
-                    memcpy(dst + (size_t)k * plane, probs[l] + (size_t)h * plane, plane * sizeof(float));
-                    heads[k++] = h;
-                }
-        }
-    }
     if (c->hidden) {
         free(x->name);
         x->name = strdup("hidden.final");
@@ -197,8 +187,6 @@ static int on_doc(void *vctx, ak_doc *d, ak_err *err)
     if (ak_meta_set_int(&d->meta, "causal", m->causal) || ak_meta_set_int(&d->meta, "window", window))
         rc = ak_fail(err, AK_ENOMEM, "out of memory");
 out:
-    for (int l = 0; l < L && l < 1024; l++)
-        free(probs[l]);
     ak_tensor_free(x);
     return rc;
 }

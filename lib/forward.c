@@ -80,6 +80,35 @@ static void rope(float *x, int T, int heads, int dh, const float *cosv, const fl
         }
 }
 
+/* Probabilities of the chosen heads only, one head at a time, so that
+ * memory is h x T x T rather than H x T x T. */
+static int head_probs(ak_device dev, const ak_attn_shape *s, const float *q, const float *k, const float *v,
+                      const unsigned char *heads, float *probs, ak_err *err)
+{
+    size_t T = (size_t)s->n_q, Dh = (size_t)s->head_dim;
+    int group = s->n_heads / s->n_kv_heads, rc = 0;
+    float *buf = malloc(4 * T * Dh * sizeof(float));
+    if (!buf)
+        return ak_fail(err, AK_ENOMEM, "out of memory for %zu tokens", T);
+    float *qh = buf, *kh = buf + T * Dh, *vh = buf + 2 * T * Dh, *oh = buf + 3 * T * Dh;
+    ak_attn_shape one = *s;
+    one.n_heads = one.n_kv_heads = 1;
+    for (int h = 0, n = 0; h < s->n_heads && !rc; h++) {
+        if (!heads[h])
+            continue;
+        int g = h / group;
+        for (size_t t = 0; t < T; t++) {
+            memcpy(qh + t * Dh, q + (t * s->n_heads + h) * Dh, Dh * sizeof(float));
+            memcpy(kh + t * Dh, k + (t * s->n_kv_heads + g) * Dh, Dh * sizeof(float));
+            memcpy(vh + t * Dh, v + (t * s->n_kv_heads + g) * Dh, Dh * sizeof(float));
+        }
+        ak_attn_out ao = {oh, NULL, NULL, probs + (size_t)n++ * T * T};
+        rc = ak_attention(dev, &one, qh, kh, vh, &ao, err);
+    }
+    free(buf);
+    return rc;
+}
+
 int ak_model_forward(const ak_model *m, ak_device dev, float *x, int T, ak_forward_out *o,
                      ak_err *err)
 {
@@ -131,10 +160,12 @@ int ak_model_forward(const ak_model *m, ak_device dev, float *x, int T, ak_forwa
         }
         ak_attn_shape s = {T, T, 0, H, Hkv, Dh, m->causal, ly->window,
                            m->attn_scale / (m->attn_scale_by_layer ? (float)(l + 1) : 1.0f)};
+        float *probs = o->probs ? o->probs[l] : NULL;
         ak_attn_out ao = {att, o->entropy ? o->entropy + (size_t)l * H * Tz : NULL,
                           o->mass ? o->mass + (size_t)l * H * Tz : NULL,
-                          o->probs ? o->probs[l] : NULL};
-        if ((rc = ak_attention(dev, &s, q, k, v, &ao, err))) {
+                          o->probs_heads ? NULL : probs};
+        if ((rc = ak_attention(dev, &s, q, k, v, &ao, err)) ||
+            (probs && o->probs_heads && (rc = head_probs(dev, &s, q, k, v, o->probs_heads, probs, err)))) {
             ak_wrap(err, "layer %d attention", l);
             goto out;
         }

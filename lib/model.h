@@ -87,7 +87,9 @@ typedef struct ak_forward_out {
     float *entropy;          /* [L, H, T] */
     float *mass;             /* [L, H, T] */
     int32_t *visible;        /* [L, T] */
-    float **probs;           /* [L] pointers, each NULL or [H, T, T] */
+    float **probs;           /* [L] pointers, each NULL or [h, T, T] for the
+                                heads in probs_heads (all H when it is NULL) */
+    const unsigned char *probs_heads; /* [H] 1 = keep; NULL = all heads */
     float *kv_k, *kv_v;      /* [L, Hkv, T, Dh] */
     float *logits;           /* [T or 1, V] */
     int logits_all;          /* 1: all positions, 0: the last only */

@@ -82,6 +82,35 @@ rejects "shard index naming a file outside the directory" embed embed -m "$T/sha
 
 rejects "missing model directory" embed embed -m "$T/nonexistent" "$T/ok.ak"
 
+# Config values that cannot describe a model: one line naming the problem.
+L="$AK_TOP/tests/model/llama_gqa_llama3"
+bad_config() { # name, python editing cfg
+    mkdir -p "$T/$1" && cp "$L/model.safetensors" "$T/$1/" &&
+    python3 -c 'import json, sys
+cfg = json.load(open(sys.argv[1]))
+exec(sys.argv[3])
+json.dump(cfg, open(sys.argv[2], "w"))' "$L/config.json" "$T/$1/config.json" "$2"
+}
+bad_config heads 'cfg["num_attention_heads"] = 5'
+rejects "hidden size not a multiple of the heads" embed embed -m "$T/heads" "$T/ok.ak"
+bad_config kvheads 'cfg["num_key_value_heads"] = 4'
+rejects "heads not a multiple of the KV heads" embed embed -m "$T/kvheads" "$T/ok.ak"
+bad_config act 'cfg["hidden_act"] = "mish"'
+rejects "unsupported activation" embed embed -m "$T/act" "$T/ok.ak"
+bad_config rope 'cfg["rope_scaling"]["rope_type"] = "yarn"'
+rejects "unsupported RoPE scaling" embed embed -m "$T/rope" "$T/ok.ak"
+grep -q yarn "$T/.err" && pass "the RoPE type is named" || fail "the RoPE type is named"
+bad_config vocab 'cfg["vocab_size"] = "many"'
+rejects "vocab_size not a number" embed embed -m "$T/vocab" "$T/ok.ak"
+bad_config neg 'cfg["num_hidden_layers"] = -2'
+rejects "negative layer count" embed embed -m "$T/neg" "$T/ok.ak"
+bad_config types 'cfg["layer_types"] = ["full_attention"]'
+rejects "layer_types of the wrong length" embed embed -m "$T/types" "$T/ok.ak"
+bad_config notype 'del cfg["model_type"]'
+rejects "config without model_type" embed embed -m "$T/notype" "$T/ok.ak"
+mkdir -p "$T/cfgjunk" && cp "$L/model.safetensors" "$T/cfgjunk/" && printf '{"model_type": ' >"$T/cfgjunk/config.json"
+rejects "config.json not JSON" embed embed -m "$T/cfgjunk" "$T/ok.ak"
+
 tokens 1 2 120 >"$T/big.ak"
 rejects "token id >= vocabulary size" embed embed -m "$M" "$T/big.ak"
 grep -q "id 120 is outside" "$T/.err" && pass "the bad id is named" || fail "the bad id is named"
