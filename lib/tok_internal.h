@@ -49,6 +49,7 @@ typedef struct tk_vocab {
     uint8_t **tok;
     uint32_t *len;
     size_t n;            /* ids 0..n-1; missing ids have tok == NULL */
+    uint8_t *second;     /* 1: indexed only where no other id has the string */
     int32_t *slot;       /* -1 empty, else id */
     size_t mask;
 } tk_vocab;

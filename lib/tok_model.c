@@ -41,9 +41,10 @@ int tk_vocab_set(tk_vocab *v, int32_t id, const uint8_t *s, size_t n)
     return 0;
 }
 
-/* Builds the string -> id index; for a string held by several ids the
- * lowest id wins (what a JSON object load would keep is the last, but
- * vocabularies with duplicates are rejected by the loader). */
+/* Builds the string -> id index.  A string held by several ids (a
+ * byte-level vocabulary entry that is not byte-level text is kept as it is
+ * and may equal another's bytes) goes to the entry not marked second, then
+ * the lowest id. */
 int tk_vocab_index(tk_vocab *v)
 {
     size_t cap = 16;
@@ -55,8 +56,9 @@ int tk_vocab_index(tk_vocab *v)
         return -1;
     memset(v->slot, 0xff, cap * sizeof *v->slot);
     v->mask = cap - 1;
-    for (size_t id = 0; id < v->n; id++) {
-        if (!v->tok[id])
+    for (size_t k = 0; k < 2 * v->n; k++) {
+        size_t id = k % v->n;
+        if (!v->tok[id] || (v->second && v->second[id]) != (k >= v->n))
             continue;
         size_t i = tk_hash(v->tok[id], v->len[id]) & v->mask;
         for (;; i = (i + 1) & v->mask) {
@@ -94,6 +96,7 @@ void tk_vocab_free(tk_vocab *v)
     free(v->tok);
     free(v->len);
     free(v->slot);
+    free(v->second);
     memset(v, 0, sizeof *v);
 }
 

@@ -385,8 +385,15 @@ static int set_vocab(loader *L, int32_t id, const char *s, size_t n, ak_err *err
 {
     const uint8_t *r;
     size_t rn;
-    if (raw_of(L, s, n, &r, &rn) || tk_vocab_set(&L->tk->vocab, id, r, rn))
+    tk_vocab *v = &L->tk->vocab;
+    if (raw_of(L, s, n, &r, &rn) || tk_vocab_set(v, id, r, rn))
         return ak_fail(err, AK_ENOMEM, "out of memory");
+    if (L->tk->byte_level && unbyte(L->byte_of_cp, s, n, L->buf, &rn)) {
+        /* kept as it is (not byte-level text): index it second */
+        if (!v->second && !(v->second = calloc(v->n, 1)))
+            return ak_fail(err, AK_ENOMEM, "out of memory");
+        v->second[id] = 1;
+    }
     return 0;
 }
 
