@@ -119,6 +119,7 @@ struct ak_tokenizer {
     /* BPE */
     tk_merges merges;
     int byte_fallback, fuse_unk, ignore_merges;
+    int sp_split;         /* words may be cut before each U+2581 that follows another character */
     int32_t unk_id;       /* -1: none */
     int32_t byte_tok[256];  /* <0xXX> ids (byte fallback) or single-byte ids */
     tk_cache cache;

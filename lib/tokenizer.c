@@ -664,6 +664,17 @@ static int load_json(loader *L, const char *data, size_t len, ak_err *err)
         }
         if ((rc = load_merges_list(L, merges, NULL, 0, err)))
             goto out;
+        /* may words be cut before U+2581? (see model_pieces) */
+        tk->sp_split = !tk->byte_level && !tk->ignore_merges &&
+                       tk_vocab_find(&tk->vocab, (const uint8_t *)"\xE2\x96\x81", 3) >= 0;
+        for (size_t id = 0; id < tk->vocab.n && tk->sp_split; id++) {
+            const uint8_t *t = tk->vocab.tok[id];
+            for (size_t j = 1; t && j + 3 <= tk->vocab.len[id]; j++)
+                if (!memcmp(t + j, "\xE2\x96\x81", 3) && (j < 3 || memcmp(t + j - 3, "\xE2\x96\x81", 3))) {
+                    tk->sp_split = 0;
+                    break;
+                }
+        }
     } else {
         const char *pre = jstr(model, "continuing_subword_prefix");
         if (!pre)
@@ -1013,7 +1024,26 @@ typedef struct stage {
 static int model_pieces(ak_tokenizer *tk, const tk_norm *t, const tk_spans *p, int64_t base,
                         ak_encoding *enc, ak_err *err)
 {
-    for (size_t i = 0; i < p->n; i++) {
+    for (size_t i = 0; i < p->n && tk->sp_split; i++) {
+        /* SentencePiece-style: no token has U+2581 after another character,
+         * so no merge crosses such a point; BPE on the parts is BPE on the
+         * whole, and the parts hit the cache */
+        size_t s = p->v[i].s, e = p->v[i].e, a = s;
+        for (size_t j = s + 1; j + 3 <= e; j++) {
+            if (t->b[j] == 0xE2 && t->b[j + 1] == 0x96 && t->b[j + 2] == 0x81 &&
+                !(j >= s + 3 && t->b[j - 3] == 0xE2 && t->b[j - 2] == 0x96 && t->b[j - 1] == 0x81)) {
+                int rc = tk_bpe_word(tk, t, a, j, enc, base, err);
+                if (rc)
+                    return rc;
+                a = j;
+                j += 2;
+            }
+        }
+        int rc = tk_bpe_word(tk, t, a, e, enc, base, err);
+        if (rc)
+            return rc;
+    }
+    for (size_t i = 0; i < p->n && !tk->sp_split; i++) {
         int rc = tk->model == TK_BPE ? tk_bpe_word(tk, t, p->v[i].s, p->v[i].e, enc, base, err)
                                      : tk_wordpiece_word(tk, t, p->v[i].s, p->v[i].e, enc, base, err);
         if (rc)
