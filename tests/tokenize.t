@@ -76,6 +76,18 @@ rejects "decode with another tokenizer" decode decode -m "$TK/llama2" "$T/h.ak"
 rejects "decode of a non-stream" decode decode -m "$G" "$T/hello.txt"
 is "decode --special keeps BOS (as HF decode does)" "$(tokenize -m "$TK/llama2" "$T/hello.txt" | decode --special -m "$TK/llama2")" "<s> Hello world"
 
+# Output to a file: complete or absent.
+ok "-o writes the stream" tokenize -m "$G" -o "$T/out.ak" "$T/hello.txt"
+is "-o file holds the tokens" "$(peek -f tokens "$T/out.ak")" "15496 995"
+rejects "-o with a bad input" tokenize tokenize -m "$G" -o "$T/out2.ak" "$T/hello.txt" "$T/bad.txt"
+[ ! -e "$T/out2.ak" ] && pass "no partial output file after an error" || fail "no partial output file after an error"
+if [ -w /dev/full ]; then
+    rejects "decode: write error" decode sh -c "tokenize -m '$G' '$T/hello.txt' | decode -m '$G' > /dev/full"
+fi
+rejects "tokenize a directory" tokenize tokenize -m "$G" "$T"
+tokenize -m "$G" --lossy "$T/hello.txt" > /dev/null 2> "$T/l2.err"
+is "--lossy on valid text says nothing" "$(cat "$T/l2.err")" ""
+
 # tokenize | decode on a long single word and many whitespace runs stays exact.
 python3 -c "import sys; sys.stdout.write('x' * 200000 + ' \t\n' * 1000 + 'é' * 5000)" > "$T/long.txt"
 for m in gpt2 llama2 llama3; do
