@@ -66,7 +66,7 @@ LIB_SO   := $(B)/libattnkit.so
 # Keep objects make would otherwise treat as intermediate.
 .SECONDARY:
 
-.PHONY: all lib test demo install clean distclean deps model check-deps bench fuzz
+.PHONY: all lib test demo install clean distclean deps model check-deps bench fuzz fuzzers asan unit-bins
 all: check-deps $(addprefix $(OUT_BIN)/,$(PROGS)) $(LIB_SO)
 
 check-deps:
@@ -120,23 +120,27 @@ asan:
 	$(MAKE) --no-print-directory B=build/asan OUT_BIN=build/asan/bin CFLAGS="$(ASAN_FLAGS)" \
 	  LDFLAGS="-fsanitize=address,undefined" all unit-bins
 
-# The fuzzer: clang's libFuzzer over the stream reader, seeded from formats/vectors.
+# The fuzzers: clang's libFuzzer over the parsers of untrusted input (the
+# stream reader, safetensors), seeded from formats/vectors and tests/fuzz.
 FUZZ_SECONDS ?= 60
+FUZZERS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_LIB_SRC := $(filter-out lib/cli.c,$(LIB_SRC))
-build/fuzz/fuzz_stream: tests/fuzz/fuzz_stream.c $(LIB_SRC) $(wildcard lib/*.h)
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_SRC) $(wildcard lib/*.h)
 	@mkdir -p build/fuzz
 	@echo "  FUZZ    $@"
 	$(Q)clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ilib $(PKG_CFLAGS) \
-	  -DAK_DEFAULT_MODEL_DIR='"$(MODEL_DIR)"' -o $@ tests/fuzz/fuzz_stream.c \
-	  lib/stream.c lib/tensor.c lib/ak.c lib/io.c $(PKG_LIBS) -lm -pthread
+	  -o $@ $< $(FUZZ_LIB_SRC) $(PKG_LIBS) -lm -pthread
 
-fuzz: build/fuzz/fuzz_stream
-	sh tests/run-fuzz.sh build/fuzz/fuzz_stream $(FUZZ_SECONDS)
+fuzzers: $(FUZZERS)
+
+fuzz: $(FUZZERS)
+	sh tests/run-fuzz.sh build/fuzz/fuzz_stream $(FUZZ_SECONDS) formats/vectors
+	sh tests/run-fuzz.sh build/fuzz/fuzz_safetensors $(FUZZ_SECONDS) tests/fuzz/corpus_safetensors
 
 test: check-deps
 	@$(MAKE) --no-print-directory model
 	@$(MAKE) --no-print-directory asan
-	@$(MAKE) --no-print-directory build/fuzz/fuzz_stream
+	@$(MAKE) --no-print-directory fuzzers
 	@ATTNKIT_MODEL_CACHE="$(MODEL_DIR)" FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/run.sh build/asan
 
 # ---- the default model and the demo ----------------------------------------

@@ -4,7 +4,8 @@
 #   unit tests      BUILD_DIR/unit/*   (from tests/unit/*.c)
 #   shell tests     tests/*.t          (sh scripts using tests/lib.sh)
 #   python tests    tests/*_test.py    (references: numpy, msgpack, tokenizers)
-#   the fuzzer      tests/run-fuzz.sh, FUZZ_SECONDS seconds (0 skips it)
+#   the fuzzers     tests/run-fuzz.sh: the stream reader FUZZ_SECONDS seconds,
+#                   safetensors half that (FUZZ_SECONDS=0 skips them)
 # Every test prints "ok - ..." / "not ok - ..." lines; the last line of the
 # run is "N passed, N failed".
 set -u
@@ -43,8 +44,12 @@ run_one() { # name, command...
 for t in "$build"/unit/*; do [ -x "$t" ] && run_one "unit/$(basename "$t")" "$t"; done
 for t in "$top"/tests/*.t; do [ -f "$t" ] && run_one "$(basename "$t")" sh "$t"; done
 for t in "$top"/tests/*_test.py; do [ -f "$t" ] && run_one "$(basename "$t")" python3 "$t"; done
-if [ "${FUZZ_SECONDS:-60}" != 0 ]; then
-    run_one fuzz_stream sh "$top/tests/run-fuzz.sh" "$top/build/fuzz/fuzz_stream" "${FUZZ_SECONDS:-60}"
+fz=${FUZZ_SECONDS:-60}
+if [ "$fz" != 0 ]; then
+    run_one fuzz_stream sh "$top/tests/run-fuzz.sh" "$top/build/fuzz/fuzz_stream" "$fz" \
+        "$top/formats/vectors"
+    run_one fuzz_safetensors sh "$top/tests/run-fuzz.sh" "$top/build/fuzz/fuzz_safetensors" \
+        $(( (fz + 1) / 2 )) "$top/tests/fuzz/corpus_safetensors"
 fi
 
 [ -n "$files_failed" ] && echo "# failing:$files_failed"
