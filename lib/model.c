@@ -180,7 +180,7 @@ static int parse_config(ak_model *m, json_t *cfg, ak_err *err)
             (rc = cfg_int(cfg, "max_position_embeddings", -1, 1, BIG, &m->max_positions, err)) ||
             (rc = cfg_int(cfg, "type_vocab_size", 2, 0, 1 << 16, &m->type_vocab_size, err)) ||
             (rc = cfg_num(cfg, "layer_norm_eps", 1e-12, &eps, err)) ||
-            (rc = parse_act(cfg_str(cfg, "hidden_act"), &m->act, err)))
+            (rc = parse_act(cfg_str(cfg, "hidden_act") ? cfg_str(cfg, "hidden_act") : "gelu", &m->act, err)))
             return rc;
         m->norm_eps = (float)eps;
         m->n_kv_heads = m->n_heads;
