@@ -148,10 +148,16 @@ struct ak_tokenizer {
     /* decoder */
     int decoder;
     int sp_strip_start;    /* leading spaces the SP decoder strips */
+    int sp_bytes;          /* the SP decoder turns <0xXX> into bytes */
     int lossy_norm;        /* the pipeline changes text (lowercase, accents...) */
     /* scratch */
     pcre2_match_data *md;
-    tk_norm nbuf, nbuf2;
+    tk_norm nbuf, nbuf2, nbuf3;
+    /* Metaspace pre-tokenizer (first in the chain): spaces to the
+     * replacement, which is prepended always / to the text's first piece */
+    int metaspace, ms_prepend; /* ms_prepend: 0 never, 1 first, 2 always */
+    char ms_rep[8];
+    size_t ms_replen;
     tk_spans in_spans;
     tk_spans *lvl;         /* per pre-tokenizer: its output pieces, in batches */
     void *scratch;

@@ -265,6 +265,22 @@ static int parse_pretok(ak_tokenizer *tk, json_t *n, int depth, ak_err *err)
             return ak_fail(err, AK_ECONFIG, "pre_tokenizer Split: no pattern");
         if (rc)
             return rc;
+    } else if (!strcmp(type, "Metaspace")) {
+        const char *rep = jstr(n, "replacement"), *scheme = jstr(n, "prepend_scheme");
+        if (tk->npre || tk->metaspace || !rep || !*rep || strlen(rep) >= sizeof tk->ms_rep)
+            return ak_fail(err, AK_ECONFIG, "pre_tokenizer Metaspace is supported first in the chain, with a short replacement");
+        tk->metaspace = 1;
+        strcpy(tk->ms_rep, rep);
+        tk->ms_replen = strlen(rep);
+        if (scheme)
+            tk->ms_prepend = !strcmp(scheme, "always") ? 2 : !strcmp(scheme, "first") ? 1 : 0;
+        else
+            tk->ms_prepend = jbool(n, "add_prefix_space", 1) ? 2 : 0;
+        if (!jbool(n, "split", 1))
+            return 0;
+        p.type = TP_SPLIT, p.behavior = TB_MERGED_NEXT;
+        if ((rc = compile_re(&p, rep, strlen(rep), 1, err)))
+            return rc;
     } else if (!strcmp(type, "BertPreTokenizer")) {
         p.type = TP_BERT;
     } else if (!strcmp(type, "WhitespaceSplit")) {
@@ -704,6 +720,7 @@ static int load_json(loader *L, const char *data, size_t len, ak_err *err)
         tk->decoder = TD_WORDPIECE;
     else if (mentions(dec, "Replace", 0) || mentions(dec, "Metaspace", 0) || mentions(dec, "ByteFallback", 0)) {
         tk->decoder = TD_SP;
+        tk->sp_bytes = mentions(dec, "ByteFallback", 0);
         json_t *d, *list = json_object_get(dec, "decoders");
         size_t i;
         json_array_foreach(list, i, d) {
@@ -711,8 +728,10 @@ static int load_json(loader *L, const char *data, size_t len, ak_err *err)
             if (t && !strcmp(t, "Strip"))
                 tk->sp_strip_start = (int)json_integer_value(json_object_get(d, "start"));
         }
-        if (mentions(dec, "Metaspace", 0))
-            tk->sp_strip_start = 1;
+        if (mentions(dec, "Metaspace", 0)) {
+            const char *sc = jstr(dec, "prepend_scheme");
+            tk->sp_strip_start = sc ? strcmp(sc, "never") != 0 : jbool(dec, "add_prefix_space", 1);
+        }
     } else
         tk->decoder = TD_PLAIN;
     rc = finish_model(tk, err);
@@ -902,6 +921,7 @@ void ak_tokenizer_free(ak_tokenizer *tk)
     pcre2_match_data_free(tk->md);
     tk_norm_free(&tk->nbuf);
     tk_norm_free(&tk->nbuf2);
+    tk_norm_free(&tk->nbuf3);
     free(tk->in_spans.v);
     for (size_t i = 0; tk->lvl && i < tk->npre; i++)
         free(tk->lvl[i].v);
@@ -1069,6 +1089,24 @@ static int next_stage(void *ctx, tk_spans *pieces, ak_err *err)
     return rc;
 }
 
+/* Metaspace: t[s..e) with spaces replaced, the replacement prepended. */
+static int metaspace(ak_tokenizer *tk, const tk_norm *t, size_t s, size_t e, tk_norm *m)
+{
+    m->n = 0;
+    const uint8_t *rep = (const uint8_t *)tk->ms_rep;
+    size_t rl = tk->ms_replen;
+    int starts = t->b[s] == ' ' || (e - s >= rl && !memcmp(t->b + s, rep, rl));
+    if (!starts && (tk->ms_prepend == 2 || (tk->ms_prepend == 1 && tk_al_start(t, s) == 0)) &&
+        tk_norm_push(m, rep, rl, tk_al_start(t, s), tk_al_end(t, s)))
+        return -1;
+    for (size_t i = s; i < e; i++) {
+        int sp = t->b[i] == ' ';
+        if (tk_norm_push(m, sp ? rep : t->b + i, sp ? rl : 1, tk_al_start(t, i), tk_al_end(t, i)))
+            return -1;
+    }
+    return 0;
+}
+
 static int run_model(ak_tokenizer *tk, const tk_norm *t, size_t s, size_t e, int64_t base,
                      ak_encoding *enc, ak_err *err)
 {
@@ -1076,6 +1114,11 @@ static int run_model(ak_tokenizer *tk, const tk_norm *t, size_t s, size_t e, int
     in->n = 0;
     if (e <= s)
         return 0;
+    if (tk->metaspace) {
+        if (metaspace(tk, t, s, e, &tk->nbuf3))
+            return ak_fail(err, AK_ENOMEM, "out of memory");
+        t = &tk->nbuf3, s = 0, e = tk->nbuf3.n;
+    }
     if (tk_spans_push(in, s, e))
         return ak_fail(err, AK_ENOMEM, "out of memory");
     if (!tk->npre)
@@ -1232,7 +1275,7 @@ int ak_tokenizer_decode(ak_tokenizer *tk, const int32_t *ids, size_t n, const ui
                 o[len++] = ' ';
             memcpy(o + len, t, tl);
             len += tl;
-        } else if (tk->decoder == TD_SP && !added && tl == 6 && !memcmp(t, "<0x", 3) && t[5] == '>' &&
+        } else if (tk->decoder == TD_SP && tk->sp_bytes && !added && tl == 6 && !memcmp(t, "<0x", 3) && t[5] == '>' &&
                    hexval(t[3]) >= 0 && hexval(t[4]) >= 0) {
             o[len++] = (char)(hexval(t[3]) * 16 + hexval(t[4]));
         } else if (tk->decoder == TD_SP && !added) {

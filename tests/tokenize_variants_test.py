@@ -38,6 +38,7 @@ for i, text in enumerate(docs):
         f.write(text.encode("utf-8"))
 
 bert = json.loads(hfref.load("default").to_str())
+llama2 = json.loads(hfref.load("llama2").to_str())
 gpt2 = json.loads(hfref.load("gpt2").to_str())
 
 
@@ -66,7 +67,19 @@ def gpt2_with(pre):
 
 lower = {"type": "Lowercase"}
 ws = {"type": "WhitespaceSplit"}
+def metaspace(scheme, split_, decoder=False):
+    j = copy.deepcopy(llama2)
+    j["normalizer"] = None
+    j["pre_tokenizer"] = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": scheme, "split": split_}
+    if decoder:
+        j["decoder"] = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": scheme, "split": split_}
+    return j
+
+
 variants = {
+    "metaspace-first": metaspace("first", False),
+    "metaspace-always-split": metaspace("always", True, decoder=True),
+    "metaspace-never-split": metaspace("never", True),
     "split-removed": bert_with(lower, {"type": "Sequence", "pretokenizers": [split(r"[\s,.!?]+", "Removed")]}),
     "split-merged-prev": bert_with(lower, {"type": "Sequence", "pretokenizers": [split(r"[-,.!?']", "MergedWithPrevious"), ws]}),
     "split-merged-next": bert_with(lower, {"type": "Sequence", "pretokenizers": [split(r"[-,.!?']", "MergedWithNext"), ws]}),
@@ -116,5 +129,10 @@ for name, j in list(variants.items()) + [("added-tokens", None)]:
             first = (i, text[:40], want[:12], mine[:12])
     check(same == len(docs), "%s: ids identical to HF on %d/%d documents%s" %
           (name, same, len(docs), "" if first is None else " (doc %d %r: HF %s, got %s)" % first))
+    if name.startswith("metaspace"):
+        r = subprocess.run(["decode", "--special", "-m", d], input=p.stdout, capture_output=True)
+        want = "".join(tok.decode(tok.encode(t).ids, skip_special_tokens=False) for t in docs)
+        check(r.returncode == 0 and r.stdout.decode("utf-8", "replace") == want,
+              "%s: decode --special equals HF decode" % name)
 
 sys.exit(1 if failed else 0)
