@@ -84,8 +84,11 @@ typedef struct tk_pretok {
 } tk_pretok;
 
 typedef struct tk_added {
-    uint8_t *s;
+    uint8_t *s;           /* content */
     size_t n;
+    uint8_t *m;           /* what is matched: the content, normalized when the
+                             token is (HF normalizes it too); may alias s */
+    size_t mn;
     int32_t id;
     int special, lstrip, rstrip, normalized, single_word;
 } tk_added;

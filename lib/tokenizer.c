@@ -553,6 +553,23 @@ static int load_added(ak_tokenizer *tk, json_t *added, ak_err *err)
         tk->added_of_id[t->id] = (int32_t)(tk->nadded - 1);
         if (!tk->vocab.tok[t->id] && tk_vocab_set(&tk->vocab, t->id, t->s, t->n))
             return ak_fail(err, AK_ENOMEM, "out of memory");
+        t->m = t->s, t->mn = t->n;
+        if (t->normalized && tk->nnorm) {
+            tk_norm a = {0}, b = {0};
+            int rc = tk_norm_push(&a, t->s, t->n, 0, (int64_t)t->n) ? AK_ENOMEM : 0;
+            for (size_t j = 0; j < tk->nnorm && !rc; j++) {
+                rc = tk_normalize(tk, &tk->norm[j], &a, &b, err);
+                tk_norm x = a;
+                a = b, b = x;
+            }
+            tk_norm_free(&b);
+            if (rc) {
+                tk_norm_free(&a);
+                return ak_fail(err, AK_ENOMEM, "out of memory");
+            }
+            t->m = a.b, t->mn = a.n; /* owned; freed with the token */
+            free(a.al);
+        }
     }
     /* index by first byte, longest first, for leftmost-longest matching */
     if (!(tk->added_order = malloc((tk->nadded ? tk->nadded : 1) * sizeof *tk->added_order)))
@@ -561,14 +578,16 @@ static int load_added(ak_tokenizer *tk, json_t *added, ak_err *err)
     if (!keys)
         return ak_fail(err, AK_ENOMEM, "out of memory");
     for (size_t k = 0; k < tk->nadded; k++)
-        keys[k] = (added_key){tk->added[k].s[0], tk->added[k].n, k};
+        keys[k] = (added_key){tk->added[k].mn ? tk->added[k].m[0] : 256, tk->added[k].mn, k};
     qsort(keys, tk->nadded, sizeof *keys, added_cmp);
     for (size_t k = 0; k < tk->nadded; k++)
         tk->added_order[k] = (uint32_t)keys[k].k;
     free(keys);
     memset(tk->added_first, 0, sizeof tk->added_first);
+    /* tokens that normalize to nothing (sorted last, first byte 256) never match */
     for (size_t k = 0; k < tk->nadded; k++)
-        tk->added_first[tk->added[k].s[0] + 1]++;
+        if (tk->added[k].mn)
+            tk->added_first[tk->added[k].m[0] + 1]++;
     for (int b = 0; b < 256; b++)
         tk->added_first[b + 1] += tk->added_first[b];
     return 0;
@@ -911,8 +930,11 @@ void ak_tokenizer_free(ak_tokenizer *tk)
     for (size_t i = 0; i < tk->npre; i++)
         pcre2_code_free(tk->pre[i].re);
     free(tk->pre);
-    for (size_t i = 0; i < tk->nadded; i++)
+    for (size_t i = 0; i < tk->nadded; i++) {
+        if (tk->added[i].m != tk->added[i].s)
+            free(tk->added[i].m);
         free(tk->added[i].s);
+    }
     free(tk->added);
     free(tk->added_of_id);
     free(tk->added_order);
@@ -1011,15 +1033,15 @@ static int find_added(const ak_tokenizer *tk, const uint8_t *s, size_t n, size_t
         int best = -1;
         for (uint32_t j = tk->added_first[s[i]]; j < tk->added_first[s[i] + 1]; j++) {
             const tk_added *a = &tk->added[tk->added_order[j]];
-            if (a->normalized != norm || a->n > n - i || memcmp(a->s, s + i, a->n))
+            if (a->normalized != norm || a->mn > n - i || memcmp(a->m, s + i, a->mn))
                 continue;
-            if (a->single_word && (word_char_before(s, i) || word_char_at(s, n, i + a->n)))
+            if (a->single_word && (word_char_before(s, i) || word_char_at(s, n, i + a->mn)))
                 continue;
             best = (int)tk->added_order[j];
             break;
         }
         if (best >= 0) {
-            size_t a = i, b = i + tk->added[best].n;
+            size_t a = i, b = i + tk->added[best].mn;
             if (tk->added[best].lstrip)
                 while (a > lo && (s[a - 1] == ' ' || s[a - 1] == '\t' || s[a - 1] == '\n' || s[a - 1] == '\r'))
                     a--;

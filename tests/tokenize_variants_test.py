@@ -105,7 +105,8 @@ variants = {
 added_variant = Tokenizer.from_str(json.dumps(bert))
 added_variant.add_tokens([AddedToken("hello", single_word=True, normalized=True),
                           AddedToken("[mask]", lstrip=True, rstrip=True, normalized=False),
-                          AddedToken("sp", single_word=False, normalized=True)])
+                          AddedToken("sp", single_word=False, normalized=True),
+                          AddedToken("QUICK Brown", normalized=True)])
 added_variant.add_special_tokens([AddedToken("<|endoftext|>", lstrip=True, normalized=False)])
 
 for name, j in list(variants.items()) + [("added-tokens", None)]:
