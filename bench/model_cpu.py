@@ -206,9 +206,11 @@ def main():
               f"{runs[0]['import_rss'] / 1024:.0f} MiB after importing torch)")
         print(f"  ratio attnkit / PyTorch: time {best / fwd:.2f}x, peak RSS (attend) {rss_a / rss:.2f}x")
 
+    lengths = [int(x) for x in args.long.split(",") if x]
+    if not lengths:
+        return
     print("## peak RSS of attend by prompt length (tiny Llama-type model, 2 layers, 4 heads, "
           "2 KV heads, D=128)")
-    lengths = [int(x) for x in args.long.split(",") if x]
     with tempfile.TemporaryDirectory() as d:
         write_tiny_llama(d, max(lengths) * 2)
         rng = np.random.default_rng(1)
