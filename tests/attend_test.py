@@ -363,9 +363,36 @@ def check_default_model():
             close(ours, mine, f"default model sentence {i}: {what} vs numpy")
 
 
+def check_text_pipeline():
+    """tokenize | embed | attend on real text, the way users run it, against
+    transformers on the same sentence (tokenized by HF tokenizers there)."""
+    import shutil
+    if not shutil.which("tokenize"):
+        check(True, "# SKIP tokenize not built")
+        return
+    ref = dict(np.load(os.path.join(TOP, "tests", "model", "minilm_ref.npz")))
+    text = b"The quick brown fox jumps over the lazy dog.\n"
+    rc, toks, err = run(["tokenize"], text)
+    check(rc == 0, f"tokenize runs on the sentence {err.strip()}")
+    if rc:
+        return
+    rc, emb, err = run(["embed"], toks)
+    rc2, out, err2 = run(["attend", "--hidden"], emb) if rc == 0 else (rc, b"", err)
+    check(rc == 0 and rc2 == 0, f"tokenize | embed | attend on the default model {err.strip()} {err2.strip()}")
+    if rc or rc2:
+        return
+    doc = next(iter(s.docs_of(out).values()))
+    check(list(doc["tokens"]) == list(ref["s0.ids"]), "tokenize gives the ids transformers was run on")
+    if list(doc["tokens"]) == list(ref["s0.ids"]):
+        close(doc["attn.entropy"], ref["s0.entropy"], "text pipeline: entropy vs transformers")
+        close(doc["attn.mass"], ref["s0.mass"], "text pipeline: received mass vs transformers")
+        close(doc["hidden.final"], ref["s0.final"], "text pipeline: final hidden vs transformers")
+
+
 for d in sorted(glob.glob(os.path.join(TOP, "tests", "model", "*", "ref.npz"))):
     check_model(os.path.dirname(d))
 check_meta(os.path.join(TOP, "tests", "model", "mistral_swa_sharded"), 1, 8)
 check_meta(os.path.join(TOP, "tests", "model", "bert_tiny"), 0, 0)
 check_default_model()
+check_text_pipeline()
 sys.exit(1 if failed else 0)
