@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """GPU attention, side by side in one run on one device: attnkit's CUDA kernel
-(f32: output + per-query entropy, then per-key received mass) against
+(bf16 tensor cores and f32 CUDA cores: output + per-query entropy, then
+per-key received mass) against
 PyTorch's scaled_dot_product_attention (cuDNN, flash, efficient and math
 backends, bf16 and f32) and against eager attention that materialises the
 probabilities (what output_attentions=True does).  Causal, 32 heads x 128.
@@ -55,17 +56,22 @@ if out.returncode != 0:
     sys.exit(out.stderr)
 for line in out.stdout.split():
     pass
-vals = out.stdout.split()
-for i in range(0, len(vals), 3):
-    ours[int(vals[i])] = (float(vals[i + 1]), float(vals[i + 2]))
+for line in out.stdout.splitlines():
+    v = line.split()
+    ours[int(v[0])] = [float(x) for x in v[1:]]
 
 print(f"# device: {name}; causal, {H} heads x {D}; median of 10 after a warm-up")
-print("T\tmethod\tdtype\tms\tTFLOP/s\tattnkit_ms/this_ms")
+print("T\tmethod\tdtype\tms\tTFLOP/s\tattnkit_bf16_all_ms/this_ms")
 for t in lengths:
     rows = []
-    f, b = ours[t]
-    rows.append(("attnkit forward+entropy", "f32", f))
-    rows.append(("attnkit forward+entropy+mass", "f32", b))
+    o = ours[t]
+    b = o[3]  # the reference for the ratio column: bf16 tensor cores, out+entropy+mass
+    rows.append(("attnkit tc forward+entropy", "bf16", o[2]))
+    rows.append(("attnkit tc forward+entropy+mass", "bf16", o[3]))
+    rows.append(("attnkit tc fast-pv forward+entropy", "bf16", o[4]))
+    rows.append(("attnkit tc fast-pv forward+entropy+mass", "bf16", o[5]))
+    rows.append(("attnkit cuda-core forward+entropy", "f32", o[0]))
+    rows.append(("attnkit cuda-core forward+entropy+mass", "f32", o[1]))
     for dtype, dn in ((torch.bfloat16, "bf16"), (torch.float32, "f32")):
         q, k, v = (torch.randn(1, H, t, D, device=dev, dtype=dtype) for _ in range(3))
         for backend, bn in ((SDPBackend.CUDNN_ATTENTION, "sdpa cudnn"),

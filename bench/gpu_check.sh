@@ -1,20 +1,33 @@
 #!/bin/sh
-# bench/gpu_check.sh OUTDIR - on a machine with a CUDA device and nvcc (but
-# perhaps none of the Debian -dev packages): builds the attention library
-# alone, runs its unit test (CPU against CUDA on awkward sizes) and the GPU
-# benchmark against PyTorch.  Used with the lent GPU machine.
+# bench/gpu_check.sh OUTDIR [T ...] - on a machine with a CUDA device and nvcc
+# (but perhaps none of the Debian -dev packages): builds the attention
+# library alone, runs its unit test (CPU against CUDA in f32, bf16 and f16 on
+# awkward sizes), the same test's small cases under compute-sanitizer, and
+# the GPU benchmark against PyTorch.  Used with the lent GPU machine.
 set -eu
 out=${1:-.}
+shift || true
 b=build/gpu; mkdir -p "$b"
 nv="nvcc -O3 -std=c++17 -Ilib -gencode arch=compute_90,code=sm_90"
-$nv -c lib/cuda/attention.cu -o $b/attention_cu.o
-$nv -c lib/cuda/device.cu -o $b/device_cu.o
+for f in lib/cuda/*.cu; do
+    $nv -c "$f" -o "$b/$(basename "$f" .cu)_cu.o" &
+done
+wait
 cc="gcc -std=c11 -D_GNU_SOURCE -O3 -g -pthread -Ilib -DAK_HAVE_CUDA=1"
 cuda=$(dirname "$(dirname "$(command -v nvcc)")")
-libs="$b/attention_cu.o $b/device_cu.o -L$cuda/lib64 -lcudart -lstdc++ -lm -pthread"
+libs="$b/*_cu.o -L$cuda/lib64 -lcudart -lstdc++ -lm -pthread"
 $cc -Itests -o $b/attention_test tests/unit/attention.c lib/attention.c lib/device.c lib/ak.c $libs
 $cc -o $b/attention_gpu bench/attention_gpu.c lib/attention.c lib/device.c lib/ak.c $libs
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv | tee "$out/gpu.txt"
-$b/attention_test | tee "$out/attention_test.txt"
+rc=0
+$b/attention_test > "$out/attention_test.txt" 2>&1 || rc=1
+grep -v '^ok' "$out/attention_test.txt" || true
+echo "unit test rc=$rc, $(grep -c '^ok' "$out/attention_test.txt") ok"
+if command -v compute-sanitizer >/dev/null; then
+    ATTNKIT_TEST_SMALL=1 timeout 200 compute-sanitizer --tool memcheck --error-exitcode 9 \
+        $b/attention_test > "$out/sanitizer.txt" 2>&1 || rc=1
+    tail -3 "$out/sanitizer.txt"
+fi
 $b/attention_test --bench | tee "$out/attention_bench_small.txt"
-python3 bench/attention_gpu.py $b/attention_gpu 1024 4096 16384 | tee "$out/attention_gpu.tsv"
+python3 bench/attention_gpu.py $b/attention_gpu ${*:-1024 4096 16384} | tee "$out/attention_gpu.tsv"
+exit $rc

@@ -21,6 +21,8 @@
 #ifdef AK_HAVE_CUDA
 int ak_cuda_attention(const ak_attn_shape *s, const float *q, const float *k, const float *v,
                       ak_attn_out *o, ak_err *err);
+int ak_cuda_attention_tc(int dt, const ak_attn_shape *s, const float *q, const float *k,
+                         const float *v, ak_attn_out *o, ak_err *err);
 #endif
 
 enum { QBLOCK = 16 };
@@ -244,4 +246,72 @@ int ak_attention(ak_device dev, const ak_attn_shape *s, const float *q, const fl
 #endif
     }
     return cpu_attention(s, q, k, v, o, err);
+}
+
+/* Keeps the top `keep` of float's 23 mantissa bits, to nearest, ties to
+ * even (NaN and infinity as they are). */
+static float round_mantissa(float x, int keep)
+{
+    uint32_t b;
+    memcpy(&b, &x, 4);
+    if ((b & 0x7f800000u) == 0x7f800000u)
+        return x;
+    int drop = 23 - keep;
+    uint32_t half = (1u << (drop - 1)) - 1 + ((b >> drop) & 1);
+    b = (b + half) & ~((1u << drop) - 1);
+    memcpy(&x, &b, 4);
+    return x;
+}
+
+void ak_round_dtype(float *x, size_t n, ak_attn_dtype dt)
+{
+    if (dt == AK_ATTN_BF16)
+        for (size_t i = 0; i < n; i++)
+            x[i] = round_mantissa(x[i], 7);
+    else if (dt == AK_ATTN_F16)
+        for (size_t i = 0; i < n; i++) {
+            float a = fabsf(x[i]);
+            if (a != a || a == INFINITY)
+                continue;
+            if (a < 6.103515625e-05f) /* f16 subnormal: steps of 2^-24 */
+                x[i] = rintf(x[i] * 16777216.0f) / 16777216.0f;
+            else {
+                x[i] = round_mantissa(x[i], 10);
+                if (fabsf(x[i]) > 65504.0f)
+                    x[i] = x[i] > 0 ? INFINITY : -INFINITY;
+            }
+        }
+}
+
+int ak_attention_dtype(ak_device dev, ak_attn_dtype dt, const ak_attn_shape *s,
+                       const float *q, const float *k, const float *v, ak_attn_out *o,
+                       ak_err *err)
+{
+    if (dt == AK_ATTN_F32)
+        return ak_attention(dev, s, q, k, v, o, err);
+    if (dt != AK_ATTN_BF16 && dt != AK_ATTN_F16)
+        return ak_fail(err, AK_EUSAGE, "attention: unknown precision %d", (int)dt);
+    int rc = check_shape(s, err);
+    if (rc)
+        return rc;
+    size_t nq = (size_t)s->n_q * s->n_heads * s->head_dim;
+    size_t nk = (size_t)s->n_k * s->n_kv_heads * s->head_dim;
+    float *buf = malloc(sizeof(float) * (nq + 2 * nk + 1));
+    if (!buf)
+        return ak_fail(err, AK_ENOMEM, "attention: cannot allocate rounded inputs");
+    float *rq = buf, *rk = rq + nq, *rv = rk + nk;
+    memcpy(rq, q, nq * sizeof(float));
+    memcpy(rk, k, nk * sizeof(float));
+    memcpy(rv, v, nk * sizeof(float));
+    ak_round_dtype(buf, nq + 2 * nk, dt);
+    if (dev == AK_DEV_CUDA) {
+#ifdef AK_HAVE_CUDA
+        rc = ak_cuda_attention_tc((int)dt, s, rq, rk, rv, o, err);
+#else
+        rc = ak_fail(err, AK_ECONFIG, "attention: this build has no CUDA");
+#endif
+    } else
+        rc = cpu_attention(s, rq, rk, rv, o, err);
+    free(buf);
+    return rc;
 }

@@ -44,4 +44,21 @@ typedef struct ak_attn_out {
 int ak_attention(ak_device dev, const ak_attn_shape *s, const float *q,
                  const float *k, const float *v, ak_attn_out *o, ak_err *err);
 
+/* The precision q, k and v are taken in. */
+typedef enum { AK_ATTN_F32 = 0, AK_ATTN_BF16 = 1, AK_ATTN_F16 = 2 } ak_attn_dtype;
+
+/* ak_attention with q, k and v first rounded to dt (to nearest, ties to
+ * even); products and sums stay f32.  On the CPU the rounded inputs go
+ * through the f32 path.  On CUDA, bf16 and f16 run on the tensor cores when
+ * head_dim is a multiple of 16 up to 256 (else the f32 kernel on the
+ * rounded inputs): scores, entropy, mass and probabilities come from f32
+ * scores; out multiplies v by p split into two dt parts (about 16 bits of
+ * p), so it matches the CPU to about 1e-5 relative, not bit for bit. */
+int ak_attention_dtype(ak_device dev, ak_attn_dtype dt, const ak_attn_shape *s,
+                       const float *q, const float *k, const float *v, ak_attn_out *o,
+                       ak_err *err);
+/* Rounds n floats in place to dt (what ak_attention_dtype does to its
+ * inputs). */
+void ak_round_dtype(float *x, size_t n, ak_attn_dtype dt);
+
 #endif
