@@ -82,8 +82,7 @@ cases = {
 }
 commands = [
     ["entropy"], ["entropy", "-f", "json", "-b", "layer,head,token,block"],
-    ["prune", "--keep", "0.5", "-p", "score"], ["prune", "--keep", "0.5", "-p", "query"],
-    ["prune", "--keep", "0.5", "-u", "sentence", "-p", "entropy"],
+    ["prune", "--keep", "0.5", "-p", "query"],
     ["prune", "--keep", "0.5", "-u", "block", "-P", "first,last", "-r", "c+", "-m", "dd",
      "-p", "heavy"],
 ]
