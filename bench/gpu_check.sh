@@ -23,6 +23,9 @@ rc=0
 $b/attention_test > "$out/attention_test.txt" 2>&1 || rc=1
 grep -v '^ok' "$out/attention_test.txt" || true
 echo "unit test rc=$rc, $(grep -c '^ok' "$out/attention_test.txt") ok"
+# the WMMA kernels (head sizes other than 64 and 128) on every case too
+ATTNKIT_CUDA_WMMA=1 $b/attention_test > "$out/attention_test_wmma.txt" 2>&1 || rc=1
+grep -v '^ok' "$out/attention_test_wmma.txt" || true
 if command -v compute-sanitizer >/dev/null; then
     ATTNKIT_TEST_SMALL=1 timeout 200 compute-sanitizer --tool memcheck --error-exitcode 9 \
         $b/attention_test > "$out/sanitizer.txt" 2>&1 || rc=1

@@ -22,6 +22,8 @@
 #include <mma.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 extern "C" {
 #include "attention.h"
@@ -278,6 +280,313 @@ template <typename T> __global__ void tc_convert(const float *src, T *dst, size_
         dst[x] = to_t<T>(src[x]);
 }
 
+/* ---- register-resident variant for head sizes 64 and 128 -----------------
+ * The same two passes with mma.sync.m16n8k16 directly, so scores and the
+ * output stay in registers (the documented fragment layouts: lane = 4g + t;
+ * an accumulator holds rows g and g+8, columns 2t and 2t+1 of an 8-wide
+ * tile).  The scores' tile becomes the A operand of p*v without leaving
+ * registers.  Pass 2 computes K Q^T (keys as rows) so that a key's mass is
+ * a row sum, reduced over the quad at the end. */
+
+template <typename T> struct mma_op;
+template <> struct mma_op<__nv_bfloat16> {
+    static __device__ __forceinline__ void run(float *d, const uint32_t *a, const uint32_t *b)
+    {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+                     "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    }
+};
+template <> struct mma_op<__half> {
+    static __device__ __forceinline__ void run(float *d, const uint32_t *a, const uint32_t *b)
+    {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+                     "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    }
+};
+
+template <typename T> __device__ __forceinline__ uint32_t pack2(float x, float y)
+{
+    T a = to_t<T>(x), b = to_t<T>(y);
+    uint16_t ua, ub;
+    memcpy(&ua, &a, 2);
+    memcpy(&ub, &b, 2);
+    return (uint32_t)ua | ((uint32_t)ub << 16);
+}
+/* x - (float)(T)x for the low part */
+template <typename T> __device__ __forceinline__ float rest(float x) { return x - from_t<T>(to_t<T>(x)); }
+
+__device__ __forceinline__ uint32_t lds32(const void *p) { return *(const uint32_t *)p; }
+
+__device__ __forceinline__ void ldsm_x2_trans(uint32_t *r, const void *p)
+{
+    uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n"
+                 : "=r"(r[0]), "=r"(r[1]) : "r"(a));
+}
+
+/* A fragments (16 rows from `base`, row stride ld in T) for all DH/16 chunks */
+template <typename T, int DH>
+__device__ __forceinline__ void load_a(uint32_t (*a)[4], const T *base, int ld, int g, int t)
+{
+#pragma unroll
+    for (int kc = 0; kc < DH / 16; kc++) {
+        const T *p = base + g * ld + kc * 16 + 2 * t;
+        a[kc][0] = lds32(p);
+        a[kc][1] = lds32(p + 8 * ld);
+        a[kc][2] = lds32(p + 8);
+        a[kc][3] = lds32(p + 8 * ld + 8);
+    }
+}
+
+/* acc[nt] (16 x 8 for nt < 8) = A (registers) * B^T where B rows come from
+ * `bt` (64 rows, stride ld): the scores of 16 rows against 64 columns. */
+template <typename T, int DH>
+__device__ __forceinline__ void scores64(float (*acc)[4], const uint32_t (*a)[4], const T *bt, int ld,
+                                         int g, int t)
+{
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++) {
+        acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.f;
+#pragma unroll
+        for (int kc = 0; kc < DH / 16; kc++) {
+            const T *p = bt + (nt * 8 + g) * ld + kc * 16 + 2 * t;
+            uint32_t b[2] = {lds32(p), lds32(p + 8)};
+            mma_op<T>::run(acc[nt], a[kc], b);
+        }
+    }
+}
+
+template <typename T, int DH>
+__global__ void __launch_bounds__(TNT) rf_forward(tshape s, const T *q, const T *k, const T *v,
+                                                  float *out, float *ent, float *mrow, float *zrow,
+                                                  int precise)
+{
+    extern __shared__ __align__(16) unsigned char smraw[];
+    const int ld = DH + 8;
+    T *Qs = (T *)smraw, *Ks = Qs + TQ * ld, *Vs = Ks + TK * ld;
+    const int h = blockIdx.y, grp = h / (s.H / s.Hkv);
+    const int q0 = (gridDim.x - 1 - blockIdx.x) * TQ;
+    const int nq = min(TQ, s.n_q - q0), warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int g = lane >> 2, t = lane & 3, wr = warp * 16;
+    tc_load(Qs, q, q0, nq, s.H, h, DH, ld);
+    int klo, khi, lo2, hi2;
+    tvisible(s, s.q_off + q0, klo, hi2);
+    tvisible(s, s.q_off + q0 + nq - 1, lo2, khi);
+    int lo[2] = {1, 1}, hi[2] = {0, 0};
+    for (int x = 0; x < 2; x++)
+        if (q0 + wr + g + 8 * x < s.n_q)
+            tvisible(s, s.q_off + q0 + wr + g + 8 * x, lo[x], hi[x]);
+    __syncthreads();
+    uint32_t qa[DH / 16][4];
+    load_a<T, DH>(qa, Qs + wr * ld, ld, g, t);
+    float o[DH / 8][4];
+#pragma unroll
+    for (int n = 0; n < DH / 8; n++)
+        o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+    float m[2] = {-INFINITY, -INFINITY}, z[2] = {0.f, 0.f}, A[2] = {0.f, 0.f};
+
+    for (int k0 = (klo / TK) * TK; k0 <= khi; k0 += TK) {
+        const int nk = min(TK, s.n_k - k0);
+        __syncthreads();
+        tc_load(Ks, k, k0, nk, s.Hkv, grp, DH, ld);
+        tc_load(Vs, v, k0, nk, s.Hkv, grp, DH, ld);
+        __syncthreads();
+        float sc[8][4];
+        scores64<T, DH>(sc, qa, Ks, ld, g, t);
+        float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+        for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int x = e >> 1, j = k0 + nt * 8 + 2 * t + (e & 1);
+                float sv = sc[nt][e] * s.scale;
+                sv = (j >= lo[x] && j <= hi[x]) ? sv : -INFINITY;
+                sc[nt][e] = sv;
+                mx[x] = fmaxf(mx[x], sv);
+            }
+        float f[2];
+#pragma unroll
+        for (int x = 0; x < 2; x++) {
+            mx[x] = fmaxf(mx[x], __shfl_xor_sync(0xffffffffu, mx[x], 1));
+            mx[x] = fmaxf(mx[x], __shfl_xor_sync(0xffffffffu, mx[x], 2));
+            mx[x] = fmaxf(m[x], mx[x]);
+        }
+        float se[2] = {0.f, 0.f}, sed[2] = {0.f, 0.f};
+#pragma unroll
+        for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int x = e >> 1;
+                float sv = sc[nt][e], p = 0.f;
+                if (sv != -INFINITY) {
+                    p = __expf(sv - mx[x]);
+                    se[x] += p;
+                    sed[x] += p * (sv - mx[x]);
+                }
+                sc[nt][e] = p;
+            }
+#pragma unroll
+        for (int x = 0; x < 2; x++) {
+            se[x] += __shfl_xor_sync(0xffffffffu, se[x], 1);
+            se[x] += __shfl_xor_sync(0xffffffffu, se[x], 2);
+            sed[x] += __shfl_xor_sync(0xffffffffu, sed[x], 1);
+            sed[x] += __shfl_xor_sync(0xffffffffu, sed[x], 2);
+            f[x] = 1.f;
+            if (mx[x] != -INFINITY) {
+                if (m[x] == -INFINITY) {
+                    z[x] = se[x];
+                    A[x] = sed[x];
+                    f[x] = 0.f;
+                } else {
+                    f[x] = __expf(m[x] - mx[x]);
+                    A[x] = f[x] * (A[x] + (m[x] - mx[x]) * z[x]) + sed[x];
+                    z[x] = f[x] * z[x] + se[x];
+                }
+                m[x] = mx[x];
+            }
+        }
+#pragma unroll
+        for (int n = 0; n < DH / 8; n++) {
+            o[n][0] *= f[0];
+            o[n][1] *= f[0];
+            o[n][2] *= f[1];
+            o[n][3] *= f[1];
+        }
+        const int kcs = (nk + 15) / 16;
+#pragma unroll
+        for (int kc = 0; kc < 4; kc++) {
+            if (kc >= kcs)
+                break;
+            uint32_t ph[4] = {pack2<T>(sc[2 * kc][0], sc[2 * kc][1]), pack2<T>(sc[2 * kc][2], sc[2 * kc][3]),
+                              pack2<T>(sc[2 * kc + 1][0], sc[2 * kc + 1][1]),
+                              pack2<T>(sc[2 * kc + 1][2], sc[2 * kc + 1][3])};
+            uint32_t pl[4];
+            if (precise) {
+                pl[0] = pack2<T>(rest<T>(sc[2 * kc][0]), rest<T>(sc[2 * kc][1]));
+                pl[1] = pack2<T>(rest<T>(sc[2 * kc][2]), rest<T>(sc[2 * kc][3]));
+                pl[2] = pack2<T>(rest<T>(sc[2 * kc + 1][0]), rest<T>(sc[2 * kc + 1][1]));
+                pl[3] = pack2<T>(rest<T>(sc[2 * kc + 1][2]), rest<T>(sc[2 * kc + 1][3]));
+            }
+            /* lanes 0-7 address keys kc*16+0..7, lanes 8-15 keys +8..15 */
+            const T *vb = Vs + (kc * 16 + (lane & 15)) * ld;
+#pragma unroll
+            for (int n = 0; n < DH / 8; n++) {
+                uint32_t b[2];
+                ldsm_x2_trans(b, vb + n * 8);
+                mma_op<T>::run(o[n], ph, b);
+                if (precise)
+                    mma_op<T>::run(o[n], pl, b);
+            }
+        }
+    }
+#pragma unroll
+    for (int x = 0; x < 2; x++) {
+        const int i = q0 + wr + g + 8 * x;
+        if (i >= s.n_q)
+            continue;
+        const float inv = 1.f / z[x];
+        float *orow = out + ((size_t)i * s.H + h) * DH;
+#pragma unroll
+        for (int n = 0; n < DH / 8; n++)
+            *(float2 *)(orow + n * 8 + 2 * t) = make_float2(o[n][2 * x] * inv, o[n][2 * x + 1] * inv);
+        if (t == 0) {
+            size_t r = (size_t)h * s.n_q + i;
+            mrow[r] = m[x];
+            zrow[r] = z[x];
+            if (ent)
+                ent[r] = logf(z[x]) - A[x] / z[x];
+        }
+    }
+}
+
+template <typename T, int DH>
+__global__ void __launch_bounds__(TNT) rf_mass(tshape s, const T *q, const T *k, const float *mrow,
+                                               const float *zrow, float *mass, float *probs)
+{
+    extern __shared__ __align__(16) unsigned char smraw[];
+    const int ld = DH + 8;
+    T *Ks = (T *)smraw, *Qs = Ks + TK * ld;
+    float *Ms = (float *)(Qs + TQ * ld), *Zs = Ms + TQ;
+    const int h = blockIdx.y, grp = h / (s.H / s.Hkv), k0 = blockIdx.x * TK;
+    const int nk = min(TK, s.n_k - k0), warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int g = lane >> 2, t = lane & 3, wr = warp * 16;
+    tc_load(Ks, k, k0, nk, s.Hkv, grp, DH, ld);
+    __syncthreads();
+    uint32_t ka[DH / 16][4];
+    load_a<T, DH>(ka, Ks + wr * ld, ld, g, t);
+    int i_lo = s.causal ? max(0, k0 - s.q_off) : 0, i_hi = s.n_q - 1;
+    if (s.window > 0)
+        i_hi = min(i_hi, k0 + nk - 1 + s.window - 1 - s.q_off);
+    const int j[2] = {k0 + wr + g, k0 + wr + g + 8};
+    float col[2] = {0.f, 0.f};
+    for (int q0 = (i_lo / TQ) * TQ; q0 <= i_hi; q0 += TQ) {
+        const int nq = min(TQ, s.n_q - q0);
+        __syncthreads();
+        tc_load(Qs, q, q0, nq, s.H, h, DH, ld);
+        if (threadIdx.x < TQ) {
+            size_t r = (size_t)h * s.n_q + q0 + threadIdx.x;
+            Ms[threadIdx.x] = threadIdx.x < nq ? mrow[r] : 0.f;
+            Zs[threadIdx.x] = threadIdx.x < nq ? 1.f / zrow[r] : 0.f;
+        }
+        __syncthreads();
+        float sc[8][4];
+        scores64<T, DH>(sc, ka, Qs, ld, g, t);
+#pragma unroll
+        for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int x = e >> 1, c = nt * 8 + 2 * t + (e & 1), i = q0 + c;
+                float p = 0.f;
+                if (c < nq && j[x] < s.n_k) {
+                    int lo, hi;
+                    tvisible(s, s.q_off + i, lo, hi);
+                    if (j[x] >= lo && j[x] <= hi)
+                        p = __expf(sc[nt][e] * s.scale - Ms[c]) * Zs[c];
+                    if (probs)
+                        probs[((size_t)h * s.n_q + i) * s.n_k + j[x]] = p;
+                }
+                col[x] += p;
+            }
+    }
+#pragma unroll
+    for (int x = 0; x < 2; x++) {
+        col[x] += __shfl_xor_sync(0xffffffffu, col[x], 1);
+        col[x] += __shfl_xor_sync(0xffffffffu, col[x], 2);
+        if (t == 0 && j[x] < s.n_k)
+            mass[(size_t)h * s.n_k + j[x]] = col[x];
+    }
+}
+
+static size_t rf_fwd_smem(int Dh) { return 2 * (size_t)(TQ + 2 * TK) * (Dh + 8); }
+static size_t rf_mass_smem(int Dh) { return 2 * (size_t)(TQ + TK) * (Dh + 8) + 8 * TQ; }
+
+template <typename T, int DH>
+static cudaError_t rf_launch_dh(const tshape &s, const T *q, const T *k, const T *v, float *out,
+                                float *ent, float *m, float *z, float *mass, float *probs,
+                                int precise, cudaStream_t st, int which)
+{
+    size_t sh1 = rf_fwd_smem(DH), sh2 = rf_mass_smem(DH);
+    cudaError_t e = cudaFuncSetAttribute(rf_forward<T, DH>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sh1);
+    if (e == cudaSuccess)
+        e = cudaFuncSetAttribute(rf_mass<T, DH>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sh2);
+    if (e != cudaSuccess)
+        return e;
+    dim3 g1((s.n_q + TQ - 1) / TQ, s.H), g2((s.n_k + TK - 1) / TK, s.H);
+    if (which & 1)
+        rf_forward<T, DH><<<g1, TNT, sh1, st>>>(s, q, k, v, out, ent, m, z, precise);
+    if ((e = cudaGetLastError()) != cudaSuccess)
+        return e;
+    if (mass && (which & 2)) {
+        rf_mass<T, DH><<<g2, TNT, sh2, st>>>(s, q, k, m, z, mass, probs);
+        e = cudaGetLastError();
+    }
+    return e;
+}
+
 static size_t fwd_smem(int Dh)
 {
     int ld = Dh + 8;
@@ -295,8 +604,12 @@ static size_t mass_smem(int Dh)
 template <typename T>
 static cudaError_t tc_launch(const tshape &s, const T *q, const T *k, const T *v, float *out,
                              float *ent, float *m, float *z, float *mass, float *probs,
-                             int precise, cudaStream_t st)
+                             int precise, cudaStream_t st, int which = 3)
 {
+    if (s.Dh == 64 && !getenv("ATTNKIT_CUDA_WMMA"))
+        return rf_launch_dh<T, 64>(s, q, k, v, out, ent, m, z, mass, probs, precise, st, which);
+    if (s.Dh == 128 && !getenv("ATTNKIT_CUDA_WMMA"))
+        return rf_launch_dh<T, 128>(s, q, k, v, out, ent, m, z, mass, probs, precise, st, which);
     size_t sh1 = fwd_smem(s.Dh), sh2 = mass_smem(s.Dh);
     cudaError_t e = cudaFuncSetAttribute(tc_forward<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sh1);
     if (e == cudaSuccess)
@@ -304,10 +617,11 @@ static cudaError_t tc_launch(const tshape &s, const T *q, const T *k, const T *v
     if (e != cudaSuccess)
         return e;
     dim3 g1((s.n_q + TQ - 1) / TQ, s.H), g2((s.n_k + TK - 1) / TK, s.H);
-    tc_forward<T><<<g1, TNT, sh1, st>>>(s, q, k, v, out, ent, m, z, precise);
+    if (which & 1)
+        tc_forward<T><<<g1, TNT, sh1, st>>>(s, q, k, v, out, ent, m, z, precise);
     if ((e = cudaGetLastError()) != cudaSuccess)
         return e;
-    if (mass) {
+    if (mass && (which & 2)) {
         tc_mass<T><<<g2, TNT, sh2, st>>>(s, q, k, m, z, mass, probs);
         e = cudaGetLastError();
     }
@@ -459,14 +773,13 @@ extern "C" int ak_cuda_attention_tc_time(int dt, int precise, const ak_attn_shap
                                       dout, dent, dm, dz, 0, 0, precise, 0);
             cudaEventRecord(b);
             if (e == cudaSuccess) {
-                size_t sh2 = mass_smem(s.Dh);
-                dim3 g2((s.n_k + TK - 1) / TK, s.H);
                 if (dt == AK_ATTN_BF16)
-                    tc_mass<__nv_bfloat16><<<g2, TNT, sh2>>>(s, (const __nv_bfloat16 *)dq,
-                                                            (const __nv_bfloat16 *)dk, dm, dz, dmass, 0);
+                    e = tc_launch<__nv_bfloat16>(s, (const __nv_bfloat16 *)dq, (const __nv_bfloat16 *)dk,
+                                                 (const __nv_bfloat16 *)dv, dout, dent, dm, dz, dmass, 0,
+                                                 precise, 0, 2);
                 else
-                    tc_mass<__half><<<g2, TNT, sh2>>>(s, (const __half *)dq, (const __half *)dk, dm,
-                                                     dz, dmass, 0);
+                    e = tc_launch<__half>(s, (const __half *)dq, (const __half *)dk, (const __half *)dv,
+                                          dout, dent, dm, dz, dmass, 0, precise, 0, 2);
             }
             cudaEventRecord(c);
             cudaEventSynchronize(c);
