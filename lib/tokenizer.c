@@ -88,12 +88,45 @@ static int ensure_ids(ak_tokenizer *tk, size_t n)
     return 0;
 }
 
+/* \s and \S as the Unicode White_Space property: what Oniguruma and the
+ * Rust regex crate (HF's engines) mean; PCRE2 10.42's \s also takes
+ * U+180E.  Returns a malloc'd pattern. */
+static char *white_space_classes(const char *pat, size_t len, size_t *outlen)
+{
+    static const char ws[] = "\\p{White_Space}", nws[] = "\\P{White_Space}";
+    size_t cap = len * 8 + 1, n = 0;
+    char *o = malloc(cap);
+    if (!o)
+        return NULL;
+    for (size_t i = 0; i < len; i++) {
+        if (pat[i] == '\\' && i + 1 < len && (pat[i + 1] == 's' || pat[i + 1] == 'S')) {
+            const char *r = pat[i + 1] == 's' ? ws : nws;
+            memcpy(o + n, r, sizeof ws - 1);
+            n += sizeof ws - 1;
+            i++;
+        } else if (pat[i] == '\\' && i + 1 < len) {
+            o[n++] = pat[i++];
+            o[n++] = pat[i];
+        } else
+            o[n++] = pat[i];
+    }
+    *outlen = n;
+    return o;
+}
+
 static int compile_re(tk_pretok *p, const char *pat, size_t len, int literal, ak_err *err)
 {
     int ec;
     PCRE2_SIZE eo;
+    char *w = NULL;
+    if (!literal) {
+        if (!(w = white_space_classes(pat, len, &len)))
+            return ak_fail(err, AK_ENOMEM, "out of memory");
+        pat = w;
+    }
     p->re = pcre2_compile((PCRE2_SPTR)pat, len, literal ? PCRE2_UTF | PCRE2_LITERAL : PCRE2_UTF | PCRE2_UCP,
                           &ec, &eo, NULL);
+    free(w);
     if (!p->re) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(ec, msg, sizeof msg);

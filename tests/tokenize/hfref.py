@@ -8,8 +8,6 @@ as GPT2TokenizerFast) and <|endoftext|> as a special token."""
 import json
 import os
 
-from tokenizers import Tokenizer, decoders, pre_tokenizers
-from tokenizers.models import BPE
 
 NAMES = ["gpt2", "llama2", "llama3", "qwen3", "deepseek_v3", "gpt4o", "default"]
 
@@ -22,6 +20,9 @@ def tokenizer_dir(name):
 
 
 def load(name):
+    from tokenizers import Tokenizer, decoders, pre_tokenizers
+    from tokenizers.models import BPE
+
     d = tokenizer_dir(name)
     if os.path.exists(os.path.join(d, "tokenizer.json")):
         tok = Tokenizer.from_file(os.path.join(d, "tokenizer.json"))
