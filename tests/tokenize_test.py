@@ -175,4 +175,22 @@ for name in hfref.NAMES:
         check(b.returncode == 0 and b.stdout.decode("utf-8", "replace") == want,
               "%s: decode equals HF decode on %d sampled documents" % (name, len(sample)))
 
+# decode --mark: the original text with prune's dropped spans replaced
+import numpy as np  # noqa: E402
+
+text = "Keep this. Drop this. Keep that.".encode("utf-8")
+g2 = hfref.tokenizer_dir("gpt2")
+st = akstream.pack_stream([akstream.doc("d", [akstream.tensor("text", np.frombuffer(text, np.uint8)),
+                                              akstream.tensor("tokens", np.array([9175], np.int32)),
+                                              akstream.tensor("dropped", np.array([[10, 21], [31, 32]], np.int64))])])
+r = run(["decode", "-m", g2, "--mark"], stdin=st)
+check(r.returncode == 0 and r.stdout == "Keep this.[…] Keep that[…]".encode("utf-8"), "decode --mark replaces dropped spans")
+r = run(["decode", "-m", g2, "--mark=<cut>"], stdin=st)
+check(r.stdout == b"Keep this.<cut> Keep that<cut>", "decode --mark=STR uses STR")
+bad = akstream.pack_stream([akstream.doc("d", [akstream.tensor("text", np.frombuffer(text, np.uint8)),
+                                               akstream.tensor("dropped", np.array([[10, 40]], np.int64))])])
+r = run(["decode", "-m", g2, "--mark"], stdin=bad)
+err = r.stderr.decode().splitlines()
+check(r.returncode == 65 and len(err) == 1 and err[0].startswith("decode: "), "decode --mark refuses a span past the text")
+
 sys.exit(1 if failed else 0)
