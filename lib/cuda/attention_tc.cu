@@ -319,6 +319,24 @@ template <typename T> __device__ __forceinline__ uint32_t pack2(float x, float y
 /* x - (float)(T)x for the low part */
 template <typename T> __device__ __forceinline__ float rest(float x) { return x - from_t<T>(to_t<T>(x)); }
 
+/* tc_load through cp.async (16 bytes, zero-filled past n rows); the
+ * caller commits and waits. */
+template <typename T>
+__device__ __forceinline__ void tc_load_async(T *dst, const T *src, int r0, int n, int heads, int hd,
+                                              int Dh, int ld)
+{
+    const int per = Dh / 8;
+    for (int x = threadIdx.x; x < TQ * per; x += TNT) {
+        int r = x / per, c = (x % per) * 8;
+        const T *g = r < n ? src + ((size_t)(r0 + r) * heads + hd) * Dh + c : src;
+        uint32_t d = (uint32_t)__cvta_generic_to_shared(dst + r * ld + c);
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(g),
+                     "r"(r < n ? 16 : 0));
+    }
+}
+__device__ __forceinline__ void async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
 __device__ __forceinline__ uint32_t lds32(const void *p) { return *(const uint32_t *)p; }
 
 __device__ __forceinline__ void ldsm_x2_trans(uint32_t *r, const void *p)
@@ -367,7 +385,7 @@ __global__ void __launch_bounds__(TNT) rf_forward(tshape s, const T *q, const T 
 {
     extern __shared__ __align__(16) unsigned char smraw[];
     const int ld = DH + 8;
-    T *Qs = (T *)smraw, *Ks = Qs + TQ * ld, *Vs = Ks + TK * ld;
+    T *Qs = (T *)smraw, *Ks = Qs + TQ * ld; /* then two K,V buffer pairs */
     const int h = blockIdx.y, grp = h / (s.H / s.Hkv);
     const int q0 = (gridDim.x - 1 - blockIdx.x) * TQ;
     const int nq = min(TQ, s.n_q - q0), warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -389,25 +407,49 @@ __global__ void __launch_bounds__(TNT) rf_forward(tshape s, const T *q, const T 
         o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
     float m[2] = {-INFINITY, -INFINITY}, z[2] = {0.f, 0.f}, A[2] = {0.f, 0.f};
 
-    for (int k0 = (klo / TK) * TK; k0 <= khi; k0 += TK) {
+    /* keys every row of the block sees: tiles inside need no mask */
+    int all_lo, all_hi, d1, d2;
+    tvisible(s, s.q_off + q0 + nq - 1, all_lo, d1);
+    tvisible(s, s.q_off + q0, d2, all_hi);
+    const int kstart = (klo / TK) * TK;
+    tc_load_async(Ks, k, kstart, min(TK, s.n_k - kstart), s.Hkv, grp, DH, ld);
+    tc_load_async(Ks + TK * ld, v, kstart, min(TK, s.n_k - kstart), s.Hkv, grp, DH, ld);
+    async_commit();
+    for (int k0 = kstart, it = 0; k0 <= khi; k0 += TK, it++) {
         const int nk = min(TK, s.n_k - k0);
-        __syncthreads();
-        tc_load(Ks, k, k0, nk, s.Hkv, grp, DH, ld);
-        tc_load(Vs, v, k0, nk, s.Hkv, grp, DH, ld);
+        T *Kc = Ks + (it & 1) * 2 * TK * ld, *Vc = Kc + TK * ld;
+        if (k0 + TK <= khi) {
+            T *Kn = Ks + ((it + 1) & 1) * 2 * TK * ld, *Vn = Kn + TK * ld;
+            tc_load_async(Kn, k, k0 + TK, min(TK, s.n_k - k0 - TK), s.Hkv, grp, DH, ld);
+            tc_load_async(Vn, v, k0 + TK, min(TK, s.n_k - k0 - TK), s.Hkv, grp, DH, ld);
+            async_commit();
+            async_wait<1>();
+        } else
+            async_wait<0>();
         __syncthreads();
         float sc[8][4];
-        scores64<T, DH>(sc, qa, Ks, ld, g, t);
+        scores64<T, DH>(sc, qa, Kc, ld, g, t);
         float mx[2] = {-INFINITY, -INFINITY};
+        if (nk == TK && k0 >= all_lo && k0 + TK - 1 <= all_hi && q0 + wr + 16 <= s.n_q) {
 #pragma unroll
-        for (int nt = 0; nt < 8; nt++)
+            for (int nt = 0; nt < 8; nt++)
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const int x = e >> 1, j = k0 + nt * 8 + 2 * t + (e & 1);
-                float sv = sc[nt][e] * s.scale;
-                sv = (j >= lo[x] && j <= hi[x]) ? sv : -INFINITY;
-                sc[nt][e] = sv;
-                mx[x] = fmaxf(mx[x], sv);
-            }
+                for (int e = 0; e < 4; e++) {
+                    sc[nt][e] *= s.scale;
+                    mx[e >> 1] = fmaxf(mx[e >> 1], sc[nt][e]);
+                }
+        } else {
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int x = e >> 1, j = k0 + nt * 8 + 2 * t + (e & 1);
+                    float sv = sc[nt][e] * s.scale;
+                    sv = (j >= lo[x] && j <= hi[x]) ? sv : -INFINITY;
+                    sc[nt][e] = sv;
+                    mx[x] = fmaxf(mx[x], sv);
+                }
+        }
         float f[2];
 #pragma unroll
         for (int x = 0; x < 2; x++) {
@@ -472,7 +514,7 @@ __global__ void __launch_bounds__(TNT) rf_forward(tshape s, const T *q, const T 
                 pl[3] = pack2<T>(rest<T>(sc[2 * kc + 1][2]), rest<T>(sc[2 * kc + 1][3]));
             }
             /* lanes 0-7 address keys kc*16+0..7, lanes 8-15 keys +8..15 */
-            const T *vb = Vs + (kc * 16 + (lane & 15)) * ld;
+            const T *vb = Vc + (kc * 16 + (lane & 15)) * ld;
 #pragma unroll
             for (int n = 0; n < DH / 8; n++) {
                 uint32_t b[2];
@@ -482,6 +524,7 @@ __global__ void __launch_bounds__(TNT) rf_forward(tshape s, const T *q, const T 
                     mma_op<T>::run(o[n], pl, b);
             }
         }
+        __syncthreads(); /* before the next tile's loads overwrite this buffer */
     }
 #pragma unroll
     for (int x = 0; x < 2; x++) {
@@ -535,6 +578,21 @@ __global__ void __launch_bounds__(TNT) rf_mass(tshape s, const T *q, const T *k,
         __syncthreads();
         float sc[8][4];
         scores64<T, DH>(sc, ka, Qs, ld, g, t);
+        /* every query of the tile sees [a_lo, a_hi]: the last query's lo,
+         * the first query's hi */
+        int a_lo, a_hi, e1, e2;
+        tvisible(s, s.q_off + q0, e1, a_hi);
+        tvisible(s, s.q_off + q0 + nq - 1, a_lo, e2);
+        if (!probs && nq == TQ && k0 + wr + 15 < s.n_k && k0 + wr >= a_lo && k0 + wr + 15 <= a_hi) {
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int c = nt * 8 + 2 * t + (e & 1);
+                    col[e >> 1] += __expf(sc[nt][e] * s.scale - Ms[c]) * Zs[c];
+                }
+            continue;
+        }
 #pragma unroll
         for (int nt = 0; nt < 8; nt++)
 #pragma unroll
@@ -561,7 +619,7 @@ __global__ void __launch_bounds__(TNT) rf_mass(tshape s, const T *q, const T *k,
     }
 }
 
-static size_t rf_fwd_smem(int Dh) { return 2 * (size_t)(TQ + 2 * TK) * (Dh + 8); }
+static size_t rf_fwd_smem(int Dh) { return 2 * (size_t)(TQ + 4 * TK) * (Dh + 8); }
 static size_t rf_mass_smem(int Dh) { return 2 * (size_t)(TQ + TK) * (Dh + 8) + 8 * TQ; }
 
 template <typename T, int DH>
