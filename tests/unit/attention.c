@@ -318,10 +318,65 @@ static int bench(void)
     return 0;
 }
 
+/* --run IN OUT: the driver for tests/attention_ref_test.py and
+ * bench/attention_cpu.py.  IN: 9 int32 (n_q n_k q_offset heads kv_heads
+ * head_dim causal window dtype), f32 scale, int32 want_probs, then q, k, v
+ * (f32).  OUT: out, entropy, mass, probs if asked (f32), then the seconds
+ * ak_attention took (f64).  Device from $ATTNKIT_DEVICE (auto when unset). */
+static int run_file(const char *in, const char *outp)
+{
+    FILE *f = fopen(in, "rb");
+    int32_t hd[9], wp;
+    float scale;
+    if (!f || fread(hd, 4, 9, f) != 9 || fread(&scale, 4, 1, f) != 1 || fread(&wp, 4, 1, f) != 1) {
+        fprintf(stderr, "attention --run: cannot read %s\n", in);
+        return 2;
+    }
+    ak_attn_shape s = {hd[0], hd[1], hd[2], hd[3], hd[4], hd[5], hd[6], hd[7], scale};
+    if (s.n_q < 0 || s.n_k < 0 || s.n_heads < 1 || s.n_kv_heads < 1 || s.head_dim < 1 ||
+        (int64_t)s.n_q * s.n_heads * s.head_dim > 1 << 28 || (int64_t)s.n_k * s.n_kv_heads * s.head_dim > 1 << 28) {
+        fprintf(stderr, "attention --run: bad shape\n");
+        return 2;
+    }
+    size_t nq = (size_t)s.n_q * s.n_heads * s.head_dim, nk = (size_t)s.n_k * s.n_kv_heads * s.head_dim;
+    float *q = malloc(nq * 4 + 4), *k = malloc(nk * 4 + 4), *v = malloc(nk * 4 + 4);
+    if (fread(q, 4, nq, f) != nq || fread(k, 4, nk, f) != nk || fread(v, 4, nk, f) != nk) {
+        fprintf(stderr, "attention --run: short input\n");
+        return 2;
+    }
+    fclose(f);
+    ak_device dev;
+    ak_err err;
+    if (ak_device_parse(NULL, &dev, &err)) {
+        fprintf(stderr, "attention --run: %s\n", err.msg);
+        return 2;
+    }
+    result_t r;
+    double t0 = now();
+    int rc = run_dt(dev, (ak_attn_dtype)hd[8], &s, q, k, v, &r, wp);
+    double t = now() - t0;
+    if (rc == 0) {
+        size_t H = (size_t)s.n_heads;
+        FILE *o = fopen(outp, "wb");
+        fwrite(r.out, 4, nq, o);
+        fwrite(r.ent, 4, H * s.n_q, o);
+        fwrite(r.mass, 4, H * s.n_k, o);
+        if (wp)
+            fwrite(r.probs, 4, H * s.n_q * s.n_k, o);
+        fwrite(&t, 8, 1, o);
+        fclose(o);
+    }
+    free_result(&r);
+    free(q); free(k); free(v);
+    return rc ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--bench") == 0)
         return bench();
+    if (argc == 4 && strcmp(argv[1], "--run") == 0)
+        return run_file(argv[2], argv[3]);
     check_hand_values();
     check_rounding();
     struct { const char *name; ak_attn_shape s; float amp; } cases[] = {
