@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 /* ---- config.json ---------------------------------------------------------- */
 
@@ -522,6 +523,9 @@ int ak_model_load(ak_model **out, const char *dir, ak_err *err)
         goto fail;
     json_error_t je;
     cfg = json_loadb(text, len, 0, &je);
+    /* The identity streams carry: the same config.json in any directory is
+     * the same model (formats/tensor-stream.md, section 2). */
+    m->config_crc32 = (uint32_t)crc32(0, (const Bytef *)text, (uInt)len);
     free(text);
     if (!json_is_object(cfg)) {
         rc = ak_fail(err, AK_ECONFIG, "%s: not a JSON object (%s, line %d)", path,
@@ -571,7 +575,8 @@ fail:
 int ak_model_identity(const ak_model *m, ak_metamap *id, ak_err *err)
 {
     if (ak_meta_set_str(id, "name", m->name) || ak_meta_set_str(id, "arch", m->arch) ||
-        ak_meta_set_int(id, "vocab_size", m->vocab_size))
+        ak_meta_set_int(id, "vocab_size", m->vocab_size) ||
+        ak_meta_set_int(id, "config_crc32", m->config_crc32))
         return ak_fail(err, AK_ENOMEM, "out of memory");
     return 0;
 }
@@ -579,15 +584,18 @@ int ak_model_identity(const ak_model *m, ak_metamap *id, ak_err *err)
 int ak_model_check_identity(const ak_model *m, const ak_metamap *id, ak_err *err)
 {
     const char *name = ak_meta_str(id, "name"), *arch = ak_meta_str(id, "arch");
-    int64_t vocab;
+    int64_t vocab, crc;
     if (ak_meta_int(id, "vocab_size", &vocab) == 0 && vocab != m->vocab_size)
         return ak_fail(err, AK_EDATA, "stream was made for a vocabulary of %lld tokens, model %s has %d",
                        (long long)vocab, m->name, m->vocab_size);
     if (arch && strcmp(arch, m->arch))
         return ak_fail(err, AK_EDATA, "stream was made for a %s model, model %s is %s", arch,
                        m->name, m->arch);
-    if (name && strcmp(name, m->name))
-        return ak_fail(err, AK_EDATA, "stream was made for model %s, not %s", name, m->name);
+    /* The name is the directory's, so two copies of one model differ in it;
+     * the config's checksum tells models apart. */
+    if (ak_meta_int(id, "config_crc32", &crc) == 0 && (uint32_t)crc != m->config_crc32)
+        return ak_fail(err, AK_EDATA, "stream was made for model %s (another config.json), "
+                       "not %s", name ? name : "?", m->name);
     return 0;
 }
 

@@ -44,6 +44,7 @@ typedef struct ak_model {
     ak_family family;
     char arch[64];               /* config's model_type */
     char name[256];              /* the model directory's base name */
+    uint32_t config_crc32;       /* CRC-32 of config.json: the model's identity */
     int vocab_size, hidden_size, n_layers, n_heads, n_kv_heads, head_dim;
     int intermediate_size, max_positions, type_vocab_size;
     int causal;
