@@ -13,9 +13,12 @@ for f in lib/cuda/*.cu; do
     $nv -c "$f" -o "$b/$(basename "$f" .cu)_cu.o" &
 done
 wait
-cc="gcc -std=c11 -D_GNU_SOURCE -O3 -g -pthread -Ilib -DAK_HAVE_CUDA=1"
+# OpenBLAS only where its -dev package is (the lent machine may lack it)
+blas="-DAK_NO_BLAS"; blaslib=""
+if pkg-config --exists openblas 2>/dev/null; then blas="$(pkg-config --cflags openblas)"; blaslib="$(pkg-config --libs openblas)"; fi
+cc="gcc -std=c11 -D_GNU_SOURCE -O3 -g -pthread -Ilib -DAK_HAVE_CUDA=1 $blas"
 cuda=$(dirname "$(dirname "$(command -v nvcc)")")
-libs="$b/*_cu.o -L$cuda/lib64 -lcudart -lstdc++ -lm -pthread"
+libs="$b/*_cu.o -L$cuda/lib64 -lcudart -lstdc++ $blaslib -lm -pthread"
 $cc -Itests -o $b/attention_test tests/unit/attention.c lib/attention.c lib/device.c lib/ak.c $libs
 $cc -o $b/attention_gpu bench/attention_gpu.c lib/attention.c lib/device.c lib/ak.c $libs
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv | tee "$out/gpu.txt"

@@ -17,6 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#ifndef AK_NO_BLAS
+#include <cblas.h>
+#endif
 
 #ifdef AK_HAVE_CUDA
 int ak_cuda_attention(const ak_attn_shape *s, const float *q, const float *k, const float *v,
@@ -25,7 +28,11 @@ int ak_cuda_attention_tc(int dt, const ak_attn_shape *s, const float *q, const f
                          const float *v, ak_attn_out *o, ak_err *err);
 #endif
 
+#ifndef AK_NO_BLAS
+enum { QBLOCK = 64 };
+#else
 enum { QBLOCK = 16 };
+#endif
 
 typedef struct {
     const ak_attn_shape *s;
@@ -51,6 +58,7 @@ static void visible(const ak_attn_shape *s, int pos, int *lo, int *hi)
     *lo = s->window > 0 && pos - s->window + 1 > 0 ? pos - s->window + 1 : 0;
 }
 
+#ifdef AK_NO_BLAS
 static void run_task(job_t *job, int task, float *rows, double *mass)
 {
     const ak_attn_shape *s = job->s;
@@ -119,6 +127,71 @@ static void run_task(job_t *job, int task, float *rows, double *mass)
     }
 }
 
+#endif
+
+#ifndef AK_NO_BLAS
+/* The same task through OpenBLAS: the block's scores against the union of
+ * the keys its queries see as one sgemm straight from the [n, heads, Dh]
+ * layouts (leading dimensions skip the other heads), then p v as another. */
+static void run_task_blas(job_t *job, int task, float *rows, double *mass)
+{
+    const ak_attn_shape *s = job->s;
+    int H = s->n_heads, Hkv = s->n_kv_heads, Dh = s->head_dim, n_k = s->n_k;
+    int nqb = (s->n_q + QBLOCK - 1) / QBLOCK;
+    int h = task / nqb, qb = task % nqb, g = h / (H / Hkv);
+    int i0 = qb * QBLOCK, i_end = i0 + QBLOCK < s->n_q ? i0 + QBLOCK : s->n_q, nb = i_end - i0;
+    int lo[QBLOCK], hi[QBLOCK], a = n_k, b = -1;
+    ak_attn_out *o = job->o;
+    for (int i = 0; i < nb; i++) {
+        visible(s, s->q_offset + i0 + i, &lo[i], &hi[i]);
+        a = lo[i] < a ? lo[i] : a;
+        b = hi[i] > b ? hi[i] : b;
+    }
+    int w = b - a + 1;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, w, Dh, s->scale,
+                job->q + ((size_t)i0 * H + h) * Dh, H * Dh, job->k + ((size_t)a * Hkv + g) * Dh,
+                Hkv * Dh, 0.0f, rows, w);
+    for (int i = 0; i < nb; i++) {
+        float *row = rows + (size_t)i * w;
+        int ra = lo[i] - a, rb = hi[i] - a;
+        float m = -INFINITY;
+        for (int j = ra; j <= rb; j++)
+            m = row[j] > m ? row[j] : m;
+        double z = 0, zs = 0;
+        for (int j = 0; j < ra; j++)
+            row[j] = 0.0f;
+        for (int j = rb + 1; j < w; j++)
+            row[j] = 0.0f;
+        for (int j = ra; j <= rb; j++) {
+            float d = row[j] - m;
+            float e = expf(d);
+            row[j] = e;
+            z += e;
+            zs += (double)e * d;
+        }
+        double inv = 1.0 / z;
+        float finv = (float)inv;
+        for (int j = ra; j <= rb; j++)
+            row[j] *= finv;
+        if (mass) {
+            double *mh = mass + (size_t)h * n_k + a;
+            for (int j = ra; j <= rb; j++)
+                mh[j] += row[j];
+        }
+        if (o->entropy)
+            o->entropy[(size_t)h * s->n_q + i0 + i] = (float)(log(z) - zs * inv);
+        if (o->probs) {
+            float *pr = o->probs + ((size_t)h * s->n_q + i0 + i) * n_k;
+            memset(pr, 0, sizeof(float) * (size_t)n_k);
+            memcpy(pr + a, row, sizeof(float) * (size_t)w);
+        }
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, Dh, w, 1.0f, rows, w,
+                job->v + ((size_t)a * Hkv + g) * Dh, Hkv * Dh, 0.0f,
+                o->out + ((size_t)i0 * H + h) * Dh, H * Dh);
+}
+#endif
+
 static void *worker(void *arg)
 {
     worker_t *w = arg;
@@ -139,7 +212,11 @@ static void *worker(void *arg)
         pthread_mutex_unlock(&job->lock);
         if (t >= job->ntasks)
             break;
+#ifndef AK_NO_BLAS
+        run_task_blas(job, t, row, mass);
+#else
         run_task(job, t, row, mass);
+#endif
     }
     free(row);
     return NULL;
@@ -199,6 +276,12 @@ static int cpu_attention(const ak_attn_shape *s, const float *q, const float *k,
                 job.kt[((size_t)g * s->head_dim + c) * s->n_k + j] =
                     k[((size_t)j * s->n_kv_heads + g) * s->head_dim + c];
     pthread_mutex_init(&job.lock, NULL);
+#ifndef AK_NO_BLAS
+    /* our threads split the work; OpenBLAS's own would oversubscribe */
+    int blas_threads = openblas_get_num_threads();
+    if (nthreads > 1)
+        openblas_set_num_threads(1);
+#endif
     worker_t *ws = calloc((size_t)nthreads, sizeof *ws);
     pthread_t *th = calloc((size_t)nthreads, sizeof *th);
     int started = 0;
@@ -214,6 +297,10 @@ static int cpu_attention(const ak_attn_shape *s, const float *q, const float *k,
         for (int t = 1; t < started; t++)
             pthread_join(th[t], NULL);
     }
+#ifndef AK_NO_BLAS
+    if (nthreads > 1)
+        openblas_set_num_threads(blas_threads);
+#endif
     int rc = 0;
     if (started == 0 || job.failed)
         rc = ak_fail(err, AK_ENOMEM, "attention: out of memory");
