@@ -50,7 +50,7 @@ typedef struct tk_vocab {
     uint32_t *len;
     size_t n;            /* ids 0..n-1; missing ids have tok == NULL */
     uint8_t *second;     /* 1: indexed only where no other id has the string */
-    int32_t *slot;       /* -1 empty, else id */
+    uint64_t *slot;      /* hash tag | id; all ones = empty (tok_model.c) */
     size_t mask;
 } tk_vocab;
 

@@ -45,6 +45,12 @@ int tk_vocab_set(tk_vocab *v, int32_t id, const uint8_t *s, size_t n)
  * byte-level vocabulary entry that is not byte-level text is kept as it is
  * and may equal another's bytes) goes to the entry not marked second, then
  * the lowest id. */
+/* A slot holds the key's high hash bits and the id, so most probes that
+ * miss need not touch the string: (hash >> 32) << 32 | id; all ones = empty. */
+#define SLOT_EMPTY UINT64_MAX
+#define SLOT_ID(x) ((int32_t)(uint32_t)(x))
+#define SLOT_TAG(h) ((h) >> 32 << 32)
+
 int tk_vocab_index(tk_vocab *v)
 {
     size_t cap = 16;
@@ -60,14 +66,16 @@ int tk_vocab_index(tk_vocab *v)
         size_t id = k % v->n;
         if (!v->tok[id] || (v->second && v->second[id]) != (k >= v->n))
             continue;
-        size_t i = tk_hash(v->tok[id], v->len[id]) & v->mask;
+        uint64_t h = tk_hash(v->tok[id], v->len[id]);
+        size_t i = h & v->mask;
         for (;; i = (i + 1) & v->mask) {
-            int32_t o = v->slot[i];
-            if (o < 0) {
-                v->slot[i] = (int32_t)id;
+            uint64_t x = v->slot[i];
+            if (x == SLOT_EMPTY) {
+                v->slot[i] = SLOT_TAG(h) | (uint32_t)id;
                 break;
             }
-            if (v->len[o] == v->len[id] && !memcmp(v->tok[o], v->tok[id], v->len[id]))
+            int32_t o = SLOT_ID(x);
+            if (SLOT_TAG(x) == SLOT_TAG(h) && v->len[o] == v->len[id] && !memcmp(v->tok[o], v->tok[id], v->len[id]))
                 break;
         }
     }
@@ -78,12 +86,14 @@ int32_t tk_vocab_find(const tk_vocab *v, const uint8_t *s, size_t n)
 {
     if (!v->slot)
         return -1;
-    size_t i = tk_hash(s, n) & v->mask;
+    uint64_t h = tk_hash(s, n);
+    size_t i = h & v->mask;
     for (;; i = (i + 1) & v->mask) {
-        int32_t o = v->slot[i];
-        if (o < 0)
+        uint64_t x = v->slot[i];
+        if (x == SLOT_EMPTY)
             return -1;
-        if (v->len[o] == n && !memcmp(v->tok[o], s, n))
+        int32_t o = SLOT_ID(x);
+        if (SLOT_TAG(x) == SLOT_TAG(h) && v->len[o] == n && !memcmp(v->tok[o], s, n))
             return o;
     }
 }
