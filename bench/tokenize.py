@@ -14,6 +14,17 @@ HF's loading is not timed; both figures are shown.  Each side: best of
 usage: python3 bench/tokenize.py [--docs 800] [--big 8] [--reps 3] [NAME...]
 (NAME: gpt2 llama2 llama3 qwen3 deepseek_v3 gpt4o default; default: gpt2
 llama2 llama3).  Needs bin/tokenize (make) and `tokenizers` (.ci/deps.sh).
+
+Figures from the 2-core AMD EPYC VM this was written on (2026-11-23, shared,
+load average 2-3 during the run; tokenizers 0.23.3; best of 3):
+
+  tokenizer  input       HF MB/s  tokenize MB/s  ratio  with load time
+  gpt2       800 docs      1.75       17.6        10.1x      8.4x
+  gpt2       1 doc 8 MB    0.90       18.0        20.1x     16.2x
+  llama2     800 docs      1.46       28.6        19.6x     15.0x
+  llama2     1 doc 8 MB    1.14       16.8        14.7x     12.7x
+  llama3     800 docs      1.55       27.0        17.4x      6.2x
+  llama3     1 doc 8 MB    1.10       18.5        16.8x      7.8x
 """
 import argparse
 import glob
