@@ -117,7 +117,9 @@ for name, n_q, n_k, q_off, H, Hkv, D, causal, window, amp in cases:
         out, ent, mass, probs = got
         r = [rel(out, ref[0].ravel(), 5e-2), rel(ent, ref[1].ravel(), 1e-3),
              rel(mass, ref[2].ravel(), 1e-3), rel(probs, ref[3].ravel(), 1e-6)]
-        ok(max(r) < 1e-5, f"{name} {dn}: out {r[0]:.2g}, entropy {r[1]:.2g}, mass {r[2]:.2g}, "
+        # scores near 100 carry f32 rounding of ~100 * 6e-8 into each p
+        tol = 1e-4 if amp >= 4 else 1e-5
+        ok(max(r) < tol, f"{name} {dn}: out {r[0]:.2g}, entropy {r[1]:.2g}, mass {r[2]:.2g}, "
            f"probs {r[3]:.2g} (max rel vs numpy float64)")
         ok(abs(mass.sum() - H * n_q) < 1e-4 * H * n_q, f"{name} {dn}: mass sums to heads x queries")
 

@@ -362,20 +362,42 @@ __device__ __forceinline__ void load_a(uint32_t (*a)[4], const T *base, int ld, 
 
 /* acc[nt] (16 x 8 for nt < 8) = A (registers) * B^T where B rows come from
  * `bt` (64 rows, stride ld): the scores of 16 rows against 64 columns. */
+__device__ __forceinline__ void ldsm_x4(uint32_t *r, const void *p)
+{
+    uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
+}
+
+__device__ __forceinline__ void ldsm_x4_trans(uint32_t *r, const void *p)
+{
+    uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
+}
+
+/* acc[nt] (16 x 8 for nt < 8) = A (registers) * B^T where B rows come from
+ * `bt` (64 rows, stride ld): the scores of 16 rows against 64 columns.  The
+ * B fragments of two column tiles come in one ldmatrix.x4: lanes 0-7 and
+ * 8-15 address the first tile's rows at d and d+8, lanes 16-31 the next. */
 template <typename T, int DH>
 __device__ __forceinline__ void scores64(float (*acc)[4], const uint32_t (*a)[4], const T *bt, int ld,
                                          int g, int t)
 {
+    const int lane = threadIdx.x % 32;
+    const T *base = bt + ((lane >> 4) * 8 + (lane & 7)) * ld + ((lane >> 3) & 1) * 8;
 #pragma unroll
-    for (int nt = 0; nt < 8; nt++) {
+    for (int nt = 0; nt < 8; nt++)
         acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.f;
 #pragma unroll
+    for (int nt = 0; nt < 8; nt += 2)
+#pragma unroll
         for (int kc = 0; kc < DH / 16; kc++) {
-            const T *p = bt + (nt * 8 + g) * ld + kc * 16 + 2 * t;
-            uint32_t b[2] = {lds32(p), lds32(p + 8)};
+            uint32_t b[4];
+            ldsm_x4(b, base + nt * 8 * ld + kc * 16);
             mma_op<T>::run(acc[nt], a[kc], b);
+            mma_op<T>::run(acc[nt + 1], a[kc], b + 2);
         }
-    }
 }
 
 template <typename T, int DH>
@@ -513,15 +535,19 @@ __global__ void __launch_bounds__(TNT) rf_forward(tshape s, const T *q, const T 
                 pl[2] = pack2<T>(rest<T>(sc[2 * kc + 1][0]), rest<T>(sc[2 * kc + 1][1]));
                 pl[3] = pack2<T>(rest<T>(sc[2 * kc + 1][2]), rest<T>(sc[2 * kc + 1][3]));
             }
-            /* lanes 0-7 address keys kc*16+0..7, lanes 8-15 keys +8..15 */
-            const T *vb = Vc + (kc * 16 + (lane & 15)) * ld;
+            /* lanes 0-15 address keys kc*16+0..15 at column n*8, lanes
+             * 16-31 the same keys at column (n+1)*8 */
+            const T *vb = Vc + (kc * 16 + (lane & 15)) * ld + (lane >> 4) * 8;
 #pragma unroll
-            for (int n = 0; n < DH / 8; n++) {
-                uint32_t b[2];
-                ldsm_x2_trans(b, vb + n * 8);
+            for (int n = 0; n < DH / 8; n += 2) {
+                uint32_t b[4];
+                ldsm_x4_trans(b, vb + n * 8);
                 mma_op<T>::run(o[n], ph, b);
-                if (precise)
+                mma_op<T>::run(o[n + 1], ph, b + 2);
+                if (precise) {
                     mma_op<T>::run(o[n], pl, b);
+                    mma_op<T>::run(o[n + 1], pl, b + 2);
+                }
             }
         }
         __syncthreads(); /* before the next tile's loads overwrite this buffer */

@@ -178,13 +178,17 @@ static void check_case(const char *name, ak_attn_shape s, float amp)
     int rc = run(AK_DEV_CPU, &s, q, k, v, &r, 1);
     CHECK(rc == 0, "%s: runs", name);
     if (rc == 0) {
-        CHECK(max_rel(r.out, out, nq, 5e-2) < 1e-5, "%s: output (max rel %.2g)", name,
-              max_rel(r.out, out, nq, 5e-2));
-        CHECK(max_rel(r.ent, ent, H * s.n_q, 1e-3) < 1e-5, "%s: entropy (max rel %.2g)", name,
-              max_rel(r.ent, ent, H * s.n_q, 1e-3));
-        CHECK(max_rel(r.mass, mass, H * s.n_k, 1e-3) < 1e-5, "%s: received mass (max rel %.2g)",
-              name, max_rel(r.mass, mass, H * s.n_k, 1e-3));
-        CHECK(max_rel(r.probs, probs, H * s.n_q * s.n_k, 1e-6) < 1e-5, "%s: probabilities", name);
+        /* scores near 100 (the sharp case) carry f32 rounding of about
+         * 100 * 6e-8 into every p; which way it falls depends on the BLAS
+         * kernel's summation order */
+        double tol = amp >= 4 ? 1e-4 : 1e-5;
+        double eo = max_rel(r.out, out, nq, 5e-2), ee = max_rel(r.ent, ent, H * s.n_q, 1e-3);
+        double em = max_rel(r.mass, mass, H * s.n_k, 1e-3);
+        double pe = max_rel(r.probs, probs, H * s.n_q * s.n_k, 1e-6);
+        CHECK(eo < tol, "%s: output (max rel %.2g)", name, eo);
+        CHECK(ee < tol, "%s: entropy (max rel %.2g)", name, ee);
+        CHECK(em < tol, "%s: received mass (max rel %.2g)", name, em);
+        CHECK(pe < tol, "%s: probabilities (max rel %.2g)", name, pe);
     }
     free_result(&r);
     if (ak_cuda_available())
