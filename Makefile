@@ -121,7 +121,8 @@ asan:
 	  LDFLAGS="-fsanitize=address,undefined" all unit-bins
 
 # The fuzzers: clang's libFuzzer over the parsers of untrusted input (the
-# stream reader, safetensors), seeded from formats/vectors and tests/fuzz.
+# stream reader, safetensors, tokenizer.json), seeded from formats/vectors
+# and tests/fuzz/corpus_*.
 FUZZ_SECONDS ?= 60
 FUZZERS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_LIB_SRC := $(filter-out lib/cli.c,$(LIB_SRC))
@@ -136,6 +137,7 @@ fuzzers: $(FUZZERS)
 fuzz: $(FUZZERS)
 	sh tests/run-fuzz.sh build/fuzz/fuzz_stream $(FUZZ_SECONDS) formats/vectors
 	sh tests/run-fuzz.sh build/fuzz/fuzz_safetensors $(FUZZ_SECONDS) tests/fuzz/corpus_safetensors
+	sh tests/run-fuzz.sh build/fuzz/fuzz_tokenizer $(FUZZ_SECONDS) tests/fuzz/corpus_tokenizer
 
 test: check-deps
 	@$(MAKE) --no-print-directory model

@@ -5,7 +5,8 @@
 #   shell tests     tests/*.t          (sh scripts using tests/lib.sh)
 #   python tests    tests/*_test.py    (references: numpy, msgpack, tokenizers)
 #   the fuzzers     tests/run-fuzz.sh: the stream reader FUZZ_SECONDS seconds,
-#                   safetensors half that (FUZZ_SECONDS=0 skips them)
+#                   safetensors and tokenizer.json half that each
+#                   (FUZZ_SECONDS=0 skips them)
 # Every test prints "ok - ..." / "not ok - ..." lines; the last line of the
 # run is "N passed, N failed".
 set -u
@@ -50,6 +51,8 @@ if [ "$fz" != 0 ]; then
         "$top/formats/vectors"
     run_one fuzz_safetensors sh "$top/tests/run-fuzz.sh" "$top/build/fuzz/fuzz_safetensors" \
         $(( (fz + 1) / 2 )) "$top/tests/fuzz/corpus_safetensors"
+    run_one fuzz_tokenizer sh "$top/tests/run-fuzz.sh" "$top/build/fuzz/fuzz_tokenizer" \
+        $(( (fz + 1) / 2 )) "$top/tests/fuzz/corpus_tokenizer"
 fi
 
 [ -n "$files_failed" ] && echo "# failing:$files_failed"
