@@ -22,14 +22,14 @@ sys.path.insert(0, "tests/py")
 import akstream as s
 out = sys.argv[1]
 rng = np.random.default_rng(7)
-def run(model, tokens, device, probs=True):
+def run(model, tokens, device, probs=True, dtype="f32"):
     import json
     cfg = json.load(open(os.path.join(model, "config.json")))
     vocab = cfg["vocab_size"]
     ids = (tokens % vocab).astype(np.int32)
     stream = s.pack_stream([s.doc("d", [s.tensor("tokens", ids)])], model={"vocab_size": vocab})
     emb = subprocess.run(["embed", "-m", model], input=stream, capture_output=True, check=True).stdout
-    args = ["attend", "-m", model, "--device", device, "--hidden"] + (["--probs", "all"] if probs else [])
+    args = ["attend", "-m", model, "--device", device, "--hidden", "--attn-dtype", dtype] + (["--probs", "all"] if probs else [])
     t0 = time.time()
     r = subprocess.run(args, input=emb, capture_output=True)
     dt = time.time() - t0
@@ -45,17 +45,18 @@ for name in sorted(os.listdir("tests/model")):
     if not os.path.isfile(os.path.join(model, "config.json")):
         continue
     toks = rng.integers(0, 1 << 30, 40)
-    cpu, _ = run(model, toks, "cpu")
-    gpu, _ = run(model, toks, "cuda")
-    for t in sorted(cpu):
-        if t.startswith(("attn.", "hidden")) and cpu[t].dtype.kind == "f":
-            e = rel(gpu[t], cpu[t])
-            worst = max(worst, e)
-            ok = e <= 1e-5
-            lines.append(f"{'ok' if ok else 'not ok'} - {name} {t}: cuda vs cpu rel {e:.2e}")
+    for dtype, bound in (("f32", 1e-5), ("bf16", 1e-3)):
+        cpu, _ = run(model, toks, "cpu", dtype=dtype)
+        gpu, _ = run(model, toks, "cuda", dtype=dtype)
+        for t in sorted(cpu):
+            if t.startswith(("attn.", "hidden")) and cpu[t].dtype.kind == "f":
+                e = rel(gpu[t], cpu[t])
+                if dtype == "f32":
+                    worst = max(worst, e)
+                lines.append(f"{'ok' if e <= bound else 'not ok'} - {name} {dtype} {t}: cuda vs cpu rel {e:.2e}")
 for l in lines:
     print(l)
-print(f"# worst cuda-vs-cpu relative error: {worst:.2e}")
+print(f"# worst f32 cuda-vs-cpu relative error: {worst:.2e}")
 # Timing: a long prompt through a tiny causal model, attention dominant.
 for name in ("llama_gqa_llama3", "mistral_swa_sharded"):
     model = os.path.join("tests/model", name)

@@ -2,6 +2,7 @@
  * head, each query's attention entropy and each key's received mass. */
 #include "cli.h"
 #include "filter.h"
+#include "attention.h"
 #include "model.h"
 
 #include <getopt.h>
@@ -12,7 +13,8 @@
 static void usage(void)
 {
     printf("usage: attend [-m MODEL] [--probs LAYERS[:HEADS]] [--kv] [--hidden]\n"
-           "              [--logits last|all] [--device cpu|cuda|auto] [-o FILE] [FILE...]\n"
+           "              [--logits last|all] [--device cpu|cuda|auto]\n"
+           "              [--attn-dtype f32|bf16|f16] [-o FILE] [FILE...]\n"
            "Run every block of the model over each document's `hidden` (from embed, which\n"
            "is consumed) and add attn.entropy, attn.mass [L, H, T] and attn.visible [L, T].\n"
            "  -m, --model DIR        Hugging Face model directory (default: $ATTNKIT_MODEL,\n"
@@ -24,6 +26,8 @@ static void usage(void)
            "  -H, --hidden           add hidden.final [T, D]\n"
            "  -l, --logits WHICH     add logits for the `last` position or `all` (causal LMs)\n"
            "  -d, --device DEV       cpu, cuda or auto (default $ATTNKIT_DEVICE, else auto)\n"
+           "  -t, --attn-dtype T     f32 (default), bf16 or f16: q, k, v rounded to T for\n"
+           "                         the attention (tensor cores on CUDA; sums stay f32)\n"
            "  -o, --output FILE      write the stream to FILE atomically (default stdout)\n"
            "  -h, --help             this help\n"
            "Exit status: 0 ok, 64 usage, 65 bad input, 66 cannot open, 70 out of memory\n"
@@ -36,6 +40,7 @@ struct ctx {
     unsigned char *probs_layers; /* [L] */
     unsigned char *probs_heads;  /* [H] */
     int kv, hidden, logits;      /* logits: 0 none, 1 last, 2 all */
+    int attn_dtype;              /* ak_attn_dtype */
 };
 
 /* "all" or a comma list of numbers and ranges a-b, each < n, into sel[n]. */
@@ -164,6 +169,7 @@ static int on_doc(void *vctx, ak_doc *d, ak_err *err)
         o.logits = ak_tensor_f32(t);
         o.logits_all = c->logits == 2;
     }
+    o.attn_dtype = c->attn_dtype;
     if ((rc = ak_model_forward(m, c->dev, ak_tensor_f32(x), (int)T, &o, err))) {
         ak_wrap(err, "doc %s", d->id);
         goto out;
@@ -201,6 +207,7 @@ int main(int argc, char **argv)
         {"hidden", no_argument, NULL, 'H'},
         {"logits", required_argument, NULL, 'l'},
         {"device", required_argument, NULL, 'd'},
+        {"attn-dtype", required_argument, NULL, 't'},
         {"output", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -208,7 +215,7 @@ int main(int argc, char **argv)
     const char *model_opt = NULL, *output = NULL, *probs = NULL, *device = NULL;
     struct ctx c = {0};
     int ch;
-    while ((ch = getopt_long(argc, argv, "m:p:kHl:d:o:h", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "m:p:kHl:d:t:o:h", longopts, NULL)) != -1) {
         switch (ch) {
         case 'm': model_opt = optarg; break;
         case 'p': probs = optarg; break;
@@ -223,6 +230,16 @@ int main(int argc, char **argv)
                 ak_usage_error("--logits: expected last or all, not '%s'", optarg);
             break;
         case 'd': device = optarg; break;
+        case 't':
+            if (!strcmp(optarg, "f32"))
+                c.attn_dtype = AK_ATTN_F32;
+            else if (!strcmp(optarg, "bf16"))
+                c.attn_dtype = AK_ATTN_BF16;
+            else if (!strcmp(optarg, "f16"))
+                c.attn_dtype = AK_ATTN_F16;
+            else
+                ak_usage_error("--attn-dtype: expected f32, bf16 or f16, not '%s'", optarg);
+            break;
         case 'o': output = optarg; break;
         case 'h': usage(); return 0;
         default: ak_bad_option(argv);

@@ -94,6 +94,8 @@ typedef struct ak_forward_out {
     float *kv_k, *kv_v;      /* [L, Hkv, T, Dh] */
     float *logits;           /* [T or 1, V] */
     int logits_all;          /* 1: all positions, 0: the last only */
+    int attn_dtype;          /* ak_attn_dtype the attention takes q, k, v in
+                                (0 = f32; bf16/f16 use the GPU's tensor cores) */
 } ak_forward_out;
 
 /* Runs every block over hidden[T, D] in place: on return it holds the final

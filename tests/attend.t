@@ -45,6 +45,18 @@ rejects "--probs head out of range" attend attend -m "$G" --probs 0:5 "$T/emb.ak
 rejects "--probs garbage" attend attend -m "$G" --probs 0:x "$T/emb.ak"
 rejects "unknown option" attend attend --frobnicate "$T/emb.ak"
 rejects "unknown device" attend attend -m "$G" --device tpu "$T/emb.ak"
+rejects "unknown attention dtype" attend attend -m "$G" --attn-dtype f8 "$T/emb.ak"
+# bf16 rounds q, k, v: entropies move a little, not a lot, and not at all in f32.
+attend -m "$G" --attn-dtype bf16 "$T/emb.ak" | peek -n -1 -f attn.entropy >"$T/e16"
+peek -n -1 -f attn.entropy "$T/att.ak" >"$T/e32"
+ok "--attn-dtype bf16: entropies within 1e-2 of f32, and not all equal" python3 -c '
+import sys
+a = [float(x) for x in open(sys.argv[1]).read().split()]
+b = [float(x) for x in open(sys.argv[2]).read().split()]
+assert len(a) == len(b) > 0
+d = max(abs(x - y) for x, y in zip(a, b))
+assert d < 1e-2 and d > 0, d
+' "$T/e16" "$T/e32"
 rejects "stream embedded for another model" attend attend -m "$B" "$T/emb.ak"
 rejects "no hidden (not embedded)" attend attend -m "$G" "$T/toks.ak"
 rejects "missing model" attend attend -m "$T/none" "$T/emb.ak"
