@@ -63,25 +63,6 @@ static int parse_by(const char *s)
     return by;
 }
 
-static void parse_layers(const char *s, long *l0, long *l1)
-{
-    const char *dash = strchr(s, '-');
-    if (!dash) {
-        *l0 = *l1 = ak_parse_long("--layers", s, 0, 1L << 20);
-        return;
-    }
-    char a[32];
-    size_t n = (size_t)(dash - s);
-    if (n == 0 || n >= sizeof a)
-        ak_usage_error("--layers: expected A-B, got '%s'", s);
-    memcpy(a, s, n);
-    a[n] = 0;
-    *l0 = ak_parse_long("--layers", a, 0, 1L << 20);
-    *l1 = ak_parse_long("--layers", dash + 1, 0, 1L << 20);
-    if (*l1 < *l0)
-        ak_usage_error("--layers: %ld-%ld is empty", *l0, *l1);
-}
-
 /* Everything one document's tables need. */
 struct docm {
     ak_attn_stats s;
@@ -492,7 +473,7 @@ int main(int argc, char *argv[])
             else if (strcmp(optarg, "max") == 0) c.agg = AK_AGG_MAX;
             else ak_usage_error("--agg: expected mean or max, got '%s'", optarg);
             break;
-        case 'l': parse_layers(optarg, &c.l0, &c.l1); break;
+        case 'l': ak_parse_range("--layers", optarg, &c.l0, &c.l1); break;
         case 'o': output = optarg; break;
         case 'h': usage(); return 0;
         default: ak_bad_option(argv);

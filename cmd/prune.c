@@ -50,25 +50,6 @@ struct ctx {
     ak_agg agg;
 };
 
-static void parse_layers(const char *s, long *l0, long *l1)
-{
-    const char *dash = strchr(s, '-');
-    if (!dash) {
-        *l0 = *l1 = ak_parse_long("--layers", s, 0, 1L << 20);
-        return;
-    }
-    char a[32];
-    size_t n = (size_t)(dash - s);
-    if (n == 0 || n >= sizeof a)
-        ak_usage_error("--layers: expected A-B, got '%s'", s);
-    memcpy(a, s, n);
-    a[n] = 0;
-    *l0 = ak_parse_long("--layers", a, 0, 1L << 20);
-    *l1 = ak_parse_long("--layers", dash + 1, 0, 1L << 20);
-    if (*l1 < *l0)
-        ak_usage_error("--layers: %ld-%ld is empty", *l0, *l1);
-}
-
 static void parse_protect(struct ctx *c, const char *s)
 {
     char *dup = strdup(s), *save = NULL;
@@ -356,7 +337,7 @@ int main(int argc, char *argv[])
         case O_QRE: c.query_regex = optarg; break;
         case O_RECENT: c.o.recent = ak_parse_long("--recent", optarg, 0, 1L << 40); break;
         case O_SEED: c.o.seed = (uint64_t)ak_parse_long("--seed", optarg, 0, 1L << 62); break;
-        case 'l': parse_layers(optarg, &c.l0, &c.l1); break;
+        case 'l': ak_parse_range("--layers", optarg, &c.l0, &c.l1); break;
         case 'a':
             if (strcmp(optarg, "mean") == 0) c.agg = AK_AGG_MEAN;
             else if (strcmp(optarg, "max") == 0) c.agg = AK_AGG_MAX;

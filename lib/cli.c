@@ -120,3 +120,22 @@ double ak_parse_double(const char *opt, const char *s, double min, double max)
         ak_usage_error("%s: '%s' is not a number in [%g, %g]", opt, s, min, max);
     return v;
 }
+
+void ak_parse_range(const char *opt, const char *s, long *lo, long *hi)
+{
+    const char *dash = strchr(s, '-');
+    if (!dash) {
+        *lo = *hi = ak_parse_long(opt, s, 0, 1L << 20);
+        return;
+    }
+    char a[32];
+    size_t n = (size_t)(dash - s);
+    if (n == 0 || n >= sizeof a)
+        ak_usage_error("%s: expected A-B, got '%s'", opt, s);
+    memcpy(a, s, n);
+    a[n] = 0;
+    *lo = ak_parse_long(opt, a, 0, 1L << 20);
+    *hi = ak_parse_long(opt, dash + 1, 0, 1L << 20);
+    if (*hi < *lo)
+        ak_usage_error("%s: %ld-%ld is empty", opt, *lo, *hi);
+}

@@ -33,5 +33,7 @@ const char *ak_model_dir(const char *opt);
  * naming the option. */
 long ak_parse_long(const char *opt, const char *s, long min, long max);
 double ak_parse_double(const char *opt, const char *s, double min, double max);
+/* "N" or "A-B" (non-negative, A <= B) into *lo, *hi. */
+void ak_parse_range(const char *opt, const char *s, long *lo, long *hi);
 
 #endif
