@@ -40,13 +40,20 @@ echo "fresh-root: root ready in $(( $(date +%s) - start ))s" >&2
 
 # The same registries as this machine: apt sources and settings, pip's
 # configuration, name resolution.
-rm -rf "$root/etc/apt/sources.list.d"
+rm -rf "$root/etc/apt/sources.list.d" "$root/etc/apt/sources.list"
 mkdir -p "$root/etc/apt/sources.list.d" "$root/etc/apt/apt.conf.d"
 for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
     [ -f "$f" ] && cp "$f" "$root$f"
 done
 for f in /etc/apt/apt.conf.d/*; do [ -f "$f" ] && cp "$f" "$root/etc/apt/apt.conf.d/"; done
 for f in /etc/pip.conf /etc/resolv.conf /etc/hosts; do [ -f "$f" ] && cp -L "$f" "$root$f"; done
+# The certificate authorities this machine trusts (a registry mirror or
+# proxy may be signed by a local one), for apt and pip alike.
+if [ -d /usr/local/share/ca-certificates ]; then
+    mkdir -p "$root/usr/local/share/ca-certificates"
+    cp -r /usr/local/share/ca-certificates/. "$root/usr/local/share/ca-certificates/"
+fi
+[ -f /etc/ssl/certs/ca-certificates.crt ] && cp -L /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
 [ -d /opt/wheels ] && mkdir -p "$root/opt" && cp -r /opt/wheels "$root/opt/"
 
 # A clean clone of what is committed here, and shared/ beside it as on a
