@@ -1132,7 +1132,8 @@ static int parse_tensor(const msgpack_object *o, size_t max_bytes, ak_tensor **o
     }
     if (crc && (crc->type != MSGPACK_OBJECT_POSITIVE_INTEGER || crc->via.u64 > 0xffffffffu)) {
         ak_fail(err, rc, "tensor '%s': crc32 is %s, not an integer in [0, 2^32)", nm,
-                crc->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? "too large" : obj_kind(crc));
+                crc->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? "too large" :
+                crc->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? "negative" : obj_kind(crc));
         goto out;
     }
     int zlib = 0;
@@ -1384,8 +1385,13 @@ static int check_strings(const msgpack_object *o, ak_err *err)
     if (type && obj_is_str(type, "doc") && id)
         snprintf(who, sizeof who, "document '%.*s': ", (int)(id->via.str.size > 100 ? 100 :
                  id->via.str.size), id->via.str.ptr);
+    else if (type && obj_is_str(type, "doc"))
+        snprintf(who, sizeof who, "document ");
     else if (type && obj_is_str(type, "header"))
         snprintf(who, sizeof who, "header: ");
+    else if (type && !obj_is_str(type, "end"))
+        snprintf(who, sizeof who, "record of type '%.*s': ", (int)(type->via.str.size > 60 ? 60 :
+                 type->via.str.size), type->via.str.ptr);
     if (is_key)
         return ak_fail(err, AK_EDATA, "%sa key %s%s is not valid UTF-8", who,
                        len ? "in " : "of the record", where);

@@ -15,7 +15,7 @@ grep -v '^#' "$V/vectors.tsv" | while IFS="$tab" read -r file kind field expect 
         ok "$file: --json output is JSON" sh -c "peek -j -n -1 '$V/$file' | python3 -c 'import json,sys; [json.loads(l) for l in sys.stdin]'"
     else
         rejects "$file: $what" peek peek "$V/$file"
-        grep -q -- "$expect" "$T/.err" && pass "$file: message names '$expect'" ||
+        grep -qF -- "$expect" "$T/.err" && pass "$file: message names '$expect'" ||
             fail "$file: message should contain '$expect': $(cat "$T/.err")"
     fi
 done > "$T/vec.out"
