@@ -134,6 +134,62 @@ int ak_utf8_valid(const void *s, size_t n)
     return utf8_prefix(s, n) == n;
 }
 
+static int is_format_char(uint32_t cp)
+{
+    return cp == 0x061c || cp == 0x200e || cp == 0x200f || (cp >= 0x202a && cp <= 0x202e) ||
+           (cp >= 0x2066 && cp <= 0x2069) || cp == 0x2028 || cp == 0x2029;
+}
+
+size_t ak_escape(char *out, size_t cap, const char *s, size_t n, int flags)
+{
+    const unsigned char *b = (const unsigned char *)s;
+    size_t o = 0;
+    if (cap == 0)
+        return 0;
+    for (size_t i = 0; i < n;) {
+        unsigned c = b[i];
+        char esc[8];
+        const char *piece = esc;
+        size_t k = 1, len = 0;
+        if (c < 0x80) {
+            if (c == '\n' || c == '\t' || c == '\r')
+                len = (size_t)snprintf(esc, sizeof esc, "\\%c",
+                                       c == '\n' ? 'n' : c == '\t' ? 't' : 'r');
+            else if (c < 0x20 || c == 0x7f)
+                len = (size_t)snprintf(esc, sizeof esc, "\\x%02x", c);
+            else if ((flags & AK_ESC_QUOTE) && (c == '"' || c == '\\'))
+                len = (size_t)snprintf(esc, sizeof esc, "\\%c", c);
+            else {
+                piece = (const char *)b + i;
+                len = 1;
+            }
+        } else {
+            k = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+            if (k == 1 || k > n - i || !ak_utf8_valid(b + i, k)) {
+                k = 1;
+                len = (size_t)snprintf(esc, sizeof esc, "\\x%02x", c);
+            } else {
+                uint32_t cp = k == 2 ? (c & 0x1fu) : k == 3 ? (c & 0x0fu) : (c & 0x07u);
+                for (size_t j = 1; j < k; j++)
+                    cp = (cp << 6) | (b[i + j] & 0x3fu);
+                if (cp <= 0x9f || ((flags & AK_ESC_FORMAT) && is_format_char(cp)))
+                    len = (size_t)snprintf(esc, sizeof esc, "\\u%04x", (unsigned)cp);
+                else {
+                    piece = (const char *)b + i;
+                    len = k;
+                }
+            }
+        }
+        if (o + len >= cap)
+            break;
+        memcpy(out + o, piece, len);
+        o += len;
+        i += k;
+    }
+    out[o] = 0;
+    return o;
+}
+
 /* A copy of s with each byte that is not part of valid UTF-8 replaced by
  * U+FFFD. */
 static char *utf8_repaired(const char *s)

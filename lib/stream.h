@@ -100,6 +100,16 @@ void ak_record_free(ak_record *rec); /* frees what the record owns, zeroes it */
  * surrogates, at most U+10FFFF); the writer refuses any other. */
 int ak_utf8_valid(const void *s, size_t n);          /* 1 if valid */
 
+/* Writes s[0..n) into out[0..cap) (NUL-terminated, cut before an escape
+ * that would not fit; returns the length) so that nothing in it can act on
+ * a terminal or break a line: C0 controls and DEL become \n, \t, \r or
+ * \xNN, C1 controls \u0080..\u009f, bytes that are not UTF-8 \xNN.
+ * AK_ESC_QUOTE also escapes " and \; AK_ESC_FORMAT also the invisible
+ * characters that reorder or break a line (bidi controls U+061C, U+200E,
+ * U+200F, U+202A-U+202E, U+2066-U+2069; U+2028, U+2029). */
+enum { AK_ESC_QUOTE = 1, AK_ESC_FORMAT = 2 };
+size_t ak_escape(char *out, size_t cap, const char *s, size_t n, int flags);
+
 /* ---- header ---- */
 ak_header *ak_header_new(void);
 void ak_header_free(ak_header *h);
