@@ -177,9 +177,10 @@ for name, obj, placeholder, raw, phrase, what in [
          "a Latin-1 file name in the history"),
         ("utf8-model-name", s.header({"name": "@M@"}), "@M@", b"\xf4\x90\x80\x80",
          "model.name is not valid UTF-8", "a code point above U+10FFFF in the model name")]:
-    invalid(name, raw_str(p(obj), placeholder, raw) + E1, phrase, what)
+    invalid(name, raw_str(p(obj), placeholder, raw) + p(s.end(0)), phrase, what)
 invalid("utf8-other-record", H + raw_str(p({"type": "annotation", "note": "@O@"}), "@O@", b"\x80")
-        + E1, "note is not valid UTF-8", "an unknown record type holding a lone continuation byte")
+        + p(s.end(0)), "note is not valid UTF-8",
+        "an unknown record type holding a lone continuation byte")
 
 # typed header and document fields
 for name, field, v, phrase in [

@@ -3,7 +3,8 @@
  * vectors, half-precision conversions; format 1.1's crc32 against single-bit
  * flips, UTF-8 checks in reader and writer, nesting, duplicate ids, escaping.
  *   stream                 run the tests
- *   stream --write FILE    write the sample stream the Python interop test reads */
+ *   stream --write FILE [LEVEL]   write the sample stream the Python interop test
+ *                                 reads (zlib LEVEL, default 0: none) */
 #include "stream.h"
 #include "io.h"
 #include "test.h"
@@ -521,8 +522,8 @@ static void check_written_crc(const char *path)
 
 int main(int argc, char **argv)
 {
-    if (argc == 3 && strcmp(argv[1], "--write") == 0)
-        return write_sample(argv[2], 0);
+    if ((argc == 3 || argc == 4) && strcmp(argv[1], "--write") == 0)
+        return write_sample(argv[2], argc == 4 ? atoi(argv[3]) : 0);
     char dir[] = "/tmp/ak-stream-XXXXXX", p0[64], p6[64], pt[64], vec[4096];
     if (!mkdtemp(dir))
         return 1;
