@@ -1622,6 +1622,7 @@ struct ak_writer {
     char *name;
     int level;
     int64_t ndocs;
+    id_set ids;           /* document ids written since the header */
     int failed;
     msgpack_sbuffer sb;
     msgpack_packer pk;
@@ -1778,6 +1779,7 @@ int ak_write_header(ak_writer *w, const ak_header *h, ak_err *err)
     }
     pack_extra(pk, &h->extra);
     w->ndocs = 0;
+    id_set_clear(&w->ids);
     return flush_record(w, err);
 }
 
@@ -1824,6 +1826,14 @@ int ak_write_doc(ak_writer *w, const ak_doc *d, ak_err *err)
     msgpack_packer *pk = &w->pk;
     if (doc_utf8(d, err))
         return AK_EDATA;
+    uint64_t first = 0;
+    int dup = id_set_add(&w->ids, d->id, (uint64_t)w->ndocs + 1, &first);
+    if (dup == 1)
+        return ak_fail(err, AK_EDATA, "%s: document id '%s' is already in this stream "
+                       "(document %llu): ids must be unique within a stream", w->name, d->id,
+                       (unsigned long long)first);
+    if (dup)
+        return ak_fail(err, AK_ENOMEM, "out of memory");
     msgpack_pack_map(pk, 4 + d->extra.n);
     PACK_LIT(pk, "type"); PACK_LIT(pk, "doc");
     PACK_LIT(pk, "id"); pack_cstr(pk, d->id);
@@ -1848,6 +1858,7 @@ int ak_write_end(ak_writer *w, int64_t ndocs, ak_err *err)
     msgpack_pack_map(pk, 2);
     PACK_LIT(pk, "type"); PACK_LIT(pk, "end");
     PACK_LIT(pk, "docs"); msgpack_pack_int64(pk, ndocs < 0 ? w->ndocs : ndocs);
+    id_set_clear(&w->ids);
     return flush_record(w, err);
 }
 
@@ -1863,6 +1874,7 @@ int ak_writer_close(ak_writer *w, ak_err *err)
         return 0;
     int rc = w->failed ? ak_fail(err, AK_EIO, "%s: write failed", w->name) : 0;
     msgpack_sbuffer_destroy(&w->sb);
+    id_set_clear(&w->ids);
     free(w->name);
     free(w);
     return rc;
