@@ -1,5 +1,6 @@
 /* cli.c - program name, one-line errors, exit codes, option values. */
 #include "cli.h"
+#include "stream.h"
 
 #include <errno.h>
 #include <math.h>
@@ -42,13 +43,12 @@ const char *ak_progname(void) { return progname; }
 
 static void vmsg(const char *fmt, va_list ap)
 {
-    char buf[1024];
+    char buf[1024], shown[4096];
     vsnprintf(buf, sizeof buf, fmt, ap);
-    /* One line: a message must never spill over several. */
-    for (char *p = buf; *p; p++)
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
-    fprintf(stderr, "%s: %s\n", progname, buf);
+    /* One line, and nothing in it that acts on a terminal: a document id or
+     * file name with a tab, ESC or bidi override in it arrives escaped. */
+    ak_escape(shown, sizeof shown, buf, strlen(buf), AK_ESC_FORMAT);
+    fprintf(stderr, "%s: %s\n", progname, shown);
 }
 
 void ak_warn(const char *fmt, ...)

@@ -22,7 +22,10 @@
 
 #define AK_STREAM_FORMAT "attnkit-stream"
 #define AK_STREAM_MAJOR 1
-#define AK_STREAM_MINOR 0
+#define AK_STREAM_MINOR 1
+/* Deepest nesting of arrays and maps a record may have, the record's own
+ * map counting as level 1 (formats/tensor-stream.md, section 1). */
+#define AK_STREAM_MAX_DEPTH 128
 
 /* A metadata value: documents and the header carry maps of these.  Values
  * this library does not model (nested maps and arrays) are kept as their
@@ -92,10 +95,27 @@ typedef struct ak_record {
 
 void ak_record_free(ak_record *rec); /* frees what the record owns, zeroes it */
 
+/* ---- strings ----
+ * Every string in a stream is UTF-8 (RFC 3629: shortest form, no
+ * surrogates, at most U+10FFFF); the writer refuses any other. */
+int ak_utf8_valid(const void *s, size_t n);          /* 1 if valid */
+
+/* Writes s[0..n) into out[0..cap) (NUL-terminated, cut before an escape
+ * that would not fit; returns the length) so that nothing in it can act on
+ * a terminal or break a line: C0 controls and DEL become \n, \t, \r or
+ * \xNN, C1 controls \u0080..\u009f, bytes that are not UTF-8 \xNN.
+ * AK_ESC_QUOTE also escapes " and \; AK_ESC_FORMAT also the invisible
+ * characters that reorder or break a line (bidi controls U+061C, U+200E,
+ * U+200F, U+202A-U+202E, U+2066-U+2069; U+2028, U+2029). */
+enum { AK_ESC_QUOTE = 1, AK_ESC_FORMAT = 2 };
+size_t ak_escape(char *out, size_t cap, const char *s, size_t n, int flags);
+
 /* ---- header ---- */
 ak_header *ak_header_new(void);
 void ak_header_free(ak_header *h);
-/* Appends a history stage: program name, version, argv[0..argc). */
+/* Appends a history stage: program name, version, argv[0..argc).  The
+ * history is informational: arguments that are not UTF-8 (a file name in
+ * another encoding) are stored with each bad byte replaced by U+FFFD. */
 int ak_header_add_stage(ak_header *h, const char *program, int argc,
                         char *const argv[]);
 
@@ -128,14 +148,20 @@ void ak_reader_set_limit(ak_reader *r, size_t max_record_bytes);
 /* Returns 1 with *rec filled, 0 at the clean end of input, or an AK_E* code.
  * Enforces the grammar: a stream starts with a header, a document needs a
  * header before it, the input must not end in the middle of a stream
- * (header without end record).  Concatenated streams are accepted. */
+ * (header without end record), document ids are unique within a stream.
+ * Every string is valid UTF-8, records nest at most AK_STREAM_MAX_DEPTH
+ * levels, and tensors with a crc32 field match it.  Concatenated streams
+ * are accepted. */
 int ak_reader_next(ak_reader *r, ak_record *rec, ak_err *err);
 
 /* ---- writing ---- */
 typedef struct ak_writer ak_writer;
 
 int ak_writer_open_fd(ak_writer **w, int fd, const char *name, ak_err *err);
-/* zlib level 1..9 for tensors of at least 1 KiB; 0 (default) = none.
+/* Every tensor is written with its crc32 (format 1.1).  Strings that are not
+ * valid UTF-8 make ak_write_header/ak_write_doc fail (AK_EDATA) before
+ * anything is written.
+ * zlib level 1..9 for tensors of at least 1 KiB; 0 (default) = none.
  * $ATTNKIT_COMPRESS sets the default. */
 void ak_writer_set_compress(ak_writer *w, int level);
 int ak_write_header(ak_writer *w, const ak_header *h, ak_err *err);
