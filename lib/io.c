@@ -210,7 +210,7 @@ static int resolve(const char *path, char **dest, struct stat *st, int *exists, 
 }
 
 /* Refuses an output file that is also an input: writing it would destroy
- * the data being read (`entropy -f tsv -o X X`). */
+ * the data being read (`entropy -f tsv -o X X`).  name NULL: stdout. */
 static int check_not_input(const char *name, const struct stat *out, char *const *inputs,
                            int ninputs, ak_err *err)
 {
@@ -220,11 +220,16 @@ static int check_not_input(const char *name, const struct stat *out, char *const
         const char *in = ninputs > 0 ? inputs[i] : "-";
         int is_stdin = strcmp(in, "-") == 0;
         struct stat st;
-        if ((is_stdin ? fstat(0, &st) : stat(in, &st)) == 0 && st.st_dev == out->st_dev &&
-            st.st_ino == out->st_ino)
-            return ak_fail(err, AK_EUSAGE, "%s: input file is also the output file%s%s",
-                           is_stdin ? "<stdin>" : in, is_stdin ? " " : "",
-                           is_stdin ? name : "");
+        if ((is_stdin ? fstat(0, &st) : stat(in, &st)) != 0 || st.st_dev != out->st_dev ||
+            st.st_ino != out->st_ino)
+            continue;
+        if (!name)
+            return is_stdin ? ak_fail(err, AK_EUSAGE, "standard input and standard output "
+                                      "are the same file")
+                            : ak_fail(err, AK_EUSAGE, "%s: input file is also standard output",
+                                      in);
+        return is_stdin ? ak_fail(err, AK_EUSAGE, "%s: output file is also standard input", name)
+                        : ak_fail(err, AK_EUSAGE, "%s: input file is also the output file", in);
     }
     return 0;
 }
@@ -296,7 +301,7 @@ int ak_output_open(ak_output *o, const char *path, char *const *inputs, int ninp
         int fl = fcntl(1, F_GETFL);
         if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY)
             return ak_fail(err, AK_EIO, "standard output is closed");
-        if (fstat(1, &st) == 0 && (rc = check_not_input("<stdout>", &st, inputs, ninputs, err)))
+        if (fstat(1, &st) == 0 && (rc = check_not_input(NULL, &st, inputs, ninputs, err)))
             return rc;
         o->fd = 1;
         return 0;
