@@ -155,6 +155,11 @@ is "the 0600 file stays 0600" "$(stat -c %a "$T/p600")" 600
 chmod 640 "$T/p600"
 ok "tokenize -o a 0640 file" tokenize -o "$T/p600" "$T/want.tsv"
 is "the 0640 file stays 0640" "$(stat -c %a "$T/p600")" 640
+if [ "$(id -u)" = 0 ]; then
+    chown 65534:65534 "$T/p600"
+    ok "as root, -o a file someone else owns" entropy -o "$T/p600" "$S"
+    is "the owner is kept" "$(stat -c %u:%g "$T/p600")" 65534:65534
+fi
 (umask 027 && entropy -f tsv -o "$T/fresh" "$S")
 is "a new file gets 0666 & ~umask" "$(stat -c %a "$T/fresh")" 640
 
