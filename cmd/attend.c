@@ -31,7 +31,8 @@ static void usage(void)
            "  -o, --output FILE      write the stream to FILE atomically (default stdout)\n"
            "  -h, --help             this help\n"
            "Exit status: 0 ok, 64 usage, 65 bad input, 66 cannot open, 70 out of memory\n"
-           "or device failure, 74 I/O error, 78 unsupported model.\n");
+           "or device failure, 73 cannot create the output, 74 I/O error, 78 unsupported\n"
+           "model.\n");
 }
 
 struct ctx {

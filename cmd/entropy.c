@@ -2,6 +2,7 @@
  * block, from attend's statistics; scores for prune, or tables. */
 #include "cli.h"
 #include "filter.h"
+#include "io.h"
 #include "prune.h"
 
 #include <getopt.h>
@@ -23,11 +24,13 @@ static void usage(void)
            "  -u, --units U        nats (default) or bits for entropies\n"
            "  -a, --agg A          mean (default) or max over heads and layers\n"
            "  -l, --layers A-B     layers to use (default all; N alone: one layer)\n"
-           "  -o, --output FILE    write here (atomically for streams)\n"
+           "  -o, --output FILE    write here (default stdout); a file is replaced only\n"
+           "                       when the run succeeds\n"
            "  -h, --help           this help\n"
            "score.token is the corrected received mass: raw mass / number of queries\n"
            "that could see the key; score.block its mean over the block's tokens.\n"
-           "Exit status: 0 ok, 64 usage, 65 bad stream, 66 cannot open, 74 I/O error.\n");
+           "Exit status: 0 ok, 64 usage, 65 bad stream, 66 cannot open, 73 cannot create\n"
+           "the output, 74 I/O error.\n");
 }
 
 enum { BY_LAYER = 1, BY_HEAD = 2, BY_TOKEN = 4, BY_BLOCK = 8 };
@@ -39,7 +42,8 @@ struct ctx {
     double unit_scale; /* 1 nats, 1/ln 2 bits */
     ak_agg agg;
     long l0, l1;       /* -1: all */
-    FILE *out;
+    FILE *out;         /* stdout, which ak_filter_run points at -o's file */
+    const char *out_name;
     int printed[4];    /* tsv header printed per table */
 };
 
@@ -409,7 +413,7 @@ static int print_json(struct ctx *c, const ak_doc *d, struct docm *m, ak_err *er
         json_object_set_new(o, "by_block", a);
     }
     int rc = json_dumpf(o, c->out, JSON_COMPACT) == 0 && fputc('\n', c->out) != EOF
-                 ? 0 : ak_fail(err, AK_EIO, "write error");
+                 ? 0 : ak_write_error(err, c->out_name);
     json_decref(o);
     return rc;
 }
@@ -430,7 +434,7 @@ static int on_doc(void *vc, ak_doc *d, ak_err *err)
     }
     docm_free(&m);
     if (!rc && c->fmt != FMT_STREAM && ferror(c->out))
-        rc = ak_fail(err, AK_EIO, "write error");
+        rc = ak_write_error(err, c->out_name);
     return rc;
 }
 
@@ -438,7 +442,7 @@ static int on_finish(void *vc, ak_err *err)
 {
     struct ctx *c = vc;
     if (c->fmt != FMT_STREAM && fflush(c->out) != 0)
-        return ak_fail(err, AK_EIO, "write error");
+        return ak_write_error(err, c->out_name);
     return 0;
 }
 
@@ -480,25 +484,12 @@ int main(int argc, char *argv[])
         }
     }
     ak_err err = {0};
-    FILE *tmpout = NULL;
-    if (c.fmt != FMT_STREAM && output && strcmp(output, "-") != 0) {
-        tmpout = fopen(output, "w");
-        if (!tmpout)
-            ak_dief(AK_ENOINPUT, "cannot open %s for writing", output);
-        c.out = tmpout;
-    }
+    c.out_name = output && strcmp(output, "-") != 0 ? output : "<stdout>";
     ak_filter_args fa = {.program = "entropy", .argc = argc, .argv = argv,
-                         .inputs = argv + optind, .ninputs = argc - optind,
-                         .output = c.fmt == FMT_STREAM ? output : NULL};
+                         .inputs = argv + optind, .ninputs = argc - optind, .output = output};
     ak_filter_ops ops = {.doc = on_doc, .finish = on_finish,
                          .no_stream_output = c.fmt != FMT_STREAM};
-    int rc = ak_filter_run(&fa, &ops, &c, &err);
-    if (tmpout && fclose(tmpout) != 0 && !rc)
-        rc = ak_fail(&err, AK_EIO, "%s: write error", output);
-    if (rc) {
-        if (tmpout)
-            remove(output);
+    if (ak_filter_run(&fa, &ops, &c, &err))
         ak_die(&err);
-    }
     return 0;
 }

@@ -1,6 +1,7 @@
 /* peek - show an attnkit stream: for humans, as JSON lines, or one tensor's
  * values as plain numbers. */
 #include "cli.h"
+#include "io.h"
 #include "stream.h"
 
 #include <getopt.h>
@@ -11,13 +12,16 @@
 
 static void usage(void)
 {
-    printf("usage: peek [-j] [-n N] [-f NAME] [FILE...]\n"
+    printf("usage: peek [-j] [-n N] [-f NAME] [-o FILE] [FILE...]\n"
            "Show attnkit tensor streams (stdin when no FILE).\n"
            "  -j, --json        one JSON object per record (JSON lines)\n"
            "  -f, --field NAME  print tensor NAME's values, one line per document\n"
            "  -n, --values N    values shown per tensor (default 8; -1 = all)\n"
+           "  -o, --output FILE write to FILE (default stdout); a file is replaced only\n"
+           "                    when the run succeeds\n"
            "  -h, --help        this help\n"
-           "Exit status: 0 ok, 64 usage, 65 bad stream, 66 cannot open, 74 I/O error.\n");
+           "Exit status: 0 ok, 64 usage, 65 bad stream, 66 cannot open, 73 cannot create\n"
+           "the output, 74 I/O error.\n");
 }
 
 enum mode { HUMAN, JSON, FIELD };
@@ -348,26 +352,34 @@ int main(int argc, char **argv)
     struct opts o = {.mode = HUMAN, .nvalues = 8};
     static const struct option longopts[] = {
         {"json", no_argument, 0, 'j'},      {"field", required_argument, 0, 'f'},
-        {"values", required_argument, 0, 'n'}, {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"values", required_argument, 0, 'n'}, {"output", required_argument, 0, 'o'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    const char *output = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "jf:n:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "jf:n:o:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'j': o.mode = JSON; break;
         case 'f': o.mode = FIELD; o.field = optarg; break;
         case 'n': o.nvalues = ak_parse_long("-n", optarg, -1, 1L << 40); break;
+        case 'o': output = optarg; break;
         case 'h': usage(); return 0;
         default: ak_bad_option(argv);
         }
     }
     ak_err err = {0};
+    ak_output out;
+    if (ak_output_open(&out, output, argv + optind, argc - optind, &err) ||
+        ak_output_use_stdout(&out, &err))
+        ak_die(&err);
     int rc = 0;
     if (optind == argc)
         rc = peek_input("-", &o, &err);
     for (int i = optind; i < argc && !rc; i++)
         rc = peek_input(argv[i], &o, &err);
-    if (fflush(stdout) != 0 && !rc)
-        rc = ak_fail(&err, AK_EIO, "<stdout>: write error");
+    if (rc)
+        ak_output_abort(&out);
+    else
+        rc = ak_output_commit(&out, &err);
     if (rc)
         ak_die(&err);
     return 0;

@@ -34,7 +34,8 @@ static void usage(void)
            "  -o, --output FILE      write the stream here (atomically)\n"
            "  -h, --help             this help\n"
            "Special tokens and tokens outside blocks (segments -1) are always kept.\n"
-           "Exit status: 0 ok, 64 usage, 65 bad stream, 66 cannot open, 74 I/O error.\n");
+           "Exit status: 0 ok, 64 usage, 65 bad stream, 66 cannot open, 73 cannot create\n"
+           "the output, 74 I/O error.\n");
 }
 
 #define MAXPAT 32

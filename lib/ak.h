@@ -20,7 +20,8 @@ enum {
     AK_ENOMEM = -4,   /* allocation failed or limit reached -> exit 70 */
     AK_EIO = -5,      /* read/write error                   -> exit 74 */
     AK_ECONFIG = -6,  /* unsupported model / configuration  -> exit 78 */
-    AK_EINTERNAL = -7 /* a bug or a device failure          -> exit 70 */
+    AK_EINTERNAL = -7, /* a bug or a device failure         -> exit 70 */
+    AK_ECANTCREAT = -8 /* cannot create an output file      -> exit 73 */
 };
 
 typedef struct ak_err {

@@ -1,8 +1,10 @@
 /* cli.c - program name, one-line errors, exit codes, option values. */
 #include "cli.h"
+#include "io.h"
 #include "stream.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -21,12 +23,45 @@
 
 static const char *progname = "attnkit";
 
+/* A signal that ends the program takes the output's temporary file with
+ * it, then ends the program the way it would have without us. */
+static void on_fatal_signal(int sig)
+{
+    ak_output_remove_tmp();
+    raise(sig); /* SA_RESETHAND: the default action, now */
+}
+
 void ak_cli_init(const char *name)
 {
     progname = name;
-    /* A parent may have ignored SIGPIPE; we want `prog | head` to end
-     * quietly the way Unix filters do. */
-    signal(SIGPIPE, SIG_DFL);
+    /* A closed 0, 1 or 2 would be the next file opened: a model file read as
+     * the input stream, a stream written over a model.  Park /dev/null there,
+     * the wrong way round for 0 and 1, so reading that stdin or writing that
+     * stdout reports "standard input/output is closed" (io.c). */
+    for (int fd = 0; fd <= 2; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+            int got = open("/dev/null", fd == 1 ? O_RDONLY : O_WRONLY);
+            if (got >= 0 && got != fd)
+                close(got);
+        }
+    /* SIGPIPE even if a parent ignored it: `prog | head` ends quietly, the
+     * way Unix filters do.  The others only where they are not ignored
+     * (nohup, background jobs). */
+    static const int fatal[] = {SIGPIPE, SIGHUP, SIGINT, SIGQUIT, SIGTERM,
+                                SIGALRM, SIGUSR1, SIGUSR2, SIGXCPU, SIGXFSZ};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_fatal_signal;
+    sa.sa_flags = SA_RESETHAND | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++) {
+        struct sigaction old;
+        if (fatal[i] != SIGPIPE && sigaction(fatal[i], NULL, &old) == 0 &&
+            old.sa_handler == SIG_IGN)
+            continue;
+        sigaction(fatal[i], &sa, NULL);
+    }
+    atexit(ak_output_remove_tmp);
     opterr = 0;
 }
 

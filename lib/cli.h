@@ -5,9 +5,12 @@
 
 #include "ak.h"
 
-/* Call first in main(): remembers the program name for messages,
- * restores SIGPIPE's default action, so `prog | head` ends quietly, and
- * silences getopt's own messages (see ak_bad_option). */
+/* Call first in main(): remembers the program name for messages, puts
+ * /dev/null on a closed stdin, stdout or stderr (reading or writing the
+ * first two then fails as closed), makes the signals that end the program
+ * (SIGPIPE too, even if ignored, so `prog | head` ends quietly) remove the
+ * output's temporary file first, as exit() does, and silences getopt's own
+ * messages (see ak_bad_option). */
 void ak_cli_init(const char *progname);
 const char *ak_progname(void);
 

@@ -541,12 +541,12 @@ int ak_reader_open_fd(ak_reader **rp, int fd, const char *name, ak_err *err)
 
 int ak_reader_open_path(ak_reader **rp, const char *path, ak_err *err)
 {
-    if (strcmp(path, "-") == 0)
+    int fd, rc = ak_open_input(path, &fd, err);
+    if (rc)
+        return rc;
+    if (fd == 0)
         return ak_reader_open_fd(rp, 0, "<stdin>", err);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return ak_fail(err, AK_ENOINPUT, "%s: %s", path, strerror(errno));
-    int rc = ak_reader_open_fd(rp, fd, path, err);
+    rc = ak_reader_open_fd(rp, fd, path, err);
     if (rc) {
         close(fd);
         return rc;

@@ -57,10 +57,14 @@ static ak_doc *sample_doc(void)
 static int write_sample(const char *path, int level)
 {
     ak_err err;
-    ak_atomic a;
+    ak_output a;
     ak_writer *w;
-    if (ak_atomic_open(&a, path, &err) || ak_writer_open_fd(&w, a.fd, path, &err))
+    if (ak_output_open(&a, path, NULL, 0, &err))
         return 1;
+    if (ak_writer_open_fd(&w, a.fd, path, &err)) {
+        ak_output_abort(&a);
+        return 1;
+    }
     ak_writer_set_compress(w, level);
     ak_header *h = ak_header_new();
     ak_meta_set_str(&h->model, "name", "unit");
@@ -72,10 +76,10 @@ static int write_sample(const char *path, int level)
     ak_header_free(h);
     ak_doc_free(d);
     if (rc) {
-        ak_atomic_abort(&a);
+        ak_output_abort(&a);
         return 1;
     }
-    return ak_atomic_commit(&a, &err) ? 1 : 0;
+    return ak_output_commit(&a, &err) ? 1 : 0;
 }
 
 static void check_sample(const char *path, const char *what)
