@@ -1,9 +1,14 @@
 /* gguf.c - unit tests for lib/gguf.c and lib/quant.c on GGUF files written
  * here byte by byte, plus a driver for tests/gguf_test.py:
  *   gguf                       run the checks
- *   gguf --list FILE           one line per tensor: name type ndim ne0..ne3 nbytes offset
+ *   gguf --list FILE           one line per tensor: name type ndim ne0..ne3 nbytes
+ *                              file offset of its data
  *   gguf --dump FILE NAME [ROWS]  the tensor dequantized, raw f32 on stdout
  *                              (ROWS: comma-separated row numbers, else all rows)
+ *   gguf --dumpall FILE MAXEL  every supported tensor in file order, dequantized,
+ *                              raw f32: all rows when it has at most MAXEL
+ *                              elements, else K = max(1, MAXEL / ne0) rows
+ *                              i * (nrows - 1) / (K - 1), i = 0..K-1
  *   gguf --meta FILE           every metadata pair as a JSON line, strings hex
  *   gguf --open FILE           opens the file: "ok" or the error line, exit code
  */
@@ -585,7 +590,7 @@ static int driver(int argc, char **argv)
             const ak_gguf_tensor *t = &g.tensors[k];
             printf("%s %d %d %lld %lld %lld %lld %zu %td\n", t->name, t->type, t->ndim, (long long)t->ne[0],
                    (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3], t->nbytes,
-                   (const uint8_t *)t->data - g.data);
+                   (const uint8_t *)t->data - (const uint8_t *)g.map);
         }
     } else if (!strcmp(argv[1], "--meta")) {
         for (size_t k = 0; k < g.nkv; k++) {
@@ -603,6 +608,26 @@ static int driver(int argc, char **argv)
             default: printf("%lld", (long long)kv->i); break;
             }
             printf("}\n");
+        }
+    } else if (!strcmp(argv[1], "--dumpall") && argc >= 4) {
+        int64_t maxel = strtoll(argv[3], NULL, 10);
+        for (size_t k = 0; k < g.ntensors; k++) {
+            const ak_gguf_tensor *t = &g.tensors[k];
+            if (!ak_ggml_supported(t->type))
+                continue;
+            int64_t nrows = t->ne[1] * t->ne[2] * t->ne[3], K = nrows;
+            if (nrows * t->ne[0] > maxel) {
+                K = maxel / t->ne[0] < 1 ? 1 : maxel / t->ne[0];
+                K = K > nrows ? nrows : K;
+            }
+            size_t rb = ak_ggml_row_bytes(t->type, t->ne[0]);
+            float *row = malloc((size_t)t->ne[0] * sizeof *row);
+            for (int64_t i = 0; i < K; i++) {
+                int64_t r = K == nrows ? i : K == 1 ? 0 : i * (nrows - 1) / (K - 1);
+                ak_dequant_row(t->type, (const uint8_t *)t->data + (size_t)r * rb, row, t->ne[0]);
+                fwrite(row, sizeof *row, (size_t)t->ne[0], stdout);
+            }
+            free(row);
         }
     } else if (!strcmp(argv[1], "--dump") && argc >= 4) {
         const ak_gguf_tensor *t = ak_gguf_tensor_find(&g, argv[3]);
@@ -661,10 +686,12 @@ static void check_dequant_hand(void)
     /* Q5_0: qh bit 0 and bit 31 set */
     memset(b, 0, sizeof b);
     memcpy(b, &d, 2);
-    b[2] = 1;
-    b[5] = 0x80;
+    b[2] = 1;       /* element 0 */
+    b[4] = 2;       /* bit 17: element 17 */
+    b[5] = 0x80;    /* bit 31: element 31 */
     ak_dequant_row(AK_GGML_Q5_0, b, y, 32);
-    CHECK(y[0] == 0 && y[1] == -8 && y[31] == 0 && y[16] == -8, "Q5_0 by hand (fifth bits)");
+    CHECK(y[0] == 0 && y[1] == -8 && y[31] == 0 && y[16] == -8 && y[17] == 0 && y[13] == -8,
+          "Q5_0 by hand (fifth bits)");
     /* Q8_0 */
     memcpy(b, &d, 2);
     b[2] = (uint8_t)-128;
