@@ -158,13 +158,17 @@ test: deps
 	@$(MAKE) --no-print-directory model
 	@$(MAKE) --no-print-directory asan
 	@$(MAKE) --no-print-directory fuzzers
-	@ATTNKIT_MODEL_CACHE="$(MODEL_DIR)" FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/run.sh build/asan
+	@ATTNKIT_MODEL_CACHE="$(MODEL_DIR)" AK_MODELS="$(CACHE)/models" FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/run.sh build/asan
 
-# ---- the default model and the demo ----------------------------------------
+# ---- the models and the demo ---------------------------------------------------
+# The default model (all-MiniLM-L6-v2) and the two GGUF causal LMs, SmolLM2-135M
+# and Gemma 3 270M, into $(CACHE)/models; .ci/model.sh skips what is installed
+# and correct (sha256 checked once, then remembered beside the file).
 model: $(MODEL_DIR)/model.safetensors
+	@sh .ci/model.sh "$(CACHE)/models" smollm2 gemma3
 
 $(MODEL_DIR)/model.safetensors:
-	sh .ci/model.sh "$(CACHE)/models"
+	sh .ci/model.sh "$(CACHE)/models" minilm
 
 demo: all
 	@$(MAKE) --no-print-directory model

@@ -33,7 +33,7 @@ build = os.environ.get("AK_BUILD", os.path.join(top, "build", "asan"))
 binary = os.path.join(build, "unit", "gguf")
 if not os.access(binary, os.X_OK):
     binary = os.path.join(top, "build", "rel", "unit", "gguf")
-models = os.path.join(top, ".cache", "models")
+models = os.environ.get("AK_MODELS", os.path.join(top, ".cache", "models"))
 MODELS = [
     os.path.join(models, "smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
     os.path.join(models, "gemma3", "gemma-3-270m-q4_k_m.gguf"),
