@@ -133,7 +133,7 @@ asan: deps
 	  LDFLAGS="-fsanitize=address,undefined" programs unit-bins
 
 # The fuzzers: clang's libFuzzer over the parsers of untrusted input (the
-# stream reader, safetensors, tokenizer.json), seeded from formats/vectors
+# stream reader, safetensors, tokenizer.json, GGUF), seeded from formats/vectors
 # and tests/fuzz/corpus_*.
 FUZZ_SECONDS ?= 60
 FUZZERS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
@@ -153,6 +153,7 @@ fuzz: fuzzers
 	sh tests/run-fuzz.sh build/fuzz/fuzz_stream $(FUZZ_SECONDS) formats/vectors
 	sh tests/run-fuzz.sh build/fuzz/fuzz_safetensors $(FUZZ_SECONDS) tests/fuzz/corpus_safetensors
 	sh tests/run-fuzz.sh build/fuzz/fuzz_tokenizer $(FUZZ_SECONDS) tests/fuzz/corpus_tokenizer
+	sh tests/run-fuzz.sh build/fuzz/fuzz_gguf $(FUZZ_SECONDS) tests/fuzz/corpus_gguf
 
 test: deps
 	@$(MAKE) --no-print-directory model
