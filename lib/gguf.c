@@ -644,6 +644,16 @@ const ak_gguf_tensor *ak_gguf_tensor_find(const ak_gguf *g, const char *name)
     return NULL;
 }
 
+int ak_gguf_tensor_check(const ak_gguf *g, const ak_gguf_tensor *t, ak_err *err)
+{
+    if (ak_ggml_supported(t->type))
+        return 0;
+    return ak_fail(err, AK_ECONFIG,
+                   "%s: tensor %s has type %s, which attnkit does not support (it reads F32, F16, BF16, "
+                   "Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K)",
+                   g->path, t->name, ak_ggml_type_name(t->type));
+}
+
 static int wrong(const ak_gguf *g, const ak_gguf_kv *kv, const char *want, ak_err *err)
 {
     return ak_fail(err, AK_EDATA, "%s: metadata %s is a %s, expected %s", g->path, kv->key,

@@ -87,6 +87,10 @@ void ak_gguf_close(ak_gguf *g);
 /* NULL when absent. */
 const ak_gguf_kv *ak_gguf_get(const ak_gguf *g, const char *key);
 const ak_gguf_tensor *ak_gguf_tensor_find(const ak_gguf *g, const char *name);
+/* 0 when attnkit computes with t's type (ak_ggml_supported); else
+ * AK_ECONFIG (exit 78) with "PATH: tensor NAME has type Q2_K, which attnkit
+ * does not support (it reads F32, F16, ...)". */
+int ak_gguf_tensor_check(const ak_gguf *g, const ak_gguf_tensor *t, ak_err *err);
 
 /* Typed getters: 0 on success; AK_EDATA naming the key when it is there
  * with the wrong type; 1 when absent (then *out is untouched). */

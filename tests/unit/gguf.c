@@ -486,6 +486,27 @@ static void check_bad(void)
             ak_gguf_close(&g);
     }
 
+    /* A type ggml has and attnkit does not compute with: the file opens
+     * (it is laid out), ak_gguf_tensor_check names type and tensor. */
+    head(&b, 3, 2, 0);
+    uint64_t ne256[1] = {256};
+    tinfo(&b, "blk.0.ffn_up.weight", 1, ne256, AK_GGML_Q2_K, 0);
+    tinfo(&b, "ok.q6_k", 1, ne256, AK_GGML_Q6_K, 96);
+    pad(&b, 32); for (int i = 0; i < 96 + 210; i++) le(&b, 0, 1);
+    {
+        ak_gguf gq;
+        ak_err e2 = {0};
+        int r2 = ak_gguf_open(&gq, write_file("q2k.gguf", &b), &e2);
+        CHECK(r2 == 0 && gq.tensors[0].nbytes == 84, "a Q2_K tensor is laid out (84 bytes a block)");
+        if (!r2) {
+            int c1 = ak_gguf_tensor_check(&gq, &gq.tensors[0], &e2);
+            CHECK(c1 == AK_ECONFIG && ak_exit_code(c1) == 78 && strstr(e2.msg, "blk.0.ffn_up.weight") &&
+                      strstr(e2.msg, "Q2_K"), "Q2_K refused by ak_gguf_tensor_check (exit 78): %s", e2.msg);
+            CHECK(ak_gguf_tensor_check(&gq, &gq.tensors[1], &e2) == 0, "Q6_K accepted by ak_gguf_tensor_check");
+            ak_gguf_close(&gq);
+        }
+    }
+
     /* Not regular files: a directory and a FIFO (must not block). */
     ak_gguf g;
     ak_err err;
