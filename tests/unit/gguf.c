@@ -59,6 +59,10 @@ static const char *write_file(const char *name, const buf *b)
 {
     static char path[512];
     snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    /* A new file each time: ext4 flushes a file truncated and rewritten at
+     * close (auto_da_alloc), which made the thousands of truncations wait
+     * on the disk. */
+    unlink(path);
     FILE *f = fopen(path, "wb");
     fwrite(b->p, 1, b->n, f);
     fclose(f);
