@@ -66,27 +66,24 @@ def driver(*args, capture=True):
 
 def flatten(v):
     """Our nested-array JSON ({"atype", "v"}) as the flat leaf list GGUFReader keeps."""
-    if isinstance(v, dict):
-        out = []
-        for x in v["v"]:
-            out += flatten(x)
-        return out
-    return [v]
+    if v["atype"] != GGUFValueType.ARRAY:
+        return v["v"]
+    out = []
+    for x in v["v"]:
+        out += flatten(x)
+    return out
 
 
 def ref_value(field, t):
     """A GGUFReader field's leaves in the driver's encoding (strings as hex)."""
     leaf = field.types[-1]
-    vals = []
-    for i in field.data:
-        part = field.parts[i]
-        if leaf == GGUFValueType.STRING:
-            vals.append(bytes(part).hex())
-        elif leaf in (GGUFValueType.FLOAT32, GGUFValueType.FLOAT64):
-            vals.append(float(part[0]))
-        else:
-            vals.append(int(part[0]))
-    return vals
+    parts = [field.parts[i] for i in field.data]
+    if leaf == GGUFValueType.STRING:
+        return [p.tobytes().hex() for p in parts]
+    if not parts:
+        return []
+    # .tolist() turns numpy scalars into Python ints and floats (f32 exactly)
+    return np.concatenate(parts).tolist()
 
 
 def read_reference(path):
