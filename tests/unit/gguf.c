@@ -263,6 +263,14 @@ static void check_good(uint32_t version, uint32_t align)
     ak_dequant_row(ft->type, (const uint8_t *)ft->data + 16, row, 4);
     memcpy(&want, (const uint8_t *)ft->data + 20, 4);
     CHECK(row[1] == want || (isnan(row[1]) && isnan(want)), "f32 row through ak_dequant_row");
+    float all[12], r1[4];
+    CHECK(ak_gguf_tensor_f32(&g, ft, all, 12, &err) == 0 && !memcmp(all + 4, row, sizeof row) &&
+              ak_gguf_tensor_rows(ft) == 3, "ak_gguf_tensor_f32: the whole tensor, rows in order");
+    ak_gguf_tensor_row(ft, 2, r1);
+    CHECK(!memcmp(all + 8, r1, sizeof r1), "ak_gguf_tensor_row: row 2");
+    rc = ak_gguf_tensor_f32(&g, ft, all, 11, &err);
+    CHECK(rc == AK_EDATA && strstr(err.msg, "a.f32") && strstr(err.msg, "12 elements"),
+          "ak_gguf_tensor_f32 with the wrong count: %s", err.msg);
     ak_gguf_close(&g);
 
     /* Truncated at every length: all refused with a message, no crash. */
@@ -507,6 +515,9 @@ static void check_bad(void)
             CHECK(c1 == AK_ECONFIG && ak_exit_code(c1) == 78 && strstr(e2.msg, "blk.0.ffn_up.weight") &&
                       strstr(e2.msg, "Q2_K"), "Q2_K refused by ak_gguf_tensor_check (exit 78): %s", e2.msg);
             CHECK(ak_gguf_tensor_check(&gq, &gq.tensors[1], &e2) == 0, "Q6_K accepted by ak_gguf_tensor_check");
+            float q2[256];
+            CHECK(ak_gguf_tensor_f32(&gq, &gq.tensors[0], q2, 256, &e2) == AK_ECONFIG,
+                  "ak_gguf_tensor_f32 refuses Q2_K");
             ak_gguf_close(&gq);
         }
     }
