@@ -133,7 +133,7 @@ asan: deps
 	  LDFLAGS="-fsanitize=address,undefined" programs unit-bins
 
 # The fuzzers: clang's libFuzzer over the parsers of untrusted input (the
-# stream reader, safetensors, tokenizer.json), seeded from formats/vectors
+# stream reader, safetensors, tokenizer.json, GGUF), seeded from formats/vectors
 # and tests/fuzz/corpus_*.
 FUZZ_SECONDS ?= 60
 FUZZERS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
@@ -153,18 +153,23 @@ fuzz: fuzzers
 	sh tests/run-fuzz.sh build/fuzz/fuzz_stream $(FUZZ_SECONDS) formats/vectors
 	sh tests/run-fuzz.sh build/fuzz/fuzz_safetensors $(FUZZ_SECONDS) tests/fuzz/corpus_safetensors
 	sh tests/run-fuzz.sh build/fuzz/fuzz_tokenizer $(FUZZ_SECONDS) tests/fuzz/corpus_tokenizer
+	sh tests/run-fuzz.sh build/fuzz/fuzz_gguf $(FUZZ_SECONDS) tests/fuzz/corpus_gguf
 
 test: deps
 	@$(MAKE) --no-print-directory model
 	@$(MAKE) --no-print-directory asan
 	@$(MAKE) --no-print-directory fuzzers
-	@ATTNKIT_MODEL_CACHE="$(MODEL_DIR)" FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/run.sh build/asan
+	@ATTNKIT_MODEL_CACHE="$(MODEL_DIR)" AK_MODELS="$(CACHE)/models" FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/run.sh build/asan
 
-# ---- the default model and the demo ----------------------------------------
+# ---- the models and the demo ---------------------------------------------------
+# The default model (all-MiniLM-L6-v2) and the two GGUF causal LMs, SmolLM2-135M
+# and Gemma 3 270M, into $(CACHE)/models; .ci/model.sh skips what is installed
+# and correct (sha256 checked once, then remembered beside the file).
 model: $(MODEL_DIR)/model.safetensors
+	@sh .ci/model.sh "$(CACHE)/models" smollm2 gemma3
 
 $(MODEL_DIR)/model.safetensors:
-	sh .ci/model.sh "$(CACHE)/models"
+	sh .ci/model.sh "$(CACHE)/models" minilm
 
 demo: all
 	@$(MAKE) --no-print-directory model

@@ -43,3 +43,11 @@ if ! PYTHONPATH="$pydir" "$py" -c "import numpy, msgpack, tokenizers" 2>/dev/nul
     "$py" -m pip install -q --disable-pip-version-check --target "$pydir" \
         numpy msgpack tokenizers >/dev/null
 fi
+# llama.cpp's own GGUF reader and dequantization, the reference of
+# tests/gguf_test.py: pure Python; at import it needs numpy and pyyaml only
+# (requests and tqdm are imported lazily by code the tests do not use).
+if ! PYTHONPATH="$pydir" "$py" -c "import gguf, yaml" 2>/dev/null; then
+    echo "deps: installing gguf==0.19.0 pyyaml into $pydir" >&2
+    "$py" -m pip install -q --disable-pip-version-check --target "$pydir" --no-deps \
+        gguf==0.19.0 pyyaml >/dev/null
+fi
