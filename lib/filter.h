@@ -33,7 +33,7 @@ typedef struct ak_filter_args {
     const char *output;     /* NULL or "-" = stdout, else written atomically */
 } ak_filter_args;
 
-int ak_filter_run(const ak_filter_args *args, const ak_filter_ops *ops,
+AK_API int ak_filter_run(const ak_filter_args *args, const ak_filter_ops *ops,
                   void *ctx, ak_err *err);
 
 #endif

@@ -173,12 +173,9 @@ int ak_model_forward(const ak_model *m, ak_device dev, float *x, int T, ak_forwa
             goto out;
         }
         if (o->visible)
-            for (int i = 0; i < T; i++) {
-                /* keys lo..hi, the closed form of ak_model_visible */
-                int lo = ly->window && i - ly->window + 1 > 0 ? i - ly->window + 1 : 0;
-                int hi = m->causal ? i : T - 1;
-                o->visible[(size_t)l * Tz + i] = hi - lo + 1;
-            }
+            for (int i = 0; i < T; i++)
+                o->visible[(size_t)l * Tz + i] =
+                    (int32_t)ak_mask_visible((ak_mask){m->causal, ly->window}, T, i);
         if (o->kv_k)
             for (int h = 0; h < Hkv; h++)
                 for (int t = 0; t < T; t++) {

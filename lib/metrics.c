@@ -6,24 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int64_t ak_mask_visible(ak_mask m, int64_t T, int64_t i)
-{
-    /* keys j in [lo, hi): causal stops at i, the window starts at i - w + 1 */
-    int64_t hi = m.causal ? i + 1 : T;
-    int64_t lo = m.window > 0 ? i - m.window + 1 : 0;
-    if (lo < 0)
-        lo = 0;
-    return hi > lo ? hi - lo : 0;
-}
-
-int64_t ak_mask_seers(ak_mask m, int64_t T, int64_t j)
-{
-    /* queries i in [lo, hi): causal needs i >= j, the window needs i < j + w */
-    int64_t lo = m.causal ? j : 0;
-    int64_t hi = m.window > 0 && j + m.window < T ? j + m.window : T;
-    return hi > lo ? hi - lo : 0;
-}
-
 int ak_row_entropy(const float *p, int64_t n, double *out, ak_err *err)
 {
     double h = 0, sum = 0;

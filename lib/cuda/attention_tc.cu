@@ -25,9 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-extern "C" {
-#include "attention.h"
-}
+#include "ak_cuda.h"
 
 using namespace nvcuda;
 
@@ -42,8 +40,7 @@ struct tshape {
 
 __device__ __forceinline__ void tvisible(const tshape &s, int pos, int &lo, int &hi)
 {
-    hi = s.causal ? min(pos, s.n_k - 1) : s.n_k - 1;
-    lo = (s.window > 0 && pos - s.window + 1 > 0) ? pos - s.window + 1 : 0;
+    ak_mask_keys_int(s.causal, s.window, pos, s.n_k, &lo, &hi);
 }
 
 template <typename T> __device__ __forceinline__ T to_t(float x);
@@ -224,9 +221,8 @@ __global__ void __launch_bounds__(TNT) tc_mass(tshape s, const T *q, const T *k,
     const int nk = min(TK, s.n_k - k0), warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int wr = warp * 16;
     tc_load(Ks, k, k0, nk, s.Hkv, g, Dh, ld);
-    int i_lo = s.causal ? max(0, k0 - s.q_off) : 0, i_hi = s.n_q - 1;
-    if (s.window > 0)
-        i_hi = min(i_hi, k0 + nk - 1 + s.window - 1 - s.q_off);
+    int i_lo, i_hi;
+    ak_mask_seer_range(s.causal, s.window, s.q_off, s.n_q, k0, k0 + nk - 1, &i_lo, &i_hi);
     float c0 = 0.f, c1 = 0.f;
     const int j0 = k0 + lane, j1 = k0 + lane + 32;
     for (int q0 = (i_lo / TQ) * TQ; q0 <= i_hi; q0 += TQ) {
@@ -587,9 +583,8 @@ __global__ void __launch_bounds__(TNT) rf_mass(tshape s, const T *q, const T *k,
     __syncthreads();
     uint32_t ka[DH / 16][4];
     load_a<T, DH>(ka, Ks + wr * ld, ld, g, t);
-    int i_lo = s.causal ? max(0, k0 - s.q_off) : 0, i_hi = s.n_q - 1;
-    if (s.window > 0)
-        i_hi = min(i_hi, k0 + nk - 1 + s.window - 1 - s.q_off);
+    int i_lo, i_hi;
+    ak_mask_seer_range(s.causal, s.window, s.q_off, s.n_q, k0, k0 + nk - 1, &i_lo, &i_hi);
     const int j[2] = {k0 + wr + g, k0 + wr + g + 8};
     float col[2] = {0.f, 0.f};
     for (int q0 = (i_lo / TQ) * TQ; q0 <= i_hi; q0 += TQ) {
@@ -684,15 +679,19 @@ static size_t mass_smem(int Dh)
     return 2 * ((size_t)TK * ld + TQ * ld) + 4 * ((size_t)TQ * (TK + 4) + 4 * TK);
 }
 
+static int use_wmma; /* ak_cuda_set_wmma */
+
+extern "C" void ak_cuda_set_wmma(int on) { use_wmma = on != 0; }
+
 /* Both passes on device buffers already in T.  Returns a cudaError_t. */
 template <typename T>
 static cudaError_t tc_launch(const tshape &s, const T *q, const T *k, const T *v, float *out,
                              float *ent, float *m, float *z, float *mass, float *probs,
                              int precise, cudaStream_t st, int which = 3)
 {
-    if (s.Dh == 64 && !getenv("ATTNKIT_CUDA_WMMA"))
+    if (s.Dh == 64 && !use_wmma)
         return rf_launch_dh<T, 64>(s, q, k, v, out, ent, m, z, mass, probs, precise, st, which);
-    if (s.Dh == 128 && !getenv("ATTNKIT_CUDA_WMMA"))
+    if (s.Dh == 128 && !use_wmma)
         return rf_launch_dh<T, 128>(s, q, k, v, out, ent, m, z, mass, probs, precise, st, which);
     size_t sh1 = fwd_smem(s.Dh), sh2 = mass_smem(s.Dh);
     cudaError_t e = cudaFuncSetAttribute(tc_forward<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sh1);
@@ -712,15 +711,6 @@ static cudaError_t tc_launch(const tshape &s, const T *q, const T *k, const T *v
     return e;
 }
 
-static int tc_fail(ak_err *err, cudaError_t e, const char *what)
-{
-    return ak_fail(err, e == cudaErrorMemoryAllocation ? AK_ENOMEM : AK_EINTERNAL,
-                   "cuda: %s: %s", what, cudaGetErrorString(e));
-}
-
-extern "C" int ak_cuda_attention(const ak_attn_shape *as, const float *q, const float *k,
-                                 const float *v, ak_attn_out *o, ak_err *err);
-
 /* 1 when the tensor-core kernels take this head size. */
 extern "C" int ak_cuda_tc_supported(int head_dim)
 {
@@ -729,51 +719,44 @@ extern "C" int ak_cuda_tc_supported(int head_dim)
 
 /* q, k, v hold values already representable in dt (lib/attention.c rounds
  * them); converted on the device, exactly. */
-extern "C" int ak_cuda_attention_tc(int dt, const ak_attn_shape *as, const float *q,
-                                    const float *k, const float *v, ak_attn_out *o, ak_err *err)
+extern "C" int ak_cuda_attention_tc(ak_cuda_ws **wsp, int dt, const ak_attn_shape *as,
+                                    const float *q, const float *k, const float *v,
+                                    ak_attn_out *o, ak_err *err)
 {
     tshape s = {as->n_q, as->n_k, as->q_offset, as->n_heads, as->n_kv_heads, as->head_dim,
                 as->causal, as->window, as->scale};
     if (s.n_q == 0)
         return 0;
     if (!ak_cuda_tc_supported(s.Dh))
-        return ak_cuda_attention(as, q, k, v, o, err);
+        return ak_cuda_attention(wsp, as, q, k, v, o, err);
+    int rc = ak_cuda_ws_outputs(wsp, as, o, err);
+    if (rc)
+        return rc;
+    ak_cuda_ws *ws = *wsp;
     size_t nq = (size_t)s.n_q * s.H * s.Dh, nk = (size_t)s.n_k * s.Hkv * s.Dh;
-    size_t nrow = (size_t)s.H * s.n_q, nmass = (size_t)s.H * s.n_k;
-    size_t nprob = o->probs ? (size_t)s.H * s.n_q * s.n_k : 0;
     size_t nmax = nq > nk ? nq : nk;
-    float *df = 0, *dout = 0, *dent = 0, *dm = 0, *dz = 0, *dmass = 0, *dp = 0;
-    void *dq = 0, *dk = 0, *dv = 0;
     cudaError_t e;
-    int rc = 0;
-#define TRY(call, what) do { if ((e = (call)) != cudaSuccess) { rc = tc_fail(err, e, what); goto done; } } while (0)
-    TRY(cudaMalloc(&df, nmax * 4), "alloc staging");
-    TRY(cudaMalloc(&dq, nq * 2), "alloc q");
-    TRY(cudaMalloc(&dk, nk * 2), "alloc k");
-    TRY(cudaMalloc(&dv, nk * 2), "alloc v");
-    TRY(cudaMalloc(&dout, nq * 4), "alloc out");
-    TRY(cudaMalloc(&dm, nrow * 4), "alloc row max");
-    TRY(cudaMalloc(&dz, nrow * 4), "alloc row sum");
-    if (o->entropy)
-        TRY(cudaMalloc(&dent, nrow * 4), "alloc entropy");
-    if (o->mass || o->probs)
-        TRY(cudaMalloc(&dmass, nmass * 4), "alloc mass");
-    if (nprob) {
-        TRY(cudaMalloc(&dp, nprob * 4), "alloc probs");
-        TRY(cudaMemset(dp, 0, nprob * 4), "clear probs");
-    }
-    {
-        const float *src[3] = {q, k, v};
-        void *dst[3] = {dq, dk, dv};
-        size_t n[3] = {nq, nk, nk};
-        for (int t = 0; t < 3; t++) {
-            TRY(cudaMemcpy(df, src[t], n[t] * 4, cudaMemcpyHostToDevice), "copy input");
-            if (dt == AK_ATTN_BF16)
-                tc_convert<__nv_bfloat16><<<1024, 256>>>(df, (__nv_bfloat16 *)dst[t], n[t]);
-            else
-                tc_convert<__half><<<1024, 256>>>(df, (__half *)dst[t], n[t]);
-            TRY(cudaGetLastError(), "convert input");
-        }
+#define TRY(call, what) do { if ((e = (call)) != cudaSuccess) return ak_cuda_fail(err, e, what); } while (0)
+    TRY(ak_dbuf_grow(&ws->stage, nmax * 4), "alloc staging");
+    TRY(ak_dbuf_grow(&ws->q, nq * 2), "alloc q");
+    TRY(ak_dbuf_grow(&ws->k, nk * 2), "alloc k");
+    TRY(ak_dbuf_grow(&ws->v, nk * 2), "alloc v");
+    float *df = (float *)ws->stage.p, *dout = (float *)ws->out.p;
+    float *dm = (float *)ws->m.p, *dz = (float *)ws->z.p;
+    float *dent = o->entropy ? (float *)ws->ent.p : 0;
+    float *dmass = o->mass || o->probs ? (float *)ws->mass.p : 0;
+    float *dp = o->probs ? (float *)ws->probs.p : 0;
+    void *dq = ws->q.p, *dk = ws->k.p, *dv = ws->v.p;
+    const float *src[3] = {q, k, v};
+    void *dst[3] = {dq, dk, dv};
+    size_t n[3] = {nq, nk, nk};
+    for (int t = 0; t < 3; t++) {
+        TRY(cudaMemcpy(df, src[t], n[t] * 4, cudaMemcpyHostToDevice), "copy input");
+        if (dt == AK_ATTN_BF16)
+            tc_convert<__nv_bfloat16><<<1024, 256>>>(df, (__nv_bfloat16 *)dst[t], n[t]);
+        else
+            tc_convert<__half><<<1024, 256>>>(df, (__half *)dst[t], n[t]);
+        TRY(cudaGetLastError(), "convert input");
     }
     if (dt == AK_ATTN_BF16)
         e = tc_launch<__nv_bfloat16>(s, (const __nv_bfloat16 *)dq, (const __nv_bfloat16 *)dk,
@@ -782,24 +765,14 @@ extern "C" int ak_cuda_attention_tc(int dt, const ak_attn_shape *as, const float
         e = tc_launch<__half>(s, (const __half *)dq, (const __half *)dk, (const __half *)dv, dout,
                               dent, dm, dz, dmass, dp, 1, 0);
     TRY(e, "attention kernels");
-    TRY(cudaMemcpy(o->out, dout, nq * 4, cudaMemcpyDeviceToHost), "copy out");
-    if (o->entropy)
-        TRY(cudaMemcpy(o->entropy, dent, nrow * 4, cudaMemcpyDeviceToHost), "copy entropy");
-    if (o->mass)
-        TRY(cudaMemcpy(o->mass, dmass, nmass * 4, cudaMemcpyDeviceToHost), "copy mass");
-    if (nprob)
-        TRY(cudaMemcpy(o->probs, dp, nprob * 4, cudaMemcpyDeviceToHost), "copy probs");
 #undef TRY
-done:
-    cudaFree(df); cudaFree(dq); cudaFree(dk); cudaFree(dv); cudaFree(dout); cudaFree(dent);
-    cudaFree(dm); cudaFree(dz); cudaFree(dmass); cudaFree(dp);
-    return rc;
+    return ak_cuda_copy_back(ws, as, o, err);
 }
 
 /* For bench/: device-resident random inputs, CUDA events, median of iters
  * after a warm-up; ms_forward is pass 1 (out + entropy), ms_both adds the
  * mass pass.  precise 0 uses one product for p * v (p rounded to T). */
-extern "C" int ak_cuda_attention_tc_time(int dt, int precise, const ak_attn_shape *as, int iters,
+int ak_cuda_attention_tc_time(int dt, int precise, const ak_attn_shape *as, int iters,
                                          double *ms_forward, double *ms_both, ak_err *err)
 {
     tshape s = {as->n_q, as->n_k, as->q_offset, as->n_heads, as->n_kv_heads, as->head_dim,
@@ -828,7 +801,7 @@ extern "C" int ak_cuda_attention_tc_time(int dt, int precise, const ak_attn_shap
     if (e == cudaSuccess) e = cudaMalloc(&dv, nk * 2);
     int rc = 0;
     if (e != cudaSuccess) {
-        rc = tc_fail(err, e, "alloc");
+        rc = ak_cuda_fail(err, e, "alloc");
         goto done;
     }
     {
@@ -880,7 +853,7 @@ extern "C" int ak_cuda_attention_tc_time(int dt, int precise, const ak_attn_shap
         cudaEventDestroy(b);
         cudaEventDestroy(c);
         if (e != cudaSuccess) {
-            rc = tc_fail(err, e, "kernels");
+            rc = ak_cuda_fail(err, e, "kernels");
             goto done;
         }
         for (int i = 0; i < iters; i++)
