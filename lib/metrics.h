@@ -23,6 +23,7 @@
 
 #include "ak.h"
 #include "mask.h"
+#include "stream.h"
 
 /* Entropy in nats of one probability row of n values; zero entries count 0.
  * Rejects (AK_EDATA) negative or non-finite values and rows whose sum is
@@ -48,6 +49,36 @@ typedef struct ak_attn_stats {
     const int32_t *visible; /* [L,T], or NULL: computed from mask */
     ak_mask mask;
 } ak_attn_stats;
+
+/* The mask a document's meta records (attend writes causal and window):
+ * absent keys leave m as it is; a value of another kind, or a window
+ * outside [0, 2^31), is AK_EDATA. */
+AK_API int ak_doc_mask(const ak_doc *d, ak_mask *m, ak_err *err);
+
+/* The segments tensor of d, i32 [T]: 0 with *seg set, or NULL when d has
+ * none; AK_EDATA when it has another type or length. */
+AK_API int ak_doc_segments(const ak_doc *d, int64_t T, const int32_t **seg, ak_err *err);
+
+/* The layer l of a tensor named attn.probs.<l>, or -1 for other names. */
+AK_API long ak_probs_layer(const char *name);
+
+/* Statistics from the full probabilities attend --probs wrote, for documents
+ * without attn.entropy / attn.mass. */
+typedef struct ak_probs_stats {
+    ak_attn_stats s;        /* entropy and mass point into the arrays below */
+    float *entropy, *mass;  /* [L, H, T], owned */
+    int32_t *layer_id;      /* [L] the model layer of each row */
+    int32_t *head_id;       /* [H] the model head of each column (from
+                               attn.probs.<l>.heads), or NULL: the index */
+} ak_probs_stats;
+
+/* Entropy and mass (ak_from_probs) of every attn.probs.<l> of d with l in
+ * l0..l1 (l0 < 0: all), in increasing l, with the mask from d's meta,
+ * checked (ak_stats_check).  Every such layer must carry the same heads.
+ * Free with ak_probs_stats_free, also after an error. */
+AK_API int ak_doc_probs_stats(const ak_doc *d, int64_t l0, int64_t l1, ak_probs_stats *ps,
+                              ak_err *err);
+AK_API void ak_probs_stats_free(ak_probs_stats *ps);
 
 /* Checks the tensors against each other and the mask: values finite and
  * non-negative, entropy <= log(visible) + 1e-3, visible equal to what the

@@ -107,6 +107,27 @@ AK_API int ak_prune_apply(ak_doc *d, const uint8_t *keep, const float *token_sco
  * them (ak_stats_check).  T must equal the tokens tensor's length. */
 AK_API int ak_doc_attn_stats(const ak_doc *d, ak_attn_stats *s, ak_err *err);
 
+/* What the prune program asks of each document. */
+typedef struct ak_prune_doc_opts {
+    ak_prune_opts o;
+    int policy_set;              /* 0: o.policy is score when the document has
+                                    score.token, else mass */
+    int protect_first, protect_last;
+    const char *const *markers;  /* [nmarkers] ak_protect_marker */
+    int nmarkers;
+    const char *const *regexes;  /* [nregexes] ak_protect_regex */
+    int nregexes;
+    const char *query_marker, *query_regex; /* the query policy's span (default:
+                                               the last block) */
+    long l0, l1;                 /* layers for the attention policies; -1: all */
+    ak_agg agg;
+} ak_prune_doc_opts;
+
+/* Prunes d in place: the units of o.unit, the protected tokens, the scores
+ * of the policy, ak_prune_select under the budget and ak_prune_apply; meta
+ * prune_policy and prune_budget record what was done. */
+AK_API int ak_prune_doc(ak_doc *d, const ak_prune_doc_opts *o, ak_err *err);
+
 /* FNV-1a of a string, for ak_prune_input.doc_hash. */
 AK_API uint64_t ak_hash_str(const char *s);
 
