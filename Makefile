@@ -80,7 +80,7 @@ PUBLIC_HDRS := ak.h tensor.h stream.h io.h filter.h device.h mask.h attention.h 
 # Keep objects make would otherwise treat as intermediate.
 .SECONDARY:
 
-.PHONY: all programs lib test demo install clean distclean deps model bench fuzz fuzzers asan \
+.PHONY: all programs lib test demo install install-headers clean distclean deps model bench fuzz fuzzers asan \
         unit-bins pkgs-ok fuzzer-bins
 all: deps
 	@$(MAKE) --no-print-directory programs
@@ -188,12 +188,14 @@ bench: all
 	@sh bench/run.sh
 
 # ---- install ----------------------------------------------------------------
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/attnkit \
-	  $(DESTDIR)$(PREFIX)/share/man/man1
+install-headers:
+	install -d $(DESTDIR)$(PREFIX)/include/attnkit
+	install -m 644 $(addprefix lib/,$(PUBLIC_HDRS)) $(DESTDIR)$(PREFIX)/include/attnkit/
+
+install: all install-headers
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 $(addprefix bin/,$(PROGS)) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 $(LIB_A) $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/
-	install -m 644 $(addprefix lib/,$(PUBLIC_HDRS)) $(DESTDIR)$(PREFIX)/include/attnkit/
 	install -m 644 $(wildcard man/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
 	if [ -f $(MODEL_DIR)/model.safetensors ]; then install -d $(DESTDIR)$(INSTALLED_MODEL) && \
 	  install -m 644 $(MODEL_DIR)/config.json $(MODEL_DIR)/model.safetensors $(MODEL_DIR)/tokenizer.json \
