@@ -72,6 +72,16 @@ static void visible(const ak_attn_shape *s, int pos, int *lo, int *hi)
     ak_mask_keys_int(s->causal, s->window, pos, s->n_k, lo, hi);
 }
 
+/* Task t is head *h (kv head *g) and queries [*i0, *i_end). */
+static void task_rows(const ak_attn_shape *s, int t, int *h, int *g, int *i0, int *i_end)
+{
+    int nqb = (s->n_q + QBLOCK - 1) / QBLOCK;
+    *h = t / nqb;
+    *g = *h / (s->n_heads / s->n_kv_heads);
+    *i0 = t % nqb * QBLOCK;
+    *i_end = *i0 + QBLOCK < s->n_q ? *i0 + QBLOCK : s->n_q;
+}
+
 /* Softmax in place over row[a..b] (a <= b); returns the row's entropy. */
 static float softmax_row(float *row, int a, int b)
 {
@@ -120,9 +130,8 @@ static void run_task(job_t *job, int task, float *rows, double *mass)
 {
     const ak_attn_shape *s = job->s;
     int H = s->n_heads, Hkv = s->n_kv_heads, Dh = s->head_dim, n_k = s->n_k;
-    int nqb = (s->n_q + QBLOCK - 1) / QBLOCK;
-    int h = task / nqb, qb = task % nqb, g = h / (H / Hkv);
-    int i0 = qb * QBLOCK, i_end = i0 + QBLOCK < s->n_q ? i0 + QBLOCK : s->n_q;
+    int h, g, i0, i_end;
+    task_rows(s, task, &h, &g, &i0, &i_end);
     int lo[QBLOCK], hi[QBLOCK];
     ak_attn_out *o = job->o;
 
@@ -168,9 +177,9 @@ static void run_task_blas(job_t *job, int task, float *rows, double *mass)
 {
     const ak_attn_shape *s = job->s;
     int H = s->n_heads, Hkv = s->n_kv_heads, Dh = s->head_dim, n_k = s->n_k;
-    int nqb = (s->n_q + QBLOCK - 1) / QBLOCK;
-    int h = task / nqb, qb = task % nqb, g = h / (H / Hkv);
-    int i0 = qb * QBLOCK, i_end = i0 + QBLOCK < s->n_q ? i0 + QBLOCK : s->n_q, nb = i_end - i0;
+    int h, g, i0, i_end;
+    task_rows(s, task, &h, &g, &i0, &i_end);
+    int nb = i_end - i0;
     int lo[QBLOCK], hi[QBLOCK], a = n_k, b = -1;
     ak_attn_out *o = job->o;
     for (int i = 0; i < nb; i++) {

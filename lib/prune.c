@@ -555,21 +555,30 @@ static int span_cmp(const void *pa, const void *pb)
     return a->a < b->a ? -1 : a->a > b->a ? 1 : (a->b < b->b ? -1 : a->b > b->b);
 }
 
+/* tokens i32 [T] and offsets i64 [T, 2] of d (err not NULL). */
+static int doc_tokens(const ak_doc *d, ak_tensor **tok, ak_tensor **off, ak_err *err)
+{
+    if (!(*tok = ak_doc_need(d, "tokens", AK_I32, 1, err)) ||
+        !(*off = ak_doc_need(d, "offsets", AK_I64, 2, err)))
+        return err->code;
+    int64_t T = (*tok)->shape[0];
+    if ((*off)->shape[0] != T || (*off)->shape[1] != 2)
+        return ak_fail(err, AK_EDATA, "document '%s': offsets is [%lld, %lld], tokens has %lld",
+                       d->id, (long long)(*off)->shape[0], (long long)(*off)->shape[1],
+                       (long long)T);
+    return 0;
+}
+
 int ak_prune_apply(ak_doc *d, const uint8_t *keep, const float *token_score, ak_err *err)
 {
     ak_err scratch;
     if (!err)
         err = &scratch;
-    ak_tensor *tok = ak_doc_need(d, "tokens", AK_I32, 1, err);
-    if (!tok)
-        return err->code;
-    ak_tensor *off = ak_doc_need(d, "offsets", AK_I64, 2, err);
-    if (!off)
-        return err->code;
+    ak_tensor *tok, *off;
+    int rc = doc_tokens(d, &tok, &off, err);
+    if (rc)
+        return rc;
     int64_t T = tok->shape[0];
-    if (off->shape[0] != T || off->shape[1] != 2)
-        return ak_fail(err, AK_EDATA, "%s: offsets is [%lld, %lld], tokens has %lld", d->id,
-                       (long long)off->shape[0], (long long)off->shape[1], (long long)T);
     ak_tensor *old_keep = ak_doc_get(d, "keep");
     int64_t T0 = T;
     if (old_keep) {
@@ -664,7 +673,7 @@ int ak_prune_apply(ak_doc *d, const uint8_t *keep, const float *token_score, ak_
         for (int64_t i = 0; i < T; i++)
             kk[i] = keep[i] != 0;
     }
-    int rc = 0;
+    rc = 0;
     static const char *const rows[] = {"tokens", "offsets", "segments", "special",
                                        "token_types", "score.token"};
     for (size_t k = 0; k < sizeof rows / sizeof *rows && !rc; k++)
@@ -750,22 +759,16 @@ int ak_prune_doc(ak_doc *d, const ak_prune_doc_opts *c, ak_err *err)
     ak_err scratch;
     if (!err)
         err = &scratch;
-    ak_tensor *tok = ak_doc_need(d, "tokens", AK_I32, 1, err);
-    if (!tok)
-        return err->code;
-    ak_tensor *off = ak_doc_need(d, "offsets", AK_I64, 2, err);
-    if (!off)
-        return err->code;
+    ak_tensor *tok, *off;
+    int rc = doc_tokens(d, &tok, &off, err);
+    if (rc)
+        return rc;
     ak_tensor *text = ak_doc_need(d, "text", AK_U8, 1, err);
     if (!text)
         return err->code;
     int64_t T = tok->shape[0];
-    if (off->shape[0] != T || off->shape[1] != 2)
-        return ak_fail(err, AK_EDATA, "document '%s': offsets is not [%lld, 2]", d->id,
-                       (long long)T);
     const int32_t *seg = NULL;
-    int rc = ak_doc_segments(d, T, &seg, err);
-    if (rc)
+    if ((rc = ak_doc_segments(d, T, &seg, err)))
         return rc;
     const uint8_t *special = NULL;
     ak_tensor *sp = ak_doc_get(d, "special");

@@ -50,6 +50,24 @@ int ak_cuda_attention_tc_time(int dt, int precise, const ak_attn_shape *s, int i
 #ifdef __CUDACC__
 #include <cuda_runtime.h>
 
+/* The shape as the kernels take it (by value). */
+struct ak_kshape {
+    int n_q, n_k, q_off, H, Hkv, Dh, causal, window;
+    float scale;
+};
+
+static inline ak_kshape ak_kshape_of(const ak_attn_shape *s)
+{
+    return ak_kshape{s->n_q,     s->n_k,        s->q_offset, s->n_heads, s->n_kv_heads,
+                     s->head_dim, s->causal, s->window,   s->scale};
+}
+
+/* Keys [lo, hi] the query at position pos sees (mask.h). */
+__device__ __forceinline__ void ak_kvisible(const ak_kshape &s, int pos, int &lo, int &hi)
+{
+    ak_mask_keys_int(s.causal, s.window, pos, s.n_k, &lo, &hi);
+}
+
 /* A device buffer and its capacity in bytes. */
 struct ak_dbuf {
     void *p;

@@ -21,16 +21,6 @@
 #define BK 32
 #define NT 256
 
-struct shape_t {
-    int n_q, n_k, q_off, H, Hkv, Dh, causal, window;
-    float scale;
-};
-
-__device__ __forceinline__ void visible(const shape_t &s, int pos, int &lo, int &hi)
-{
-    ak_mask_keys_int(s.causal, s.window, pos, s.n_k, &lo, &hi);
-}
-
 __device__ __forceinline__ float warp_max(float x)
 {
     for (int o = 16; o > 0; o >>= 1)
@@ -56,7 +46,7 @@ __device__ __forceinline__ void load_tile(float *dst, const float *src, int r0, 
     }
 }
 
-__global__ void attn_forward(shape_t s, const float *q, const float *k, const float *v,
+__global__ void attn_forward(ak_kshape s, const float *q, const float *k, const float *v,
                              float *out, float *ent, float *mrow, float *zrow)
 {
     extern __shared__ float sm[];
@@ -75,8 +65,8 @@ __global__ void attn_forward(shape_t s, const float *q, const float *k, const fl
         A[tid] = 0.f;
     }
     int klo, khi, lo2, hi2;
-    visible(s, s.q_off + q0, klo, hi2);
-    visible(s, s.q_off + q0 + nq - 1, lo2, khi);
+    ak_kvisible(s, s.q_off + q0, klo, hi2);
+    ak_kvisible(s, s.q_off + q0 + nq - 1, lo2, khi);
     __syncthreads();
 
     for (int k0 = (klo / BK) * BK; k0 <= khi; k0 += BK) {
@@ -88,7 +78,7 @@ __global__ void attn_forward(shape_t s, const float *q, const float *k, const fl
             float acc = 0.f;
             for (int d = 0; d < Dh; d++)
                 acc += Qs[r * DP + d] * KV[c * DP + d];
-            visible(s, s.q_off + q0 + r, lo, hi);
+            ak_kvisible(s, s.q_off + q0 + r, lo, hi);
             S[r * (BK + 1) + c] = (r < nq && c < nk && j >= lo && j <= hi) ? acc * s.scale : -INFINITY;
         }
         __syncthreads();
@@ -138,7 +128,7 @@ __global__ void attn_forward(shape_t s, const float *q, const float *k, const fl
     }
 }
 
-__global__ void attn_mass(shape_t s, const float *q, const float *k, const float *mrow,
+__global__ void attn_mass(ak_kshape s, const float *q, const float *k, const float *mrow,
                           const float *zrow, float *mass, float *probs)
 {
     extern __shared__ float sm[];
@@ -160,7 +150,7 @@ __global__ void attn_mass(shape_t s, const float *q, const float *k, const float
             int r = x / BK, c = x % BK, j = k0 + c, lo, hi;
             float p = 0.f;
             if (r < nq && c < nk) {
-                visible(s, s.q_off + q0 + r, lo, hi);
+                ak_kvisible(s, s.q_off + q0 + r, lo, hi);
                 if (j >= lo && j <= hi) {
                     float acc = 0.f;
                     for (int d = 0; d < Dh; d++)
@@ -263,8 +253,7 @@ int ak_cuda_copy_back(const ak_cuda_ws *ws, const ak_attn_shape *s, ak_attn_out 
 extern "C" int ak_cuda_attention(ak_cuda_ws **wsp, const ak_attn_shape *as, const float *q,
                                  const float *k, const float *v, ak_attn_out *o, ak_err *err)
 {
-    shape_t s = {as->n_q, as->n_k, as->q_offset, as->n_heads, as->n_kv_heads, as->head_dim,
-                 as->causal, as->window, as->scale};
+    ak_kshape s = ak_kshape_of(as);
     if (s.n_q == 0)
         return 0;
     if (s.Dh > 256)
@@ -310,8 +299,7 @@ extern "C" int ak_cuda_attention(ak_cuda_ws **wsp, const ak_attn_shape *as, cons
 int ak_cuda_attention_time(const ak_attn_shape *as, int iters, double *ms_forward,
                                       double *ms_both, ak_err *err)
 {
-    shape_t s = {as->n_q, as->n_k, as->q_offset, as->n_heads, as->n_kv_heads, as->head_dim,
-                 as->causal, as->window, as->scale};
+    ak_kshape s = ak_kshape_of(as);
     size_t nq = (size_t)s.n_q * s.H * s.Dh, nk = (size_t)s.n_k * s.Hkv * s.Dh;
     size_t nrow = (size_t)s.H * s.n_q, nmass = (size_t)s.H * s.n_k;
     float *buf = 0, *h = (float *)malloc(sizeof(float) * (nq > nk ? nq : nk));

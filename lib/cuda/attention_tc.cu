@@ -33,16 +33,6 @@ using namespace nvcuda;
 #define TK 64
 #define TNT 128
 
-struct tshape {
-    int n_q, n_k, q_off, H, Hkv, Dh, causal, window;
-    float scale;
-};
-
-__device__ __forceinline__ void tvisible(const tshape &s, int pos, int &lo, int &hi)
-{
-    ak_mask_keys_int(s.causal, s.window, pos, s.n_k, &lo, &hi);
-}
-
 template <typename T> __device__ __forceinline__ T to_t(float x);
 template <> __device__ __forceinline__ __nv_bfloat16 to_t<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
 template <> __device__ __forceinline__ __half to_t<__half>(float x) { return __float2half_rn(x); }
@@ -90,7 +80,7 @@ __device__ __forceinline__ void tc_scores(const T *Qs, const T *Ks, float *Ss, i
 }
 
 template <typename T>
-__global__ void __launch_bounds__(TNT) tc_forward(tshape s, const T *q, const T *k, const T *v,
+__global__ void __launch_bounds__(TNT) tc_forward(ak_kshape s, const T *q, const T *k, const T *v,
                                                   float *out, float *ent, float *mrow, float *zrow,
                                                   int precise)
 {
@@ -109,13 +99,13 @@ __global__ void __launch_bounds__(TNT) tc_forward(tshape s, const T *q, const T 
     for (int x = threadIdx.x; x < TQ * old; x += TNT)
         Os[x] = 0.f;
     int klo, khi, lo2, hi2;
-    tvisible(s, s.q_off + q0, klo, hi2);
-    tvisible(s, s.q_off + q0 + nq - 1, lo2, khi);
+    ak_kvisible(s, s.q_off + q0, klo, hi2);
+    ak_kvisible(s, s.q_off + q0 + nq - 1, lo2, khi);
     /* this lane's row */
     const int i = q0 + wr + r;
     int lo = 1, hi = 0;
     if (i < s.n_q)
-        tvisible(s, s.q_off + i, lo, hi);
+        ak_kvisible(s, s.q_off + i, lo, hi);
     float m = -INFINITY, z = 0.f, A = 0.f;
 
     for (int k0 = (klo / TK) * TK; k0 <= khi; k0 += TK) {
@@ -210,7 +200,7 @@ __global__ void __launch_bounds__(TNT) tc_forward(tshape s, const T *q, const T 
 }
 
 template <typename T>
-__global__ void __launch_bounds__(TNT) tc_mass(tshape s, const T *q, const T *k, const float *mrow,
+__global__ void __launch_bounds__(TNT) tc_mass(ak_kshape s, const T *q, const T *k, const float *mrow,
                                                const float *zrow, float *mass, float *probs)
 {
     extern __shared__ __align__(16) unsigned char smraw[];
@@ -237,7 +227,7 @@ __global__ void __launch_bounds__(TNT) tc_mass(tshape s, const T *q, const T *k,
         for (int rr = 0; rr < 16 && wr + rr < nq; rr++) {
             const int i = q0 + wr + rr;
             int lo, hi;
-            tvisible(s, s.q_off + i, lo, hi);
+            ak_kvisible(s, s.q_off + i, lo, hi);
             const size_t x = (size_t)h * s.n_q + i;
             const float mi = mrow[x], zi = zrow[x];
             const float *srow = Ss + (wr + rr) * sld;
@@ -397,7 +387,7 @@ __device__ __forceinline__ void scores64(float (*acc)[4], const uint32_t (*a)[4]
 }
 
 template <typename T, int DH>
-__global__ void __launch_bounds__(TNT) rf_forward(tshape s, const T *q, const T *k, const T *v,
+__global__ void __launch_bounds__(TNT) rf_forward(ak_kshape s, const T *q, const T *k, const T *v,
                                                   float *out, float *ent, float *mrow, float *zrow,
                                                   int precise)
 {
@@ -410,12 +400,12 @@ __global__ void __launch_bounds__(TNT) rf_forward(tshape s, const T *q, const T 
     const int g = lane >> 2, t = lane & 3, wr = warp * 16;
     tc_load(Qs, q, q0, nq, s.H, h, DH, ld);
     int klo, khi, lo2, hi2;
-    tvisible(s, s.q_off + q0, klo, hi2);
-    tvisible(s, s.q_off + q0 + nq - 1, lo2, khi);
+    ak_kvisible(s, s.q_off + q0, klo, hi2);
+    ak_kvisible(s, s.q_off + q0 + nq - 1, lo2, khi);
     int lo[2] = {1, 1}, hi[2] = {0, 0};
     for (int x = 0; x < 2; x++)
         if (q0 + wr + g + 8 * x < s.n_q)
-            tvisible(s, s.q_off + q0 + wr + g + 8 * x, lo[x], hi[x]);
+            ak_kvisible(s, s.q_off + q0 + wr + g + 8 * x, lo[x], hi[x]);
     __syncthreads();
     uint32_t qa[DH / 16][4];
     load_a<T, DH>(qa, Qs + wr * ld, ld, g, t);
@@ -427,8 +417,8 @@ __global__ void __launch_bounds__(TNT) rf_forward(tshape s, const T *q, const T 
 
     /* keys every row of the block sees: tiles inside need no mask */
     int all_lo, all_hi, d1, d2;
-    tvisible(s, s.q_off + q0 + nq - 1, all_lo, d1);
-    tvisible(s, s.q_off + q0, d2, all_hi);
+    ak_kvisible(s, s.q_off + q0 + nq - 1, all_lo, d1);
+    ak_kvisible(s, s.q_off + q0, d2, all_hi);
     const int kstart = (klo / TK) * TK;
     tc_load_async(Ks, k, kstart, min(TK, s.n_k - kstart), s.Hkv, grp, DH, ld);
     tc_load_async(Ks + TK * ld, v, kstart, min(TK, s.n_k - kstart), s.Hkv, grp, DH, ld);
@@ -569,7 +559,7 @@ __global__ void __launch_bounds__(TNT) rf_forward(tshape s, const T *q, const T 
 }
 
 template <typename T, int DH>
-__global__ void __launch_bounds__(TNT) rf_mass(tshape s, const T *q, const T *k, const float *mrow,
+__global__ void __launch_bounds__(TNT) rf_mass(ak_kshape s, const T *q, const T *k, const float *mrow,
                                                const float *zrow, float *mass, float *probs)
 {
     extern __shared__ __align__(16) unsigned char smraw[];
@@ -602,8 +592,8 @@ __global__ void __launch_bounds__(TNT) rf_mass(tshape s, const T *q, const T *k,
         /* every query of the tile sees [a_lo, a_hi]: the last query's lo,
          * the first query's hi */
         int a_lo, a_hi, e1, e2;
-        tvisible(s, s.q_off + q0, e1, a_hi);
-        tvisible(s, s.q_off + q0 + nq - 1, a_lo, e2);
+        ak_kvisible(s, s.q_off + q0, e1, a_hi);
+        ak_kvisible(s, s.q_off + q0 + nq - 1, a_lo, e2);
         if (!probs && nq == TQ && k0 + wr + 15 < s.n_k && k0 + wr >= a_lo && k0 + wr + 15 <= a_hi) {
 #pragma unroll
             for (int nt = 0; nt < 8; nt++)
@@ -622,7 +612,7 @@ __global__ void __launch_bounds__(TNT) rf_mass(tshape s, const T *q, const T *k,
                 float p = 0.f;
                 if (c < nq && j[x] < s.n_k) {
                     int lo, hi;
-                    tvisible(s, s.q_off + i, lo, hi);
+                    ak_kvisible(s, s.q_off + i, lo, hi);
                     if (j[x] >= lo && j[x] <= hi)
                         p = __expf(sc[nt][e] * s.scale - Ms[c]) * Zs[c];
                     if (probs)
@@ -644,7 +634,7 @@ static size_t rf_fwd_smem(int Dh) { return 2 * (size_t)(TQ + 4 * TK) * (Dh + 8);
 static size_t rf_mass_smem(int Dh) { return 2 * (size_t)(TQ + TK) * (Dh + 8) + 8 * TQ; }
 
 template <typename T, int DH>
-static cudaError_t rf_launch_dh(const tshape &s, const T *q, const T *k, const T *v, float *out,
+static cudaError_t rf_launch_dh(const ak_kshape &s, const T *q, const T *k, const T *v, float *out,
                                 float *ent, float *m, float *z, float *mass, float *probs,
                                 int precise, cudaStream_t st, int which)
 {
@@ -685,7 +675,7 @@ extern "C" void ak_cuda_set_wmma(int on) { use_wmma = on != 0; }
 
 /* Both passes on device buffers already in T.  Returns a cudaError_t. */
 template <typename T>
-static cudaError_t tc_launch(const tshape &s, const T *q, const T *k, const T *v, float *out,
+static cudaError_t tc_launch(const ak_kshape &s, const T *q, const T *k, const T *v, float *out,
                              float *ent, float *m, float *z, float *mass, float *probs,
                              int precise, cudaStream_t st, int which = 3)
 {
@@ -723,8 +713,7 @@ extern "C" int ak_cuda_attention_tc(ak_cuda_ws **wsp, int dt, const ak_attn_shap
                                     const float *q, const float *k, const float *v,
                                     ak_attn_out *o, ak_err *err)
 {
-    tshape s = {as->n_q, as->n_k, as->q_offset, as->n_heads, as->n_kv_heads, as->head_dim,
-                as->causal, as->window, as->scale};
+    ak_kshape s = ak_kshape_of(as);
     if (s.n_q == 0)
         return 0;
     if (!ak_cuda_tc_supported(s.Dh))
@@ -775,8 +764,7 @@ extern "C" int ak_cuda_attention_tc(ak_cuda_ws **wsp, int dt, const ak_attn_shap
 int ak_cuda_attention_tc_time(int dt, int precise, const ak_attn_shape *as, int iters,
                                          double *ms_forward, double *ms_both, ak_err *err)
 {
-    tshape s = {as->n_q, as->n_k, as->q_offset, as->n_heads, as->n_kv_heads, as->head_dim,
-                as->causal, as->window, as->scale};
+    ak_kshape s = ak_kshape_of(as);
     if (!ak_cuda_tc_supported(s.Dh) || iters < 1)
         return ak_fail(err, AK_EUSAGE, "tc bench: head size %d", s.Dh);
     size_t nq = (size_t)s.n_q * s.H * s.Dh, nk = (size_t)s.n_k * s.Hkv * s.Dh;
