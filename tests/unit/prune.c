@@ -221,15 +221,15 @@ static ak_tensor *mk(const char *name, ak_dtype t, int ndim, int64_t a, int64_t 
     return ak_tensor_new(name, t, ndim, shape, &err);
 }
 
-static void test_apply(void)
+/* The document of test_apply: "aa bb cc dd ee" as [CLS] aa bb cc dd ee
+ * [SEP], two blocks. */
+static ak_doc *sample_doc(void)
 {
     ak_err err;
-    const char *text = "aa bb cc dd ee";
     ak_doc *d = ak_doc_new("x.txt");
     ak_tensor *t = mk("text", AK_U8, 1, 14, 0);
-    memcpy(t->data, text, 14);
+    memcpy(t->data, "aa bb cc dd ee", 14);
     ak_doc_put(d, t, &err);
-    /* [CLS] aa bb cc dd ee [SEP] */
     t = mk("tokens", AK_I32, 1, 7, 0);
     for (int i = 0; i < 7; i++)
         ak_tensor_i32(t)[i] = 100 + i;
@@ -242,6 +242,13 @@ static void test_apply(void)
     int32_t seg[7] = {-1, 0, 0, 0, 1, 1, -1};
     memcpy(t->data, seg, sizeof seg);
     ak_doc_put(d, t, &err);
+    return d;
+}
+
+static void test_apply(void)
+{
+    ak_err err;
+    ak_doc *d = sample_doc();
     ak_doc_put(d, mk("attn.mass", AK_F32, 2, 1, 7), &err);
     ak_doc_put(d, mk("hidden.final", AK_F32, 2, 7, 4), &err);
     ak_doc_put(d, mk("other", AK_F32, 1, 3, 0), &err);
@@ -284,30 +291,6 @@ static void test_apply(void)
     CHECK(ak_prune_apply(d, keep2, sc2, &err) == AK_EDATA, "keep inconsistent with tokens: %s",
           err.msg);
     ak_doc_free(d);
-}
-
-/* The document of test_apply: "aa bb cc dd ee" as [CLS] aa bb cc dd ee
- * [SEP], two blocks. */
-static ak_doc *sample_doc(void)
-{
-    ak_err err;
-    ak_doc *d = ak_doc_new("x.txt");
-    ak_tensor *t = mk("text", AK_U8, 1, 14, 0);
-    memcpy(t->data, "aa bb cc dd ee", 14);
-    ak_doc_put(d, t, &err);
-    t = mk("tokens", AK_I32, 1, 7, 0);
-    for (int i = 0; i < 7; i++)
-        ak_tensor_i32(t)[i] = 100 + i;
-    ak_doc_put(d, t, &err);
-    t = mk("offsets", AK_I64, 2, 7, 2);
-    int64_t off[14] = {0, 0, 0, 2, 3, 5, 6, 8, 9, 11, 12, 14, 14, 14};
-    memcpy(t->data, off, sizeof off);
-    ak_doc_put(d, t, &err);
-    t = mk("segments", AK_I32, 1, 7, 0);
-    int32_t seg[7] = {-1, 0, 0, 0, 1, 1, -1};
-    memcpy(t->data, seg, sizeof seg);
-    ak_doc_put(d, t, &err);
-    return d;
 }
 
 /* ak_prune_doc, the prune program's handler, as a library call. */
