@@ -43,9 +43,13 @@ typedef struct {
     double *mass_parts;       /* [nthreads][n_heads][n_k] */
 } job_t;
 
+enum { MAX_THREADS = 256 };
+
+struct ak_attn_ws;
+
 typedef struct {
-    job_t *job;
-    int id;
+    struct ak_attn_ws *ws;
+    int id;                   /* 1.. (the caller works as 0) */
 } worker_t;
 
 /* Host scratch, grown on demand (sizes in bytes). */
@@ -58,9 +62,19 @@ struct ak_attn_ws {
     size_t kt_cap;
     float *rounded;           /* q, k, v rounded to a dtype */
     size_t rounded_cap;
-    worker_t *workers;
-    pthread_t *threads;
-    int nthreads_cap;
+    /* Worker threads, started on first need and kept until
+     * ak_attn_ws_free.  A call publishes its job under lock, bumps
+     * generation and waits until the running workers are done. */
+    pthread_mutex_t lock;
+    pthread_cond_t go, done;
+    int npool;                /* threads started: ids 1..npool */
+    uint64_t generation;
+    int active;               /* workers 1..active take part in this job */
+    int running;              /* of them, still working */
+    int quit;
+    job_t *job;
+    worker_t workers[MAX_THREADS];
+    pthread_t threads[MAX_THREADS];
 #ifdef AK_HAVE_CUDA
     ak_cuda_ws *cuda;
 #endif
@@ -208,13 +222,12 @@ static void run_task_blas(job_t *job, int task, float *rows, double *mass)
 }
 #endif
 
-static void *worker(void *arg)
+/* Takes tasks of job until none is left, as worker id. */
+static void work(job_t *job, int id)
 {
-    worker_t *w = arg;
-    job_t *job = w->job;
-    float *rows = job->rows + (size_t)w->id * QBLOCK * (size_t)job->s->n_k;
+    float *rows = job->rows + (size_t)id * QBLOCK * (size_t)job->s->n_k;
     double *mass = job->mass_parts
-                       ? job->mass_parts + (size_t)w->id * job->s->n_heads * job->s->n_k
+                       ? job->mass_parts + (size_t)id * job->s->n_heads * job->s->n_k
                        : NULL;
     for (;;) {
         pthread_mutex_lock(&job->lock);
@@ -228,7 +241,61 @@ static void *worker(void *arg)
         run_task(job, t, rows, mass);
 #endif
     }
+}
+
+static void *pool_thread(void *arg)
+{
+    worker_t *w = arg;
+    struct ak_attn_ws *ws = w->ws;
+    uint64_t seen = 0;
+    pthread_mutex_lock(&ws->lock);
+    for (;;) {
+        while (!ws->quit && ws->generation == seen)
+            pthread_cond_wait(&ws->go, &ws->lock);
+        if (ws->quit)
+            break;
+        seen = ws->generation;
+        if (w->id > ws->active)
+            continue;
+        job_t *job = ws->job;
+        pthread_mutex_unlock(&ws->lock);
+        work(job, w->id);
+        pthread_mutex_lock(&ws->lock);
+        if (--ws->running == 0)
+            pthread_cond_signal(&ws->done);
+    }
+    pthread_mutex_unlock(&ws->lock);
     return NULL;
+}
+
+/* Runs job on the caller and up to n - 1 pool threads (started now if
+ * missing); returns how many took part. */
+static int run_job(struct ak_attn_ws *ws, job_t *job, int n)
+{
+    while (ws->npool < n - 1) {
+        worker_t *w = &ws->workers[ws->npool + 1];
+        *w = (worker_t){ws, ws->npool + 1};
+        if (pthread_create(&ws->threads[ws->npool + 1], NULL, pool_thread, w) != 0)
+            break; /* fewer threads, same result */
+        ws->npool++;
+    }
+    int helpers = n - 1 < ws->npool ? n - 1 : ws->npool;
+    if (helpers > 0) {
+        pthread_mutex_lock(&ws->lock);
+        ws->job = job;
+        ws->active = ws->running = helpers;
+        ws->generation++;
+        pthread_cond_broadcast(&ws->go);
+        pthread_mutex_unlock(&ws->lock);
+    }
+    work(job, 0);
+    if (helpers > 0) {
+        pthread_mutex_lock(&ws->lock);
+        while (ws->running > 0)
+            pthread_cond_wait(&ws->done, &ws->lock);
+        pthread_mutex_unlock(&ws->lock);
+    }
+    return helpers + 1;
 }
 
 static int configured_threads; /* ak_attention_set_threads; 0: one per CPU */
@@ -238,7 +305,7 @@ void ak_attention_set_threads(int n) { configured_threads = n < 0 ? 0 : n; }
 static int thread_count(void)
 {
     long n = configured_threads > 0 ? configured_threads : sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > 256 ? 256 : (int)n;
+    return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
 }
 
 #ifndef AK_NO_BLAS
@@ -285,10 +352,28 @@ static int grow(void *p, size_t *cap, size_t n)
     return 0;
 }
 
-int ak_attn_ws_new(ak_attn_ws **ws, ak_err *err)
+int ak_attn_ws_new(ak_attn_ws **wsp, ak_err *err)
 {
-    *ws = calloc(1, sizeof **ws);
-    return *ws ? 0 : ak_fail(err, AK_ENOMEM, "attention: out of memory");
+    ak_attn_ws *ws = calloc(1, sizeof *ws);
+    if (!ws)
+        return ak_fail(err, AK_ENOMEM, "attention: out of memory");
+    if (pthread_mutex_init(&ws->lock, NULL) != 0) {
+        free(ws);
+        return ak_fail(err, AK_ENOMEM, "attention: cannot create a lock");
+    }
+    if (pthread_cond_init(&ws->go, NULL) != 0) {
+        pthread_mutex_destroy(&ws->lock);
+        free(ws);
+        return ak_fail(err, AK_ENOMEM, "attention: cannot create a condition");
+    }
+    if (pthread_cond_init(&ws->done, NULL) != 0) {
+        pthread_cond_destroy(&ws->go);
+        pthread_mutex_destroy(&ws->lock);
+        free(ws);
+        return ak_fail(err, AK_ENOMEM, "attention: cannot create a condition");
+    }
+    *wsp = ws;
+    return 0;
 }
 
 void ak_attn_ws_free(ak_attn_ws *ws)
@@ -302,8 +387,15 @@ void ak_attn_ws_free(ak_attn_ws *ws)
     free(ws->mass);
     free(ws->kt);
     free(ws->rounded);
-    free(ws->workers);
-    free(ws->threads);
+    pthread_mutex_lock(&ws->lock);
+    ws->quit = 1;
+    pthread_cond_broadcast(&ws->go);
+    pthread_mutex_unlock(&ws->lock);
+    for (int t = 1; t <= ws->npool; t++)
+        pthread_join(ws->threads[t], NULL);
+    pthread_cond_destroy(&ws->done);
+    pthread_cond_destroy(&ws->go);
+    pthread_mutex_destroy(&ws->lock);
     free(ws);
 }
 
@@ -320,17 +412,6 @@ static int cpu_attention(ak_attn_ws *ws, const ak_attn_shape *s, const float *q,
     if (grow(&ws->rows, &ws->rows_cap, nrows * sizeof(float)) ||
         (o->mass && grow(&ws->mass, &ws->mass_cap, ((size_t)nthreads * per + 1) * sizeof(double))))
         return ak_fail(err, AK_ENOMEM, "attention: cannot allocate buffers for %d keys", s->n_k);
-    if (nthreads > ws->nthreads_cap) {
-        worker_t *w = realloc(ws->workers, sizeof *w * (size_t)nthreads);
-        if (w)
-            ws->workers = w;
-        pthread_t *th = w ? realloc(ws->threads, sizeof *th * (size_t)nthreads) : NULL;
-        if (th)
-            ws->threads = th;
-        if (!w || !th)
-            return ak_fail(err, AK_ENOMEM, "attention: out of memory");
-        ws->nthreads_cap = nthreads;
-    }
     job.rows = ws->rows;
     if (o->mass) {
         job.mass_parts = ws->mass;
@@ -351,16 +432,7 @@ static int cpu_attention(ak_attn_ws *ws, const ak_attn_shape *s, const float *q,
         pthread_once(&blas_once, blas_single_thread);
 #endif
     pthread_mutex_init(&job.lock, NULL);
-    worker_t *wk = ws->workers;
-    pthread_t *th = ws->threads;
-    int started = 1;
-    for (int t = 0; t < nthreads; t++)
-        wk[t] = (worker_t){&job, t};
-    while (started < nthreads && pthread_create(&th[started], NULL, worker, &wk[started]) == 0)
-        started++;
-    worker(&wk[0]); /* the calling thread works too, and takes what is left */
-    for (int t = 1; t < started; t++)
-        pthread_join(th[t], NULL);
+    int started = run_job(ws, &job, nthreads);
     if (o->mass)
         for (size_t x = 0; x < per; x++) {
             double sum = 0;

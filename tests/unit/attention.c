@@ -270,8 +270,10 @@ static void check_workspace(ak_device dev)
     ak_attn_ws *ws = NULL;
     ak_err err;
     int ok = ak_attn_ws_new(&ws, &err) == 0;
-    for (int round = 0; round < 2 && ok; round++)
+    static const int threads[] = {3, 1, 2}; /* the pool grows, idles, shrinks */
+    for (int round = 0; round < 3 && ok; round++)
         for (size_t c = 0; c < sizeof shapes / sizeof *shapes && ok; c++) {
+            ak_attention_set_threads(threads[round]);
             const ak_attn_shape *sh = &shapes[c];
             size_t nq = (size_t)sh->n_q * sh->n_heads * sh->head_dim;
             size_t nk = (size_t)sh->n_k * sh->n_kv_heads * sh->head_dim;
@@ -296,8 +298,9 @@ static void check_workspace(ak_device dev)
             free(q); free(k); free(v);
         }
     ak_attn_ws_free(ws);
-    CHECK(ok, "%s: a workspace kept over 8 calls of changing shapes gives what a fresh one gives",
-          ak_device_name(dev));
+    ak_attention_set_threads(0);
+    CHECK(ok, "%s: a workspace kept over 12 calls of changing shapes and thread counts gives "
+          "what a fresh one gives", ak_device_name(dev));
 }
 
 static void check_rounding(void)
