@@ -8,8 +8,9 @@
  *     H = log Z - sum_j p_j (s_j - m),   p_j = exp(s_j - m) / Z
  * and the row's contribution to each key's received mass.  Mass is summed
  * in per-thread buffers and reduced at the end, so no two threads write the
- * same memory.  Sums over keys are in double.  The buffers live in an
- * ak_attn_ws, grown to the largest shape seen and kept between calls.
+ * same memory.  Sums over keys are in double.  The buffers and the worker
+ * threads live in an ak_attn_ws, grown to the largest shape seen and kept
+ * between calls.
  */
 #include "attention.h"
 

@@ -62,10 +62,11 @@ AK_API int ak_attention_dtype(ak_device dev, ak_attn_dtype dt, const ak_attn_sha
  * inputs). */
 AK_API void ak_round_dtype(float *x, size_t n, ak_attn_dtype dt);
 
-/* Scratch memory for attention: host buffers and, on CUDA, device buffers,
- * grown to the largest shape seen and kept, so that repeated calls (every
- * layer of every document) allocate nothing.  One workspace serves one
- * call at a time. */
+/* Scratch for attention: host buffers, the CPU path's worker threads and,
+ * on CUDA, device buffers, grown to the largest shape seen and kept until
+ * ak_attn_ws_free, so that repeated calls (every layer of every document)
+ * allocate nothing and start no thread.  One workspace serves one call at
+ * a time; use one per thread that calls attention. */
 typedef struct ak_attn_ws ak_attn_ws;
 
 AK_API int ak_attn_ws_new(ak_attn_ws **ws, ak_err *err);
