@@ -43,7 +43,7 @@ typedef struct ak_attn_out {
  * the device.  A query that sees no key is an error (cannot happen with
  * causal masks and q_offset + i < n_k). */
 AK_API int ak_attention(ak_device dev, const ak_attn_shape *s, const float *q,
-                 const float *k, const float *v, ak_attn_out *o, ak_err *err);
+                        const float *k, const float *v, ak_attn_out *o, ak_err *err);
 
 /* The precision q, k and v are taken in. */
 typedef enum { AK_ATTN_F32 = 0, AK_ATTN_BF16 = 1, AK_ATTN_F16 = 2 } ak_attn_dtype;
@@ -56,8 +56,8 @@ typedef enum { AK_ATTN_F32 = 0, AK_ATTN_BF16 = 1, AK_ATTN_F16 = 2 } ak_attn_dtyp
  * scores; out multiplies v by p split into two dt parts (about 16 bits of
  * p), so it matches the CPU to about 1e-5 relative, not bit for bit. */
 AK_API int ak_attention_dtype(ak_device dev, ak_attn_dtype dt, const ak_attn_shape *s,
-                       const float *q, const float *k, const float *v, ak_attn_out *o,
-                       ak_err *err);
+                              const float *q, const float *k, const float *v, ak_attn_out *o,
+                              ak_err *err);
 /* Rounds n floats in place to dt (what ak_attention_dtype does to its
  * inputs). */
 AK_API void ak_round_dtype(float *x, size_t n, ak_attn_dtype dt);

@@ -34,6 +34,6 @@ typedef struct ak_filter_args {
 } ak_filter_args;
 
 AK_API int ak_filter_run(const ak_filter_args *args, const ak_filter_ops *ops,
-                  void *ctx, ak_err *err);
+                         void *ctx, ak_err *err);
 
 #endif

@@ -13,7 +13,7 @@ AK_API int ak_write_full(int fd, const void *buf, size_t len);
 /* Reads a whole file ("-" = stdin) into a NUL-terminated buffer, refusing
  * files larger than max_bytes. */
 AK_API int ak_read_file(const char *path, size_t max_bytes, char **data, size_t *len,
-                 ak_err *err);
+                        ak_err *err);
 
 /* Atomic file output: data goes to a temporary file beside path, which is
  * renamed over path by ak_atomic_commit (after fsync) or removed by

@@ -36,7 +36,7 @@ AK_API double ak_norm_entropy(double entropy_nats, int64_t visible);
 /* From full probabilities p[h, T, T] (0 where masked): entropy[h, T] and
  * mass[h, T] (either may be NULL). */
 AK_API int ak_from_probs(const float *p, int64_t nh, int64_t T, float *entropy,
-                  float *mass, ak_err *err);
+                         float *mass, ak_err *err);
 
 /* corrected[j] = mass[j] / seers(j) for one head's row of T keys. */
 AK_API void ak_corrected_mass(ak_mask m, const float *mass, int64_t T, float *corrected);
@@ -117,8 +117,8 @@ typedef struct ak_token_metrics {
 /* Each output (may be NULL) aggregated over layers l0..l1 and all heads.
  * weights[L*H] (or NULL: all 1) weights heads in a mean (ignored by max). */
 AK_API int ak_token_metrics_agg(const ak_attn_stats *s, int64_t l0, int64_t l1,
-                         ak_agg agg, const double *weights,
-                         ak_token_metrics *out, ak_err *err);
+                                ak_agg agg, const double *weights,
+                                ak_token_metrics *out, ak_err *err);
 
 /* Block aggregates over segment ids seg[T] (-1: outside any block):
  * nblocks = max id + 1.  For block b:
@@ -126,6 +126,6 @@ AK_API int ak_token_metrics_agg(const ak_attn_stats *s, int64_t l0, int64_t l1,
  * Outputs may be NULL; arrays of nblocks.  Empty blocks get 0. */
 AK_API int ak_block_count(const int32_t *seg, int64_t T, int64_t *nblocks, ak_err *err);
 AK_API int ak_block_agg(const int32_t *seg, int64_t T, const float *x, int64_t nblocks,
-                 int64_t *count, float *mean, float *sum, float *max, ak_err *err);
+                        int64_t *count, float *mean, float *sum, float *max, ak_err *err);
 
 #endif

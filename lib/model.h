@@ -81,7 +81,7 @@ AK_API int ak_model_check_identity(const ak_model *m, const ak_metamap *id, ak_e
 /* hidden[T, D] = the input embeddings of ids (and token types, or NULL for
  * all zero) at positions 0..T-1.  Ids and types are range-checked. */
 AK_API int ak_model_embed(const ak_model *m, const int32_t *ids, const int32_t *types, int T,
-                   float *hidden, ak_err *err);
+                          float *hidden, ak_err *err);
 
 /* What a forward pass reports; NULL pointers are not computed. */
 typedef struct ak_forward_out {
@@ -101,11 +101,11 @@ typedef struct ak_forward_out {
 /* Runs every block over hidden[T, D] in place: on return it holds the final
  * hidden states (after the final norm where the model has one). */
 AK_API int ak_model_forward(const ak_model *m, ak_device dev, float *hidden, int T,
-                     ak_forward_out *o, ak_err *err);
+                            ak_forward_out *o, ak_err *err);
 
 /* y = LayerNorm(x) row by row (y may be x). */
 AK_API void ak_layernorm(float *y, const float *x, int T, int D, const float *w, const float *b,
-                  float eps);
+                         float eps);
 
 /* Key j visible to query i under layer l's mask. */
 AK_API int ak_model_visible(const ak_model *m, int layer, int i, int j);

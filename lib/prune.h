@@ -45,33 +45,33 @@ typedef struct ak_prune_opts {
  * score[T] = corrected mass (entropy: heads weighted by
  * max(0, 1 - mean normalised entropy of the head)). */
 AK_API int ak_prune_scores(const ak_attn_stats *s, ak_policy p, int64_t l0, int64_t l1,
-                    ak_agg agg, float *score, ak_err *err);
+                           ak_agg agg, float *score, ak_err *err);
 
 /* Query-span mass from one layer's probabilities p[nh, T, T]: adds to
  * acc[j] the mean over heads and over query rows i (is_query[i] == 1) of
  * p[h, i, j].  The caller averages over layers.  Returns AK_EDATA when no
  * row is a query. */
 AK_API int ak_query_mass(const float *p, int64_t nh, int64_t T, const uint8_t *is_query,
-                  float *acc, ak_err *err);
+                         float *acc, ak_err *err);
 
 /* Sentence ids per token from the text: a sentence ends after '.', '!' or
  * '?' followed by white space, and at a blank line.  Tokens that cover no
  * text (start == end) get -1.  offsets[T,2] are byte spans of text. */
 AK_API int ak_sentence_ids(const uint8_t *text, size_t len, const int64_t *offsets,
-                    int64_t T, int32_t *ids, ak_err *err);
+                           int64_t T, int32_t *ids, ak_err *err);
 
 /* Protection marks (protect[T], set to 1, never cleared). */
 /* Tokens overlapping a match of the PCRE2 pattern re in text (UTF-8). */
 AK_API int ak_protect_regex(const uint8_t *text, size_t len, const int64_t *offsets,
-                     int64_t T, const char *re, uint8_t *protect, ak_err *err);
+                            int64_t T, const char *re, uint8_t *protect, ak_err *err);
 /* Every block (segment) holding a token that overlaps an occurrence of
  * marker in text; a token outside blocks is protected alone. */
 AK_API int ak_protect_marker(const uint8_t *text, size_t len, const int64_t *offsets,
-                      const int32_t *segments, int64_t T, const char *marker,
-                      uint8_t *protect, ak_err *err);
+                             const int32_t *segments, int64_t T, const char *marker,
+                             uint8_t *protect, ak_err *err);
 /* The first (which = 0) or last (which = 1) block of segments. */
 AK_API void ak_protect_block_end(const int32_t *segments, int64_t T, int which,
-                          uint8_t *protect);
+                                 uint8_t *protect);
 
 typedef struct ak_prune_input {
     int64_t T;
@@ -92,7 +92,7 @@ typedef struct ak_prune_input {
  * (random: seeded order; first/last: position), skipping a unit that does
  * not fit (first/last stop there instead).  Sets *budget. */
 AK_API int ak_prune_select(const ak_prune_input *in, const ak_prune_opts *o, uint8_t *keep,
-                    float *unit_score_out, int64_t *budget, ak_err *err);
+                           float *unit_score_out, int64_t *budget, ak_err *err);
 
 /* Rewrites d to the kept tokens: tokens, offsets, segments, special,
  * token_types and score.token are reduced; keep[T0] (composed with an
@@ -100,7 +100,7 @@ AK_API int ak_prune_select(const ak_prune_input *in, const ak_prune_opts *o, uin
  * dropped.score[n] written; attn.*, kv.*, hidden, hidden.final and logits
  * are removed (they describe the unpruned prompt).  text is unchanged. */
 AK_API int ak_prune_apply(ak_doc *d, const uint8_t *keep, const float *token_score,
-                   ak_err *err);
+                          ak_err *err);
 
 /* Borrows attend's statistics from d (attn.entropy, attn.mass f32 [L,H,T],
  * attn.visible i32 [L,T] when present, meta causal / window) and checks

@@ -99,7 +99,7 @@ AK_API ak_header *ak_header_new(void);
 AK_API void ak_header_free(ak_header *h);
 /* Appends a history stage: program name, version, argv[0..argc). */
 AK_API int ak_header_add_stage(ak_header *h, const char *program, int argc,
-                        char *const argv[]);
+                               char *const argv[]);
 
 /* ---- documents ---- */
 AK_API ak_doc *ak_doc_new(const char *id);
@@ -114,7 +114,7 @@ AK_API ak_tensor *ak_doc_take(ak_doc *d, const char *name);
 /* Fetches a tensor that must exist with the given dtype and rank
  * (ndim < 0: any rank); fills err naming doc and tensor otherwise. */
 AK_API ak_tensor *ak_doc_need(const ak_doc *d, const char *name, ak_dtype t,
-                       int ndim, ak_err *err);
+                              int ndim, ak_err *err);
 
 /* ---- reading ---- */
 typedef struct ak_reader ak_reader;

@@ -32,11 +32,11 @@ AK_API size_t ak_dtype_size(ak_dtype t);
 /* Element count and byte size of a shape, with overflow and sign checks. */
 AK_API int ak_shape_count(int ndim, const int64_t *shape, size_t *count, ak_err *err);
 AK_API int ak_shape_bytes(ak_dtype t, int ndim, const int64_t *shape, size_t *bytes,
-                   ak_err *err);
+                          ak_err *err);
 
 /* Allocates a zero-filled tensor (name copied).  Free with ak_tensor_free. */
 AK_API ak_tensor *ak_tensor_new(const char *name, ak_dtype t, int ndim,
-                         const int64_t *shape, ak_err *err);
+                                const int64_t *shape, ak_err *err);
 AK_API void ak_tensor_free(ak_tensor *t);
 AK_API size_t ak_tensor_count(const ak_tensor *t);
 

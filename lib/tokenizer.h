@@ -55,7 +55,7 @@ AK_API int ak_tokenizer_round_trips(const ak_tokenizer *tk);
 /* Appends the tokens of text[0..len) to enc, offsets shifted by base.
  * Added tokens in the text are matched first; no BOS/EOS/CLS/SEP. */
 AK_API int ak_tokenizer_encode(ak_tokenizer *tk, const char *text, size_t len, int64_t base,
-                        ak_encoding *enc, ak_err *err);
+                               ak_encoding *enc, ak_err *err);
 /* Wraps enc with the post-processor's special tokens (the "single"
  * template); leading ones get offsets [0,0), trailing ones [text_len,text_len). */
 AK_API int ak_tokenizer_post(ak_tokenizer *tk, ak_encoding *enc, int64_t text_len, ak_err *err);
@@ -68,7 +68,7 @@ AK_API size_t ak_tokenizer_post_prefix(const ak_tokenizer *tk);
  * tokenizer's decoder gives (byte-level, byte fallback, metaspace,
  * WordPiece joining without the English clean-up).  Unknown ids: error. */
 AK_API int ak_tokenizer_decode(ak_tokenizer *tk, const int32_t *ids, size_t n, const uint8_t *skip,
-                        char **out, size_t *outlen, int64_t *piece_end, ak_err *err);
+                               char **out, size_t *outlen, int64_t *piece_end, ak_err *err);
 /* The id's token string as stored in the vocabulary (NULL if none). */
 AK_API const char *ak_tokenizer_id_to_token(const ak_tokenizer *tk, int32_t id, size_t *len);
 AK_API int32_t ak_tokenizer_token_to_id(const ak_tokenizer *tk, const char *s, size_t len);
@@ -81,7 +81,7 @@ AK_API int ak_tokenizer_is_special(const ak_tokenizer *tk, int32_t id);
  * blank line (paragraph); a newline (line). */
 enum { AK_SEG_SENTENCE = 1, AK_SEG_PARAGRAPH, AK_SEG_LINE };
 AK_API int ak_text_blocks(const char *text, size_t len, int mode, int64_t **starts, size_t *n,
-                   ak_err *err);
+                          ak_err *err);
 
 AK_API void ak_encoding_clear(ak_encoding *enc);
 AK_API void ak_encoding_free(ak_encoding *enc);
@@ -90,6 +90,6 @@ AK_API void ak_encoding_free(ak_encoding *enc);
 AK_API int ak_utf8_check(const char *s, size_t len, ak_err *err);
 /* Copies s with each invalid sequence replaced by U+FFFD; *nbad counts them. */
 AK_API int ak_utf8_repair(const char *s, size_t len, char **out, size_t *outlen, size_t *nbad,
-                   ak_err *err);
+                          ak_err *err);
 
 #endif
