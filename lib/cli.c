@@ -1,6 +1,9 @@
-/* cli.c - program name, one-line errors, exit codes, option values. */
+/* cli.c - program name, one-line errors, exit codes, option values, the
+ * environment.  Built into libattnkit-cli.a, linked into the programs and
+ * tests only: it exits, the library never does. */
 #include "cli.h"
 #include "io.h"
+#include "attention.h"
 #include "stream.h"
 
 #include <errno.h>
@@ -22,6 +25,34 @@
 #endif
 
 static const char *progname = "attnkit";
+static const char *env_model, *env_device; /* $ATTNKIT_MODEL, $ATTNKIT_DEVICE */
+
+/* A non-negative decimal integer in [min, max] from the environment
+ * variable name, or ak_usage_error naming it. */
+static unsigned long long env_number(const char *name, const char *s, unsigned long long min,
+                                     unsigned long long max)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = *s >= '0' && *s <= '9' ? strtoull(s, &end, 10) : 0;
+    if (*s < '0' || *s > '9' || errno || *end || v < min || v > max)
+        ak_usage_error("%s: '%s' is not an integer in [%llu, %llu]", name, s, min, max);
+    return v;
+}
+
+void ak_cli_env(void)
+{
+    const char *s;
+    env_model = (s = getenv("ATTNKIT_MODEL")) && *s ? s : NULL;
+    env_device = (s = getenv("ATTNKIT_DEVICE")) && *s ? s : NULL;
+    if ((s = getenv("ATTNKIT_THREADS")) && *s)
+        ak_attention_set_threads((int)env_number("ATTNKIT_THREADS", s, 1, 256));
+    if ((s = getenv("ATTNKIT_MAX_RECORD")) && *s)
+        ak_reader_set_default_limit(
+            (size_t)env_number("ATTNKIT_MAX_RECORD", s, AK_MIN_RECORD, AK_MAX_RECORD_LIMIT));
+    if ((s = getenv("ATTNKIT_COMPRESS")) && *s)
+        ak_writer_set_default_compress((int)env_number("ATTNKIT_COMPRESS", s, 0, 9));
+}
 
 /* A signal that ends the program takes the output's temporary file with
  * it, then ends the program the way it would have without us. */
@@ -63,7 +94,10 @@ void ak_cli_init(const char *name)
     }
     atexit(ak_output_remove_tmp);
     opterr = 0;
+    ak_cli_env();
 }
+
+const char *ak_device_opt(const char *opt) { return opt && *opt ? opt : env_device; }
 
 void ak_bad_option(char *const argv[])
 {
@@ -125,9 +159,8 @@ const char *ak_model_dir(const char *opt)
 {
     if (opt && *opt)
         return opt;
-    const char *env = getenv("ATTNKIT_MODEL");
-    if (env && *env)
-        return env;
+    if (env_model)
+        return env_model;
     /* The build tree's copy while developing, the installed one after
      * `make install`. */
     struct stat st;

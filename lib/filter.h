@@ -34,7 +34,7 @@ typedef struct ak_filter_args {
     const char *output;     /* NULL or "-" = stdout, else the file (io.h) */
 } ak_filter_args;
 
-int ak_filter_run(const ak_filter_args *args, const ak_filter_ops *ops,
-                  void *ctx, ak_err *err);
+AK_API int ak_filter_run(const ak_filter_args *args, const ak_filter_ops *ops,
+                         void *ctx, ak_err *err);
 
 #endif

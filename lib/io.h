@@ -7,19 +7,19 @@
 #include <sys/types.h>
 
 /* read() until len bytes or end of file; returns bytes read or -1 (errno). */
-ssize_t ak_read_full(int fd, void *buf, size_t len);
+AK_API ssize_t ak_read_full(int fd, void *buf, size_t len);
 /* write() all of buf; returns 0 or -1 (errno). */
-int ak_write_full(int fd, const void *buf, size_t len);
+AK_API int ak_write_full(int fd, const void *buf, size_t len);
 
 /* Reads a whole file ("-" = stdin) into a NUL-terminated buffer, refusing
  * files larger than max_bytes. */
-int ak_read_file(const char *path, size_t max_bytes, char **data, size_t *len,
-                 ak_err *err);
+AK_API int ak_read_file(const char *path, size_t max_bytes, char **data, size_t *len,
+                        ak_err *err);
 
 /* Opens an input file for reading; "-" is stdin (fd 0, never closed by the
  * caller).  Refuses a directory ("PATH: is a directory") and a standard
  * input that is closed (see ak_cli_init), both AK_ENOINPUT. */
-int ak_open_input(const char *path, int *fd, ak_err *err);
+AK_API int ak_open_input(const char *path, int *fd, ak_err *err);
 
 /* Where a program's output goes: standard output, or the -o file.
  *
@@ -47,22 +47,22 @@ typedef struct ak_output {
  * reads ("-" = stdin); ninputs 0 means stdin alone.  Errors: AK_EUSAGE
  * (empty name, output is an input), AK_ECANTCREAT (a directory, cannot
  * create), AK_EIO (standard output closed). */
-int ak_output_open(ak_output *o, const char *path, char *const *inputs, int ninputs,
+AK_API int ak_output_open(ak_output *o, const char *path, char *const *inputs, int ninputs,
                    ak_err *err);
 /* For programs that print with stdio: makes fd 1 the output, so printf and
  * friends write there; ak_output_commit then flushes stdout.  Call before
  * anything is written to stdout. */
-int ak_output_use_stdout(ak_output *o, ak_err *err);
+AK_API int ak_output_use_stdout(ak_output *o, ak_err *err);
 /* Flushes, fsyncs and renames the temporary file into place; on failure the
  * temporary file is removed and the old file stays.  Ends o either way. */
-int ak_output_commit(ak_output *o, ak_err *err);
+AK_API int ak_output_commit(ak_output *o, ak_err *err);
 /* Removes the temporary file (never the target) and ends o. */
-void ak_output_abort(ak_output *o);
+AK_API void ak_output_abort(ak_output *o);
 /* Unlinks the temporary file of the output now being written, if any.
  * Async-signal-safe: for signal handlers and atexit. */
-void ak_output_remove_tmp(void);
+AK_API void ak_output_remove_tmp(void);
 
 /* "NAME: reason" (AK_EIO) after a failed write, from errno. */
-int ak_write_error(ak_err *err, const char *name);
+AK_API int ak_write_error(ak_err *err, const char *name);
 
 #endif

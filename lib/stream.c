@@ -41,8 +41,10 @@ const char *ak_meta_str(const ak_metamap *m, const char *key)
 int ak_meta_int(const ak_metamap *m, const char *key, int64_t *out)
 {
     const ak_meta *v = ak_meta_get(m, key);
-    if (!v || (v->kind != AK_META_INT && v->kind != AK_META_BOOL))
-        return -1;
+    if (!v)
+        return 1;
+    if (v->kind != AK_META_INT && v->kind != AK_META_BOOL)
+        return AK_EDATA;
     *out = v->i;
     return 0;
 }
@@ -518,6 +520,24 @@ static void scan_reset(ak_reader *r)
     r->scan_elems = r->scan_pairs = 0;
 }
 
+/* Process-wide defaults for readers and writers opened later. */
+static size_t default_max_record = DEFAULT_MAX_RECORD;
+static int default_compress;
+
+static size_t clamp_limit(size_t n)
+{
+    return n < AK_MIN_RECORD ? AK_MIN_RECORD : n > AK_MAX_RECORD_LIMIT ? AK_MAX_RECORD_LIMIT : n;
+}
+
+static int clamp_level(int level) { return level < 0 ? 0 : level > 9 ? 9 : level; }
+
+void ak_reader_set_default_limit(size_t max_record_bytes)
+{
+    default_max_record = clamp_limit(max_record_bytes);
+}
+
+void ak_writer_set_default_compress(int level) { default_compress = clamp_level(level); }
+
 int ak_reader_open_fd(ak_reader **rp, int fd, const char *name, ak_err *err)
 {
     ak_reader *r = calloc(1, sizeof *r);
@@ -526,14 +546,7 @@ int ak_reader_open_fd(ak_reader **rp, int fd, const char *name, ak_err *err)
         return ak_fail(err, AK_ENOMEM, "out of memory");
     }
     r->fd = fd;
-    r->max_record = DEFAULT_MAX_RECORD;
-    const char *env = getenv("ATTNKIT_MAX_RECORD");
-    if (env && *env) {
-        char *end;
-        unsigned long long v = strtoull(env, &end, 10);
-        if (*end == 0 && v >= 16)
-            r->max_record = (size_t)v;
-    }
+    r->max_record = default_max_record;
     scan_reset(r);
     *rp = r;
     return 0;
@@ -569,7 +582,7 @@ void ak_reader_close(ak_reader *r)
 
 void ak_reader_set_limit(ak_reader *r, size_t max_record_bytes)
 {
-    r->max_record = max_record_bytes < 16 ? 16 : max_record_bytes;
+    r->max_record = clamp_limit(max_record_bytes);
 }
 
 /* Advances the framing scan over buf[scan_pos..len).  Returns 1 when the
@@ -1636,9 +1649,7 @@ int ak_writer_open_fd(ak_writer **wp, int fd, const char *name, ak_err *err)
         return ak_fail(err, AK_ENOMEM, "out of memory");
     }
     w->fd = fd;
-    const char *env = getenv("ATTNKIT_COMPRESS");
-    if (env && *env >= '0' && *env <= '9' && env[1] == 0)
-        w->level = *env - '0';
+    w->level = default_compress;
     msgpack_sbuffer_init(&w->sb);
     msgpack_packer_init(&w->pk, &w->sb, msgpack_sbuffer_write);
     *wp = w;
@@ -1647,7 +1658,7 @@ int ak_writer_open_fd(ak_writer **wp, int fd, const char *name, ak_err *err)
 
 void ak_writer_set_compress(ak_writer *w, int level)
 {
-    w->level = level < 0 ? 0 : level > 9 ? 9 : level;
+    w->level = clamp_level(level);
 }
 
 static void pack_str(msgpack_packer *pk, const char *s, size_t n)

@@ -536,6 +536,24 @@ static void check_written_crc(const char *path)
     free(file);
 }
 
+/* ak_meta_int: found (0, value set), absent (1, distinct from every AK_E*
+ * code), of another kind (AK_EDATA); booleans read as 0/1. */
+static void check_meta_int(void)
+{
+    ak_metamap m = {0};
+    int64_t x = 42;
+    ak_meta_set_int(&m, "window", -1);
+    ak_meta_set_str(&m, "name", "unit");
+    CHECK(ak_meta_int(&m, "window", &x) == 0 && x == -1, "meta int: found, value -1 read");
+    x = 42;
+    int rc = ak_meta_int(&m, "causal", &x);
+    CHECK(rc == 1 && x == 42, "meta int: absent is 1 (not AK_EUSAGE), value untouched (rc %d)", rc);
+    CHECK(rc != AK_EUSAGE && rc != AK_EDATA && rc != 0, "meta int: absent differs from errors");
+    CHECK(ak_meta_int(&m, "name", &x) == AK_EDATA && x == 42, "meta int: a string is AK_EDATA");
+    ak_meta_clear(&m);
+    CHECK(ak_meta_int(&m, "window", &x) == 1, "meta int: absent after clear");
+}
+
 int main(int argc, char **argv)
 {
     if ((argc == 3 || argc == 4) && strcmp(argv[1], "--write") == 0)
@@ -567,6 +585,7 @@ int main(int argc, char **argv)
         snprintf(vec, sizeof vec, "%s/formats/vectors/%s", top ? top : ".", flips[i]);
         bit_flips(vec, i < 2);
     }
+    check_meta_int();
     unlink(p0); unlink(p6); unlink(pt);
     rmdir(dir);
     TEST_DONE();
