@@ -103,7 +103,7 @@ static int on_doc(void *vctx, ak_doc *d, ak_err *err)
                        (long long)hid->shape[1], m->name, m->hidden_size);
     if (hid->shape[0] > (1 << 24))
         return ak_fail(err, AK_EDATA, "doc %s: too many tokens (%lld)", d->id, (long long)hid->shape[0]);
-    if (m->family != AK_FAMILY_LLAMA && hid->shape[0] > m->max_positions)
+    if (m->pos_emb && hid->shape[0] > m->max_positions)
         return ak_fail(err, AK_EDATA, "doc %s: %lld tokens, model %s has %d positions", d->id,
                        (long long)hid->shape[0], m->name, m->max_positions);
     int64_t T = hid->shape[0], L = m->n_layers, H = m->n_heads;
