@@ -74,6 +74,8 @@ typedef struct ak_gguf {
     const uint8_t *data;       /* start of the tensor data section */
     uint32_t meta_crc32;       /* CRC-32 of the bytes from the header through
                                   the last tensor info: the model's identity */
+    /* Private: kv and tensors indices sorted by name, for the look-ups. */
+    size_t *kv_order, *tensor_order;
 } ak_gguf;
 
 /* Opens and validates path.  A tensor of a type that quant.h does not
@@ -100,6 +102,10 @@ int ak_gguf_get_str(const ak_gguf *g, const char *key, const char **s, size_t *l
 const char *ak_gguf_arr_str(const ak_gguf_kv *kv, uint64_t idx, size_t *len);
 double ak_gguf_arr_f64(const ak_gguf_kv *kv, uint64_t idx);   /* numeric arrays */
 int64_t ak_gguf_arr_i64(const ak_gguf_kv *kv, uint64_t idx);  /* integer/bool arrays */
+/* Element idx of an array of arrays, as a kv view (key borrowed, no soff:
+ * ak_gguf_arr_str walks such a view's strings).  0, or -1 when kv is not an
+ * array of arrays or idx is out of range.  Costs O(bytes before idx). */
+int ak_gguf_arr_nested(const ak_gguf_kv *kv, uint64_t idx, ak_gguf_kv *out);
 
 /* 1 when path names a GGUF model: a file ending in .gguf, or a directory
  * holding no config.json and exactly one *.gguf file; then out receives the
