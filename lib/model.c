@@ -1123,10 +1123,10 @@ int ak_model_check_identity(const ak_model *m, const ak_metamap *id, ak_err *err
         return ak_fail(err, AK_EDATA, "stream was made for a %s model, model %s is %s", arch,
                        m->name, m->arch);
     /* The name is the directory's, so two copies of one model differ in it;
-     * the config's checksum tells models apart. */
+     * the config's (or GGUF metadata's) checksum tells models apart. */
     if (ak_meta_int(id, "config_crc32", &crc) == 0 && (uint32_t)crc != m->config_crc32)
-        return ak_fail(err, AK_EDATA, "stream was made for model %s (another config.json), "
-                       "not %s", name ? name : "?", m->name);
+        return ak_fail(err, AK_EDATA, "stream was made for model %s (another %s), not %s",
+                       name ? name : "?", m->gguf ? "GGUF file" : "config.json", m->name);
     return 0;
 }
 

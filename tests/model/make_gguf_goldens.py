@@ -21,7 +21,8 @@ Writes tests/model/gguf/<short name>.npz, compact (selected rows, f32):
   embed, final              input embeddings and final hidden states
                             (after the final norm) at rows [rows, D]
   logits_last               the last position's logits [V]
-  kv_k, kv_v                keys (after RoPE) and values [layers, Hkv, rows, Dh]
+  kv_layers, kv_k, kv_v     keys (after RoPE) and values [kv_layers, Hkv, rows, Dh]
+                            of the kept layers that attend to every position
 """
 import os
 import sys
@@ -64,9 +65,12 @@ def main():
         layers = sorted({0, 5 if L > 6 else 1, L // 2, L - 1})
         rows = sorted({r for r in (0, 37, 256, 511, 512, 513, T - 2, T - 1)
                        if 0 <= r < T})
+        # K/V of the kept layers whose cache holds every position (a sliding
+        # layer's cache keeps only its window)
         cache = out.past_key_values
-        kk = np.stack([cache.layers[l].keys[0].numpy()[:, rows] for l in layers])
-        vv = np.stack([cache.layers[l].values[0].numpy()[:, rows] for l in layers])
+        kv_layers = [l for l in layers if cache.layers[l].keys.shape[2] == T]
+        kk = np.stack([cache.layers[l].keys[0].numpy()[:, rows] for l in kv_layers])
+        vv = np.stack([cache.layers[l].values[0].numpy()[:, rows] for l in kv_layers])
         ref = {
             "ids": np.array(ids, np.int32),
             "layers": np.array(layers, np.int32),
@@ -77,6 +81,7 @@ def main():
             "embed": out.hidden_states[0][0].numpy()[rows],
             "final": out.hidden_states[-1][0].numpy()[rows],
             "logits_last": out.logits[0, -1].numpy(),
+            "kv_layers": np.array(kv_layers, np.int32),
             "kv_k": kk,
             "kv_v": vv,
         }
