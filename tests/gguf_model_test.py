@@ -92,7 +92,7 @@ def check_against_transformers(short):
     check(int(np.argmax(out["logits"][0])) == int(np.argmax(ref["logits_last"])),
           f"{short}: the same next token")
     kvl = ref["kv_layers"]
-    close(out["kv.k"][kvl][:, :, rows], ref["kv_k"], f"{short}: keys after RoPE (layers {list(kvl)}) vs transformers")
+    close(out["kv.k"][kvl][:, :, rows], ref["kv_k"], f"{short}: keys after RoPE (layers {[int(x) for x in kvl]}) vs transformers")
     close(out["kv.v"][kvl][:, :, rows], ref["kv_v"], f"{short}: values vs transformers")
 
 
