@@ -27,7 +27,9 @@ rss() { # prog args... : peak RSS in MiB of the command, stdout to $tmp/out
     echo $(( $(cat "$tmp/time") / 1024 ))
 }
 echo "# $(date -u +%Y-%m-%d) $(uname -m), $(nproc) cores; $n tokens; ATTNKIT_THREADS=${ATTNKIT_THREADS:-all}"
-printf '%-34s %10s %10s %10s %8s\n' model file_MiB embed_MiB attend_MiB attend_s
+# attend_MiB: statistics only; +logits_MiB: with --logits last, which reads
+# the whole (tied) head, i.e. the embedding table as well
+printf '%-34s %9s %9s %10s %8s %12s\n' model file_MiB embed_MiB attend_MiB attend_s +logits_MiB
 for f in "$models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" "$models/gemma3/gemma-3-270m-q4_k_m.gguf"; do
     [ -f "$f" ] || { echo "# missing $f"; continue; }
     size=$(( $(stat -c %s "$f") / 1048576 ))
@@ -36,5 +38,6 @@ for f in "$models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" "$models/gemma3/gemma
     start=$(date +%s.%N)
     a=$(rss attend -m "$f" "$tmp/hidden")
     secs=$(echo "$(date +%s.%N) - $start" | bc)
-    printf '%-34s %10s %10s %10s %8.2f\n' "$(basename "$f")" "$size" "$e" "$a" "$secs"
+    al=$(rss attend -m "$f" --logits last "$tmp/hidden")
+    printf '%-34s %9s %9s %10s %8.2f %12s\n' "$(basename "$f")" "$size" "$e" "$a" "$secs" "$al"
 done
