@@ -589,13 +589,22 @@ static int bind_gemma3(ak_model *m, ak_err *err)
     int qd = m->n_heads * Dh, kvd = m->n_kv_heads * Dh;
     char n[512];
 #define NAME(...) (snprintf(n, sizeof n, __VA_ARGS__), n)
-    if ((rc = bind2(m, "model.embed_tokens.weight", m->vocab_size, D, 0, &m->tok_emb, err)) ||
-        (rc = bind_norm1p(m, "model.norm.weight", D, &m->final_norm_w, err)))
+    /* Gemma3ForCausalLM, or the text model of Gemma3ForConditionalGeneration
+     * as transformers 4 and 5 save it */
+    const char *base = "model.", *head = "lm_head";
+    if (!ak_st_find(&m->st, "model.embed_tokens.weight")) {
+        if (ak_st_find(&m->st, "language_model.model.embed_tokens.weight"))
+            base = "language_model.model.", head = "language_model.lm_head";
+        else if (ak_st_find(&m->st, "model.language_model.embed_tokens.weight"))
+            base = "model.language_model.";
+    }
+    if ((rc = bind2(m, NAME("%sembed_tokens.weight", base), m->vocab_size, D, 0, &m->tok_emb, err)) ||
+        (rc = bind_norm1p(m, NAME("%snorm.weight", base), D, &m->final_norm_w, err)))
         return rc;
     for (int l = 0; l < m->n_layers; l++) {
         ak_layer *L = &m->layers[l];
         char p[256];
-        snprintf(p, sizeof p, "model.layers.%d.", l);
+        snprintf(p, sizeof p, "%slayers.%d.", base, l);
         if ((rc = bind_linear(m, NAME("%sself_attn.q_proj", p), D, qd, 2, &L->q, err)) ||
             (rc = bind_linear(m, NAME("%sself_attn.k_proj", p), D, kvd, 2, &L->k, err)) ||
             (rc = bind_linear(m, NAME("%sself_attn.v_proj", p), D, kvd, 2, &L->v, err)) ||
@@ -611,13 +620,13 @@ static int bind_gemma3(ak_model *m, ak_err *err)
             (rc = bind_norm1p(m, NAME("%spost_feedforward_layernorm.weight", p), D, &L->post_mlp_norm_w, err)))
             return rc;
     }
-#undef NAME
     m->emb_scale = sqrtf((float)D);
     /* Gemma3ForCausalLM ties its head to the embeddings. */
-    if (ak_st_find(&m->st, "lm_head.weight"))
-        return bind_linear(m, "lm_head", D, m->vocab_size, 0, &m->lm_head, err);
+    if (ak_st_find(&m->st, NAME("%s.weight", head)))
+        return bind_linear(m, head, D, m->vocab_size, 0, &m->lm_head, err);
     m->lm_head = (ak_linear){.w = m->tok_emb, .in = D, .out = m->vocab_size, .ldw = D};
     return 0;
+#undef NAME
 }
 
 void ak_model_free(ak_model *m)
@@ -1074,14 +1083,23 @@ int ak_model_load(ak_model **out, const char *dir, ak_err *err)
         goto fail;
     }
     set_name(m, dir, 0);
-    if ((rc = parse_config(m, cfg, err)))
+    /* Gemma3ForConditionalGeneration: the text model is text_config, its
+     * weights under a language-model prefix (bind_gemma3 finds it). */
+    json_t *mcfg = cfg, *tc = json_object_get(cfg, "text_config");
+    if (cfg_str(cfg, "model_type") && !strcmp(cfg_str(cfg, "model_type"), "gemma3") &&
+        json_is_object(tc)) {
+        mcfg = tc;
+        if (!cfg_str(tc, "model_type"))
+            json_object_set_new(tc, "model_type", json_string("gemma3_text"));
+    }
+    if ((rc = parse_config(m, mcfg, err)))
         goto fail;
     m->layers = calloc((size_t)m->n_layers, sizeof *m->layers);
     if (!m->layers) {
         rc = ak_fail(err, AK_ENOMEM, "out of memory");
         goto fail;
     }
-    if ((rc = parse_windows(m, cfg, err)))
+    if ((rc = parse_windows(m, mcfg, err)))
         goto fail;
     set_layer_rope(m);
     if ((rc = ak_st_open_dir(&m->st, dir, err)))

@@ -11,7 +11,8 @@
  *   llama  llama, mistral, qwen2: RMSNorm, RoPE (default, linear, llama3
  *          scaling), SwiGLU, grouped-query attention, optional QKV bias,
  *          sliding windows, tied or separate LM head.
- *   gemma3 Gemma 3 text models: embeddings scaled by sqrt(hidden), RMSNorm
+ *   gemma3 Gemma 3 text models (Gemma3ForCausalLM, or the text model of
+ *          Gemma3ForConditionalGeneration): embeddings scaled by sqrt(hidden), RMSNorm
  *          with (1 + w) before and after both attention and MLP, QK-norm,
  *          gated GELU-tanh MLP, query scale query_pre_attn_scalar^-1/2,
  *          sliding-window local layers with their own RoPE base.

@@ -144,6 +144,9 @@ def numpy_forward(d, ids, types=None):
         cfg = json.load(f)
     W = load_safetensors(d)
     mt = cfg["model_type"]
+    if mt == "gemma3":   # Gemma3ForConditionalGeneration: its text model
+        cfg, mt = cfg["text_config"], "gemma3_text"
+        W = {k.removeprefix("language_model."): v for k, v in W.items()}
     T = len(ids)
     res = {"probs": [], "k": [], "v": [], "windows": []}
     pos = np.arange(T)

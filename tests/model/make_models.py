@@ -205,6 +205,13 @@ def main():
     renamed_copy("gemma3_tiny", "gemma3_old_config", lambda k: k)
     if not ONLY or "gemma3_old_config".startswith(ONLY):
         edit_config(os.path.join(HERE, "gemma3_old_config"), gemma3_old_keys)
+    # ... and as the text model of Gemma3ForConditionalGeneration saves it
+    renamed_copy("gemma3_tiny", "gemma3_multimodal",
+                 lambda k: "language_model." + k if not k.startswith("lm_head") else k)
+    if not ONLY or "gemma3_multimodal".startswith(ONLY):
+        edit_config(os.path.join(HERE, "gemma3_multimodal"), lambda c: (
+            c.update({"text_config": {k: c.pop(k) for k in list(c) if k not in ("architectures",)}}),
+            c.update({"model_type": "gemma3", "architectures": ["Gemma3ForConditionalGeneration"]})))
 
     renamed_copy("bert_tiny", "bert_prefixed", lambda k: "bert." + k)
     renamed_copy("gpt2_tiny", "gpt2_unprefixed", lambda k: k.removeprefix("transformer."))
