@@ -3,7 +3,6 @@
  * and received mass) in attention.c. */
 #include "attention.h"
 #include "model.h"
-
 #include "quant.h"
 
 #include <cblas.h>
@@ -163,10 +162,12 @@ static void qlinear(struct ak_workspace *ws, const ak_linear *l, const float *x,
     qworker w[64];
     pthread_t th[64];
     int started = 1;
+#ifndef AK_NO_BLAS
     /* our threads split the rows; OpenBLAS's own would oversubscribe */
     int blas_threads = openblas_get_num_threads();
     if (n > 1)
         openblas_set_num_threads(1);
+#endif
     for (int i = 0; i < n; i++)
         w[i] = (qworker){&job, i};
     for (int i = 1; i < n; i++) {
@@ -177,8 +178,10 @@ static void qlinear(struct ak_workspace *ws, const ak_linear *l, const float *x,
     qwork(&w[0]);   /* the calling thread works too, and finishes what others could not start */
     for (int i = 1; i < started; i++)
         pthread_join(th[i], NULL);
+#ifndef AK_NO_BLAS
     if (n > 1)
         openblas_set_num_threads(blas_threads);
+#endif
 }
 
 /* y = x W^T + b (beta = 0), or y += x W^T + b (accumulate). */
