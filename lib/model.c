@@ -883,6 +883,12 @@ static int load_gguf(ak_model *m, const char *file, ak_err *err)
                        (int)(al < 200 ? al : 200), arch);
     int gpt2 = m->family == AK_FAMILY_GPT2, gemma = m->family == AK_FAMILY_GEMMA3;
     const int BIG = 1 << 24;
+    int experts;
+    if ((rc = gg_int(m, "expert_count", 0, 0, INT_MAX, &experts, err)))
+        return rc;
+    if (experts > 0)
+        return ak_fail(err, AK_ECONFIG, "GGUF: mixture-of-experts %s models (%d experts) are not supported",
+                       m->arch, experts);
     double eps;
     if ((rc = gg_int(m, "embedding_length", -1, 1, 1 << 16, &m->hidden_size, err)) ||
         (rc = gg_int(m, "block_count", -1, 1, 1024, &m->n_layers, err)) ||
