@@ -1066,8 +1066,11 @@ int ak_model_load(ak_model **out, const char *dir, ak_err *err)
     int rc;
     if (ak_gguf_locate(dir, path, sizeof path)) {
         set_name(m, path, 1);
-        if ((rc = load_gguf(m, path, err)))
-            goto fail;
+        if ((rc = load_gguf(m, path, err))) {
+            ak_model_free(m);
+            /* the reader's messages name the file already */
+            return strncmp(err->msg, path, strlen(path)) ? ak_wrap(err, "model %s", dir) : rc;
+        }
         *out = m;
         return 0;
     }

@@ -328,6 +328,20 @@ def check_unsupported(tmp):
         assert struct.unpack_from("<I", raw, j)[0] == 6   # Q5_0
         return raw[:j] + struct.pack("<I", tnum) + raw[j + 4:]
 
+    # Damaged files through the programs: one line, exit 65.
+    def huge_array(raw):   # tokenizer.ggml.tokens claims 2^62 strings
+        key = b"tokenizer.ggml.tokens"
+        i = raw.index(struct.pack("<Q", len(key)) + key) + 8 + len(key) + 4 + 4
+        return raw[:i] + struct.pack("<Q", 1 << 62) + raw[i + 8:]
+
+    for what, edit in (("cut short", lambda raw: raw[:len(raw) * 2 // 3]),
+                       ("an array of 2^62 elements", huge_array)):
+        p = os.path.join(tmp, "bad.gguf")
+        patched(src, p, edit)
+        rc, _, err = run(["embed", "-m", p], token_stream([1, 2]))
+        check(rc == 65 and err.count("\n") == 1 and err.startswith("embed: "),
+              f"a GGUF {what}: exit {rc}: {err.strip()}")
+
     # Same architecture and vocabulary, other metadata: another model.
     p = os.path.join(tmp, "renamed.gguf")
     patched(src, p, lambda raw: raw.replace(b"tiny llama", b"tiny llamb", 1))
