@@ -7,7 +7,7 @@ attnkit's embed | attend against.
 transformers loads each GGUF itself (from_pretrained(dir, gguf_file=...):
 weights dequantized by the gguf package, float32, eager attention,
 output_attentions=True) and tokenizes the prompt with the tokenizer it
-builds from the same file.  Needs torch, transformers and gguf (CI has
+builds from the same file.  Needs torch, transformers, accelerate and gguf (CI has
 none of them: the outputs are committed).  Rerun after changing the prompt:
 
     /work/refpy/bin/python tests/model/make_gguf_goldens.py [MODELS_DIR]
