@@ -36,7 +36,8 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN      := -Wall -Wextra -Werror -Wno-unused-parameter
 CFLAGS    ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -fvisibility=hidden -pthread -Ilib $(PKG_CFLAGS) \
-             -DAK_DEFAULT_MODEL_DIR='"$(MODEL_DIR)"' -DAK_INSTALLED_MODEL_DIR='"$(INSTALLED_MODEL)"' $(CUDA_DEFS)
+             -DAK_DEFAULT_MODEL_DIR='"$(MODEL_DIR)"' -DAK_INSTALLED_MODEL_DIR='"$(INSTALLED_MODEL)"' \
+             -DAK_MODELS_DIR='"$(CACHE)/models"' $(CUDA_DEFS)
 LDLIBS     = $(PKG_LIBS) $(CUDA_LIBS) -lm -pthread
 
 ifeq ($(CUDA),0)

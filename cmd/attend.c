@@ -17,8 +17,9 @@ static void usage(void)
            "              [--attn-dtype f32|bf16|f16] [-o FILE] [FILE...]\n"
            "Run every block of the model over each document's `hidden` (from embed, which\n"
            "is consumed) and add attn.entropy, attn.mass [L, H, T] and attn.visible [L, T].\n"
-           "  -m, --model DIR        Hugging Face model directory (default: $ATTNKIT_MODEL,\n"
-           "                         else all-MiniLM-L6-v2)\n"
+           "  -m, --model MODEL      Hugging Face directory, .gguf file (or a directory\n"
+           "                         holding one), or smollm2, gemma3, minilm (default:\n"
+           "                         $ATTNKIT_MODEL, else all-MiniLM-L6-v2)\n"
            "  -p, --probs SPEC       full probabilities attn.probs.<l> [h, T, T] for the\n"
            "                         layers (and heads) in SPEC: LIST[:LIST], LIST being\n"
            "                         `all` or numbers and ranges like 0,2-3\n"
@@ -105,7 +106,7 @@ static int on_doc(void *vctx, ak_doc *d, ak_err *err)
                        (long long)hid->shape[1], m->name, m->hidden_size);
     if (hid->shape[0] > (1 << 24))
         return ak_fail(err, AK_EDATA, "doc %s: too many tokens (%lld)", d->id, (long long)hid->shape[0]);
-    if (m->family != AK_FAMILY_LLAMA && hid->shape[0] > m->max_positions)
+    if (m->pos_emb && hid->shape[0] > m->max_positions)
         return ak_fail(err, AK_EDATA, "doc %s: %lld tokens, model %s has %d positions", d->id,
                        (long long)hid->shape[0], m->name, m->max_positions);
     int64_t T = hid->shape[0], L = m->n_layers, H = m->n_heads;
@@ -253,7 +254,7 @@ int main(int argc, char **argv)
         ak_die(&err);
     if (ak_model_load(&c.m, ak_model_dir(model_opt), &err))
         ak_die(&err);
-    if (c.logits && !c.m->lm_head.w)
+    if (c.logits && !c.m->lm_head.w && !c.m->lm_head.wq)
         ak_dief(AK_ECONFIG, "--logits: model %s (%s) has no language-model head", c.m->name, c.m->arch);
     if (probs) {
         c.probs_layers = calloc((size_t)c.m->n_layers, 1);

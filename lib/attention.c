@@ -303,7 +303,7 @@ static int configured_threads; /* ak_attention_set_threads; 0: one per CPU */
 
 void ak_attention_set_threads(int n) { configured_threads = n < 0 ? 0 : n; }
 
-static int thread_count(void)
+int ak_attention_threads(void)
 {
     long n = configured_threads > 0 ? configured_threads : sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
@@ -403,7 +403,7 @@ void ak_attn_ws_free(ak_attn_ws *ws)
 static int cpu_attention(ak_attn_ws *ws, const ak_attn_shape *s, const float *q, const float *k,
                          const float *v, ak_attn_out *o, ak_err *err)
 {
-    int nthreads = thread_count();
+    int nthreads = ak_attention_threads();
     int nqb = (s->n_q + QBLOCK - 1) / QBLOCK;
     job_t job = {.s = s, .q = q, .k = k, .v = v, .o = o, .ntasks = nqb * s->n_heads};
     if (job.ntasks < nthreads)

@@ -82,5 +82,8 @@ AK_API int ak_attention_ws(ak_attn_ws *ws, ak_device dev, ak_attn_dtype dt, cons
  * default): one per online CPU.  When more than one runs, OpenBLAS is set
  * once to one thread of its own (its thread count is process-wide). */
 AK_API void ak_attention_set_threads(int n);
+/* The worker count in force: what was set, else one per online CPU (the
+ * forward pass's matrix products use as many). */
+AK_API int ak_attention_threads(void);
 
 #endif

@@ -23,6 +23,10 @@
 #ifndef AK_INSTALLED_MODEL_DIR
 #define AK_INSTALLED_MODEL_DIR AK_DEFAULT_MODEL_DIR
 #endif
+/* Where `make` installs the other models (.cache/models while developing). */
+#ifndef AK_MODELS_DIR
+#define AK_MODELS_DIR "/usr/local/share/attnkit/models"
+#endif
 
 static const char *progname = "attnkit";
 static const char *env_model, *env_device; /* $ATTNKIT_MODEL, $ATTNKIT_DEVICE */
@@ -155,18 +159,43 @@ void ak_usage_error(const char *fmt, ...)
     exit(64);
 }
 
-const char *ak_model_dir(const char *opt)
+static const char *default_model(void)
 {
-    if (opt && *opt)
-        return opt;
-    if (env_model)
-        return env_model;
     /* The build tree's copy while developing, the installed one after
      * `make install`. */
     struct stat st;
     if (stat(AK_DEFAULT_MODEL_DIR, &st) == 0 || stat(AK_INSTALLED_MODEL_DIR, &st) != 0)
         return AK_DEFAULT_MODEL_DIR;
     return AK_INSTALLED_MODEL_DIR;
+}
+
+/* Short names of the models the build installs; a file or directory of
+ * that name in the current directory wins. */
+static const char *short_name(const char *name)
+{
+    static const struct { const char *name, *sub; } known[] = {
+        {"smollm2", "smollm2"},   /* SmolLM2-135M-Instruct.Q4_1.gguf */
+        {"gemma3", "gemma3"},     /* gemma-3-270m-q4_k_m.gguf */
+    };
+    static char path[4096];
+    struct stat st;
+    if (!strcmp(name, "minilm"))
+        return stat(name, &st) == 0 ? name : default_model();
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (!strcmp(name, known[i].name) && stat(name, &st) != 0) {
+            snprintf(path, sizeof path, "%s/%s", AK_MODELS_DIR, known[i].sub);
+            return path;
+        }
+    return name;
+}
+
+const char *ak_model_dir(const char *opt)
+{
+    if (opt && *opt)
+        return short_name(opt);
+    if (env_model)
+        return short_name(env_model);
+    return default_model();
 }
 
 long ak_parse_long(const char *opt, const char *s, long min, long max)

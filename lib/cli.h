@@ -38,8 +38,10 @@ _Noreturn void ak_bad_option(char *const argv[]);
 /* "PROG: message" on stderr, no exit. */
 void ak_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* The model directory to use: opt if given, else $ATTNKIT_MODEL, else the
- * default model installed by the build (all-MiniLM-L6-v2). */
+/* The model to use: opt if given, else $ATTNKIT_MODEL, else the default
+ * model installed by the build (all-MiniLM-L6-v2).  A Hugging Face
+ * directory, a .gguf file, a directory holding one, or a short name of an
+ * installed model: minilm, smollm2, gemma3. */
 const char *ak_model_dir(const char *opt);
 /* The device name to use (for ak_device_parse): opt if given, else
  * $ATTNKIT_DEVICE, else NULL (auto). */

@@ -3,14 +3,194 @@
  * and received mass) in attention.c. */
 #include "attention.h"
 #include "model.h"
+#include "quant.h"
 
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/* The forward pass's buffers, allocated once per model and grown to the
+ * longest input seen (llama2.c's RunState). */
+struct ak_workspace {
+    size_t cap_T;                /* tokens the activations are sized for */
+    float *xn, *q, *k, *v, *att, *up, *gate, *tmp;
+    float *cos_g, *sin_g, *cos_l, *sin_l;   /* RoPE tables: global and local frequencies */
+    int nthreads;                /* matrix-product workers */
+    float *tiles;                /* [nthreads][TILE_ROWS][max_in] dequantized weight rows */
+    size_t tile_floats;          /* per thread */
+    ak_attn_ws *attn;            /* the attention's scratch, for every layer */
+};
+
+enum { TILE_ROWS = 64 };
+
+static int thread_count(void)
+{
+    int n = ak_attention_threads();
+    return n > 64 ? 64 : n;
+}
+
+void ak_workspace_free(struct ak_workspace *ws)
+{
+    if (!ws)
+        return;
+    free(ws->xn);
+    free(ws->q);
+    free(ws->k);
+    free(ws->v);
+    free(ws->att);
+    free(ws->up);
+    free(ws->gate);
+    free(ws->tmp);
+    free(ws->cos_g);
+    free(ws->sin_g);
+    free(ws->cos_l);
+    free(ws->sin_l);
+    free(ws->tiles);
+    ak_attn_ws_free(ws->attn);
+    free(ws);
+}
+
+static int grow(float **p, size_t n)
+{
+    float *q = realloc(*p, (n ? n : 1) * sizeof(float));
+    if (!q)
+        return -1;
+    *p = q;
+    return 0;
+}
+
+/* The model's workspace for T tokens; RoPE tables for positions 0..T-1. */
+static int workspace(const ak_model *m, int T, struct ak_workspace **out, ak_err *err)
+{
+    ak_model *mm = (ak_model *)m;   /* the workspace is scratch, not the model's state */
+    if (!mm->ws) {
+        struct ak_workspace *ws = calloc(1, sizeof *ws);
+        if (!ws)
+            return ak_fail(err, AK_ENOMEM, "out of memory");
+        ws->nthreads = thread_count();
+        size_t max_in = (size_t)m->hidden_size;
+        if ((size_t)m->intermediate_size > max_in)
+            max_in = (size_t)m->intermediate_size;
+        if ((size_t)m->n_heads * m->head_dim > max_in)
+            max_in = (size_t)m->n_heads * m->head_dim;
+        ws->tile_floats = TILE_ROWS * max_in;
+        ws->tiles = malloc((size_t)ws->nthreads * ws->tile_floats * sizeof(float));
+        mm->ws = ws;
+        if (!ws->tiles)
+            return ak_fail(err, AK_ENOMEM, "out of memory");
+        int rc = ak_attn_ws_new(&ws->attn, err);
+        if (rc)
+            return rc;
+    }
+    struct ak_workspace *ws = mm->ws;
+    size_t Tz = (size_t)T;
+    if (Tz > ws->cap_T) {
+        size_t D = (size_t)m->hidden_size, F = (size_t)m->intermediate_size;
+        size_t qd = (size_t)m->n_heads * m->head_dim, kvd = (size_t)m->n_kv_heads * m->head_dim;
+        size_t half = (size_t)m->head_dim / 2;
+        int gated = m->family == AK_FAMILY_LLAMA || m->family == AK_FAMILY_GEMMA3;
+        ws->cap_T = 0;
+        if (grow(&ws->xn, Tz * D) || grow(&ws->q, Tz * qd) || grow(&ws->k, Tz * kvd) ||
+            grow(&ws->v, Tz * kvd) || grow(&ws->att, Tz * qd) || grow(&ws->up, Tz * F) ||
+            (gated && grow(&ws->gate, Tz * F)) || grow(&ws->tmp, Tz * D) ||
+            (m->inv_freq && (grow(&ws->cos_g, Tz * half) || grow(&ws->sin_g, Tz * half))) ||
+            (m->inv_freq_local && (grow(&ws->cos_l, Tz * half) || grow(&ws->sin_l, Tz * half))))
+            return ak_fail(err, AK_ENOMEM, "out of memory for %d tokens", T);
+        for (int g = 0; g < 2; g++) {
+            const float *f = g ? m->inv_freq_local : m->inv_freq;
+            float *c = g ? ws->cos_l : ws->cos_g, *s = g ? ws->sin_l : ws->sin_g;
+            for (size_t t = 0; f && t < Tz; t++)
+                for (size_t i = 0; i < half; i++) {
+                    float angle = (float)t * f[i];   /* f32, as transformers does */
+                    c[t * half + i] = (float)cos(angle);
+                    s[t * half + i] = (float)sin(angle);
+                }
+        }
+        ws->cap_T = Tz;
+    }
+    *out = ws;
+    return 0;
+}
+
+/* A quantized product: workers take tiles of TILE_ROWS weight rows,
+ * dequantize them into their own buffer and multiply with sgemm. */
+typedef struct {
+    const ak_linear *l;
+    const float *x;
+    float *y;
+    int T;
+    float beta;
+    int ntiles;
+    atomic_int next;
+    struct ak_workspace *ws;
+} qjob;
+
+typedef struct {
+    qjob *job;
+    int id;
+} qworker;
+
+static void *qwork(void *arg)
+{
+    qworker *w = arg;
+    qjob *j = w->job;
+    const ak_linear *l = j->l;
+    float *buf = j->ws->tiles + (size_t)w->id * j->ws->tile_floats;
+    for (;;) {
+        int t = atomic_fetch_add(&j->next, 1);
+        if (t >= j->ntiles)
+            break;
+        int r0 = t * TILE_ROWS, nr = l->out - r0 < TILE_ROWS ? l->out - r0 : TILE_ROWS;
+        for (int r = 0; r < nr; r++)
+            ak_dequant_row(l->type, (const char *)l->wq + (size_t)(r0 + r) * l->row_bytes,
+                           buf + (size_t)r * l->in, l->in);
+        if (j->T == 1)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, nr, l->in, 1.0f, buf, l->in, j->x, 1, j->beta,
+                        j->y + r0, 1);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, nr, l->in, 1.0f, j->x, l->in,
+                        buf, l->in, j->beta, j->y + r0, l->out);
+    }
+    return NULL;
+}
+
+static void qlinear(struct ak_workspace *ws, const ak_linear *l, const float *x, int T, float *y,
+                    float beta)
+{
+    qjob job = {l, x, y, T, beta, (l->out + TILE_ROWS - 1) / TILE_ROWS, 0, ws};
+    int n = ws->nthreads < job.ntiles ? ws->nthreads : job.ntiles;
+    qworker w[64];
+    pthread_t th[64];
+    int started = 1;
+#ifndef AK_NO_BLAS
+    /* our threads split the rows; OpenBLAS's own would oversubscribe */
+    int blas_threads = openblas_get_num_threads();
+    if (n > 1)
+        openblas_set_num_threads(1);
+#endif
+    for (int i = 0; i < n; i++)
+        w[i] = (qworker){&job, i};
+    for (int i = 1; i < n; i++) {
+        if (pthread_create(&th[i], NULL, qwork, &w[i]) != 0)
+            break;
+        started = i + 1;
+    }
+    qwork(&w[0]);   /* the calling thread works too, and finishes what others could not start */
+    for (int i = 1; i < started; i++)
+        pthread_join(th[i], NULL);
+#ifndef AK_NO_BLAS
+    if (n > 1)
+        openblas_set_num_threads(blas_threads);
+#endif
+}
 
 /* y = x W^T + b (beta = 0), or y += x W^T + b (accumulate). */
-static void linear(const ak_linear *l, const float *x, int T, float *y, int accumulate)
+static void linear(struct ak_workspace *ws, const ak_linear *l, const float *x, int T, float *y,
+                   int accumulate)
 {
     float beta = accumulate ? 1.0f : 0.0f;
     if (l->b) {
@@ -20,6 +200,10 @@ static void linear(const ak_linear *l, const float *x, int T, float *y, int accu
                 yr[i] = (accumulate ? yr[i] : 0.0f) + l->b[i];
         }
         beta = 1.0f;
+    }
+    if (l->wq) {
+        qlinear(ws, l, x, T, y, beta);
+        return;
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, l->in_out ? CblasNoTrans : CblasTrans, T, l->out,
                 l->in, 1.0f, x, l->in, l->w, l->ldw, beta, y, l->out);
@@ -42,7 +226,7 @@ static void rmsnorm(float *y, const float *x, int T, int D, const float *w, floa
 
 static void norm(const ak_model *m, float *y, const float *x, int T, const float *w, const float *b)
 {
-    if (m->family == AK_FAMILY_LLAMA)
+    if (m->family == AK_FAMILY_LLAMA || m->family == AK_FAMILY_GEMMA3)
         rmsnorm(y, x, T, m->hidden_size, w, m->norm_eps);
     else
         ak_layernorm(y, x, T, m->hidden_size, w, b, m->norm_eps);
@@ -78,6 +262,22 @@ static void rope(float *x, int T, int heads, int dh, const float *cosv, const fl
                 v[i + half] = b * c[i] + a * s[i];
             }
         }
+}
+
+/* GGUF llama q/k rows are ordered (2i, 2i+1) per head (llama.cpp's RoPE
+ * pairs); Hugging Face's are (i, i + half).  Puts each head back in
+ * Hugging Face's order, so rotate_half RoPE applies and K matches. */
+static void deinterleave(float *x, int T, int heads, int dh, float *tmp)
+{
+    int half = dh / 2;
+    for (size_t r = 0; r < (size_t)T * heads; r++) {
+        float *v = x + r * dh;
+        for (int i = 0; i < half; i++) {
+            tmp[i] = v[2 * i];
+            tmp[i + half] = v[2 * i + 1];
+        }
+        memcpy(v, tmp, (size_t)dh * sizeof(float));
+    }
 }
 
 /* Probabilities of the chosen heads only, one head at a time, so that
@@ -117,37 +317,14 @@ int ak_model_forward(const ak_model *m, ak_device dev, float *x, int T, ak_forwa
         return 0;
     int D = m->hidden_size, H = m->n_heads, Hkv = m->n_kv_heads, Dh = m->head_dim;
     int F = m->intermediate_size, L = m->n_layers;
-    size_t qd = (size_t)H * Dh, kvd = (size_t)Hkv * Dh, half = (size_t)Dh / 2;
     size_t Tz = (size_t)T;
-    float *xn = malloc(Tz * D * sizeof(float));
-    float *q = malloc(Tz * qd * sizeof(float));
-    float *k = malloc(Tz * kvd * sizeof(float));
-    float *v = malloc(Tz * kvd * sizeof(float));
-    float *att = malloc(Tz * qd * sizeof(float));
-    float *up = malloc(Tz * F * sizeof(float));
-    float *gate = m->family == AK_FAMILY_LLAMA ? malloc(Tz * F * sizeof(float)) : NULL;
-    float *cosv = NULL, *sinv = NULL;
-    ak_attn_ws *ws = NULL; /* one for every layer's attention */
-    int rc = ak_attn_ws_new(&ws, err);
+    struct ak_workspace *ws = NULL;
+    int rc = workspace(m, T, &ws, err);
     if (rc)
         return rc;
-    if (m->rope != AK_ROPE_NONE) {
-        cosv = malloc(Tz * half * sizeof(float));
-        sinv = malloc(Tz * half * sizeof(float));
-    }
-    if (!xn || !q || !k || !v || !att || !up || (m->family == AK_FAMILY_LLAMA && !gate) ||
-        (m->rope != AK_ROPE_NONE && (!cosv || !sinv))) {
-        rc = ak_fail(err, AK_ENOMEM, "out of memory for %d tokens", T);
-        goto out;
-    }
-    if (cosv)
-        for (size_t t = 0; t < Tz; t++)
-            for (size_t i = 0; i < half; i++) {
-                float angle = (float)t * m->inv_freq[i];   /* f32, as transformers does */
-                cosv[t * half + i] = (float)cos(angle);
-                sinv[t * half + i] = (float)sin(angle);
-            }
-    int post_ln = m->family == AK_FAMILY_BERT;
+    float *xn = ws->xn, *q = ws->q, *k = ws->k, *v = ws->v, *att = ws->att, *up = ws->up;
+    float *gate = ws->gate, *tmp = ws->tmp;
+    int post_ln = m->family == AK_FAMILY_BERT, gemma = m->family == AK_FAMILY_GEMMA3;
     for (int l = 0; l < L; l++) {
         const ak_layer *ly = &m->layers[l];
         const float *ain = x;
@@ -155,12 +332,22 @@ int ak_model_forward(const ak_model *m, ak_device dev, float *x, int T, ak_forwa
             norm(m, xn, x, T, ly->norm1_w, ly->norm1_b);
             ain = xn;
         }
-        linear(&ly->q, ain, T, q, 0);
-        linear(&ly->k, ain, T, k, 0);
-        linear(&ly->v, ain, T, v, 0);
-        if (cosv) {
-            rope(q, T, H, Dh, cosv, sinv);
-            rope(k, T, Hkv, Dh, cosv, sinv);
+        linear(ws, &ly->q, ain, T, q, 0);
+        linear(ws, &ly->k, ain, T, k, 0);
+        linear(ws, &ly->v, ain, T, v, 0);
+        if (m->qk_interleaved) {
+            deinterleave(q, T, H, Dh, tmp);
+            deinterleave(k, T, Hkv, Dh, tmp);
+        }
+        if (ly->q_norm_w) {   /* gemma3: RMSNorm of each head's query and key */
+            rmsnorm(q, q, T * H, Dh, ly->q_norm_w, m->norm_eps);
+            rmsnorm(k, k, T * Hkv, Dh, ly->k_norm_w, m->norm_eps);
+        }
+        if (ly->inv_freq) {
+            int local = ly->inv_freq == m->inv_freq_local;
+            const float *c = local ? ws->cos_l : ws->cos_g, *sn = local ? ws->sin_l : ws->sin_g;
+            rope(q, T, H, Dh, c, sn);
+            rope(k, T, Hkv, Dh, c, sn);
         }
         ak_attn_shape s = {T, T, 0, H, Hkv, Dh, m->causal, ly->window,
                            m->attn_scale / (m->attn_scale_by_layer ? (float)(l + 1) : 1.0f)};
@@ -169,12 +356,10 @@ int ak_model_forward(const ak_model *m, ak_device dev, float *x, int T, ak_forwa
                           o->mass ? o->mass + (size_t)l * H * Tz : NULL,
                           o->probs_heads ? NULL : probs};
         ak_attn_dtype dt = (ak_attn_dtype)o->attn_dtype;
-        if ((rc = ak_attention_ws(ws, dev, dt, &s, q, k, v, &ao, err)) ||
+        if ((rc = ak_attention_ws(ws->attn, dev, dt, &s, q, k, v, &ao, err)) ||
             (probs && o->probs_heads &&
-             (rc = head_probs(ws, dev, dt, &s, q, k, v, o->probs_heads, probs, err)))) {
-            ak_wrap(err, "layer %d attention", l);
-            goto out;
-        }
+             (rc = head_probs(ws->attn, dev, dt, &s, q, k, v, o->probs_heads, probs, err))))
+            return ak_wrap(err, "layer %d attention", l);
         if (o->visible)
             for (int i = 0; i < T; i++)
                 o->visible[(size_t)l * Tz + i] =
@@ -188,50 +373,55 @@ int ak_model_forward(const ak_model *m, ak_device dev, float *x, int T, ak_forwa
                 }
         if (post_ln) {
             /* BERT: x = LN(x + O(att)); x = LN(x + MLP(x)) */
-            linear(&ly->o, att, T, x, 1);
+            linear(ws, &ly->o, att, T, x, 1);
             ak_layernorm(x, x, T, D, ly->norm1_w, ly->norm1_b, m->norm_eps);
-            linear(&ly->up, x, T, up, 0);
+            linear(ws, &ly->up, x, T, up, 0);
             activate(m->act, up, Tz * F);
-            linear(&ly->down, up, T, x, 1);
+            linear(ws, &ly->down, up, T, x, 1);
             ak_layernorm(x, x, T, D, ly->norm2_w, ly->norm2_b, m->norm_eps);
+            continue;
+        }
+        /* pre-LN: x += O(att); x += MLP(norm(x)); Gemma normalizes both
+         * branches' outputs too before adding them. */
+        if (gemma) {
+            linear(ws, &ly->o, att, T, tmp, 0);
+            rmsnorm(tmp, tmp, T, D, ly->post_attn_norm_w, m->norm_eps);
+            for (size_t i = 0; i < Tz * D; i++)
+                x[i] += tmp[i];
         } else {
-            /* pre-LN: x += O(att); x += MLP(norm(x)) */
-            linear(&ly->o, att, T, x, 1);
-            norm(m, xn, x, T, ly->norm2_w, ly->norm2_b);
-            linear(&ly->up, xn, T, up, 0);
-            if (gate) {
-                linear(&ly->gate, xn, T, gate, 0);
-                activate(m->act, gate, Tz * F);
-                for (size_t i = 0; i < Tz * F; i++)
-                    up[i] *= gate[i];
-            } else {
-                activate(m->act, up, Tz * F);
-            }
-            linear(&ly->down, up, T, x, 1);
+            linear(ws, &ly->o, att, T, x, 1);
+        }
+        norm(m, xn, x, T, ly->norm2_w, ly->norm2_b);
+        linear(ws, &ly->up, xn, T, up, 0);
+        if (ly->gate.in) {
+            linear(ws, &ly->gate, xn, T, gate, 0);
+            activate(m->act, gate, Tz * F);
+            for (size_t i = 0; i < Tz * F; i++)
+                up[i] *= gate[i];
+        } else {
+            activate(m->act, up, Tz * F);
+        }
+        if (gemma) {
+            linear(ws, &ly->down, up, T, tmp, 0);
+            rmsnorm(tmp, tmp, T, D, ly->post_mlp_norm_w, m->norm_eps);
+            for (size_t i = 0; i < Tz * D; i++)
+                x[i] += tmp[i];
+        } else {
+            linear(ws, &ly->down, up, T, x, 1);
         }
     }
     if (m->final_norm_w)
         norm(m, x, x, T, m->final_norm_w, m->final_norm_b);
     if (o->logits) {
-        if (!m->lm_head.w) {
-            rc = ak_fail(err, AK_ECONFIG, "model %s has no language-model head", m->name);
-            goto out;
+        if (!m->lm_head.w && !m->lm_head.wq)
+            return ak_fail(err, AK_ECONFIG, "model %s has no language-model head", m->name);
+        size_t rows = o->logits_all ? Tz : 1;
+        linear(ws, &m->lm_head, o->logits_all ? x : x + (Tz - 1) * D, (int)rows, o->logits, 0);
+        if (m->logit_softcap > 0) {
+            float cap = m->logit_softcap;
+            for (size_t i = 0; i < rows * m->vocab_size; i++)
+                o->logits[i] = cap * tanhf(o->logits[i] / cap);
         }
-        if (o->logits_all)
-            linear(&m->lm_head, x, T, o->logits, 0);
-        else
-            linear(&m->lm_head, x + (Tz - 1) * D, 1, o->logits, 0);
     }
-out:
-    ak_attn_ws_free(ws);
-    free(xn);
-    free(q);
-    free(k);
-    free(v);
-    free(att);
-    free(up);
-    free(gate);
-    free(cosv);
-    free(sinv);
-    return rc;
+    return 0;
 }

@@ -1,5 +1,6 @@
-/* model.h - a Hugging Face transformer read from its directory (config.json
- * and safetensors weights) and run on the CPU: input embeddings, then every
+/* model.h - a transformer read from a Hugging Face directory (config.json
+ * and safetensors weights) or from a GGUF file (llama.cpp's format, with
+ * quantized weights), and run on the CPU: input embeddings, then every
  * block with attention statistics.
  *
  * Families:
@@ -10,8 +11,15 @@
  *   llama  llama, mistral, qwen2: RMSNorm, RoPE (default, linear, llama3
  *          scaling), SwiGLU, grouped-query attention, optional QKV bias,
  *          sliding windows, tied or separate LM head.
- * Weights are memory-mapped; f32 weights are used in place, f16/bf16 are
- * converted to f32 once at load.  All arithmetic is f32.
+ *   gemma3 Gemma 3 text models (Gemma3ForCausalLM, or the text model of
+ *          Gemma3ForConditionalGeneration): embeddings scaled by sqrt(hidden), RMSNorm
+ *          with (1 + w) before and after both attention and MLP, QK-norm,
+ *          gated GELU-tanh MLP, query scale query_pre_attn_scalar^-1/2,
+ *          sliding-window local layers with their own RoPE base.
+ * Safetensors weights are memory-mapped; f32 weights are used in place,
+ * f16/bf16 are converted to f32 once at load.  GGUF weights stay as the
+ * file stores them (quantized, memory-mapped): the matrix products
+ * dequantize tiles of rows as they go.  All arithmetic is f32.
  */
 #ifndef AK_MODEL_H
 #define AK_MODEL_H
@@ -20,31 +28,43 @@
 #include "safetensors.h"
 #include "stream.h"
 
-typedef enum { AK_FAMILY_BERT, AK_FAMILY_GPT2, AK_FAMILY_LLAMA } ak_family;
+typedef enum { AK_FAMILY_BERT, AK_FAMILY_GPT2, AK_FAMILY_LLAMA, AK_FAMILY_GEMMA3 } ak_family;
 typedef enum { AK_ACT_GELU_ERF, AK_ACT_GELU_TANH, AK_ACT_SILU, AK_ACT_RELU } ak_act;
 typedef enum { AK_ROPE_NONE, AK_ROPE_DEFAULT, AK_ROPE_LINEAR, AK_ROPE_LLAMA3 } ak_rope_type;
 
 /* y[T, out] = x[T, in] W^T + b, with W either [out, in] (nn.Linear) or
  * [in, out] (GPT-2 Conv1D, in_out = 1); ldw is W's row stride, so a slice
- * of a fused matrix is a linear of its own. */
+ * of a fused matrix is a linear of its own.  A GGUF weight that is not f32
+ * stays in its ggml type: wq is row 0 of [out, in] (in_out = 0), row r
+ * lies row_bytes further on per row, and w is NULL. */
 typedef struct ak_linear {
     const float *w;
     const float *b;      /* [out] or NULL */
     int in, out, ldw, in_out;
+    int type;            /* ggml type of wq (quant.h) */
+    const void *wq;      /* quantized rows, or NULL when w is used */
+    size_t row_bytes;
 } ak_linear;
 
 typedef struct ak_layer {
     ak_linear q, k, v, o;
     ak_linear up, gate, down;    /* gate only for SwiGLU */
     const float *norm1_w, *norm1_b, *norm2_w, *norm2_b; /* bert: after attn, after mlp */
+    /* gemma3: norms after attention and after the MLP, and the per-head
+     * QK-norm over head_dim; every Gemma norm weight is held as (1 + w). */
+    const float *post_attn_norm_w, *post_mlp_norm_w, *q_norm_w, *k_norm_w;
+    const float *inv_freq;       /* this layer's RoPE frequencies (the model's, or gemma3's local ones) */
     int window;                  /* sliding window in positions; 0 = none */
 } ak_layer;
+
+struct ak_workspace;
 
 typedef struct ak_model {
     ak_family family;
     char arch[64];               /* config's model_type */
-    char name[256];              /* the model directory's base name */
-    uint32_t config_crc32;       /* CRC-32 of config.json: the model's identity */
+    char name[256];              /* the model directory's (or GGUF file's) base name */
+    uint32_t config_crc32;       /* CRC-32 of config.json, or of a GGUF file's
+                                    header, metadata and tensor infos: the model's identity */
     int vocab_size, hidden_size, n_layers, n_heads, n_kv_heads, head_dim;
     int intermediate_size, max_positions, type_vocab_size;
     int causal;
@@ -54,8 +74,14 @@ typedef struct ak_model {
     int attn_scale_by_layer;
     ak_rope_type rope;
     float *inv_freq;             /* [head_dim / 2] RoPE frequencies after scaling */
+    float *inv_freq_local;       /* gemma3's sliding layers' frequencies, or NULL */
+    float emb_scale;             /* gemma3: embeddings times sqrt(hidden); 0 = none */
+    float logit_softcap;         /* logits = cap * tanh(logits / cap); 0 = none */
+    int qk_interleaved;          /* GGUF llama: q/k rows in RoPE pairs (2i, 2i+1) per
+                                    head, put back in Hugging Face's order after projection */
 
-    const float *tok_emb;        /* [V, D] */
+    const float *tok_emb;        /* [V, D], or NULL when tok_q holds the table */
+    ak_linear tok_q;             /* a GGUF embedding table in its ggml type: rows are tokens */
     const float *pos_emb;        /* [P, D] or NULL */
     const float *type_emb;       /* [types, D] or NULL */
     const float *emb_norm_w, *emb_norm_b;   /* bert */
@@ -64,11 +90,16 @@ typedef struct ak_model {
     ak_layer *layers;
 
     ak_safetensors st;
+    struct ak_gguf *gguf;        /* a GGUF model's file, else NULL */
     float **owned;               /* converted weights */
     size_t nowned;
+    struct ak_workspace *ws;     /* the forward pass's buffers, grown to the longest input */
 } ak_model;
 
-/* Reads dir/config.json and the weights; checks every tensor's shape. */
+/* Reads a model: a GGUF file (or a directory holding one, see
+ * ak_gguf_locate), else dir/config.json and the safetensors weights;
+ * checks every tensor's shape.  An architecture or tensor type it cannot
+ * run is AK_ECONFIG naming it. */
 AK_API int ak_model_load(ak_model **out, const char *dir, ak_err *err);
 AK_API void ak_model_free(ak_model *m);
 
@@ -99,13 +130,17 @@ typedef struct ak_forward_out {
 } ak_forward_out;
 
 /* Runs every block over hidden[T, D] in place: on return it holds the final
- * hidden states (after the final norm where the model has one). */
+ * hidden states (after the final norm where the model has one).  Uses the
+ * model's workspace, so one model runs one forward pass at a time. */
 AK_API int ak_model_forward(const ak_model *m, ak_device dev, float *hidden, int T,
-                            ak_forward_out *o, ak_err *err);
+                     ak_forward_out *o, ak_err *err);
 
 /* y = LayerNorm(x) row by row (y may be x). */
 AK_API void ak_layernorm(float *y, const float *x, int T, int D, const float *w, const float *b,
                          float eps);
+
+/* Frees a forward workspace (forward.c; ak_model_free calls it). */
+void ak_workspace_free(struct ak_workspace *ws);
 
 /* Key j visible to query i under layer l's mask. */
 AK_API int ak_model_visible(const ak_model *m, int layer, int i, int j);

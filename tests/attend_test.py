@@ -144,6 +144,9 @@ def numpy_forward(d, ids, types=None):
         cfg = json.load(f)
     W = load_safetensors(d)
     mt = cfg["model_type"]
+    if mt == "gemma3":   # Gemma3ForConditionalGeneration: its text model
+        cfg, mt = cfg["text_config"], "gemma3_text"
+        W = {k.removeprefix("language_model."): v for k, v in W.items()}
     T = len(ids)
     res = {"probs": [], "k": [], "v": [], "windows": []}
     pos = np.arange(T)
@@ -201,6 +204,8 @@ def numpy_forward(d, ids, types=None):
         res["final"] = x
         res["logits"] = x @ W[pre + "wte.weight"].T
         return res
+    if mt == "gemma3_text":
+        return gemma3_forward(cfg, W, ids, res, causal)
     # llama, mistral, qwen2
     D, H = cfg["hidden_size"], cfg["num_attention_heads"]
     Hkv = cfg.get("num_key_value_heads") or H
@@ -247,6 +252,62 @@ def numpy_forward(d, ids, types=None):
     res["final"] = x
     head = W["lm_head.weight"] if "lm_head.weight" in W else W["model.embed_tokens.weight"]
     res["logits"] = x @ head.T
+    return res
+
+
+def gemma3_forward(cfg, W, ids, res, causal):
+    """Gemma 3 (Gemma3ForCausalLM): scaled embeddings, (1 + w) RMSNorms
+    before and after attention and MLP, QK-norm, GELU-tanh gate, local
+    layers with their own RoPE base."""
+    D, H, Hkv, dh = (cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"],
+                     cfg["head_dim"])
+    eps, L, T = cfg.get("rms_norm_eps", 1e-6), cfg["num_hidden_layers"], len(ids)
+    pos = np.arange(T)
+    rp = cfg.get("rope_parameters")
+    if rp:
+        glob_rp, loc_rp = rp["full_attention"], rp["sliding_attention"]
+    else:
+        glob_rp = dict(cfg.get("rope_scaling") or {}, rope_theta=cfg.get("rope_theta", 1e6))
+        loc_rp = {"rope_theta": cfg.get("rope_local_base_freq", 10000.0)}
+    inv_g = rope_freqs({"rope_parameters": glob_rp}, dh)
+    inv_l = rope_freqs({"rope_parameters": loc_rp}, dh)
+    if "layer_types" in cfg:
+        local = [t == "sliding_attention" for t in cfg["layer_types"]]
+    else:
+        pat = cfg.get("sliding_window_pattern", 6)
+        local = [(i + 1) % pat != 0 for i in range(L)]
+    norm = lambda x, n: rmsnorm(x, 1 + W[n + ".weight"], eps)  # noqa: E731
+    x = W["model.embed_tokens.weight"][ids] * math.sqrt(D)
+    res["embed"] = x
+    for layer in range(L):
+        p = f"model.layers.{layer}."
+        a = f"{p}self_attn."
+        h = norm(x, p + "input_layernorm")
+        inv = inv_l if local[layer] else inv_g
+        q = norm((h @ W[a + "q_proj.weight"].T).reshape(T, H, dh), a + "q_norm")
+        k = norm((h @ W[a + "k_proj.weight"].T).reshape(T, Hkv, dh), a + "k_norm")
+        q, k = apply_rope(q, inv), apply_rope(k, inv)
+        v = (h @ W[a + "v_proj.weight"].T).reshape(T, Hkv, dh)
+        k, v = k.transpose(1, 0, 2), v.transpose(1, 0, 2)
+        window = cfg["sliding_window"] if local[layer] else 0
+        mask = causal.copy()
+        if window:
+            mask &= (pos[:, None] - pos[None, :]) < window
+        rep = H // Hkv
+        o, pr = attention(q.transpose(1, 0, 2), np.repeat(k, rep, 0), np.repeat(v, rep, 0), mask,
+                          cfg["query_pre_attn_scalar"] ** -0.5)
+        res["probs"].append(pr)
+        res["k"].append(k)
+        res["v"].append(v)
+        res["windows"].append(window)
+        x = x + norm(o.transpose(1, 0, 2).reshape(T, H * dh) @ W[a + "o_proj.weight"].T,
+                     p + "post_attention_layernorm")
+        h = norm(x, p + "pre_feedforward_layernorm")
+        m = gelu_tanh(h @ W[p + "mlp.gate_proj.weight"].T) * (h @ W[p + "mlp.up_proj.weight"].T)
+        x = x + norm(m @ W[p + "mlp.down_proj.weight"].T, p + "post_feedforward_layernorm")
+    x = norm(x, "model.norm")
+    res["final"] = x
+    res["logits"] = x @ W["model.embed_tokens.weight"].T
     return res
 
 
@@ -393,6 +454,7 @@ for d in sorted(glob.glob(os.path.join(TOP, "tests", "model", "*", "ref.npz"))):
     check_model(os.path.dirname(d))
 check_meta(os.path.join(TOP, "tests", "model", "mistral_swa_sharded"), 1, 8)
 check_meta(os.path.join(TOP, "tests", "model", "bert_tiny"), 0, 0)
+check_meta(os.path.join(TOP, "tests", "model", "gemma3_tiny"), 1, 6)
 check_default_model()
 check_text_pipeline()
 sys.exit(1 if failed else 0)

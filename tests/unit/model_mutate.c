@@ -4,6 +4,7 @@
  * refused with a message -- never read out of bounds (ASan/UBSan run this).
  * A copy that loads is also run forward on a few tokens. */
 #include "attention.h"
+#include "gguf.h"
 #include "io.h"
 #include "model.h"
 #include "test.h"
@@ -124,6 +125,46 @@ static void campaign(const char *top, const char *model, int rounds)
         return;
 }
 
+/* GGUF files: mutations of the header, metadata and tensor infos (the
+ * bytes before the tensor data). */
+static void gguf_campaign(const char *top, const char *name, int rounds)
+{
+    char src[1024], dir[] = "/tmp/ak-mut-XXXXXX", path[1100];
+    if (!mkdtemp(dir))
+        return;
+    ak_err err = {0};
+    snprintf(src, sizeof src, "%s/tests/model/gguf/%s.gguf", top, name);
+    char *raw = NULL;
+    size_t n = 0;
+    ak_gguf g = {0};
+    int ok = ak_read_file(src, 64 << 20, &raw, &n, &err) == 0 && ak_gguf_open(&g, src, &err) == 0;
+    CHECK(ok, "%s: read the GGUF %s", name, err.msg);
+    if (!ok) {
+        free(raw);
+        return;
+    }
+    size_t meta_end = (size_t)(g.data - (const uint8_t *)g.map);
+    ak_gguf_close(&g);
+    char *buf = malloc(n + 1);
+    int loaded = 0, refused = 0, bad = 0;
+    snprintf(path, sizeof path, "%s/model.gguf", dir);
+    for (int r = 0; buf && r < rounds; r++) {
+        memcpy(buf, raw, n);
+        size_t len = n;
+        for (int k = 1 + (int)(next() % 3); k > 0; k--)
+            len = mutate(buf, len, 0, meta_end < len ? meta_end : len);
+        write_all(path, buf, len);
+        try_model(path, &loaded, &refused, &bad);
+    }
+    CHECK(bad == 0 && refused > rounds / 4, "%s: %d mutated copies: %d loaded and ran, %d refused with a message",
+          name, rounds, loaded, refused);
+    free(buf);
+    free(raw);
+    snprintf(path, sizeof path, "rm -rf %s", dir);
+    if (system(path))
+        return;
+}
+
 int main(void)
 {
     const char *top = getenv("AK_TOP");
@@ -133,5 +174,8 @@ int main(void)
     campaign(top, "bert_tiny", 1500);
     campaign(top, "gpt2_tiny", 1000);
     campaign(top, "qwen2_bias_bf16", 1000);
+    campaign(top, "gemma3_tiny", 600);
+    gguf_campaign(top, "tiny_llama", 800);
+    gguf_campaign(top, "tiny_gpt2", 400);
     TEST_DONE();
 }
