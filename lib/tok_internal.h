@@ -207,6 +207,9 @@ int tk_finish_model(ak_tokenizer *tk, ak_err *err);
 /* Builds tk from a GGUF file's tokenizer.* metadata (tok_gguf.c). */
 int tk_load_gguf(ak_tokenizer *tk, const char *path, ak_err *err);
 
+/* Python's str.isspace() for one code point. */
+int tk_py_space(uint32_t cp);
+
 /* GPT-2's byte <-> printable code point mapping. */
 void tk_bytes_to_unicode(uint32_t cp_of_byte[256]);
 
