@@ -15,8 +15,9 @@
  *          Metaspace pre-tokenizer prepending U+2581 to the text when
  *          tokenizer.ggml.add_space_prefix (default true) says so.
  *
- * Control tokens (token type 3) are special added tokens and user-defined
- * ones (type 4) plain added tokens, both matched whole in the raw text.  A
+ * Control tokens (token type 3) and the bos/eos/unknown/padding ids' tokens
+ * are special added tokens, user-defined ones (type 4) plain added tokens,
+ * all matched whole in the raw text.  A
  * string held by several ids finds the last (HF reads the list into a
  * dict).  add_bos_token (default true for llama) and add_eos_token make the
  * post-processor. */
@@ -78,6 +79,7 @@ typedef struct gload {
     uint8_t *buf;          /* scratch for one token's raw bytes */
     size_t bufcap;
     uint8_t *respelled;    /* 1: token i is stored respelled (gemma spaces) */
+    int32_t named[4];      /* bos, eos, unk, pad ids (-1: none): special tokens too */
 } gload;
 
 static int reserve(gload *L, size_t n)
@@ -334,11 +336,15 @@ static int load_added(gload *L, ak_err *err)
         int t = token_type(L, i);
         cnt += t == TT_CONTROL || t == TT_USER;
     }
+    cnt += 4;
     if (!(tk->added = calloc(cnt ? cnt : 1, sizeof *tk->added)))
         return ak_fail(err, AK_ENOMEM, "out of memory");
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < L->n; i++) {
             int t = token_type(L, i);
+            for (int k = 0; k < 4 && !pass; k++)
+                if (L->named[k] == (int32_t)i)
+                    t = TT_CONTROL; /* transformers adds the named special tokens */
             if (t != (pass ? TT_USER : TT_CONTROL) || L->respelled[i])
                 continue; /* HF keys the file's string: a respelled one is not found */
             size_t len;
@@ -444,15 +450,18 @@ static int build(gload *L, const char *model, size_t model_len, ak_err *err)
         L->merges = get_array(g, "tokenizer.ggml.merges", 0, 0, &rc, err);
     if (rc)
         return rc;
-    int32_t bos = -1, eos = -1;
+    int32_t bos = -1, eos = -1, unk = -1, pad = -1;
     int add_bos = llama, add_eos = 0, add_space = 1;
     if ((rc = get_id(g, "tokenizer.ggml.bos_token_id", L->n, &bos, err)) ||
         (rc = get_id(g, "tokenizer.ggml.eos_token_id", L->n, &eos, err)) ||
+        (rc = get_id(g, "tokenizer.ggml.unknown_token_id", L->n, &unk, err)) ||
+        (rc = get_id(g, "tokenizer.ggml.padding_token_id", L->n, &pad, err)) ||
         ak_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &add_bos, err) < 0 ||
         ak_gguf_get_bool(g, "tokenizer.ggml.add_eos_token", &add_eos, err) < 0 ||
         ak_gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &add_space, err) < 0)
         return rc ? rc : err->code;
     tk->bos_id = bos;
+    L->named[0] = bos, L->named[1] = eos, L->named[2] = unk, L->named[3] = pad;
 
     tk->model = TK_BPE;
     tk->byte_level = L->byte_level;
