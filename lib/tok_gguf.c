@@ -14,6 +14,11 @@
  *          and tokens of spaces are spelled with U+2581.  Others: a
  *          Metaspace pre-tokenizer prepending U+2581 to the text when
  *          tokenizer.ggml.add_space_prefix (default true) says so.
+ *   bert   WordPiece ("##") with uncased BERT's normalizer and
+ *          pre-tokenizer, [CLS] ... [SEP]; the vocabulary is in llama.cpp's
+ *          spelling (U+2581 before a word's first piece, none before a
+ *          continuation).  transformers cannot read these; the reference is
+ *          the same vocabulary's tokenizer.json.
  *
  * Control tokens (token type 3) and the bos/eos/unknown/padding ids' tokens
  * are special added tokens, user-defined ones (type 4) plain added tokens,
@@ -74,12 +79,12 @@ typedef struct gload {
     const ak_gguf *g;
     const ak_gguf_kv *tokens, *types, *scores, *merges;
     size_t n;
-    int byte_level, gemma;
+    int byte_level, gemma, bert;
     int16_t byte_of_cp[512];
     uint8_t *buf;          /* scratch for one token's raw bytes */
     size_t bufcap;
     uint8_t *respelled;    /* 1: token i is stored respelled (gemma spaces) */
-    int32_t named[4];      /* bos, eos, unk, pad ids (-1: none): special tokens too */
+    int32_t named[6];      /* bos/cls, eos/sep, unk, pad, mask ids (-1: none): special tokens too */
 } gload;
 
 static int reserve(gload *L, size_t n)
@@ -137,6 +142,21 @@ static int raw_token(gload *L, const uint8_t *s, size_t n, size_t *on, int *as_i
             return 0;
         }
         *as_is = 0;
+    } else if (L->bert) {
+        /* llama.cpp's "phantom space" spelling: a word's first piece
+         * carries U+2581, a continuation none; [NAMES] are kept */
+        if (n >= 3 && !memcmp(s, "\xE2\x96\x81", 3)) {
+            memcpy(L->buf, s + 3, n - 3);
+            *on = n - 3;
+        } else if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
+            memcpy(L->buf, s, n);
+            *on = n;
+        } else {
+            memcpy(L->buf, "##", 2);
+            memcpy(L->buf + 2, s, n);
+            *on = n + 2;
+        }
+        return 0;
     } else if (L->gemma) {
         int space = 0, blank = 1;
         for (size_t i = 0; i < n && blank;) {
@@ -336,13 +356,13 @@ static int load_added(gload *L, ak_err *err)
         int t = token_type(L, i);
         cnt += t == TT_CONTROL || t == TT_USER;
     }
-    cnt += 4;
+    cnt += 6;
     if (!(tk->added = calloc(cnt ? cnt : 1, sizeof *tk->added)))
         return ak_fail(err, AK_ENOMEM, "out of memory");
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < L->n; i++) {
             int t = token_type(L, i);
-            for (int k = 0; k < 4 && !pass; k++)
+            for (int k = 0; k < 6 && !pass; k++)
                 if (L->named[k] == (int32_t)i)
                     t = TT_CONTROL; /* transformers adds the named special tokens */
             if (t != (pass ? TT_USER : TT_CONTROL) || L->respelled[i])
@@ -414,8 +434,9 @@ static int build(gload *L, const char *model, size_t model_len, ak_err *err)
         snprintf(arch, sizeof arch, "%.*s", (int)(sl < 63 ? sl : 63), s);
     L->byte_level = model_len == 4 && !memcmp(model, "gpt2", 4);
     int llama = model_len == 5 && !memcmp(model, "llama", 5);
-    if (!L->byte_level && !llama)
-        return ak_fail(err, AK_ECONFIG, "tokenizer.ggml.model %.*s is not supported (gpt2 and llama are)",
+    L->bert = model_len == 4 && !memcmp(model, "bert", 4);
+    if (!L->byte_level && !llama && !L->bert)
+        return ak_fail(err, AK_ECONFIG, "tokenizer.ggml.model %.*s is not supported (gpt2, llama and bert are)",
                        (int)(model_len > 40 ? 40 : model_len), model);
     L->gemma = llama && (!strcmp(arch, "gemma") || !strcmp(arch, "gemma2") || !strcmp(arch, "gemma3"));
 
@@ -450,25 +471,45 @@ static int build(gload *L, const char *model, size_t model_len, ak_err *err)
         L->merges = get_array(g, "tokenizer.ggml.merges", 0, 0, &rc, err);
     if (rc)
         return rc;
-    int32_t bos = -1, eos = -1, unk = -1, pad = -1;
-    int add_bos = llama, add_eos = 0, add_space = 1;
+    int32_t bos = -1, eos = -1, unk = -1, pad = -1, mask = -1;
+    int add_bos = llama || L->bert, add_eos = L->bert, add_space = 1;
     if ((rc = get_id(g, "tokenizer.ggml.bos_token_id", L->n, &bos, err)) ||
         (rc = get_id(g, "tokenizer.ggml.eos_token_id", L->n, &eos, err)) ||
         (rc = get_id(g, "tokenizer.ggml.unknown_token_id", L->n, &unk, err)) ||
         (rc = get_id(g, "tokenizer.ggml.padding_token_id", L->n, &pad, err)) ||
+        (rc = get_id(g, "tokenizer.ggml.mask_token_id", L->n, &mask, err)) ||
+        (L->bert && (rc = get_id(g, "tokenizer.ggml.cls_token_id", L->n, &bos, err))) ||
+        (L->bert && (rc = get_id(g, "tokenizer.ggml.seperator_token_id", L->n, &eos, err))) || /* sic */
+        (L->bert && (rc = get_id(g, "tokenizer.ggml.separator_token_id", L->n, &eos, err))) ||
         ak_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &add_bos, err) < 0 ||
         ak_gguf_get_bool(g, "tokenizer.ggml.add_eos_token", &add_eos, err) < 0 ||
         ak_gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &add_space, err) < 0)
         return rc ? rc : err->code;
     tk->bos_id = bos;
-    L->named[0] = bos, L->named[1] = eos, L->named[2] = unk, L->named[3] = pad;
+    L->named[0] = bos, L->named[1] = eos, L->named[2] = unk, L->named[3] = pad, L->named[4] = mask;
+    L->named[5] = -1;
 
-    tk->model = TK_BPE;
+    tk->model = L->bert ? TK_WORDPIECE : TK_BPE;
     tk->byte_level = L->byte_level;
-    if ((rc = load_vocab(L, err)) || (rc = (L->merges ? file_merges(L, err) : derive_merges(L, err))) ||
+    if ((rc = load_vocab(L, err)) ||
+        (!L->bert && (rc = (L->merges ? file_merges(L, err) : derive_merges(L, err)))) ||
         (rc = load_added(L, err)))
         return rc;
-    if (L->byte_level) {
+    if (L->bert) {
+        /* uncased BERT's pipeline (llama.cpp lowercases every WordPiece
+         * vocabulary): BertNormalizer, BertPreTokenizer, WordPiece "##" */
+        strcpy(tk->wp_prefix, "##");
+        tk->wp_prefix_len = 2;
+        tk->wp_max_chars = 100;
+        tk->has_types = 1;
+        tk->unk_id = unk >= 0 ? unk : tk_vocab_find(&tk->vocab, (const uint8_t *)"[UNK]", 5);
+        tk->decoder = TD_WORDPIECE;
+        tk->lossy_norm = 1;
+        tk_normalizer nz = {.type = TN_BERT, .clean_text = 1, .chinese = 1, .strip_accents = 1, .lowercase = 1};
+        tk_pretok p = {.type = TP_BERT};
+        if (tk_add_normalizer(tk, nz) || tk_add_pretok(tk, p))
+            return ak_fail(err, AK_ENOMEM, "out of memory");
+    } else if (L->byte_level) {
         tk->decoder = TD_BYTELEVEL;
         tk->bytes_optional = 1;
         tk_pretok p = {.type = TP_SPLIT, .behavior = TB_ISOLATED};

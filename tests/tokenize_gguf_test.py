@@ -343,6 +343,40 @@ if check(have_tokenizers, "tokenizers (the reference) is importable"):
     want = "".join(hf.decode(hf.encode(t, add_special_tokens=False).ids, skip_special_tokens=False) for t in texts)
     check(r.returncode == 0 and r.stdout.decode() == want, "llama GGUF vocabulary: decode equals HF's decode")
 
+# bert: the default model's WordPiece vocabulary in llama.cpp's spelling
+# (convert_hf_to_gguf.py: U+2581 before a word's first piece, "##" dropped,
+# [NAMES] kept); transformers cannot read such a file, so the reference is
+# HF tokenizers on the model's own tokenizer.json
+if have_tokenizers:
+    minilm_tok = hfref.load("default")  # no padding or truncation
+    inv = sorted((i, t) for t, i in minilm_tok.get_vocab().items())
+    check([i for i, _ in inv] == list(range(len(inv))), "the default model's vocabulary has ids 0..n-1")
+
+    def phantom(t):
+        if t.startswith("[") and t.endswith("]"):
+            return t
+        return t[2:] if t.startswith("##") else "\u2581" + t
+    btoks = [phantom(t) for _, t in inv]
+    names = {"[PAD]": "padding", "[UNK]": "unknown", "[CLS]": "cls", "[SEP]": "seperator", "[MASK]": "mask"}
+    kv = [("general.architecture", 8, "bert"), ("tokenizer.ggml.model", 8, "bert"),
+          ("tokenizer.ggml.tokens", (9, 8), btoks),
+          ("tokenizer.ggml.token_type", (9, 5), [3 if t in names else 1 for t in btoks])]
+    kv += [("tokenizer.ggml.%s_token_id" % v, 4, btoks.index(k)) for k, v in names.items()]
+    bp = os.path.join(tmp, "bert.gguf")
+    with open(bp, "wb") as f:
+        f.write(gguf_bytes(kv))
+    a = run(["tokenize", "-m", bp] + paths)
+    ok = a.returncode == 0
+    if ok:
+        d = akstream.docs_of(a.stdout)
+        bad = [i for i, (t, x) in enumerate(zip(docs + [longdoc], paths))
+               if d[x]["tokens"].tolist() != minilm_tok.encode(t).ids or
+               d[x]["token_types"].tolist() != minilm_tok.encode(t).type_ids]
+        ok = not bad
+        if bad:
+            print("#   first differing: doc %d %r" % (bad[0], (docs + [longdoc])[bad[0]][:40]))
+    check(ok, "bert GGUF vocabulary: ids and token types identical to HF tokenizers on the corpus")
+
 # --chat: a model without a template or turn tokens needs --chat-format
 minilm = os.environ["ATTNKIT_MODEL"]
 r = run(["tokenize", "--chat", "-m", minilm, chat_paths[0]])
