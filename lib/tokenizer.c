@@ -891,6 +891,46 @@ static int exists(const char *path)
     return f != NULL;
 }
 
+/* tokenizer_config.json's chat_template (a string, or a list of {name,
+ * template}: the "default" one) and bos_token, for tokenize --chat. */
+static int load_chat_config(ak_tokenizer *tk, const char *dir, ak_err *err)
+{
+    char *path = join(dir, "tokenizer_config.json"), *data = NULL;
+    size_t len;
+    ak_err e2;
+    int rc = 0;
+    if (!path)
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    if (!exists(path) || ak_read_file(path, 1 << 26, &data, &len, &e2)) {
+        free(path);
+        return 0;
+    }
+    /* model_max_length is often 1e30, too big an integer for jansson */
+    json_t *cfg = json_loadb(data, len, JSON_DECODE_INT_AS_REAL, NULL);
+    json_t *t = json_object_get(cfg, "chat_template"), *x;
+    size_t i;
+    if (json_is_array(t))
+        json_array_foreach(t, i, x) {
+            const char *nm = jstr(x, "name");
+            if (nm && !strcmp(nm, "default")) {
+                t = json_object_get(x, "template");
+                break;
+            }
+        }
+    if (json_is_string(t)) {
+        if (!(tk->chat_template = jdup(t, &tk->chat_template_len)))
+            rc = ak_fail(err, AK_ENOMEM, "out of memory");
+    }
+    json_t *b = json_object_get(cfg, "bos_token");
+    const char *bos = json_is_string(b) ? json_string_value(b) : jstr(b, "content");
+    if (bos)
+        tk->bos_id = id_of(tk, bos);
+    json_decref(cfg);
+    free(data);
+    free(path);
+    return rc;
+}
+
 int ak_tokenizer_load(ak_tokenizer **out, const char *dir, ak_err *err)
 {
     *out = NULL;
@@ -963,6 +1003,8 @@ int ak_tokenizer_load(ak_tokenizer **out, const char *dir, ak_err *err)
     }
     free(cd);
     free(cp);
+    if ((rc = load_chat_config(tk, dir, err)))
+        goto out;
 out:
     free(p1), free(p2), free(p3), free(d1), free(d2), free(L.buf);
     if (rc)

@@ -133,6 +133,56 @@ def gguf_bytes(kvs):
     return out + b"\0" * ((32 - len(out) % 32) % 32)
 
 
+def check_chat(name, model, trims):
+    """tokenize --chat against apply_chat_template, token for token."""
+    with open(os.path.join(REF, "chat_%s.jsonl" % name), encoding="utf-8") as f:
+        chat = [json.loads(line) for line in f]
+    systems = []
+    for c in chat:
+        if c["system"] not in systems:
+            systems.append(c["system"])
+    n_same = n_all = 0
+    tiled = True
+    for system in systems:
+        rows = [c for c in chat if c["system"] == system]
+        sel = [chat_paths[chat_texts.index(c["text"])] for c in rows]
+        a = run(["tokenize", "--chat", "-m", model] + (["--system", system] if system is not None else []) + sel)
+        if not check(a.returncode == 0, "%s: tokenize --chat%s runs" % (name, " --system" if system else "")):
+            continue
+        d = akstream.docs_of(a.stdout)
+        for c, x in zip(rows, sel):
+            g = d[x]
+            n_all += 1
+            ids = g["tokens"].tolist()
+            n_same += ids == c["ids"]
+            if ids != c["ids"]:
+                print("#   %r system %r:\n#   got %s\n#   ref %s" % (c["text"], system, ids, c["ids"]))
+            # the template's tokens are special and cover nothing; the
+            # others tile the user's text (trimmed where the template trims)
+            offs = g["offsets"].tolist()
+            sp = g["special"].tolist()
+            own = [o for o, s in zip(offs, sp) if not (s and o[0] == o[1])]
+            text = c["text"].encode("utf-8")
+            if trims:  # Jinja's trim
+                lo = len(text) - len(c["text"].lstrip().encode("utf-8"))
+                body = range(lo, lo + len(c["text"].strip().encode("utf-8")))
+            else:
+                body = range(len(text))
+            cover = set()
+            for o in own:  # a byte-level token inside a character covers all of it
+                cover |= set(range(o[0], o[1]))
+            segs = g["segments"].tolist()
+            tiled &= cover == set(body) and g["text"].tobytes() == text and \
+                all(sg == -1 for sg, s, o in zip(segs, sp, offs) if s and o[0] == o[1])
+        if system is None:
+            m = run(["decode", "--mark", "-m", model], stdin=a.stdout)
+            check(m.returncode == 0 and m.stdout == b"".join(c["text"].encode("utf-8") for c in rows),
+                  "%s: decode --mark of a --chat stream shows the user's own text" % name)
+    check(n_all and n_same == n_all, "%s: tokenize --chat ids identical to apply_chat_template on %d/%d prompts" %
+          (name, n_same, n_all))
+    check(tiled, "%s: --chat template tokens special with empty offsets, the rest tiling the user's text" % name)
+
+
 tmp = tempfile.mkdtemp()
 docs = hfref.corpus()
 longdoc = "\n".join(docs)
@@ -199,53 +249,10 @@ for name, model in MODELS.items():
     check(h.get("name") == base and h.get("tokenizer_crc32") == gguf_meta_crc(model),
           "%s: the stream header names %s with the GGUF metadata checksum" % (name, base))
 
-    # tokenize --chat against apply_chat_template, token for token
-    with open(os.path.join(REF, "chat_%s.jsonl" % name), encoding="utf-8") as f:
-        chat = [json.loads(line) for line in f]
-    systems = []
-    for c in chat:
-        if c["system"] not in systems:
-            systems.append(c["system"])
-    n_same = n_all = 0
-    tiled = True
-    for system in systems:
-        rows = [c for c in chat if c["system"] == system]
-        sel = [chat_paths[chat_texts.index(c["text"])] for c in rows]
-        a = run(["tokenize", "--chat", "-m", model] + (["--system", system] if system is not None else []) + sel)
-        if not check(a.returncode == 0, "%s: tokenize --chat%s runs" % (name, " --system" if system else "")):
-            continue
-        d = akstream.docs_of(a.stdout)
-        for c, x in zip(rows, sel):
-            g = d[x]
-            n_all += 1
-            ids = g["tokens"].tolist()
-            n_same += ids == c["ids"]
-            if ids != c["ids"]:
-                print("#   %r system %r:\n#   got %s\n#   ref %s" % (c["text"], system, ids, c["ids"]))
-            # the template's tokens are special and cover nothing; the
-            # others tile the user's text (trimmed where the template trims)
-            offs = g["offsets"].tolist()
-            sp = g["special"].tolist()
-            own = [o for o, s in zip(offs, sp) if not (s and o[0] == o[1])]
-            text = c["text"].encode("utf-8")
-            if name == "gemma3":  # Jinja's trim
-                lo = len(text) - len(c["text"].lstrip().encode("utf-8"))
-                body = range(lo, lo + len(c["text"].strip().encode("utf-8")))
-            else:
-                body = range(len(text))
-            cover = set()
-            for o in own:  # a byte-level token inside a character covers all of it
-                cover |= set(range(o[0], o[1]))
-            segs = g["segments"].tolist()
-            tiled &= cover == set(body) and g["text"].tobytes() == text and \
-                all(sg == -1 for sg, s, o in zip(segs, sp, offs) if s and o[0] == o[1])
-        if system is None:
-            m = run(["decode", "--mark", "-m", model], stdin=a.stdout)
-            check(m.returncode == 0 and m.stdout == b"".join(c["text"].encode("utf-8") for c in rows),
-                  "%s: decode --mark of a --chat stream shows the user's own text" % name)
-    check(n_all and n_same == n_all, "%s: tokenize --chat ids identical to apply_chat_template on %d/%d prompts" %
-          (name, n_same, n_all))
-    check(tiled, "%s: --chat template tokens special with empty offsets, the rest tiling the user's text" % name)
+    check_chat(name, model, trims=name == "gemma3")
+
+# a Hugging Face directory's chat template (tokenizer_config.json): Qwen 3's ChatML
+check_chat("qwen3", hfref.tokenizer_dir("qwen3"), trims=False)
 
 # a stream from one GGUF model is refused by another
 sm, ge = MODELS["smollm2"], MODELS["gemma3"]
@@ -383,6 +390,12 @@ r = run(["tokenize", "--chat", "-m", minilm, chat_paths[0]])
 err = r.stderr.decode().splitlines()
 check(r.returncode == 78 and len(err) == 1 and "--chat-format" in err[0],
       "tokenize --chat without a chat template: one line pointing to --chat-format, exit 78")
+r = run(["tokenize", "--chat", "-m", hfref.tokenizer_dir("llama3"), chat_paths[0]])
+err = r.stderr.decode().splitlines()
+check(r.returncode == 78 and len(err) == 1 and "not one of the known" in err[0],
+      "tokenize --chat with Llama 3's template (another family): one line, exit 78")
+r = run(["tokenize", "--chat", "--chat-format", "chatml", "-m", minilm, chat_paths[0]])
+check(r.returncode == 0, "--chat-format renders a family the model's template does not name")
 r = run(["tokenize", "--system", "x", "-m", minilm, chat_paths[0]])
 check(r.returncode == 64, "--system without --chat is a usage error")
 r = run(["tokenize", "--chat", "--chat-format", "vicuna", "-m", minilm, chat_paths[0]])

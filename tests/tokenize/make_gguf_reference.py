@@ -9,7 +9,8 @@ renderings.  Needs transformers (not used by the test suite at run time):
 ref/gguf_NAME.txt: one line per document, as ref/NAME.txt (ids<TAB>offsets
 <TAB>ids-without-special), then one line "#long" and the same for the whole
 corpus joined by newlines as one document.
-ref/chat_NAME.jsonl: {"text", "system" (or null), "rendered", "ids"} per line:
+ref/chat_NAME.jsonl: {"text", "system" (or null), "rendered", "ids"} per line
+(also for Qwen 3's directory in ../shared/tokenizers, by its tokenizer_config.json):
 apply_chat_template([system?, user], add_generation_prompt=True), rendered and
 tokenized.  The Gemma 3 file carries no tokenizer.chat_template; its renderings
 use Gemma 3's published template (google/gemma-3-270m-it, tokenizer_config.json),
@@ -89,9 +90,30 @@ CHAT_TEXTS = [
 SYSTEMS = [None, "You are a terse assistant.", "Answer in French.\n"]
 
 
+# Hugging Face directories whose tokenizer_config.json has a chat template:
+# chat renderings only (their ids are ref/NAME.txt's)
+CHAT_DIRS = {"qwen3": hfref.tokenizer_dir("qwen3")}
+
+
 def load(name):
+    if name in CHAT_DIRS:
+        return AutoTokenizer.from_pretrained(CHAT_DIRS[name])
     p = MODELS[name]
     return AutoTokenizer.from_pretrained(os.path.dirname(p), gguf_file=os.path.basename(p))
+
+
+def write_chat(tok, path):
+    with open(path, "w") as f:
+        for system in SYSTEMS:
+            for text in CHAT_TEXTS:
+                msgs = ([{"role": "system", "content": system}] if system is not None else []) + \
+                       [{"role": "user", "content": text}]
+                r = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
+                ids = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True)
+                if hasattr(ids, "keys"):
+                    ids = ids["input_ids"]
+                f.write(json.dumps({"text": text, "system": system, "rendered": r, "ids": list(ids)},
+                                   ensure_ascii=False) + "\n")
 
 
 def row(tok, text):
@@ -105,8 +127,12 @@ def row(tok, text):
 def main():
     out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ref")
     docs = hfref.corpus()
-    for name in sys.argv[1:] or sorted(MODELS):
+    for name in sys.argv[1:] or sorted(MODELS) + sorted(CHAT_DIRS):
         tok = load(name)
+        if name in CHAT_DIRS:
+            write_chat(tok, os.path.join(out, "chat_%s.jsonl" % name))
+            print(name, "ok")
+            continue
         with open(os.path.join(out, "gguf_%s.txt" % name), "w") as f:
             f.write("# transformers %s (GGUF tokenizer of %s), %d documents\n" %
                     (transformers.__version__, os.path.basename(MODELS[name]), len(docs)))
@@ -116,17 +142,7 @@ def main():
             f.write(row(tok, "\n".join(docs)))
         if not tok.chat_template:
             tok.chat_template = GEMMA3_TEMPLATE
-        with open(os.path.join(out, "chat_%s.jsonl" % name), "w") as f:
-            for system in SYSTEMS:
-                for text in CHAT_TEXTS:
-                    msgs = ([{"role": "system", "content": system}] if system is not None else []) + \
-                           [{"role": "user", "content": text}]
-                    r = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
-                    ids = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True)
-                    if isinstance(ids, dict) or hasattr(ids, "keys"):
-                        ids = ids["input_ids"]
-                    f.write(json.dumps({"text": text, "system": system, "rendered": r, "ids": list(ids)},
-                                       ensure_ascii=False) + "\n")
+        write_chat(tok, os.path.join(out, "chat_%s.jsonl" % name))
         print(name, "ok")
 
 
