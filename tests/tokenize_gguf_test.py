@@ -69,9 +69,9 @@ def write_docs(texts, prefix):
     return paths
 
 
-def gguf_meta_crc(path):
-    """CRC-32 of the header, metadata and tensor infos (the model identity),
-    read here with a small parser of the GGUF layout."""
+def gguf_parse(path):
+    """The file's bytes (its first 64 MB), each metadata entry's (key, start,
+    end) and where the tensor infos end: a small parser of the GGUF layout."""
     with open(path, "rb") as f:
         data = f.read(64 << 20)
     pos = 24
@@ -93,18 +93,41 @@ def gguf_meta_crc(path):
             else:
                 for _ in range(n):
                     skip_value(et)
+    kvs = []
     for _ in range(nkv):
+        start = pos
         (kl,) = struct.unpack_from("<Q", data, pos)
+        key = data[pos + 8:pos + 8 + kl].decode()
         pos += 8 + kl
         (t,) = struct.unpack_from("<I", data, pos)
         pos += 4
         skip_value(t)
+        kvs.append((key, start, pos))
     for _ in range(nt):
         (nl,) = struct.unpack_from("<Q", data, pos)
         pos += 8 + nl
         (nd,) = struct.unpack_from("<I", data, pos)
         pos += 4 + 8 * nd + 4 + 8
-    return zlib.crc32(data[:pos])
+    return data, kvs, pos
+
+
+def gguf_meta_crc(path):
+    """CRC-32 of the header, metadata and tensor infos (the model identity)."""
+    data, _, end = gguf_parse(path)
+    return zlib.crc32(data[:end])
+
+
+def gguf_tokenizer_copy(path, template):
+    """A metadata-only GGUF with path's architecture and tokenizer and the
+    given tokenizer.chat_template."""
+    data, kvs, _ = gguf_parse(path)
+    keep = [data[a:b] for k, a, b in kvs if (k.startswith("tokenizer.") or k == "general.architecture")
+            and k != "tokenizer.chat_template"]
+    t = template.encode("utf-8")
+    k = b"tokenizer.chat_template"
+    keep.append(struct.pack("<Q", len(k)) + k + struct.pack("<IQ", 8, len(t)) + t)
+    out = b"GGUF" + struct.pack("<IQQ", 3, 0, len(keep)) + b"".join(keep)
+    return out + b"\0" * ((32 - len(out) % 32) % 32)
 
 
 def gguf_bytes(kvs):
@@ -253,6 +276,43 @@ for name, model in MODELS.items():
 
 # a Hugging Face directory's chat template (tokenizer_config.json): Qwen 3's ChatML
 check_chat("qwen3", hfref.tokenizer_dir("qwen3"), trims=False)
+
+# other templates of the two families (ref/chat_templates.jsonl): Qwen 2.5's
+# ChatML with an escaped default system turn, Gemma 3's with a one-newline
+# separator, Gemma 2's without a system turn (refused with --system)
+with open(os.path.join(REF, "chat_templates.jsonl"), encoding="utf-8") as f:
+    variants = [json.loads(line) for line in f]
+n_same = n_all = 0
+for vname in dict.fromkeys(v["variant"] for v in variants):
+    rows = [v for v in variants if v["variant"] == vname]
+    if rows[0]["tokenizer"] == "qwen3":
+        model = os.path.join(tmp, vname)
+        os.makedirs(model)
+        os.symlink(os.path.join(hfref.tokenizer_dir("qwen3"), "tokenizer.json"), os.path.join(model, "tokenizer.json"))
+        with open(os.path.join(model, "tokenizer_config.json"), "w") as f:
+            json.dump({"chat_template": rows[0]["template"]}, f)
+    elif os.path.exists(MODELS[rows[0]["tokenizer"]]):
+        model = os.path.join(tmp, vname + ".gguf")
+        with open(model, "wb") as f:
+            f.write(gguf_tokenizer_copy(MODELS[rows[0]["tokenizer"]], rows[0]["template"]))
+    else:
+        continue
+    for system in dict.fromkeys(v["system"] for v in rows):
+        sel = [v for v in rows if v["system"] == system]
+        a = run(["tokenize", "--chat", "-m", model] + (["--system", system] if system else []) +
+                [chat_paths[chat_texts.index(v["text"])] for v in sel])
+        if sel[0]["ids"] is None:
+            err = a.stderr.decode().splitlines()
+            check(a.returncode == 78 and len(err) == 1 and "no system turn" in err[0],
+                  "%s: --system refused in one line, exit 78, as the template refuses it" % vname)
+            continue
+        d = akstream.docs_of(a.stdout) if a.returncode == 0 else {}
+        for v in sel:
+            x = chat_paths[chat_texts.index(v["text"])]
+            n_all += 1
+            n_same += x in d and d[x]["tokens"].tolist() == v["ids"]
+check(n_all and n_same == n_all, "other templates of the families: --chat ids identical to apply_chat_template "
+      "on %d/%d prompts" % (n_same, n_all))
 
 # a stream from one GGUF model is refused by another
 sm, ge = MODELS["smollm2"], MODELS["gemma3"]

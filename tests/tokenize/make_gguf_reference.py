@@ -14,7 +14,9 @@ ref/chat_NAME.jsonl: {"text", "system" (or null), "rendered", "ids"} per line
 apply_chat_template([system?, user], add_generation_prompt=True), rendered and
 tokenized.  The Gemma 3 file carries no tokenizer.chat_template; its renderings
 use Gemma 3's published template (google/gemma-3-270m-it, tokenizer_config.json),
-written out below."""
+written out below.
+ref/chat_templates.jsonl (argument "templates"): other templates of the two
+families rendered with these tokenizers."""
 import json
 import os
 import sys
@@ -73,6 +75,39 @@ GEMMA3_TEMPLATE = (
     "{%- endif -%}\n"
 )
 
+# other templates of the two families, for ref/chat_templates.jsonl: the
+# ChatML one of Qwen 2.5 (its default system turn written with \\n escapes;
+# the tools branch cut short), Gemma 3's with a one-newline system separator
+# (as some GGUF conversions carry it), Gemma 2's (no system turn)
+QWEN25_TEMPLATE = (
+    "{%- if tools %}\n    {{- '<|im_start|>system\\n' }}\n    {{- '# Tools' }}\n{%- else %}\n"
+    "    {%- if messages[0]['role'] == 'system' %}\n"
+    "        {{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}\n"
+    "    {%- else %}\n"
+    "        {{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\\n' }}\n"
+    "    {%- endif %}\n{%- endif %}\n"
+    "{%- for message in messages %}\n"
+    "    {%- if (message.role == \"user\") or (message.role == \"system\" and not loop.first) or "
+    "(message.role == \"assistant\" and not message.tool_calls) %}\n"
+    "        {{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}\n"
+    "    {%- endif %}\n{%- endfor %}\n"
+    "{%- if add_generation_prompt %}\n    {{- '<|im_start|>assistant\\n' }}\n{%- endif %}\n")
+GEMMA2_TEMPLATE = (
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+    "{% endif %}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}"
+    "{% endif %}{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\\n'}}{% endif %}")
+
+
+def template_variants():
+    """(name, tokenizer to render with, template)"""
+    return [("qwen25", "qwen3", QWEN25_TEMPLATE),
+            ("gemma3_nl", "gemma3", GEMMA3_TEMPLATE.replace("'\\n\\n'", "'\\n'")),
+            ("gemma2", "gemma3", GEMMA2_TEMPLATE)]
+
+
 # user texts for the chat renderings: plain, padded with white space (Gemma
 # trims it), starting with a newline, several lines, special-token text,
 # non-ASCII, empty
@@ -124,9 +159,33 @@ def row(tok, text):
                              " ".join(map(str, n["input_ids"])))
 
 
+def write_variants(out):
+    toks = {}
+    with open(os.path.join(out, "chat_templates.jsonl"), "w") as f:
+        for vname, tname, template in template_variants():
+            tok = toks.get(tname) or toks.setdefault(tname, load(tname))
+            tok.chat_template = template
+            for system in SYSTEMS[:2]:
+                for text in CHAT_TEXTS[:4]:
+                    msgs = ([{"role": "system", "content": system}] if system is not None else []) + \
+                           [{"role": "user", "content": text}]
+                    try:
+                        r = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
+                        ids = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True)
+                        ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+                    except Exception as e:  # the template refuses (a system turn it lacks)
+                        r, ids = None, None
+                        print(vname, "refuses:", e)
+                    f.write(json.dumps({"variant": vname, "tokenizer": tname, "template": template, "system": system,
+                                        "text": text, "rendered": r, "ids": ids}, ensure_ascii=False) + "\n")
+
+
 def main():
     out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ref")
     docs = hfref.corpus()
+    if sys.argv[1:] == ["templates"]:
+        write_variants(out)
+        return
     for name in sys.argv[1:] or sorted(MODELS) + sorted(CHAT_DIRS):
         tok = load(name)
         if name in CHAT_DIRS:
