@@ -7,8 +7,10 @@
 #   make install PREFIX=/usr/local
 #   make V=1        show the full compiler command lines
 #
-# Sources are found by wildcard: lib/*.c is the library, lib/cuda/*.cu its
+# Sources are found by wildcard: lib/*.c is the library (but lib/cli.c, the
+# programs' helpers, which goes into libattnkit-cli.a), lib/cuda/*.cu its
 # CUDA side, cmd/NAME.c is the program bin/NAME, tests/unit/*.c unit tests.
+# The shared library exports only what the public headers mark AK_API.
 
 PREFIX    ?= /usr/local
 CC        ?= cc
@@ -33,7 +35,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 WARN      := -Wall -Wextra -Werror -Wno-unused-parameter
 CFLAGS    ?= -O2 -g
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -pthread -Ilib $(PKG_CFLAGS) \
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -fvisibility=hidden -pthread -Ilib $(PKG_CFLAGS) \
              -DAK_DEFAULT_MODEL_DIR='"$(MODEL_DIR)"' -DAK_INSTALLED_MODEL_DIR='"$(INSTALLED_MODEL)"' $(CUDA_DEFS)
 LDLIBS     = $(PKG_LIBS) $(CUDA_LIBS) -lm -pthread
 
@@ -43,7 +45,8 @@ else ifneq ($(NVCC),)
   HAVE_CUDA := 1
 endif
 
-LIB_SRC   := $(sort $(wildcard lib/*.c))
+CLI_SRC   := lib/cli.c
+LIB_SRC   := $(filter-out $(CLI_SRC),$(sort $(wildcard lib/*.c)))
 CU_SRC    := $(sort $(wildcard lib/cuda/*.cu))
 CMD_SRC   := $(sort $(wildcard cmd/*.c))
 PROGS     := $(patsubst cmd/%.c,%,$(CMD_SRC))
@@ -53,7 +56,7 @@ ifdef HAVE_CUDA
   CUDA_HOME  := $(patsubst %/bin/nvcc,%,$(NVCC))
   CUDA_DEFS  := -DAK_HAVE_CUDA=1
   CUDA_LIBS  := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -ldl -lrt -lstdc++
-  NVCC_FLAGS := -O3 -std=c++17 -Xcompiler -fPIC -Ilib \
+  NVCC_FLAGS := -O3 -std=c++17 -Xcompiler -fPIC -Xcompiler -fvisibility=hidden -Ilib \
                 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
 endif
 
@@ -67,11 +70,17 @@ ifdef HAVE_CUDA
 endif
 LIB_A    := $(B)/libattnkit.a
 LIB_SO   := $(B)/libattnkit.so
+CLI_A    := $(B)/libattnkit-cli.a
+
+# What `make install` puts in include/attnkit: the public API, each header
+# compiling on its own.  The rest of lib/*.h is internal.
+PUBLIC_HDRS := ak.h tensor.h stream.h io.h filter.h device.h mask.h attention.h metrics.h \
+               prune.h safetensors.h model.h tokenizer.h
 
 # Keep objects make would otherwise treat as intermediate.
 .SECONDARY:
 
-.PHONY: all programs lib test demo install clean distclean deps model bench fuzz fuzzers asan \
+.PHONY: all programs lib test demo install install-headers clean distclean deps model bench fuzz fuzzers asan \
         unit-bins pkgs-ok fuzzer-bins
 all: deps
 	@$(MAKE) --no-print-directory programs
@@ -91,7 +100,7 @@ pkgs-ok:
 # GCC runs in full only at -O3.
 $(B)/lib/attention.o: ALL_CFLAGS += -O3
 
-$(B)/lib/%.o: lib/%.c $(wildcard lib/*.h) | $(B)/lib pkgs-ok
+$(B)/lib/%.o: lib/%.c $(wildcard lib/*.h lib/cuda/*.h) | $(B)/lib pkgs-ok
 	@echo "  CC      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -MMD -c $< -o $@
 
@@ -107,13 +116,17 @@ $(LIB_A): $(LIB_OBJ)
 	@echo "  AR      $@"
 	$(Q)rm -f $@ && ar rcs $@ $^
 
+$(CLI_A): $(B)/lib/cli.o
+	@echo "  AR      $@"
+	$(Q)rm -f $@ && ar rcs $@ $^
+
 $(LIB_SO): $(LIB_OBJ)
 	@echo "  LD      $@"
 	$(Q)$(CC) -shared $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
-$(OUT_BIN)/%: $(B)/cmd/%.o $(LIB_A) | $(OUT_BIN)
+$(OUT_BIN)/%: $(B)/cmd/%.o $(CLI_A) $(LIB_A) | $(OUT_BIN)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_A) $(LDFLAGS) $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(CLI_A) $(LIB_A) $(LDFLAGS) $(LDLIBS)
 
 $(B)/lib $(B)/cuda $(B)/cmd $(B)/unit $(OUT_BIN):
 	@mkdir -p $@
@@ -122,9 +135,9 @@ $(B)/lib $(B)/cuda $(B)/cmd $(B)/unit $(OUT_BIN):
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 UNIT_BINS   = $(patsubst tests/unit/%.c,$(B)/unit/%,$(UNIT_SRC))
 
-$(B)/unit/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(LIB_A) | $(B)/unit
+$(B)/unit/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(CLI_A) $(LIB_A) | $(B)/unit
 	@echo "  LD      $@"
-	$(Q)$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(LIB_A) $(LDFLAGS) $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(CLI_A) $(LIB_A) $(LDFLAGS) $(LDLIBS)
 
 unit-bins: $(UNIT_BINS)
 
@@ -133,11 +146,11 @@ asan: deps
 	  LDFLAGS="-fsanitize=address,undefined" programs unit-bins
 
 # The fuzzers: clang's libFuzzer over the parsers of untrusted input (the
-# stream reader, safetensors, tokenizer.json), seeded from formats/vectors
+# stream reader, safetensors, tokenizer.json, GGUF), seeded from formats/vectors
 # and tests/fuzz/corpus_*.
 FUZZ_SECONDS ?= 60
 FUZZERS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_LIB_SRC := $(filter-out lib/cli.c,$(LIB_SRC))
+FUZZ_LIB_SRC := $(LIB_SRC)
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_SRC) $(wildcard lib/*.h)
 	@mkdir -p build/fuzz
 	@echo "  FUZZ    $@"
@@ -153,18 +166,23 @@ fuzz: fuzzers
 	sh tests/run-fuzz.sh build/fuzz/fuzz_stream $(FUZZ_SECONDS) formats/vectors
 	sh tests/run-fuzz.sh build/fuzz/fuzz_safetensors $(FUZZ_SECONDS) tests/fuzz/corpus_safetensors
 	sh tests/run-fuzz.sh build/fuzz/fuzz_tokenizer $(FUZZ_SECONDS) tests/fuzz/corpus_tokenizer
+	sh tests/run-fuzz.sh build/fuzz/fuzz_gguf $(FUZZ_SECONDS) tests/fuzz/corpus_gguf
 
 test: deps
 	@$(MAKE) --no-print-directory model
 	@$(MAKE) --no-print-directory asan
 	@$(MAKE) --no-print-directory fuzzers
-	@ATTNKIT_MODEL_CACHE="$(MODEL_DIR)" FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/run.sh build/asan
+	@ATTNKIT_MODEL_CACHE="$(MODEL_DIR)" AK_MODELS="$(CACHE)/models" FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/run.sh build/asan
 
-# ---- the default model and the demo ----------------------------------------
+# ---- the models and the demo ---------------------------------------------------
+# The default model (all-MiniLM-L6-v2) and the two GGUF causal LMs, SmolLM2-135M
+# and Gemma 3 270M, into $(CACHE)/models; .ci/model.sh skips what is installed
+# and correct (sha256 checked once, then remembered beside the file).
 model: $(MODEL_DIR)/model.safetensors
+	@sh .ci/model.sh "$(CACHE)/models" smollm2 gemma3
 
 $(MODEL_DIR)/model.safetensors:
-	sh .ci/model.sh "$(CACHE)/models"
+	sh .ci/model.sh "$(CACHE)/models" minilm
 
 demo: all
 	@$(MAKE) --no-print-directory model
@@ -175,12 +193,14 @@ bench: all
 	@sh bench/run.sh
 
 # ---- install ----------------------------------------------------------------
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/attnkit \
-	  $(DESTDIR)$(PREFIX)/share/man/man1
+install-headers:
+	install -d $(DESTDIR)$(PREFIX)/include/attnkit
+	install -m 644 $(addprefix lib/,$(PUBLIC_HDRS)) $(DESTDIR)$(PREFIX)/include/attnkit/
+
+install: all install-headers
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 $(addprefix bin/,$(PROGS)) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 $(LIB_A) $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/
-	install -m 644 lib/*.h $(DESTDIR)$(PREFIX)/include/attnkit/
 	install -m 644 $(wildcard man/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
 	if [ -f $(MODEL_DIR)/model.safetensors ]; then install -d $(DESTDIR)$(INSTALLED_MODEL) && \
 	  install -m 644 $(MODEL_DIR)/config.json $(MODEL_DIR)/model.safetensors $(MODEL_DIR)/tokenizer.json \

@@ -8,6 +8,12 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 
 debs="build-essential pkg-config clang libclang-rt-14-dev perl man-db groff-base \
 libmsgpack-dev zlib1g-dev libjansson-dev libpcre2-dev libutf8proc-dev libopenblas-dev"
+py=${PYTHON:-python3}
+# The tests' reference checks need a Python with pip; a fresh Debian has
+# neither until they are installed.
+if ! "$py" -m pip --version >/dev/null 2>&1; then
+    debs="$debs python3 python3-pip"
+fi
 missing=""
 for p in $debs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
@@ -27,7 +33,6 @@ if [ -n "$missing" ]; then
 fi
 
 # Python references for the tests (numpy, msgpack, tokenizers) in .cache/py.
-py=${PYTHON:-python3}
 pydir="$top/.cache/py"
 if ! PYTHONPATH="$pydir" "$py" -c "import numpy, msgpack, tokenizers" 2>/dev/null; then
     if ! command -v "$py" >/dev/null 2>&1; then
@@ -37,4 +42,12 @@ if ! PYTHONPATH="$pydir" "$py" -c "import numpy, msgpack, tokenizers" 2>/dev/nul
     echo "deps: installing numpy msgpack tokenizers into $pydir" >&2
     "$py" -m pip install -q --disable-pip-version-check --target "$pydir" \
         numpy msgpack tokenizers >/dev/null
+fi
+# llama.cpp's own GGUF reader and dequantization, the reference of
+# tests/gguf_test.py: pure Python; at import it needs numpy and pyyaml only
+# (requests and tqdm are imported lazily by code the tests do not use).
+if ! PYTHONPATH="$pydir" "$py" -c "import gguf, yaml" 2>/dev/null; then
+    echo "deps: installing gguf==0.19.0 pyyaml into $pydir" >&2
+    "$py" -m pip install -q --disable-pip-version-check --target "$pydir" --no-deps \
+        gguf==0.19.0 pyyaml >/dev/null
 fi

@@ -6,14 +6,10 @@
  * two bf16 parts for p*v (what ak_attention_dtype runs); bf16fast: one bf16
  * product for p*v (p rounded to bf16, as flash attention does). */
 #include "attention.h"
+#include "cuda/ak_cuda.h"
 
 #include <stdio.h>
 #include <stdlib.h>
-
-int ak_cuda_attention_time(const ak_attn_shape *s, int iters, double *ms_forward,
-                           double *ms_both, ak_err *err);
-int ak_cuda_attention_tc_time(int dt, int precise, const ak_attn_shape *as, int iters,
-                              double *ms_forward, double *ms_both, ak_err *err);
 
 int main(int argc, char **argv)
 {

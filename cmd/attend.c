@@ -31,7 +31,8 @@ static void usage(void)
            "  -o, --output FILE      write the stream to FILE atomically (default stdout)\n"
            "  -h, --help             this help\n"
            "Exit status: 0 ok, 64 usage, 65 bad input, 66 cannot open, 70 out of memory\n"
-           "or device failure, 74 I/O error, 78 unsupported model.\n");
+           "or device failure, 73 cannot create the output, 74 I/O error, 78 unsupported\n"
+           "model.\n");
 }
 
 struct ctx {
@@ -39,6 +40,7 @@ struct ctx {
     ak_device dev;
     unsigned char *probs_layers; /* [L] */
     unsigned char *probs_heads;  /* [H] */
+    float **probs;               /* [L] a document's attn.probs.<l> data, or NULL */
     int kv, hidden, logits;      /* logits: 0 none, 1 last, 2 all */
     int attn_dtype;              /* ak_attn_dtype */
 };
@@ -111,7 +113,6 @@ static int on_doc(void *vctx, ak_doc *d, ak_err *err)
     ak_tensor *t;
     ak_forward_out o = {0};
     int rc;
-    float *probs[1024] = {0};   /* n_layers <= 1024 (model.c); tensors own the data */
     int64_t s3[3] = {L, H, T}, s2[2] = {L, T};
     if ((rc = put_new(d, "attn.entropy", AK_F32, 3, s3, &t, err)))
         goto out;
@@ -123,6 +124,8 @@ static int on_doc(void *vctx, ak_doc *d, ak_err *err)
         goto out;
     o.visible = ak_tensor_i32(t);
     if (c->probs_layers) {
+        float **probs = c->probs; /* the tensors own the data */
+        memset(probs, 0, sizeof *probs * (size_t)L);
         /* Written in place by the forward pass: [h, T, T] for the chosen heads. */
         int nh = 0;
         for (int h = 0; h < H; h++)
@@ -246,7 +249,7 @@ int main(int argc, char **argv)
         }
     }
     ak_err err = {0};
-    if (ak_device_parse(device, &c.dev, &err))
+    if (ak_device_parse(ak_device_opt(device), &c.dev, &err))
         ak_die(&err);
     if (ak_model_load(&c.m, ak_model_dir(model_opt), &err))
         ak_die(&err);
@@ -255,7 +258,8 @@ int main(int argc, char **argv)
     if (probs) {
         c.probs_layers = calloc((size_t)c.m->n_layers, 1);
         c.probs_heads = calloc((size_t)c.m->n_heads, 1);
-        if (!c.probs_layers || !c.probs_heads)
+        c.probs = calloc((size_t)c.m->n_layers, sizeof *c.probs);
+        if (!c.probs_layers || !c.probs_heads || !c.probs)
             ak_dief(AK_ENOMEM, "out of memory");
         const char *colon = strchr(probs, ':');
         parse_list("--probs", probs, colon ? (size_t)(colon - probs) : strlen(probs), c.m->n_layers,
@@ -271,6 +275,7 @@ int main(int argc, char **argv)
     ak_model_free(c.m);
     free(c.probs_layers);
     free(c.probs_heads);
+    free(c.probs);
     if (rc)
         ak_die(&err);
     return 0;

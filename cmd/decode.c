@@ -11,7 +11,7 @@
 
 static void usage(void)
 {
-    printf("usage: decode [-m MODEL] [--mark[=STR]] [--special] [FILE...]\n"
+    printf("usage: decode [-m MODEL] [--mark[=STR]] [--special] [-o FILE] [FILE...]\n"
            "Print each document of a token stream as text, one after another: the\n"
            "tokens detokenized (byte-exact for byte-level BPE and byte fallback).\n"
            "  -m, --model DIR   model or tokenizer directory, or GGUF file, the stream\n"
@@ -21,9 +21,11 @@ static void usage(void)
            "                    prune dropped replaced by STR (default \"[…]\")\n"
            "      --special     also print special tokens the tokenizer added (BOS,\n"
            "                    CLS, SEP: those covering no text)\n"
+           "  -o, --output FILE write the text to FILE (default stdout); a file is\n"
+           "                    replaced only when the run succeeds\n"
            "  -h, --help        this help\n"
            "Exit status: 0 ok, 64 usage, 65 bad input, 66 cannot open, 70 out of memory,\n"
-           "74 I/O error, 78 unsupported tokenizer.\n");
+           "73 cannot create the output, 74 I/O error, 78 unsupported tokenizer.\n");
 }
 
 typedef struct ctx {
@@ -46,10 +48,12 @@ static int on_header(void *p, ak_header *h, ak_err *err)
     return 0;
 }
 
+static const char *out_name = "<stdout>"; /* for write errors */
+
 static int out(const void *s, size_t n, ak_err *err)
 {
     if (n && fwrite(s, 1, n, stdout) != n)
-        return ak_fail(err, AK_EIO, "<stdout>: write error");
+        return ak_write_error(err, out_name);
     return 0;
 }
 
@@ -124,16 +128,18 @@ int main(int argc, char **argv)
         {"model", required_argument, NULL, 'm'},
         {"mark", optional_argument, NULL, 'k'},
         {"special", no_argument, NULL, 'S'},
+        {"output", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0}};
     ctx c = {0};
-    const char *model = NULL;
+    const char *model = NULL, *output = NULL;
     int o;
-    while ((o = getopt_long(argc, argv, "m:h", lo, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "m:o:h", lo, NULL)) != -1) {
         switch (o) {
         case 'm': model = optarg; break;
         case 'k': c.mark = optarg ? optarg : "[\xE2\x80\xA6]"; break;
         case 'S': c.special = 1; break;
+        case 'o': output = optarg; break;
         case 'h': usage(); return 0;
         default: ak_bad_option(argv);
         }
@@ -142,11 +148,11 @@ int main(int argc, char **argv)
     if (ak_tokenizer_load(&c.tk, ak_model_dir(model), &err))
         ak_die(&err);
     ak_filter_args a = {.program = "decode", .argc = argc, .argv = argv,
-                        .inputs = argv + optind, .ninputs = argc - optind};
+                        .inputs = argv + optind, .ninputs = argc - optind, .output = output};
     ak_filter_ops ops = {.header = on_header, .doc = on_doc, .no_stream_output = 1};
+    if (output && strcmp(output, "-") != 0)
+        out_name = output;
     int rc = ak_filter_run(&a, &ops, &c, &err);
-    if (!rc && fflush(stdout))
-        rc = ak_fail(&err, AK_EIO, "<stdout>: write error");
     ak_tokenizer_free(c.tk);
     if (rc)
         ak_die(&err);

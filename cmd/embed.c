@@ -17,7 +17,7 @@ static void usage(void)
            "  -o, --output FILE write the stream to FILE atomically (default stdout)\n"
            "  -h, --help        this help\n"
            "Exit status: 0 ok, 64 usage, 65 bad input, 66 cannot open, 70 out of memory,\n"
-           "74 I/O error, 78 unsupported model.\n");
+           "73 cannot create the output, 74 I/O error, 78 unsupported model.\n");
 }
 
 static int on_header(void *ctx, ak_header *h, ak_err *err)

@@ -2,6 +2,7 @@
  * block, from attend's statistics; scores for prune, or tables. */
 #include "cli.h"
 #include "filter.h"
+#include "io.h"
 #include "prune.h"
 
 #include <getopt.h>
@@ -23,11 +24,13 @@ static void usage(void)
            "  -u, --units U        nats (default) or bits for entropies\n"
            "  -a, --agg A          mean (default) or max over heads and layers\n"
            "  -l, --layers A-B     layers to use (default all; N alone: one layer)\n"
-           "  -o, --output FILE    write here (atomically for streams)\n"
+           "  -o, --output FILE    write here (default stdout); a file is replaced only\n"
+           "                       when the run succeeds\n"
            "  -h, --help           this help\n"
            "score.token is the corrected received mass: raw mass / number of queries\n"
            "that could see the key; score.block its mean over the block's tokens.\n"
-           "Exit status: 0 ok, 64 usage, 65 bad stream, 66 cannot open, 74 I/O error.\n");
+           "Exit status: 0 ok, 64 usage, 65 bad stream, 66 cannot open, 73 cannot create\n"
+           "the output, 74 I/O error.\n");
 }
 
 enum { BY_LAYER = 1, BY_HEAD = 2, BY_TOKEN = 4, BY_BLOCK = 8 };
@@ -39,7 +42,8 @@ struct ctx {
     double unit_scale; /* 1 nats, 1/ln 2 bits */
     ak_agg agg;
     long l0, l1;       /* -1: all */
-    FILE *out;
+    FILE *out;         /* stdout, which ak_filter_run points at -o's file */
+    const char *out_name;
     int printed[4];    /* tsv header printed per table */
 };
 
@@ -73,13 +77,20 @@ struct docm {
     const int64_t *off;
     int64_t *bcount, *bstart, *bend;
     float *bent, *bnorm, *bmass, *bcorr;
-    /* statistics computed here from attn.probs.<l> when attend's are absent */
-    float *own_entropy, *own_mass;
-    int32_t *layer_id, *head_id; /* printed numbers; NULL: the index */
+    /* from attn.probs.<l> when attend's statistics are absent; its layer
+     * and head ids are the printed numbers (NULL: the index) */
+    ak_probs_stats ps;
 };
 
-static long lid(const struct docm *m, int64_t l) { return m->layer_id ? m->layer_id[l] : (long)l; }
-static long hid(const struct docm *m, int64_t h) { return m->head_id ? m->head_id[h] : (long)h; }
+static long lid(const struct docm *m, int64_t l)
+{
+    return m->ps.layer_id ? m->ps.layer_id[l] : (long)l;
+}
+
+static long hid(const struct docm *m, int64_t h)
+{
+    return m->ps.head_id ? m->ps.head_id[h] : (long)h;
+}
 
 static void docm_free(struct docm *m)
 {
@@ -95,101 +106,18 @@ static void docm_free(struct docm *m)
     free(m->bnorm);
     free(m->bmass);
     free(m->bcorr);
-    free(m->own_entropy);
-    free(m->own_mass);
-    free(m->layer_id);
-    free(m->head_id);
-}
-
-/* attn.probs.<l> layer number, or -1 for other names. */
-static long probs_layer(const char *n)
-{
-    if (strncmp(n, "attn.probs.", 11) != 0)
-        return -1;
-    char *end;
-    long l = strtol(n + 11, &end, 10);
-    return end == n + 11 || *end || l < 0 ? -1 : l;
-}
-
-/* Without attn.entropy / attn.mass: the same statistics from the full
- * probabilities attend --probs wrote, for the layers (in --layers) and heads
- * it wrote.  Every such layer must carry the same heads. */
-static int stats_from_probs(struct ctx *c, ak_doc *d, struct docm *m, ak_err *err)
-{
-    ak_tensor *tok = ak_doc_need(d, "tokens", AK_I32, 1, err);
-    if (!tok)
-        return err->code;
-    int64_t T = tok->shape[0], L = 0, H = -1;
-    for (size_t k = 0; k < d->ntensors; k++) {
-        long l = probs_layer(d->tensors[k]->name);
-        if (l < 0 || (c->l0 >= 0 && (l < c->l0 || l > c->l1)))
-            continue;
-        ak_tensor *t = d->tensors[k];
-        if (t->dtype != AK_F32 || t->ndim != 3 || t->shape[1] != T || t->shape[2] != T)
-            return ak_fail(err, AK_EDATA, "document '%s': %s is not f32 [h, %lld, %lld]", d->id,
-                           t->name, (long long)T, (long long)T);
-        if (H >= 0 && t->shape[0] != H)
-            return ak_fail(err, AK_EDATA, "document '%s': attn.probs layers carry different "
-                           "numbers of heads", d->id);
-        H = t->shape[0];
-        L++;
-    }
-    if (L == 0 || H <= 0)
-        return ak_fail(err, AK_EDATA, "document '%s' has neither attn.entropy nor attn.probs.* "
-                       "(run attend)", d->id);
-    size_t per = (size_t)(H * T);
-    m->own_entropy = malloc(sizeof(float) * per * (size_t)L);
-    m->own_mass = malloc(sizeof(float) * per * (size_t)L);
-    m->layer_id = malloc(sizeof(int32_t) * (size_t)L);
-    if (!m->own_entropy || !m->own_mass || !m->layer_id)
-        return ak_fail(err, AK_ENOMEM, "out of memory");
-    /* layers in increasing order, whatever the tensor order */
-    int64_t n = 0;
-    for (long want = -1;;) {
-        long next = -1;
-        for (size_t k = 0; k < d->ntensors; k++) {
-            long l = probs_layer(d->tensors[k]->name);
-            if (l > want && (c->l0 < 0 || (l >= c->l0 && l <= c->l1)) && (next < 0 || l < next))
-                next = l;
-        }
-        if (next < 0)
-            break;
-        char name[64];
-        snprintf(name, sizeof name, "attn.probs.%ld", next);
-        ak_tensor *t = ak_doc_get(d, name);
-        int rc = ak_from_probs(ak_tensor_f32(t), H, T, m->own_entropy + n * (int64_t)per,
-                               m->own_mass + n * (int64_t)per, err);
-        if (rc)
-            return ak_wrap(err, "document '%s': %s", d->id, name);
-        m->layer_id[n++] = (int32_t)next;
-        snprintf(name, sizeof name, "attn.probs.%ld.heads", next);
-        ak_tensor *hl = ak_doc_get(d, name);
-        if (hl && hl->dtype == AK_I32 && hl->ndim == 1 && hl->shape[0] == H && !m->head_id) {
-            m->head_id = malloc(sizeof(int32_t) * (size_t)H);
-            if (!m->head_id)
-                return ak_fail(err, AK_ENOMEM, "out of memory");
-            memcpy(m->head_id, hl->data, sizeof(int32_t) * (size_t)H);
-        }
-        want = next;
-    }
-    m->s = (ak_attn_stats){.L = L, .H = H, .T = T, .entropy = m->own_entropy,
-                           .mass = m->own_mass};
-    int64_t x;
-    if (ak_meta_int(&d->meta, "causal", &x) == 0)
-        m->s.mask.causal = x != 0;
-    if (ak_meta_int(&d->meta, "window", &x) == 0 && x > 0 && x <= INT32_MAX)
-        m->s.mask.window = (int)x;
-    int rc = ak_stats_check(&m->s, err);
-    return rc ? ak_wrap(err, "document '%s'", d->id) : 0;
+    ak_probs_stats_free(&m->ps);
 }
 
 static int docm_compute(struct ctx *c, ak_doc *d, struct docm *m, ak_err *err)
 {
     int rc, from_probs = !ak_doc_get(d, "attn.entropy") && !ak_doc_get(d, "attn.mass");
-    if (from_probs)
-        rc = stats_from_probs(c, d, m, err);
-    else
+    if (from_probs) {
+        rc = ak_doc_probs_stats(d, c->l0, c->l1, &m->ps, err);
+        m->s = m->ps.s;
+    } else {
         rc = ak_doc_attn_stats(d, &m->s, err);
+    }
     if (rc)
         return rc;
     int64_t L = m->s.L, H = m->s.H, T = m->s.T;
@@ -202,17 +130,10 @@ static int docm_compute(struct ctx *c, ak_doc *d, struct docm *m, ak_err *err)
     ak_tensor *off = ak_doc_get(d, "offsets");
     if (off && off->dtype == AK_I64 && off->ndim == 2 && off->shape[0] == T && off->shape[1] == 2)
         m->off = ak_tensor_i64(off);
-    ak_tensor *seg = ak_doc_get(d, "segments");
-    if (seg) {
-        if (!ak_doc_need(d, "segments", AK_I32, 1, err))
-            return err->code;
-        if (seg->shape[0] != T)
-            return ak_fail(err, AK_EDATA, "document '%s': segments has %lld tokens, not %lld",
-                           d->id, (long long)seg->shape[0], (long long)T);
-        m->seg = ak_tensor_i32(seg);
-        if ((rc = ak_block_count(m->seg, T, &m->nblocks, err)))
-            return ak_wrap(err, "document '%s'", d->id);
-    }
+    if ((rc = ak_doc_segments(d, T, &m->seg, err)))
+        return rc;
+    if (m->seg && (rc = ak_block_count(m->seg, T, &m->nblocks, err)))
+        return ak_wrap(err, "document '%s'", d->id);
     size_t nt = (size_t)T + 1, nb = (size_t)m->nblocks + 1;
     m->heads = malloc(sizeof *m->heads * (size_t)(L * H));
     m->tm.entropy = malloc(sizeof(float) * nt);
@@ -409,7 +330,7 @@ static int print_json(struct ctx *c, const ak_doc *d, struct docm *m, ak_err *er
         json_object_set_new(o, "by_block", a);
     }
     int rc = json_dumpf(o, c->out, JSON_COMPACT) == 0 && fputc('\n', c->out) != EOF
-                 ? 0 : ak_fail(err, AK_EIO, "write error");
+                 ? 0 : ak_write_error(err, c->out_name);
     json_decref(o);
     return rc;
 }
@@ -430,7 +351,7 @@ static int on_doc(void *vc, ak_doc *d, ak_err *err)
     }
     docm_free(&m);
     if (!rc && c->fmt != FMT_STREAM && ferror(c->out))
-        rc = ak_fail(err, AK_EIO, "write error");
+        rc = ak_write_error(err, c->out_name);
     return rc;
 }
 
@@ -438,7 +359,7 @@ static int on_finish(void *vc, ak_err *err)
 {
     struct ctx *c = vc;
     if (c->fmt != FMT_STREAM && fflush(c->out) != 0)
-        return ak_fail(err, AK_EIO, "write error");
+        return ak_write_error(err, c->out_name);
     return 0;
 }
 
@@ -480,25 +401,12 @@ int main(int argc, char *argv[])
         }
     }
     ak_err err = {0};
-    FILE *tmpout = NULL;
-    if (c.fmt != FMT_STREAM && output && strcmp(output, "-") != 0) {
-        tmpout = fopen(output, "w");
-        if (!tmpout)
-            ak_dief(AK_ENOINPUT, "cannot open %s for writing", output);
-        c.out = tmpout;
-    }
+    c.out_name = output && strcmp(output, "-") != 0 ? output : "<stdout>";
     ak_filter_args fa = {.program = "entropy", .argc = argc, .argv = argv,
-                         .inputs = argv + optind, .ninputs = argc - optind,
-                         .output = c.fmt == FMT_STREAM ? output : NULL};
+                         .inputs = argv + optind, .ninputs = argc - optind, .output = output};
     ak_filter_ops ops = {.doc = on_doc, .finish = on_finish,
                          .no_stream_output = c.fmt != FMT_STREAM};
-    int rc = ak_filter_run(&fa, &ops, &c, &err);
-    if (tmpout && fclose(tmpout) != 0 && !rc)
-        rc = ak_fail(&err, AK_EIO, "%s: write error", output);
-    if (rc) {
-        if (tmpout)
-            remove(output);
+    if (ak_filter_run(&fa, &ops, &c, &err))
         ak_die(&err);
-    }
     return 0;
 }

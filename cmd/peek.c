@@ -1,6 +1,7 @@
 /* peek - show an attnkit stream: for humans, as JSON lines, or one tensor's
  * values as plain numbers. */
 #include "cli.h"
+#include "io.h"
 #include "stream.h"
 
 #include <getopt.h>
@@ -11,13 +12,16 @@
 
 static void usage(void)
 {
-    printf("usage: peek [-j] [-n N] [-f NAME] [FILE...]\n"
+    printf("usage: peek [-j] [-n N] [-f NAME] [-o FILE] [FILE...]\n"
            "Show attnkit tensor streams (stdin when no FILE).\n"
            "  -j, --json        one JSON object per record (JSON lines)\n"
            "  -f, --field NAME  print tensor NAME's values, one line per document\n"
            "  -n, --values N    values shown per tensor (default 8; -1 = all)\n"
+           "  -o, --output FILE write to FILE (default stdout); a file is replaced only\n"
+           "                    when the run succeeds\n"
            "  -h, --help        this help\n"
-           "Exit status: 0 ok, 64 usage, 65 bad stream, 66 cannot open, 74 I/O error.\n");
+           "Exit status: 0 ok, 64 usage, 65 bad stream, 66 cannot open, 73 cannot create\n"
+           "the output, 74 I/O error.\n");
 }
 
 enum mode { HUMAN, JSON, FIELD };
@@ -51,20 +55,34 @@ static void fmt_value(char *buf, size_t n, const ak_tensor *t, size_t i)
     }
 }
 
+/* Human output never hands the terminal a control character, a byte that
+ * is not UTF-8 or a bidi override from the stream: every string goes
+ * through ak_escape. */
+static void put_str(const char *s, size_t n, int quoted)
+{
+    char buf[4096];
+    if (quoted)
+        putchar('"');
+    while (n) {
+        /* Escape in pieces; a piece ends on a character boundary. */
+        size_t take = n < 512 ? n : 512;
+        while (take < n && take > 508 && ((unsigned char)s[take] & 0xc0) == 0x80)
+            take--;
+        ak_escape(buf, sizeof buf, s, take, AK_ESC_FORMAT | (quoted ? AK_ESC_QUOTE : 0));
+        fputs(buf, stdout);
+        s += take;
+        n -= take;
+    }
+    if (quoted)
+        putchar('"');
+}
+
+static void put_cstr(const char *s, int quoted) { put_str(s, strlen(s), quoted); }
+
 static void print_text_preview(const ak_tensor *t, size_t max)
 {
-    const unsigned char *p = t->data;
     size_t n = t->nbytes < max ? t->nbytes : max;
-    putchar('"');
-    for (size_t i = 0; i < n; i++) {
-        unsigned c = p[i];
-        if (c == '"' || c == '\\') printf("\\%c", c);
-        else if (c == '\n') fputs("\\n", stdout);
-        else if (c == '\t') fputs("\\t", stdout);
-        else if (c < 0x20 || c == 0x7f) printf("\\x%02x", c);
-        else putchar((int)c);
-    }
-    putchar('"');
+    put_str(t->data, n, 1);
     if (n < t->nbytes)
         fputs("...", stdout);
 }
@@ -73,13 +91,15 @@ static void print_meta_human(const ak_metamap *m)
 {
     for (size_t i = 0; i < m->n; i++) {
         const ak_meta *it = &m->items[i];
-        printf(" %s=", it->key);
+        putchar(' ');
+        put_cstr(it->key, 0);
+        putchar('=');
         switch (it->kind) {
         case AK_META_NIL: fputs("nil", stdout); break;
         case AK_META_BOOL: fputs(it->i ? "true" : "false", stdout); break;
         case AK_META_INT: printf("%lld", (long long)it->i); break;
         case AK_META_FLOAT: printf("%g", it->f); break;
-        case AK_META_STR: printf("\"%s\"", it->s); break;
+        case AK_META_STR: put_str(it->s, it->slen, 1); break;
         case AK_META_RAW: printf("<%zu bytes of msgpack>", it->rawlen); break;
         }
     }
@@ -93,9 +113,15 @@ static void human_header(const ak_header *h)
     putchar('\n');
     for (size_t i = 0; i < h->nhistory; i++) {
         const ak_stage *s = &h->history[i];
-        printf("  history %zu: %s %s:", i + 1, s->program, s->version);
-        for (size_t j = 0; j < s->nargs; j++)
-            printf(" %s", s->args[j]);
+        printf("  history %zu: ", i + 1);
+        put_cstr(s->program, 0);
+        putchar(' ');
+        put_cstr(s->version, 0);
+        putchar(':');
+        for (size_t j = 0; j < s->nargs; j++) {
+            putchar(' ');
+            put_cstr(s->args[j], 0);
+        }
         putchar('\n');
     }
     if (h->extra.n) {
@@ -107,7 +133,9 @@ static void human_header(const ak_header *h)
 
 static void human_doc(const ak_doc *d, long nvalues)
 {
-    printf("doc \"%s\"\n", d->id);
+    fputs("doc ", stdout);
+    put_cstr(d->id, 1);
+    putchar('\n');
     if (d->meta.n) {
         printf("  meta:");
         print_meta_human(&d->meta);
@@ -120,8 +148,9 @@ static void human_doc(const ak_doc *d, long nvalues)
             snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%lld",
                      k ? ", " : "", (long long)t->shape[k]);
         strncat(shape, "]", sizeof shape - strlen(shape) - 1);
-        printf("  %-20s %-4s %-16s %10zu B  ", t->name, ak_dtype_name(t->dtype), shape,
-               t->nbytes);
+        char name[256];
+        ak_escape(name, sizeof name, t->name, strlen(t->name), AK_ESC_FORMAT);
+        printf("  %-20s %-4s %-16s %10zu B  ", name, ak_dtype_name(t->dtype), shape, t->nbytes);
         size_t count = ak_tensor_count(t);
         if (strcmp(t->name, "text") == 0 && t->dtype == AK_U8) {
             print_text_preview(t, nvalues < 0 ? t->nbytes : (size_t)nvalues * 8);
@@ -139,7 +168,32 @@ static void human_doc(const ak_doc *d, long nvalues)
     }
 }
 
-/* ---- JSON lines (jansson does the escaping and number formatting) ---- */
+/* ---- JSON lines (jansson does the escaping and number formatting) ----
+ * Output is ASCII (JSON_ENSURE_ASCII: \uXXXX for the rest, so no control
+ * or bidi character reaches a terminal raw either).  The reader hands out
+ * UTF-8 only; a string jansson would still refuse goes out escaped. */
+
+static json_t *jstr(const char *s, size_t n)
+{
+    json_t *v = json_stringn(s, n);
+    if (!v) {
+        char buf[4096];
+        ak_escape(buf, sizeof buf, s, n, 0);
+        v = json_string(buf);
+    }
+    return v;
+}
+
+static json_t *jcstr(const char *s) { return jstr(s, strlen(s)); }
+
+static void jset(json_t *o, const char *key, json_t *v)
+{
+    if (json_object_set_new(o, key, v) != 0) {
+        char buf[4096];
+        ak_escape(buf, sizeof buf, key, strlen(key), 0);
+        json_object_set_new(o, buf, v);
+    }
+}
 
 static json_t *meta_json(const ak_metamap *m)
 {
@@ -151,11 +205,11 @@ static json_t *meta_json(const ak_metamap *m)
         case AK_META_BOOL: v = json_boolean(it->i); break;
         case AK_META_INT: v = json_integer(it->i); break;
         case AK_META_FLOAT: v = json_real(it->f); break;
-        case AK_META_STR: v = json_stringn_nocheck(it->s, it->slen); break;
+        case AK_META_STR: v = jstr(it->s, it->slen); break;
         case AK_META_RAW: v = json_string("<msgpack>"); break;
         default: v = json_null(); break;
         }
-        json_object_set_new_nocheck(o, it->key, v);
+        jset(o, it->key, v);
     }
     return o;
 }
@@ -163,7 +217,7 @@ static json_t *meta_json(const ak_metamap *m)
 static json_t *tensor_json(const ak_tensor *t, long nvalues)
 {
     json_t *o = json_object(), *shape = json_array(), *vals = json_array();
-    json_object_set_new(o, "name", json_string_nocheck(t->name));
+    json_object_set_new(o, "name", jcstr(t->name));
     json_object_set_new(o, "dtype", json_string(ak_dtype_name(t->dtype)));
     for (int k = 0; k < t->ndim; k++)
         json_array_append_new(shape, json_integer(t->shape[k]));
@@ -188,7 +242,8 @@ static json_t *tensor_json(const ak_tensor *t, long nvalues)
 
 static void json_print(json_t *o)
 {
-    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII |
+                            JSON_REAL_PRECISION(9));
     if (s) {
         puts(s);
         free(s);
@@ -210,10 +265,10 @@ static void json_record(const ak_record *rec, long nvalues)
         for (size_t i = 0; i < h->nhistory; i++) {
             json_t *args = json_array();
             for (size_t j = 0; j < h->history[i].nargs; j++)
-                json_array_append_new(args, json_string_nocheck(h->history[i].args[j]));
-            json_array_append_new(hist, json_pack("{s:s,s:s,s:o}", "program",
-                                                  h->history[i].program, "version",
-                                                  h->history[i].version, "args", args));
+                json_array_append_new(args, jcstr(h->history[i].args[j]));
+            json_array_append_new(hist, json_pack("{s:o,s:o,s:o}", "program",
+                                                  jcstr(h->history[i].program), "version",
+                                                  jcstr(h->history[i].version), "args", args));
         }
         json_object_set_new(o, "history", hist);
         break;
@@ -221,7 +276,7 @@ static void json_record(const ak_record *rec, long nvalues)
     case AK_REC_DOC: {
         json_t *ts = json_array();
         json_object_set_new(o, "type", json_string("doc"));
-        json_object_set_new(o, "id", json_string_nocheck(rec->doc->id));
+        json_object_set_new(o, "id", jcstr(rec->doc->id));
         json_object_set_new(o, "meta", meta_json(&rec->doc->meta));
         for (size_t i = 0; i < rec->doc->ntensors; i++)
             json_array_append_new(ts, tensor_json(rec->doc->tensors[i], nvalues));
@@ -297,26 +352,34 @@ int main(int argc, char **argv)
     struct opts o = {.mode = HUMAN, .nvalues = 8};
     static const struct option longopts[] = {
         {"json", no_argument, 0, 'j'},      {"field", required_argument, 0, 'f'},
-        {"values", required_argument, 0, 'n'}, {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"values", required_argument, 0, 'n'}, {"output", required_argument, 0, 'o'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    const char *output = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "jf:n:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "jf:n:o:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'j': o.mode = JSON; break;
         case 'f': o.mode = FIELD; o.field = optarg; break;
         case 'n': o.nvalues = ak_parse_long("-n", optarg, -1, 1L << 40); break;
+        case 'o': output = optarg; break;
         case 'h': usage(); return 0;
         default: ak_bad_option(argv);
         }
     }
     ak_err err = {0};
+    ak_output out;
+    if (ak_output_open(&out, output, argv + optind, argc - optind, &err) ||
+        ak_output_use_stdout(&out, &err))
+        ak_die(&err);
     int rc = 0;
     if (optind == argc)
         rc = peek_input("-", &o, &err);
     for (int i = optind; i < argc && !rc; i++)
         rc = peek_input(argv[i], &o, &err);
-    if (fflush(stdout) != 0 && !rc)
-        rc = ak_fail(&err, AK_EIO, "<stdout>: write error");
+    if (rc)
+        ak_output_abort(&out);
+    else
+        rc = ak_output_commit(&out, &err);
     if (rc)
         ak_die(&err);
     return 0;

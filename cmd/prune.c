@@ -34,23 +34,13 @@ static void usage(void)
            "  -o, --output FILE      write the stream here (atomically)\n"
            "  -h, --help             this help\n"
            "Special tokens and tokens outside blocks (segments -1) are always kept.\n"
-           "Exit status: 0 ok, 64 usage, 65 bad stream, 66 cannot open, 74 I/O error.\n");
+           "Exit status: 0 ok, 64 usage, 65 bad stream, 66 cannot open, 73 cannot create\n"
+           "the output, 74 I/O error.\n");
 }
 
 #define MAXPAT 32
 
-struct ctx {
-    ak_prune_opts o;
-    int policy_set;
-    int protect_first, protect_last;
-    const char *markers[MAXPAT], *regexes[MAXPAT];
-    int nmarkers, nregexes;
-    const char *query_marker, *query_regex;
-    long l0, l1;
-    ak_agg agg;
-};
-
-static void parse_protect(struct ctx *c, const char *s)
+static void parse_protect(ak_prune_doc_opts *c, const char *s)
 {
     char *dup = strdup(s), *save = NULL;
     if (!dup)
@@ -64,233 +54,16 @@ static void parse_protect(struct ctx *c, const char *s)
     free(dup);
 }
 
-/* Work arrays for one document, freed together. */
-struct work {
-    int32_t *unit;
-    uint8_t *protect, *keep, *query;
-    float *score, *kept_score;
-};
-
-static void work_free(struct work *w)
-{
-    free(w->unit);
-    free(w->protect);
-    free(w->keep);
-    free(w->query);
-    free(w->score);
-    free(w->kept_score);
-}
-
-/* Query policy: mean over the layers with attn.probs.<l> in range of the
- * query rows' attention (ak_query_mass). */
-static int query_scores(struct ctx *c, ak_doc *d, int64_t T, const uint8_t *is_query,
-                        float *score, ak_err *err)
-{
-    int nlayers = 0;
-    for (size_t k = 0; k < d->ntensors; k++) {
-        ak_tensor *t = d->tensors[k];
-        const char *n = t->name;
-        if (strncmp(n, "attn.probs.", 11) != 0 || strchr(n + 11, '.'))
-            continue;
-        char *end;
-        long l = strtol(n + 11, &end, 10);
-        if (end == n + 11 || *end)
-            continue;
-        if ((c->l0 >= 0 && l < c->l0) || (c->l1 >= 0 && l > c->l1))
-            continue;
-        if (t->dtype != AK_F32 || t->ndim != 3 || t->shape[1] != T || t->shape[2] != T)
-            return ak_fail(err, AK_EDATA, "document '%s': %s is not f32 [h, %lld, %lld]", d->id,
-                           n, (long long)T, (long long)T);
-        if (t->shape[0] == 0)
-            continue;
-        int rc = ak_query_mass(ak_tensor_f32(t), t->shape[0], T, is_query, score, err);
-        if (rc)
-            return ak_wrap(err, "document '%s': %s", d->id, n);
-        nlayers++;
-    }
-    if (!nlayers)
-        return ak_fail(err, AK_EDATA,
-                       "document '%s': policy query needs attn.probs.<layer> (attend --probs)",
-                       d->id);
-    for (int64_t j = 0; j < T; j++)
-        score[j] /= (float)nlayers;
-    return 0;
-}
-
-static int on_doc(void *vc, ak_doc *d, ak_err *err)
-{
-    struct ctx *c = vc;
-    ak_tensor *tok = ak_doc_need(d, "tokens", AK_I32, 1, err);
-    if (!tok)
-        return err->code;
-    ak_tensor *off = ak_doc_need(d, "offsets", AK_I64, 2, err);
-    if (!off)
-        return err->code;
-    ak_tensor *text = ak_doc_need(d, "text", AK_U8, 1, err);
-    if (!text)
-        return err->code;
-    int64_t T = tok->shape[0];
-    if (off->shape[0] != T || off->shape[1] != 2)
-        return ak_fail(err, AK_EDATA, "document '%s': offsets is not [%lld, 2]", d->id,
-                       (long long)T);
-    const int32_t *seg = NULL;
-    ak_tensor *st = ak_doc_get(d, "segments");
-    if (st) {
-        if (!ak_doc_need(d, "segments", AK_I32, 1, err))
-            return err->code;
-        if (st->shape[0] != T)
-            return ak_fail(err, AK_EDATA, "document '%s': segments has %lld tokens, not %lld",
-                           d->id, (long long)st->shape[0], (long long)T);
-        seg = ak_tensor_i32(st);
-    }
-    const uint8_t *special = NULL;
-    ak_tensor *sp = ak_doc_get(d, "special");
-    if (sp) {
-        if (sp->dtype != AK_U8 || sp->ndim != 1 || sp->shape[0] != T)
-            return ak_fail(err, AK_EDATA, "document '%s': special is not u8 [%lld]", d->id,
-                           (long long)T);
-        special = ak_tensor_u8(sp);
-    }
-    if (!seg && (c->o.unit == AK_UNIT_BLOCK || c->protect_first || c->protect_last))
-        return ak_fail(err, AK_EDATA, "document '%s' has no segments (needed by %s)", d->id,
-                       c->o.unit == AK_UNIT_BLOCK ? "--unit block" : "--protect");
-    const uint8_t *txt = ak_tensor_u8(text);
-    size_t tlen = text->nbytes;
-    const int64_t *o = ak_tensor_i64(off);
-
-    ak_prune_opts opts = c->o;
-    if (!c->policy_set)
-        opts.policy = ak_doc_get(d, "score.token") ? AK_POLICY_SCORE : AK_POLICY_MASS;
-
-    struct work w = {0};
-    size_t n = (size_t)T + 1;
-    w.unit = malloc(n * sizeof *w.unit);
-    w.protect = calloc(n, 1);
-    w.keep = calloc(n, 1);
-    w.query = calloc(n, 1);
-    w.score = calloc(n, sizeof *w.score);
-    w.kept_score = calloc(n, sizeof *w.kept_score);
-    int rc = 0;
-    if (!w.unit || !w.protect || !w.keep || !w.query || !w.score || !w.kept_score) {
-        rc = ak_fail(err, AK_ENOMEM, "out of memory");
-        goto out;
-    }
-    int64_t nblocks = 0;
-    if (seg && (rc = ak_block_count(seg, T, &nblocks, err)))
-        goto out;
-
-    /* units */
-    int64_t nunits = T;
-    if (opts.unit == AK_UNIT_TOKEN) {
-        for (int64_t i = 0; i < T; i++)
-            w.unit[i] = (int32_t)i;
-    } else if (opts.unit == AK_UNIT_BLOCK) {
-        memcpy(w.unit, seg, (size_t)T * sizeof *w.unit);
-        nunits = nblocks;
-    } else if ((rc = ak_sentence_ids(txt, tlen, o, T, w.unit, err))) {
-        goto out;
-    } else {
-        nunits = 0;
-        for (int64_t i = 0; i < T; i++)
-            if (w.unit[i] + 1 > nunits)
-                nunits = w.unit[i] + 1;
-    }
-    if (seg)
-        for (int64_t i = 0; i < T; i++)
-            if (seg[i] < 0)
-                w.unit[i] = -1;
-
-    /* protection */
-    if (c->protect_first)
-        ak_protect_block_end(seg, T, 0, w.protect);
-    if (c->protect_last)
-        ak_protect_block_end(seg, T, 1, w.protect);
-    for (int k = 0; k < c->nmarkers && !rc; k++)
-        rc = ak_protect_marker(txt, tlen, o, seg, T, c->markers[k], w.protect, err);
-    for (int k = 0; k < c->nregexes && !rc; k++)
-        rc = ak_protect_regex(txt, tlen, o, T, c->regexes[k], w.protect, err);
-    if (rc)
-        goto out;
-
-    /* scores */
-    const float *score = NULL, *unit_score = NULL;
-    switch (opts.policy) {
-    case AK_POLICY_SCORE: {
-        ak_tensor *s = ak_doc_get(d, "score.token");
-        if (!s) {
-            rc = ak_fail(err, AK_EDATA, "document '%s' has no score.token (run entropy first)",
-                         d->id);
-            goto out;
-        }
-        if (s->dtype != AK_F32 || s->ndim != 1 || s->shape[0] != T) {
-            rc = ak_fail(err, AK_EDATA, "document '%s': score.token is not f32 [%lld]", d->id,
-                         (long long)T);
-            goto out;
-        }
-        score = ak_tensor_f32(s);
-        ak_tensor *b = ak_doc_get(d, "score.block");
-        if (opts.unit == AK_UNIT_BLOCK && b) {
-            if (b->dtype != AK_F32 || b->ndim != 1 || b->shape[0] != nblocks) {
-                rc = ak_fail(err, AK_EDATA, "document '%s': score.block is not f32 [%lld]",
-                             d->id, (long long)nblocks);
-                goto out;
-            }
-            unit_score = ak_tensor_f32(b);
-        }
-        break;
-    }
-    case AK_POLICY_MASS: case AK_POLICY_ENTROPY: case AK_POLICY_HEAVY: {
-        ak_attn_stats s;
-        if ((rc = ak_doc_attn_stats(d, &s, err)))
-            goto out;
-        int64_t l0 = c->l0 < 0 ? 0 : c->l0, l1 = c->l1 < 0 ? s.L - 1 : c->l1;
-        if ((rc = ak_prune_scores(&s, opts.policy, l0, l1, c->agg, w.score, err)))
-            goto out;
-        score = w.score;
-        break;
-    }
-    case AK_POLICY_QUERY:
-        if (c->query_regex)
-            rc = ak_protect_regex(txt, tlen, o, T, c->query_regex, w.query, err);
-        else if (c->query_marker)
-            rc = ak_protect_marker(txt, tlen, o, seg, T, c->query_marker, w.query, err);
-        else if (seg)
-            ak_protect_block_end(seg, T, 1, w.query);
-        else
-            rc = ak_fail(err, AK_EDATA, "document '%s' has no segments: name the query span "
-                         "with --query-marker or --query-regex", d->id);
-        if (rc || (rc = query_scores(c, d, T, w.query, w.score, err)))
-            goto out;
-        for (int64_t i = 0; i < T; i++) /* the question survives its own pruning */
-            w.protect[i] |= w.query[i];
-        score = w.score;
-        break;
-    default:
-        break;
-    }
-
-    ak_prune_input in = {.T = T, .unit = w.unit, .special = special, .protect = w.protect,
-                         .score = score, .unit_score = unit_score, .nunits = nunits,
-                         .doc_hash = ak_hash_str(d->id)};
-    int64_t budget;
-    if ((rc = ak_prune_select(&in, &opts, w.keep, w.kept_score, &budget, err)))
-        goto out;
-    if ((rc = ak_prune_apply(d, w.keep, w.kept_score, err)))
-        goto out;
-    if ((rc = ak_meta_set_str(&d->meta, "prune_policy", ak_policy_name(opts.policy))) ||
-        (rc = ak_meta_set_int(&d->meta, "prune_budget", budget)))
-        rc = ak_fail(err, AK_ENOMEM, "out of memory");
-out:
-    work_free(&w);
-    return rc;
-}
+static int on_doc(void *c, ak_doc *d, ak_err *err) { return ak_prune_doc(d, c, err); }
 
 int main(int argc, char *argv[])
 {
     ak_cli_init("prune");
-    struct ctx c = {.o = {.policy = AK_POLICY_MASS, .unit = AK_UNIT_TOKEN, .keep_ratio = -1,
-                          .max_tokens = -1, .recent = -1, .seed = 1},
-                    .l0 = -1, .l1 = -1, .agg = AK_AGG_MEAN};
+    const char *markers[MAXPAT], *regexes[MAXPAT];
+    ak_prune_doc_opts c = {.o = {.policy = AK_POLICY_MASS, .unit = AK_UNIT_TOKEN, .keep_ratio = -1,
+                                 .max_tokens = -1, .recent = -1, .seed = 1},
+                           .markers = markers, .regexes = regexes,
+                           .l0 = -1, .l1 = -1, .agg = AK_AGG_MEAN};
     const char *output = NULL;
     enum { O_QMARK = 256, O_QRE, O_RECENT, O_SEED };
     static const struct option lo[] = {
@@ -322,12 +95,12 @@ int main(int argc, char *argv[])
                 ak_usage_error("--protect-marker: at most %d", MAXPAT);
             if (!*optarg)
                 ak_usage_error("--protect-marker: empty marker");
-            c.markers[c.nmarkers++] = optarg;
+            markers[c.nmarkers++] = optarg;
             break;
         case 'r':
             if (c.nregexes == MAXPAT)
                 ak_usage_error("--protect-regex: at most %d", MAXPAT);
-            c.regexes[c.nregexes++] = optarg;
+            regexes[c.nregexes++] = optarg;
             break;
         case O_QMARK:
             if (!*optarg)

@@ -13,7 +13,7 @@
 
 static void usage(void)
 {
-    printf("usage: score [-q QUERIES] [-t TARGET] [-s] FULL PRUNED\n"
+    printf("usage: score [-q QUERIES] [-t TARGET] [-s] [-o FILE] FULL PRUNED\n"
            "Compare full and pruned documents (matched by id) and print a TSV table.\n"
            "  FULL, PRUNED          streams from attend --hidden (encoders) or\n"
            "                        attend --logits all (causal LMs); '-' is stdin\n"
@@ -23,9 +23,12 @@ static void usage(void)
            "  -t, --target FILE     the continuation that ends every document's text:\n"
            "                        adds its log-likelihood with full and pruned context\n"
            "  -s, --summary         one line of means instead of a row per document\n"
+           "  -o, --output FILE     write the table to FILE (default stdout); a file is\n"
+           "                        replaced only when the run succeeds\n"
            "  -h, --help            this help\n"
            "cosine: between mean-pooled hidden.final of the full and pruned document.\n"
-           "Exit status: 0 ok, 64 usage, 65 bad stream, 66 cannot open, 74 I/O error.\n");
+           "Exit status: 0 ok, 64 usage, 65 bad stream, 66 cannot open, 73 cannot create\n"
+           "the output, 74 I/O error.\n");
 }
 
 typedef struct entry {
@@ -157,6 +160,8 @@ static int target_ll(const ak_doc *d, const char *target, size_t target_len, dou
     *ll = sum;
     return 0;
 }
+
+static const char *out_name = "<stdout>"; /* for write errors */
 
 struct opts {
     const char *target;
@@ -328,24 +333,26 @@ static int on_pruned(void *vc, const ak_doc *d, entry *e, ak_err *err)
     }
     if (!r->op->summary)
         putchar('\n');
-    return ferror(stdout) ? ak_fail(err, AK_EIO, "write error") : 0;
+    return ferror(stdout) ? ak_write_error(err, out_name) : 0;
 }
 
 int main(int argc, char *argv[])
 {
     ak_cli_init("score");
     struct opts op = {0};
-    const char *queries = NULL;
+    char *queries = NULL, *target_path = NULL;
+    const char *output = NULL;
     static const struct option lo[] = {
         {"queries", required_argument, 0, 'q'}, {"target", required_argument, 0, 't'},
-        {"summary", no_argument, 0, 's'},       {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"summary", no_argument, 0, 's'},       {"output", required_argument, 0, 'o'},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     int ch;
-    while ((ch = getopt_long(argc, argv, "q:t:sh", lo, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "q:t:so:h", lo, NULL)) != -1) {
         switch (ch) {
         case 'q': queries = optarg; break;
-        case 't': op.target = optarg; break;
+        case 't': op.target = target_path = optarg; break;
         case 's': op.summary = 1; break;
+        case 'o': output = optarg; break;
         case 'h': usage(); return 0;
         default: ak_bad_option(argv);
         }
@@ -356,6 +363,16 @@ int main(int argc, char *argv[])
     if (strcmp(full, "-") == 0 && strcmp(pruned, "-") == 0)
         ak_usage_error("FULL and PRUNED cannot both be stdin");
     ak_err err = {0};
+    char *inputs[4] = {argv[optind], argv[optind + 1]};
+    int ninputs = 2;
+    if (queries)
+        inputs[ninputs++] = queries;
+    if (target_path)
+        inputs[ninputs++] = target_path;
+    ak_output out;
+    if (ak_output_open(&out, output, inputs, ninputs, &err) || ak_output_use_stdout(&out, &err))
+        ak_die(&err);
+    out_name = out.name;
     char *target = NULL;
     if (op.target) {
         size_t len;
@@ -403,11 +420,13 @@ int main(int argc, char *argv[])
         else
             printf("\t-\n");
     }
-    if (!rc && fflush(stdout) != 0)
-        rc = ak_fail(&err, AK_EIO, "write error");
     set_free(&r.full);
     set_free(&r.queries);
     free(target);
+    if (rc)
+        ak_output_abort(&out);
+    else
+        rc = ak_output_commit(&out, &err);
     if (rc)
         ak_die(&err);
     return 0;

@@ -38,10 +38,11 @@ static void usage(void)
            "      --from-ids       input holds whitespace-separated token ids\n"
            "      --lossy          replace invalid UTF-8 by U+FFFD (with a warning)\n"
            "                       instead of failing\n"
-           "  -o, --output FILE    write the stream to FILE atomically (default stdout)\n"
+           "  -o, --output FILE    write the stream to FILE (default stdout); a file is\n"
+           "                       replaced only when the run succeeds\n"
            "  -h, --help           this help\n"
            "Exit status: 0 ok, 64 usage, 65 bad input, 66 cannot open, 70 out of memory,\n"
-           "74 I/O error, 78 unsupported tokenizer.\n");
+           "73 cannot create the output, 74 I/O error, 78 unsupported tokenizer.\n");
 }
 
 typedef struct opts {
@@ -362,13 +363,12 @@ int main(int argc, char **argv)
     const char *dir = ak_model_dir(model);
     if (ak_tokenizer_load(&tk, dir, &err))
         ak_die(&err);
-    ak_atomic at = {.fd = -1};
-    int to_file = output && strcmp(output, "-");
-    if (to_file && ak_atomic_open(&at, output, &err))
+    ak_output out;
+    if (ak_output_open(&out, output, argv + optind, argc - optind, &err))
         ak_die(&err);
     ak_writer *w = NULL;
     ak_header *h = ak_header_new();
-    int rc = ak_writer_open_fd(&w, to_file ? at.fd : 1, to_file ? output : "<stdout>", &err);
+    int rc = ak_writer_open_fd(&w, out.fd, out.name, &err);
     if (!rc && !h)
         rc = ak_fail(&err, AK_ENOMEM, "out of memory");
     if (!rc && (ak_meta_set_str(&h->model, "name", ak_tokenizer_name(tk)) ||
@@ -391,12 +391,10 @@ int main(int argc, char **argv)
         if (!rc && wrc)
             rc = wrc, err = e2;
     }
-    if (to_file) {
-        if (rc)
-            ak_atomic_abort(&at);
-        else
-            rc = ak_atomic_commit(&at, &err);
-    }
+    if (rc)
+        ak_output_abort(&out);
+    else
+        rc = ak_output_commit(&out, &err);
     ak_header_free(h);
     ak_tokenizer_free(tk);
     if (rc)

@@ -48,6 +48,7 @@ int ak_exit_code(int code)
     case AK_EDATA: return 65;     /* EX_DATAERR */
     case AK_ENOINPUT: return 66;  /* EX_NOINPUT */
     case AK_ENOMEM: return 70;    /* EX_SOFTWARE */
+    case AK_ECANTCREAT: return 73; /* EX_CANTCREAT */
     case AK_EIO: return 74;       /* EX_IOERR */
     case AK_ECONFIG: return 78;   /* EX_CONFIG */
     default: return 70;

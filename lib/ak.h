@@ -12,6 +12,14 @@
 
 #define AK_VERSION "0.1.0"
 
+/* Marks the public API: libattnkit.so is built with -fvisibility=hidden,
+ * so only what carries AK_API is exported. */
+#if defined(__GNUC__)
+#define AK_API __attribute__((visibility("default")))
+#else
+#define AK_API
+#endif
+
 enum {
     AK_OK = 0,
     AK_EUSAGE = -1,   /* bad arguments                      -> exit 64 */
@@ -20,7 +28,8 @@ enum {
     AK_ENOMEM = -4,   /* allocation failed or limit reached -> exit 70 */
     AK_EIO = -5,      /* read/write error                   -> exit 74 */
     AK_ECONFIG = -6,  /* unsupported model / configuration  -> exit 78 */
-    AK_EINTERNAL = -7 /* a bug or a device failure          -> exit 70 */
+    AK_EINTERNAL = -7, /* a bug or a device failure         -> exit 70 */
+    AK_ECANTCREAT = -8 /* cannot create an output file      -> exit 73 */
 };
 
 typedef struct ak_err {
@@ -30,18 +39,18 @@ typedef struct ak_err {
 
 /* Sets err (may be NULL) and returns code, so callers can write
  * `return ak_fail(err, AK_EDATA, "tensor %s: bad shape", name);` */
-int ak_fail(ak_err *err, int code, const char *fmt, ...)
+AK_API int ak_fail(ak_err *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Prefixes context to an existing message: "ctx: old message". */
-int ak_wrap(ak_err *err, const char *fmt, ...)
+AK_API int ak_wrap(ak_err *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* Exit status for an AK_E* code (sysexits.h vocabulary). */
-int ak_exit_code(int code);
+AK_API int ak_exit_code(int code);
 
 /* Overflow-checked size arithmetic: return 0 and set *out, or -1. */
-int ak_mul_size(size_t a, size_t b, size_t *out);
-int ak_add_size(size_t a, size_t b, size_t *out);
+AK_API int ak_mul_size(size_t a, size_t b, size_t *out);
+AK_API int ak_add_size(size_t a, size_t b, size_t *out);
 
 #endif

@@ -8,7 +8,9 @@
  *     H = log Z - sum_j p_j (s_j - m),   p_j = exp(s_j - m) / Z
  * and the row's contribution to each key's received mass.  Mass is summed
  * in per-thread buffers and reduced at the end, so no two threads write the
- * same memory.  Sums over keys are in double.
+ * same memory.  Sums over keys are in double.  The buffers and the worker
+ * threads live in an ak_attn_ws, grown to the largest shape seen and kept
+ * between calls.
  */
 #include "attention.h"
 
@@ -20,12 +22,8 @@
 #ifndef AK_NO_BLAS
 #include <cblas.h>
 #endif
-
 #ifdef AK_HAVE_CUDA
-int ak_cuda_attention(const ak_attn_shape *s, const float *q, const float *k, const float *v,
-                      ak_attn_out *o, ak_err *err);
-int ak_cuda_attention_tc(int dt, const ak_attn_shape *s, const float *q, const float *k,
-                         const float *v, ak_attn_out *o, ak_err *err);
+#include "cuda/ak_cuda.h"
 #endif
 
 #ifndef AK_NO_BLAS
@@ -37,25 +35,109 @@ enum { QBLOCK = 16 };
 typedef struct {
     const ak_attn_shape *s;
     const float *q, *k, *v;
-    float *kt;                /* keys transposed: [n_kv_heads][head_dim][n_k] */
+    const float *kt;          /* loop path: keys transposed [n_kv_heads][head_dim][n_k] */
     ak_attn_out *o;
     int ntasks;
     int next;                 /* next task to take, under lock */
     pthread_mutex_t lock;
+    float *rows;              /* [nthreads][QBLOCK * n_k] scores */
     double *mass_parts;       /* [nthreads][n_heads][n_k] */
-    int failed;
 } job_t;
 
+enum { MAX_THREADS = 256 };
+
+struct ak_attn_ws;
+
 typedef struct {
-    job_t *job;
-    int id;
+    struct ak_attn_ws *ws;
+    int id;                   /* 1.. (the caller works as 0) */
 } worker_t;
+
+/* Host scratch, grown on demand (sizes in bytes). */
+struct ak_attn_ws {
+    float *rows;
+    size_t rows_cap;
+    double *mass;
+    size_t mass_cap;
+    float *kt;
+    size_t kt_cap;
+    float *rounded;           /* q, k, v rounded to a dtype */
+    size_t rounded_cap;
+    /* Worker threads, started on first need and kept until
+     * ak_attn_ws_free.  A call publishes its job under lock, bumps
+     * generation and waits until the running workers are done. */
+    pthread_mutex_t lock;
+    pthread_cond_t go, done;
+    int npool;                /* threads started: ids 1..npool */
+    uint64_t generation;
+    int active;               /* workers 1..active take part in this job */
+    int running;              /* of them, still working */
+    int quit;
+    job_t *job;
+    worker_t workers[MAX_THREADS];
+    pthread_t threads[MAX_THREADS];
+#ifdef AK_HAVE_CUDA
+    ak_cuda_ws *cuda;
+#endif
+};
 
 /* Keys [lo, hi] that query position pos can see; empty when lo > hi. */
 static void visible(const ak_attn_shape *s, int pos, int *lo, int *hi)
 {
-    *hi = s->causal ? (pos < s->n_k - 1 ? pos : s->n_k - 1) : s->n_k - 1;
-    *lo = s->window > 0 && pos - s->window + 1 > 0 ? pos - s->window + 1 : 0;
+    ak_mask_keys_int(s->causal, s->window, pos, s->n_k, lo, hi);
+}
+
+/* Task t is head *h (kv head *g) and queries [*i0, *i_end). */
+static void task_rows(const ak_attn_shape *s, int t, int *h, int *g, int *i0, int *i_end)
+{
+    int nqb = (s->n_q + QBLOCK - 1) / QBLOCK;
+    *h = t / nqb;
+    *g = *h / (s->n_heads / s->n_kv_heads);
+    *i0 = t % nqb * QBLOCK;
+    *i_end = *i0 + QBLOCK < s->n_q ? *i0 + QBLOCK : s->n_q;
+}
+
+/* Softmax in place over row[a..b] (a <= b); returns the row's entropy. */
+static float softmax_row(float *row, int a, int b)
+{
+    float m = -INFINITY;
+    for (int j = a; j <= b; j++)
+        m = row[j] > m ? row[j] : m;
+    double z = 0, zs = 0;
+    for (int j = a; j <= b; j++) {
+        float d = row[j] - m;
+        float e = expf(d);
+        row[j] = e;
+        z += e;
+        zs += (double)e * d;
+    }
+    double inv = 1.0 / z;
+    float finv = (float)inv;
+    for (int j = a; j <= b; j++)
+        row[j] *= finv;
+    return (float)(log(z) - zs * inv);
+}
+
+/* Query i's entropy, its row of probabilities (row[0] is key base) and its
+ * share of each key's mass. */
+static void row_outputs(const job_t *job, int h, int i, const float *row, int base, int a, int b,
+                        float entropy, double *mass)
+{
+    const ak_attn_shape *s = job->s;
+    ak_attn_out *o = job->o;
+    if (mass) {
+        double *mh = mass + (size_t)h * s->n_k + base;
+        for (int j = a; j <= b; j++)
+            mh[j] += row[j];
+    }
+    if (o->entropy)
+        o->entropy[(size_t)h * s->n_q + i] = entropy;
+    if (o->probs) {
+        float *pr = o->probs + ((size_t)h * s->n_q + i) * s->n_k;
+        memset(pr, 0, sizeof(float) * (size_t)s->n_k);
+        if (a <= b)
+            memcpy(pr + base + a, row + a, sizeof(float) * (size_t)(b - a + 1));
+    }
 }
 
 #ifdef AK_NO_BLAS
@@ -63,9 +145,8 @@ static void run_task(job_t *job, int task, float *rows, double *mass)
 {
     const ak_attn_shape *s = job->s;
     int H = s->n_heads, Hkv = s->n_kv_heads, Dh = s->head_dim, n_k = s->n_k;
-    int nqb = (s->n_q + QBLOCK - 1) / QBLOCK;
-    int h = task / nqb, qb = task % nqb, g = h / (H / Hkv);
-    int i0 = qb * QBLOCK, i_end = i0 + QBLOCK < s->n_q ? i0 + QBLOCK : s->n_q;
+    int h, g, i0, i_end;
+    task_rows(s, task, &h, &g, &i0, &i_end);
     int lo[QBLOCK], hi[QBLOCK];
     ak_attn_out *o = job->o;
 
@@ -89,41 +170,15 @@ static void run_task(job_t *job, int task, float *rows, double *mass)
     for (int i = i0; i < i_end; i++) {
         float *row = rows + (size_t)(i - i0) * n_k;
         int a = lo[i - i0], b = hi[i - i0];
-        float m = -INFINITY;
-        for (int j = a; j <= b; j++)
-            m = row[j] > m ? row[j] : m;
-        double z = 0, zs = 0;
-        for (int j = a; j <= b; j++) {
-            float d = row[j] - m;
-            float e = expf(d);
-            row[j] = e;
-            z += e;
-            zs += (double)e * d;
-        }
+        float ent = softmax_row(row, a, b);
         float *out = o->out + ((size_t)i * H + h) * Dh;
         memset(out, 0, sizeof(float) * (size_t)Dh);
-        double inv = 1.0 / z;
-        float finv = (float)inv;
         for (int j = a; j <= b; j++) {
-            float p = row[j] * finv;
             const float *vj = job->v + ((size_t)j * Hkv + g) * Dh;
             for (int c = 0; c < Dh; c++)
-                out[c] += p * vj[c];
-            row[j] = p;
+                out[c] += row[j] * vj[c];
         }
-        if (mass) {
-            double *mh = mass + (size_t)h * n_k;
-            for (int j = a; j <= b; j++)
-                mh[j] += row[j];
-        }
-        if (o->entropy)
-            o->entropy[(size_t)h * s->n_q + i] = (float)(log(z) - zs * inv);
-        if (o->probs) {
-            float *pr = o->probs + ((size_t)h * s->n_q + i) * n_k;
-            memset(pr, 0, sizeof(float) * (size_t)n_k);
-            if (a <= b)
-                memcpy(pr + a, row + a, sizeof(float) * (size_t)(b - a + 1));
-        }
+        row_outputs(job, h, i, row, 0, a, b, ent, mass);
     }
 }
 
@@ -137,9 +192,9 @@ static void run_task_blas(job_t *job, int task, float *rows, double *mass)
 {
     const ak_attn_shape *s = job->s;
     int H = s->n_heads, Hkv = s->n_kv_heads, Dh = s->head_dim, n_k = s->n_k;
-    int nqb = (s->n_q + QBLOCK - 1) / QBLOCK;
-    int h = task / nqb, qb = task % nqb, g = h / (H / Hkv);
-    int i0 = qb * QBLOCK, i_end = i0 + QBLOCK < s->n_q ? i0 + QBLOCK : s->n_q, nb = i_end - i0;
+    int h, g, i0, i_end;
+    task_rows(s, task, &h, &g, &i0, &i_end);
+    int nb = i_end - i0;
     int lo[QBLOCK], hi[QBLOCK], a = n_k, b = -1;
     ak_attn_out *o = job->o;
     for (int i = 0; i < nb; i++) {
@@ -154,37 +209,13 @@ static void run_task_blas(job_t *job, int task, float *rows, double *mass)
     for (int i = 0; i < nb; i++) {
         float *row = rows + (size_t)i * w;
         int ra = lo[i] - a, rb = hi[i] - a;
-        float m = -INFINITY;
-        for (int j = ra; j <= rb; j++)
-            m = row[j] > m ? row[j] : m;
-        double z = 0, zs = 0;
+        /* the keys outside this query's range take no part in p v */
         for (int j = 0; j < ra; j++)
             row[j] = 0.0f;
         for (int j = rb + 1; j < w; j++)
             row[j] = 0.0f;
-        for (int j = ra; j <= rb; j++) {
-            float d = row[j] - m;
-            float e = expf(d);
-            row[j] = e;
-            z += e;
-            zs += (double)e * d;
-        }
-        double inv = 1.0 / z;
-        float finv = (float)inv;
-        for (int j = ra; j <= rb; j++)
-            row[j] *= finv;
-        if (mass) {
-            double *mh = mass + (size_t)h * n_k + a;
-            for (int j = ra; j <= rb; j++)
-                mh[j] += row[j];
-        }
-        if (o->entropy)
-            o->entropy[(size_t)h * s->n_q + i0 + i] = (float)(log(z) - zs * inv);
-        if (o->probs) {
-            float *pr = o->probs + ((size_t)h * s->n_q + i0 + i) * n_k;
-            memset(pr, 0, sizeof(float) * (size_t)n_k);
-            memcpy(pr + a, row, sizeof(float) * (size_t)w);
-        }
+        float ent = softmax_row(row, ra, rb);
+        row_outputs(job, h, i0 + i, row, a, ra, rb, ent, mass);
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, Dh, w, 1.0f, rows, w,
                 job->v + ((size_t)a * Hkv + g) * Dh, Hkv * Dh, 0.0f,
@@ -192,42 +223,98 @@ static void run_task_blas(job_t *job, int task, float *rows, double *mass)
 }
 #endif
 
-static void *worker(void *arg)
+/* Takes tasks of job until none is left, as worker id. */
+static void work(job_t *job, int id)
 {
-    worker_t *w = arg;
-    job_t *job = w->job;
-    float *row = malloc(sizeof(float) * QBLOCK * (size_t)(job->s->n_k > 0 ? job->s->n_k : 1));
+    float *rows = job->rows + (size_t)id * QBLOCK * (size_t)job->s->n_k;
     double *mass = job->mass_parts
-                       ? job->mass_parts + (size_t)w->id * job->s->n_heads * job->s->n_k
+                       ? job->mass_parts + (size_t)id * job->s->n_heads * job->s->n_k
                        : NULL;
-    if (!row) {
-        pthread_mutex_lock(&job->lock);
-        job->failed = 1;
-        pthread_mutex_unlock(&job->lock);
-        return NULL;
-    }
     for (;;) {
         pthread_mutex_lock(&job->lock);
-        int t = job->failed ? job->ntasks : job->next++;
+        int t = job->next++;
         pthread_mutex_unlock(&job->lock);
         if (t >= job->ntasks)
             break;
 #ifndef AK_NO_BLAS
-        run_task_blas(job, t, row, mass);
+        run_task_blas(job, t, rows, mass);
 #else
-        run_task(job, t, row, mass);
+        run_task(job, t, rows, mass);
 #endif
     }
-    free(row);
+}
+
+static void *pool_thread(void *arg)
+{
+    worker_t *w = arg;
+    struct ak_attn_ws *ws = w->ws;
+    uint64_t seen = 0;
+    pthread_mutex_lock(&ws->lock);
+    for (;;) {
+        while (!ws->quit && ws->generation == seen)
+            pthread_cond_wait(&ws->go, &ws->lock);
+        if (ws->quit)
+            break;
+        seen = ws->generation;
+        if (w->id > ws->active)
+            continue;
+        job_t *job = ws->job;
+        pthread_mutex_unlock(&ws->lock);
+        work(job, w->id);
+        pthread_mutex_lock(&ws->lock);
+        if (--ws->running == 0)
+            pthread_cond_signal(&ws->done);
+    }
+    pthread_mutex_unlock(&ws->lock);
     return NULL;
 }
 
+/* Runs job on the caller and up to n - 1 pool threads (started now if
+ * missing); returns how many took part. */
+static int run_job(struct ak_attn_ws *ws, job_t *job, int n)
+{
+    while (ws->npool < n - 1) {
+        worker_t *w = &ws->workers[ws->npool + 1];
+        *w = (worker_t){ws, ws->npool + 1};
+        if (pthread_create(&ws->threads[ws->npool + 1], NULL, pool_thread, w) != 0)
+            break; /* fewer threads, same result */
+        ws->npool++;
+    }
+    int helpers = n - 1 < ws->npool ? n - 1 : ws->npool;
+    if (helpers > 0) {
+        pthread_mutex_lock(&ws->lock);
+        ws->job = job;
+        ws->active = ws->running = helpers;
+        ws->generation++;
+        pthread_cond_broadcast(&ws->go);
+        pthread_mutex_unlock(&ws->lock);
+    }
+    work(job, 0);
+    if (helpers > 0) {
+        pthread_mutex_lock(&ws->lock);
+        while (ws->running > 0)
+            pthread_cond_wait(&ws->done, &ws->lock);
+        pthread_mutex_unlock(&ws->lock);
+    }
+    return helpers + 1;
+}
+
+static int configured_threads; /* ak_attention_set_threads; 0: one per CPU */
+
+void ak_attention_set_threads(int n) { configured_threads = n < 0 ? 0 : n; }
+
 static int thread_count(void)
 {
-    const char *env = getenv("ATTNKIT_THREADS");
-    long n = env && *env ? strtol(env, NULL, 10) : sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > 256 ? 256 : (int)n;
+    long n = configured_threads > 0 ? configured_threads : sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
 }
+
+#ifndef AK_NO_BLAS
+/* Our workers split the attention and each calls sgemm; OpenBLAS's own
+ * threads would oversubscribe the CPUs, so it is told once to use one. */
+static void blas_single_thread(void) { openblas_set_num_threads(1); }
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+#endif
 
 static int check_shape(const ak_attn_shape *s, ak_err *err)
 {
@@ -251,7 +338,69 @@ static int check_shape(const ak_attn_shape *s, ak_err *err)
     return 0;
 }
 
-static int cpu_attention(const ak_attn_shape *s, const float *q, const float *k,
+/* Makes the buffer *p hold at least n bytes (contents not kept). */
+static int grow(void *p, size_t *cap, size_t n)
+{
+    void **pp = p;
+    if (n <= *cap)
+        return 0;
+    void *q = malloc(n);
+    if (!q)
+        return -1;
+    free(*pp);
+    *pp = q;
+    *cap = n;
+    return 0;
+}
+
+int ak_attn_ws_new(ak_attn_ws **wsp, ak_err *err)
+{
+    ak_attn_ws *ws = calloc(1, sizeof *ws);
+    if (!ws)
+        return ak_fail(err, AK_ENOMEM, "attention: out of memory");
+    if (pthread_mutex_init(&ws->lock, NULL) != 0) {
+        free(ws);
+        return ak_fail(err, AK_ENOMEM, "attention: cannot create a lock");
+    }
+    if (pthread_cond_init(&ws->go, NULL) != 0) {
+        pthread_mutex_destroy(&ws->lock);
+        free(ws);
+        return ak_fail(err, AK_ENOMEM, "attention: cannot create a condition");
+    }
+    if (pthread_cond_init(&ws->done, NULL) != 0) {
+        pthread_cond_destroy(&ws->go);
+        pthread_mutex_destroy(&ws->lock);
+        free(ws);
+        return ak_fail(err, AK_ENOMEM, "attention: cannot create a condition");
+    }
+    *wsp = ws;
+    return 0;
+}
+
+void ak_attn_ws_free(ak_attn_ws *ws)
+{
+    if (!ws)
+        return;
+#ifdef AK_HAVE_CUDA
+    ak_cuda_ws_free(ws->cuda);
+#endif
+    free(ws->rows);
+    free(ws->mass);
+    free(ws->kt);
+    free(ws->rounded);
+    pthread_mutex_lock(&ws->lock);
+    ws->quit = 1;
+    pthread_cond_broadcast(&ws->go);
+    pthread_mutex_unlock(&ws->lock);
+    for (int t = 1; t <= ws->npool; t++)
+        pthread_join(ws->threads[t], NULL);
+    pthread_cond_destroy(&ws->done);
+    pthread_cond_destroy(&ws->go);
+    pthread_mutex_destroy(&ws->lock);
+    free(ws);
+}
+
+static int cpu_attention(ak_attn_ws *ws, const ak_attn_shape *s, const float *q, const float *k,
                          const float *v, ak_attn_out *o, ak_err *err)
 {
     int nthreads = thread_count();
@@ -260,51 +409,32 @@ static int cpu_attention(const ak_attn_shape *s, const float *q, const float *k,
     if (job.ntasks < nthreads)
         nthreads = job.ntasks > 0 ? job.ntasks : 1;
     size_t per = (size_t)s->n_heads * (size_t)s->n_k;
+    size_t nrows = (size_t)nthreads * QBLOCK * (size_t)s->n_k + 1;
+    if (grow(&ws->rows, &ws->rows_cap, nrows * sizeof(float)) ||
+        (o->mass && grow(&ws->mass, &ws->mass_cap, ((size_t)nthreads * per + 1) * sizeof(double))))
+        return ak_fail(err, AK_ENOMEM, "attention: cannot allocate buffers for %d keys", s->n_k);
+    job.rows = ws->rows;
     if (o->mass) {
-        job.mass_parts = calloc((size_t)nthreads * per + 1, sizeof(double));
-        if (!job.mass_parts)
-            return ak_fail(err, AK_ENOMEM, "attention: cannot allocate mass buffers");
+        job.mass_parts = ws->mass;
+        memset(job.mass_parts, 0, (size_t)nthreads * per * sizeof(double));
     }
-    job.kt = malloc(sizeof(float) * ((size_t)s->n_kv_heads * s->head_dim * s->n_k + 1));
-    if (!job.kt) {
-        free(job.mass_parts);
+#ifdef AK_NO_BLAS
+    size_t nkt = (size_t)s->n_kv_heads * s->head_dim * s->n_k + 1;
+    if (grow(&ws->kt, &ws->kt_cap, nkt * sizeof(float)))
         return ak_fail(err, AK_ENOMEM, "attention: cannot allocate %d keys", s->n_k);
-    }
     for (int j = 0; j < s->n_k; j++)
         for (int g = 0; g < s->n_kv_heads; g++)
             for (int c = 0; c < s->head_dim; c++)
-                job.kt[((size_t)g * s->head_dim + c) * s->n_k + j] =
+                ws->kt[((size_t)g * s->head_dim + c) * s->n_k + j] =
                     k[((size_t)j * s->n_kv_heads + g) * s->head_dim + c];
+    job.kt = ws->kt;
+#else
+    if (nthreads > 1)
+        pthread_once(&blas_once, blas_single_thread);
+#endif
     pthread_mutex_init(&job.lock, NULL);
-#ifndef AK_NO_BLAS
-    /* our threads split the work; OpenBLAS's own would oversubscribe */
-    int blas_threads = openblas_get_num_threads();
-    if (nthreads > 1)
-        openblas_set_num_threads(1);
-#endif
-    worker_t *ws = calloc((size_t)nthreads, sizeof *ws);
-    pthread_t *th = calloc((size_t)nthreads, sizeof *th);
-    int started = 0;
-    if (ws && th)
-        for (int t = 0; t < nthreads; t++) {
-            ws[t] = (worker_t){&job, t};
-            if (t > 0 && pthread_create(&th[t], NULL, worker, &ws[t]) != 0)
-                break;
-            started = t + 1;
-        }
-    if (started > 0) {
-        worker(&ws[0]); /* the calling thread works too */
-        for (int t = 1; t < started; t++)
-            pthread_join(th[t], NULL);
-    }
-#ifndef AK_NO_BLAS
-    if (nthreads > 1)
-        openblas_set_num_threads(blas_threads);
-#endif
-    int rc = 0;
-    if (started == 0 || job.failed)
-        rc = ak_fail(err, AK_ENOMEM, "attention: out of memory");
-    else if (o->mass)
+    int started = run_job(ws, &job, nthreads);
+    if (o->mass)
         for (size_t x = 0; x < per; x++) {
             double sum = 0;
             for (int t = 0; t < started; t++)
@@ -312,27 +442,7 @@ static int cpu_attention(const ak_attn_shape *s, const float *q, const float *k,
             o->mass[x] = (float)sum;
         }
     pthread_mutex_destroy(&job.lock);
-    free(job.mass_parts);
-    free(job.kt);
-    free(ws);
-    free(th);
-    return rc;
-}
-
-int ak_attention(ak_device dev, const ak_attn_shape *s, const float *q, const float *k,
-                 const float *v, ak_attn_out *o, ak_err *err)
-{
-    int rc = check_shape(s, err);
-    if (rc)
-        return rc;
-    if (dev == AK_DEV_CUDA) {
-#ifdef AK_HAVE_CUDA
-        return ak_cuda_attention(s, q, k, v, o, err);
-#else
-        return ak_fail(err, AK_ECONFIG, "attention: this build has no CUDA");
-#endif
-    }
-    return cpu_attention(s, q, k, v, o, err);
+    return 0;
 }
 
 /* Keeps the top `keep` of float's 23 mantissa bits, to nearest, ties to
@@ -370,35 +480,62 @@ void ak_round_dtype(float *x, size_t n, ak_attn_dtype dt)
         }
 }
 
-int ak_attention_dtype(ak_device dev, ak_attn_dtype dt, const ak_attn_shape *s,
-                       const float *q, const float *k, const float *v, ak_attn_out *o,
-                       ak_err *err)
+int ak_attention_ws(ak_attn_ws *ws, ak_device dev, ak_attn_dtype dt, const ak_attn_shape *s,
+                    const float *q, const float *k, const float *v, ak_attn_out *o, ak_err *err)
 {
-    if (dt == AK_ATTN_F32)
-        return ak_attention(dev, s, q, k, v, o, err);
-    if (dt != AK_ATTN_BF16 && dt != AK_ATTN_F16)
+    if (dt != AK_ATTN_F32 && dt != AK_ATTN_BF16 && dt != AK_ATTN_F16)
         return ak_fail(err, AK_EUSAGE, "attention: unknown precision %d", (int)dt);
     int rc = check_shape(s, err);
     if (rc)
         return rc;
-    size_t nq = (size_t)s->n_q * s->n_heads * s->head_dim;
-    size_t nk = (size_t)s->n_k * s->n_kv_heads * s->head_dim;
-    float *buf = malloc(sizeof(float) * (nq + 2 * nk + 1));
-    if (!buf)
-        return ak_fail(err, AK_ENOMEM, "attention: cannot allocate rounded inputs");
-    float *rq = buf, *rk = rq + nq, *rv = rk + nk;
-    memcpy(rq, q, nq * sizeof(float));
-    memcpy(rk, k, nk * sizeof(float));
-    memcpy(rv, v, nk * sizeof(float));
-    ak_round_dtype(buf, nq + 2 * nk, dt);
-    if (dev == AK_DEV_CUDA) {
-#ifdef AK_HAVE_CUDA
-        rc = ak_cuda_attention_tc((int)dt, s, rq, rk, rv, o, err);
-#else
-        rc = ak_fail(err, AK_ECONFIG, "attention: this build has no CUDA");
+#ifndef AK_HAVE_CUDA
+    if (dev == AK_DEV_CUDA)
+        return ak_fail(err, AK_ECONFIG, "attention: this build has no CUDA");
 #endif
-    } else
-        rc = cpu_attention(s, rq, rk, rv, o, err);
-    free(buf);
+    ak_attn_ws *tmp = NULL;
+    if (!ws) {
+        if ((rc = ak_attn_ws_new(&tmp, err)))
+            return rc;
+        ws = tmp;
+    }
+    if (dt != AK_ATTN_F32) {
+        size_t nq = (size_t)s->n_q * s->n_heads * s->head_dim;
+        size_t nk = (size_t)s->n_k * s->n_kv_heads * s->head_dim;
+        if (grow(&ws->rounded, &ws->rounded_cap, sizeof(float) * (nq + 2 * nk + 1))) {
+            rc = ak_fail(err, AK_ENOMEM, "attention: cannot allocate rounded inputs");
+            goto out;
+        }
+        float *rq = ws->rounded, *rk = rq + nq, *rv = rk + nk;
+        memcpy(rq, q, nq * sizeof(float));
+        memcpy(rk, k, nk * sizeof(float));
+        memcpy(rv, v, nk * sizeof(float));
+        ak_round_dtype(rq, nq + 2 * nk, dt);
+        q = rq;
+        k = rk;
+        v = rv;
+    }
+#ifdef AK_HAVE_CUDA
+    if (dev == AK_DEV_CUDA) {
+        rc = dt == AK_ATTN_F32 ? ak_cuda_attention(&ws->cuda, s, q, k, v, o, err)
+                               : ak_cuda_attention_tc(&ws->cuda, (int)dt, s, q, k, v, o, err);
+        goto out;
+    }
+#endif
+    rc = cpu_attention(ws, s, q, k, v, o, err);
+out:
+    ak_attn_ws_free(tmp);
     return rc;
+}
+
+int ak_attention(ak_device dev, const ak_attn_shape *s, const float *q, const float *k,
+                 const float *v, ak_attn_out *o, ak_err *err)
+{
+    return ak_attention_ws(NULL, dev, AK_ATTN_F32, s, q, k, v, o, err);
+}
+
+int ak_attention_dtype(ak_device dev, ak_attn_dtype dt, const ak_attn_shape *s,
+                       const float *q, const float *k, const float *v, ak_attn_out *o,
+                       ak_err *err)
+{
+    return ak_attention_ws(NULL, dev, dt, s, q, k, v, o, err);
 }

@@ -8,8 +8,8 @@
  *   mass[h,j]       =  sum_i p[h,i,j]                         (received mass)
  *
  * g(h) = h / (n_heads / n_kv_heads) (grouped-query attention).  Query i sits
- * at absolute position q_offset + i; key j at position j.  Key j is visible
- * to query i when (!causal || j <= pos_i) and (window == 0 || pos_i - j < window).
+ * at absolute position q_offset + i; key j at position j; which keys it sees
+ * is mask.h's rule (ak_mask_sees).
  * Computed with an online softmax (one pass for out and entropy, a second
  * for mass), so memory is linear in the number of keys.
  */
@@ -17,6 +17,7 @@
 #define AK_ATTENTION_H
 
 #include "device.h"
+#include "mask.h"
 
 typedef struct ak_attn_shape {
     int n_q;          /* queries */
@@ -41,8 +42,8 @@ typedef struct ak_attn_out {
  * row-major in host memory.  On AK_DEV_CUDA the library copies to and from
  * the device.  A query that sees no key is an error (cannot happen with
  * causal masks and q_offset + i < n_k). */
-int ak_attention(ak_device dev, const ak_attn_shape *s, const float *q,
-                 const float *k, const float *v, ak_attn_out *o, ak_err *err);
+AK_API int ak_attention(ak_device dev, const ak_attn_shape *s, const float *q,
+                        const float *k, const float *v, ak_attn_out *o, ak_err *err);
 
 /* The precision q, k and v are taken in. */
 typedef enum { AK_ATTN_F32 = 0, AK_ATTN_BF16 = 1, AK_ATTN_F16 = 2 } ak_attn_dtype;
@@ -54,11 +55,32 @@ typedef enum { AK_ATTN_F32 = 0, AK_ATTN_BF16 = 1, AK_ATTN_F16 = 2 } ak_attn_dtyp
  * rounded inputs): scores, entropy, mass and probabilities come from f32
  * scores; out multiplies v by p split into two dt parts (about 16 bits of
  * p), so it matches the CPU to about 1e-5 relative, not bit for bit. */
-int ak_attention_dtype(ak_device dev, ak_attn_dtype dt, const ak_attn_shape *s,
-                       const float *q, const float *k, const float *v, ak_attn_out *o,
-                       ak_err *err);
+AK_API int ak_attention_dtype(ak_device dev, ak_attn_dtype dt, const ak_attn_shape *s,
+                              const float *q, const float *k, const float *v, ak_attn_out *o,
+                              ak_err *err);
 /* Rounds n floats in place to dt (what ak_attention_dtype does to its
  * inputs). */
-void ak_round_dtype(float *x, size_t n, ak_attn_dtype dt);
+AK_API void ak_round_dtype(float *x, size_t n, ak_attn_dtype dt);
+
+/* Scratch for attention: host buffers, the CPU path's worker threads and,
+ * on CUDA, device buffers, grown to the largest shape seen and kept until
+ * ak_attn_ws_free, so that repeated calls (every layer of every document)
+ * allocate nothing and start no thread.  One workspace serves one call at
+ * a time; use one per thread that calls attention. */
+typedef struct ak_attn_ws ak_attn_ws;
+
+AK_API int ak_attn_ws_new(ak_attn_ws **ws, ak_err *err);
+AK_API void ak_attn_ws_free(ak_attn_ws *ws); /* NULL is fine */
+
+/* ak_attention_dtype in the workspace ws; NULL: a temporary one (what
+ * ak_attention and ak_attention_dtype do). */
+AK_API int ak_attention_ws(ak_attn_ws *ws, ak_device dev, ak_attn_dtype dt, const ak_attn_shape *s,
+                    const float *q, const float *k, const float *v, ak_attn_out *o,
+                    ak_err *err);
+
+/* Worker threads of the CPU attention, for the whole process; 0 (the
+ * default): one per online CPU.  When more than one runs, OpenBLAS is set
+ * once to one thread of its own (its thread count is process-wide). */
+AK_API void ak_attention_set_threads(int n);
 
 #endif

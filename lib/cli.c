@@ -1,7 +1,13 @@
-/* cli.c - program name, one-line errors, exit codes, option values. */
+/* cli.c - program name, one-line errors, exit codes, option values, the
+ * environment.  Built into libattnkit-cli.a, linked into the programs and
+ * tests only: it exits, the library never does. */
 #include "cli.h"
+#include "io.h"
+#include "attention.h"
+#include "stream.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -19,15 +25,79 @@
 #endif
 
 static const char *progname = "attnkit";
+static const char *env_model, *env_device; /* $ATTNKIT_MODEL, $ATTNKIT_DEVICE */
+
+/* A non-negative decimal integer in [min, max] from the environment
+ * variable name, or ak_usage_error naming it. */
+static unsigned long long env_number(const char *name, const char *s, unsigned long long min,
+                                     unsigned long long max)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = *s >= '0' && *s <= '9' ? strtoull(s, &end, 10) : 0;
+    if (*s < '0' || *s > '9' || errno || *end || v < min || v > max)
+        ak_usage_error("%s: '%s' is not an integer in [%llu, %llu]", name, s, min, max);
+    return v;
+}
+
+void ak_cli_env(void)
+{
+    const char *s;
+    env_model = (s = getenv("ATTNKIT_MODEL")) && *s ? s : NULL;
+    env_device = (s = getenv("ATTNKIT_DEVICE")) && *s ? s : NULL;
+    if ((s = getenv("ATTNKIT_THREADS")) && *s)
+        ak_attention_set_threads((int)env_number("ATTNKIT_THREADS", s, 1, 256));
+    if ((s = getenv("ATTNKIT_MAX_RECORD")) && *s)
+        ak_reader_set_default_limit(
+            (size_t)env_number("ATTNKIT_MAX_RECORD", s, AK_MIN_RECORD, AK_MAX_RECORD_LIMIT));
+    if ((s = getenv("ATTNKIT_COMPRESS")) && *s)
+        ak_writer_set_default_compress((int)env_number("ATTNKIT_COMPRESS", s, 0, 9));
+}
+
+/* A signal that ends the program takes the output's temporary file with
+ * it, then ends the program the way it would have without us. */
+static void on_fatal_signal(int sig)
+{
+    ak_output_remove_tmp();
+    raise(sig); /* SA_RESETHAND: the default action, now */
+}
 
 void ak_cli_init(const char *name)
 {
     progname = name;
-    /* A parent may have ignored SIGPIPE; we want `prog | head` to end
-     * quietly the way Unix filters do. */
-    signal(SIGPIPE, SIG_DFL);
+    /* A closed 0, 1 or 2 would be the next file opened: a model file read as
+     * the input stream, a stream written over a model.  Park /dev/null there,
+     * the wrong way round for 0 and 1, so reading that stdin or writing that
+     * stdout reports "standard input/output is closed" (io.c). */
+    for (int fd = 0; fd <= 2; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+            int got = open("/dev/null", fd == 1 ? O_RDONLY : O_WRONLY);
+            if (got >= 0 && got != fd)
+                close(got);
+        }
+    /* SIGPIPE even if a parent ignored it: `prog | head` ends quietly, the
+     * way Unix filters do.  The others only where they are not ignored
+     * (nohup, background jobs). */
+    static const int fatal[] = {SIGPIPE, SIGHUP, SIGINT, SIGQUIT, SIGTERM,
+                                SIGALRM, SIGUSR1, SIGUSR2, SIGXCPU, SIGXFSZ};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_fatal_signal;
+    sa.sa_flags = SA_RESETHAND | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++) {
+        struct sigaction old;
+        if (fatal[i] != SIGPIPE && sigaction(fatal[i], NULL, &old) == 0 &&
+            old.sa_handler == SIG_IGN)
+            continue;
+        sigaction(fatal[i], &sa, NULL);
+    }
+    atexit(ak_output_remove_tmp);
     opterr = 0;
+    ak_cli_env();
 }
+
+const char *ak_device_opt(const char *opt) { return opt && *opt ? opt : env_device; }
 
 void ak_bad_option(char *const argv[])
 {
@@ -42,13 +112,12 @@ const char *ak_progname(void) { return progname; }
 
 static void vmsg(const char *fmt, va_list ap)
 {
-    char buf[1024];
+    char buf[1024], shown[4096];
     vsnprintf(buf, sizeof buf, fmt, ap);
-    /* One line: a message must never spill over several. */
-    for (char *p = buf; *p; p++)
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
-    fprintf(stderr, "%s: %s\n", progname, buf);
+    /* One line, and nothing in it that acts on a terminal: a document id or
+     * file name with a tab, ESC or bidi override in it arrives escaped. */
+    ak_escape(shown, sizeof shown, buf, strlen(buf), AK_ESC_FORMAT);
+    fprintf(stderr, "%s: %s\n", progname, shown);
 }
 
 void ak_warn(const char *fmt, ...)
@@ -90,9 +159,8 @@ const char *ak_model_dir(const char *opt)
 {
     if (opt && *opt)
         return opt;
-    const char *env = getenv("ATTNKIT_MODEL");
-    if (env && *env)
-        return env;
+    if (env_model)
+        return env_model;
     /* The build tree's copy while developing, the installed one after
      * `make install`. */
     struct stat st;

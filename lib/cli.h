@@ -1,14 +1,27 @@
 /* cli.h - what every attnkit program does the same way: its name in
- * messages, exit codes, SIGPIPE, the default model, --device. */
+ * messages, exit codes, SIGPIPE, the environment, the default model,
+ * --device.  Not part of libattnkit: these helpers exit, so they live in
+ * libattnkit-cli.a, linked into the programs and tests. */
 #ifndef AK_CLI_H
 #define AK_CLI_H
 
 #include "ak.h"
 
-/* Call first in main(): remembers the program name for messages,
- * restores SIGPIPE's default action, so `prog | head` ends quietly, and
- * silences getopt's own messages (see ak_bad_option). */
+/* Call first in main(): remembers the program name for messages, puts
+ * /dev/null on a closed stdin, stdout or stderr (reading or writing the
+ * first two then fails as closed), makes the signals that end the program
+ * (SIGPIPE too, even if ignored, so `prog | head` ends quietly) remove the
+ * output's temporary file first, as exit() does, and silences getopt's own
+ * messages (see ak_bad_option), and reads the
+ * environment (ak_cli_env). */
 void ak_cli_init(const char *progname);
+/* Reads the environment once and hands it to the library:
+ * ATTNKIT_THREADS (1..256, the CPU attention's threads), ATTNKIT_MAX_RECORD
+ * (bytes, the largest stream record), ATTNKIT_COMPRESS (0..9, zlib level of
+ * written tensors); keeps ATTNKIT_MODEL and ATTNKIT_DEVICE for ak_model_dir
+ * and ak_device_opt.  An invalid value is a usage error naming the
+ * variable. */
+void ak_cli_env(void);
 const char *ak_progname(void);
 
 /* "PROG: message" on stderr, then exit with ak_exit_code(err->code). */
@@ -28,6 +41,9 @@ void ak_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The model directory to use: opt if given, else $ATTNKIT_MODEL, else the
  * default model installed by the build (all-MiniLM-L6-v2). */
 const char *ak_model_dir(const char *opt);
+/* The device name to use (for ak_device_parse): opt if given, else
+ * $ATTNKIT_DEVICE, else NULL (auto). */
+const char *ak_device_opt(const char *opt);
 
 /* Strict number parsing for option values; on failure ak_usage_error()
  * naming the option. */

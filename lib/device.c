@@ -1,11 +1,10 @@
 /* device.c - choosing where the math runs. */
 #include "device.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #ifdef AK_HAVE_CUDA
-int ak_cuda_device_count(void); /* lib/cuda/device.cu */
+#include "cuda/ak_cuda.h"
 #endif
 
 int ak_cuda_available(void)
@@ -24,8 +23,6 @@ const char *ak_device_name(ak_device d) { return d == AK_DEV_CUDA ? "cuda" : "cp
 
 int ak_device_parse(const char *name, ak_device *out, ak_err *err)
 {
-    if (!name || !*name)
-        name = getenv("ATTNKIT_DEVICE");
     if (!name || !*name || strcmp(name, "auto") == 0) {
         *out = ak_cuda_available() ? AK_DEV_CUDA : AK_DEV_CPU;
         return 0;

@@ -47,16 +47,15 @@ static int run_input(ak_reader *r, ak_writer *w, const ak_filter_args *a,
 
 int ak_filter_run(const ak_filter_args *a, const ak_filter_ops *ops, void *ctx, ak_err *err)
 {
-    ak_atomic out = {.fd = -1};
+    ak_output out;
     ak_writer *w = NULL;
-    int rc = 0, to_file = !ops->no_stream_output && a->output && strcmp(a->output, "-") != 0;
-    if (!ops->no_stream_output) {
-        if (to_file && (rc = ak_atomic_open(&out, a->output, err)))
-            return rc;
-        if ((rc = ak_writer_open_fd(&w, to_file ? out.fd : 1, to_file ? a->output : "<stdout>",
-                                    err)))
-            goto done;
-    }
+    int rc = ak_output_open(&out, a->output, a->inputs, a->ninputs, err);
+    if (rc)
+        return rc;
+    if (ops->no_stream_output)
+        rc = ak_output_use_stdout(&out, err);
+    else
+        rc = ak_writer_open_fd(&w, out.fd, out.name, err);
     int n = a->ninputs > 0 ? a->ninputs : 1;
     for (int i = 0; i < n && !rc; i++) {
         ak_reader *r;
@@ -68,7 +67,6 @@ int ak_filter_run(const ak_filter_args *a, const ak_filter_ops *ops, void *ctx, 
     }
     if (!rc && ops->finish)
         rc = ops->finish(ctx, err);
-done:
     if (w) {
         ak_err werr;
         int wrc = ak_writer_close(w, &werr);
@@ -77,11 +75,9 @@ done:
             *err = werr;
         }
     }
-    if (to_file) {
-        if (rc)
-            ak_atomic_abort(&out);
-        else
-            rc = ak_atomic_commit(&out, err);
-    }
+    if (rc)
+        ak_output_abort(&out);
+    else
+        rc = ak_output_commit(&out, err);
     return rc;
 }

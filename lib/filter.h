@@ -2,8 +2,8 @@
  *
  * Reads every input stream in order, calls the hooks, passes through what
  * they do not touch, appends this program to the header's history and
- * writes the result to stdout (or atomically to a file).  Unknown records
- * are passed through unchanged.
+ * writes the result to stdout or the output file (see ak_output in io.h).
+ * Unknown records are passed through unchanged.
  */
 #ifndef AK_FILTER_H
 #define AK_FILTER_H
@@ -20,7 +20,8 @@ typedef struct ak_filter_ops {
     /* Called once after the last input.  Optional. */
     int (*finish)(void *ctx, ak_err *err);
     /* 0: write a stream to output; 1: the program prints something else
-     * itself (a table, text) and no stream is written. */
+     * itself (a table, text) with stdio to stdout, which is then the
+     * output (ak_output_use_stdout), and no stream is written. */
     int no_stream_output;
 } ak_filter_ops;
 
@@ -30,10 +31,10 @@ typedef struct ak_filter_args {
     char *const *argv;
     char *const *inputs;    /* input paths; none = stdin; "-" = stdin */
     int ninputs;
-    const char *output;     /* NULL or "-" = stdout, else written atomically */
+    const char *output;     /* NULL or "-" = stdout, else the file (io.h) */
 } ak_filter_args;
 
-int ak_filter_run(const ak_filter_args *args, const ak_filter_ops *ops,
-                  void *ctx, ak_err *err);
+AK_API int ak_filter_run(const ak_filter_args *args, const ak_filter_ops *ops,
+                         void *ctx, ak_err *err);
 
 #endif

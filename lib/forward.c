@@ -82,9 +82,9 @@ static void rope(float *x, int T, int heads, int dh, const float *cosv, const fl
 
 /* Probabilities of the chosen heads only, one head at a time, so that
  * memory is h x T x T rather than H x T x T. */
-static int head_probs(ak_device dev, ak_attn_dtype dt, const ak_attn_shape *s, const float *q,
-                      const float *k, const float *v, const unsigned char *heads, float *probs,
-                      ak_err *err)
+static int head_probs(ak_attn_ws *ws, ak_device dev, ak_attn_dtype dt, const ak_attn_shape *s,
+                      const float *q, const float *k, const float *v, const unsigned char *heads,
+                      float *probs, ak_err *err)
 {
     size_t T = (size_t)s->n_q, Dh = (size_t)s->head_dim;
     int group = s->n_heads / s->n_kv_heads, rc = 0;
@@ -104,7 +104,7 @@ static int head_probs(ak_device dev, ak_attn_dtype dt, const ak_attn_shape *s, c
             memcpy(vh + t * Dh, v + (t * s->n_kv_heads + g) * Dh, Dh * sizeof(float));
         }
         ak_attn_out ao = {oh, NULL, NULL, probs + (size_t)n++ * T * T};
-        rc = ak_attention_dtype(dev, dt, &one, qh, kh, vh, &ao, err);
+        rc = ak_attention_ws(ws, dev, dt, &one, qh, kh, vh, &ao, err);
     }
     free(buf);
     return rc;
@@ -127,7 +127,10 @@ int ak_model_forward(const ak_model *m, ak_device dev, float *x, int T, ak_forwa
     float *up = malloc(Tz * F * sizeof(float));
     float *gate = m->family == AK_FAMILY_LLAMA ? malloc(Tz * F * sizeof(float)) : NULL;
     float *cosv = NULL, *sinv = NULL;
-    int rc = 0;
+    ak_attn_ws *ws = NULL; /* one for every layer's attention */
+    int rc = ak_attn_ws_new(&ws, err);
+    if (rc)
+        return rc;
     if (m->rope != AK_ROPE_NONE) {
         cosv = malloc(Tz * half * sizeof(float));
         sinv = malloc(Tz * half * sizeof(float));
@@ -166,19 +169,16 @@ int ak_model_forward(const ak_model *m, ak_device dev, float *x, int T, ak_forwa
                           o->mass ? o->mass + (size_t)l * H * Tz : NULL,
                           o->probs_heads ? NULL : probs};
         ak_attn_dtype dt = (ak_attn_dtype)o->attn_dtype;
-        if ((rc = ak_attention_dtype(dev, dt, &s, q, k, v, &ao, err)) ||
+        if ((rc = ak_attention_ws(ws, dev, dt, &s, q, k, v, &ao, err)) ||
             (probs && o->probs_heads &&
-             (rc = head_probs(dev, dt, &s, q, k, v, o->probs_heads, probs, err)))) {
+             (rc = head_probs(ws, dev, dt, &s, q, k, v, o->probs_heads, probs, err)))) {
             ak_wrap(err, "layer %d attention", l);
             goto out;
         }
         if (o->visible)
-            for (int i = 0; i < T; i++) {
-                /* keys lo..hi, the closed form of ak_model_visible */
-                int lo = ly->window && i - ly->window + 1 > 0 ? i - ly->window + 1 : 0;
-                int hi = m->causal ? i : T - 1;
-                o->visible[(size_t)l * Tz + i] = hi - lo + 1;
-            }
+            for (int i = 0; i < T; i++)
+                o->visible[(size_t)l * Tz + i] =
+                    (int32_t)ak_mask_visible((ak_mask){m->causal, ly->window}, T, i);
         if (o->kv_k)
             for (int h = 0; h < Hkv; h++)
                 for (int t = 0; t < T; t++) {
@@ -223,6 +223,7 @@ int ak_model_forward(const ak_model *m, ak_device dev, float *x, int T, ak_forwa
             linear(&m->lm_head, x + (Tz - 1) * D, 1, o->logits, 0);
     }
 out:
+    ak_attn_ws_free(ws);
     free(xn);
     free(q);
     free(k);

@@ -644,6 +644,38 @@ const ak_gguf_tensor *ak_gguf_tensor_find(const ak_gguf *g, const char *name)
     return NULL;
 }
 
+int ak_gguf_tensor_check(const ak_gguf *g, const ak_gguf_tensor *t, ak_err *err)
+{
+    if (ak_ggml_supported(t->type))
+        return 0;
+    return ak_fail(err, AK_ECONFIG,
+                   "%s: tensor %s has type %s, which attnkit does not support (it reads F32, F16, BF16, "
+                   "Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K)",
+                   g->path, t->name, ak_ggml_type_name(t->type));
+}
+
+int64_t ak_gguf_tensor_rows(const ak_gguf_tensor *t) { return t->ne[1] * t->ne[2] * t->ne[3]; }
+
+void ak_gguf_tensor_row(const ak_gguf_tensor *t, int64_t r, float *dst)
+{
+    size_t rb = ak_ggml_row_bytes(t->type, t->ne[0]);
+    ak_dequant_row(t->type, (const uint8_t *)t->data + (size_t)r * rb, dst, t->ne[0]);
+}
+
+int ak_gguf_tensor_f32(const ak_gguf *g, const ak_gguf_tensor *t, float *dst, size_t n, ak_err *err)
+{
+    int rc = ak_gguf_tensor_check(g, t, err);
+    if (rc)
+        return rc;
+    int64_t rows = ak_gguf_tensor_rows(t);
+    if ((uint64_t)rows * (uint64_t)t->ne[0] != n)
+        return ak_fail(err, AK_EDATA, "%s: tensor %s has %lld elements, expected %zu", g->path, t->name,
+                       (long long)(rows * t->ne[0]), n);
+    for (int64_t r = 0; r < rows; r++)
+        ak_gguf_tensor_row(t, r, dst + (size_t)r * (size_t)t->ne[0]);
+    return 0;
+}
+
 static int wrong(const ak_gguf *g, const ak_gguf_kv *kv, const char *want, ak_err *err)
 {
     return ak_fail(err, AK_EDATA, "%s: metadata %s is a %s, expected %s", g->path, kv->key,

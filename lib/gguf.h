@@ -87,6 +87,18 @@ void ak_gguf_close(ak_gguf *g);
 /* NULL when absent. */
 const ak_gguf_kv *ak_gguf_get(const ak_gguf *g, const char *key);
 const ak_gguf_tensor *ak_gguf_tensor_find(const ak_gguf *g, const char *name);
+/* 0 when attnkit computes with t's type (ak_ggml_supported); else
+ * AK_ECONFIG (exit 78) with "PATH: tensor NAME has type Q2_K, which attnkit
+ * does not support (it reads F32, F16, ...)". */
+int ak_gguf_tensor_check(const ak_gguf *g, const ak_gguf_tensor *t, ak_err *err);
+/* Number of rows (ne[1] * ne[2] * ne[3]); each row has ne[0] elements. */
+int64_t ak_gguf_tensor_rows(const ak_gguf_tensor *t);
+/* dst[0..ne[0]) = row r of t as f32 (r < ak_gguf_tensor_rows(t) and the
+ * type supported: the caller's to check, e.g. with ak_gguf_tensor_check). */
+void ak_gguf_tensor_row(const ak_gguf_tensor *t, int64_t r, float *dst);
+/* The whole tensor as f32 into dst[0..n): AK_ECONFIG for a type attnkit
+ * does not compute with, AK_EDATA when n is not its element count. */
+int ak_gguf_tensor_f32(const ak_gguf *g, const ak_gguf_tensor *t, float *dst, size_t n, ak_err *err);
 
 /* Typed getters: 0 on success; AK_EDATA naming the key when it is there
  * with the wrong type; 1 when absent (then *out is untouched). */

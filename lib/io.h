@@ -1,4 +1,5 @@
-/* io.h - file descriptors done right: short reads/writes, EINTR, atomic files. */
+/* io.h - file descriptors done right: short reads/writes, EINTR, inputs,
+ * and output files that never lose data. */
 #ifndef AK_IO_H
 #define AK_IO_H
 
@@ -6,26 +7,62 @@
 #include <sys/types.h>
 
 /* read() until len bytes or end of file; returns bytes read or -1 (errno). */
-ssize_t ak_read_full(int fd, void *buf, size_t len);
+AK_API ssize_t ak_read_full(int fd, void *buf, size_t len);
 /* write() all of buf; returns 0 or -1 (errno). */
-int ak_write_full(int fd, const void *buf, size_t len);
+AK_API int ak_write_full(int fd, const void *buf, size_t len);
 
 /* Reads a whole file ("-" = stdin) into a NUL-terminated buffer, refusing
  * files larger than max_bytes. */
-int ak_read_file(const char *path, size_t max_bytes, char **data, size_t *len,
-                 ak_err *err);
+AK_API int ak_read_file(const char *path, size_t max_bytes, char **data, size_t *len,
+                        ak_err *err);
 
-/* Atomic file output: data goes to a temporary file beside path, which is
- * renamed over path by ak_atomic_commit (after fsync) or removed by
- * ak_atomic_abort.  A failed or interrupted write never leaves a partial
- * file under path. */
-typedef struct ak_atomic {
-    int fd;
-    char *path;
-    char *tmp;
-} ak_atomic;
-int ak_atomic_open(ak_atomic *a, const char *path, ak_err *err);
-int ak_atomic_commit(ak_atomic *a, ak_err *err);
-void ak_atomic_abort(ak_atomic *a);
+/* Opens an input file for reading; "-" is stdin (fd 0, never closed by the
+ * caller).  Refuses a directory ("PATH: is a directory") and a standard
+ * input that is closed (see ak_cli_init), both AK_ENOINPUT. */
+AK_API int ak_open_input(const char *path, int *fd, ak_err *err);
+
+/* Where a program's output goes: standard output, or the -o file.
+ *
+ * A regular file (or a new one) is written to a temporary file beside it,
+ * FILE.tmp.XXXXXX, which ak_output_commit fsyncs and renames over it: a
+ * failed or interrupted run leaves the old file as it was.  The new file
+ * keeps the old one's permission bits (and owner, where allowed); a new
+ * file gets 0666 & ~umask.  A symbolic link is followed, so the link stays
+ * and the file it names is replaced.  Anything else that exists (a device,
+ * a FIFO, a terminal) is opened and written to directly: never renamed
+ * over, never removed.  A directory, an empty name and an output that is
+ * also one of the inputs are refused before anything is opened for writing.
+ * On abort, or when the program exits or is killed by a signal (see
+ * ak_output_remove_tmp), only the temporary file is removed. */
+typedef struct ak_output {
+    int fd;            /* write here */
+    const char *name;  /* for messages: the -o path, or "<stdout>" */
+    char *dest;        /* the file tmp is renamed to (links resolved), or NULL */
+    char *tmp;         /* the temporary file, or NULL when writing directly */
+    int own_fd;        /* fd is ours to close */
+    int stdio;         /* the program writes through stdio's stdout */
+} ak_output;
+
+/* path: NULL or "-" for standard output.  inputs: the files the program
+ * reads ("-" = stdin); ninputs 0 means stdin alone.  Errors: AK_EUSAGE
+ * (empty name, output is an input), AK_ECANTCREAT (a directory, cannot
+ * create), AK_EIO (standard output closed). */
+AK_API int ak_output_open(ak_output *o, const char *path, char *const *inputs, int ninputs,
+                   ak_err *err);
+/* For programs that print with stdio: makes fd 1 the output, so printf and
+ * friends write there; ak_output_commit then flushes stdout.  Call before
+ * anything is written to stdout. */
+AK_API int ak_output_use_stdout(ak_output *o, ak_err *err);
+/* Flushes, fsyncs and renames the temporary file into place; on failure the
+ * temporary file is removed and the old file stays.  Ends o either way. */
+AK_API int ak_output_commit(ak_output *o, ak_err *err);
+/* Removes the temporary file (never the target) and ends o. */
+AK_API void ak_output_abort(ak_output *o);
+/* Unlinks the temporary file of the output now being written, if any.
+ * Async-signal-safe: for signal handlers and atexit. */
+AK_API void ak_output_remove_tmp(void);
+
+/* "NAME: reason" (AK_EIO) after a failed write, from errno. */
+AK_API int ak_write_error(ak_err *err, const char *name);
 
 #endif

@@ -3,26 +3,9 @@
 #include "metrics.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int64_t ak_mask_visible(ak_mask m, int64_t T, int64_t i)
-{
-    /* keys j in [lo, hi): causal stops at i, the window starts at i - w + 1 */
-    int64_t hi = m.causal ? i + 1 : T;
-    int64_t lo = m.window > 0 ? i - m.window + 1 : 0;
-    if (lo < 0)
-        lo = 0;
-    return hi > lo ? hi - lo : 0;
-}
-
-int64_t ak_mask_seers(ak_mask m, int64_t T, int64_t j)
-{
-    /* queries i in [lo, hi): causal needs i >= j, the window needs i < j + w */
-    int64_t lo = m.causal ? j : 0;
-    int64_t hi = m.window > 0 && j + m.window < T ? j + m.window : T;
-    return hi > lo ? hi - lo : 0;
-}
 
 int ak_row_entropy(const float *p, int64_t n, double *out, ak_err *err)
 {
@@ -283,4 +266,127 @@ int ak_block_agg(const int32_t *seg, int64_t T, const float *x, int64_t nblocks,
     free(acc);
     free(cnt);
     return 0;
+}
+
+/* ---- statistics from a document ---- */
+
+int ak_doc_mask(const ak_doc *d, ak_mask *m, ak_err *err)
+{
+    int64_t x;
+    int rc = ak_meta_int(&d->meta, "causal", &x);
+    if (rc < 0)
+        return ak_fail(err, AK_EDATA, "document '%s': meta causal is not an integer", d->id);
+    if (rc == 0)
+        m->causal = x != 0;
+    if ((rc = ak_meta_int(&d->meta, "window", &x)) < 0 || (rc == 0 && (x < 0 || x > INT32_MAX)))
+        return ak_fail(err, AK_EDATA, "document '%s': meta window is not an integer in "
+                       "[0, 2^31)", d->id);
+    if (rc == 0)
+        m->window = (int)x;
+    return 0;
+}
+
+int ak_doc_segments(const ak_doc *d, int64_t T, const int32_t **seg, ak_err *err)
+{
+    *seg = NULL;
+    ak_tensor *st = ak_doc_get(d, "segments");
+    if (!st)
+        return 0;
+    if (st->dtype != AK_I32 || st->ndim != 1)
+        return ak_fail(err, AK_EDATA, "document '%s': segments is not i32 [%lld]", d->id,
+                       (long long)T);
+    if (st->shape[0] != T)
+        return ak_fail(err, AK_EDATA, "document '%s': segments has %lld tokens, not %lld",
+                       d->id, (long long)st->shape[0], (long long)T);
+    *seg = ak_tensor_i32(st);
+    return 0;
+}
+
+long ak_probs_layer(const char *n)
+{
+    if (strncmp(n, "attn.probs.", 11) != 0 || n[11] < '0' || n[11] > '9')
+        return -1;
+    char *end;
+    long l = strtol(n + 11, &end, 10);
+    return *end || l < 0 ? -1 : l;
+}
+
+void ak_probs_stats_free(ak_probs_stats *ps)
+{
+    free(ps->entropy);
+    free(ps->mass);
+    free(ps->layer_id);
+    free(ps->head_id);
+    memset(ps, 0, sizeof *ps);
+}
+
+int ak_doc_probs_stats(const ak_doc *d, int64_t l0, int64_t l1, ak_probs_stats *ps,
+                       ak_err *err)
+{
+    ak_err scratch;
+    if (!err)
+        err = &scratch;
+    memset(ps, 0, sizeof *ps);
+    ak_tensor *tok = ak_doc_need(d, "tokens", AK_I32, 1, err);
+    if (!tok)
+        return err->code;
+    int64_t T = tok->shape[0], L = 0, H = -1;
+    for (size_t k = 0; k < d->ntensors; k++) {
+        long l = ak_probs_layer(d->tensors[k]->name);
+        if (l < 0 || (l0 >= 0 && (l < l0 || l > l1)))
+            continue;
+        ak_tensor *t = d->tensors[k];
+        if (t->dtype != AK_F32 || t->ndim != 3 || t->shape[1] != T || t->shape[2] != T)
+            return ak_fail(err, AK_EDATA, "document '%s': %s is not f32 [h, %lld, %lld]", d->id,
+                           t->name, (long long)T, (long long)T);
+        if (H >= 0 && t->shape[0] != H)
+            return ak_fail(err, AK_EDATA, "document '%s': attn.probs layers carry different "
+                           "numbers of heads", d->id);
+        H = t->shape[0];
+        L++;
+    }
+    if (L == 0 || H <= 0)
+        return ak_fail(err, AK_EDATA, "document '%s' has neither attn.entropy nor attn.probs.* "
+                       "(run attend)", d->id);
+    size_t per = (size_t)(H * T);
+    ps->entropy = malloc(sizeof(float) * per * (size_t)L);
+    ps->mass = malloc(sizeof(float) * per * (size_t)L);
+    ps->layer_id = malloc(sizeof(int32_t) * (size_t)L);
+    if (!ps->entropy || !ps->mass || !ps->layer_id)
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    /* layers in increasing order, whatever the tensor order */
+    int64_t n = 0;
+    for (long want = -1;;) {
+        long next = -1;
+        for (size_t k = 0; k < d->ntensors; k++) {
+            long l = ak_probs_layer(d->tensors[k]->name);
+            if (l > want && (l0 < 0 || (l >= l0 && l <= l1)) && (next < 0 || l < next))
+                next = l;
+        }
+        if (next < 0)
+            break;
+        char name[64];
+        snprintf(name, sizeof name, "attn.probs.%ld", next);
+        ak_tensor *t = ak_doc_get(d, name);
+        int rc = ak_from_probs(ak_tensor_f32(t), H, T, ps->entropy + n * (int64_t)per,
+                               ps->mass + n * (int64_t)per, err);
+        if (rc)
+            return ak_wrap(err, "document '%s': %s", d->id, name);
+        ps->layer_id[n++] = (int32_t)next;
+        snprintf(name, sizeof name, "attn.probs.%ld.heads", next);
+        ak_tensor *hl = ak_doc_get(d, name);
+        if (hl && hl->dtype == AK_I32 && hl->ndim == 1 && hl->shape[0] == H && !ps->head_id) {
+            ps->head_id = malloc(sizeof(int32_t) * (size_t)H);
+            if (!ps->head_id)
+                return ak_fail(err, AK_ENOMEM, "out of memory");
+            memcpy(ps->head_id, hl->data, sizeof(int32_t) * (size_t)H);
+        }
+        want = next;
+    }
+    ps->s = (ak_attn_stats){.L = L, .H = H, .T = T, .entropy = ps->entropy, .mass = ps->mass};
+    int rc = ak_doc_mask(d, &ps->s.mask, err);
+    if (rc)
+        return rc;
+    rc = ak_stats_check(&ps->s, err);
+    return rc ? ak_wrap(err, "document '%s'", d->id) : 0;
 }

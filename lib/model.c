@@ -2,6 +2,7 @@
  * model.h.  The forward pass is in forward.c. */
 #include "model.h"
 #include "io.h"
+#include "mask.h"
 
 #include <jansson.h>
 #include <limits.h>
@@ -660,6 +661,5 @@ int ak_model_embed(const ak_model *m, const int32_t *ids, const int32_t *types, 
 
 int ak_model_visible(const ak_model *m, int layer, int i, int j)
 {
-    int w = m->layers[layer].window;
-    return (!m->causal || j <= i) && (w == 0 || i - j < w);
+    return ak_mask_sees(m->causal, m->layers[layer].window, i, j);
 }

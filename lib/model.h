@@ -69,19 +69,19 @@ typedef struct ak_model {
 } ak_model;
 
 /* Reads dir/config.json and the weights; checks every tensor's shape. */
-int ak_model_load(ak_model **out, const char *dir, ak_err *err);
-void ak_model_free(ak_model *m);
+AK_API int ak_model_load(ak_model **out, const char *dir, ak_err *err);
+AK_API void ak_model_free(ak_model *m);
 
 /* The stream header's model identity: name, arch, vocab_size. */
-int ak_model_identity(const ak_model *m, ak_metamap *id, ak_err *err);
+AK_API int ak_model_identity(const ak_model *m, ak_metamap *id, ak_err *err);
 /* Refuses a stream made for another model: compares the identity keys
  * both sides have (name, arch, vocab_size). */
-int ak_model_check_identity(const ak_model *m, const ak_metamap *id, ak_err *err);
+AK_API int ak_model_check_identity(const ak_model *m, const ak_metamap *id, ak_err *err);
 
 /* hidden[T, D] = the input embeddings of ids (and token types, or NULL for
  * all zero) at positions 0..T-1.  Ids and types are range-checked. */
-int ak_model_embed(const ak_model *m, const int32_t *ids, const int32_t *types, int T,
-                   float *hidden, ak_err *err);
+AK_API int ak_model_embed(const ak_model *m, const int32_t *ids, const int32_t *types, int T,
+                          float *hidden, ak_err *err);
 
 /* What a forward pass reports; NULL pointers are not computed. */
 typedef struct ak_forward_out {
@@ -100,14 +100,14 @@ typedef struct ak_forward_out {
 
 /* Runs every block over hidden[T, D] in place: on return it holds the final
  * hidden states (after the final norm where the model has one). */
-int ak_model_forward(const ak_model *m, ak_device dev, float *hidden, int T,
-                     ak_forward_out *o, ak_err *err);
+AK_API int ak_model_forward(const ak_model *m, ak_device dev, float *hidden, int T,
+                            ak_forward_out *o, ak_err *err);
 
 /* y = LayerNorm(x) row by row (y may be x). */
-void ak_layernorm(float *y, const float *x, int T, int D, const float *w, const float *b,
-                  float eps);
+AK_API void ak_layernorm(float *y, const float *x, int T, int D, const float *w, const float *b,
+                         float eps);
 
 /* Key j visible to query i under layer l's mask. */
-int ak_model_visible(const ak_model *m, int layer, int i, int j);
+AK_API int ak_model_visible(const ak_model *m, int layer, int i, int j);
 
 #endif

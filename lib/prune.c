@@ -44,6 +44,9 @@ uint64_t ak_hash_str(const char *s)
 
 int ak_doc_attn_stats(const ak_doc *d, ak_attn_stats *s, ak_err *err)
 {
+    ak_err scratch;
+    if (!err)
+        err = &scratch;
     memset(s, 0, sizeof *s);
     ak_tensor *tok = ak_doc_need(d, "tokens", AK_I32, 1, err);
     if (!tok)
@@ -77,15 +80,10 @@ int ak_doc_attn_stats(const ak_doc *d, ak_attn_stats *s, ak_err *err)
                            d->id, (long long)s->L, (long long)T);
         s->visible = ak_tensor_i32(v);
     }
-    int64_t x;
-    if (ak_meta_int(&d->meta, "causal", &x) == 0)
-        s->mask.causal = x != 0;
-    if (ak_meta_int(&d->meta, "window", &x) == 0) {
-        if (x < 0 || x > INT32_MAX)
-            return ak_fail(err, AK_EDATA, "document '%s': meta window %lld", d->id, (long long)x);
-        s->mask.window = (int)x;
-    }
-    int rc = ak_stats_check(s, err);
+    int rc = ak_doc_mask(d, &s->mask, err);
+    if (rc)
+        return rc;
+    rc = ak_stats_check(s, err);
     if (rc)
         ak_wrap(err, "document '%s'", d->id);
     return rc;
@@ -106,10 +104,11 @@ int ak_prune_scores(const ak_attn_stats *s, ak_policy p, int64_t l0, int64_t l1,
             free(w);
             return ak_fail(err, AK_ENOMEM, "out of memory");
         }
-        if (ak_head_summaries(s, hs, err)) {
+        int rc = ak_head_summaries(s, hs, err);
+        if (rc) {
             free(hs);
             free(w);
-            return err->code;
+            return rc;
         }
         for (size_t k = 0; k < n; k++)
             w[k] = hs[k].norm_entropy < 1 ? 1 - hs[k].norm_entropy : 0;
@@ -533,7 +532,7 @@ static int reduce_rows(ak_doc *d, const char *name, const uint8_t *keep, int64_t
     shape[0] = nkept;
     ak_tensor *n = ak_tensor_new(name, t->dtype, t->ndim, shape, err);
     if (!n)
-        return err ? err->code : AK_ENOMEM;
+        return err && err->code ? err->code : AK_ENOMEM;
     size_t row = T ? t->nbytes / (size_t)T : 0;
     char *dst = n->data;
     for (int64_t i = 0; i < T; i++)
@@ -556,18 +555,30 @@ static int span_cmp(const void *pa, const void *pb)
     return a->a < b->a ? -1 : a->a > b->a ? 1 : (a->b < b->b ? -1 : a->b > b->b);
 }
 
+/* tokens i32 [T] and offsets i64 [T, 2] of d (err not NULL). */
+static int doc_tokens(const ak_doc *d, ak_tensor **tok, ak_tensor **off, ak_err *err)
+{
+    if (!(*tok = ak_doc_need(d, "tokens", AK_I32, 1, err)) ||
+        !(*off = ak_doc_need(d, "offsets", AK_I64, 2, err)))
+        return err->code;
+    int64_t T = (*tok)->shape[0];
+    if ((*off)->shape[0] != T || (*off)->shape[1] != 2)
+        return ak_fail(err, AK_EDATA, "document '%s': offsets is [%lld, %lld], tokens has %lld",
+                       d->id, (long long)(*off)->shape[0], (long long)(*off)->shape[1],
+                       (long long)T);
+    return 0;
+}
+
 int ak_prune_apply(ak_doc *d, const uint8_t *keep, const float *token_score, ak_err *err)
 {
-    ak_tensor *tok = ak_doc_need(d, "tokens", AK_I32, 1, err);
-    if (!tok)
-        return err->code;
-    ak_tensor *off = ak_doc_need(d, "offsets", AK_I64, 2, err);
-    if (!off)
-        return err->code;
+    ak_err scratch;
+    if (!err)
+        err = &scratch;
+    ak_tensor *tok, *off;
+    int rc = doc_tokens(d, &tok, &off, err);
+    if (rc)
+        return rc;
     int64_t T = tok->shape[0];
-    if (off->shape[0] != T || off->shape[1] != 2)
-        return ak_fail(err, AK_EDATA, "%s: offsets is [%lld, %lld], tokens has %lld", d->id,
-                       (long long)off->shape[0], (long long)off->shape[1], (long long)T);
     ak_tensor *old_keep = ak_doc_get(d, "keep");
     int64_t T0 = T;
     if (old_keep) {
@@ -662,7 +673,7 @@ int ak_prune_apply(ak_doc *d, const uint8_t *keep, const float *token_score, ak_
         for (int64_t i = 0; i < T; i++)
             kk[i] = keep[i] != 0;
     }
-    int rc = 0;
+    rc = 0;
     static const char *const rows[] = {"tokens", "offsets", "segments", "special",
                                        "token_types", "score.token"};
     for (size_t k = 0; k < sizeof rows / sizeof *rows && !rc; k++)
@@ -689,4 +700,213 @@ int ak_prune_apply(ak_doc *d, const uint8_t *keep, const float *token_score, ak_
         return rc;
     }
     return ak_doc_put(d, st, err);
+}
+
+/* ---- one document, as the prune program runs it ---- */
+
+/* Work arrays for one document, freed together. */
+struct work {
+    int32_t *unit;
+    uint8_t *protect, *keep, *query;
+    float *score, *kept_score;
+};
+
+static void work_free(struct work *w)
+{
+    free(w->unit);
+    free(w->protect);
+    free(w->keep);
+    free(w->query);
+    free(w->score);
+    free(w->kept_score);
+}
+
+/* Query policy: mean over the layers with attn.probs.<l> in range of the
+ * query rows' attention (ak_query_mass). */
+static int query_scores(const ak_prune_doc_opts *c, ak_doc *d, int64_t T, const uint8_t *is_query,
+                        float *score, ak_err *err)
+{
+    int nlayers = 0;
+    for (size_t k = 0; k < d->ntensors; k++) {
+        ak_tensor *t = d->tensors[k];
+        const char *n = t->name;
+        long l = ak_probs_layer(n);
+        if (l < 0)
+            continue;
+        if ((c->l0 >= 0 && l < c->l0) || (c->l1 >= 0 && l > c->l1))
+            continue;
+        if (t->dtype != AK_F32 || t->ndim != 3 || t->shape[1] != T || t->shape[2] != T)
+            return ak_fail(err, AK_EDATA, "document '%s': %s is not f32 [h, %lld, %lld]", d->id,
+                           n, (long long)T, (long long)T);
+        if (t->shape[0] == 0)
+            continue;
+        int rc = ak_query_mass(ak_tensor_f32(t), t->shape[0], T, is_query, score, err);
+        if (rc)
+            return ak_wrap(err, "document '%s': %s", d->id, n);
+        nlayers++;
+    }
+    if (!nlayers)
+        return ak_fail(err, AK_EDATA,
+                       "document '%s': policy query needs attn.probs.<layer> (attend --probs)",
+                       d->id);
+    for (int64_t j = 0; j < T; j++)
+        score[j] /= (float)nlayers;
+    return 0;
+}
+
+int ak_prune_doc(ak_doc *d, const ak_prune_doc_opts *c, ak_err *err)
+{
+    ak_err scratch;
+    if (!err)
+        err = &scratch;
+    ak_tensor *tok, *off;
+    int rc = doc_tokens(d, &tok, &off, err);
+    if (rc)
+        return rc;
+    ak_tensor *text = ak_doc_need(d, "text", AK_U8, 1, err);
+    if (!text)
+        return err->code;
+    int64_t T = tok->shape[0];
+    const int32_t *seg = NULL;
+    if ((rc = ak_doc_segments(d, T, &seg, err)))
+        return rc;
+    const uint8_t *special = NULL;
+    ak_tensor *sp = ak_doc_get(d, "special");
+    if (sp) {
+        if (sp->dtype != AK_U8 || sp->ndim != 1 || sp->shape[0] != T)
+            return ak_fail(err, AK_EDATA, "document '%s': special is not u8 [%lld]", d->id,
+                           (long long)T);
+        special = ak_tensor_u8(sp);
+    }
+    if (!seg && (c->o.unit == AK_UNIT_BLOCK || c->protect_first || c->protect_last))
+        return ak_fail(err, AK_EDATA, "document '%s' has no segments (needed by %s)", d->id,
+                       c->o.unit == AK_UNIT_BLOCK ? "--unit block" : "--protect");
+    const uint8_t *txt = ak_tensor_u8(text);
+    size_t tlen = text->nbytes;
+    const int64_t *o = ak_tensor_i64(off);
+
+    ak_prune_opts opts = c->o;
+    if (!c->policy_set)
+        opts.policy = ak_doc_get(d, "score.token") ? AK_POLICY_SCORE : AK_POLICY_MASS;
+
+    struct work w = {0};
+    size_t n = (size_t)T + 1;
+    w.unit = malloc(n * sizeof *w.unit);
+    w.protect = calloc(n, 1);
+    w.keep = calloc(n, 1);
+    w.query = calloc(n, 1);
+    w.score = calloc(n, sizeof *w.score);
+    w.kept_score = calloc(n, sizeof *w.kept_score);
+    if (!w.unit || !w.protect || !w.keep || !w.query || !w.score || !w.kept_score) {
+        rc = ak_fail(err, AK_ENOMEM, "out of memory");
+        goto out;
+    }
+    int64_t nblocks = 0;
+    if (seg && (rc = ak_block_count(seg, T, &nblocks, err)))
+        goto out;
+
+    /* units */
+    int64_t nunits = T;
+    if (opts.unit == AK_UNIT_TOKEN) {
+        for (int64_t i = 0; i < T; i++)
+            w.unit[i] = (int32_t)i;
+    } else if (opts.unit == AK_UNIT_BLOCK) {
+        memcpy(w.unit, seg, (size_t)T * sizeof *w.unit);
+        nunits = nblocks;
+    } else if ((rc = ak_sentence_ids(txt, tlen, o, T, w.unit, err))) {
+        goto out;
+    } else {
+        nunits = 0;
+        for (int64_t i = 0; i < T; i++)
+            if (w.unit[i] + 1 > nunits)
+                nunits = w.unit[i] + 1;
+    }
+    if (seg)
+        for (int64_t i = 0; i < T; i++)
+            if (seg[i] < 0)
+                w.unit[i] = -1;
+
+    /* protection */
+    if (c->protect_first)
+        ak_protect_block_end(seg, T, 0, w.protect);
+    if (c->protect_last)
+        ak_protect_block_end(seg, T, 1, w.protect);
+    for (int k = 0; k < c->nmarkers && !rc; k++)
+        rc = ak_protect_marker(txt, tlen, o, seg, T, c->markers[k], w.protect, err);
+    for (int k = 0; k < c->nregexes && !rc; k++)
+        rc = ak_protect_regex(txt, tlen, o, T, c->regexes[k], w.protect, err);
+    if (rc)
+        goto out;
+
+    /* scores */
+    const float *score = NULL, *unit_score = NULL;
+    switch (opts.policy) {
+    case AK_POLICY_SCORE: {
+        ak_tensor *s = ak_doc_get(d, "score.token");
+        if (!s) {
+            rc = ak_fail(err, AK_EDATA, "document '%s' has no score.token (run entropy first)",
+                         d->id);
+            goto out;
+        }
+        if (s->dtype != AK_F32 || s->ndim != 1 || s->shape[0] != T) {
+            rc = ak_fail(err, AK_EDATA, "document '%s': score.token is not f32 [%lld]", d->id,
+                         (long long)T);
+            goto out;
+        }
+        score = ak_tensor_f32(s);
+        ak_tensor *b = ak_doc_get(d, "score.block");
+        if (opts.unit == AK_UNIT_BLOCK && b) {
+            if (b->dtype != AK_F32 || b->ndim != 1 || b->shape[0] != nblocks) {
+                rc = ak_fail(err, AK_EDATA, "document '%s': score.block is not f32 [%lld]",
+                             d->id, (long long)nblocks);
+                goto out;
+            }
+            unit_score = ak_tensor_f32(b);
+        }
+        break;
+    }
+    case AK_POLICY_MASS: case AK_POLICY_ENTROPY: case AK_POLICY_HEAVY: {
+        ak_attn_stats s;
+        if ((rc = ak_doc_attn_stats(d, &s, err)))
+            goto out;
+        int64_t l0 = c->l0 < 0 ? 0 : c->l0, l1 = c->l1 < 0 ? s.L - 1 : c->l1;
+        if ((rc = ak_prune_scores(&s, opts.policy, l0, l1, c->agg, w.score, err)))
+            goto out;
+        score = w.score;
+        break;
+    }
+    case AK_POLICY_QUERY:
+        if (c->query_regex)
+            rc = ak_protect_regex(txt, tlen, o, T, c->query_regex, w.query, err);
+        else if (c->query_marker)
+            rc = ak_protect_marker(txt, tlen, o, seg, T, c->query_marker, w.query, err);
+        else if (seg)
+            ak_protect_block_end(seg, T, 1, w.query);
+        else
+            rc = ak_fail(err, AK_EDATA, "document '%s' has no segments: name the query span "
+                         "with --query-marker or --query-regex", d->id);
+        if (rc || (rc = query_scores(c, d, T, w.query, w.score, err)))
+            goto out;
+        for (int64_t i = 0; i < T; i++) /* the question survives its own pruning */
+            w.protect[i] |= w.query[i];
+        score = w.score;
+        break;
+    default:
+        break;
+    }
+
+    ak_prune_input in = {.T = T, .unit = w.unit, .special = special, .protect = w.protect,
+                         .score = score, .unit_score = unit_score, .nunits = nunits,
+                         .doc_hash = ak_hash_str(d->id)};
+    int64_t budget;
+    if ((rc = ak_prune_select(&in, &opts, w.keep, w.kept_score, &budget, err)))
+        goto out;
+    if ((rc = ak_prune_apply(d, w.keep, w.kept_score, err)))
+        goto out;
+    if ((rc = ak_meta_set_str(&d->meta, "prune_policy", ak_policy_name(opts.policy))) ||
+        (rc = ak_meta_set_int(&d->meta, "prune_budget", budget)))
+        rc = ak_fail(err, AK_ENOMEM, "out of memory");
+out:
+    work_free(&w);
+    return rc;
 }

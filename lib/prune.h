@@ -27,9 +27,9 @@ typedef enum {
 
 typedef enum { AK_UNIT_TOKEN, AK_UNIT_SENTENCE, AK_UNIT_BLOCK } ak_unit;
 
-int ak_policy_from_name(const char *s, ak_policy *out);
-const char *ak_policy_name(ak_policy p);
-int ak_unit_from_name(const char *s, ak_unit *out);
+AK_API int ak_policy_from_name(const char *s, ak_policy *out);
+AK_API const char *ak_policy_name(ak_policy p);
+AK_API int ak_unit_from_name(const char *s, ak_unit *out);
 
 typedef struct ak_prune_opts {
     ak_policy policy;
@@ -44,34 +44,34 @@ typedef struct ak_prune_opts {
  * attend's statistics, over layers l0..l1 aggregated by agg:
  * score[T] = corrected mass (entropy: heads weighted by
  * max(0, 1 - mean normalised entropy of the head)). */
-int ak_prune_scores(const ak_attn_stats *s, ak_policy p, int64_t l0, int64_t l1,
-                    ak_agg agg, float *score, ak_err *err);
+AK_API int ak_prune_scores(const ak_attn_stats *s, ak_policy p, int64_t l0, int64_t l1,
+                           ak_agg agg, float *score, ak_err *err);
 
 /* Query-span mass from one layer's probabilities p[nh, T, T]: adds to
  * acc[j] the mean over heads and over query rows i (is_query[i] == 1) of
  * p[h, i, j].  The caller averages over layers.  Returns AK_EDATA when no
  * row is a query. */
-int ak_query_mass(const float *p, int64_t nh, int64_t T, const uint8_t *is_query,
-                  float *acc, ak_err *err);
+AK_API int ak_query_mass(const float *p, int64_t nh, int64_t T, const uint8_t *is_query,
+                         float *acc, ak_err *err);
 
 /* Sentence ids per token from the text: a sentence ends after '.', '!' or
  * '?' followed by white space, and at a blank line.  Tokens that cover no
  * text (start == end) get -1.  offsets[T,2] are byte spans of text. */
-int ak_sentence_ids(const uint8_t *text, size_t len, const int64_t *offsets,
-                    int64_t T, int32_t *ids, ak_err *err);
+AK_API int ak_sentence_ids(const uint8_t *text, size_t len, const int64_t *offsets,
+                           int64_t T, int32_t *ids, ak_err *err);
 
 /* Protection marks (protect[T], set to 1, never cleared). */
 /* Tokens overlapping a match of the PCRE2 pattern re in text (UTF-8). */
-int ak_protect_regex(const uint8_t *text, size_t len, const int64_t *offsets,
-                     int64_t T, const char *re, uint8_t *protect, ak_err *err);
+AK_API int ak_protect_regex(const uint8_t *text, size_t len, const int64_t *offsets,
+                            int64_t T, const char *re, uint8_t *protect, ak_err *err);
 /* Every block (segment) holding a token that overlaps an occurrence of
  * marker in text; a token outside blocks is protected alone. */
-int ak_protect_marker(const uint8_t *text, size_t len, const int64_t *offsets,
-                      const int32_t *segments, int64_t T, const char *marker,
-                      uint8_t *protect, ak_err *err);
+AK_API int ak_protect_marker(const uint8_t *text, size_t len, const int64_t *offsets,
+                             const int32_t *segments, int64_t T, const char *marker,
+                             uint8_t *protect, ak_err *err);
 /* The first (which = 0) or last (which = 1) block of segments. */
-void ak_protect_block_end(const int32_t *segments, int64_t T, int which,
-                          uint8_t *protect);
+AK_API void ak_protect_block_end(const int32_t *segments, int64_t T, int which,
+                                 uint8_t *protect);
 
 typedef struct ak_prune_input {
     int64_t T;
@@ -91,23 +91,44 @@ typedef struct ak_prune_input {
  * the budget; the rest of the budget goes to units in order of score
  * (random: seeded order; first/last: position), skipping a unit that does
  * not fit (first/last stop there instead).  Sets *budget. */
-int ak_prune_select(const ak_prune_input *in, const ak_prune_opts *o, uint8_t *keep,
-                    float *unit_score_out, int64_t *budget, ak_err *err);
+AK_API int ak_prune_select(const ak_prune_input *in, const ak_prune_opts *o, uint8_t *keep,
+                           float *unit_score_out, int64_t *budget, ak_err *err);
 
 /* Rewrites d to the kept tokens: tokens, offsets, segments, special,
  * token_types and score.token are reduced; keep[T0] (composed with an
  * existing keep when the document was pruned before), dropped[n,2] and
  * dropped.score[n] written; attn.*, kv.*, hidden, hidden.final and logits
  * are removed (they describe the unpruned prompt).  text is unchanged. */
-int ak_prune_apply(ak_doc *d, const uint8_t *keep, const float *token_score,
-                   ak_err *err);
+AK_API int ak_prune_apply(ak_doc *d, const uint8_t *keep, const float *token_score,
+                          ak_err *err);
 
 /* Borrows attend's statistics from d (attn.entropy, attn.mass f32 [L,H,T],
  * attn.visible i32 [L,T] when present, meta causal / window) and checks
  * them (ak_stats_check).  T must equal the tokens tensor's length. */
-int ak_doc_attn_stats(const ak_doc *d, ak_attn_stats *s, ak_err *err);
+AK_API int ak_doc_attn_stats(const ak_doc *d, ak_attn_stats *s, ak_err *err);
+
+/* What the prune program asks of each document. */
+typedef struct ak_prune_doc_opts {
+    ak_prune_opts o;
+    int policy_set;              /* 0: o.policy is score when the document has
+                                    score.token, else mass */
+    int protect_first, protect_last;
+    const char *const *markers;  /* [nmarkers] ak_protect_marker */
+    int nmarkers;
+    const char *const *regexes;  /* [nregexes] ak_protect_regex */
+    int nregexes;
+    const char *query_marker, *query_regex; /* the query policy's span (default:
+                                               the last block) */
+    long l0, l1;                 /* layers for the attention policies; -1: all */
+    ak_agg agg;
+} ak_prune_doc_opts;
+
+/* Prunes d in place: the units of o.unit, the protected tokens, the scores
+ * of the policy, ak_prune_select under the budget and ak_prune_apply; meta
+ * prune_policy and prune_budget record what was done. */
+AK_API int ak_prune_doc(ak_doc *d, const ak_prune_doc_opts *o, ak_err *err);
 
 /* FNV-1a of a string, for ak_prune_input.doc_hash. */
-uint64_t ak_hash_str(const char *s);
+AK_API uint64_t ak_hash_str(const char *s);
 
 #endif

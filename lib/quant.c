@@ -91,7 +91,7 @@ int ak_ggml_supported(int type)
 
 size_t ak_ggml_row_bytes(int type, int64_t n)
 {
-    size_t be, bb;
+    size_t be = 1, bb = 0;
     if (ak_ggml_block(type, &be, &bb) < 0 || n < 0)
         return 0;
     return (size_t)n / be * bb;
@@ -249,7 +249,7 @@ void ak_dequant_row(int type, const void *src, float *dst, int64_t n)
         break;
     }
     void (*block)(const uint8_t *, float *);
-    size_t be, bb;
+    size_t be = 1, bb = 0;
     switch (type) {
     case AK_GGML_Q4_0: block = q4_0; break;
     case AK_GGML_Q4_1: block = q4_1; break;

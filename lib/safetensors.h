@@ -40,17 +40,17 @@ typedef struct ak_safetensors {
 } ak_safetensors;
 
 /* Opens one .safetensors file. */
-int ak_st_open_file(ak_safetensors *st, const char *path, ak_err *err);
+AK_API int ak_st_open_file(ak_safetensors *st, const char *path, ak_err *err);
 /* Opens a model directory: model.safetensors.index.json (sharded) when it
  * exists, else model.safetensors. */
-int ak_st_open_dir(ak_safetensors *st, const char *dir, ak_err *err);
-void ak_st_close(ak_safetensors *st);
+AK_API int ak_st_open_dir(ak_safetensors *st, const char *dir, ak_err *err);
+AK_API void ak_st_close(ak_safetensors *st);
 
 /* NULL when absent. */
-const ak_st_tensor *ak_st_find(const ak_safetensors *st, const char *name);
+AK_API const ak_st_tensor *ak_st_find(const ak_safetensors *st, const char *name);
 
 /* Copies a float tensor (F32/F16/BF16) into dst as f32; n must equal the
  * tensor's element count. */
-int ak_st_to_f32(const ak_st_tensor *t, float *dst, size_t n, ak_err *err);
+AK_API int ak_st_to_f32(const ak_st_tensor *t, float *dst, size_t n, ak_err *err);
 
 #endif

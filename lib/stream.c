@@ -41,8 +41,10 @@ const char *ak_meta_str(const ak_metamap *m, const char *key)
 int ak_meta_int(const ak_metamap *m, const char *key, int64_t *out)
 {
     const ak_meta *v = ak_meta_get(m, key);
-    if (!v || (v->kind != AK_META_INT && v->kind != AK_META_BOOL))
-        return -1;
+    if (!v)
+        return 1;
+    if (v->kind != AK_META_INT && v->kind != AK_META_BOOL)
+        return AK_EDATA;
     *out = v->i;
     return 0;
 }
@@ -91,6 +93,126 @@ static char *memdup0(const void *p, size_t n)
         s[n] = 0;
     }
     return s;
+}
+
+/* ------------------------------------------------------------- strings */
+
+/* Length of the longest prefix of s[0..n) that is valid UTF-8 (RFC 3629,
+ * section 4: shortest forms only, no surrogates, nothing above U+10FFFF). */
+static size_t utf8_prefix(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i], lo = 0x80, hi = 0xbf;
+        size_t k;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf)
+            k = 1;
+        else if (c >= 0xe0 && c <= 0xef) {
+            k = 2;
+            if (c == 0xe0) lo = 0xa0;      /* overlong */
+            if (c == 0xed) hi = 0x9f;      /* surrogates */
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            k = 3;
+            if (c == 0xf0) lo = 0x90;      /* overlong */
+            if (c == 0xf4) hi = 0x8f;      /* above U+10FFFF */
+        } else
+            return i;
+        if (n - i <= k || s[i + 1] < lo || s[i + 1] > hi)
+            return i;
+        for (size_t j = 2; j <= k; j++)
+            if ((s[i + j] & 0xc0) != 0x80)
+                return i;
+        i += k + 1;
+    }
+    return n;
+}
+
+int ak_utf8_valid(const void *s, size_t n)
+{
+    return utf8_prefix(s, n) == n;
+}
+
+static int is_format_char(uint32_t cp)
+{
+    return cp == 0x061c || cp == 0x200e || cp == 0x200f || (cp >= 0x202a && cp <= 0x202e) ||
+           (cp >= 0x2066 && cp <= 0x2069) || cp == 0x2028 || cp == 0x2029;
+}
+
+size_t ak_escape(char *out, size_t cap, const char *s, size_t n, int flags)
+{
+    const unsigned char *b = (const unsigned char *)s;
+    size_t o = 0;
+    if (cap == 0)
+        return 0;
+    for (size_t i = 0; i < n;) {
+        unsigned c = b[i];
+        char esc[8];
+        const char *piece = esc;
+        size_t k = 1, len = 0;
+        if (c < 0x80) {
+            if (c == '\n' || c == '\t' || c == '\r')
+                len = (size_t)snprintf(esc, sizeof esc, "\\%c",
+                                       c == '\n' ? 'n' : c == '\t' ? 't' : 'r');
+            else if (c < 0x20 || c == 0x7f)
+                len = (size_t)snprintf(esc, sizeof esc, "\\x%02x", c);
+            else if ((flags & AK_ESC_QUOTE) && (c == '"' || c == '\\'))
+                len = (size_t)snprintf(esc, sizeof esc, "\\%c", c);
+            else {
+                piece = (const char *)b + i;
+                len = 1;
+            }
+        } else {
+            k = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+            if (k == 1 || k > n - i || !ak_utf8_valid(b + i, k)) {
+                k = 1;
+                len = (size_t)snprintf(esc, sizeof esc, "\\x%02x", c);
+            } else {
+                uint32_t cp = k == 2 ? (c & 0x1fu) : k == 3 ? (c & 0x0fu) : (c & 0x07u);
+                for (size_t j = 1; j < k; j++)
+                    cp = (cp << 6) | (b[i + j] & 0x3fu);
+                if (cp <= 0x9f || ((flags & AK_ESC_FORMAT) && is_format_char(cp)))
+                    len = (size_t)snprintf(esc, sizeof esc, "\\u%04x", (unsigned)cp);
+                else {
+                    piece = (const char *)b + i;
+                    len = k;
+                }
+            }
+        }
+        if (o + len >= cap)
+            break;
+        memcpy(out + o, piece, len);
+        o += len;
+        i += k;
+    }
+    out[o] = 0;
+    return o;
+}
+
+/* A copy of s with each byte that is not part of valid UTF-8 replaced by
+ * U+FFFD. */
+static char *utf8_repaired(const char *s)
+{
+    size_t n = strlen(s), o = 0;
+    char *out = malloc(3 * n + 1);
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_prefix((const unsigned char *)s + i, n - i);
+        memcpy(out + o, s + i, k);
+        o += k;
+        i += k;
+        if (i < n) {
+            memcpy(out + o, "\xef\xbf\xbd", 3); /* U+FFFD for one bad byte */
+            o += 3;
+            i++;
+        }
+    }
+    out[o] = 0;
+    return out;
 }
 
 static int meta_set_strn(ak_metamap *m, const char *key, const char *val, size_t len)
@@ -189,12 +311,12 @@ int ak_header_add_stage(ak_header *h, const char *program, int argc, char *const
     h->history = nh;
     ak_stage *s = &h->history[h->nhistory];
     memset(s, 0, sizeof *s);
-    s->program = strdup(program);
+    s->program = utf8_repaired(program);
     s->version = strdup(AK_VERSION);
     s->args = calloc(argc > 0 ? (size_t)argc : 1, sizeof *s->args);
     int ok = s->program && s->version && s->args;
     for (int i = 0; ok && i < argc; i++, s->nargs++)
-        ok = (s->args[i] = strdup(argv[i])) != NULL;
+        ok = (s->args[i] = utf8_repaired(argv[i])) != NULL;
     h->nhistory++;
     return ok ? 0 : AK_ENOMEM;
 }
@@ -302,6 +424,70 @@ void ak_record_free(ak_record *rec)
 
 /* --------------------------------------------------------------- reader */
 
+/* The ids of one stream's documents, to refuse a repeated one: an open
+ * addressing hash set, emptied at every header and end record. */
+typedef struct id_entry {
+    uint64_t hash;
+    char *id;             /* NULL: empty slot */
+    uint64_t record;      /* where it was first seen */
+} id_entry;
+
+typedef struct id_set {
+    id_entry *slots;
+    size_t cap, n;        /* cap: 0 or a power of two */
+} id_set;
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static void id_set_clear(id_set *set)
+{
+    for (size_t i = 0; i < set->cap; i++)
+        free(set->slots[i].id);
+    free(set->slots);
+    memset(set, 0, sizeof *set);
+}
+
+/* Adds id; returns 0, AK_ENOMEM, or 1 with *first set when it is there
+ * already. */
+static int id_set_add(id_set *set, const char *id, uint64_t record, uint64_t *first)
+{
+    if (2 * (set->n + 1) > set->cap) {
+        size_t ncap = set->cap ? 2 * set->cap : 64;
+        id_entry *ns = calloc(ncap, sizeof *ns);
+        if (!ns)
+            return AK_ENOMEM;
+        for (size_t i = 0; i < set->cap; i++)
+            if (set->slots[i].id) {
+                size_t j = set->slots[i].hash & (ncap - 1);
+                while (ns[j].id)
+                    j = (j + 1) & (ncap - 1);
+                ns[j] = set->slots[i];
+            }
+        free(set->slots);
+        set->slots = ns;
+        set->cap = ncap;
+    }
+    uint64_t h = fnv1a(id);
+    size_t j = h & (set->cap - 1);
+    for (; set->slots[j].id; j = (j + 1) & (set->cap - 1))
+        if (set->slots[j].hash == h && strcmp(set->slots[j].id, id) == 0) {
+            *first = set->slots[j].record;
+            return 1;
+        }
+    if (!(set->slots[j].id = strdup(id)))
+        return AK_ENOMEM;
+    set->slots[j].hash = h;
+    set->slots[j].record = record;
+    set->n++;
+    return 0;
+}
+
 struct ak_reader {
     int fd;
     int own_fd;
@@ -312,13 +498,45 @@ struct ak_reader {
     int eof;
     /* framing scan of the record at buf[0], resumable as bytes arrive */
     size_t scan_pos;
-    uint64_t scan_need;   /* objects still owed */
+    uint64_t scan_need;   /* objects still owed, at all levels */
+    int scan_depth;       /* arrays and maps open around scan_pos */
+    uint64_t scan_left[AK_STREAM_MAX_DEPTH + 1]; /* objects owed per level */
+    uint64_t scan_elems;  /* array elements and map pairs in the record, */
+    uint64_t scan_pairs;  /* so that decoding allocates exactly once */
     /* grammar */
     uint64_t offset;      /* stream byte offset of buf[0] */
     uint64_t nrecords;
     int in_stream;
     int64_t ndocs;
+    id_set ids;           /* document ids of the current stream */
 };
+
+static void scan_reset(ak_reader *r)
+{
+    r->scan_pos = 0;
+    r->scan_need = 1;
+    r->scan_depth = 0;
+    r->scan_left[0] = 1;
+    r->scan_elems = r->scan_pairs = 0;
+}
+
+/* Process-wide defaults for readers and writers opened later. */
+static size_t default_max_record = DEFAULT_MAX_RECORD;
+static int default_compress;
+
+static size_t clamp_limit(size_t n)
+{
+    return n < AK_MIN_RECORD ? AK_MIN_RECORD : n > AK_MAX_RECORD_LIMIT ? AK_MAX_RECORD_LIMIT : n;
+}
+
+static int clamp_level(int level) { return level < 0 ? 0 : level > 9 ? 9 : level; }
+
+void ak_reader_set_default_limit(size_t max_record_bytes)
+{
+    default_max_record = clamp_limit(max_record_bytes);
+}
+
+void ak_writer_set_default_compress(int level) { default_compress = clamp_level(level); }
 
 int ak_reader_open_fd(ak_reader **rp, int fd, const char *name, ak_err *err)
 {
@@ -328,27 +546,20 @@ int ak_reader_open_fd(ak_reader **rp, int fd, const char *name, ak_err *err)
         return ak_fail(err, AK_ENOMEM, "out of memory");
     }
     r->fd = fd;
-    r->max_record = DEFAULT_MAX_RECORD;
-    const char *env = getenv("ATTNKIT_MAX_RECORD");
-    if (env && *env) {
-        char *end;
-        unsigned long long v = strtoull(env, &end, 10);
-        if (*end == 0 && v >= 16)
-            r->max_record = (size_t)v;
-    }
-    r->scan_need = 1;
+    r->max_record = default_max_record;
+    scan_reset(r);
     *rp = r;
     return 0;
 }
 
 int ak_reader_open_path(ak_reader **rp, const char *path, ak_err *err)
 {
-    if (strcmp(path, "-") == 0)
+    int fd, rc = ak_open_input(path, &fd, err);
+    if (rc)
+        return rc;
+    if (fd == 0)
         return ak_reader_open_fd(rp, 0, "<stdin>", err);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return ak_fail(err, AK_ENOINPUT, "%s: %s", path, strerror(errno));
-    int rc = ak_reader_open_fd(rp, fd, path, err);
+    rc = ak_reader_open_fd(rp, fd, path, err);
     if (rc) {
         close(fd);
         return rc;
@@ -363,6 +574,7 @@ void ak_reader_close(ak_reader *r)
         return;
     if (r->own_fd)
         close(r->fd);
+    id_set_clear(&r->ids);
     free(r->buf);
     free(r->name);
     free(r);
@@ -370,7 +582,7 @@ void ak_reader_close(ak_reader *r)
 
 void ak_reader_set_limit(ak_reader *r, size_t max_record_bytes)
 {
-    r->max_record = max_record_bytes < 16 ? 16 : max_record_bytes;
+    r->max_record = clamp_limit(max_record_bytes);
 }
 
 /* Advances the framing scan over buf[scan_pos..len).  Returns 1 when the
@@ -388,12 +600,14 @@ static int scan_record(ak_reader *r, ak_err *err)
         uint64_t payload = 0;    /* bytes that follow the header */
         uint64_t children = 0;   /* objects that follow */
         size_t lenbytes = 0;     /* width of a length field, 0 for none */
-        int ext = 0;
+        int ext = 0, container = 0;
         if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
         } else if (c >= 0x80 && c <= 0x8f) {
             children = 2ull * (c & 0x0f);
+            container = 1;
         } else if (c >= 0x90 && c <= 0x9f) {
             children = c & 0x0f;
+            container = 1;
         } else if (c >= 0xa0 && c <= 0xbf) {
             payload = c & 0x1f;
         } else {
@@ -415,8 +629,8 @@ static int scan_record(ak_reader *r, ak_err *err)
             case 0xd6: payload = 5; break;
             case 0xd7: payload = 9; break;
             case 0xd8: payload = 17; break;
-            case 0xdc: case 0xde: lenbytes = 2; break;             /* array16 map16 */
-            case 0xdd: case 0xdf: lenbytes = 4; break;             /* array32 map32 */
+            case 0xdc: case 0xde: lenbytes = 2; container = 1; break; /* array16 map16 */
+            case 0xdd: case 0xdf: lenbytes = 4; container = 1; break; /* array32 map32 */
             default:
                 return ak_fail(err, AK_EDATA, "%s: byte %llu: 0x%02x is not MessagePack",
                                r->name, (unsigned long long)(r->offset + p), c);
@@ -436,6 +650,9 @@ static int scan_record(ak_reader *r, ak_err *err)
             else
                 payload = n + (uint64_t)ext; /* ext: one type byte */
         }
+        if (container && r->scan_depth >= AK_STREAM_MAX_DEPTH)
+            return ak_fail(err, AK_EDATA, "%s: byte %llu: record nested deeper than %d levels",
+                           r->name, (unsigned long long)(r->offset + p), AK_STREAM_MAX_DEPTH);
         /* Every owed object takes at least one byte, every payload its
          * length: a record that cannot fit in the limit is refused now. */
         uint64_t room = r->max_record - (p < r->max_record ? p : r->max_record);
@@ -450,6 +667,18 @@ static int scan_record(ak_reader *r, ak_err *err)
             break;
         p += hdr + (size_t)payload;
         r->scan_need = r->scan_need - 1 + children;
+        r->scan_left[r->scan_depth]--;
+        if (container) {
+            int is_map = (c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf;
+            if (is_map)
+                r->scan_pairs += children / 2;
+            else
+                r->scan_elems += children;
+            if (children)
+                r->scan_left[++r->scan_depth] = children;
+        }
+        while (r->scan_depth > 0 && r->scan_left[r->scan_depth] == 0)
+            r->scan_depth--;
     }
     r->scan_pos = p;
     return r->scan_need == 0;
@@ -484,7 +713,253 @@ static int fill(ak_reader *r, ak_err *err)
     }
 }
 
+/* ---- decoding a framed record ----
+ * msgpack-c's unpacker keeps a fixed stack of 32 containers
+ * (MSGPACK_EMBED_STACK_SIZE, compiled into libmsgpackc) and fails a deeper
+ * record as if out of memory; the format allows AK_STREAM_MAX_DEPTH.  So
+ * the record, framed and depth-checked by scan_record, is decoded here into
+ * msgpack-c's object types, with one allocation sized by the scan's counts.
+ * Strings and binaries point into the record's bytes. */
+
+typedef struct decoder {
+    const unsigned char *p, *end;
+    msgpack_object *elems;        /* array elements, handed out in order */
+    msgpack_object_kv *pairs;     /* map pairs */
+    size_t elems_left, pairs_left;
+} decoder;
+
+static uint64_t load_be(const unsigned char *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* depth: containers around o.  Returns 0, or -1 if the bytes are not what
+ * the scan said (they always are: a defence, not a path). */
+static int decode_obj(decoder *d, msgpack_object *o, int depth)
+{
+    memset(o, 0, sizeof *o);
+    if (d->p >= d->end)
+        return -1;
+    unsigned c = *d->p++;
+    size_t avail = (size_t)(d->end - d->p);
+    uint64_t n = 0;
+    int w = 0;
+    enum { SCALAR, STR, BIN, EXT, ARRAY, MAP } kind = SCALAR;
+    if (c <= 0x7f) {
+        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        o->via.u64 = c;
+        return 0;
+    }
+    if (c >= 0xe0) {
+        o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+        o->via.i64 = (int64_t)c - 256;
+        return 0;
+    }
+    if (c <= 0x8f) {
+        kind = MAP;
+        n = c & 0x0f;
+    } else if (c <= 0x9f) {
+        kind = ARRAY;
+        n = c & 0x0f;
+    } else if (c <= 0xbf) {
+        kind = STR;
+        n = c & 0x1f;
+    } else if (c == 0xc0) {
+        o->type = MSGPACK_OBJECT_NIL;
+        return 0;
+    } else if (c == 0xc2 || c == 0xc3) {
+        o->type = MSGPACK_OBJECT_BOOLEAN;
+        o->via.boolean = c == 0xc3;
+        return 0;
+    } else if (c >= 0xc4 && c <= 0xc9) {          /* bin8..32, ext8..32 */
+        kind = c <= 0xc6 ? BIN : EXT;
+        w = 1 << (c <= 0xc6 ? c - 0xc4 : c - 0xc7);
+    } else if (c == 0xca || c == 0xcb) {          /* float32, float64 */
+        w = c == 0xca ? 4 : 8;
+        if (avail < (size_t)w)
+            return -1;
+        uint64_t u = load_be(d->p, w);
+        d->p += w;
+        if (w == 4) {
+            uint32_t u32 = (uint32_t)u;
+            float f;
+            memcpy(&f, &u32, 4);
+            o->type = MSGPACK_OBJECT_FLOAT32;
+            o->via.f64 = f;
+        } else {
+            memcpy(&o->via.f64, &u, 8);
+            o->type = MSGPACK_OBJECT_FLOAT64;
+        }
+        return 0;
+    } else if (c >= 0xcc && c <= 0xd3) {          /* uint8..64, int8..64 */
+        w = 1 << ((c - 0xcc) & 3);
+        if (avail < (size_t)w)
+            return -1;
+        uint64_t u = load_be(d->p, w);
+        d->p += w;
+        if (c >= 0xd0 && w < 8 && (u >> (8 * w - 1)))
+            u |= ~0ull << (8 * w);                /* sign-extend */
+        if (c >= 0xd0 && (int64_t)u < 0) {
+            o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+            o->via.i64 = (int64_t)u;
+        } else {
+            o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+            o->via.u64 = u;
+        }
+        return 0;
+    } else if (c >= 0xd4 && c <= 0xd8) {          /* fixext 1..16 */
+        kind = EXT;
+        n = 1u << (c - 0xd4);
+    } else if (c >= 0xd9 && c <= 0xdb) {
+        kind = STR;
+        w = 1 << (c - 0xd9);
+    } else if (c == 0xdc || c == 0xdd) {
+        kind = ARRAY;
+        w = c == 0xdc ? 2 : 4;
+    } else if (c == 0xde || c == 0xdf) {
+        kind = MAP;
+        w = c == 0xde ? 2 : 4;
+    } else
+        return -1;
+    if (w) {
+        if (avail < (size_t)w)
+            return -1;
+        n = load_be(d->p, w);
+        d->p += w;
+        avail -= (size_t)w;
+    }
+    switch (kind) {
+    case STR:
+    case BIN:
+        if (n > avail)
+            return -1;
+        o->type = kind == STR ? MSGPACK_OBJECT_STR : MSGPACK_OBJECT_BIN;
+        o->via.str.size = (uint32_t)n;
+        o->via.str.ptr = (const char *)d->p;
+        d->p += n;
+        return 0;
+    case EXT:
+        if (n >= avail)
+            return -1;
+        o->type = MSGPACK_OBJECT_EXT;
+        o->via.ext.type = (int8_t)d->p[0];
+        o->via.ext.size = (uint32_t)n;
+        o->via.ext.ptr = (const char *)d->p + 1;
+        d->p += n + 1;
+        return 0;
+    case ARRAY:
+        if (depth >= AK_STREAM_MAX_DEPTH || n > d->elems_left)
+            return -1;
+        o->type = MSGPACK_OBJECT_ARRAY;
+        o->via.array.size = (uint32_t)n;
+        o->via.array.ptr = n ? d->elems : NULL;
+        d->elems += n;
+        d->elems_left -= n;
+        for (uint64_t i = 0; i < n; i++)
+            if (decode_obj(d, &o->via.array.ptr[i], depth + 1))
+                return -1;
+        return 0;
+    case MAP:
+        if (depth >= AK_STREAM_MAX_DEPTH || n > d->pairs_left)
+            return -1;
+        o->type = MSGPACK_OBJECT_MAP;
+        o->via.map.size = (uint32_t)n;
+        o->via.map.ptr = n ? d->pairs : NULL;
+        d->pairs += n;
+        d->pairs_left -= n;
+        for (uint64_t i = 0; i < n; i++)
+            if (decode_obj(d, &o->via.map.ptr[i].key, depth + 1) ||
+                decode_obj(d, &o->via.map.ptr[i].val, depth + 1))
+                return -1;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+/* The first string (value or map key) in o that is not UTF-8: returns 1
+ * with path[0..*len) the keys and indexes on the way to it and *is_key set
+ * when it is a key; 0 when there is none. */
+typedef struct path_step {
+    const msgpack_object *key;    /* map value: its key; NULL: array element */
+    uint32_t index;
+} path_step;
+
+static int find_bad_string(const msgpack_object *o, path_step *path, int depth, int *len,
+                           int *is_key)
+{
+    if (o->type == MSGPACK_OBJECT_STR) {
+        if (ak_utf8_valid(o->via.str.ptr, o->via.str.size))
+            return 0;
+        *len = depth;
+        *is_key = 0;
+        return 1;
+    }
+    if (depth >= AK_STREAM_MAX_DEPTH)
+        return 0; /* cannot happen: decode_obj stops deeper records */
+    if (o->type == MSGPACK_OBJECT_ARRAY)
+        for (uint32_t i = 0; i < o->via.array.size; i++) {
+            path[depth] = (path_step){NULL, i};
+            if (find_bad_string(&o->via.array.ptr[i], path, depth + 1, len, is_key))
+                return 1;
+        }
+    if (o->type == MSGPACK_OBJECT_MAP)
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+            const msgpack_object_kv *kv = &o->via.map.ptr[i];
+            if (find_bad_string(&kv->key, path, depth, len, is_key)) {
+                *is_key = 1;
+                return 1;
+            }
+            path[depth] = (path_step){&kv->key, i};
+            if (find_bad_string(&kv->val, path, depth + 1, len, is_key))
+                return 1;
+        }
+    return 0;
+}
+
+/* "meta.source", "tensors[2].name", "history[0].args[1]": the place
+ * find_bad_string found, for a message. */
+static void format_path(char *buf, size_t cap, const path_step *path, int len)
+{
+    size_t o = 0;
+    buf[0] = 0;
+    for (int i = 0; i < len && o + 1 < cap; i++) {
+        const msgpack_object *k = path[i].key;
+        int n;
+        if (!k)
+            n = snprintf(buf + o, cap - o, "[%u]", path[i].index);
+        else if (k->type == MSGPACK_OBJECT_STR && !memchr(k->via.str.ptr, 0, k->via.str.size))
+            n = snprintf(buf + o, cap - o, "%s%.*s", i ? "." : "",
+                         (int)(k->via.str.size > 40 ? 40 : k->via.str.size), k->via.str.ptr);
+        else
+            n = snprintf(buf + o, cap - o, "%s<key %u>", i ? "." : "", path[i].index);
+        if (n < 0)
+            break;
+        o += (size_t)n;
+    }
+}
+
 /* ---- converting msgpack objects ---- */
+
+static const char *obj_kind(const msgpack_object *o)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL: return "nil";
+    case MSGPACK_OBJECT_BOOLEAN: return "a boolean";
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return "an integer";
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: return "a float";
+    case MSGPACK_OBJECT_STR: return "a string";
+    case MSGPACK_OBJECT_BIN: return "binary";
+    case MSGPACK_OBJECT_ARRAY: return "an array";
+    case MSGPACK_OBJECT_MAP: return "a map";
+    default: return "an extension type";
+    }
+}
 
 static int obj_is_str(const msgpack_object *o, const char *s)
 {
@@ -566,7 +1041,7 @@ static int meta_put_obj(ak_metamap *m, const char *key, const msgpack_object *v)
 static int map_to_meta(const msgpack_object *o, ak_metamap *m, const char *what, ak_err *err)
 {
     if (o->type != MSGPACK_OBJECT_MAP)
-        return ak_fail(err, AK_EDATA, "%s is not a map", what);
+        return ak_fail(err, AK_EDATA, "%s is %s, not a map", what, obj_kind(o));
     for (uint32_t i = 0; i < o->via.map.size; i++) {
         char *k = obj_cstr(&o->via.map.ptr[i].key);
         if (!k)
@@ -620,27 +1095,82 @@ static const char *inflate_exact(const void *in, size_t inlen, void *out, size_t
     return why;
 }
 
+/* zlib's crc32 over any length (its length argument is 32-bit). */
+static uint32_t crc32_bytes(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    uLong c = crc32(0L, Z_NULL, 0);
+    while (n) {
+        uInt k = n > (1u << 30) ? (1u << 30) : (uInt)n;
+        c = crc32(c, b, k);
+        b += k;
+        n -= k;
+    }
+    return (uint32_t)c;
+}
+
+/* Finds the known keys of a record or tensor map: keys[i] names the field
+ * whose value lands in vals[i].  A known field given twice is an error (two
+ * readers could take different ones); unknown keys are left to the caller. */
+static int known_fields(const msgpack_object *o, const char *const *keys, int nkeys,
+                        const msgpack_object **vals, const char *what, ak_err *err)
+{
+    for (int j = 0; j < nkeys; j++)
+        vals[j] = NULL;
+    for (uint32_t i = 0; i < o->via.map.size; i++)
+        for (int j = 0; j < nkeys; j++)
+            if (obj_is_str(&o->via.map.ptr[i].key, keys[j])) {
+                if (vals[j])
+                    return ak_fail(err, AK_EDATA, "%s has two '%s' fields", what, keys[j]);
+                vals[j] = &o->via.map.ptr[i].val;
+            }
+    return 0;
+}
+
+static int is_known(const msgpack_object *k, const char *const *keys, int nkeys)
+{
+    for (int j = 0; j < nkeys; j++)
+        if (obj_is_str(k, keys[j]))
+            return 1;
+    return 0;
+}
+
+/* A string field as a C string, or NULL with err saying why not. */
+static char *field_cstr(const msgpack_object *o, const char *what, ak_err *err)
+{
+    if (o->type != MSGPACK_OBJECT_STR)
+        ak_fail(err, AK_EDATA, "%s is %s, not a string", what, obj_kind(o));
+    else if (memchr(o->via.str.ptr, 0, o->via.str.size))
+        ak_fail(err, AK_EDATA, "%s contains a NUL byte", what);
+    else {
+        char *s = memdup0(o->via.str.ptr, o->via.str.size);
+        if (!s)
+            ak_fail(err, AK_ENOMEM, "out of memory");
+        return s;
+    }
+    return NULL;
+}
+
+enum { T_NAME, T_DTYPE, T_SHAPE, T_DATA, T_COMPRESSION, T_RAW_BYTES, T_CRC32, T_NKEYS };
+static const char *const tensor_keys[T_NKEYS] = {"name", "dtype", "shape", "data",
+                                                 "compression", "raw_bytes", "crc32"};
+
 static int parse_tensor(const msgpack_object *o, size_t max_bytes, ak_tensor **out, ak_err *err)
 {
-    const msgpack_object *name = NULL, *dtype = NULL, *shape = NULL, *data = NULL;
-    const msgpack_object *comp = NULL, *raw = NULL;
+    const msgpack_object *f[T_NKEYS];
     if (o->type != MSGPACK_OBJECT_MAP)
-        return ak_fail(err, AK_EDATA, "tensor is not a map");
-    for (uint32_t i = 0; i < o->via.map.size; i++) {
-        const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
-        if (obj_is_str(k, "name")) name = v;
-        else if (obj_is_str(k, "dtype")) dtype = v;
-        else if (obj_is_str(k, "shape")) shape = v;
-        else if (obj_is_str(k, "data")) data = v;
-        else if (obj_is_str(k, "compression")) comp = v;
-        else if (obj_is_str(k, "raw_bytes")) raw = v;
-    }
-    char *nm = name ? obj_cstr(name) : NULL;
+        return ak_fail(err, AK_EDATA, "tensor is %s, not a map", obj_kind(o));
+    int rc = known_fields(o, tensor_keys, T_NKEYS, f, "tensor", err);
+    if (rc)
+        return rc;
+    const msgpack_object *dtype = f[T_DTYPE], *shape = f[T_SHAPE], *data = f[T_DATA];
+    const msgpack_object *comp = f[T_COMPRESSION], *raw = f[T_RAW_BYTES], *crc = f[T_CRC32];
+    char *nm = f[T_NAME] ? obj_cstr(f[T_NAME]) : NULL;
     if (!nm || !*nm) {
         free(nm);
         return ak_fail(err, AK_EDATA, "tensor without a valid name");
     }
-    int rc = AK_EDATA;
+    rc = AK_EDATA;
     ak_dtype dt;
     int64_t dims[AK_MAX_DIMS];
     int ndim = 0;
@@ -667,6 +1197,12 @@ static int parse_tensor(const msgpack_object *o, size_t max_bytes, ak_tensor **o
     }
     if (!data || data->type != MSGPACK_OBJECT_BIN) {
         ak_fail(err, rc, "tensor '%s': data is missing or not binary", nm);
+        goto out;
+    }
+    if (crc && (crc->type != MSGPACK_OBJECT_POSITIVE_INTEGER || crc->via.u64 > 0xffffffffu)) {
+        ak_fail(err, rc, "tensor '%s': crc32 is %s, not an integer in [0, 2^32)", nm,
+                crc->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? "too large" :
+                crc->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? "negative" : obj_kind(crc));
         goto out;
     }
     int zlib = 0;
@@ -710,6 +1246,17 @@ static int parse_tensor(const msgpack_object *o, size_t max_bytes, ak_tensor **o
             goto out;
         }
     }
+    /* The CRC covers the tensor's bytes as they are in memory: after
+     * inflating, so it checks the values, whatever the compression. */
+    if (crc) {
+        uint32_t have = crc32_bytes(t->data, nbytes);
+        if (have != (uint32_t)crc->via.u64) {
+            ak_tensor_free(t);
+            ak_fail(err, rc, "tensor '%s': CRC-32 mismatch (crc32 says 0x%08x, data has "
+                    "0x%08x): the data is corrupt", nm, (unsigned)crc->via.u64, (unsigned)have);
+            goto out;
+        }
+    }
     *out = t;
     rc = 0;
 out:
@@ -717,93 +1264,104 @@ out:
     return rc;
 }
 
+/* One history entry: {"program": str, "version": str, "args": [str...]};
+ * program is required, version and args optional, other keys ignored. */
+static int parse_stage(ak_header *h, const msgpack_object *s, uint32_t j, ak_err *err)
+{
+    static const char *const keys[] = {"program", "version", "args"};
+    const msgpack_object *f[3];
+    char what[64];
+    snprintf(what, sizeof what, "header: history entry %u", j);
+    if (s->type != MSGPACK_OBJECT_MAP)
+        return ak_fail(err, AK_EDATA, "%s is %s, not a map", what, obj_kind(s));
+    int rc = known_fields(s, keys, 3, f, what, err);
+    if (rc)
+        return rc;
+    if (!f[0])
+        return ak_fail(err, AK_EDATA, "%s has no program", what);
+    if (f[2] && f[2]->type != MSGPACK_OBJECT_ARRAY)
+        return ak_fail(err, AK_EDATA, "%s: args is %s, not an array", what, obj_kind(f[2]));
+    ak_stage st = {0};
+    uint32_t na = f[2] ? f[2]->via.array.size : 0;
+    char field[96];
+    snprintf(field, sizeof field, "%s: program", what);
+    if (!(st.program = field_cstr(f[0], field, err)))
+        return err ? err->code : AK_EDATA;
+    snprintf(field, sizeof field, "%s: version", what);
+    if (f[1] ? !(st.version = field_cstr(f[1], field, err)) : !(st.version = strdup("?"))) {
+        free(st.program);
+        return f[1] && err ? err->code : ak_fail(err, AK_ENOMEM, "out of memory");
+    }
+    if (!(st.args = calloc(na ? na : 1, sizeof *st.args)))
+        rc = ak_fail(err, AK_ENOMEM, "out of memory");
+    for (uint32_t q = 0; q < na && !rc; q++, st.nargs++) {
+        snprintf(field, sizeof field, "%s: argument %u", what, q);
+        if (!(st.args[q] = field_cstr(&f[2]->via.array.ptr[q], field, err)))
+            rc = err ? err->code : AK_EDATA;
+    }
+    ak_stage *nh = rc ? NULL : realloc(h->history, (h->nhistory + 1) * sizeof *nh);
+    if (!nh) {
+        stage_free(&st);
+        return rc ? rc : ak_fail(err, AK_ENOMEM, "out of memory");
+    }
+    h->history = nh;
+    h->history[h->nhistory++] = st;
+    return 0;
+}
+
+enum { H_TYPE, H_FORMAT, H_VERSION, H_MODEL, H_HISTORY, H_NKEYS };
+static const char *const header_keys[H_NKEYS] = {"type", "format", "version", "model",
+                                                 "history"};
+
 static int parse_header(const msgpack_object *o, ak_header **out, ak_err *err)
 {
+    const msgpack_object *f[H_NKEYS];
+    int rc = known_fields(o, header_keys, H_NKEYS, f, "header", err);
+    if (rc)
+        return rc;
+    const msgpack_object *fmt = f[H_FORMAT], *ver = f[H_VERSION], *model = f[H_MODEL],
+                         *hist = f[H_HISTORY];
+    if (!fmt || !ver)
+        return ak_fail(err, AK_EDATA, "header without %s", fmt ? "version" : "format");
+    if (fmt->type != MSGPACK_OBJECT_STR)
+        return ak_fail(err, AK_EDATA, "header: format is %s, not the string '%s'",
+                       obj_kind(fmt), AK_STREAM_FORMAT);
+    if (!obj_is_str(fmt, AK_STREAM_FORMAT))
+        return ak_fail(err, AK_EDATA, "header: format is not '%s'", AK_STREAM_FORMAT);
+    int64_t ma, mi;
+    if (ver->type != MSGPACK_OBJECT_ARRAY || ver->via.array.size < 2 ||
+        obj_int(&ver->via.array.ptr[0], &ma) || obj_int(&ver->via.array.ptr[1], &mi) ||
+        ma < 0 || mi < 0 || ma > 1000000 || mi > 1000000)
+        return ak_fail(err, AK_EDATA, "header: version is %s, not [major, minor] "
+                       "(two non-negative integers)", ver->type == MSGPACK_OBJECT_ARRAY ?
+                       "a malformed array" : obj_kind(ver));
+    if (ma != AK_STREAM_MAJOR)
+        return ak_fail(err, AK_EDATA, "header: stream version %lld.%lld, this reader "
+                       "supports %d.x", (long long)ma, (long long)mi, AK_STREAM_MAJOR);
+    if (model && model->type != MSGPACK_OBJECT_MAP)
+        return ak_fail(err, AK_EDATA, "header: model is %s, not a map", obj_kind(model));
+    if (hist && hist->type != MSGPACK_OBJECT_ARRAY)
+        return ak_fail(err, AK_EDATA, "header: history is %s, not an array", obj_kind(hist));
     ak_header *h = ak_header_new();
     if (!h)
         return ak_fail(err, AK_ENOMEM, "out of memory");
-    int rc = 0, have_format = 0, have_version = 0;
+    h->major = (int)ma;
+    h->minor = (int)mi;
+    if (model)
+        rc = map_to_meta(model, &h->model, "header: model", err);
+    for (uint32_t j = 0; hist && j < hist->via.array.size && !rc; j++)
+        rc = parse_stage(h, &hist->via.array.ptr[j], j, err);
     for (uint32_t i = 0; i < o->via.map.size && !rc; i++) {
         const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
-        if (obj_is_str(k, "type"))
+        if (is_known(k, header_keys, H_NKEYS))
             continue;
-        if (obj_is_str(k, "format")) {
-            if (!obj_is_str(v, AK_STREAM_FORMAT))
-                rc = ak_fail(err, AK_EDATA, "header: format is not '%s'", AK_STREAM_FORMAT);
-            have_format = 1;
-        } else if (obj_is_str(k, "version")) {
-            int64_t ma, mi;
-            if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size < 2 ||
-                obj_int(&v->via.array.ptr[0], &ma) || obj_int(&v->via.array.ptr[1], &mi) ||
-                ma < 0 || mi < 0 || ma > 1000000 || mi > 1000000)
-                rc = ak_fail(err, AK_EDATA, "header: version is not [major, minor]");
-            else if (ma != AK_STREAM_MAJOR)
-                rc = ak_fail(err, AK_EDATA, "header: stream version %lld.%lld, this reader "
-                             "supports %d.x", (long long)ma, (long long)mi, AK_STREAM_MAJOR);
-            else {
-                h->major = (int)ma;
-                h->minor = (int)mi;
-            }
-            have_version = 1;
-        } else if (obj_is_str(k, "model")) {
-            rc = map_to_meta(v, &h->model, "header: model", err);
-        } else if (obj_is_str(k, "history")) {
-            if (v->type != MSGPACK_OBJECT_ARRAY) {
-                rc = ak_fail(err, AK_EDATA, "header: history is not an array");
-                break;
-            }
-            for (uint32_t j = 0; j < v->via.array.size && !rc; j++) {
-                const msgpack_object *s = &v->via.array.ptr[j];
-                const msgpack_object *prog = NULL, *ver = NULL, *args = NULL;
-                if (s->type == MSGPACK_OBJECT_MAP)
-                    for (uint32_t q = 0; q < s->via.map.size; q++) {
-                        const msgpack_object *sk = &s->via.map.ptr[q].key;
-                        if (obj_is_str(sk, "program")) prog = &s->via.map.ptr[q].val;
-                        else if (obj_is_str(sk, "version")) ver = &s->via.map.ptr[q].val;
-                        else if (obj_is_str(sk, "args")) args = &s->via.map.ptr[q].val;
-                    }
-                char *p = prog ? obj_cstr(prog) : NULL;
-                if (!p || (args && args->type != MSGPACK_OBJECT_ARRAY)) {
-                    free(p);
-                    rc = ak_fail(err, AK_EDATA, "header: history entry %u is malformed", j);
-                    break;
-                }
-                uint32_t na = args ? args->via.array.size : 0;
-                char **av = calloc(na ? na : 1, sizeof *av);
-                if (!av) {
-                    free(p);
-                    rc = ak_fail(err, AK_ENOMEM, "out of memory");
-                    break;
-                }
-                for (uint32_t q = 0; q < na && !rc; q++)
-                    if (!(av[q] = obj_cstr(&args->via.array.ptr[q])))
-                        rc = ak_fail(err, AK_EDATA, "header: history entry %u: argument %u is "
-                                     "not a string", j, q);
-                if (!rc)
-                    rc = ak_header_add_stage(h, p, (int)na, av);
-                if (!rc && ver) {
-                    char *vs = obj_cstr(ver);
-                    free(h->history[h->nhistory - 1].version);
-                    h->history[h->nhistory - 1].version = vs ? vs : strdup("?");
-                }
-                for (uint32_t q = 0; q < na; q++)
-                    free(av[q]);
-                free(av);
-                free(p);
-                if (rc == AK_ENOMEM)
-                    ak_fail(err, rc, "out of memory");
-            }
-        } else {
-            char *kk = obj_cstr(k);
-            if (!kk)
-                rc = ak_fail(err, AK_EDATA, "header has a key that is not a string");
-            else if (meta_put_obj(&h->extra, kk, v))
-                rc = ak_fail(err, AK_ENOMEM, "out of memory");
-            free(kk);
-        }
+        char *kk = obj_cstr(k);
+        if (!kk)
+            rc = ak_fail(err, AK_EDATA, "header has a key that is not a string");
+        else if (meta_put_obj(&h->extra, kk, v))
+            rc = ak_fail(err, AK_ENOMEM, "out of memory");
+        free(kk);
     }
-    if (!rc && (!have_format || !have_version))
-        rc = ak_fail(err, AK_EDATA, "header without %s", have_format ? "version" : "format");
     if (rc) {
         ak_header_free(h);
         return rc;
@@ -812,55 +1370,57 @@ static int parse_header(const msgpack_object *o, ak_header **out, ak_err *err)
     return 0;
 }
 
+enum { D_TYPE, D_ID, D_META, D_TENSORS, D_NKEYS };
+static const char *const doc_keys[D_NKEYS] = {"type", "id", "meta", "tensors"};
+
 static int parse_doc(const msgpack_object *o, size_t max_bytes, ak_doc **out, ak_err *err)
 {
+    const msgpack_object *f[D_NKEYS];
+    int rc = known_fields(o, doc_keys, D_NKEYS, f, "document", err);
+    if (rc)
+        return rc;
+    if (!f[D_ID])
+        return ak_fail(err, AK_EDATA, "document without an id");
+    char *id = field_cstr(f[D_ID], "document id", err);
+    if (!id)
+        return err ? err->code : AK_EDATA;
     ak_doc *d = ak_doc_new(NULL);
-    if (!d)
+    if (!d) {
+        free(id);
         return ak_fail(err, AK_ENOMEM, "out of memory");
-    int rc = 0;
-    for (uint32_t i = 0; i < o->via.map.size && !rc; i++) {
-        const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
-        if (obj_is_str(k, "type"))
-            continue;
-        if (obj_is_str(k, "id")) {
-            char *id = obj_cstr(v);
-            if (!id)
-                rc = ak_fail(err, AK_EDATA, "document id is not a string");
-            else {
-                free(d->id);
-                d->id = id;
-            }
-        } else if (obj_is_str(k, "meta")) {
-            rc = map_to_meta(v, &d->meta, "document meta", err);
-        } else if (obj_is_str(k, "tensors")) {
-            if (v->type != MSGPACK_OBJECT_ARRAY) {
-                rc = ak_fail(err, AK_EDATA, "document tensors is not an array");
-                break;
-            }
-            for (uint32_t j = 0; j < v->via.array.size && !rc; j++) {
-                ak_tensor *t = NULL;
-                rc = parse_tensor(&v->via.array.ptr[j], max_bytes, &t, err);
-                if (rc)
-                    break;
-                if (ak_doc_get(d, t->name)) {
-                    rc = ak_fail(err, AK_EDATA, "tensor '%s' appears twice", t->name);
-                    ak_tensor_free(t);
-                } else {
-                    rc = ak_doc_put(d, t, err);
-                }
-            }
+    }
+    free(d->id);
+    d->id = id;
+    const msgpack_object *v = f[D_TENSORS];
+    if (f[D_META])
+        rc = map_to_meta(f[D_META], &d->meta, "document meta", err);
+    if (!rc && v && v->type != MSGPACK_OBJECT_ARRAY)
+        rc = ak_fail(err, AK_EDATA, "document tensors is %s, not an array", obj_kind(v));
+    for (uint32_t j = 0; !rc && v && j < v->via.array.size; j++) {
+        ak_tensor *t = NULL;
+        rc = parse_tensor(&v->via.array.ptr[j], max_bytes, &t, err);
+        if (rc)
+            break;
+        if (ak_doc_get(d, t->name)) {
+            rc = ak_fail(err, AK_EDATA, "tensor '%s' appears twice", t->name);
+            ak_tensor_free(t);
         } else {
-            char *kk = obj_cstr(k);
-            if (!kk)
-                rc = ak_fail(err, AK_EDATA, "document has a key that is not a string");
-            else if (meta_put_obj(&d->extra, kk, v))
-                rc = ak_fail(err, AK_ENOMEM, "out of memory");
-            free(kk);
+            rc = ak_doc_put(d, t, err);
         }
     }
+    for (uint32_t i = 0; i < o->via.map.size && !rc; i++) {
+        const msgpack_object *k = &o->via.map.ptr[i].key;
+        if (is_known(k, doc_keys, D_NKEYS))
+            continue;
+        char *kk = obj_cstr(k);
+        if (!kk)
+            rc = ak_fail(err, AK_EDATA, "document has a key that is not a string");
+        else if (meta_put_obj(&d->extra, kk, &o->via.map.ptr[i].val))
+            rc = ak_fail(err, AK_ENOMEM, "out of memory");
+        free(kk);
+    }
     if (rc) {
-        if (d->id[0])
-            ak_wrap(err, "document '%s'", d->id);
+        ak_wrap(err, "document '%s'", d->id);
         ak_doc_free(d);
         return rc;
     }
@@ -868,30 +1428,84 @@ static int parse_doc(const msgpack_object *o, size_t max_bytes, ak_doc **out, ak
     return 0;
 }
 
+/* The string value of key in map o, if it is a UTF-8 string without NUL. */
+static const msgpack_object *map_str(const msgpack_object *o, const char *key)
+{
+    for (uint32_t i = 0; o->type == MSGPACK_OBJECT_MAP && i < o->via.map.size; i++) {
+        const msgpack_object *v = &o->via.map.ptr[i].val;
+        if (obj_is_str(&o->via.map.ptr[i].key, key) && v->type == MSGPACK_OBJECT_STR &&
+            !memchr(v->via.str.ptr, 0, v->via.str.size) &&
+            ak_utf8_valid(v->via.str.ptr, v->via.str.size))
+            return v;
+    }
+    return NULL;
+}
+
+/* Refuses a record holding a string that is not UTF-8, naming where. */
+static int check_strings(const msgpack_object *o, ak_err *err)
+{
+    path_step path[AK_STREAM_MAX_DEPTH];
+    int len = 0, is_key = 0;
+    if (!find_bad_string(o, path, 0, &len, &is_key))
+        return 0;
+    char where[200], who[160] = "";
+    format_path(where, sizeof where, path, len);
+    const msgpack_object *type = map_str(o, "type"), *id = map_str(o, "id");
+    if (type && obj_is_str(type, "doc") && id)
+        snprintf(who, sizeof who, "document '%.*s': ", (int)(id->via.str.size > 100 ? 100 :
+                 id->via.str.size), id->via.str.ptr);
+    else if (type && obj_is_str(type, "doc"))
+        snprintf(who, sizeof who, "document ");
+    else if (type && obj_is_str(type, "header"))
+        snprintf(who, sizeof who, "header: ");
+    else if (type && !obj_is_str(type, "end"))
+        snprintf(who, sizeof who, "record of type '%.*s': ", (int)(type->via.str.size > 60 ? 60 :
+                 type->via.str.size), type->via.str.ptr);
+    if (is_key)
+        return ak_fail(err, AK_EDATA, "%sa key %s%s is not valid UTF-8", who,
+                       len ? "in " : "of the record", where);
+    return ak_fail(err, AK_EDATA, "%s%s is not valid UTF-8", who, where);
+}
+
 static int parse_record(ak_reader *r, const unsigned char *p, size_t len, ak_record *rec,
                         ak_err *err)
 {
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    size_t off = 0;
+    memset(rec, 0, sizeof *rec);
+    msgpack_object root;
+    decoder dec = {.p = p, .end = p + len, .elems_left = r->scan_elems,
+                   .pairs_left = r->scan_pairs};
+    msgpack_object *elems = NULL;
+    msgpack_object_kv *pairs = NULL;
     int rc = 0;
-    msgpack_unpack_return ur = msgpack_unpack_next(&up, (const char *)p, len, &off);
-    if (ur != MSGPACK_UNPACK_SUCCESS || off != len) {
-        rc = ak_fail(err, ur == MSGPACK_UNPACK_NOMEM_ERROR ? AK_ENOMEM : AK_EDATA,
-                     "record is not valid MessagePack");
+    if (r->scan_elems > SIZE_MAX / sizeof *elems || r->scan_pairs > SIZE_MAX / sizeof *pairs ||
+        (r->scan_elems && !(elems = malloc(r->scan_elems * sizeof *elems))) ||
+        (r->scan_pairs && !(pairs = malloc(r->scan_pairs * sizeof *pairs)))) {
+        rc = ak_fail(err, AK_ENOMEM, "out of memory decoding a record of %zu bytes", len);
         goto out;
     }
-    const msgpack_object *o = &up.data;
+    dec.elems = elems;
+    dec.pairs = pairs;
+    if (decode_obj(&dec, &root, 0) || dec.p != dec.end) {
+        rc = ak_fail(err, AK_EINTERNAL, "record framing and decoding disagree");
+        goto out;
+    }
+    const msgpack_object *o = &root;
     const msgpack_object *type = NULL;
     if (o->type == MSGPACK_OBJECT_MAP)
         for (uint32_t i = 0; i < o->via.map.size; i++)
-            if (obj_is_str(&o->via.map.ptr[i].key, "type"))
+            if (obj_is_str(&o->via.map.ptr[i].key, "type")) {
+                if (type) {
+                    rc = ak_fail(err, AK_EDATA, "record has two 'type' fields");
+                    goto out;
+                }
                 type = &o->via.map.ptr[i].val;
+            }
     if (!type || type->type != MSGPACK_OBJECT_STR) {
         rc = ak_fail(err, AK_EDATA, "record is not a map with a string 'type'");
         goto out;
     }
-    memset(rec, 0, sizeof *rec);
+    if ((rc = check_strings(o, err)))
+        goto out;
     if (obj_is_str(type, "header")) {
         rec->type = AK_REC_HEADER;
         rc = parse_header(o, &rec->header, err);
@@ -917,7 +1531,8 @@ static int parse_record(ak_reader *r, const unsigned char *p, size_t len, ak_rec
         }
     }
 out:
-    msgpack_unpacked_destroy(&up);
+    free(elems);
+    free(pairs);
     if (rc)
         ak_record_free(rec);
     return rc;
@@ -951,8 +1566,7 @@ int ak_reader_next(ak_reader *r, ak_record *rec, ak_err *err)
     memmove(r->buf, r->buf + len, r->len - len);
     r->len -= len;
     r->offset += len;
-    r->scan_pos = 0;
-    r->scan_need = 1;
+    scan_reset(r);
     r->nrecords++;
     if (rc)
         return ak_wrap(err, "%s: record %llu (byte %llu)", r->name,
@@ -964,12 +1578,29 @@ int ak_reader_next(ak_reader *r, ak_record *rec, ak_err *err)
             bad = "a header inside a stream (previous stream has no end record)";
         r->in_stream = 1;
         r->ndocs = 0;
+        id_set_clear(&r->ids);
         break;
-    case AK_REC_DOC:
-        if (!r->in_stream)
+    case AK_REC_DOC: {
+        if (!r->in_stream) {
             bad = "a document outside a stream (no header before it)";
+            break;
+        }
+        uint64_t first = 0;
+        int dup = id_set_add(&r->ids, rec->doc->id, r->nrecords, &first);
+        if (dup == 1)
+            ak_fail(err, AK_EDATA, "%s: record %llu (byte %llu): document id '%s' appears "
+                    "twice in the stream (first in record %llu)", r->name,
+                    (unsigned long long)r->nrecords, (unsigned long long)at, rec->doc->id,
+                    (unsigned long long)first);
+        else if (dup)
+            ak_fail(err, AK_ENOMEM, "%s: out of memory", r->name);
+        if (dup) {
+            ak_record_free(rec);
+            return dup == 1 ? AK_EDATA : AK_ENOMEM;
+        }
         r->ndocs++;
         break;
+    }
     case AK_REC_END:
         if (!r->in_stream)
             bad = "an end record without a header";
@@ -982,6 +1613,7 @@ int ak_reader_next(ak_reader *r, ak_record *rec, ak_err *err)
                            (long long)said, (long long)r->ndocs);
         }
         r->in_stream = 0;
+        id_set_clear(&r->ids);
         break;
     default:
         if (!r->in_stream)
@@ -1003,6 +1635,7 @@ struct ak_writer {
     char *name;
     int level;
     int64_t ndocs;
+    id_set ids;           /* document ids written since the header */
     int failed;
     msgpack_sbuffer sb;
     msgpack_packer pk;
@@ -1016,9 +1649,7 @@ int ak_writer_open_fd(ak_writer **wp, int fd, const char *name, ak_err *err)
         return ak_fail(err, AK_ENOMEM, "out of memory");
     }
     w->fd = fd;
-    const char *env = getenv("ATTNKIT_COMPRESS");
-    if (env && *env >= '0' && *env <= '9' && env[1] == 0)
-        w->level = *env - '0';
+    w->level = default_compress;
     msgpack_sbuffer_init(&w->sb);
     msgpack_packer_init(&w->pk, &w->sb, msgpack_sbuffer_write);
     *wp = w;
@@ -1027,7 +1658,7 @@ int ak_writer_open_fd(ak_writer **wp, int fd, const char *name, ak_err *err)
 
 void ak_writer_set_compress(ak_writer *w, int level)
 {
-    w->level = level < 0 ? 0 : level > 9 ? 9 : level;
+    w->level = clamp_level(level);
 }
 
 static void pack_str(msgpack_packer *pk, const char *s, size_t n)
@@ -1078,9 +1709,64 @@ static int flush_record(ak_writer *w, ak_err *err)
     return rc;
 }
 
+/* The writer's half of "every string is UTF-8": checked before a byte of
+ * the record is packed. */
+static int utf8_or_fail(const char *s, size_t n, const char *what, ak_err *err)
+{
+    if (ak_utf8_valid(s, n))
+        return 0;
+    return ak_fail(err, AK_EDATA, "%s '%.*s' is not valid UTF-8 (the stream holds UTF-8 "
+                   "strings only)", what, (int)(n > 100 ? 100 : n), s);
+}
+
+static int meta_utf8(const ak_metamap *m, const char *what, ak_err *err)
+{
+    char field[96];
+    for (size_t i = 0; i < m->n; i++) {
+        snprintf(field, sizeof field, "%s key", what);
+        if (utf8_or_fail(m->items[i].key, strlen(m->items[i].key), field, err))
+            return AK_EDATA;
+        snprintf(field, sizeof field, "%s %.40s", what, m->items[i].key);
+        if (m->items[i].kind == AK_META_STR &&
+            utf8_or_fail(m->items[i].s, m->items[i].slen, field, err))
+            return AK_EDATA;
+    }
+    return 0;
+}
+
+static int header_utf8(const ak_header *h, ak_err *err)
+{
+    if (meta_utf8(&h->model, "header: model", err) || meta_utf8(&h->extra, "header: field", err))
+        return AK_EDATA;
+    for (size_t i = 0; i < h->nhistory; i++) {
+        const ak_stage *st = &h->history[i];
+        if (utf8_or_fail(st->program, strlen(st->program), "header: history program", err) ||
+            (st->version && utf8_or_fail(st->version, strlen(st->version),
+                                         "header: history version", err)))
+            return AK_EDATA;
+        for (size_t j = 0; j < st->nargs; j++)
+            if (utf8_or_fail(st->args[j], strlen(st->args[j]), "header: history argument",
+                             err))
+                return AK_EDATA;
+    }
+    return 0;
+}
+
+static int doc_utf8(const ak_doc *d, ak_err *err)
+{
+    if (utf8_or_fail(d->id, strlen(d->id), "document id", err))
+        return AK_EDATA;
+    int rc = meta_utf8(&d->meta, "meta", err) || meta_utf8(&d->extra, "field", err);
+    for (size_t i = 0; !rc && i < d->ntensors; i++)
+        rc = utf8_or_fail(d->tensors[i]->name, strlen(d->tensors[i]->name), "tensor name", err);
+    return rc ? ak_wrap(err, "document '%s'", d->id) : 0;
+}
+
 int ak_write_header(ak_writer *w, const ak_header *h, ak_err *err)
 {
     msgpack_packer *pk = &w->pk;
+    if (header_utf8(h, err))
+        return AK_EDATA;
     msgpack_pack_map(pk, 5 + h->extra.n);
     PACK_LIT(pk, "type"); PACK_LIT(pk, "header");
     PACK_LIT(pk, "format"); PACK_LIT(pk, AK_STREAM_FORMAT);
@@ -1104,6 +1790,7 @@ int ak_write_header(ak_writer *w, const ak_header *h, ak_err *err)
     }
     pack_extra(pk, &h->extra);
     w->ndocs = 0;
+    id_set_clear(&w->ids);
     return flush_record(w, err);
 }
 
@@ -1123,7 +1810,7 @@ static int pack_tensor(ak_writer *w, const ak_tensor *t, ak_err *err)
             return ak_fail(err, AK_EINTERNAL, "zlib failed on '%s'", t->name);
         }
     }
-    msgpack_pack_map(pk, compress ? 6 : 4);
+    msgpack_pack_map(pk, compress ? 7 : 5);
     PACK_LIT(pk, "name"); pack_cstr(pk, t->name);
     PACK_LIT(pk, "dtype"); pack_cstr(pk, ak_dtype_name(t->dtype));
     PACK_LIT(pk, "shape");
@@ -1140,6 +1827,7 @@ static int pack_tensor(ak_writer *w, const ak_tensor *t, ak_err *err)
         msgpack_pack_bin(pk, t->nbytes);
         msgpack_pack_bin_body(pk, t->data, t->nbytes);
     }
+    PACK_LIT(pk, "crc32"); msgpack_pack_uint32(pk, crc32_bytes(t->data, t->nbytes));
     free(z);
     return 0;
 }
@@ -1147,6 +1835,16 @@ static int pack_tensor(ak_writer *w, const ak_tensor *t, ak_err *err)
 int ak_write_doc(ak_writer *w, const ak_doc *d, ak_err *err)
 {
     msgpack_packer *pk = &w->pk;
+    if (doc_utf8(d, err))
+        return AK_EDATA;
+    uint64_t first = 0;
+    int dup = id_set_add(&w->ids, d->id, (uint64_t)w->ndocs + 1, &first);
+    if (dup == 1)
+        return ak_fail(err, AK_EDATA, "%s: document id '%s' is already in this stream "
+                       "(document %llu): ids must be unique within a stream", w->name, d->id,
+                       (unsigned long long)first);
+    if (dup)
+        return ak_fail(err, AK_ENOMEM, "out of memory");
     msgpack_pack_map(pk, 4 + d->extra.n);
     PACK_LIT(pk, "type"); PACK_LIT(pk, "doc");
     PACK_LIT(pk, "id"); pack_cstr(pk, d->id);
@@ -1171,6 +1869,7 @@ int ak_write_end(ak_writer *w, int64_t ndocs, ak_err *err)
     msgpack_pack_map(pk, 2);
     PACK_LIT(pk, "type"); PACK_LIT(pk, "end");
     PACK_LIT(pk, "docs"); msgpack_pack_int64(pk, ndocs < 0 ? w->ndocs : ndocs);
+    id_set_clear(&w->ids);
     return flush_record(w, err);
 }
 
@@ -1186,6 +1885,7 @@ int ak_writer_close(ak_writer *w, ak_err *err)
         return 0;
     int rc = w->failed ? ak_fail(err, AK_EIO, "%s: write failed", w->name) : 0;
     msgpack_sbuffer_destroy(&w->sb);
+    id_set_clear(&w->ids);
     free(w->name);
     free(w);
     return rc;

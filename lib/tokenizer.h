@@ -38,8 +38,8 @@ typedef struct ak_encoding {
  * or a GGUF model (a .gguf file, or a directory holding one and no
  * config.json): its tokenizer.* metadata, built as transformers builds a
  * tokenizer from the file (lib/tok_gguf.c). */
-int ak_tokenizer_load(ak_tokenizer **tk, const char *dir, ak_err *err);
-void ak_tokenizer_free(ak_tokenizer *tk);
+AK_API int ak_tokenizer_load(ak_tokenizer **tk, const char *dir, ak_err *err);
+AK_API void ak_tokenizer_free(ak_tokenizer *tk);
 
 /* Identity for stream headers: the directory's base name, the vocabulary
  * size (config.json's vocab_size when the directory has one, else the
@@ -47,37 +47,37 @@ void ak_tokenizer_free(ak_tokenizer *tk);
  * token types (BERT).  A GGUF model: the file's base name without .gguf,
  * token_embd.weight's rows (else the token count) and the GGUF metadata
  * checksum, as the model side reports them. */
-const char *ak_tokenizer_name(const ak_tokenizer *tk);
-int64_t ak_tokenizer_vocab_size(const ak_tokenizer *tk);
-uint32_t ak_tokenizer_crc32(const ak_tokenizer *tk);
-int ak_tokenizer_has_token_types(const ak_tokenizer *tk);
+AK_API const char *ak_tokenizer_name(const ak_tokenizer *tk);
+AK_API int64_t ak_tokenizer_vocab_size(const ak_tokenizer *tk);
+AK_API uint32_t ak_tokenizer_crc32(const ak_tokenizer *tk);
+AK_API int ak_tokenizer_has_token_types(const ak_tokenizer *tk);
 /* "bpe-byte-level", "bpe" or "wordpiece" */
-const char *ak_tokenizer_kind(const ak_tokenizer *tk);
+AK_API const char *ak_tokenizer_kind(const ak_tokenizer *tk);
 /* 1 when tokenize | decode gives the text back byte for byte (no lowercasing
  * or dropped characters in the pipeline). */
-int ak_tokenizer_round_trips(const ak_tokenizer *tk);
+AK_API int ak_tokenizer_round_trips(const ak_tokenizer *tk);
 
 /* Appends the tokens of text[0..len) to enc, offsets shifted by base.
  * Added tokens in the text are matched first; no BOS/EOS/CLS/SEP. */
-int ak_tokenizer_encode(ak_tokenizer *tk, const char *text, size_t len, int64_t base,
-                        ak_encoding *enc, ak_err *err);
+AK_API int ak_tokenizer_encode(ak_tokenizer *tk, const char *text, size_t len, int64_t base,
+                               ak_encoding *enc, ak_err *err);
 /* Wraps enc with the post-processor's special tokens (the "single"
  * template); leading ones get offsets [0,0), trailing ones [text_len,text_len). */
-int ak_tokenizer_post(ak_tokenizer *tk, ak_encoding *enc, int64_t text_len, ak_err *err);
+AK_API int ak_tokenizer_post(ak_tokenizer *tk, ak_encoding *enc, int64_t text_len, ak_err *err);
 /* Number of tokens the post-processor adds before the sequence. */
-size_t ak_tokenizer_post_prefix(const ak_tokenizer *tk);
+AK_API size_t ak_tokenizer_post_prefix(const ak_tokenizer *tk);
 
 /* Token text for id, per token: out receives the bytes of each token and
  * piece_end[i] the end of token i's bytes in out (may be NULL).  skip[i]
  * nonzero leaves token i out (piece empty).  The concatenation is what the
  * tokenizer's decoder gives (byte-level, byte fallback, metaspace,
  * WordPiece joining without the English clean-up).  Unknown ids: error. */
-int ak_tokenizer_decode(ak_tokenizer *tk, const int32_t *ids, size_t n, const uint8_t *skip,
-                        char **out, size_t *outlen, int64_t *piece_end, ak_err *err);
+AK_API int ak_tokenizer_decode(ak_tokenizer *tk, const int32_t *ids, size_t n, const uint8_t *skip,
+                               char **out, size_t *outlen, int64_t *piece_end, ak_err *err);
 /* The id's token string as stored in the vocabulary (NULL if none). */
-const char *ak_tokenizer_id_to_token(const ak_tokenizer *tk, int32_t id, size_t *len);
-int32_t ak_tokenizer_token_to_id(const ak_tokenizer *tk, const char *s, size_t len);
-int ak_tokenizer_is_special(const ak_tokenizer *tk, int32_t id);
+AK_API const char *ak_tokenizer_id_to_token(const ak_tokenizer *tk, int32_t id, size_t *len);
+AK_API int32_t ak_tokenizer_token_to_id(const ak_tokenizer *tk, const char *s, size_t len);
+AK_API int ak_tokenizer_is_special(const ak_tokenizer *tk, int32_t id);
 
 /* tokenize --chat: text as the one user message of the model's chat
  * template with the generation prompt, tokenized as Hugging Face's
@@ -90,8 +90,8 @@ int ak_tokenizer_is_special(const ak_tokenizer *tk, int32_t id);
  * with empty offsets at 0 (before the text) or len (after it); the
  * others' offsets point into text.  AK_ECONFIG: no template, one of
  * another family, or a system turn the family lacks. */
-int ak_tokenizer_chat(ak_tokenizer *tk, const char *format, const char *system, const char *text,
-                      size_t len, ak_encoding *enc, ak_err *err);
+AK_API int ak_tokenizer_chat(ak_tokenizer *tk, const char *format, const char *system, const char *text,
+                             size_t len, ak_encoding *enc, ak_err *err);
 
 /* Block boundaries for `tokenize --segments`: the byte positions where a
  * new block starts, ascending, never 0.  A block starts at the first
@@ -99,16 +99,16 @@ int ak_tokenizer_chat(ak_tokenizer *tk, const char *format, const char *system, 
  * closing quotes/brackets, then white space) or a blank line (sentence); a
  * blank line (paragraph); a newline (line). */
 enum { AK_SEG_SENTENCE = 1, AK_SEG_PARAGRAPH, AK_SEG_LINE };
-int ak_text_blocks(const char *text, size_t len, int mode, int64_t **starts, size_t *n,
-                   ak_err *err);
+AK_API int ak_text_blocks(const char *text, size_t len, int mode, int64_t **starts, size_t *n,
+                          ak_err *err);
 
-void ak_encoding_clear(ak_encoding *enc);
-void ak_encoding_free(ak_encoding *enc);
+AK_API void ak_encoding_clear(ak_encoding *enc);
+AK_API void ak_encoding_free(ak_encoding *enc);
 
 /* Checks UTF-8; returns 0 or AK_EDATA naming the first bad byte offset. */
-int ak_utf8_check(const char *s, size_t len, ak_err *err);
+AK_API int ak_utf8_check(const char *s, size_t len, ak_err *err);
 /* Copies s with each invalid sequence replaced by U+FFFD; *nbad counts them. */
-int ak_utf8_repair(const char *s, size_t len, char **out, size_t *outlen, size_t *nbad,
-                   ak_err *err);
+AK_API int ak_utf8_repair(const char *s, size_t len, char **out, size_t *outlen, size_t *nbad,
+                          ak_err *err);
 
 #endif

@@ -25,6 +25,22 @@ def p(obj):
     return msgpack.packb(obj, use_bin_type=True)
 
 
+def raw_str(packed, placeholder, raw):
+    """packed with the string placeholder replaced by the bytes raw, which
+    need not be UTF-8 (msgpack cannot pack such a str itself)."""
+    old = p(placeholder)
+    assert packed.count(old) == 1 and len(raw) < 32
+    return packed.replace(old, bytes([0xa0 | len(raw)]) + raw)
+
+
+def nested(depth):
+    """A value that is depth arrays deep: [[...[1]...]]."""
+    v = 1
+    for _ in range(depth):
+        v = [v]
+    return v
+
+
 def valid(name, data, field, expect, what):
     open(os.path.join(out, name + ".ak"), "wb").write(data)
     rows.append((name + ".ak", "valid", field, expect, what))
@@ -65,6 +81,25 @@ fut = dict(s.header()); fut["version"] = [1, 7]; fut["shiny"] = {"new": [1, 2]}
 d = s.doc("d0", [dict(tok, colour="blue")]); d["future"] = True
 valid("newer-minor", p(fut) + p(d) + p({"type": "annotation", "x": 1}) + E1, "tokens",
       "101 7592 2088 102", "minor version 7, unknown fields and an unknown record type: accepted")
+
+t10 = s.tensor("tokens", np.array([101, 7592, 2088, 102], np.int32), crc=False)
+valid("v1.0-no-crc", p(s.header({"name": "vectors"}, version=(1, 0))) + p(s.doc("d0", [t10])) + E1,
+      "tokens", "101 7592 2088 102", "a 1.0 stream: no crc32 fields, read as before")
+valid("crc32", s.pack_stream([s.doc("d0", [s.tensor("x", np.arange(300, dtype=np.int32),
+                                                     compress=True),
+                                            s.tensor("y", np.array([1.5, -2], np.float32))])]),
+      "y", "1.5 -2", "1.1: crc32 of a plain tensor and of a zlib tensor (of its inflated bytes)")
+valid("utf8-strings", s.pack_stream([s.doc("r\u00e9sum\u00e9 \u65e5\u672c \U0001f600",
+                                           [s.tensor("\u00df", np.array([3], np.int32))],
+                                           meta={"cl\u00e9": "\u4e2d\u6587 \u202e"})],
+                                    model={"name": "mod\u00e8le"}),
+      "\u00df", "3", "non-ASCII UTF-8 in an id, a tensor name, metadata and the model name")
+valid("same-id-two-streams", s.pack_stream([s.doc("d0", [s.tensor("n", np.array([1], np.int32))])])
+      + s.pack_stream([s.doc("d0", [s.tensor("n", np.array([2], np.int32))])]), "n", "1\n2",
+      "one document id in two concatenated streams: ids are unique per stream only")
+d = s.doc("d0", [tok]); d["deep"] = nested(127)
+valid("nested-128", H + p(d) + E1, "tokens", "101 7592 2088 102",
+      "an unknown field nested so that the record is 128 levels deep: the most allowed")
 
 # ---- invalid ----
 full = s.pack_stream([s.doc("d0", [tok])])
@@ -108,6 +143,79 @@ invalid("huge-bin", H + b"\x82\xa4type\xa3doc\xa7tensors\xc6\xff\xff\xff\xf0", "
 invalid("dup-tensor", H + p(s.doc("d0", [tok, tok])) + E1, "twice", "two tensors with one name")
 t = dict(tok); t["name"] = "a\x00b"
 invalid("nul-in-name", H + p(s.doc("d0", [t])) + E1, "name", "a tensor name with a NUL byte")
+
+# crc32 (format 1.1)
+t = dict(tok); t["data"] = bytes([t["data"][0] ^ 0x10]) + t["data"][1:]
+invalid("crc-mismatch", H + p(s.doc("d0", [t])) + E1, "CRC-32 mismatch",
+        "one bit of the payload flipped: crc32 no longer matches")
+z = s.tensor("x", np.arange(300, dtype=np.int32), compress=True); z["crc32"] = zlib.crc32(z["data"])
+invalid("crc-of-compressed", H + p(s.doc("d0", [z])) + E1, "CRC-32 mismatch",
+        "a zlib tensor whose crc32 is of the compressed bytes, not of the inflated ones")
+for name, v, what in [("crc-not-int", "5a3c1f00", "a string"), ("crc-too-big", 2**32, "2^32"),
+                      ("crc-negative", -1, "a negative integer")]:
+    t = dict(tok); t["crc32"] = v
+    invalid(name, H + p(s.doc("d0", [t])) + E1, "crc32 is", f"crc32 is {what}")
+
+# strings: UTF-8 only
+for name, obj, placeholder, raw, phrase, what in [
+        ("utf8-id", s.doc("@ID@", [tok]), "@ID@", b"d\xff", "id is not valid UTF-8",
+         "a document id with the byte 0xff"),
+        ("utf8-meta-key", s.doc("d0", [tok], meta={"@K@": 1}), "@K@", b"\xc0\xaf",
+         "a key in meta is not valid UTF-8", "a metadata key in overlong form (C0 AF)"),
+        ("utf8-meta-value", s.doc("d0", [tok], meta={"source": "@V@"}), "@V@", b"a\xed\xa0\x80",
+         "meta.source is not valid UTF-8", "a metadata string holding a UTF-16 surrogate"),
+        ("utf8-tensor-name", s.doc("d0", [dict(tok, name="@N@")]), "@N@", b"tok\xe2\x82",
+         "tensors[0].name is not valid UTF-8", "a tensor name cut inside a character"),
+        ("utf8-unknown-field", dict(s.doc("d0", [tok]), future={"x": [1, "@F@"]}), "@F@",
+         b"\xf8\x88\x80\x80\x80", "future.x[1] is not valid UTF-8",
+         "a five-byte sequence deep in an unknown field")]:
+    invalid(name, H + raw_str(p(obj), placeholder, raw) + E1, phrase, what)
+for name, obj, placeholder, raw, phrase, what in [
+        ("utf8-history-arg", s.header(history=[{"program": "tokenize", "version": "0.1.0",
+                                               "args": ["tokenize", "@A@"]}]), "@A@",
+         b"caf\xe9.txt", "history[0].args[1] is not valid UTF-8",
+         "a Latin-1 file name in the history"),
+        ("utf8-model-name", s.header({"name": "@M@"}), "@M@", b"\xf4\x90\x80\x80",
+         "model.name is not valid UTF-8", "a code point above U+10FFFF in the model name")]:
+    invalid(name, raw_str(p(obj), placeholder, raw) + p(s.end(0)), phrase, what)
+invalid("utf8-other-record", H + raw_str(p({"type": "annotation", "note": "@O@"}), "@O@", b"\x80")
+        + p(s.end(0)), "note is not valid UTF-8",
+        "an unknown record type holding a lone continuation byte")
+
+# typed header and document fields
+for name, field, v, phrase in [
+        ("header-format-type", "format", 1, "format is an integer"),
+        ("header-version-type", "version", "1.1", "version is a string"),
+        ("header-version-items", "version", [1, "1"], "version is a malformed array"),
+        ("header-model-type", "model", "bert", "model is a string, not a map"),
+        ("header-history-type", "history", {"program": "tokenize"}, "history is a map, not an array"),
+        ("header-history-entry", "history", ["tokenize"], "history entry 0 is a string, not a map"),
+        ("header-history-program", "history", [{"program": 7}], "program is an integer"),
+        ("header-history-no-program", "history", [{"version": "0.1"}], "history entry 0 has no program"),
+        ("header-history-version", "history", [{"program": "t", "version": 1}], "version is an integer"),
+        ("header-history-args", "history", [{"program": "t", "args": "t -m x"}],
+         "args is a string, not an array"),
+        ("header-history-arg", "history", [{"program": "t", "args": ["t", 1]}],
+         "argument 1 is an integer")]:
+    bad = dict(s.header()); bad[field] = v
+    invalid(name, p(bad) + p(s.end(0)), phrase, f"header {field} = {v!r}")
+d = s.doc("d0", [tok]); d["id"] = 7
+invalid("doc-id-type", H + p(d) + E1, "document id is an integer", "a document id that is a number")
+d = s.doc("d0", [tok]); del d["id"]
+invalid("doc-no-id", H + p(d) + E1, "without an id", "a document without an id")
+invalid("dup-doc-id", H + p(s.doc("d0", [tok])) + p(s.doc("d1", [tok])) + p(s.doc("d0", [tok]))
+        + p(s.end(3)), "document id 'd0' appears twice", "two documents with one id in one stream")
+d = p(s.doc("d0", [tok]))
+assert d[0] == 0x84
+invalid("dup-field", H + bytes([0x85]) + d[1:] + p("tensors") + p([]) + E1,
+        "two 'tensors' fields", "a document map with the key 'tensors' twice")
+
+# nesting
+d = s.doc("d0", [tok]); d["deep"] = nested(128)
+invalid("nested-129", H + p(d) + E1, "nested deeper than 128 levels",
+        "an unknown field one level deeper than allowed (valid MessagePack, refused as data)")
+invalid("nested-100000", H + b"\x81\xa4type" + b"\x91" * 100000 + b"\xc0", "nested deeper than",
+        "100000 nested arrays: refused without recursion")
 
 with open(os.path.join(out, "vectors.tsv"), "w") as f:
     f.write("# file\tkind\tfield\texpect (valid: peek -f FIELD output, \\n between lines;"

@@ -36,7 +36,9 @@ is "llama2 adds BOS" "$(tokenize -m "$TK/llama2" "$T/hello.txt" | peek -f tokens
 is "header names the tokenizer" "$(tokenize -m "$G" "$T/hello.txt" | peek | sed -n 2p | cut -d' ' -f4)" 'name="gpt2"'
 is "empty document" "$(tokenize -m "$G" /dev/null | peek -f tokens)" ""
 is "stdin is one document" "$(printf 'Hello world' | tokenize -m "$G" | peek -f tokens)" "15496 995"
-is "two files, two documents" "$(tokenize -m "$G" "$T/hello.txt" "$T/hello.txt" | peek -f tokens | wc -l | tr -d ' ')" "2"
+cp "$T/hello.txt" "$T/hello2.txt"
+is "two files, two documents" "$(tokenize -m "$G" "$T/hello.txt" "$T/hello2.txt" | peek -f tokens | wc -l | tr -d ' ')" "2"
+rejects "one file twice: two documents with one id" tokenize tokenize -m "$G" -o "$T/twice.ak" "$T/hello.txt" "$T/hello.txt"
 
 # Blocks.
 printf 'One. Two! Three?\nFour\n\nFive.' > "$T/s.txt"

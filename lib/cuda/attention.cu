@@ -13,25 +13,13 @@
  */
 #include <cuda_runtime.h>
 #include <math.h>
+#include <stdlib.h>
 
-extern "C" {
-#include "attention.h"
-}
+#include "ak_cuda.h"
 
 #define BQ 32
 #define BK 32
 #define NT 256
-
-struct shape_t {
-    int n_q, n_k, q_off, H, Hkv, Dh, causal, window;
-    float scale;
-};
-
-__device__ __forceinline__ void visible(const shape_t &s, int pos, int &lo, int &hi)
-{
-    hi = s.causal ? min(pos, s.n_k - 1) : s.n_k - 1;
-    lo = (s.window > 0 && pos - s.window + 1 > 0) ? pos - s.window + 1 : 0;
-}
 
 __device__ __forceinline__ float warp_max(float x)
 {
@@ -58,7 +46,7 @@ __device__ __forceinline__ void load_tile(float *dst, const float *src, int r0, 
     }
 }
 
-__global__ void attn_forward(shape_t s, const float *q, const float *k, const float *v,
+__global__ void attn_forward(ak_kshape s, const float *q, const float *k, const float *v,
                              float *out, float *ent, float *mrow, float *zrow)
 {
     extern __shared__ float sm[];
@@ -77,8 +65,8 @@ __global__ void attn_forward(shape_t s, const float *q, const float *k, const fl
         A[tid] = 0.f;
     }
     int klo, khi, lo2, hi2;
-    visible(s, s.q_off + q0, klo, hi2);
-    visible(s, s.q_off + q0 + nq - 1, lo2, khi);
+    ak_kvisible(s, s.q_off + q0, klo, hi2);
+    ak_kvisible(s, s.q_off + q0 + nq - 1, lo2, khi);
     __syncthreads();
 
     for (int k0 = (klo / BK) * BK; k0 <= khi; k0 += BK) {
@@ -90,7 +78,7 @@ __global__ void attn_forward(shape_t s, const float *q, const float *k, const fl
             float acc = 0.f;
             for (int d = 0; d < Dh; d++)
                 acc += Qs[r * DP + d] * KV[c * DP + d];
-            visible(s, s.q_off + q0 + r, lo, hi);
+            ak_kvisible(s, s.q_off + q0 + r, lo, hi);
             S[r * (BK + 1) + c] = (r < nq && c < nk && j >= lo && j <= hi) ? acc * s.scale : -INFINITY;
         }
         __syncthreads();
@@ -140,7 +128,7 @@ __global__ void attn_forward(shape_t s, const float *q, const float *k, const fl
     }
 }
 
-__global__ void attn_mass(shape_t s, const float *q, const float *k, const float *mrow,
+__global__ void attn_mass(ak_kshape s, const float *q, const float *k, const float *mrow,
                           const float *zrow, float *mass, float *probs)
 {
     extern __shared__ float sm[];
@@ -150,10 +138,8 @@ __global__ void attn_mass(shape_t s, const float *q, const float *k, const float
     const int nk = min(BK, s.n_k - k0), tid = threadIdx.x;
     load_tile(Ks, k, k0, nk, s.Hkv, g, Dh, DP, BK);
     /* Queries that may see keys k0..k0+nk-1. */
-    int i_lo = s.causal ? max(0, k0 - s.q_off) : 0;
-    int i_hi = s.n_q - 1;
-    if (s.window > 0)
-        i_hi = min(i_hi, k0 + nk - 1 + s.window - 1 - s.q_off);
+    int i_lo, i_hi;
+    ak_mask_seer_range(s.causal, s.window, s.q_off, s.n_q, k0, k0 + nk - 1, &i_lo, &i_hi);
     double col = 0.0;
     __syncthreads();
     for (int q0 = (i_lo / BQ) * BQ; q0 <= i_hi; q0 += BQ) {
@@ -164,7 +150,7 @@ __global__ void attn_mass(shape_t s, const float *q, const float *k, const float
             int r = x / BK, c = x % BK, j = k0 + c, lo, hi;
             float p = 0.f;
             if (r < nq && c < nk) {
-                visible(s, s.q_off + q0 + r, lo, hi);
+                ak_kvisible(s, s.q_off + q0 + r, lo, hi);
                 if (j >= lo && j <= hi) {
                     float acc = 0.f;
                     for (int d = 0; d < Dh; d++)
@@ -190,82 +176,130 @@ __global__ void attn_mass(shape_t s, const float *q, const float *k, const float
 /* Probabilities for queries whose rows pass 2 never visits (keys no query
  * block sees) stay as cudaMemset left them: zero. */
 
-static int cuda_fail(ak_err *err, cudaError_t e, const char *what)
+int ak_cuda_fail(ak_err *err, cudaError_t e, const char *what)
 {
     return ak_fail(err, e == cudaErrorMemoryAllocation ? AK_ENOMEM : AK_EINTERNAL,
                    "cuda: %s: %s", what, cudaGetErrorString(e));
 }
 
-extern "C" int ak_cuda_attention(const ak_attn_shape *as, const float *q, const float *k,
-                                 const float *v, ak_attn_out *o, ak_err *err)
+cudaError_t ak_dbuf_grow(ak_dbuf *b, size_t bytes)
 {
-    shape_t s = {as->n_q, as->n_k, as->q_offset, as->n_heads, as->n_kv_heads, as->head_dim,
-                 as->causal, as->window, as->scale};
+    if (bytes <= b->cap)
+        return cudaSuccess;
+    cudaFree(b->p);
+    b->p = 0;
+    b->cap = 0;
+    cudaError_t e = cudaMalloc(&b->p, bytes ? bytes : 1);
+    if (e == cudaSuccess)
+        b->cap = bytes;
+    return e;
+}
+
+extern "C" void ak_cuda_ws_free(ak_cuda_ws *ws)
+{
+    if (!ws)
+        return;
+    ak_dbuf *all[] = {&ws->q, &ws->k, &ws->v, &ws->stage, &ws->out, &ws->m, &ws->z,
+                      &ws->ent, &ws->mass, &ws->probs};
+    for (ak_dbuf *b : all)
+        cudaFree(b->p);
+    free(ws);
+}
+
+int ak_cuda_ws_outputs(ak_cuda_ws **wsp, const ak_attn_shape *s, const ak_attn_out *o,
+                       ak_err *err)
+{
+    if (!*wsp && !(*wsp = (ak_cuda_ws *)calloc(1, sizeof **wsp)))
+        return ak_fail(err, AK_ENOMEM, "cuda attention: out of memory");
+    ak_cuda_ws *ws = *wsp;
+    size_t nq = (size_t)s->n_q * s->n_heads * s->head_dim, nrow = (size_t)s->n_heads * s->n_q;
+    size_t nmass = (size_t)s->n_heads * s->n_k;
+    size_t nprob = o->probs ? (size_t)s->n_heads * s->n_q * s->n_k : 0;
+    cudaError_t e;
+#define TRY(call, what) do { if ((e = (call)) != cudaSuccess) return ak_cuda_fail(err, e, what); } while (0)
+    TRY(ak_dbuf_grow(&ws->out, nq * 4), "alloc out");
+    TRY(ak_dbuf_grow(&ws->m, nrow * 4), "alloc row max");
+    TRY(ak_dbuf_grow(&ws->z, nrow * 4), "alloc row sum");
+    if (o->entropy)
+        TRY(ak_dbuf_grow(&ws->ent, nrow * 4), "alloc entropy");
+    if (o->mass || o->probs)
+        TRY(ak_dbuf_grow(&ws->mass, nmass * 4), "alloc mass");
+    if (nprob) {
+        TRY(ak_dbuf_grow(&ws->probs, nprob * 4), "alloc probs");
+        TRY(cudaMemset(ws->probs.p, 0, nprob * 4), "clear probs");
+    }
+#undef TRY
+    return 0;
+}
+
+int ak_cuda_copy_back(const ak_cuda_ws *ws, const ak_attn_shape *s, ak_attn_out *o, ak_err *err)
+{
+    size_t nq = (size_t)s->n_q * s->n_heads * s->head_dim, nrow = (size_t)s->n_heads * s->n_q;
+    size_t nmass = (size_t)s->n_heads * s->n_k;
+    size_t nprob = o->probs ? (size_t)s->n_heads * s->n_q * s->n_k : 0;
+    cudaError_t e;
+#define TRY(call, what) do { if ((e = (call)) != cudaSuccess) return ak_cuda_fail(err, e, what); } while (0)
+    TRY(cudaMemcpy(o->out, ws->out.p, nq * 4, cudaMemcpyDeviceToHost), "copy out");
+    if (o->entropy)
+        TRY(cudaMemcpy(o->entropy, ws->ent.p, nrow * 4, cudaMemcpyDeviceToHost), "copy entropy");
+    if (o->mass)
+        TRY(cudaMemcpy(o->mass, ws->mass.p, nmass * 4, cudaMemcpyDeviceToHost), "copy mass");
+    if (nprob)
+        TRY(cudaMemcpy(o->probs, ws->probs.p, nprob * 4, cudaMemcpyDeviceToHost), "copy probs");
+#undef TRY
+    return 0;
+}
+
+extern "C" int ak_cuda_attention(ak_cuda_ws **wsp, const ak_attn_shape *as, const float *q,
+                                 const float *k, const float *v, ak_attn_out *o, ak_err *err)
+{
+    ak_kshape s = ak_kshape_of(as);
     if (s.n_q == 0)
         return 0;
     if (s.Dh > 256)
         return ak_fail(err, AK_ECONFIG, "cuda attention: head size %d (at most 256)", s.Dh);
+    int rc = ak_cuda_ws_outputs(wsp, as, o, err);
+    if (rc)
+        return rc;
+    ak_cuda_ws *ws = *wsp;
     size_t nq = (size_t)s.n_q * s.H * s.Dh, nk = (size_t)s.n_k * s.Hkv * s.Dh;
-    size_t nrow = (size_t)s.H * s.n_q, nmass = (size_t)s.H * s.n_k;
-    size_t nprob = o->probs ? (size_t)s.H * s.n_q * s.n_k : 0;
-    float *dq = 0, *dk = 0, *dv = 0, *dout = 0, *dent = 0, *dm = 0, *dz = 0, *dmass = 0, *dp = 0;
     cudaError_t e;
-    int rc = 0;
-#define TRY(call, what) do { if ((e = (call)) != cudaSuccess) { rc = cuda_fail(err, e, what); goto done; } } while (0)
-    TRY(cudaMalloc(&dq, nq * 4), "alloc q");
-    TRY(cudaMalloc(&dk, nk * 4), "alloc k");
-    TRY(cudaMalloc(&dv, nk * 4), "alloc v");
-    TRY(cudaMalloc(&dout, nq * 4), "alloc out");
-    TRY(cudaMalloc(&dm, nrow * 4), "alloc row max");
-    TRY(cudaMalloc(&dz, nrow * 4), "alloc row sum");
-    if (o->entropy)
-        TRY(cudaMalloc(&dent, nrow * 4), "alloc entropy");
-    if (o->mass || o->probs)
-        TRY(cudaMalloc(&dmass, nmass * 4), "alloc mass");
-    if (nprob) {
-        TRY(cudaMalloc(&dp, nprob * 4), "alloc probs");
-        TRY(cudaMemset(dp, 0, nprob * 4), "clear probs");
-    }
+#define TRY(call, what) do { if ((e = (call)) != cudaSuccess) return ak_cuda_fail(err, e, what); } while (0)
+    TRY(ak_dbuf_grow(&ws->q, nq * 4), "alloc q");
+    TRY(ak_dbuf_grow(&ws->k, nk * 4), "alloc k");
+    TRY(ak_dbuf_grow(&ws->v, nk * 4), "alloc v");
+    float *dq = (float *)ws->q.p, *dk = (float *)ws->k.p, *dv = (float *)ws->v.p;
+    float *dm = (float *)ws->m.p, *dz = (float *)ws->z.p;
+    float *dent = o->entropy ? (float *)ws->ent.p : 0;
+    float *dmass = o->mass || o->probs ? (float *)ws->mass.p : 0;
+    float *dp = o->probs ? (float *)ws->probs.p : 0;
     TRY(cudaMemcpy(dq, q, nq * 4, cudaMemcpyHostToDevice), "copy q");
     TRY(cudaMemcpy(dk, k, nk * 4, cudaMemcpyHostToDevice), "copy k");
     TRY(cudaMemcpy(dv, v, nk * 4, cudaMemcpyHostToDevice), "copy v");
-    {
-        int DP = s.Dh + 1;
-        size_t sh1 = sizeof(float) * ((size_t)BQ * DP + BK * DP + BQ * s.Dh + BQ * (BK + 1) + 4 * BQ);
-        size_t sh2 = sizeof(float) * ((size_t)BK * DP + BQ * DP + BQ * (BK + 1));
-        TRY(cudaFuncSetAttribute(attn_forward, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sh1),
-            "shared memory (forward)");
-        TRY(cudaFuncSetAttribute(attn_mass, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sh2),
-            "shared memory (mass)");
-        dim3 g1((s.n_q + BQ - 1) / BQ, s.H), g2((s.n_k + BK - 1) / BK, s.H);
-        attn_forward<<<g1, NT, sh1>>>(s, dq, dk, dv, dout, dent, dm, dz);
-        TRY(cudaGetLastError(), "launch forward");
-        if (dmass) {
-            attn_mass<<<g2, NT, sh2>>>(s, dq, dk, dm, dz, dmass, dp);
-            TRY(cudaGetLastError(), "launch mass");
-        }
+    int DP = s.Dh + 1;
+    size_t sh1 = sizeof(float) * ((size_t)BQ * DP + BK * DP + BQ * s.Dh + BQ * (BK + 1) + 4 * BQ);
+    size_t sh2 = sizeof(float) * ((size_t)BK * DP + BQ * DP + BQ * (BK + 1));
+    TRY(cudaFuncSetAttribute(attn_forward, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sh1),
+        "shared memory (forward)");
+    TRY(cudaFuncSetAttribute(attn_mass, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sh2),
+        "shared memory (mass)");
+    dim3 g1((s.n_q + BQ - 1) / BQ, s.H), g2((s.n_k + BK - 1) / BK, s.H);
+    attn_forward<<<g1, NT, sh1>>>(s, dq, dk, dv, (float *)ws->out.p, dent, dm, dz);
+    TRY(cudaGetLastError(), "launch forward");
+    if (dmass) {
+        attn_mass<<<g2, NT, sh2>>>(s, dq, dk, dm, dz, dmass, dp);
+        TRY(cudaGetLastError(), "launch mass");
     }
-    TRY(cudaMemcpy(o->out, dout, nq * 4, cudaMemcpyDeviceToHost), "copy out");
-    if (o->entropy)
-        TRY(cudaMemcpy(o->entropy, dent, nrow * 4, cudaMemcpyDeviceToHost), "copy entropy");
-    if (o->mass)
-        TRY(cudaMemcpy(o->mass, dmass, nmass * 4, cudaMemcpyDeviceToHost), "copy mass");
-    if (nprob)
-        TRY(cudaMemcpy(o->probs, dp, nprob * 4, cudaMemcpyDeviceToHost), "copy probs");
 #undef TRY
-done:
-    cudaFree(dq); cudaFree(dk); cudaFree(dv); cudaFree(dout); cudaFree(dent);
-    cudaFree(dm); cudaFree(dz); cudaFree(dmass); cudaFree(dp);
-    return rc;
+    return ak_cuda_copy_back(ws, as, o, err);
 }
 
 /* For bench/: times both passes on device-resident random inputs with CUDA
  * events (median of iters runs after a warm-up), no host transfers. */
-extern "C" int ak_cuda_attention_time(const ak_attn_shape *as, int iters, double *ms_forward,
+int ak_cuda_attention_time(const ak_attn_shape *as, int iters, double *ms_forward,
                                       double *ms_both, ak_err *err)
 {
-    shape_t s = {as->n_q, as->n_k, as->q_offset, as->n_heads, as->n_kv_heads, as->head_dim,
-                 as->causal, as->window, as->scale};
+    ak_kshape s = ak_kshape_of(as);
     size_t nq = (size_t)s.n_q * s.H * s.Dh, nk = (size_t)s.n_k * s.Hkv * s.Dh;
     size_t nrow = (size_t)s.H * s.n_q, nmass = (size_t)s.H * s.n_k;
     float *buf = 0, *h = (float *)malloc(sizeof(float) * (nq > nk ? nq : nk));
@@ -279,7 +313,7 @@ extern "C" int ak_cuda_attention_time(const ak_attn_shape *as, int iters, double
     cudaError_t e = cudaMalloc(&buf, sizeof(float) * (2 * nq + 2 * nk + 3 * nrow + nmass));
     if (e != cudaSuccess) {
         free(h);
-        return cuda_fail(err, e, "alloc");
+        return ak_cuda_fail(err, e, "alloc");
     }
     float *dq = buf, *dk = dq + nq, *dv = dk + nk, *dout = dv + nk, *dent = dout + nq;
     float *dm = dent + nrow, *dz = dm + nrow, *dmass = dz + nrow;
@@ -325,5 +359,5 @@ extern "C" int ak_cuda_attention_time(const ak_attn_shape *as, int iters, double
     cudaEventDestroy(b);
     cudaEventDestroy(c);
     cudaFree(buf);
-    return e == cudaSuccess ? 0 : cuda_fail(err, e, "kernels");
+    return e == cudaSuccess ? 0 : ak_cuda_fail(err, e, "kernels");
 }

@@ -25,26 +25,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-extern "C" {
-#include "attention.h"
-}
+#include "ak_cuda.h"
 
 using namespace nvcuda;
 
 #define TQ 64
 #define TK 64
 #define TNT 128
-
-struct tshape {
-    int n_q, n_k, q_off, H, Hkv, Dh, causal, window;
-    float scale;
-};
-
-__device__ __forceinline__ void tvisible(const tshape &s, int pos, int &lo, int &hi)
-{
-    hi = s.causal ? min(pos, s.n_k - 1) : s.n_k - 1;
-    lo = (s.window > 0 && pos - s.window + 1 > 0) ? pos - s.window + 1 : 0;
-}
 
 template <typename T> __device__ __forceinline__ T to_t(float x);
 template <> __device__ __forceinline__ __nv_bfloat16 to_t<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
@@ -93,7 +80,7 @@ __device__ __forceinline__ void tc_scores(const T *Qs, const T *Ks, float *Ss, i
 }
 
 template <typename T>
-__global__ void __launch_bounds__(TNT) tc_forward(tshape s, const T *q, const T *k, const T *v,
+__global__ void __launch_bounds__(TNT) tc_forward(ak_kshape s, const T *q, const T *k, const T *v,
                                                   float *out, float *ent, float *mrow, float *zrow,
                                                   int precise)
 {
@@ -112,13 +99,13 @@ __global__ void __launch_bounds__(TNT) tc_forward(tshape s, const T *q, const T 
     for (int x = threadIdx.x; x < TQ * old; x += TNT)
         Os[x] = 0.f;
     int klo, khi, lo2, hi2;
-    tvisible(s, s.q_off + q0, klo, hi2);
-    tvisible(s, s.q_off + q0 + nq - 1, lo2, khi);
+    ak_kvisible(s, s.q_off + q0, klo, hi2);
+    ak_kvisible(s, s.q_off + q0 + nq - 1, lo2, khi);
     /* this lane's row */
     const int i = q0 + wr + r;
     int lo = 1, hi = 0;
     if (i < s.n_q)
-        tvisible(s, s.q_off + i, lo, hi);
+        ak_kvisible(s, s.q_off + i, lo, hi);
     float m = -INFINITY, z = 0.f, A = 0.f;
 
     for (int k0 = (klo / TK) * TK; k0 <= khi; k0 += TK) {
@@ -213,7 +200,7 @@ __global__ void __launch_bounds__(TNT) tc_forward(tshape s, const T *q, const T 
 }
 
 template <typename T>
-__global__ void __launch_bounds__(TNT) tc_mass(tshape s, const T *q, const T *k, const float *mrow,
+__global__ void __launch_bounds__(TNT) tc_mass(ak_kshape s, const T *q, const T *k, const float *mrow,
                                                const float *zrow, float *mass, float *probs)
 {
     extern __shared__ __align__(16) unsigned char smraw[];
@@ -224,9 +211,8 @@ __global__ void __launch_bounds__(TNT) tc_mass(tshape s, const T *q, const T *k,
     const int nk = min(TK, s.n_k - k0), warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int wr = warp * 16;
     tc_load(Ks, k, k0, nk, s.Hkv, g, Dh, ld);
-    int i_lo = s.causal ? max(0, k0 - s.q_off) : 0, i_hi = s.n_q - 1;
-    if (s.window > 0)
-        i_hi = min(i_hi, k0 + nk - 1 + s.window - 1 - s.q_off);
+    int i_lo, i_hi;
+    ak_mask_seer_range(s.causal, s.window, s.q_off, s.n_q, k0, k0 + nk - 1, &i_lo, &i_hi);
     float c0 = 0.f, c1 = 0.f;
     const int j0 = k0 + lane, j1 = k0 + lane + 32;
     for (int q0 = (i_lo / TQ) * TQ; q0 <= i_hi; q0 += TQ) {
@@ -241,7 +227,7 @@ __global__ void __launch_bounds__(TNT) tc_mass(tshape s, const T *q, const T *k,
         for (int rr = 0; rr < 16 && wr + rr < nq; rr++) {
             const int i = q0 + wr + rr;
             int lo, hi;
-            tvisible(s, s.q_off + i, lo, hi);
+            ak_kvisible(s, s.q_off + i, lo, hi);
             const size_t x = (size_t)h * s.n_q + i;
             const float mi = mrow[x], zi = zrow[x];
             const float *srow = Ss + (wr + rr) * sld;
@@ -401,7 +387,7 @@ __device__ __forceinline__ void scores64(float (*acc)[4], const uint32_t (*a)[4]
 }
 
 template <typename T, int DH>
-__global__ void __launch_bounds__(TNT) rf_forward(tshape s, const T *q, const T *k, const T *v,
+__global__ void __launch_bounds__(TNT) rf_forward(ak_kshape s, const T *q, const T *k, const T *v,
                                                   float *out, float *ent, float *mrow, float *zrow,
                                                   int precise)
 {
@@ -414,12 +400,12 @@ __global__ void __launch_bounds__(TNT) rf_forward(tshape s, const T *q, const T 
     const int g = lane >> 2, t = lane & 3, wr = warp * 16;
     tc_load(Qs, q, q0, nq, s.H, h, DH, ld);
     int klo, khi, lo2, hi2;
-    tvisible(s, s.q_off + q0, klo, hi2);
-    tvisible(s, s.q_off + q0 + nq - 1, lo2, khi);
+    ak_kvisible(s, s.q_off + q0, klo, hi2);
+    ak_kvisible(s, s.q_off + q0 + nq - 1, lo2, khi);
     int lo[2] = {1, 1}, hi[2] = {0, 0};
     for (int x = 0; x < 2; x++)
         if (q0 + wr + g + 8 * x < s.n_q)
-            tvisible(s, s.q_off + q0 + wr + g + 8 * x, lo[x], hi[x]);
+            ak_kvisible(s, s.q_off + q0 + wr + g + 8 * x, lo[x], hi[x]);
     __syncthreads();
     uint32_t qa[DH / 16][4];
     load_a<T, DH>(qa, Qs + wr * ld, ld, g, t);
@@ -431,8 +417,8 @@ __global__ void __launch_bounds__(TNT) rf_forward(tshape s, const T *q, const T 
 
     /* keys every row of the block sees: tiles inside need no mask */
     int all_lo, all_hi, d1, d2;
-    tvisible(s, s.q_off + q0 + nq - 1, all_lo, d1);
-    tvisible(s, s.q_off + q0, d2, all_hi);
+    ak_kvisible(s, s.q_off + q0 + nq - 1, all_lo, d1);
+    ak_kvisible(s, s.q_off + q0, d2, all_hi);
     const int kstart = (klo / TK) * TK;
     tc_load_async(Ks, k, kstart, min(TK, s.n_k - kstart), s.Hkv, grp, DH, ld);
     tc_load_async(Ks + TK * ld, v, kstart, min(TK, s.n_k - kstart), s.Hkv, grp, DH, ld);
@@ -573,7 +559,7 @@ __global__ void __launch_bounds__(TNT) rf_forward(tshape s, const T *q, const T 
 }
 
 template <typename T, int DH>
-__global__ void __launch_bounds__(TNT) rf_mass(tshape s, const T *q, const T *k, const float *mrow,
+__global__ void __launch_bounds__(TNT) rf_mass(ak_kshape s, const T *q, const T *k, const float *mrow,
                                                const float *zrow, float *mass, float *probs)
 {
     extern __shared__ __align__(16) unsigned char smraw[];
@@ -587,9 +573,8 @@ __global__ void __launch_bounds__(TNT) rf_mass(tshape s, const T *q, const T *k,
     __syncthreads();
     uint32_t ka[DH / 16][4];
     load_a<T, DH>(ka, Ks + wr * ld, ld, g, t);
-    int i_lo = s.causal ? max(0, k0 - s.q_off) : 0, i_hi = s.n_q - 1;
-    if (s.window > 0)
-        i_hi = min(i_hi, k0 + nk - 1 + s.window - 1 - s.q_off);
+    int i_lo, i_hi;
+    ak_mask_seer_range(s.causal, s.window, s.q_off, s.n_q, k0, k0 + nk - 1, &i_lo, &i_hi);
     const int j[2] = {k0 + wr + g, k0 + wr + g + 8};
     float col[2] = {0.f, 0.f};
     for (int q0 = (i_lo / TQ) * TQ; q0 <= i_hi; q0 += TQ) {
@@ -607,8 +592,8 @@ __global__ void __launch_bounds__(TNT) rf_mass(tshape s, const T *q, const T *k,
         /* every query of the tile sees [a_lo, a_hi]: the last query's lo,
          * the first query's hi */
         int a_lo, a_hi, e1, e2;
-        tvisible(s, s.q_off + q0, e1, a_hi);
-        tvisible(s, s.q_off + q0 + nq - 1, a_lo, e2);
+        ak_kvisible(s, s.q_off + q0, e1, a_hi);
+        ak_kvisible(s, s.q_off + q0 + nq - 1, a_lo, e2);
         if (!probs && nq == TQ && k0 + wr + 15 < s.n_k && k0 + wr >= a_lo && k0 + wr + 15 <= a_hi) {
 #pragma unroll
             for (int nt = 0; nt < 8; nt++)
@@ -627,7 +612,7 @@ __global__ void __launch_bounds__(TNT) rf_mass(tshape s, const T *q, const T *k,
                 float p = 0.f;
                 if (c < nq && j[x] < s.n_k) {
                     int lo, hi;
-                    tvisible(s, s.q_off + i, lo, hi);
+                    ak_kvisible(s, s.q_off + i, lo, hi);
                     if (j[x] >= lo && j[x] <= hi)
                         p = __expf(sc[nt][e] * s.scale - Ms[c]) * Zs[c];
                     if (probs)
@@ -649,7 +634,7 @@ static size_t rf_fwd_smem(int Dh) { return 2 * (size_t)(TQ + 4 * TK) * (Dh + 8);
 static size_t rf_mass_smem(int Dh) { return 2 * (size_t)(TQ + TK) * (Dh + 8) + 8 * TQ; }
 
 template <typename T, int DH>
-static cudaError_t rf_launch_dh(const tshape &s, const T *q, const T *k, const T *v, float *out,
+static cudaError_t rf_launch_dh(const ak_kshape &s, const T *q, const T *k, const T *v, float *out,
                                 float *ent, float *m, float *z, float *mass, float *probs,
                                 int precise, cudaStream_t st, int which)
 {
@@ -684,15 +669,19 @@ static size_t mass_smem(int Dh)
     return 2 * ((size_t)TK * ld + TQ * ld) + 4 * ((size_t)TQ * (TK + 4) + 4 * TK);
 }
 
+static int use_wmma; /* ak_cuda_set_wmma */
+
+extern "C" void ak_cuda_set_wmma(int on) { use_wmma = on != 0; }
+
 /* Both passes on device buffers already in T.  Returns a cudaError_t. */
 template <typename T>
-static cudaError_t tc_launch(const tshape &s, const T *q, const T *k, const T *v, float *out,
+static cudaError_t tc_launch(const ak_kshape &s, const T *q, const T *k, const T *v, float *out,
                              float *ent, float *m, float *z, float *mass, float *probs,
                              int precise, cudaStream_t st, int which = 3)
 {
-    if (s.Dh == 64 && !getenv("ATTNKIT_CUDA_WMMA"))
+    if (s.Dh == 64 && !use_wmma)
         return rf_launch_dh<T, 64>(s, q, k, v, out, ent, m, z, mass, probs, precise, st, which);
-    if (s.Dh == 128 && !getenv("ATTNKIT_CUDA_WMMA"))
+    if (s.Dh == 128 && !use_wmma)
         return rf_launch_dh<T, 128>(s, q, k, v, out, ent, m, z, mass, probs, precise, st, which);
     size_t sh1 = fwd_smem(s.Dh), sh2 = mass_smem(s.Dh);
     cudaError_t e = cudaFuncSetAttribute(tc_forward<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sh1);
@@ -712,15 +701,6 @@ static cudaError_t tc_launch(const tshape &s, const T *q, const T *k, const T *v
     return e;
 }
 
-static int tc_fail(ak_err *err, cudaError_t e, const char *what)
-{
-    return ak_fail(err, e == cudaErrorMemoryAllocation ? AK_ENOMEM : AK_EINTERNAL,
-                   "cuda: %s: %s", what, cudaGetErrorString(e));
-}
-
-extern "C" int ak_cuda_attention(const ak_attn_shape *as, const float *q, const float *k,
-                                 const float *v, ak_attn_out *o, ak_err *err);
-
 /* 1 when the tensor-core kernels take this head size. */
 extern "C" int ak_cuda_tc_supported(int head_dim)
 {
@@ -729,51 +709,43 @@ extern "C" int ak_cuda_tc_supported(int head_dim)
 
 /* q, k, v hold values already representable in dt (lib/attention.c rounds
  * them); converted on the device, exactly. */
-extern "C" int ak_cuda_attention_tc(int dt, const ak_attn_shape *as, const float *q,
-                                    const float *k, const float *v, ak_attn_out *o, ak_err *err)
+extern "C" int ak_cuda_attention_tc(ak_cuda_ws **wsp, int dt, const ak_attn_shape *as,
+                                    const float *q, const float *k, const float *v,
+                                    ak_attn_out *o, ak_err *err)
 {
-    tshape s = {as->n_q, as->n_k, as->q_offset, as->n_heads, as->n_kv_heads, as->head_dim,
-                as->causal, as->window, as->scale};
+    ak_kshape s = ak_kshape_of(as);
     if (s.n_q == 0)
         return 0;
     if (!ak_cuda_tc_supported(s.Dh))
-        return ak_cuda_attention(as, q, k, v, o, err);
+        return ak_cuda_attention(wsp, as, q, k, v, o, err);
+    int rc = ak_cuda_ws_outputs(wsp, as, o, err);
+    if (rc)
+        return rc;
+    ak_cuda_ws *ws = *wsp;
     size_t nq = (size_t)s.n_q * s.H * s.Dh, nk = (size_t)s.n_k * s.Hkv * s.Dh;
-    size_t nrow = (size_t)s.H * s.n_q, nmass = (size_t)s.H * s.n_k;
-    size_t nprob = o->probs ? (size_t)s.H * s.n_q * s.n_k : 0;
     size_t nmax = nq > nk ? nq : nk;
-    float *df = 0, *dout = 0, *dent = 0, *dm = 0, *dz = 0, *dmass = 0, *dp = 0;
-    void *dq = 0, *dk = 0, *dv = 0;
     cudaError_t e;
-    int rc = 0;
-#define TRY(call, what) do { if ((e = (call)) != cudaSuccess) { rc = tc_fail(err, e, what); goto done; } } while (0)
-    TRY(cudaMalloc(&df, nmax * 4), "alloc staging");
-    TRY(cudaMalloc(&dq, nq * 2), "alloc q");
-    TRY(cudaMalloc(&dk, nk * 2), "alloc k");
-    TRY(cudaMalloc(&dv, nk * 2), "alloc v");
-    TRY(cudaMalloc(&dout, nq * 4), "alloc out");
-    TRY(cudaMalloc(&dm, nrow * 4), "alloc row max");
-    TRY(cudaMalloc(&dz, nrow * 4), "alloc row sum");
-    if (o->entropy)
-        TRY(cudaMalloc(&dent, nrow * 4), "alloc entropy");
-    if (o->mass || o->probs)
-        TRY(cudaMalloc(&dmass, nmass * 4), "alloc mass");
-    if (nprob) {
-        TRY(cudaMalloc(&dp, nprob * 4), "alloc probs");
-        TRY(cudaMemset(dp, 0, nprob * 4), "clear probs");
-    }
-    {
-        const float *src[3] = {q, k, v};
-        void *dst[3] = {dq, dk, dv};
-        size_t n[3] = {nq, nk, nk};
-        for (int t = 0; t < 3; t++) {
-            TRY(cudaMemcpy(df, src[t], n[t] * 4, cudaMemcpyHostToDevice), "copy input");
-            if (dt == AK_ATTN_BF16)
-                tc_convert<__nv_bfloat16><<<1024, 256>>>(df, (__nv_bfloat16 *)dst[t], n[t]);
-            else
-                tc_convert<__half><<<1024, 256>>>(df, (__half *)dst[t], n[t]);
-            TRY(cudaGetLastError(), "convert input");
-        }
+#define TRY(call, what) do { if ((e = (call)) != cudaSuccess) return ak_cuda_fail(err, e, what); } while (0)
+    TRY(ak_dbuf_grow(&ws->stage, nmax * 4), "alloc staging");
+    TRY(ak_dbuf_grow(&ws->q, nq * 2), "alloc q");
+    TRY(ak_dbuf_grow(&ws->k, nk * 2), "alloc k");
+    TRY(ak_dbuf_grow(&ws->v, nk * 2), "alloc v");
+    float *df = (float *)ws->stage.p, *dout = (float *)ws->out.p;
+    float *dm = (float *)ws->m.p, *dz = (float *)ws->z.p;
+    float *dent = o->entropy ? (float *)ws->ent.p : 0;
+    float *dmass = o->mass || o->probs ? (float *)ws->mass.p : 0;
+    float *dp = o->probs ? (float *)ws->probs.p : 0;
+    void *dq = ws->q.p, *dk = ws->k.p, *dv = ws->v.p;
+    const float *src[3] = {q, k, v};
+    void *dst[3] = {dq, dk, dv};
+    size_t n[3] = {nq, nk, nk};
+    for (int t = 0; t < 3; t++) {
+        TRY(cudaMemcpy(df, src[t], n[t] * 4, cudaMemcpyHostToDevice), "copy input");
+        if (dt == AK_ATTN_BF16)
+            tc_convert<__nv_bfloat16><<<1024, 256>>>(df, (__nv_bfloat16 *)dst[t], n[t]);
+        else
+            tc_convert<__half><<<1024, 256>>>(df, (__half *)dst[t], n[t]);
+        TRY(cudaGetLastError(), "convert input");
     }
     if (dt == AK_ATTN_BF16)
         e = tc_launch<__nv_bfloat16>(s, (const __nv_bfloat16 *)dq, (const __nv_bfloat16 *)dk,
@@ -782,28 +754,17 @@ extern "C" int ak_cuda_attention_tc(int dt, const ak_attn_shape *as, const float
         e = tc_launch<__half>(s, (const __half *)dq, (const __half *)dk, (const __half *)dv, dout,
                               dent, dm, dz, dmass, dp, 1, 0);
     TRY(e, "attention kernels");
-    TRY(cudaMemcpy(o->out, dout, nq * 4, cudaMemcpyDeviceToHost), "copy out");
-    if (o->entropy)
-        TRY(cudaMemcpy(o->entropy, dent, nrow * 4, cudaMemcpyDeviceToHost), "copy entropy");
-    if (o->mass)
-        TRY(cudaMemcpy(o->mass, dmass, nmass * 4, cudaMemcpyDeviceToHost), "copy mass");
-    if (nprob)
-        TRY(cudaMemcpy(o->probs, dp, nprob * 4, cudaMemcpyDeviceToHost), "copy probs");
 #undef TRY
-done:
-    cudaFree(df); cudaFree(dq); cudaFree(dk); cudaFree(dv); cudaFree(dout); cudaFree(dent);
-    cudaFree(dm); cudaFree(dz); cudaFree(dmass); cudaFree(dp);
-    return rc;
+    return ak_cuda_copy_back(ws, as, o, err);
 }
 
 /* For bench/: device-resident random inputs, CUDA events, median of iters
  * after a warm-up; ms_forward is pass 1 (out + entropy), ms_both adds the
  * mass pass.  precise 0 uses one product for p * v (p rounded to T). */
-extern "C" int ak_cuda_attention_tc_time(int dt, int precise, const ak_attn_shape *as, int iters,
+int ak_cuda_attention_tc_time(int dt, int precise, const ak_attn_shape *as, int iters,
                                          double *ms_forward, double *ms_both, ak_err *err)
 {
-    tshape s = {as->n_q, as->n_k, as->q_offset, as->n_heads, as->n_kv_heads, as->head_dim,
-                as->causal, as->window, as->scale};
+    ak_kshape s = ak_kshape_of(as);
     if (!ak_cuda_tc_supported(s.Dh) || iters < 1)
         return ak_fail(err, AK_EUSAGE, "tc bench: head size %d", s.Dh);
     size_t nq = (size_t)s.n_q * s.H * s.Dh, nk = (size_t)s.n_k * s.Hkv * s.Dh;
@@ -828,7 +789,7 @@ extern "C" int ak_cuda_attention_tc_time(int dt, int precise, const ak_attn_shap
     if (e == cudaSuccess) e = cudaMalloc(&dv, nk * 2);
     int rc = 0;
     if (e != cudaSuccess) {
-        rc = tc_fail(err, e, "alloc");
+        rc = ak_cuda_fail(err, e, "alloc");
         goto done;
     }
     {
@@ -880,7 +841,7 @@ extern "C" int ak_cuda_attention_tc_time(int dt, int precise, const ak_attn_shap
         cudaEventDestroy(b);
         cudaEventDestroy(c);
         if (e != cudaSuccess) {
-            rc = tc_fail(err, e, "kernels");
+            rc = ak_cuda_fail(err, e, "kernels");
             goto done;
         }
         for (int i = 0; i < iters; i++)

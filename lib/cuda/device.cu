@@ -1,6 +1,8 @@
 /* device.cu - is there a CUDA device?  (lib/device.c asks.) */
 #include <cuda_runtime.h>
 
+#include "ak_cuda.h"
+
 extern "C" int ak_cuda_device_count(void)
 {
     int n = 0;

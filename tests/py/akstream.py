@@ -9,8 +9,9 @@ import numpy as np
 DTYPES = {"u8": "<u1", "i32": "<i4", "i64": "<i8", "f16": "<f2", "f32": "<f4"}
 
 
-def tensor(name, array, dtype=None, compress=False):
-    """A tensor record from a numpy array; dtype 'bf16' takes float32 input."""
+def tensor(name, array, dtype=None, compress=False, crc=True):
+    """A tensor record from a numpy array; dtype 'bf16' takes float32 input.
+    crc: add the format 1.1 crc32 field (zlib.crc32 of the raw bytes)."""
     if dtype == "bf16":
         a = np.ascontiguousarray(array, dtype="<f4")
         bits = a.view("<u4")
@@ -27,11 +28,13 @@ def tensor(name, array, dtype=None, compress=False):
         t["data"] = zlib.compress(data)
         t["compression"] = "zlib"
         t["raw_bytes"] = len(data)
+    if crc:
+        t["crc32"] = zlib.crc32(data)
     return t
 
 
-def header(model=None, history=None):
-    return {"type": "header", "format": "attnkit-stream", "version": [1, 0],
+def header(model=None, history=None, version=(1, 1)):
+    return {"type": "header", "format": "attnkit-stream", "version": list(version),
             "model": model or {}, "history": history or []}
 
 
@@ -56,6 +59,8 @@ def array_of(t):
     if t.get("compression") == "zlib":
         data = zlib.decompress(data)
         assert len(data) == t["raw_bytes"]
+    if "crc32" in t:
+        assert zlib.crc32(data) == t["crc32"], f"tensor {t['name']}: crc32 mismatch"
     if t["dtype"] == "bf16":
         bits = np.frombuffer(data, dtype="<u2").astype("<u4") << 16
         return bits.view("<f4").reshape(t["shape"])

@@ -6,6 +6,9 @@
  *   attention --bench    time the CPU (and CUDA) path on a few shapes */
 #include "attention.h"
 #include "test.h"
+#ifdef AK_HAVE_CUDA
+#include "cuda/ak_cuda.h"
+#endif
 
 #include <string.h>
 #include <time.h>
@@ -255,6 +258,51 @@ static void check_hand_values(void)
           "causal queries past the keys: error");
 }
 
+/* One workspace carried over calls of growing and shrinking shapes, with
+ * and without mass and probabilities, in f32 and bf16, gives bit for bit
+ * what a call with a fresh (temporary) workspace gives. */
+static void check_workspace(ak_device dev)
+{
+    ak_attn_shape shapes[] = {{40, 40, 0, 4, 2, 32, 1, 0, 0.18f},
+                              {130, 130, 0, 4, 4, 64, 1, 0, 0.125f},
+                              {7, 30, 23, 4, 1, 32, 1, 5, 0.18f},
+                              {130, 130, 0, 2, 2, 64, 0, 0, 0.125f}};
+    ak_attn_ws *ws = NULL;
+    ak_err err;
+    int ok = ak_attn_ws_new(&ws, &err) == 0;
+    static const int threads[] = {3, 1, 2}; /* the pool grows, idles, shrinks */
+    for (int round = 0; round < 3 && ok; round++)
+        for (size_t c = 0; c < sizeof shapes / sizeof *shapes && ok; c++) {
+            ak_attention_set_threads(threads[round]);
+            const ak_attn_shape *sh = &shapes[c];
+            size_t nq = (size_t)sh->n_q * sh->n_heads * sh->head_dim;
+            size_t nk = (size_t)sh->n_k * sh->n_kv_heads * sh->head_dim;
+            size_t H = (size_t)sh->n_heads, no = nq, ne = H * sh->n_q, nm = H * sh->n_k;
+            size_t np = ne * sh->n_k;
+            float *q = rand_buf(nq, 1), *k = rand_buf(nk, 1), *v = rand_buf(nk, 1);
+            ak_attn_dtype dt = (c + round) % 2 ? AK_ATTN_BF16 : AK_ATTN_F32;
+            int with_stats = (c + round) % 3 != 0;
+            result_t want;
+            ok &= run_dt(dev, dt, sh, q, k, v, &want, with_stats) == 0;
+            float *got = calloc(no + ne + nm + np + 1, 4);
+            ak_attn_out o = {got, with_stats ? got + no : NULL, with_stats ? got + no + ne : NULL,
+                             with_stats ? got + no + ne + nm : NULL};
+            ok &= ak_attention_ws(ws, dev, dt, sh, q, k, v, &o, &err) == 0;
+            ok &= memcmp(got, want.out, no * 4) == 0;
+            if (with_stats)
+                ok &= memcmp(o.entropy, want.ent, ne * 4) == 0 &&
+                      memcmp(o.mass, want.mass, nm * 4) == 0 &&
+                      memcmp(o.probs, want.probs, np * 4) == 0;
+            free(got);
+            free_result(&want);
+            free(q); free(k); free(v);
+        }
+    ak_attn_ws_free(ws);
+    ak_attention_set_threads(0);
+    CHECK(ok, "%s: a workspace kept over 12 calls of changing shapes and thread counts gives "
+          "what a fresh one gives", ak_device_name(dev));
+}
+
 static void check_rounding(void)
 {
     float x[] = {1.0f + 1.0f / 256, 1.0f + 3.0f / 256, -2.0f - 1.0f / 128, 3.0e38f};
@@ -354,7 +402,7 @@ static int run_file(const char *in, const char *outp)
     fclose(f);
     ak_device dev;
     ak_err err;
-    if (ak_device_parse(NULL, &dev, &err)) {
+    if (ak_device_parse(getenv("ATTNKIT_DEVICE"), &dev, &err)) {
         fprintf(stderr, "attention --run: %s\n", err.msg);
         return 2;
     }
@@ -384,8 +432,15 @@ int main(int argc, char **argv)
         return bench();
     if (argc == 4 && strcmp(argv[1], "--run") == 0)
         return run_file(argv[2], argv[3]);
+#ifdef AK_HAVE_CUDA
+    if (getenv("ATTNKIT_CUDA_WMMA")) /* bench/gpu_check.sh: the WMMA kernels for every size */
+        ak_cuda_set_wmma(1);
+#endif
     check_hand_values();
     check_rounding();
+    check_workspace(AK_DEV_CPU);
+    if (ak_cuda_available())
+        check_workspace(AK_DEV_CUDA);
     struct { const char *name; ak_attn_shape s; float amp; } cases[] = {
         {"bidirectional 37x37 h3", {37, 37, 0, 3, 3, 16, 0, 0, 0.25f}, 1},
         {"causal 1x1", {1, 1, 0, 2, 2, 8, 1, 0, 0.35f}, 1},

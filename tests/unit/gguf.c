@@ -1,9 +1,14 @@
 /* gguf.c - unit tests for lib/gguf.c and lib/quant.c on GGUF files written
  * here byte by byte, plus a driver for tests/gguf_test.py:
  *   gguf                       run the checks
- *   gguf --list FILE           one line per tensor: name type ndim ne0..ne3 nbytes offset
+ *   gguf --list FILE           one line per tensor: name type ndim ne0..ne3 nbytes
+ *                              file offset of its data
  *   gguf --dump FILE NAME [ROWS]  the tensor dequantized, raw f32 on stdout
  *                              (ROWS: comma-separated row numbers, else all rows)
+ *   gguf --dumpall FILE MAXEL  every supported tensor in file order, dequantized,
+ *                              raw f32: all rows when it has at most MAXEL
+ *                              elements, else K = max(1, MAXEL / ne0) rows
+ *                              i * (nrows - 1) / (K - 1), i = 0..K-1
  *   gguf --meta FILE           every metadata pair as a JSON line, strings hex
  *   gguf --open FILE           opens the file: "ok" or the error line, exit code
  */
@@ -54,6 +59,10 @@ static const char *write_file(const char *name, const buf *b)
 {
     static char path[512];
     snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    /* A new file each time: ext4 flushes a file truncated and rewritten at
+     * close (auto_da_alloc), which made the thousands of truncations wait
+     * on the disk. */
+    unlink(path);
     FILE *f = fopen(path, "wb");
     fwrite(b->p, 1, b->n, f);
     fclose(f);
@@ -254,6 +263,14 @@ static void check_good(uint32_t version, uint32_t align)
     ak_dequant_row(ft->type, (const uint8_t *)ft->data + 16, row, 4);
     memcpy(&want, (const uint8_t *)ft->data + 20, 4);
     CHECK(row[1] == want || (isnan(row[1]) && isnan(want)), "f32 row through ak_dequant_row");
+    float all[12], r1[4];
+    CHECK(ak_gguf_tensor_f32(&g, ft, all, 12, &err) == 0 && !memcmp(all + 4, row, sizeof row) &&
+              ak_gguf_tensor_rows(ft) == 3, "ak_gguf_tensor_f32: the whole tensor, rows in order");
+    ak_gguf_tensor_row(ft, 2, r1);
+    CHECK(!memcmp(all + 8, r1, sizeof r1), "ak_gguf_tensor_row: row 2");
+    rc = ak_gguf_tensor_f32(&g, ft, all, 11, &err);
+    CHECK(rc == AK_EDATA && strstr(err.msg, "a.f32") && strstr(err.msg, "12 elements"),
+          "ak_gguf_tensor_f32 with the wrong count: %s", err.msg);
     ak_gguf_close(&g);
 
     /* Truncated at every length: all refused with a message, no crash. */
@@ -481,6 +498,30 @@ static void check_bad(void)
             ak_gguf_close(&g);
     }
 
+    /* A type ggml has and attnkit does not compute with: the file opens
+     * (it is laid out), ak_gguf_tensor_check names type and tensor. */
+    head(&b, 3, 2, 0);
+    uint64_t ne256[1] = {256};
+    tinfo(&b, "blk.0.ffn_up.weight", 1, ne256, AK_GGML_Q2_K, 0);
+    tinfo(&b, "ok.q6_k", 1, ne256, AK_GGML_Q6_K, 96);
+    pad(&b, 32); for (int i = 0; i < 96 + 210; i++) le(&b, 0, 1);
+    {
+        ak_gguf gq;
+        ak_err e2 = {0};
+        int r2 = ak_gguf_open(&gq, write_file("q2k.gguf", &b), &e2);
+        CHECK(r2 == 0 && gq.tensors[0].nbytes == 84, "a Q2_K tensor is laid out (84 bytes a block)");
+        if (!r2) {
+            int c1 = ak_gguf_tensor_check(&gq, &gq.tensors[0], &e2);
+            CHECK(c1 == AK_ECONFIG && ak_exit_code(c1) == 78 && strstr(e2.msg, "blk.0.ffn_up.weight") &&
+                      strstr(e2.msg, "Q2_K"), "Q2_K refused by ak_gguf_tensor_check (exit 78): %s", e2.msg);
+            CHECK(ak_gguf_tensor_check(&gq, &gq.tensors[1], &e2) == 0, "Q6_K accepted by ak_gguf_tensor_check");
+            float q2[256];
+            CHECK(ak_gguf_tensor_f32(&gq, &gq.tensors[0], q2, 256, &e2) == AK_ECONFIG,
+                  "ak_gguf_tensor_f32 refuses Q2_K");
+            ak_gguf_close(&gq);
+        }
+    }
+
     /* Not regular files: a directory and a FIFO (must not block). */
     ak_gguf g;
     ak_err err;
@@ -585,7 +626,7 @@ static int driver(int argc, char **argv)
             const ak_gguf_tensor *t = &g.tensors[k];
             printf("%s %d %d %lld %lld %lld %lld %zu %td\n", t->name, t->type, t->ndim, (long long)t->ne[0],
                    (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3], t->nbytes,
-                   (const uint8_t *)t->data - g.data);
+                   (const uint8_t *)t->data - (const uint8_t *)g.map);
         }
     } else if (!strcmp(argv[1], "--meta")) {
         for (size_t k = 0; k < g.nkv; k++) {
@@ -603,6 +644,26 @@ static int driver(int argc, char **argv)
             default: printf("%lld", (long long)kv->i); break;
             }
             printf("}\n");
+        }
+    } else if (!strcmp(argv[1], "--dumpall") && argc >= 4) {
+        int64_t maxel = strtoll(argv[3], NULL, 10);
+        for (size_t k = 0; k < g.ntensors; k++) {
+            const ak_gguf_tensor *t = &g.tensors[k];
+            if (!ak_ggml_supported(t->type))
+                continue;
+            int64_t nrows = t->ne[1] * t->ne[2] * t->ne[3], K = nrows;
+            if (nrows * t->ne[0] > maxel) {
+                K = maxel / t->ne[0] < 1 ? 1 : maxel / t->ne[0];
+                K = K > nrows ? nrows : K;
+            }
+            size_t rb = ak_ggml_row_bytes(t->type, t->ne[0]);
+            float *row = malloc((size_t)t->ne[0] * sizeof *row);
+            for (int64_t i = 0; i < K; i++) {
+                int64_t r = K == nrows ? i : K == 1 ? 0 : i * (nrows - 1) / (K - 1);
+                ak_dequant_row(t->type, (const uint8_t *)t->data + (size_t)r * rb, row, t->ne[0]);
+                fwrite(row, sizeof *row, (size_t)t->ne[0], stdout);
+            }
+            free(row);
         }
     } else if (!strcmp(argv[1], "--dump") && argc >= 4) {
         const ak_gguf_tensor *t = ak_gguf_tensor_find(&g, argv[3]);
@@ -661,10 +722,12 @@ static void check_dequant_hand(void)
     /* Q5_0: qh bit 0 and bit 31 set */
     memset(b, 0, sizeof b);
     memcpy(b, &d, 2);
-    b[2] = 1;
-    b[5] = 0x80;
+    b[2] = 1;       /* element 0 */
+    b[4] = 2;       /* bit 17: element 17 */
+    b[5] = 0x80;    /* bit 31: element 31 */
     ak_dequant_row(AK_GGML_Q5_0, b, y, 32);
-    CHECK(y[0] == 0 && y[1] == -8 && y[31] == 0 && y[16] == -8, "Q5_0 by hand (fifth bits)");
+    CHECK(y[0] == 0 && y[1] == -8 && y[31] == 0 && y[16] == -8 && y[17] == 0 && y[13] == -8,
+          "Q5_0 by hand (fifth bits)");
     /* Q8_0 */
     memcpy(b, &d, 2);
     b[2] = (uint8_t)-128;

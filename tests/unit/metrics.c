@@ -33,6 +33,48 @@ static void test_masks(void)
     CHECK(ok, "bidirectional window 2: visible 5,5,4,3,2 and seers 2,3,4,5,5");
 }
 
+/* mask.h's counts and ranges agree with its one rule, ak_mask_sees, on
+ * every (query, key) of small grids, with and without a query offset. */
+static void test_mask_rule(void)
+{
+    int ok = 1;
+    for (int causal = 0; causal < 2; causal++)
+        for (int w = 0; w < 5; w++)
+            for (int T = 1; T < 8; T++) {
+                ak_mask m = {causal, w};
+                for (int i = 0; i < T; i++) {
+                    int64_t n = 0, lo, hi;
+                    for (int j = 0; j < T; j++)
+                        n += ak_mask_sees(causal, w, i, j);
+                    ak_mask_keys(causal, w, i, T, &lo, &hi);
+                    ok &= ak_mask_visible(m, T, i) == n && (n == 0 ? lo > hi : hi - lo + 1 == n);
+                    for (int j = 0; j < T; j++)
+                        ok &= ak_mask_sees(causal, w, i, j) == (j >= lo && j <= hi);
+                    int64_t seers = 0;
+                    for (int q = 0; q < T; q++)
+                        seers += ak_mask_sees(causal, w, q, i);
+                    ok &= ak_mask_seers(m, T, i) == seers;
+                }
+                /* queries q_off .. q_off + n_q - 1 that see keys k0..k1 */
+                for (int qoff = 0; qoff < 3; qoff++)
+                    for (int k0 = 0; k0 < T; k0++)
+                        for (int k1 = k0; k1 < T; k1++) {
+                            int a, b, nq = T;
+                            ak_mask_seer_range(causal, w, qoff, nq, k0, k1, &a, &b);
+                            for (int i = 0; i < nq; i++) {
+                                int any = 0;
+                                for (int j = k0; j <= k1; j++)
+                                    any |= ak_mask_sees(causal, w, qoff + i, j);
+                                ok &= !any || (i >= a && i <= b);
+                                /* and tight: the range's ends see a key */
+                                if (a <= b && (i == a || i == b))
+                                    ok &= any;
+                            }
+                        }
+            }
+    CHECK(ok, "mask.h: visible, seers, key range and seer range follow ak_mask_sees");
+}
+
 static void test_entropy(void)
 {
     ak_err err;
@@ -213,6 +255,7 @@ static void test_blocks(void)
 int main(void)
 {
     test_masks();
+    test_mask_rule();
     test_entropy();
     test_probs_and_mass();
     test_summaries();

@@ -129,7 +129,7 @@ int main(void)
     const char *top = getenv("AK_TOP");
     if (!top)
         top = ".";
-    setenv("ATTNKIT_THREADS", "1", 1);
+    ak_attention_set_threads(1);
     campaign(top, "bert_tiny", 1500);
     campaign(top, "gpt2_tiny", 1000);
     campaign(top, "qwen2_bias_bf16", 1000);

@@ -221,15 +221,15 @@ static ak_tensor *mk(const char *name, ak_dtype t, int ndim, int64_t a, int64_t 
     return ak_tensor_new(name, t, ndim, shape, &err);
 }
 
-static void test_apply(void)
+/* The document of test_apply: "aa bb cc dd ee" as [CLS] aa bb cc dd ee
+ * [SEP], two blocks. */
+static ak_doc *sample_doc(void)
 {
     ak_err err;
-    const char *text = "aa bb cc dd ee";
     ak_doc *d = ak_doc_new("x.txt");
     ak_tensor *t = mk("text", AK_U8, 1, 14, 0);
-    memcpy(t->data, text, 14);
+    memcpy(t->data, "aa bb cc dd ee", 14);
     ak_doc_put(d, t, &err);
-    /* [CLS] aa bb cc dd ee [SEP] */
     t = mk("tokens", AK_I32, 1, 7, 0);
     for (int i = 0; i < 7; i++)
         ak_tensor_i32(t)[i] = 100 + i;
@@ -242,6 +242,13 @@ static void test_apply(void)
     int32_t seg[7] = {-1, 0, 0, 0, 1, 1, -1};
     memcpy(t->data, seg, sizeof seg);
     ak_doc_put(d, t, &err);
+    return d;
+}
+
+static void test_apply(void)
+{
+    ak_err err;
+    ak_doc *d = sample_doc();
     ak_doc_put(d, mk("attn.mass", AK_F32, 2, 1, 7), &err);
     ak_doc_put(d, mk("hidden.final", AK_F32, 2, 7, 4), &err);
     ak_doc_put(d, mk("other", AK_F32, 1, 3, 0), &err);
@@ -286,6 +293,59 @@ static void test_apply(void)
     ak_doc_free(d);
 }
 
+/* ak_prune_doc, the prune program's handler, as a library call. */
+static void test_prune_doc(void)
+{
+    ak_err err = {0};
+    ak_doc *d = sample_doc();
+    ak_prune_doc_opts o = {.o = {.policy = AK_POLICY_LAST, .unit = AK_UNIT_BLOCK,
+                                 .keep_ratio = -1, .max_tokens = 4, .recent = -1, .seed = 1},
+                           .policy_set = 1, .l0 = -1, .l1 = -1};
+    /* blocks: {aa bb cc} (3 tokens) and {dd ee} (2); [CLS] and [SEP] are
+     * forced, so 2 of the 4 remain: the last block fits, the first not */
+    int rc = ak_prune_doc(d, &o, &err);
+    ak_tensor *tok = ak_doc_get(d, "tokens");
+    const char *pol = ak_meta_str(&d->meta, "prune_policy");
+    int64_t budget = -1;
+    CHECK(rc == 0 && tok->shape[0] == 4 && ak_tensor_i32(tok)[1] == 104 &&
+              ak_tensor_i32(tok)[2] == 105 && pol && strcmp(pol, "last") == 0 &&
+              ak_meta_int(&d->meta, "prune_budget", &budget) == 0 && budget == 4,
+          "ak_prune_doc: last block kept under 4 tokens, meta recorded (%s)", err.msg);
+    ak_doc_free(d);
+    d = sample_doc();
+    o.o.policy = AK_POLICY_SCORE;
+    CHECK(ak_prune_doc(d, &o, &err) == AK_EDATA && strstr(err.msg, "score.token"),
+          "ak_prune_doc: policy score without score.token: %s", err.msg);
+    ak_doc_free(d);
+}
+
+/* ak.h allows err to be NULL: the entry points that read documents return
+ * their code without writing through it. */
+static void test_null_err(void)
+{
+    ak_doc *d = ak_doc_new("empty");
+    ak_attn_stats s;
+    ak_probs_stats ps;
+    uint8_t keep[1] = {1};
+    ak_prune_doc_opts o = {.o = {.policy = AK_POLICY_FIRST, .keep_ratio = 0.5, .max_tokens = -1,
+                                 .recent = -1},
+                           .policy_set = 1, .l0 = -1, .l1 = -1};
+    CHECK(ak_doc_attn_stats(d, &s, NULL) == AK_EDATA, "attn stats, no tokens, NULL err");
+    CHECK(ak_prune_apply(d, keep, NULL, NULL) == AK_EDATA, "apply, no tokens, NULL err");
+    CHECK(ak_prune_doc(d, &o, NULL) == AK_EDATA, "prune doc, no tokens, NULL err");
+    CHECK(ak_doc_probs_stats(d, -1, -1, &ps, NULL) == AK_EDATA, "probs stats, NULL err");
+    ak_probs_stats_free(&ps);
+    ak_doc_free(d);
+    d = sample_doc();
+    ak_meta_set_str(&d->meta, "window", "wide");
+    CHECK(ak_doc_attn_stats(d, &s, NULL) == AK_EDATA, "attn stats, no attn.*, NULL err");
+    ak_mask m = {0, 0};
+    ak_err err = {0};
+    CHECK(ak_doc_mask(d, &m, &err) == AK_EDATA && strstr(err.msg, "window"),
+          "meta window of another kind is refused: %s", err.msg);
+    ak_doc_free(d);
+}
+
 int main(void)
 {
     test_budget_and_mass();
@@ -295,5 +355,7 @@ int main(void)
     test_sentences();
     test_protect_text();
     test_apply();
+    test_prune_doc();
+    test_null_err();
     TEST_DONE();
 }

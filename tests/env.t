@@ -1,0 +1,52 @@
+# The environment: each program reads ATTNKIT_* once at start and hands the
+# values to the library; an invalid value is a usage error (exit 64) that
+# names the variable, never a silent wrap (ATTNKIT_MAX_RECORD=-1 used to
+# become 2^64-1 and reject every stream).
+. "$AK_TOP/tests/lib.sh"
+V="$AK_TOP/formats/vectors"
+
+# usage_env DESC VAR VALUE PROG ARGS...: exit 64, one line naming VAR.
+usage_env() {
+    d=$1 var=$2 val=$3; shift 3
+    rejects "$d" "$1" env "$var=$val" "$@"
+    rc=$(env "$var=$val" "$@" >/dev/null 2>&1; echo $?)
+    is "$d: exit 64" "$rc" 64
+    grep -q "$var" "$T/.err" && pass "$d: the message names $var" ||
+        fail "$d: the message should name $var: $(cat "$T/.err")"
+}
+
+for v in -1 18446744073709551615 18446744073709551616 99999999999999999999999 8x 0x100 " 64" 15; do
+    usage_env "ATTNKIT_MAX_RECORD='$v'" ATTNKIT_MAX_RECORD "$v" peek peek "$V/minimal.ak"
+done
+ok "ATTNKIT_MAX_RECORD=1000000 reads a small stream" env ATTNKIT_MAX_RECORD=1000000 peek "$V/minimal.ak"
+ok "ATTNKIT_MAX_RECORD empty is unset" env ATTNKIT_MAX_RECORD= peek "$V/minimal.ak"
+# the limit reaches the reader: zlib.ak's document record is over 64 bytes
+rejects "ATTNKIT_MAX_RECORD=64 refuses a larger record" peek env ATTNKIT_MAX_RECORD=64 peek "$V/zlib.ak"
+rc=$(ATTNKIT_MAX_RECORD=64 peek "$V/zlib.ak" >/dev/null 2>&1; echo $?)
+is "ATTNKIT_MAX_RECORD=64: a data error, not a usage error" "$rc" 65
+
+for v in 0 257 abc -2 1.5; do
+    usage_env "ATTNKIT_THREADS='$v'" ATTNKIT_THREADS "$v" peek peek "$V/minimal.ak"
+done
+ok "ATTNKIT_THREADS=3" env ATTNKIT_THREADS=3 peek "$V/minimal.ak"
+
+for v in 10 -1 x 1x; do
+    usage_env "ATTNKIT_COMPRESS='$v'" ATTNKIT_COMPRESS "$v" peek peek "$V/minimal.ak"
+done
+# the level reaches the writer: repeated text compresses
+yes 'the same words again and again' | head -n 400 > "$T/rep.txt"
+tokenize "$T/rep.txt" > "$T/plain.ak" && ATTNKIT_COMPRESS=9 tokenize "$T/rep.txt" > "$T/z.ak"
+a=$(wc -c < "$T/plain.ak") b=$(wc -c < "$T/z.ak")
+[ "$b" -lt $((a / 2)) ] && pass "ATTNKIT_COMPRESS=9: $a bytes become $b" ||
+    fail "ATTNKIT_COMPRESS=9 should compress ($a -> $b bytes)"
+same_file "ATTNKIT_COMPRESS=9: the same tokens" \
+    "$(peek -f tokens "$T/plain.ak" > "$T/t1"; echo "$T/t1")" \
+    "$(peek -f tokens "$T/z.ak" > "$T/t2"; echo "$T/t2")"
+
+rejects "ATTNKIT_DEVICE=bogus" attend env ATTNKIT_DEVICE=bogus attend "$V/minimal.ak"
+grep -q "bogus" "$T/.err" && pass "ATTNKIT_DEVICE: the message names the value" ||
+    fail "ATTNKIT_DEVICE: the message should name 'bogus': $(cat "$T/.err")"
+rejects "ATTNKIT_MODEL=/nonexistent" tokenize env ATTNKIT_MODEL=/nonexistent tokenize "$T/rep.txt"
+grep -q "/nonexistent" "$T/.err" && pass "ATTNKIT_MODEL: the message names the directory" ||
+    fail "ATTNKIT_MODEL: the message should name /nonexistent: $(cat "$T/.err")"
+done_testing
