@@ -309,6 +309,8 @@ static int derive_merges(gload *L, ak_err *err)
             continue;
         seen[last] = 1;
         double score = L->gemma ? -(double)last : L->byte_level ? (double)last : ak_gguf_arr_f64(L->scores, (uint64_t)last);
+        if (score != score)
+            score = -1e300; /* a NaN score sorts last, keeping the comparison a total order */
         long total = L->byte_level ? (long)len : cp_count(t, len), lcp = 0;
         for (size_t k = 1; k < len; k++) {
             if (!L->byte_level && (t[k] & 0xC0) == 0x80)
