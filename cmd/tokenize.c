@@ -15,19 +15,26 @@
 static void usage(void)
 {
     printf("usage: tokenize [-m MODEL] [--no-special] [--segments MODE] [--marker STR]\n"
+           "                [--chat [--system TEXT] [--chat-format NAME]]\n"
            "                [--from-ids] [--lossy] [-o FILE] [FILE...]\n"
            "Tokenize each FILE (or stdin) as one document, exactly as Hugging Face\n"
            "`tokenizers` does, and write a stream with the tensors text, tokens, offsets\n"
            "(byte spans in text), segments, special (and token_types for BERT).\n"
            "  -m, --model DIR      model or tokenizer directory: tokenizer.json, or\n"
-           "                       vocab.json + merges.txt (default: $ATTNKIT_MODEL,\n"
-           "                       else all-MiniLM-L6-v2)\n"
+           "                       vocab.json + merges.txt, or a GGUF file (default:\n"
+           "                       $ATTNKIT_MODEL, else all-MiniLM-L6-v2)\n"
            "      --no-special     add no BOS/CLS/SEP tokens (special-token strings in the\n"
            "                       text are still matched)\n"
            "  -s, --segments MODE  blocks: sentence, paragraph (default), line, marker\n"
            "      --marker STR     blocks are separated by STR, which is not tokenized\n"
            "                       (implies --segments marker; a line holding only STR\n"
            "                       is left out with its newline)\n"
+           "      --chat           wrap each text as the user message of the model's chat\n"
+           "                       template, with the assistant's turn opened (instruct\n"
+           "                       models); the template's tokens are special\n"
+           "      --system TEXT    with --chat: this system turn instead of the template's\n"
+           "      --chat-format NAME  with --chat: chatml or gemma, instead of the family\n"
+           "                       recognised in the model's template\n"
            "      --from-ids       input holds whitespace-separated token ids\n"
            "      --lossy          replace invalid UTF-8 by U+FFFD (with a warning)\n"
            "                       instead of failing\n"
@@ -39,7 +46,8 @@ static void usage(void)
 }
 
 typedef struct opts {
-    int no_special, mode, from_ids, lossy;
+    int no_special, mode, from_ids, lossy, chat;
+    const char *system, *chat_format;
     const char *marker;
     size_t marker_len;
 } opts;
@@ -220,13 +228,20 @@ static int one_doc(ak_tokenizer *tk, const opts *o, ak_writer *w, const char *pa
             ak_warn("%s: replaced %zu invalid UTF-8 byte%s with U+FFFD", name, nbad, nbad == 1 ? "" : "s");
             text = repaired;
         }
-        if (o->mode == MODE_MARKER)
+        if (o->chat) {
+            /* the template's tokens belong to no block */
+            if (!(rc = ak_tokenizer_chat(tk, o->chat_format, o->system, text, tlen, &enc, err)) &&
+                !(rc = segment_ids(o, text, tlen, &enc, &segs, err)))
+                for (size_t i = 0; i < enc.n; i++)
+                    if (enc.special[i] && enc.offsets[2 * i] == enc.offsets[2 * i + 1])
+                        segs[i] = -1;
+        } else if (o->mode == MODE_MARKER)
             rc = tokenize_marked(tk, o, text, tlen, &enc, &segs, err);
         else if (!(rc = ak_tokenizer_encode(tk, text, tlen, 0, &enc, err)))
             rc = segment_ids(o, text, tlen, &enc, &segs, err);
         if (rc)
             goto out;
-        if (!o->no_special) {
+        if (!o->no_special && !o->chat) {
             size_t pre = ak_tokenizer_post_prefix(tk), n0 = enc.n;
             if ((rc = ak_tokenizer_post(tk, &enc, (int64_t)tlen, err)))
                 goto out;
@@ -287,6 +302,9 @@ int main(int argc, char **argv)
         {"marker", required_argument, NULL, 'M'},
         {"from-ids", no_argument, NULL, 'I'},
         {"lossy", no_argument, NULL, 'L'},
+        {"chat", no_argument, NULL, 'C'},
+        {"system", required_argument, NULL, 'Y'},
+        {"chat-format", required_argument, NULL, 'F'},
         {"output", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0}};
@@ -313,6 +331,13 @@ int main(int argc, char **argv)
             break;
         case 'I': o.from_ids = 1; break;
         case 'L': o.lossy = 1; break;
+        case 'C': o.chat = 1; break;
+        case 'Y': o.system = optarg; break;
+        case 'F':
+            if (strcmp(optarg, "chatml") && strcmp(optarg, "gemma"))
+                ak_usage_error("--chat-format: expected chatml or gemma, not '%s'", optarg);
+            o.chat_format = optarg;
+            break;
         case 'o': output = optarg; break;
         case 'h': usage(); return 0;
         default: ak_bad_option(argv);
@@ -326,8 +351,14 @@ int main(int argc, char **argv)
         ak_usage_error("--segments marker needs --marker STR");
     if (o.from_ids && o.mode == MODE_MARKER)
         ak_usage_error("--from-ids cannot be used with markers");
+    if ((o.system || o.chat_format) && !o.chat)
+        ak_usage_error("--system and --chat-format go with --chat");
+    if (o.chat && (o.from_ids || o.mode == MODE_MARKER))
+        ak_usage_error("--chat cannot be used with --from-ids or markers");
 
     ak_err err = {0};
+    if (o.system && ak_utf8_check(o.system, strlen(o.system), &err))
+        ak_usage_error("--system: not UTF-8 (%s)", err.msg);
     ak_tokenizer *tk;
     const char *dir = ak_model_dir(model);
     if (ak_tokenizer_load(&tk, dir, &err))

@@ -50,6 +50,8 @@ typedef struct tk_vocab {
     uint32_t *len;
     size_t n;            /* ids 0..n-1; missing ids have tok == NULL */
     uint8_t *second;     /* 1: indexed only where no other id has the string */
+    int last_wins;       /* a string held by several ids finds the highest
+                            (GGUF vocabularies, read into a dict by HF) */
     uint64_t *slot;      /* hash tag | id; all ones = empty (tok_model.c) */
     size_t mask;
 } tk_vocab;
@@ -153,6 +155,11 @@ struct ak_tokenizer {
     int sp_strip_start;    /* leading spaces the SP decoder strips */
     int sp_bytes;          /* the SP decoder turns <0xXX> into bytes */
     int lossy_norm;        /* the pipeline changes text (lowercase, accents...) */
+    int bytes_optional;    /* byte-level vocabulary may lack bytes (dropped, as HF does) */
+    /* chat: the template text (tokenizer.chat_template), the BOS string */
+    char *chat_template;
+    size_t chat_template_len;
+    int32_t bos_id;        /* -1: none */
     /* scratch */
     pcre2_match_data *md;
     tk_norm nbuf, nbuf2, nbuf3;
@@ -185,6 +192,23 @@ void tk_cache_free(tk_cache *c);
 void tk_merges_free(tk_merges *m);
 int tk_merges_add(tk_merges *m, int32_t a, int32_t b, int32_t rank, int32_t id);
 int tk_merges_init(tk_merges *m, size_t n);
+
+/* Shared by the loaders (tokenizer.c, tok_gguf.c). */
+extern const char tk_gpt2_regex[];
+int tk_compile_re(tk_pretok *p, const char *pat, size_t len, int literal, ak_err *err);
+int tk_add_pretok(ak_tokenizer *tk, tk_pretok p);
+int tk_add_normalizer(ak_tokenizer *tk, tk_normalizer nz);
+int tk_post_push(ak_tokenizer *tk, int32_t id, int32_t type);
+int tk_ensure_ids(ak_tokenizer *tk, size_t n);
+int tk_index_added(ak_tokenizer *tk, ak_err *err);
+void tk_set_sp_split(ak_tokenizer *tk);
+/* Byte tables, the pre-tokenizer's scratch: the last step of every loader. */
+int tk_finish_model(ak_tokenizer *tk, ak_err *err);
+/* Builds tk from a GGUF file's tokenizer.* metadata (tok_gguf.c). */
+int tk_load_gguf(ak_tokenizer *tk, const char *path, ak_err *err);
+
+/* Python's str.isspace() for one code point. */
+int tk_py_space(uint32_t cp);
 
 /* GPT-2's byte <-> printable code point mapping. */
 void tk_bytes_to_unicode(uint32_t cp_of_byte[256]);

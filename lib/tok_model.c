@@ -75,8 +75,11 @@ int tk_vocab_index(tk_vocab *v)
                 break;
             }
             int32_t o = SLOT_ID(x);
-            if (SLOT_TAG(x) == SLOT_TAG(h) && v->len[o] == v->len[id] && !memcmp(v->tok[o], v->tok[id], v->len[id]))
+            if (SLOT_TAG(x) == SLOT_TAG(h) && v->len[o] == v->len[id] && !memcmp(v->tok[o], v->tok[id], v->len[id])) {
+                if (v->last_wins)
+                    v->slot[i] = SLOT_TAG(h) | (uint32_t)id;
                 break;
+            }
         }
     }
     return 0;

@@ -3,6 +3,7 @@
  * post-processor) and decoding.  Follows the Hugging Face `tokenizers`
  * library's behaviour; tests/tokenize/ checks the ids against it. */
 #include "tok_internal.h"
+#include "gguf.h"
 #include "io.h"
 
 #include <jansson.h>
@@ -17,7 +18,7 @@
 #define MAX_ID (1 << 24)
 
 /* GPT-2's pre-tokenizer regex (ByteLevel with use_regex). */
-static const char GPT2_REGEX[] =
+const char tk_gpt2_regex[] =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
 void tk_bytes_to_unicode(uint32_t cp[256])
@@ -74,7 +75,7 @@ static int raw_of(loader *L, const char *s, size_t n, const uint8_t **o, size_t 
     return 0;
 }
 
-static int ensure_ids(ak_tokenizer *tk, size_t n)
+int tk_ensure_ids(ak_tokenizer *tk, size_t n)
 {
     if (n <= tk->id_cap)
         return 0;
@@ -114,7 +115,7 @@ static char *white_space_classes(const char *pat, size_t len, size_t *outlen)
     return o;
 }
 
-static int compile_re(tk_pretok *p, const char *pat, size_t len, int literal, ak_err *err)
+int tk_compile_re(tk_pretok *p, const char *pat, size_t len, int literal, ak_err *err)
 {
     int ec;
     PCRE2_SIZE eo;
@@ -136,7 +137,7 @@ static int compile_re(tk_pretok *p, const char *pat, size_t len, int literal, ak
     return 0;
 }
 
-static int add_pretok(ak_tokenizer *tk, tk_pretok p)
+int tk_add_pretok(ak_tokenizer *tk, tk_pretok p)
 {
     tk_pretok *v = realloc(tk->pre, (tk->npre + 1) * sizeof *v);
     if (!v)
@@ -146,7 +147,7 @@ static int add_pretok(ak_tokenizer *tk, tk_pretok p)
     return 0;
 }
 
-static int add_normalizer(ak_tokenizer *tk, tk_normalizer nz)
+int tk_add_normalizer(ak_tokenizer *tk, tk_normalizer nz)
 {
     tk_normalizer *v = realloc(tk->norm, (tk->nnorm + 1) * sizeof *v);
     if (!v)
@@ -240,7 +241,7 @@ static int parse_normalizer(ak_tokenizer *tk, json_t *n, int depth, ak_err *err)
     if (nz.type == TN_NFD || nz.type == TN_NFKC || nz.type == TN_NFKD || nz.type == TN_LOWER ||
         nz.type == TN_STRIP_ACCENTS || nz.type == TN_NFC)
         tk->lossy_norm = 1;
-    if (add_normalizer(tk, nz)) {
+    if (tk_add_normalizer(tk, nz)) {
         free(nz.a), free(nz.b);
         return ak_fail(err, AK_ENOMEM, "out of memory");
     }
@@ -274,7 +275,7 @@ static int parse_pretok(ak_tokenizer *tk, json_t *n, int depth, ak_err *err)
             return 0;
         p.type = TP_SPLIT;
         p.behavior = TB_ISOLATED;
-        if ((rc = compile_re(&p, GPT2_REGEX, sizeof GPT2_REGEX - 1, 0, err)))
+        if ((rc = tk_compile_re(&p, tk_gpt2_regex, sizeof tk_gpt2_regex - 1, 0, err)))
             return rc;
     } else if (!strcmp(type, "Split")) {
         json_t *pat = json_object_get(n, "pattern");
@@ -291,9 +292,9 @@ static int parse_pretok(ak_tokenizer *tk, json_t *n, int depth, ak_err *err)
         else if (!strcmp(b, "Contiguous")) p.behavior = TB_CONTIGUOUS;
         else return ak_fail(err, AK_ECONFIG, "pre_tokenizer Split: behavior %s", b);
         if (json_is_string(re))
-            rc = compile_re(&p, json_string_value(re), json_string_length(re), 0, err);
+            rc = tk_compile_re(&p, json_string_value(re), json_string_length(re), 0, err);
         else if (json_is_string(str))
-            rc = compile_re(&p, json_string_value(str), json_string_length(str), 1, err);
+            rc = tk_compile_re(&p, json_string_value(str), json_string_length(str), 1, err);
         else
             return ak_fail(err, AK_ECONFIG, "pre_tokenizer Split: no pattern");
         if (rc)
@@ -312,7 +313,7 @@ static int parse_pretok(ak_tokenizer *tk, json_t *n, int depth, ak_err *err)
         if (!jbool(n, "split", 1))
             return 0;
         p.type = TP_SPLIT, p.behavior = TB_MERGED_NEXT;
-        if ((rc = compile_re(&p, rep, strlen(rep), 1, err)))
+        if ((rc = tk_compile_re(&p, rep, strlen(rep), 1, err)))
             return rc;
     } else if (!strcmp(type, "BertPreTokenizer")) {
         p.type = TP_BERT;
@@ -324,17 +325,17 @@ static int parse_pretok(ak_tokenizer *tk, json_t *n, int depth, ak_err *err)
         static const char ws[] = "[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}]+"
                                  "|[^\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}\\s]+";
         p.type = TP_SPLIT, p.behavior = TB_REMOVED, p.invert = 1;
-        if ((rc = compile_re(&p, ws, sizeof ws - 1, 0, err)))
+        if ((rc = tk_compile_re(&p, ws, sizeof ws - 1, 0, err)))
             return rc;
     } else if (!strcmp(type, "Digits")) {
         p.type = TP_SPLIT, p.behavior = TB_ISOLATED;
         const char *d = jbool(n, "individual_digits", 0) ? "\\p{N}" : "\\p{N}+";
-        if ((rc = compile_re(&p, d, strlen(d), 0, err)))
+        if ((rc = tk_compile_re(&p, d, strlen(d), 0, err)))
             return rc;
     } else {
         return ak_fail(err, AK_ECONFIG, "pre_tokenizer %s is not supported", type);
     }
-    if (add_pretok(tk, p)) {
+    if (tk_add_pretok(tk, p)) {
         pcre2_code_free(p.re);
         return ak_fail(err, AK_ENOMEM, "out of memory");
     }
@@ -349,7 +350,7 @@ static int id_of(ak_tokenizer *tk, const char *s)
     return tk_vocab_find(&tk->vocab, (const uint8_t *)s, strlen(s));
 }
 
-static int post_push(ak_tokenizer *tk, int32_t id, int32_t type)
+int tk_post_push(ak_tokenizer *tk, int32_t id, int32_t type)
 {
     int32_t *a = realloc(tk->post_ids, (tk->npost + 1) * sizeof *a);
     if (!a)
@@ -387,8 +388,8 @@ static int parse_post(ak_tokenizer *tk, json_t *n, int depth, int *seen_seq, ak_
         json_t *cls = json_object_get(n, "cls"), *sep = json_object_get(n, "sep");
         if (!json_is_integer(json_array_get(cls, 1)) || !json_is_integer(json_array_get(sep, 1)))
             return ak_fail(err, AK_ECONFIG, "post_processor %s: bad cls/sep", type);
-        if (post_push(tk, (int32_t)json_integer_value(json_array_get(cls, 1)), 0) ||
-            post_push(tk, (int32_t)json_integer_value(json_array_get(sep, 1)), 0))
+        if (tk_post_push(tk, (int32_t)json_integer_value(json_array_get(cls, 1)), 0) ||
+            tk_post_push(tk, (int32_t)json_integer_value(json_array_get(sep, 1)), 0))
             return ak_fail(err, AK_ENOMEM, "out of memory");
         tk->npost_prefix = tk->npost - 1;
         tk->has_types = !strcmp(type, "BertProcessing");
@@ -421,7 +422,7 @@ static int parse_post(ak_tokenizer *tk, json_t *n, int depth, int *seen_seq, ak_
             json_int_t v = json_integer_value(y);
             if (!json_is_integer(y) || v < 0 || v >= MAX_ID)
                 return ak_fail(err, AK_ECONFIG, "post_processor: bad id for %s", name);
-            if (post_push(tk, (int32_t)v, ty))
+            if (tk_post_push(tk, (int32_t)v, ty))
                 return ak_fail(err, AK_ENOMEM, "out of memory");
         }
     }
@@ -535,7 +536,7 @@ static int load_vocab_object(loader *L, json_t *vocab, json_t *added, ak_err *er
         if ((size_t)id + 1 > maxid)
             maxid = (size_t)id + 1;
     }
-    if (tk_vocab_init(&tk->vocab, maxid) || ensure_ids(tk, maxid))
+    if (tk_vocab_init(&tk->vocab, maxid) || tk_ensure_ids(tk, maxid))
         return ak_fail(err, AK_ENOMEM, "out of memory");
     json_object_foreach(vocab, k, v) {
         int32_t id = (int32_t)json_integer_value(v);
@@ -604,7 +605,14 @@ static int load_added(ak_tokenizer *tk, json_t *added, ak_err *err)
             free(a.al);
         }
     }
-    /* index by first byte, longest first, for leftmost-longest matching */
+    return tk_index_added(tk, err);
+}
+
+/* Indexes the added tokens by first byte, longest first, for
+ * leftmost-longest matching. */
+int tk_index_added(ak_tokenizer *tk, ak_err *err)
+{
+    free(tk->added_order);
     if (!(tk->added_order = malloc((tk->nadded ? tk->nadded : 1) * sizeof *tk->added_order)))
         return ak_fail(err, AK_ENOMEM, "out of memory");
     added_key *keys = malloc((tk->nadded ? tk->nadded : 1) * sizeof *keys);
@@ -626,7 +634,7 @@ static int load_added(ak_tokenizer *tk, json_t *added, ak_err *err)
     return 0;
 }
 
-static int finish_model(ak_tokenizer *tk, ak_err *err)
+int tk_finish_model(ak_tokenizer *tk, ak_err *err)
 {
     if (tk_vocab_index(&tk->vocab))
         return ak_fail(err, AK_ENOMEM, "out of memory");
@@ -634,7 +642,7 @@ static int finish_model(ak_tokenizer *tk, ak_err *err)
         if (tk->byte_level) {
             uint8_t c = (uint8_t)b;
             tk->byte_tok[b] = tk_vocab_find(&tk->vocab, &c, 1);
-            if (tk->model == TK_BPE && tk->byte_tok[b] < 0)
+            if (tk->model == TK_BPE && tk->byte_tok[b] < 0 && !tk->bytes_optional)
                 return ak_fail(err, AK_ECONFIG, "byte-level vocabulary lacks byte 0x%02X", b);
         } else {
             char s[8];
@@ -667,6 +675,21 @@ static int mentions(json_t *n, const char *type, int depth)
         json_array_foreach(n, i, v) if (mentions(v, type, depth + 1)) return 1;
     }
     return 0;
+}
+
+/* May words be cut before U+2581? (see model_pieces) */
+void tk_set_sp_split(ak_tokenizer *tk)
+{
+    tk->sp_split = !tk->byte_level && !tk->ignore_merges &&
+                   tk_vocab_find(&tk->vocab, (const uint8_t *)"\xE2\x96\x81", 3) >= 0;
+    for (size_t id = 0; id < tk->vocab.n && tk->sp_split; id++) {
+        const uint8_t *t = tk->vocab.tok[id];
+        for (size_t j = 1; t && j + 3 <= tk->vocab.len[id]; j++)
+            if (!memcmp(t + j, "\xE2\x96\x81", 3) && (j < 3 || memcmp(t + j - 3, "\xE2\x96\x81", 3))) {
+                tk->sp_split = 0;
+                break;
+            }
+    }
 }
 
 static int load_json(loader *L, const char *data, size_t len, ak_err *err)
@@ -732,17 +755,7 @@ static int load_json(loader *L, const char *data, size_t len, ak_err *err)
         }
         if ((rc = load_merges_list(L, merges, NULL, 0, err)))
             goto out;
-        /* may words be cut before U+2581? (see model_pieces) */
-        tk->sp_split = !tk->byte_level && !tk->ignore_merges &&
-                       tk_vocab_find(&tk->vocab, (const uint8_t *)"\xE2\x96\x81", 3) >= 0;
-        for (size_t id = 0; id < tk->vocab.n && tk->sp_split; id++) {
-            const uint8_t *t = tk->vocab.tok[id];
-            for (size_t j = 1; t && j + 3 <= tk->vocab.len[id]; j++)
-                if (!memcmp(t + j, "\xE2\x96\x81", 3) && (j < 3 || memcmp(t + j - 3, "\xE2\x96\x81", 3))) {
-                    tk->sp_split = 0;
-                    break;
-                }
-        }
+        tk_set_sp_split(tk);
     } else {
         const char *pre = jstr(model, "continuing_subword_prefix");
         if (!pre)
@@ -786,7 +799,7 @@ static int load_json(loader *L, const char *data, size_t len, ak_err *err)
         }
     } else
         tk->decoder = TD_PLAIN;
-    rc = finish_model(tk, err);
+    rc = tk_finish_model(tk, err);
 out:
     json_decref(root);
     return rc;
@@ -846,14 +859,14 @@ static int load_gpt2(loader *L, const char *vj, size_t vlen, char *merges, ak_er
     if ((rc = load_merges_list(L, NULL, lines, nl, err)))
         goto out;
     tk_pretok p = {.type = TP_SPLIT, .behavior = TB_ISOLATED};
-    if ((rc = compile_re(&p, GPT2_REGEX, sizeof GPT2_REGEX - 1, 0, err)))
+    if ((rc = tk_compile_re(&p, tk_gpt2_regex, sizeof tk_gpt2_regex - 1, 0, err)))
         goto out;
-    if (add_pretok(tk, p)) {
+    if (tk_add_pretok(tk, p)) {
         pcre2_code_free(p.re);
         rc = ak_fail(err, AK_ENOMEM, "out of memory");
         goto out;
     }
-    rc = finish_model(tk, err);
+    rc = tk_finish_model(tk, err);
 out:
     free(lines);
     json_decref(vocab);
@@ -878,6 +891,46 @@ static int exists(const char *path)
     return f != NULL;
 }
 
+/* tokenizer_config.json's chat_template (a string, or a list of {name,
+ * template}: the "default" one) and bos_token, for tokenize --chat. */
+static int load_chat_config(ak_tokenizer *tk, const char *dir, ak_err *err)
+{
+    char *path = join(dir, "tokenizer_config.json"), *data = NULL;
+    size_t len;
+    ak_err e2;
+    int rc = 0;
+    if (!path)
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    if (!exists(path) || ak_read_file(path, 1 << 26, &data, &len, &e2)) {
+        free(path);
+        return 0;
+    }
+    /* model_max_length is often 1e30, too big an integer for jansson */
+    json_t *cfg = json_loadb(data, len, JSON_DECODE_INT_AS_REAL, NULL);
+    json_t *t = json_object_get(cfg, "chat_template"), *x;
+    size_t i;
+    if (json_is_array(t))
+        json_array_foreach(t, i, x) {
+            const char *nm = jstr(x, "name");
+            if (nm && !strcmp(nm, "default")) {
+                t = json_object_get(x, "template");
+                break;
+            }
+        }
+    if (json_is_string(t)) {
+        if (!(tk->chat_template = jdup(t, &tk->chat_template_len)))
+            rc = ak_fail(err, AK_ENOMEM, "out of memory");
+    }
+    json_t *b = json_object_get(cfg, "bos_token");
+    const char *bos = json_is_string(b) ? json_string_value(b) : jstr(b, "content");
+    if (bos)
+        tk->bos_id = id_of(tk, bos);
+    json_decref(cfg);
+    free(data);
+    free(path);
+    return rc;
+}
+
 int ak_tokenizer_load(ak_tokenizer **out, const char *dir, ak_err *err)
 {
     *out = NULL;
@@ -891,7 +944,16 @@ int ak_tokenizer_load(ak_tokenizer **out, const char *dir, ak_err *err)
     for (int b = 0; b < 256; b++)
         L.byte_of_cp[cps[b]] = (int16_t)b;
     tk->unk_id = -1;
+    tk->bos_id = -1;
     int rc;
+    char gpath[4096];
+    if (ak_gguf_locate(dir, gpath, sizeof gpath)) {
+        if ((rc = tk_load_gguf(tk, gpath, err)))
+            ak_tokenizer_free(tk);
+        else
+            *out = tk;
+        return rc;
+    }
     char *p1 = join(dir, "tokenizer.json"), *p2 = join(dir, "vocab.json"), *p3 = join(dir, "merges.txt");
     char *d1 = NULL, *d2 = NULL;
     size_t l1 = 0, l2 = 0;
@@ -941,6 +1003,8 @@ int ak_tokenizer_load(ak_tokenizer **out, const char *dir, ak_err *err)
     }
     free(cd);
     free(cp);
+    if ((rc = load_chat_config(tk, dir, err)))
+        goto out;
 out:
     free(p1), free(p2), free(p3), free(d1), free(d2), free(L.buf);
     if (rc)
@@ -982,6 +1046,7 @@ void ak_tokenizer_free(ak_tokenizer *tk)
         free(tk->lvl[i].v);
     free(tk->lvl);
     free(tk->scratch);
+    free(tk->chat_template);
     free(tk);
 }
 

@@ -34,14 +34,19 @@ typedef struct ak_encoding {
 } ak_encoding;
 
 /* dir: a model or tokenizer directory holding tokenizer.json, or
- * vocab.json + merges.txt (GPT-2 byte-level BPE, <|endoftext|> special). */
+ * vocab.json + merges.txt (GPT-2 byte-level BPE, <|endoftext|> special),
+ * or a GGUF model (a .gguf file, or a directory holding one and no
+ * config.json): its tokenizer.* metadata, built as transformers builds a
+ * tokenizer from the file (lib/tok_gguf.c). */
 AK_API int ak_tokenizer_load(ak_tokenizer **tk, const char *dir, ak_err *err);
 AK_API void ak_tokenizer_free(ak_tokenizer *tk);
 
 /* Identity for stream headers: the directory's base name, the vocabulary
  * size (config.json's vocab_size when the directory has one, else the
  * largest id + 1), CRC-32 of the tokenizer file(s), whether the model uses
- * token types (BERT). */
+ * token types (BERT).  A GGUF model: the file's base name without .gguf,
+ * token_embd.weight's rows (else the token count) and the GGUF metadata
+ * checksum, as the model side reports them. */
 AK_API const char *ak_tokenizer_name(const ak_tokenizer *tk);
 AK_API int64_t ak_tokenizer_vocab_size(const ak_tokenizer *tk);
 AK_API uint32_t ak_tokenizer_crc32(const ak_tokenizer *tk);
@@ -73,6 +78,20 @@ AK_API int ak_tokenizer_decode(ak_tokenizer *tk, const int32_t *ids, size_t n, c
 AK_API const char *ak_tokenizer_id_to_token(const ak_tokenizer *tk, int32_t id, size_t *len);
 AK_API int32_t ak_tokenizer_token_to_id(const ak_tokenizer *tk, const char *s, size_t len);
 AK_API int ak_tokenizer_is_special(const ak_tokenizer *tk, int32_t id);
+
+/* tokenize --chat: text as the one user message of the model's chat
+ * template with the generation prompt, tokenized as Hugging Face's
+ * apply_chat_template(..., add_generation_prompt=True) renders and
+ * tokenizes it (no post-processor tokens).  format: NULL for the family
+ * recognised in the template (tokenizer.chat_template of a GGUF file,
+ * tokenizer_config.json's chat_template), else "chatml" or "gemma".
+ * system (NUL-terminated, may be NULL): a system turn replacing the
+ * template's default one.  The template's own tokens are marked special
+ * with empty offsets at 0 (before the text) or len (after it); the
+ * others' offsets point into text.  AK_ECONFIG: no template, one of
+ * another family, or a system turn the family lacks. */
+AK_API int ak_tokenizer_chat(ak_tokenizer *tk, const char *format, const char *system, const char *text,
+                             size_t len, ak_encoding *enc, ak_err *err);
 
 /* Block boundaries for `tokenize --segments`: the byte positions where a
  * new block starts, ascending, never 0.  A block starts at the first
