@@ -185,7 +185,12 @@ static int parse_config(ak_model *m, json_t *cfg, ak_err *err)
             return rc;
         m->norm_eps = (float)eps;
         m->n_kv_heads = m->n_heads;
-        m->causal = 0;
+        /* transformers' BertModel: is_decoder makes self-attention causal;
+         * it always adds token-type embedding 0, so an empty table cannot run */
+        m->causal = cfg_bool(cfg, "is_decoder", 0);
+        if (m->type_vocab_size == 0)
+            return ak_fail(err, AK_ECONFIG, "config.json: bert type_vocab_size 0 is not supported "
+                           "(BertModel always adds token-type embedding 0)");
     } else if (!strcmp(mt, "gpt2")) {
         m->family = AK_FAMILY_GPT2;
         double eps;
@@ -232,6 +237,9 @@ static int parse_config(ak_model *m, json_t *cfg, ak_err *err)
                        arch && json_string_value(arch) ? json_string_value(arch) : "",
                        arch && json_string_value(arch) ? ")" : "");
     }
+    if (!(m->norm_eps > 0) || !isfinite(m->norm_eps))
+        return ak_fail(err, AK_ECONFIG, "config.json: norm epsilon %g must be finite and positive",
+                       (double)m->norm_eps);
     if (m->hidden_size % m->n_heads)
         return ak_fail(err, AK_ECONFIG, "config.json: hidden size %d is not a multiple of %d heads",
                        m->hidden_size, m->n_heads);
