@@ -120,6 +120,8 @@ static int query_scores(struct ctx *c, ak_doc *d, int64_t T, const uint8_t *is_q
 static int on_doc(void *vc, ak_doc *d, ak_err *err)
 {
     struct ctx *c = vc;
+    if (ak_prune_check_doc(d, err))
+        return err->code;
     ak_tensor *tok = ak_doc_need(d, "tokens", AK_I32, 1, err);
     if (!tok)
         return err->code;

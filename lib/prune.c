@@ -2,6 +2,7 @@
  * document rewritten to the kept tokens (see prune.h). */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "prune.h"
+#include "check.h"
 
 #include <math.h>
 #include <pcre2.h>
@@ -689,4 +690,29 @@ int ak_prune_apply(ak_doc *d, const uint8_t *keep, const float *token_score, ak_
         return rc;
     }
     return ak_doc_put(d, st, err);
+}
+
+/* ---- input checks ---- */
+
+int ak_prune_check_doc(ak_doc *d, ak_err *err)
+{
+    ak_tensor *off = ak_doc_get(d, "offsets"), *text = ak_doc_get(d, "text");
+    if (off && text && off->dtype == AK_I64 && off->ndim == 2 && off->shape[1] == 2 &&
+        text->dtype == AK_U8 && ak_check_offsets(ak_tensor_i64(off), off->shape[0], text->nbytes, err))
+        return ak_wrap(err, "document '%s'", d->id);
+    for (size_t k = 0; k < d->ntensors; k++) {
+        const ak_tensor *t = d->tensors[k];
+        const char *n = t->name;
+        double hi;
+        if (!strcmp(n, "score.token") || !strcmp(n, "score.block") || !strcmp(n, "attn.entropy") ||
+            !strcmp(n, "attn.mass"))
+            hi = INFINITY;
+        else if (!strncmp(n, "attn.probs.", 11))
+            hi = 1 + 1e-5;   /* f32 softmax rounding; .heads lists are i32 and pass */
+        else
+            continue;
+        if (ak_check_f32_range(t, 0, hi, err))
+            return ak_wrap(err, "document '%s'", d->id);
+    }
+    return 0;
 }

@@ -110,4 +110,11 @@ int ak_doc_attn_stats(const ak_doc *d, ak_attn_stats *s, ak_err *err);
 /* FNV-1a of a string, for ak_prune_input.doc_hash. */
 uint64_t ak_hash_str(const char *s);
 
+/* The inputs prune reads are sane, before anything is chosen: offsets[T, 2]
+ * are spans of text in text order (ak_check_offsets); score.token,
+ * score.block, attn.entropy and attn.mass are finite and >= 0; every
+ * attn.probs.<l> is finite and in [0, 1 + 1e-5].  Fails naming the document,
+ * the tensor and the first bad position. */
+int ak_prune_check_doc(ak_doc *d, ak_err *err);
+
 #endif
