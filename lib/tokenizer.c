@@ -876,6 +876,16 @@ static int exists(const char *path)
     return ak_path_exists(path);   /* stat: fopen of a FIFO would block */
 }
 
+int ak_tokenizer_exists(const char *dir)
+{
+    char *p1 = join(dir, "tokenizer.json"), *p2 = join(dir, "vocab.json"), *p3 = join(dir, "merges.txt");
+    int yes = p1 && p2 && p3 && (exists(p1) || (exists(p2) && exists(p3)));
+    free(p1);
+    free(p2);
+    free(p3);
+    return yes;
+}
+
 int ak_tokenizer_load(ak_tokenizer **out, const char *dir, ak_err *err)
 {
     *out = NULL;

@@ -35,6 +35,9 @@ typedef struct ak_encoding {
 
 /* dir: a model or tokenizer directory holding tokenizer.json, or
  * vocab.json + merges.txt (GPT-2 byte-level BPE, <|endoftext|> special). */
+/* 1 if dir holds a tokenizer ak_tokenizer_load would read (tokenizer.json,
+ * or vocab.json and merges.txt), else 0. */
+int ak_tokenizer_exists(const char *dir);
 int ak_tokenizer_load(ak_tokenizer **tk, const char *dir, ak_err *err);
 void ak_tokenizer_free(ak_tokenizer *tk);
 

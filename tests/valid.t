@@ -157,4 +157,18 @@ done
 rm -f "$T/fifo_config.json/config.json"
 mkdir "$T/fifo_config.json/config.json"
 rejects "embed: config.json as a directory" embed timeout 20 embed -m "$T/fifo_config.json" "$T/tok.ak"
+
+# ---- tokenize --from-ids with a model that has no tokenizer ----
+printf '1 5 6 119\n' >"$T/ids.txt"
+ok "--from-ids: bert_tiny has only config.json and weights" tokenize -m "$B" --from-ids -o "$T/ids.ak" "$T/ids.txt"
+is "  tokens" "$(peek -f tokens "$T/ids.ak")" "1 5 6 119"
+is "  empty spans, one block, no text" "$(peek -f offsets "$T/ids.ak")|$(peek -f segments "$T/ids.ak")|$(peek -f text "$T/ids.ak")" \
+   "0 0 0 0 0 0 0 0|0 0 0 0|"
+ok "  the model runs on them" sh -c "embed -m '$B' '$T/ids.ak' | attend -m '$B' >'$T/ids.att'"
+is "  four tokens through attend" "$(peek -n -1 -f attn.visible "$T/ids.att" | head -1)" "4 4 4 4 4 4 4 4"
+printf '1 120' >"$T/ids.txt"
+rejects "--from-ids: id 120 is outside a vocabulary of 120" tokenize tokenize -m "$B" --from-ids "$T/ids.txt"
+rejects "--from-ids --segments sentence needs a tokenizer" tokenize tokenize -m "$B" --from-ids -s sentence "$T/ids.txt"
+mkdir "$T/empty"
+rejects "--from-ids: no tokenizer and no config.json" tokenize tokenize -m "$T/empty" --from-ids "$T/ids.txt"
 done_testing
