@@ -206,19 +206,7 @@ static int segment_ids(const opts *o, const char *text, size_t len, const ak_enc
         free(b);
         return ak_fail(err, AK_ENOMEM, "out of memory");
     }
-    size_t k = 0;
-    for (size_t i = 0; i < enc->n; i++) {
-        /* a token belongs to the block of its first non-space byte
-         * (byte-level BPE glues the space before a word to the word) */
-        int64_t st = enc->offsets[2 * i], en = enc->offsets[2 * i + 1];
-        while (st < en && st < (int64_t)len && strchr(" \t\r\n", text[st]) && text[st])
-            st++;
-        if (st == en)
-            st = enc->offsets[2 * i];
-        while (k < nb && b[k] <= st)
-            k++;
-        sg[i] = (int32_t)k;
-    }
+    ak_token_blocks(text, len, enc->offsets, enc->n, b, nb, sg);
     free(b);
     *segs = sg;
     return 0;

@@ -3,6 +3,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "prune.h"
 #include "check.h"
+#include "segment.h"
 
 #include <math.h>
 #include <pcre2.h>
@@ -151,11 +152,6 @@ int ak_query_mass(const float *p, int64_t nh, int64_t T, const uint8_t *is_query
 
 /* ---- units and protection ---- */
 
-static int is_space(uint8_t c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
 static int check_offsets(size_t len, const int64_t *offsets, int64_t T, ak_err *err)
 {
     for (int64_t i = 0; i < T; i++) {
@@ -173,39 +169,16 @@ int ak_sentence_ids(const uint8_t *text, size_t len, const int64_t *offsets,
     int rc = check_offsets(len, offsets, T, err);
     if (rc)
         return rc;
-    /* sentence number of each byte, computed on the fly while tokens advance:
-     * tokens are in text order, so walk the text once */
-    int32_t sent = 0;
-    size_t pos = 0;
-    int pending = 0; /* a sentence end was seen; the next non-space byte starts a new one */
-    for (int64_t i = 0; i < T; i++) {
-        int64_t a = offsets[2 * i], b = offsets[2 * i + 1];
-        if (a == b) {
+    /* the sentences of tokenize --segments sentence (segment.h) */
+    int64_t *starts;
+    size_t n;
+    if ((rc = ak_text_blocks((const char *)text, len, AK_SEG_SENTENCE, &starts, &n, err)))
+        return rc;
+    ak_token_blocks((const char *)text, len, offsets, (size_t)T, starts, n, ids);
+    free(starts);
+    for (int64_t i = 0; i < T; i++)
+        if (offsets[2 * i] == offsets[2 * i + 1])
             ids[i] = -1;
-            continue;
-        }
-        if ((size_t)a < pos) { /* out of order or overlapping: restart the walk */
-            pos = 0;
-            sent = 0;
-            pending = 0;
-        }
-        for (; pos < (size_t)a; pos++) {
-            uint8_t c = text[pos];
-            if ((c == '.' || c == '!' || c == '?') && pos + 1 < len && is_space(text[pos + 1]))
-                pending = 1;
-            if (c == '\n' && pos + 1 < len && text[pos + 1] == '\n')
-                pending = 1;
-            if (pending && !is_space(c) && c != '.' && c != '!' && c != '?') {
-                sent++;
-                pending = 0;
-            }
-        }
-        if (pending && !is_space(text[a])) {
-            sent++;
-            pending = 0;
-        }
-        ids[i] = sent;
-    }
     return 0;
 }
 

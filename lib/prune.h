@@ -54,9 +54,10 @@ int ak_prune_scores(const ak_attn_stats *s, ak_policy p, int64_t l0, int64_t l1,
 int ak_query_mass(const float *p, int64_t nh, int64_t T, const uint8_t *is_query,
                   float *acc, ak_err *err);
 
-/* Sentence ids per token from the text: a sentence ends after '.', '!' or
- * '?' followed by white space, and at a blank line.  Tokens that cover no
- * text (start == end) get -1.  offsets[T,2] are byte spans of text. */
+/* Sentence ids per token from the text, by the rule of tokenize --segments
+ * sentence (ak_text_blocks, segment.h): a token is in the sentence of its
+ * first non-space byte.  Tokens that cover no text (start == end) get -1.
+ * offsets[T,2] are byte spans of text. */
 int ak_sentence_ids(const uint8_t *text, size_t len, const int64_t *offsets,
                     int64_t T, int32_t *ids, ak_err *err);
 

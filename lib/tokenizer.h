@@ -22,6 +22,7 @@
 #define AK_TOKENIZER_H
 
 #include "ak.h"
+#include "segment.h"   /* ak_text_blocks: the blocks of tokenize --segments */
 
 typedef struct ak_tokenizer ak_tokenizer;
 
@@ -77,14 +78,6 @@ const char *ak_tokenizer_id_to_token(const ak_tokenizer *tk, int32_t id, size_t 
 int32_t ak_tokenizer_token_to_id(const ak_tokenizer *tk, const char *s, size_t len);
 int ak_tokenizer_is_special(const ak_tokenizer *tk, int32_t id);
 
-/* Block boundaries for `tokenize --segments`: the byte positions where a
- * new block starts, ascending, never 0.  A block starts at the first
- * non-space character after: a sentence end (. ! ? … 。 ！ ？, then optional
- * closing quotes/brackets, then white space) or a blank line (sentence); a
- * blank line (paragraph); a newline (line). */
-enum { AK_SEG_SENTENCE = 1, AK_SEG_PARAGRAPH, AK_SEG_LINE };
-int ak_text_blocks(const char *text, size_t len, int mode, int64_t **starts, size_t *n,
-                   ak_err *err);
 
 void ak_encoding_clear(ak_encoding *enc);
 void ak_encoding_free(ak_encoding *enc);

@@ -171,4 +171,21 @@ rejects "--from-ids: id 120 is outside a vocabulary of 120" tokenize tokenize -m
 rejects "--from-ids --segments sentence needs a tokenizer" tokenize tokenize -m "$B" --from-ids -s sentence "$T/ids.txt"
 mkdir "$T/empty"
 rejects "--from-ids: no tokenizer and no config.json" tokenize tokenize -m "$T/empty" --from-ids "$T/ids.txt"
+
+# ---- one sentence rule: tokenize --segments sentence = prune --unit sentence ----
+python3 -c 'import sys; sys.stdout.write(
+    "He said \"Stop.\" Then he left. Wait\u2026 what? Yes\u2026\n"
+    "\u4f60\u597d\u3002\u6211\u5f88\u597d\uff01\u518d\u89c1\u3002\n"
+    "(It ends.) \"Does it?\" she asked\u2019s friend. Pi is 3.14, e.g. here.\n")' >"$T/sent.txt"
+tokenize --segments sentence "$T/sent.txt" >"$T/sent.ak"
+is "tokenize: sentences of the text" "$(peek -f segments "$T/sent.ak" | tr ' ' '\n' | sort -un | tr '\n' ' ')" \
+   "-1 0 1 2 3 4 5 6 7 8 9 10 11 12 "
+embed -o "$T/sent.emb" "$T/sent.ak"
+attend -o "$T/sent.att" "$T/sent.emb"
+entropy -o "$T/sent.ent" "$T/sent.att"
+for p in "first --keep 0.5" "last --keep 0.4" "random --seed 3 --keep 0.5" "random --seed 9 --keep 0.3" "mass --keep 0.5"; do
+    a=$(prune --unit sentence --policy $p "$T/sent.ent" | peek -f keep)
+    b=$(prune --unit block --policy $p "$T/sent.ent" | peek -f keep)
+    is "prune --unit sentence keeps what --unit block of tokenize's sentences keeps (--policy $p)" "$a" "$b"
+done
 done_testing
