@@ -48,14 +48,29 @@ typedef struct opts {
 
 enum { MODE_MARKER = 100 };
 
-static int put(ak_doc *d, const char *name, ak_dtype t, int ndim, const int64_t *shape,
-               const void *data, ak_err *err)
+/* Moves *buf (malloc'd, at least the tensor's bytes) into a new tensor of
+ * d instead of copying it: a long document's tokens are then held once. */
+static int adopt(ak_doc *d, const char *name, ak_dtype t, int ndim, const int64_t *shape,
+                 void **buf, ak_err *err)
 {
-    ak_tensor *x = ak_tensor_new(name, t, ndim, shape, err);
+    int64_t none[AK_MAX_DIMS] = {0};
+    ak_tensor *x = ak_tensor_new(name, t, ndim, none, err);
     if (!x)
         return err->code ? err->code : AK_ENOMEM;
-    if (x->nbytes)
-        memcpy(x->data, data, x->nbytes);
+    size_t nbytes;
+    if (ak_shape_bytes(t, ndim, shape, &nbytes, err)) {
+        ak_tensor_free(x);
+        return err->code;
+    }
+    if (nbytes) {  /* an empty tensor keeps its own small allocation */
+        void *p = realloc(*buf, nbytes);   /* gives back the spare capacity */
+        free(x->data);
+        x->data = p ? p : *buf;
+        *buf = NULL;
+    }
+    x->nbytes = nbytes;
+    for (int i = 0; i < ndim; i++)
+        x->shape[i] = shape[i];
     return ak_doc_put(d, x, err);
 }
 
@@ -263,6 +278,8 @@ static int one_doc(ak_tokenizer *tk, const bare_model *bare, const opts *o, ak_w
             if ((rc = ak_utf8_repair(data, len, &repaired, &tlen, &nbad, err)))
                 goto out;
             ak_warn("%s: replaced %zu invalid UTF-8 byte%s with U+FFFD", name, nbad, nbad == 1 ? "" : "s");
+            free(data);
+            data = NULL;
             text = repaired;
         }
         if (o->mode == MODE_MARKER)
@@ -291,22 +308,18 @@ static int one_doc(ak_tokenizer *tk, const bare_model *bare, const opts *o, ak_w
         rc = ak_fail(err, AK_ENOMEM, "out of memory");
         goto out;
     }
-    /* each buffer is freed once copied: a large document is held about twice, not three times */
-    if ((rc = put(d, "text", AK_U8, 1, &tl, text, err)))
+    /* the buffers move into the document, none is copied: a long document's
+     * text and tokens are held once (bench/tokenize_memory.sh) */
+    if ((rc = adopt(d, "text", AK_U8, 1, &tl, text == repaired ? (void **)&repaired : (void **)&data, err)))
         goto out;
     free(data), free(repaired);
     data = repaired = text = NULL;
-    if ((rc = put(d, "tokens", AK_I32, 1, &T, enc.ids, err)))
-        goto out;
-    free(enc.ids), enc.ids = NULL;
-    if ((rc = put(d, "offsets", AK_I64, 2, off_shape, enc.offsets, err)))
-        goto out;
-    free(enc.offsets), enc.offsets = NULL;
-    if ((rc = put(d, "segments", AK_I32, 1, &T, segs, err)))
-        goto out;
-    free(segs), segs = NULL;
-    if ((rc = put(d, "special", AK_U8, 1, &T, enc.special, err)) ||
-        (tk && ak_tokenizer_has_token_types(tk) && (rc = put(d, "token_types", AK_I32, 1, &T, enc.type_ids, err))))
+    if ((rc = adopt(d, "tokens", AK_I32, 1, &T, (void **)&enc.ids, err)) ||
+        (rc = adopt(d, "offsets", AK_I64, 2, off_shape, (void **)&enc.offsets, err)) ||
+        (rc = adopt(d, "segments", AK_I32, 1, &T, (void **)&segs, err)) ||
+        (rc = adopt(d, "special", AK_U8, 1, &T, (void **)&enc.special, err)) ||
+        (tk && ak_tokenizer_has_token_types(tk) &&
+         (rc = adopt(d, "token_types", AK_I32, 1, &T, (void **)&enc.type_ids, err))))
         goto out;
     ak_encoding_free(&enc);
     rc = ak_write_doc(w, d, err);

@@ -1196,8 +1196,8 @@ static int push_added(ak_tokenizer *tk, ak_encoding *enc, int k, int64_t s, int6
 }
 
 /* Normalizes raw text[s..e) and runs the rest of the pipeline on it. */
-static int encode_segment(ak_tokenizer *tk, const uint8_t *text, size_t s, size_t e, int64_t base,
-                          ak_encoding *enc, ak_err *err)
+static int encode_piece(ak_tokenizer *tk, const uint8_t *text, size_t s, size_t e, int64_t base,
+                        ak_encoding *enc, ak_err *err)
 {
     tk_norm view = {.b = (uint8_t *)text + s, .n = e - s, .off0 = (int64_t)s}, *a = &view;
     if (tk->nnorm) {
@@ -1243,6 +1243,42 @@ static int encode_segment(ak_tokenizer *tk, const uint8_t *text, size_t s, size_
     return run_model(tk, a, pos, a->n, base, enc, err);
 }
 
+/* Whether encode_segment may cut text at ASCII white space and encode the
+ * pieces one by one with the same result: every normalizer maps characters
+ * one by one (no Prepend, no Replace of a string that could span the cut),
+ * the first pre-tokenizer splits at all white space (BERT, WhitespaceSplit),
+ * and no added token is matched in normalized text.  The normalized copies
+ * (17 bytes per byte, twice) then cost a chunk, not the whole text. */
+static int chunkable(const ak_tokenizer *tk)
+{
+    if (!tk->nnorm || !tk->npre || tk->metaspace || tk->has_norm_added ||
+        (tk->pre[0].type != TP_BERT && tk->pre[0].type != TP_WHITESPACE_SPLIT))
+        return 0;
+    for (size_t i = 0; i < tk->nnorm; i++)
+        if (tk->norm[i].type == TN_PREPEND || tk->norm[i].type == TN_REPLACE)
+            return 0;
+    return 1;
+}
+
+#define ENCODE_CHUNK_BYTES ((size_t)1 << 20)
+
+static int encode_segment(ak_tokenizer *tk, const uint8_t *text, size_t s, size_t e, int64_t base,
+                          ak_encoding *enc, ak_err *err)
+{
+    if (e - s <= ENCODE_CHUNK_BYTES || !chunkable(tk))
+        return encode_piece(tk, text, s, e, base, enc, err);
+    while (s < e) {
+        size_t cut = e - s <= ENCODE_CHUNK_BYTES ? e : s + ENCODE_CHUNK_BYTES;
+        while (cut < e && (!text[cut] || !strchr(" \t\n\r", text[cut])))
+            cut++;
+        int rc = encode_piece(tk, text, s, cut, base, enc, err);
+        if (rc)
+            return rc;
+        s = cut;
+    }
+    return 0;
+}
+
 int ak_tokenizer_encode(ak_tokenizer *tk, const char *text, size_t len, int64_t base,
                         ak_encoding *enc, ak_err *err)
 {
@@ -1267,23 +1303,26 @@ int ak_tokenizer_post(ak_tokenizer *tk, ak_encoding *enc, int64_t text_len, ak_e
             enc->type_ids[i] = tk->seq_type;
         return 0;
     }
-    ak_encoding o = {0};
-    for (size_t i = 0; i < tk->npost_prefix; i++)
-        if (tk_enc_push(&o, tk->post_ids[i], 0, 0, 1, tk->post_types[i]))
-            goto oom;
-    for (size_t i = 0; i < enc->n; i++)
-        if (tk_enc_push(&o, enc->ids[i], enc->offsets[2 * i], enc->offsets[2 * i + 1], enc->special[i],
-                        tk->seq_type))
-            goto oom;
-    for (size_t i = tk->npost_prefix; i < tk->npost; i++)
-        if (tk_enc_push(&o, tk->post_ids[i], text_len, text_len, 1, tk->post_types[i]))
-            goto oom;
-    ak_encoding_free(enc);
-    *enc = o;
+    /* in place (a copy would hold a long document's tokens twice): make room
+     * for the template's tokens, shift the sequence, fill both ends */
+    size_t n = enc->n, pre = tk->npost_prefix;
+    for (size_t i = 0; i < tk->npost; i++)
+        if (tk_enc_push(enc, 0, 0, 0, 0, 0))
+            return ak_fail(err, AK_ENOMEM, "out of memory");
+    memmove(enc->ids + pre, enc->ids, n * sizeof *enc->ids);
+    memmove(enc->offsets + 2 * pre, enc->offsets, 2 * n * sizeof *enc->offsets);
+    memmove(enc->special + pre, enc->special, n);
+    for (size_t i = 0; i < n; i++)
+        enc->type_ids[pre + i] = tk->seq_type;
+    for (size_t i = 0; i < tk->npost; i++) {
+        size_t at = i < pre ? i : n + i;
+        int64_t o = i < pre ? 0 : text_len;
+        enc->ids[at] = tk->post_ids[i];
+        enc->offsets[2 * at] = enc->offsets[2 * at + 1] = o;
+        enc->special[at] = 1;
+        enc->type_ids[at] = tk->post_types[i];
+    }
     return 0;
-oom:
-    ak_encoding_free(&o);
-    return ak_fail(err, AK_ENOMEM, "out of memory");
 }
 
 /* ---- decoding ------------------------------------------------------------------ */
