@@ -378,6 +378,16 @@ static size_t rank_of(const set *full, size_t self, const float *q, const float 
     return rank;
 }
 
+static void print_header(const struct run *r)
+{
+    printf("doc\ttokens_full\ttokens_pruned\tkept\tcosine");
+    if (r->have_queries)
+        printf("\trank_full\trank_pruned\tsim_full\tsim_pruned");
+    if (r->op->target)
+        printf("\tll_full\tll_pruned\tll_delta");
+    putchar('\n');
+}
+
 static int on_pruned(void *vc, const ak_doc *d, entry *e, ak_err *err)
 {
     struct run *r = vc;
@@ -391,6 +401,8 @@ static int on_pruned(void *vc, const ak_doc *d, entry *e, ak_err *err)
     int rc = check_pruned(f, d, err);
     if (rc)
         return rc;
+    if (!r->op->summary && !r->n)
+        print_header(r);   /* after the first document passed its checks */
     double kept = f->T ? (double)e->T / (double)f->T : 0;
     double cos = NAN;
     if (f->pool && e->pool)
@@ -482,19 +494,13 @@ int main(int argc, char *argv[])
         r.queries.D = r.full.D;
         rc = read_set(queries, &qop, &r.queries, NULL, NULL, &err);
     }
-    if (!rc && !op.summary) {
-        printf("doc\ttokens_full\ttokens_pruned\tkept\tcosine");
-        if (queries)
-            printf("\trank_full\trank_pruned\tsim_full\tsim_pruned");
-        if (op.target)
-            printf("\tll_full\tll_pruned\tll_delta");
-        putchar('\n');
-    }
     if (!rc) {
         set unused = {.D = r.full.D, .want_model = r.full.hdr ? &r.full.hdr->model : NULL};
         rc = read_set(pruned, &op, &unused, on_pruned, &r, &err);
         set_free(&unused);
     }
+    if (!rc && !op.summary && !r.n)
+        print_header(&r);
     if (!rc && op.summary) {
         double n = r.n ? (double)r.n : 1, nq = r.n_q ? (double)r.n_q : 1;
         printf("docs\tkept\tcosine\tcosine_min\ttop1_full\ttop1_pruned\tagree\tsim_delta"
