@@ -3,9 +3,11 @@
 #include "cli.h"
 #include "filter.h"
 #include "attention.h"
+#include "check.h"
 #include "model.h"
 
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +96,42 @@ static int put_new(ak_doc *d, const char *name, ak_dtype t, int ndim, const int6
     return ak_doc_put(d, *out, err);
 }
 
+/* The forward pass's outputs are finite: a NaN or Inf weight, or values
+ * that overflow f32 (hidden of 1e20 squares to Inf in the attention
+ * scores), would otherwise leave NaN statistics.  Names the first layer
+ * whose attention went non-finite, else the output that did. */
+static int check_outputs(const ak_model *m, const ak_doc *d, int64_t T, const ak_forward_out *o,
+                         const float *final, ak_err *err)
+{
+    size_t per = (size_t)m->n_heads * (size_t)T;
+    for (int l = 0; l < m->n_layers; l++) {
+        const float *e = o->entropy + (size_t)l * per, *ms = o->mass + (size_t)l * per;
+        size_t i = ak_first_nonfinite(e, per), j = ak_first_nonfinite(ms, per);
+        if (j < i)
+            i = j;
+        if (i < per)
+            return ak_fail(err, AK_EDATA, "doc %s: layer %d: attention of head %lld, token %lld "
+                           "is not finite (NaN or Inf in the model's weights, or values that "
+                           "overflow f32)", d->id, l, (long long)(i / (size_t)T),
+                           (long long)(i % (size_t)T));
+    }
+    size_t n = (size_t)T * (size_t)m->hidden_size, i = ak_first_nonfinite(final, n);
+    if (i < n)
+        return ak_fail(err, AK_EDATA, "doc %s: final hidden state [%lld, %lld] after layer %d "
+                       "is not finite (NaN or Inf in the model's weights, or values that "
+                       "overflow f32)", d->id, (long long)(i / (size_t)m->hidden_size),
+                       (long long)(i % (size_t)m->hidden_size), m->n_layers - 1);
+    if (o->logits) {
+        n = (size_t)(o->logits_all ? T : 1) * (size_t)m->vocab_size;
+        if ((i = ak_first_nonfinite(o->logits, n)) < n)
+            return ak_fail(err, AK_EDATA, "doc %s: logits [%lld, %lld] are not finite (NaN or "
+                           "Inf in the language-model head)", d->id,
+                           (long long)(i / (size_t)m->vocab_size),
+                           (long long)(i % (size_t)m->vocab_size));
+    }
+    return 0;
+}
+
 static int on_doc(void *vctx, ak_doc *d, ak_err *err)
 {
     struct ctx *c = vctx;
@@ -109,6 +147,13 @@ static int on_doc(void *vctx, ak_doc *d, ak_err *err)
     if (m->pos_emb && hid->shape[0] > m->max_positions)
         return ak_fail(err, AK_EDATA, "doc %s: %lld tokens, model %s has %d positions", d->id,
                        (long long)hid->shape[0], m->name, m->max_positions);
+    ak_tensor *tok = ak_doc_get(d, "tokens");
+    if (tok && (tok->ndim != 1 || tok->shape[0] != hid->shape[0]))
+        return ak_fail(err, AK_EDATA, "doc %s: tokens has %lld entries, hidden %lld rows",
+                       d->id, (long long)(tok->ndim ? tok->shape[0] : 0), (long long)hid->shape[0]);
+    int rc = ak_check_f32_range(hid, -INFINITY, INFINITY, err);
+    if (rc)
+        return ak_wrap(err, "doc %s", d->id);
     int64_t T = hid->shape[0], L = m->n_layers, H = m->n_heads;
     ak_tensor *x = ak_doc_take(d, "hidden");
     ak_tensor *t;
@@ -178,6 +223,8 @@ static int on_doc(void *vctx, ak_doc *d, ak_err *err)
         ak_wrap(err, "doc %s", d->id);
         goto out;
     }
+    if ((rc = check_outputs(m, d, T, &o, ak_tensor_f32(x), err)))
+        goto out;
     if (c->hidden) {
         free(x->name);
         x->name = strdup("hidden.final");

@@ -1,4 +1,5 @@
 /* decode - token streams back to text. */
+#include "check.h"
 #include "cli.h"
 #include "filter.h"
 #include "io.h"
@@ -64,6 +65,10 @@ static int marked(ctx *c, ak_doc *d, ak_err *err)
         return AK_EDATA;
     const char *text = (const char *)t->data;
     int64_t len = t->shape[0], pos = 0;
+    ak_tensor *off = ak_doc_get(d, "offsets");
+    if (off && off->dtype == AK_I64 && off->ndim == 2 && off->shape[1] == 2 &&
+        ak_check_offsets(ak_tensor_i64(off), off->shape[0], (size_t)len, err))
+        return ak_wrap(err, "doc %s", d->id);
     ak_tensor *dr = ak_doc_get(d, "dropped");
     if (dr) {
         if (dr->dtype != AK_I64 || dr->ndim != 2 || dr->shape[1] != 2)
@@ -71,9 +76,12 @@ static int marked(ctx *c, ak_doc *d, ak_err *err)
         const int64_t *sp = ak_tensor_i64(dr);
         for (int64_t i = 0; i < dr->shape[0]; i++) {
             int64_t s = sp[2 * i], e = sp[2 * i + 1];
-            if (s < pos || e < s || e > len)
-                return ak_fail(err, AK_EDATA, "doc %s: dropped span %lld [%lld, %lld) is not sorted within the text",
-                               d->id, (long long)i, (long long)s, (long long)e);
+            if (s < 0 || e < s || e > len)
+                return ak_fail(err, AK_EDATA, "doc %s: dropped span %lld [%lld, %lld) is not a span of the %lld bytes of text",
+                               d->id, (long long)i, (long long)s, (long long)e, (long long)len);
+            if (s < pos)
+                return ak_fail(err, AK_EDATA, "doc %s: dropped span %lld [%lld, %lld) overlaps or precedes the one before (ends at %lld)",
+                               d->id, (long long)i, (long long)s, (long long)e, (long long)pos);
             int rc = out(text + pos, (size_t)(s - pos), err);
             if (!rc && e > s)
                 rc = out(c->mark, strlen(c->mark), err);

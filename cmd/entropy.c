@@ -4,6 +4,8 @@
 #include "filter.h"
 #include "io.h"
 #include "prune.h"
+#include "tokenizer.h"
+#include "tsv.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -239,34 +241,54 @@ static void print_tsv(struct ctx *c, const ak_doc *d, struct docm *m)
                 double e, n, s;
                 int cnt[4];
                 layer_row(m, l, &e, &n, &s, cnt);
-                fprintf(o, "%s\t%ld\t%.6g\t%.6g\t%.6g\t%d\t%d\t%d\t%d\n", d->id, lid(m, l),
+                ak_tsv_put(o, d->id);
+                fprintf(o, "\t%ld\t%.6g\t%.6g\t%.6g\t%d\t%d\t%d\t%d\n", lid(m, l),
                         e * u, n, s, cnt[0], cnt[1], cnt[2], cnt[3]);
             }
         } else if (k == 1) {
             for (int64_t l = m->l0; l <= m->l1; l++)
                 for (int64_t h = 0; h < m->s.H; h++) {
                     ak_head_summary *hs = &m->heads[l * m->s.H + h];
-                    fprintf(o, "%s\t%ld\t%ld\t%.6g\t%.6g\t%.6g\t%s\t%d\n", d->id,
+                    ak_tsv_put(o, d->id);
+                    fprintf(o, "\t%ld\t%ld\t%.6g\t%.6g\t%.6g\t%s\t%d\n",
                             lid(m, l), hid(m, h), hs->entropy * u, hs->norm_entropy,
                             hs->sink_share, ak_head_class_name(hs->cls), hs->sink);
                 }
         } else if (k == 2) {
-            for (int64_t i = 0; i < m->s.T; i++)
-                fprintf(o, "%s\t%lld\t%d\t%lld\t%lld\t%d\t%.6g\t%.6g\t%.6g\t%.6g\n", d->id,
+            for (int64_t i = 0; i < m->s.T; i++) {
+                ak_tsv_put(o, d->id);
+                fprintf(o, "\t%lld\t%d\t%lld\t%lld\t%d\t%.6g\t%.6g\t%.6g\t%.6g\n",
                         (long long)i, m->tokens[i], m->off ? (long long)m->off[2 * i] : -1LL,
                         m->off ? (long long)m->off[2 * i + 1] : -1LL, m->seg ? m->seg[i] : -1,
                         m->tm.entropy[i] * u, m->tm.norm_entropy[i], m->tm.mass[i],
                         m->tm.corrected[i]);
+            }
         } else {
-            for (int64_t b = 0; b < m->nblocks; b++)
-                fprintf(o, "%s\t%lld\t%lld\t%lld\t%lld\t%.6g\t%.6g\t%.6g\t%.6g\n", d->id,
+            for (int64_t b = 0; b < m->nblocks; b++) {
+                ak_tsv_put(o, d->id);
+                fprintf(o, "\t%lld\t%lld\t%lld\t%lld\t%.6g\t%.6g\t%.6g\t%.6g\n",
                         (long long)b, (long long)m->bcount[b], (long long)m->bstart[b],
                         (long long)m->bend[b], m->bent[b] * u, m->bnorm[b], m->bmass[b],
                         m->bcorr[b]);
+            }
         }
         if (nby > 1)
             fputc('\n', o);
     }
+}
+
+/* The document id as a JSON string; one that is not UTF-8 gets U+FFFD for
+ * each bad sequence, so the output stays valid JSON. */
+static json_t *json_id(const char *id)
+{
+    json_t *j = json_string(id);
+    char *fixed;
+    size_t n, nbad;
+    if (j || ak_utf8_repair(id, strlen(id), &fixed, &n, &nbad, NULL))
+        return j;
+    j = json_stringn(fixed, n);
+    free(fixed);
+    return j;
 }
 
 static json_t *jnum(double x) { return json_real(isfinite(x) ? x : 0.0); }
@@ -275,7 +297,7 @@ static int print_json(struct ctx *c, const ak_doc *d, struct docm *m, ak_err *er
 {
     double u = c->unit_scale;
     json_t *o = json_object();
-    json_object_set_new(o, "doc", json_string(d->id));
+    json_object_set_new(o, "doc", json_id(d->id));
     json_object_set_new(o, "units", json_string(u == 1.0 ? "nats" : "bits"));
     json_object_set_new(o, "layers", json_integer(m->s.L));
     json_object_set_new(o, "heads", json_integer(m->s.H));

@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "io.h"
 #include "stream.h"
+#include "tsv.h"
 
 #include <getopt.h>
 #include <math.h>
@@ -35,6 +36,9 @@ typedef struct entry {
     char *id, *key;
     float *pool;       /* [D] mean of hidden.final rows, or NULL */
     int64_t T;
+    int32_t *tokens;   /* [T] (full documents only) */
+    uint8_t *keep;     /* prune's keep mask over the original tokens, or NULL */
+    int64_t nkeep;
     double ll;         /* target log-likelihood; NAN if none */
     int has_ll;
 } entry;
@@ -43,16 +47,112 @@ typedef struct set {
     entry *e;
     size_t n, cap;
     int64_t D;         /* 0 until the first pooled vector */
+    ak_header *hdr;    /* the stream's first header */
+    const ak_metamap *want_model; /* every header must have this model identity */
 } set;
+
+static void entry_free(entry *e)
+{
+    free(e->id);
+    free(e->key);
+    free(e->pool);
+    free(e->tokens);
+    free(e->keep);
+}
 
 static void set_free(set *s)
 {
-    for (size_t i = 0; i < s->n; i++) {
-        free(s->e[i].id);
-        free(s->e[i].key);
-        free(s->e[i].pool);
-    }
+    for (size_t i = 0; i < s->n; i++)
+        entry_free(&s->e[i]);
     free(s->e);
+    ak_header_free(s->hdr);
+}
+
+/* The identity keys both headers have agree (the name is a directory's and
+ * may differ between copies of one model). */
+static int same_model(const ak_metamap *a, const ak_metamap *b, ak_err *err)
+{
+    static const char *const ints[] = {"vocab_size", "config_crc32", "tokenizer_crc32"};
+    const char *sa = ak_meta_str(a, "arch"), *sb = ak_meta_str(b, "arch");
+    if (sa && sb && strcmp(sa, sb))
+        return ak_fail(err, AK_EDATA, "made with a %s model, FULL with a %s model", sb, sa);
+    for (size_t k = 0; k < sizeof ints / sizeof *ints; k++) {
+        int64_t x, y;
+        if (ak_meta_int(a, ints[k], &x) == 0 && ak_meta_int(b, ints[k], &y) == 0 && x != y)
+            return ak_fail(err, AK_EDATA, "made with another model than FULL (%s %lld, FULL has %lld)",
+                           ints[k], (long long)y, (long long)x);
+    }
+    return 0;
+}
+
+/* Copies a document's tokens and keep mask into e (for the full set). */
+static int take_tokens(const ak_doc *d, entry *e, ak_err *err)
+{
+    ak_tensor *tok = ak_doc_get(d, "tokens"), *keep = ak_doc_get(d, "keep");
+    if (tok && !ak_doc_need(d, "tokens", AK_I32, 1, err))
+        return err->code;
+    if (keep && !ak_doc_need(d, "keep", AK_U8, 1, err))
+        return err->code;
+    if (tok && !(e->tokens = malloc(tok->nbytes ? tok->nbytes : 1)))
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    if (tok)
+        memcpy(e->tokens, tok->data, tok->nbytes);
+    if (keep) {
+        if (!(e->keep = malloc(keep->nbytes ? keep->nbytes : 1)))
+            return ak_fail(err, AK_ENOMEM, "out of memory");
+        memcpy(e->keep, keep->data, keep->nbytes);
+        e->nkeep = keep->shape[0];
+    }
+    return 0;
+}
+
+/* A pruned document comes from its full one: its tokens are the full
+ * tokens that its keep mask marks (prune's output, through embed and attend),
+ * or without a mask at least a subsequence of them. */
+static int check_pruned(const entry *f, const ak_doc *d, ak_err *err)
+{
+    ak_tensor *tok = ak_doc_get(d, "tokens"), *keep = ak_doc_get(d, "keep");
+    if (!tok || !f->tokens)
+        return ak_fail(err, AK_EDATA, "document '%s' has no tokens in %s: cannot check that "
+                       "PRUNED comes from FULL", d->id, tok ? "FULL" : "PRUNED");
+    if (!ak_doc_need(d, "tokens", AK_I32, 1, err) || (keep && !ak_doc_need(d, "keep", AK_U8, 1, err)))
+        return err->code;
+    const int32_t *pt = ak_tensor_i32(tok);
+    int64_t pT = tok->shape[0];
+    if (pT > f->T)
+        return ak_fail(err, AK_EDATA, "pruned document '%s' has %lld tokens, the full one %lld "
+                       "(are FULL and PRUNED swapped?)", d->id, (long long)pT, (long long)f->T);
+    if (keep) {
+        /* the mask is over the tokens before the first prune: the full
+         * document's own (not pruned), or its mask's length if it was */
+        const uint8_t *k = ak_tensor_u8(keep);
+        int64_t n = keep->shape[0], want = f->keep ? f->nkeep : f->T, j = 0, fj = 0;
+        if (n != want)
+            return ak_fail(err, AK_EDATA, "pruned document '%s': keep covers %lld tokens, the "
+                           "full document has %lld", d->id, (long long)n, (long long)want);
+        for (int64_t i = 0; i < n; i++) {
+            int in_full = f->keep ? f->keep[i] != 0 : 1;
+            if (k[i] && !in_full)
+                return ak_fail(err, AK_EDATA, "pruned document '%s' keeps token %lld, which the "
+                               "full document does not have", d->id, (long long)i);
+            if (k[i] && (j >= pT || pt[j] != f->tokens[fj]))
+                return ak_fail(err, AK_EDATA, "pruned document '%s': tokens do not match the full "
+                               "document's at the kept positions (token %lld)", d->id, (long long)i);
+            j += k[i] != 0;
+            fj += in_full;
+        }
+        if (j != pT)
+            return ak_fail(err, AK_EDATA, "pruned document '%s' has %lld tokens, its keep mask "
+                           "keeps %lld", d->id, (long long)pT, (long long)j);
+        return 0;
+    }
+    int64_t j = 0;
+    for (int64_t i = 0; i < f->T && j < pT; i++)
+        j += f->tokens[i] == pt[j];
+    if (j != pT)
+        return ak_fail(err, AK_EDATA, "pruned document '%s': its tokens are not a subsequence of "
+                       "the full document's (token %lld)", d->id, (long long)j);
+    return 0;
 }
 
 /* 'dir/name.ext' -> 'name' */
@@ -186,12 +286,22 @@ static int read_set(const char *path, const struct opts *op, set *s, doc_cb cb, 
         if (rc <= 0)
             break;
         rc = 0;
+        if (rec.type == AK_REC_HEADER) {
+            if (s->want_model && (rc = same_model(s->want_model, &rec.header->model, err)))
+                ak_wrap(err, "PRUNED");
+            if (!s->hdr) {
+                s->hdr = rec.header;
+                rec.header = NULL;
+            }
+        }
         if (rec.type == AK_REC_DOC) {
             entry e = {0};
             const ak_doc *d = rec.doc;
             ak_tensor *tok = ak_doc_get(d, "tokens");
             e.T = tok ? (int64_t)ak_tensor_count(tok) : 0;
-            rc = mean_pool(d, &s->D, &e.pool, err);
+            rc = cb ? 0 : take_tokens(d, &e, err);
+            if (!rc)
+                rc = mean_pool(d, &s->D, &e.pool, err);
             if (!rc && op->target) {
                 rc = target_ll(d, op->target, op->target_len, &e.ll, err);
                 e.has_ll = !rc;
@@ -207,9 +317,7 @@ static int read_set(const char *path, const struct opts *op, set *s, doc_cb cb, 
             }
             if (!rc && cb) {
                 rc = cb(ctx, d, &e, err);
-                free(e.id);
-                free(e.key);
-                free(e.pool);
+                entry_free(&e);
             } else if (!rc) {
                 for (size_t i = 0; i < s->n; i++)
                     if (strcmp(s->e[i].id, e.id) == 0)
@@ -226,15 +334,10 @@ static int read_set(const char *path, const struct opts *op, set *s, doc_cb cb, 
                 }
                 if (!rc)
                     s->e[s->n++] = e;
-                else {
-                    free(e.id);
-                    free(e.key);
-                    free(e.pool);
-                }
+                else
+                    entry_free(&e);
             } else {
-                free(e.id);
-                free(e.key);
-                free(e.pool);
+                entry_free(&e);
             }
         }
         ak_record_free(&rec);
@@ -280,6 +383,16 @@ static size_t rank_of(const set *full, size_t self, const float *q, const float 
     return rank;
 }
 
+static void print_header(const struct run *r)
+{
+    printf("doc\ttokens_full\ttokens_pruned\tkept\tcosine");
+    if (r->have_queries)
+        printf("\trank_full\trank_pruned\tsim_full\tsim_pruned");
+    if (r->op->target)
+        printf("\tll_full\tll_pruned\tll_delta");
+    putchar('\n');
+}
+
 static int on_pruned(void *vc, const ak_doc *d, entry *e, ak_err *err)
 {
     struct run *r = vc;
@@ -290,6 +403,11 @@ static int on_pruned(void *vc, const ak_doc *d, entry *e, ak_err *err)
     if (fi == r->full.n)
         return ak_fail(err, AK_EDATA, "pruned document '%s' is not in the full stream", e->id);
     entry *f = &r->full.e[fi];
+    int rc = check_pruned(f, d, err);
+    if (rc)
+        return rc;
+    if (!r->op->summary && !r->n)
+        print_header(r);   /* after the first document passed its checks */
     double kept = f->T ? (double)e->T / (double)f->T : 0;
     double cos = NAN;
     if (f->pool && e->pool)
@@ -303,7 +421,9 @@ static int on_pruned(void *vc, const ak_doc *d, entry *e, ak_err *err)
         r->n_cos++;
     }
     if (!r->op->summary)
-        printf("%s\t%lld\t%lld\t%.4f\t%.6f", e->id, (long long)f->T, (long long)e->T, kept, cos);
+        ak_tsv_put(stdout, e->id);
+    if (!r->op->summary)
+        printf("\t%lld\t%lld\t%.4f\t%.6f", (long long)f->T, (long long)e->T, kept, cos);
     if (r->have_queries) {
         entry *q = NULL;
         for (size_t i = 0; i < r->queries.n; i++)
@@ -391,19 +511,13 @@ int main(int argc, char *argv[])
         r.queries.D = r.full.D;
         rc = read_set(queries, &qop, &r.queries, NULL, NULL, &err);
     }
-    if (!rc && !op.summary) {
-        printf("doc\ttokens_full\ttokens_pruned\tkept\tcosine");
-        if (queries)
-            printf("\trank_full\trank_pruned\tsim_full\tsim_pruned");
-        if (op.target)
-            printf("\tll_full\tll_pruned\tll_delta");
-        putchar('\n');
-    }
     if (!rc) {
-        set unused = {.D = r.full.D};
+        set unused = {.D = r.full.D, .want_model = r.full.hdr ? &r.full.hdr->model : NULL};
         rc = read_set(pruned, &op, &unused, on_pruned, &r, &err);
         set_free(&unused);
     }
+    if (!rc && !op.summary && !r.n)
+        print_header(&r);
     if (!rc && op.summary) {
         double n = r.n ? (double)r.n : 1, nq = r.n_q ? (double)r.n_q : 1;
         printf("docs\tkept\tcosine\tcosine_min\ttop1_full\ttop1_pruned\tagree\tsim_delta"

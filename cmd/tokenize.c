@@ -1,11 +1,14 @@
 /* tokenize - text files to token streams, with byte offsets and blocks. */
 #include "cli.h"
 #include "io.h"
+#include "regfile.h"
 #include "stream.h"
 #include "tokenizer.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,19 +57,77 @@ typedef struct opts {
 
 enum { MODE_MARKER = 100 };
 
-static int put(ak_doc *d, const char *name, ak_dtype t, int ndim, const int64_t *shape,
-               const void *data, ak_err *err)
+/* Moves *buf (malloc'd, at least the tensor's bytes) into a new tensor of
+ * d instead of copying it: a long document's tokens are then held once. */
+static int adopt(ak_doc *d, const char *name, ak_dtype t, int ndim, const int64_t *shape,
+                 void **buf, ak_err *err)
 {
-    ak_tensor *x = ak_tensor_new(name, t, ndim, shape, err);
+    int64_t none[AK_MAX_DIMS] = {0};
+    ak_tensor *x = ak_tensor_new(name, t, ndim, none, err);
     if (!x)
         return err->code ? err->code : AK_ENOMEM;
-    if (x->nbytes)
-        memcpy(x->data, data, x->nbytes);
+    size_t nbytes;
+    if (ak_shape_bytes(t, ndim, shape, &nbytes, err)) {
+        ak_tensor_free(x);
+        return err->code;
+    }
+    if (nbytes) {  /* an empty tensor keeps its own small allocation */
+        void *p = realloc(*buf, nbytes);   /* gives back the spare capacity */
+        free(x->data);
+        x->data = p ? p : *buf;
+        *buf = NULL;
+    }
+    x->nbytes = nbytes;
+    for (int i = 0; i < ndim; i++)
+        x->shape[i] = shape[i];
     return ak_doc_put(d, x, err);
 }
 
-/* ids from text: decimal integers separated by white space */
-static int parse_ids(ak_tokenizer *tk, const char *s, size_t len, ak_encoding *enc, ak_err *err)
+/* A model directory without a tokenizer: --from-ids still feeds it ids,
+ * range-checked against config.json's vocab_size. */
+typedef struct bare_model {
+    char name[256];
+    int64_t vocab_size;
+} bare_model;
+
+static int bare_model_load(bare_model *b, const char *dir, ak_err *err)
+{
+    char path[4096];
+    if ((size_t)snprintf(path, sizeof path, "%s/config.json", dir) >= sizeof path)
+        return ak_fail(err, AK_EUSAGE, "%s: path too long", dir);
+    char *text;
+    size_t len;
+    int rc = ak_read_regular(path, (size_t)16 << 20, &text, &len, err);
+    if (rc)
+        return ak_wrap(err, "%s: no tokenizer, and config.json cannot be read", dir);
+    json_error_t je;
+    json_t *cfg = json_loadb(text, len, 0, &je);
+    free(text);
+    json_t *vs = json_object_get(cfg, "vocab_size");
+    if (!json_is_integer(vs) || json_integer_value(vs) <= 0 || json_integer_value(vs) > INT32_MAX) {
+        json_decref(cfg);
+        return ak_fail(err, AK_ECONFIG, "%s: no tokenizer, and config.json has no valid vocab_size "
+                       "to check the ids against", dir);
+    }
+    b->vocab_size = json_integer_value(vs);
+    json_decref(cfg);
+    /* the name as lib/model.c reports it: the directory's base name */
+    char *real = realpath(dir, NULL);
+    const char *d = real ? real : dir;
+    size_t dl = strlen(d), k;
+    while (dl > 1 && d[dl - 1] == '/')
+        dl--;
+    for (k = dl; k > 0 && d[k - 1] != '/'; k--)
+        ;
+    snprintf(b->name, sizeof b->name, "%.*s", (int)(dl - k), d + k);
+    free(real);
+    return 0;
+}
+
+/* ids from text: decimal integers separated by white space; each in the
+ * tokenizer's vocabulary, or below vocab_size when there is no tokenizer */
+static int parse_ids(ak_tokenizer *tk, int64_t vocab_size, const char *s, size_t len,
+                     ak_encoding *enc, ak_err *err)
 {
     size_t i = 0;
     while (i < len) {
@@ -80,7 +141,7 @@ static int parse_ids(ak_tokenizer *tk, const char *s, size_t len, ak_encoding *e
             v = v * 10 + (s[i++] - '0');
         if (i == st || (i < len && !strchr(" \t\n\r\f\v", s[i])) || v > INT32_MAX)
             return ak_fail(err, AK_EDATA, "byte %zu: not a token id", st);
-        if (!ak_tokenizer_id_to_token(tk, (int32_t)v, NULL))
+        if (tk ? !ak_tokenizer_id_to_token(tk, (int32_t)v, NULL) : v >= vocab_size)
             return ak_fail(err, AK_EDATA, "byte %zu: id %lld is not in the vocabulary", st, v);
         if (enc->n == enc->cap) {
             size_t cap = enc->cap ? enc->cap * 2 : 256;
@@ -100,7 +161,7 @@ static int parse_ids(ak_tokenizer *tk, const char *s, size_t len, ak_encoding *e
             enc->cap = cap;
         }
         enc->ids[enc->n] = (int32_t)v;
-        enc->special[enc->n] = (uint8_t)ak_tokenizer_is_special(tk, (int32_t)v);
+        enc->special[enc->n] = tk ? (uint8_t)ak_tokenizer_is_special(tk, (int32_t)v) : 0;
         enc->type_ids[enc->n] = 0;
         enc->n++;
     }
@@ -169,25 +230,14 @@ static int segment_ids(const opts *o, const char *text, size_t len, const ak_enc
         free(b);
         return ak_fail(err, AK_ENOMEM, "out of memory");
     }
-    size_t k = 0;
-    for (size_t i = 0; i < enc->n; i++) {
-        /* a token belongs to the block of its first non-space byte
-         * (byte-level BPE glues the space before a word to the word) */
-        int64_t st = enc->offsets[2 * i], en = enc->offsets[2 * i + 1];
-        while (st < en && st < (int64_t)len && strchr(" \t\r\n", text[st]) && text[st])
-            st++;
-        if (st == en)
-            st = enc->offsets[2 * i];
-        while (k < nb && b[k] <= st)
-            k++;
-        sg[i] = (int32_t)k;
-    }
+    ak_token_blocks(text, len, enc->offsets, enc->n, b, nb, sg);
     free(b);
     *segs = sg;
     return 0;
 }
 
-static int one_doc(ak_tokenizer *tk, const opts *o, ak_writer *w, const char *path, ak_err *err)
+static int one_doc(ak_tokenizer *tk, const bare_model *bare, const opts *o, ak_writer *w,
+                   const char *path, ak_err *err)
 {
     char *data = NULL, *text = NULL, *repaired = NULL;
     size_t len = 0, tlen = 0;
@@ -199,8 +249,19 @@ static int one_doc(ak_tokenizer *tk, const opts *o, ak_writer *w, const char *pa
     int rc = ak_read_file(path, MAX_DOC_BYTES, &data, &len, err);
     if (rc)
         return rc;
-    if (o->from_ids) {
-        if ((rc = parse_ids(tk, data, len, &enc, err)))
+    if (o->from_ids && !tk) {
+        /* no tokenizer to decode with: no text, empty spans, one block */
+        if ((rc = parse_ids(NULL, bare->vocab_size, data, len, &enc, err)))
+            goto out;
+        if (!(segs = calloc(enc.n ? enc.n : 1, sizeof *segs))) {
+            rc = ak_fail(err, AK_ENOMEM, "out of memory");
+            goto out;
+        }
+        for (size_t i = 0; i < 2 * enc.n; i++)
+            enc.offsets[i] = 0;
+        text = data, tlen = 0;
+    } else if (o->from_ids) {
+        if ((rc = parse_ids(tk, 0, data, len, &enc, err)))
             goto out;
         if (!(ends = malloc((enc.n ? enc.n : 1) * sizeof *ends))) {
             rc = ak_fail(err, AK_ENOMEM, "out of memory");
@@ -226,6 +287,8 @@ static int one_doc(ak_tokenizer *tk, const opts *o, ak_writer *w, const char *pa
             if ((rc = ak_utf8_repair(data, len, &repaired, &tlen, &nbad, err)))
                 goto out;
             ak_warn("%s: replaced %zu invalid UTF-8 byte%s with U+FFFD", name, nbad, nbad == 1 ? "" : "s");
+            free(data);
+            data = NULL;
             text = repaired;
         }
         if (o->chat) {
@@ -261,22 +324,18 @@ static int one_doc(ak_tokenizer *tk, const opts *o, ak_writer *w, const char *pa
         rc = ak_fail(err, AK_ENOMEM, "out of memory");
         goto out;
     }
-    /* each buffer is freed once copied: a large document is held about twice, not three times */
-    if ((rc = put(d, "text", AK_U8, 1, &tl, text, err)))
+    /* the buffers move into the document, none is copied: a long document's
+     * text and tokens are held once (bench/tokenize_memory.sh) */
+    if ((rc = adopt(d, "text", AK_U8, 1, &tl, text == repaired ? (void **)&repaired : (void **)&data, err)))
         goto out;
     free(data), free(repaired);
     data = repaired = text = NULL;
-    if ((rc = put(d, "tokens", AK_I32, 1, &T, enc.ids, err)))
-        goto out;
-    free(enc.ids), enc.ids = NULL;
-    if ((rc = put(d, "offsets", AK_I64, 2, off_shape, enc.offsets, err)))
-        goto out;
-    free(enc.offsets), enc.offsets = NULL;
-    if ((rc = put(d, "segments", AK_I32, 1, &T, segs, err)))
-        goto out;
-    free(segs), segs = NULL;
-    if ((rc = put(d, "special", AK_U8, 1, &T, enc.special, err)) ||
-        (ak_tokenizer_has_token_types(tk) && (rc = put(d, "token_types", AK_I32, 1, &T, enc.type_ids, err))))
+    if ((rc = adopt(d, "tokens", AK_I32, 1, &T, (void **)&enc.ids, err)) ||
+        (rc = adopt(d, "offsets", AK_I64, 2, off_shape, (void **)&enc.offsets, err)) ||
+        (rc = adopt(d, "segments", AK_I32, 1, &T, (void **)&segs, err)) ||
+        (rc = adopt(d, "special", AK_U8, 1, &T, (void **)&enc.special, err)) ||
+        (tk && ak_tokenizer_has_token_types(tk) &&
+         (rc = adopt(d, "token_types", AK_I32, 1, &T, (void **)&enc.type_ids, err))))
         goto out;
     ak_encoding_free(&enc);
     rc = ak_write_doc(w, d, err);
@@ -359,10 +418,17 @@ int main(int argc, char **argv)
     ak_err err = {0};
     if (o.system && ak_utf8_check(o.system, strlen(o.system), &err))
         ak_usage_error("--system: not UTF-8 (%s)", err.msg);
-    ak_tokenizer *tk;
+    ak_tokenizer *tk = NULL;
+    bare_model bare = {0};
     const char *dir = ak_model_dir(model);
-    if (ak_tokenizer_load(&tk, dir, &err))
+    if (o.from_ids && !ak_tokenizer_exists(dir)) {
+        if (mode_set)
+            ak_usage_error("--segments: %s has no tokenizer to decode the ids with", dir);
+        if (bare_model_load(&bare, dir, &err))
+            ak_die(&err);
+    } else if (ak_tokenizer_load(&tk, dir, &err)) {
         ak_die(&err);
+    }
     ak_output out;
     if (ak_output_open(&out, output, argv + optind, argc - optind, &err))
         ak_die(&err);
@@ -371,16 +437,16 @@ int main(int argc, char **argv)
     int rc = ak_writer_open_fd(&w, out.fd, out.name, &err);
     if (!rc && !h)
         rc = ak_fail(&err, AK_ENOMEM, "out of memory");
-    if (!rc && (ak_meta_set_str(&h->model, "name", ak_tokenizer_name(tk)) ||
-                ak_meta_set_int(&h->model, "vocab_size", ak_tokenizer_vocab_size(tk)) ||
-                ak_meta_set_int(&h->model, "tokenizer_crc32", ak_tokenizer_crc32(tk)) ||
+    if (!rc && (ak_meta_set_str(&h->model, "name", tk ? ak_tokenizer_name(tk) : bare.name) ||
+                ak_meta_set_int(&h->model, "vocab_size", tk ? ak_tokenizer_vocab_size(tk) : bare.vocab_size) ||
+                (tk && ak_meta_set_int(&h->model, "tokenizer_crc32", ak_tokenizer_crc32(tk))) ||
                 ak_header_add_stage(h, "tokenize", argc, argv)))
         rc = ak_fail(&err, AK_ENOMEM, "out of memory");
     if (!rc)
         rc = ak_write_header(w, h, &err);
     int ndocs = 0;
     for (int i = optind; !rc && (i < argc || (i == argc && optind == argc)); i++) {
-        rc = one_doc(tk, &o, w, i < argc ? argv[i] : "-", &err);
+        rc = one_doc(tk, &bare, &o, w, i < argc ? argv[i] : "-", &err);
         ndocs++;
     }
     if (!rc)

@@ -12,8 +12,8 @@ int ak_row_entropy(const float *p, int64_t n, double *out, ak_err *err)
     double h = 0, sum = 0;
     for (int64_t j = 0; j < n; j++) {
         double x = p[j];
-        if (!isfinite(x) || x < 0)
-            return ak_fail(err, AK_EDATA, "probability %lld is %g", (long long)j, x);
+        if (!isfinite(x) || x < 0 || x > 1 + 1e-5)
+            return ak_fail(err, AK_EDATA, "probability %lld is %g, not in [0, 1]", (long long)j, x);
         sum += x;
         if (x > 0)
             h -= x * log(x);

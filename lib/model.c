@@ -2,6 +2,7 @@
  * model.h.  The forward pass is in forward.c. */
 #include "model.h"
 #include "gguf.h"
+#include "regfile.h"
 #include "io.h"
 #include "mask.h"
 #include "quant.h"
@@ -206,7 +207,12 @@ static int parse_config(ak_model *m, json_t *cfg, ak_err *err)
             return rc;
         m->norm_eps = (float)eps;
         m->n_kv_heads = m->n_heads;
-        m->causal = 0;
+        /* transformers' BertModel: is_decoder makes self-attention causal;
+         * it always adds token-type embedding 0, so an empty table cannot run */
+        m->causal = cfg_bool(cfg, "is_decoder", 0);
+        if (m->type_vocab_size == 0)
+            return ak_fail(err, AK_ECONFIG, "config.json: bert type_vocab_size 0 is not supported "
+                           "(BertModel always adds token-type embedding 0)");
     } else if (!strcmp(mt, "gpt2")) {
         m->family = AK_FAMILY_GPT2;
         double eps;
@@ -283,6 +289,9 @@ static int parse_config(ak_model *m, json_t *cfg, ak_err *err)
                        arch && json_string_value(arch) ? json_string_value(arch) : "",
                        arch && json_string_value(arch) ? ")" : "");
     }
+    if (!(m->norm_eps > 0) || !isfinite(m->norm_eps))
+        return ak_fail(err, AK_ECONFIG, "config.json: norm epsilon %g must be finite and positive",
+                       (double)m->norm_eps);
     if (m->hidden_size % m->n_heads && m->family != AK_FAMILY_GEMMA3)
         return ak_fail(err, AK_ECONFIG, "config.json: hidden size %d is not a multiple of %d heads",
                        m->hidden_size, m->n_heads);
@@ -1079,7 +1088,7 @@ int ak_model_load(ak_model **out, const char *dir, ak_err *err)
         rc = ak_fail(err, AK_EUSAGE, "model directory name too long");
         goto fail;
     }
-    if ((rc = ak_read_file(path, (size_t)16 << 20, &text, &len, err)))
+    if ((rc = ak_read_regular(path, (size_t)16 << 20, &text, &len, err)))
         goto fail;
     json_error_t je;
     cfg = json_loadb(text, len, 0, &je);

@@ -2,6 +2,8 @@
  * document rewritten to the kept tokens (see prune.h). */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "prune.h"
+#include "check.h"
+#include "segment.h"
 
 #include <math.h>
 #include <pcre2.h>
@@ -149,11 +151,6 @@ int ak_query_mass(const float *p, int64_t nh, int64_t T, const uint8_t *is_query
 
 /* ---- units and protection ---- */
 
-static int is_space(uint8_t c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
 static int check_offsets(size_t len, const int64_t *offsets, int64_t T, ak_err *err)
 {
     for (int64_t i = 0; i < T; i++) {
@@ -171,39 +168,16 @@ int ak_sentence_ids(const uint8_t *text, size_t len, const int64_t *offsets,
     int rc = check_offsets(len, offsets, T, err);
     if (rc)
         return rc;
-    /* sentence number of each byte, computed on the fly while tokens advance:
-     * tokens are in text order, so walk the text once */
-    int32_t sent = 0;
-    size_t pos = 0;
-    int pending = 0; /* a sentence end was seen; the next non-space byte starts a new one */
-    for (int64_t i = 0; i < T; i++) {
-        int64_t a = offsets[2 * i], b = offsets[2 * i + 1];
-        if (a == b) {
+    /* the sentences of tokenize --segments sentence (segment.h) */
+    int64_t *starts;
+    size_t n;
+    if ((rc = ak_text_blocks((const char *)text, len, AK_SEG_SENTENCE, &starts, &n, err)))
+        return rc;
+    ak_token_blocks((const char *)text, len, offsets, (size_t)T, starts, n, ids);
+    free(starts);
+    for (int64_t i = 0; i < T; i++)
+        if (offsets[2 * i] == offsets[2 * i + 1])
             ids[i] = -1;
-            continue;
-        }
-        if ((size_t)a < pos) { /* out of order or overlapping: restart the walk */
-            pos = 0;
-            sent = 0;
-            pending = 0;
-        }
-        for (; pos < (size_t)a; pos++) {
-            uint8_t c = text[pos];
-            if ((c == '.' || c == '!' || c == '?') && pos + 1 < len && is_space(text[pos + 1]))
-                pending = 1;
-            if (c == '\n' && pos + 1 < len && text[pos + 1] == '\n')
-                pending = 1;
-            if (pending && !is_space(c) && c != '.' && c != '!' && c != '?') {
-                sent++;
-                pending = 0;
-            }
-        }
-        if (pending && !is_space(text[a])) {
-            sent++;
-            pending = 0;
-        }
-        ids[i] = sent;
-    }
     return 0;
 }
 
@@ -760,7 +734,10 @@ int ak_prune_doc(ak_doc *d, const ak_prune_doc_opts *c, ak_err *err)
     if (!err)
         err = &scratch;
     ak_tensor *tok, *off;
-    int rc = doc_tokens(d, &tok, &off, err);
+    int rc = ak_prune_check_doc(d, err);
+    if (rc)
+        return rc;
+    rc = doc_tokens(d, &tok, &off, err);
     if (rc)
         return rc;
     ak_tensor *text = ak_doc_need(d, "text", AK_U8, 1, err);
@@ -909,4 +886,29 @@ int ak_prune_doc(ak_doc *d, const ak_prune_doc_opts *c, ak_err *err)
 out:
     work_free(&w);
     return rc;
+}
+
+/* ---- input checks ---- */
+
+int ak_prune_check_doc(ak_doc *d, ak_err *err)
+{
+    ak_tensor *off = ak_doc_get(d, "offsets"), *text = ak_doc_get(d, "text");
+    if (off && text && off->dtype == AK_I64 && off->ndim == 2 && off->shape[1] == 2 &&
+        text->dtype == AK_U8 && ak_check_offsets(ak_tensor_i64(off), off->shape[0], text->nbytes, err))
+        return ak_wrap(err, "document '%s'", d->id);
+    for (size_t k = 0; k < d->ntensors; k++) {
+        const ak_tensor *t = d->tensors[k];
+        const char *n = t->name;
+        double hi;
+        if (!strcmp(n, "score.token") || !strcmp(n, "score.block") || !strcmp(n, "attn.entropy") ||
+            !strcmp(n, "attn.mass"))
+            hi = INFINITY;
+        else if (!strncmp(n, "attn.probs.", 11))
+            hi = 1 + 1e-5;   /* f32 softmax rounding; .heads lists are i32 and pass */
+        else
+            continue;
+        if (ak_check_f32_range(t, 0, hi, err))
+            return ak_wrap(err, "document '%s'", d->id);
+    }
+    return 0;
 }

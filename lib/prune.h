@@ -54,9 +54,10 @@ AK_API int ak_prune_scores(const ak_attn_stats *s, ak_policy p, int64_t l0, int6
 AK_API int ak_query_mass(const float *p, int64_t nh, int64_t T, const uint8_t *is_query,
                          float *acc, ak_err *err);
 
-/* Sentence ids per token from the text: a sentence ends after '.', '!' or
- * '?' followed by white space, and at a blank line.  Tokens that cover no
- * text (start == end) get -1.  offsets[T,2] are byte spans of text. */
+/* Sentence ids per token from the text, by the rule of tokenize --segments
+ * sentence (ak_text_blocks, segment.h): a token is in the sentence of its
+ * first non-space byte.  Tokens that cover no text (start == end) get -1.
+ * offsets[T,2] are byte spans of text. */
 AK_API int ak_sentence_ids(const uint8_t *text, size_t len, const int64_t *offsets,
                            int64_t T, int32_t *ids, ak_err *err);
 
@@ -130,5 +131,12 @@ AK_API int ak_prune_doc(ak_doc *d, const ak_prune_doc_opts *o, ak_err *err);
 
 /* FNV-1a of a string, for ak_prune_input.doc_hash. */
 AK_API uint64_t ak_hash_str(const char *s);
+
+/* The inputs prune reads are sane, before anything is chosen: offsets[T, 2]
+ * are spans of text in text order (ak_check_offsets); score.token,
+ * score.block, attn.entropy and attn.mass are finite and >= 0; every
+ * attn.probs.<l> is finite and in [0, 1 + 1e-5].  Fails naming the document,
+ * the tensor and the first bad position. */
+AK_API int ak_prune_check_doc(ak_doc *d, ak_err *err);
 
 #endif

@@ -1,6 +1,7 @@
 /* safetensors.c - see safetensors.h.  Every number in a header is checked
  * before it is used to index the mapping. */
 #include "safetensors.h"
+#include "regfile.h"
 #include "io.h"
 
 #include <errno.h>
@@ -195,14 +196,11 @@ static int map_file(ak_safetensors *st, const char *path, ak_err *err)
     if (!f->path)
         return ak_fail(err, AK_ENOMEM, "out of memory");
     st->nfiles++;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return ak_fail(err, AK_ENOINPUT, "%s: %s", path, strerror(errno));
+    int fd;
     struct stat sb;
-    if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return ak_fail(err, AK_ENOINPUT, "%s: not a regular file", path);
-    }
+    int rc = ak_open_regular(path, &fd, &sb, err);
+    if (rc)
+        return rc;
     f->size = (size_t)sb.st_size;
     if (f->size) {
         f->map = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -241,7 +239,7 @@ static int open_sharded(ak_safetensors *st, const char *dir, const char *index, 
 {
     char *text = NULL;
     size_t len = 0;
-    int rc = ak_read_file(index, (size_t)64 << 20, &text, &len, err);
+    int rc = ak_read_regular(index, (size_t)64 << 20, &text, &len, err);
     if (rc)
         return rc;
     json_error_t je;

@@ -1823,6 +1823,17 @@ static int pack_tensor(ak_writer *w, const ak_tensor *t, ak_err *err)
         msgpack_pack_bin_body(pk, z, zlen);
         PACK_LIT(pk, "compression"); PACK_LIT(pk, "zlib");
         PACK_LIT(pk, "raw_bytes"); msgpack_pack_uint64(pk, t->nbytes);
+    } else if (t->nbytes >= ((size_t)1 << 20) && !w->failed) {
+        /* a large payload goes from the tensor to the file: copying it into
+         * the record buffer first would hold a long document twice */
+        msgpack_pack_bin(pk, t->nbytes);
+        if (ak_write_full(w->fd, w->sb.data, w->sb.size) != 0 ||
+            ak_write_full(w->fd, t->data, t->nbytes) != 0) {
+            w->failed = 1;
+            msgpack_sbuffer_clear(&w->sb);
+            return ak_fail(err, AK_EIO, "%s: write: %s", w->name, strerror(errno));
+        }
+        msgpack_sbuffer_clear(&w->sb);
     } else {
         msgpack_pack_bin(pk, t->nbytes);
         msgpack_pack_bin_body(pk, t->data, t->nbytes);

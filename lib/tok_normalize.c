@@ -147,13 +147,36 @@ static int is_ws(utf8proc_int32_t c)
            c == 0x205F || c == 0x3000;
 }
 
+#include "tok_hf_unicode.h"
+
+/* The category tokenizers' BERT normalizer and pre-tokenizer see: theirs
+ * come from older Unicode tables, so code points assigned since are still
+ * unassigned there (tok_hf_unicode.h lists where the two differ). */
+static utf8proc_category_t hf_category(utf8proc_int32_t c)
+{
+    size_t lo = 0, hi = sizeof tk_hf_unicode / sizeof *tk_hf_unicode;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (c < tk_hf_unicode[mid].lo)
+            hi = mid;
+        else if (c > tk_hf_unicode[mid].hi)
+            lo = mid + 1;
+        else
+            return (utf8proc_category_t)tk_hf_unicode[mid].cat;
+    }
+    return utf8proc_category(c);
+}
+
+/* What BertNormalizer's clean_text drops: the Other categories Cc, Cf, Co
+ * and Cs, but not Cn: tokenizers keeps unassigned code points (and
+ * noncharacters such as U+FFFF), so a word holding one becomes [UNK]. */
 static int is_control(utf8proc_int32_t c)
 {
     if (c == '\t' || c == '\n' || c == '\r')
         return 0;
-    utf8proc_category_t k = utf8proc_category(c);
-    return k == UTF8PROC_CATEGORY_CC || k == UTF8PROC_CATEGORY_CF || k == UTF8PROC_CATEGORY_CN ||
-           k == UTF8PROC_CATEGORY_CO || k == UTF8PROC_CATEGORY_CS;
+    utf8proc_category_t k = hf_category(c);
+    return k == UTF8PROC_CATEGORY_CC || k == UTF8PROC_CATEGORY_CF || k == UTF8PROC_CATEGORY_CO ||
+           k == UTF8PROC_CATEGORY_CS;
 }
 
 /* The CJK ideograph blocks BERT surrounds with spaces. */
@@ -170,7 +193,7 @@ static int is_bert_punct(utf8proc_int32_t c)
     if (c < 128)
         return (c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) ||
                (c >= 123 && c <= 126);
-    utf8proc_category_t k = utf8proc_category(c);
+    utf8proc_category_t k = hf_category(c);
     return k >= UTF8PROC_CATEGORY_PC && k <= UTF8PROC_CATEGORY_PO;
 }
 
@@ -290,7 +313,7 @@ static int bert_normalize(const tk_normalizer *nz, const tk_norm *in, tk_norm *o
                 parts[0] = cp, np = 1;
         }
         for (utf8proc_ssize_t j = 0; j < np; j++) {
-            if (strip && utf8proc_category(parts[j]) == UTF8PROC_CATEGORY_MN)
+            if (strip && hf_category(parts[j]) == UTF8PROC_CATEGORY_MN)
                 continue;
             if (nz->lowercase)
                 n += (size_t)lower_utf8(parts[j], o + n);
@@ -325,8 +348,7 @@ int tk_normalize(ak_tokenizer *tk, const tk_normalizer *nz, const tk_norm *in, t
             uint8_t o[8];
             if (nz->type == TN_LOWER)
                 rc = tk_norm_push(out, o, (size_t)lower_utf8(cp, o), s, e);
-            else if (utf8proc_category(cp) < UTF8PROC_CATEGORY_MN ||
-                     utf8proc_category(cp) > UTF8PROC_CATEGORY_ME)
+            else if (hf_category(cp) < UTF8PROC_CATEGORY_MN || hf_category(cp) > UTF8PROC_CATEGORY_ME)
                 rc = copy_span(out, in, i, i + (size_t)k);
             i += (size_t)k;
         }

@@ -4,6 +4,7 @@
  * library's behaviour; tests/tokenize/ checks the ids against it. */
 #include "tok_internal.h"
 #include "gguf.h"
+#include "regfile.h"
 #include "io.h"
 
 #include <jansson.h>
@@ -885,10 +886,17 @@ static char *join(const char *dir, const char *file)
 
 static int exists(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (f)
-        fclose(f);
-    return f != NULL;
+    return ak_path_exists(path);   /* stat: fopen of a FIFO would block */
+}
+
+int ak_tokenizer_exists(const char *dir)
+{
+    char *p1 = join(dir, "tokenizer.json"), *p2 = join(dir, "vocab.json"), *p3 = join(dir, "merges.txt");
+    int yes = p1 && p2 && p3 && (exists(p1) || (exists(p2) && exists(p3)));
+    free(p1);
+    free(p2);
+    free(p3);
+    return yes;
 }
 
 /* tokenizer_config.json's chat_template (a string, or a list of {name,
@@ -962,14 +970,14 @@ int ak_tokenizer_load(ak_tokenizer **out, const char *dir, ak_err *err)
         goto out;
     }
     if (exists(p1)) {
-        if ((rc = ak_read_file(p1, MAX_TOKENIZER_BYTES, &d1, &l1, err)))
+        if ((rc = ak_read_regular(p1, MAX_TOKENIZER_BYTES, &d1, &l1, err)))
             goto out;
         tk->crc = (uint32_t)crc32(0, (const Bytef *)d1, (uInt)l1);
         if ((rc = load_json(&L, d1, l1, err)))
             ak_wrap(err, "%s", p1);
     } else if (exists(p2) && exists(p3)) {
-        if ((rc = ak_read_file(p2, MAX_TOKENIZER_BYTES, &d1, &l1, err)) ||
-            (rc = ak_read_file(p3, MAX_TOKENIZER_BYTES, &d2, &l2, err)))
+        if ((rc = ak_read_regular(p2, MAX_TOKENIZER_BYTES, &d1, &l1, err)) ||
+            (rc = ak_read_regular(p3, MAX_TOKENIZER_BYTES, &d2, &l2, err)))
             goto out;
         uLong c = crc32(0, (const Bytef *)d1, (uInt)l1);
         tk->crc = (uint32_t)crc32(c, (const Bytef *)d2, (uInt)l2);
@@ -994,7 +1002,7 @@ int ak_tokenizer_load(ak_tokenizer **out, const char *dir, ak_err *err)
     char *cp = join(dir, "config.json"), *cd = NULL;
     size_t cl;
     ak_err e2;
-    if (cp && exists(cp) && ak_read_file(cp, 1 << 24, &cd, &cl, &e2) == 0) {
+    if (cp && exists(cp) && ak_read_regular(cp, 1 << 24, &cd, &cl, &e2) == 0) {
         json_t *cfg = json_loadb(cd, cl, 0, NULL);
         json_t *vs = json_object_get(cfg, "vocab_size");
         if (json_is_integer(vs) && json_integer_value(vs) > 0)
@@ -1253,8 +1261,8 @@ static int push_added(ak_tokenizer *tk, ak_encoding *enc, int k, int64_t s, int6
 }
 
 /* Normalizes raw text[s..e) and runs the rest of the pipeline on it. */
-static int encode_segment(ak_tokenizer *tk, const uint8_t *text, size_t s, size_t e, int64_t base,
-                          ak_encoding *enc, ak_err *err)
+static int encode_piece(ak_tokenizer *tk, const uint8_t *text, size_t s, size_t e, int64_t base,
+                        ak_encoding *enc, ak_err *err)
 {
     tk_norm view = {.b = (uint8_t *)text + s, .n = e - s, .off0 = (int64_t)s}, *a = &view;
     if (tk->nnorm) {
@@ -1300,6 +1308,42 @@ static int encode_segment(ak_tokenizer *tk, const uint8_t *text, size_t s, size_
     return run_model(tk, a, pos, a->n, base, enc, err);
 }
 
+/* Whether encode_segment may cut text at ASCII white space and encode the
+ * pieces one by one with the same result: every normalizer maps characters
+ * one by one (no Prepend, no Replace of a string that could span the cut),
+ * the first pre-tokenizer splits at all white space (BERT, WhitespaceSplit),
+ * and no added token is matched in normalized text.  The normalized copies
+ * (17 bytes per byte, twice) then cost a chunk, not the whole text. */
+static int chunkable(const ak_tokenizer *tk)
+{
+    if (!tk->nnorm || !tk->npre || tk->metaspace || tk->has_norm_added ||
+        (tk->pre[0].type != TP_BERT && tk->pre[0].type != TP_WHITESPACE_SPLIT))
+        return 0;
+    for (size_t i = 0; i < tk->nnorm; i++)
+        if (tk->norm[i].type == TN_PREPEND || tk->norm[i].type == TN_REPLACE)
+            return 0;
+    return 1;
+}
+
+#define ENCODE_CHUNK_BYTES ((size_t)1 << 20)
+
+static int encode_segment(ak_tokenizer *tk, const uint8_t *text, size_t s, size_t e, int64_t base,
+                          ak_encoding *enc, ak_err *err)
+{
+    if (e - s <= ENCODE_CHUNK_BYTES || !chunkable(tk))
+        return encode_piece(tk, text, s, e, base, enc, err);
+    while (s < e) {
+        size_t cut = e - s <= ENCODE_CHUNK_BYTES ? e : s + ENCODE_CHUNK_BYTES;
+        while (cut < e && (!text[cut] || !strchr(" \t\n\r", text[cut])))
+            cut++;
+        int rc = encode_piece(tk, text, s, cut, base, enc, err);
+        if (rc)
+            return rc;
+        s = cut;
+    }
+    return 0;
+}
+
 int ak_tokenizer_encode(ak_tokenizer *tk, const char *text, size_t len, int64_t base,
                         ak_encoding *enc, ak_err *err)
 {
@@ -1324,23 +1368,26 @@ int ak_tokenizer_post(ak_tokenizer *tk, ak_encoding *enc, int64_t text_len, ak_e
             enc->type_ids[i] = tk->seq_type;
         return 0;
     }
-    ak_encoding o = {0};
-    for (size_t i = 0; i < tk->npost_prefix; i++)
-        if (tk_enc_push(&o, tk->post_ids[i], 0, 0, 1, tk->post_types[i]))
-            goto oom;
-    for (size_t i = 0; i < enc->n; i++)
-        if (tk_enc_push(&o, enc->ids[i], enc->offsets[2 * i], enc->offsets[2 * i + 1], enc->special[i],
-                        tk->seq_type))
-            goto oom;
-    for (size_t i = tk->npost_prefix; i < tk->npost; i++)
-        if (tk_enc_push(&o, tk->post_ids[i], text_len, text_len, 1, tk->post_types[i]))
-            goto oom;
-    ak_encoding_free(enc);
-    *enc = o;
+    /* in place (a copy would hold a long document's tokens twice): make room
+     * for the template's tokens, shift the sequence, fill both ends */
+    size_t n = enc->n, pre = tk->npost_prefix;
+    for (size_t i = 0; i < tk->npost; i++)
+        if (tk_enc_push(enc, 0, 0, 0, 0, 0))
+            return ak_fail(err, AK_ENOMEM, "out of memory");
+    memmove(enc->ids + pre, enc->ids, n * sizeof *enc->ids);
+    memmove(enc->offsets + 2 * pre, enc->offsets, 2 * n * sizeof *enc->offsets);
+    memmove(enc->special + pre, enc->special, n);
+    for (size_t i = 0; i < n; i++)
+        enc->type_ids[pre + i] = tk->seq_type;
+    for (size_t i = 0; i < tk->npost; i++) {
+        size_t at = i < pre ? i : n + i;
+        int64_t o = i < pre ? 0 : text_len;
+        enc->ids[at] = tk->post_ids[i];
+        enc->offsets[2 * at] = enc->offsets[2 * at + 1] = o;
+        enc->special[at] = 1;
+        enc->type_ids[at] = tk->post_types[i];
+    }
     return 0;
-oom:
-    ak_encoding_free(&o);
-    return ak_fail(err, AK_ENOMEM, "out of memory");
 }
 
 /* ---- decoding ------------------------------------------------------------------ */
@@ -1430,72 +1477,3 @@ int ak_tokenizer_decode(ak_tokenizer *tk, const int32_t *ids, size_t n, const ui
     return 0;
 }
 
-/* ---- block boundaries -------------------------------------------------------- */
-
-static int is_space_byte(uint8_t c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
-int ak_text_blocks(const char *text, size_t len, int mode, int64_t **starts, size_t *n,
-                   ak_err *err)
-{
-    const uint8_t *s = (const uint8_t *)text;
-    int64_t *v = NULL;
-    size_t nv = 0, cap = 0;
-    int pending = 0; /* a boundary waits for the next non-space character */
-    for (size_t i = 0; i < len;) {
-        uint8_t c = s[i];
-        if (pending && !is_space_byte(c)) {
-            if (nv == cap) {
-                cap = cap ? cap * 2 : 64;
-                int64_t *p = realloc(v, cap * sizeof *p);
-                if (!p) {
-                    free(v);
-                    return ak_fail(err, AK_ENOMEM, "out of memory");
-                }
-                v = p;
-            }
-            v[nv++] = (int64_t)i;
-            pending = 0;
-        }
-        if (c == '\n') {
-            if (mode == AK_SEG_LINE)
-                pending = 1;
-            else {
-                size_t j = i + 1;
-                while (j < len && (s[j] == ' ' || s[j] == '\t' || s[j] == '\r'))
-                    j++;
-                if (j < len && s[j] == '\n')
-                    pending = 1; /* blank line */
-            }
-            i++;
-            continue;
-        }
-        if (mode == AK_SEG_SENTENCE) {
-            size_t k = 0;
-            if (c == '.' || c == '!' || c == '?')
-                k = 1;
-            else if (i + 3 <= len && (!memcmp(s + i, "\xE2\x80\xA6", 3) || !memcmp(s + i, "\xE3\x80\x82", 3) ||
-                                      !memcmp(s + i, "\xEF\xBC\x81", 3) || !memcmp(s + i, "\xEF\xBC\x9F", 3)))
-                k = 3; /* … 。 ！ ？ */
-            if (k) {
-                size_t j = i + k;
-                while (j < len && (s[j] == '"' || s[j] == '\'' || s[j] == ')' || s[j] == ']' ||
-                                   s[j] == '.' || s[j] == '!' || s[j] == '?'))
-                    j++;
-                while (j + 3 <= len && (!memcmp(s + j, "\xE2\x80\x9D", 3) || !memcmp(s + j, "\xE2\x80\x99", 3)))
-                    j += 3; /* ” ’ */
-                /* CJK full stops end a sentence without a following space */
-                if (j >= len || is_space_byte(s[j]) || k == 3)
-                    pending = 1;
-                i = j;
-                continue;
-            }
-        }
-        i++;
-    }
-    *starts = v;
-    *n = nv;
-    return 0;
-}

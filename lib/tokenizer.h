@@ -22,6 +22,7 @@
 #define AK_TOKENIZER_H
 
 #include "ak.h"
+#include "segment.h"   /* ak_text_blocks: the blocks of tokenize --segments */
 
 typedef struct ak_tokenizer ak_tokenizer;
 
@@ -38,6 +39,9 @@ typedef struct ak_encoding {
  * or a GGUF model (a .gguf file, or a directory holding one and no
  * config.json): its tokenizer.* metadata, built as transformers builds a
  * tokenizer from the file (lib/tok_gguf.c). */
+/* 1 if dir holds a tokenizer ak_tokenizer_load would read (tokenizer.json,
+ * or vocab.json and merges.txt), else 0. */
+AK_API int ak_tokenizer_exists(const char *dir);
 AK_API int ak_tokenizer_load(ak_tokenizer **tk, const char *dir, ak_err *err);
 AK_API void ak_tokenizer_free(ak_tokenizer *tk);
 
@@ -93,14 +97,6 @@ AK_API int ak_tokenizer_is_special(const ak_tokenizer *tk, int32_t id);
 AK_API int ak_tokenizer_chat(ak_tokenizer *tk, const char *format, const char *system, const char *text,
                              size_t len, ak_encoding *enc, ak_err *err);
 
-/* Block boundaries for `tokenize --segments`: the byte positions where a
- * new block starts, ascending, never 0.  A block starts at the first
- * non-space character after: a sentence end (. ! ? … 。 ！ ？, then optional
- * closing quotes/brackets, then white space) or a blank line (sentence); a
- * blank line (paragraph); a newline (line). */
-enum { AK_SEG_SENTENCE = 1, AK_SEG_PARAGRAPH, AK_SEG_LINE };
-AK_API int ak_text_blocks(const char *text, size_t len, int mode, int64_t **starts, size_t *n,
-                          ak_err *err);
 
 AK_API void ak_encoding_clear(ak_encoding *enc);
 AK_API void ak_encoding_free(ak_encoding *enc);

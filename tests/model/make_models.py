@@ -154,8 +154,30 @@ def renamed_copy(src, dst, rename):
     print(dst, sorted(os.listdir(d)), file=sys.stderr)
 
 
+def bert_config_variants():
+    """bert_tiny's weights under config.json variants, run by transformers:
+    is_decoder=True makes BertModel's self-attention causal (the reference
+    tests/model_config_test.py checks attend against), and
+    type_vocab_size=0 leaves an empty token-type table that BertModel still
+    indexes with type 0, so transformers cannot run such a model at all."""
+    d = os.path.join(HERE, "bert_tiny")
+    ref = dict(np.load(os.path.join(d, "ref.npz")))
+    model = tf.BertModel.from_pretrained(d, is_decoder=True, attn_implementation="eager")
+    assert model.config.is_decoder
+    r = reference(model, ref["ids"].tolist(), ref["token_types"].tolist(), causal=False)
+    np.savez_compressed(os.path.join(HERE, "bert_decoder_ref.npz"), **r)
+    cfg = tf.BertConfig.from_pretrained(d, type_vocab_size=0)
+    try:
+        tf.BertModel(cfg)(input_ids=torch.tensor([ref["ids"][:3].tolist()]))
+        raise SystemExit("transformers ran a BERT with type_vocab_size 0: revisit model.c")
+    except (IndexError, RuntimeError) as e:
+        print("type_vocab_size 0:", e, file=sys.stderr)
+
+
 def main():
     torch.set_num_threads(2)
+    if sys.argv[1:] == ["--bert-config-variants"]:
+        return bert_config_variants()
     make("bert_tiny", tf.BertModel, tf.BertConfig(
         vocab_size=120, hidden_size=36, num_hidden_layers=2, num_attention_heads=3,
         intermediate_size=72, max_position_embeddings=64, type_vocab_size=2,

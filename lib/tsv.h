@@ -1,0 +1,14 @@
+/* tsv.h - fields of tab-separated output.  A field may hold any byte but a
+ * tab or a newline would split the row, so fields are escaped the way
+ * PostgreSQL's and MySQL's text formats do it: \t tab, \n newline, \r
+ * carriage return, \\ backslash, \xHH any other byte below 0x20 and 0x7f.
+ * Bytes from 0x80 up (UTF-8) pass unchanged. */
+#ifndef AK_TSV_H
+#define AK_TSV_H
+
+#include <stdio.h>
+
+/* Writes s escaped to f; returns EOF on a write error. */
+int ak_tsv_put(FILE *f, const char *s);
+
+#endif
