@@ -158,7 +158,6 @@ static int on_doc(void *vctx, ak_doc *d, ak_err *err)
     ak_tensor *x = ak_doc_take(d, "hidden");
     ak_tensor *t;
     ak_forward_out o = {0};
-    int rc;
     int64_t s3[3] = {L, H, T}, s2[2] = {L, T};
     if ((rc = put_new(d, "attn.entropy", AK_F32, 3, s3, &t, err)))
         goto out;
