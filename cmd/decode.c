@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "filter.h"
 #include "io.h"
+#include "prune.h"
 #include "tokenizer.h"
 
 #include <getopt.h>
@@ -12,7 +13,7 @@
 
 static void usage(void)
 {
-    printf("usage: decode [-m MODEL] [--mark[=STR]] [--special] [-o FILE] [FILE...]\n"
+    printf("usage: decode [-m MODEL] [--mark[=STR] | --text] [--special] [-o FILE] [FILE...]\n"
            "Print each document of a token stream as text, one after another: the\n"
            "tokens detokenized (byte-exact for byte-level BPE and byte fallback).\n"
            "  -m, --model DIR   model or tokenizer directory, or GGUF file, the stream\n"
@@ -20,6 +21,9 @@ static void usage(void)
            "                    (default: $ATTNKIT_MODEL, else all-MiniLM-L6-v2)\n"
            "      --mark[=STR]  print the original `text` instead, with each span\n"
            "                    prune dropped replaced by STR (default \"[…]\")\n"
+           "      --text        print the kept text clean, for an LLM: the original\n"
+           "                    `text` without prune's dropped spans, no markers, white\n"
+           "                    space normalised (blank lines kept as paragraph breaks)\n"
            "      --special     also print special tokens the tokenizer added (BOS,\n"
            "                    CLS, SEP: those covering no text)\n"
            "  -o, --output FILE write the text to FILE (default stdout); a file is\n"
@@ -32,7 +36,7 @@ static void usage(void)
 typedef struct ctx {
     ak_tokenizer *tk;
     const char *mark;
-    int special;
+    int special, text;
 } ctx;
 
 static int on_header(void *p, ak_header *h, ak_err *err)
@@ -43,7 +47,7 @@ static int on_header(void *p, ak_header *h, ak_err *err)
     if (ak_meta_int(&h->model, "tokenizer_crc32", &crc) == 0 && (uint32_t)crc != ak_tokenizer_crc32(c->tk))
         return ak_fail(err, AK_EDATA, "stream was tokenized with %s, not %s (use -m)", name ? name : "another tokenizer",
                        ak_tokenizer_name(c->tk));
-    if (ak_meta_int(&h->model, "vocab_size", &vs) == 0 && vs != ak_tokenizer_vocab_size(c->tk) && !c->mark)
+    if (ak_meta_int(&h->model, "vocab_size", &vs) == 0 && vs != ak_tokenizer_vocab_size(c->tk) && !c->mark && !c->text)
         return ak_fail(err, AK_EDATA, "stream has a vocabulary of %lld tokens, %s has %lld (use -m)",
                        (long long)vs, ak_tokenizer_name(c->tk), (long long)ak_tokenizer_vocab_size(c->tk));
     return 0;
@@ -93,10 +97,31 @@ static int marked(ctx *c, ak_doc *d, ak_err *err)
     return out(text + pos, (size_t)(len - pos), err);
 }
 
+/* --text: ak_kept_text of the document's text and dropped spans. */
+static int clean_text(ak_doc *d, ak_err *err)
+{
+    ak_tensor *t = ak_doc_need(d, "text", AK_U8, 1, err), *dr = ak_doc_get(d, "dropped");
+    if (!t)
+        return AK_EDATA;
+    if (dr && (dr->dtype != AK_I64 || dr->ndim != 2 || dr->shape[1] != 2))
+        return ak_fail(err, AK_EDATA, "doc %s: dropped must be i64 [n, 2]", d->id);
+    char *kept;
+    size_t n;
+    int rc = ak_kept_text(ak_tensor_u8(t), t->nbytes, dr ? ak_tensor_i64(dr) : NULL,
+                          dr ? dr->shape[0] : 0, &kept, &n, err);
+    if (rc)
+        return ak_wrap(err, "doc %s", d->id);
+    rc = out(kept, n, err);
+    free(kept);
+    return rc;
+}
+
 static int on_doc(void *p, ak_doc *d, ak_err *err)
 {
     ctx *c = p;
     int rc;
+    if (c->text)
+        return (rc = clean_text(d, err)) ? rc : 1;
     if (c->mark)
         rc = marked(c, d, err);
     else {
@@ -136,6 +161,7 @@ int main(int argc, char **argv)
         {"model", required_argument, NULL, 'm'},
         {"mark", optional_argument, NULL, 'k'},
         {"special", no_argument, NULL, 'S'},
+        {"text", no_argument, NULL, 'T'},
         {"output", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0}};
@@ -147,11 +173,17 @@ int main(int argc, char **argv)
         case 'm': model = optarg; break;
         case 'k': c.mark = optarg ? optarg : "[\xE2\x80\xA6]"; break;
         case 'S': c.special = 1; break;
+        case 'T': c.text = 1; break;
         case 'o': output = optarg; break;
         case 'h': usage(); return 0;
         default: ak_bad_option(argv);
         }
     }
+    if (c.text && c.mark)
+        ak_usage_error("--text and --mark: choose one");
+    if (c.special && (c.text || c.mark))
+        ak_usage_error("--special goes with decoding tokens, not with --%s (which prints the "
+                       "original text)", c.text ? "text" : "mark");
     ak_err err = {0};
     if (ak_tokenizer_load(&c.tk, ak_model_dir(model), &err))
         ak_die(&err);

@@ -2,9 +2,12 @@
  * most attention, under a budget; record what was dropped. */
 #include "cli.h"
 #include "filter.h"
+#include "io.h"
 #include "prune.h"
+#include "tokenizer.h"
 
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,30 +15,41 @@
 static void usage(void)
 {
     printf("usage: prune (-k RATIO | -n N) [-p POLICY] [-u UNIT] [-P first,last]\n"
-           "             [-m MARKER] [-r REGEX] [-o FILE] [FILE...]\n"
-           "Keep the highest-scoring tokens of each document under a budget.\n"
+           "             [--protect-marker S] [-r REGEX] [--count-with TOKENIZER]\n"
+           "             [--global] [-v] [-o FILE] [FILE...]\n"
+           "Keep the highest-scoring words, tokens, sentences or blocks of each document\n"
+           "under a budget.\n"
            "  -k, --keep RATIO       keep this share of the tokens (0..1)\n"
            "  -n, --max-tokens N     keep at most N tokens\n"
            "  -p, --policy P         score (entropy's score.token; the default when\n"
            "                         present), mass (corrected received mass; the default\n"
            "                         otherwise), query, entropy, heavy, random, first, last\n"
-           "  -u, --unit U           token (default), sentence or block\n"
+           "  -u, --unit U           word (default: never splits a word or a number),\n"
+           "                         token, sentence or block\n"
            "  -P, --protect LIST     first,last: always keep the first / last block\n"
-           "  -m, --protect-marker S always keep the blocks that contain S (repeatable)\n"
+           "      --protect-marker S always keep the blocks that contain S (repeatable)\n"
            "  -r, --protect-regex RE always keep tokens overlapping matches of the PCRE2\n"
            "                         pattern RE in the text (repeatable)\n"
-           "      --query-marker S   query policy: the query span is the blocks holding S\n"
-           "      --query-regex RE   query policy: the tokens overlapping matches of RE\n"
-           "                         (default span: the last block)\n"
+           "      --query-marker S   the query span is the blocks holding S\n"
+           "      --query-regex RE   the query span is the tokens overlapping matches of RE\n"
+           "                         (default: the last block, else the last paragraph);\n"
+           "                         it is always kept and the query policy scores by it\n"
+           "      --no-protect-query do not keep the query span (not with --policy query)\n"
+           "  -c, --count-with TOK   count the budget in TOK's tokens of each unit's text:\n"
+           "                         a model name, directory or tokenizer.json\n"
+           "  -g, --global           one budget across all documents of the stream: they\n"
+           "                         are ranked, better ones keep more (holds the stream)\n"
            "      --recent N         heavy: keep the last N tokens (default budget/4)\n"
            "      --seed N           random: seed (default 1)\n"
            "  -l, --layers A-B       layers used by mass, entropy, heavy, query\n"
            "  -a, --agg mean|max     over heads and layers (mass, entropy, heavy)\n"
+           "  -v, --verbose          one line per document on stderr: budget, kept, ratio\n"
            "  -o, --output FILE      write the stream here (atomically)\n"
            "  -h, --help             this help\n"
            "Special tokens and tokens outside blocks (segments -1) are always kept.\n"
+           "Meta prune_budget, prune_kept, prune_total, prune_ratio record what was kept.\n"
            "Exit status: 0 ok, 64 usage, 65 bad stream, 66 cannot open, 73 cannot create\n"
-           "the output, 74 I/O error.\n");
+           "the output, 74 I/O error, 78 unsupported tokenizer.\n");
 }
 
 #define MAXPAT 32
@@ -54,29 +68,203 @@ static void parse_protect(ak_prune_doc_opts *c, const char *s)
     free(dup);
 }
 
-static int on_doc(void *c, ak_doc *d, ak_err *err) { return ak_prune_doc(d, c, err); }
+struct ctx {
+    ak_prune_doc_opts c;
+    int verbose, global;
+    /* --global: the stream held */
+    ak_record *recs;
+    size_t nrecs, cap;
+};
+
+static void report(const ak_doc *d, const ak_prune_result *r)
+{
+    fprintf(stderr, "prune: %s: budget %lld, kept %lld of %lld (%.4f)%s\n", d->id,
+            (long long)r->budget, (long long)r->kept, (long long)r->total,
+            r->total ? (double)r->kept / (double)r->total : 0.0, r->exact ? "" : ", greedy");
+}
+
+static int on_doc(void *vc, ak_doc *d, ak_err *err)
+{
+    struct ctx *x = vc;
+    ak_prune_result r;
+    int rc = ak_prune_doc(d, &x->c, &r, err);
+    if (!rc && x->verbose)
+        report(d, &r);
+    return rc;
+}
+
+/* --global: read every record, rank the documents, give each its share of
+ * one budget, prune, write. */
+static int hold(struct ctx *x, ak_record *rec, ak_err *err)
+{
+    if (x->nrecs == x->cap) {
+        size_t nc = x->cap ? 2 * x->cap : 64;
+        ak_record *n = realloc(x->recs, nc * sizeof *n);
+        if (!n)
+            return ak_fail(err, AK_ENOMEM, "out of memory holding the stream");
+        x->recs = n;
+        x->cap = nc;
+    }
+    x->recs[x->nrecs++] = *rec;
+    memset(rec, 0, sizeof *rec);
+    return 0;
+}
+
+static int run_global(struct ctx *x, const ak_filter_args *a, ak_err *err)
+{
+    ak_output out;
+    ak_writer *w = NULL;
+    int rc = ak_output_open(&out, a->output, a->inputs, a->ninputs, err);
+    if (rc)
+        return rc;
+    rc = ak_writer_open_fd(&w, out.fd, out.name, err);
+    int n = a->ninputs > 0 ? a->ninputs : 1;
+    for (int i = 0; i < n && !rc; i++) {
+        ak_reader *r;
+        if ((rc = ak_reader_open_path(&r, a->ninputs > 0 ? a->inputs[i] : "-", err)))
+            break;
+        for (;;) {
+            ak_record rec;
+            int got = ak_reader_next(r, &rec, err);
+            if (got <= 0) {
+                rc = got;
+                break;
+            }
+            if (rec.type == AK_REC_HEADER &&
+                ak_header_add_stage(rec.header, a->program, a->argc, a->argv))
+                rc = ak_fail(err, AK_ENOMEM, "out of memory");
+            if (!rc)
+                rc = hold(x, &rec, err);
+            ak_record_free(&rec);
+            if (rc)
+                break;
+        }
+        ak_reader_close(r);
+    }
+    size_t nd = 0;
+    for (size_t k = 0; k < x->nrecs; k++)
+        nd += x->recs[k].type == AK_REC_DOC;
+    double *score = calloc(nd + 1, sizeof *score);
+    int64_t *size = calloc(nd + 1, sizeof *size), *floor_ = calloc(nd + 1, sizeof *floor_),
+            *budget = calloc(nd + 1, sizeof *budget);
+    if (!rc && (!score || !size || !floor_ || !budget))
+        rc = ak_fail(err, AK_ENOMEM, "out of memory");
+    int64_t total = 0, kept = 0, want = 0;
+    for (size_t k = 0, j = 0; k < x->nrecs && !rc; k++)
+        if (x->recs[k].type == AK_REC_DOC) {
+            rc = ak_prune_doc_rank(x->recs[k].doc, &x->c, &score[j], &size[j], &floor_[j], err);
+            total += size[j++];
+        }
+    if (!rc) {
+        want = total;
+        if (x->c.o.keep_ratio >= 0)
+            want = (int64_t)floor(x->c.o.keep_ratio * (double)total + 0.5);
+        if (x->c.o.max_tokens >= 0 && x->c.o.max_tokens < want)
+            want = x->c.o.max_tokens;
+        ak_global_budgets(score, size, floor_, nd, want, budget);
+    }
+    for (size_t k = 0, j = 0; k < x->nrecs && !rc; k++) {
+        ak_record *rec = &x->recs[k];
+        if (rec->type == AK_REC_DOC) {
+            ak_prune_doc_opts c = x->c;
+            ak_prune_result r;
+            c.budget = budget[j];
+            c.budget_set = 1;
+            if (!(rc = ak_prune_doc(rec->doc, &c, &r, err)) &&
+                !(rc = ak_meta_set_float(&rec->doc->meta, "prune_rank_score", score[j]) ||
+                           ak_meta_set_int(&rec->doc->meta, "prune_global_budget", want) ||
+                           ak_meta_set_int(&rec->doc->meta, "prune_global_total", total)
+                       ? ak_fail(err, AK_ENOMEM, "out of memory") : 0)) {
+                kept += r.kept;
+                if (x->verbose)
+                    report(rec->doc, &r);
+                rc = ak_write_doc(w, rec->doc, err);
+            }
+            j++;
+        } else if (rec->type == AK_REC_HEADER) {
+            rc = ak_write_header(w, rec->header, err);
+        } else if (rec->type == AK_REC_END) {
+            rc = ak_write_end(w, -1, err);
+        } else {
+            rc = ak_write_raw(w, rec->raw, rec->rawlen, err);
+        }
+    }
+    if (!rc && x->verbose)
+        fprintf(stderr, "prune: all %zu documents: budget %lld, kept %lld of %lld (%.4f)\n", nd,
+                (long long)want, (long long)kept, (long long)total,
+                total ? (double)kept / (double)total : 0.0);
+    free(score);
+    free(size);
+    free(floor_);
+    free(budget);
+    for (size_t k = 0; k < x->nrecs; k++)
+        ak_record_free(&x->recs[k]);
+    free(x->recs);
+    if (w) {
+        ak_err werr;
+        int wrc = ak_writer_close(w, &werr);
+        if (!rc && wrc) {
+            rc = wrc;
+            *err = werr;
+        }
+    }
+    if (rc)
+        ak_output_abort(&out);
+    else
+        rc = ak_output_commit(&out, err);
+    return rc;
+}
+
+/* --count-with: a model short name or directory (ak_model_dir), or a
+ * tokenizer.json (its directory). */
+static ak_tokenizer *load_counter(const char *arg)
+{
+    ak_err e = {0};
+    ak_tokenizer *tk = NULL;
+    const char *base = strrchr(arg, '/');
+    base = base ? base + 1 : arg;
+    char *dir = NULL;
+    if (!strcmp(base, "tokenizer.json")) {
+        dir = strdup(arg);
+        if (!dir)
+            ak_dief(AK_ENOMEM, "out of memory");
+        dir[base - arg ? (size_t)(base - arg) - 1 : 0] = 0;
+        if (!*dir)
+            strcpy(dir, ".");
+    }
+    if (ak_tokenizer_load(&tk, dir ? dir : ak_model_dir(arg), &e)) {
+        free(dir);
+        ak_dief(e.code, "--count-with: %s", e.msg);
+    }
+    free(dir);
+    return tk;
+}
 
 int main(int argc, char *argv[])
 {
     ak_cli_init("prune");
     const char *markers[MAXPAT], *regexes[MAXPAT];
-    ak_prune_doc_opts c = {.o = {.policy = AK_POLICY_MASS, .unit = AK_UNIT_TOKEN, .keep_ratio = -1,
+    ak_prune_doc_opts c = {.o = {.policy = AK_POLICY_MASS, .unit = AK_UNIT_WORD, .keep_ratio = -1,
                                  .max_tokens = -1, .recent = -1, .seed = 1},
                            .markers = markers, .regexes = regexes,
                            .l0 = -1, .l1 = -1, .agg = AK_AGG_MEAN};
-    const char *output = NULL;
-    enum { O_QMARK = 256, O_QRE, O_RECENT, O_SEED };
+    struct ctx x = {0};
+    const char *output = NULL, *count_with = NULL;
+    int recent_set = 0, seed_set = 0;
+    enum { O_QMARK = 256, O_QRE, O_RECENT, O_SEED, O_PMARK, O_NOQ };
     static const struct option lo[] = {
         {"keep", required_argument, 0, 'k'},           {"max-tokens", required_argument, 0, 'n'},
         {"policy", required_argument, 0, 'p'},         {"unit", required_argument, 0, 'u'},
-        {"protect", required_argument, 0, 'P'},        {"protect-marker", required_argument, 0, 'm'},
+        {"protect", required_argument, 0, 'P'},        {"protect-marker", required_argument, 0, O_PMARK},
         {"protect-regex", required_argument, 0, 'r'},  {"query-marker", required_argument, 0, O_QMARK},
         {"query-regex", required_argument, 0, O_QRE},  {"recent", required_argument, 0, O_RECENT},
+        {"no-protect-query", no_argument, 0, O_NOQ},   {"count-with", required_argument, 0, 'c'},
+        {"global", no_argument, 0, 'g'},               {"verbose", no_argument, 0, 'v'},
         {"seed", required_argument, 0, O_SEED},        {"layers", required_argument, 0, 'l'},
         {"agg", required_argument, 0, 'a'},            {"output", required_argument, 0, 'o'},
         {"help", no_argument, 0, 'h'},                 {0, 0, 0, 0}};
     int ch;
-    while ((ch = getopt_long(argc, argv, "k:n:p:u:P:m:r:l:a:o:h", lo, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "k:n:p:u:P:m:r:c:gvl:a:o:h", lo, NULL)) != -1) {
         switch (ch) {
         case 'k': c.o.keep_ratio = ak_parse_double("--keep", optarg, 0, 1); break;
         case 'n': c.o.max_tokens = ak_parse_long("--max-tokens", optarg, 0, 1L << 40); break;
@@ -87,10 +275,14 @@ int main(int argc, char *argv[])
             break;
         case 'u':
             if (ak_unit_from_name(optarg, &c.o.unit))
-                ak_usage_error("--unit: expected token, sentence or block, got '%s'", optarg);
+                ak_usage_error("--unit: expected word, token, sentence or block, got '%s'",
+                               optarg);
             break;
         case 'P': parse_protect(&c, optarg); break;
-        case 'm':
+        case 'm': /* -m is the model in every program; prune has none */
+            ak_usage_error("-m is the model elsewhere and prune reads no model: use "
+                           "--protect-marker for a marker, --count-with for a tokenizer");
+        case O_PMARK:
             if (c.nmarkers == MAXPAT)
                 ak_usage_error("--protect-marker: at most %d", MAXPAT);
             if (!*optarg)
@@ -108,13 +300,27 @@ int main(int argc, char *argv[])
             c.query_marker = optarg;
             break;
         case O_QRE: c.query_regex = optarg; break;
-        case O_RECENT: c.o.recent = ak_parse_long("--recent", optarg, 0, 1L << 40); break;
-        case O_SEED: c.o.seed = (uint64_t)ak_parse_long("--seed", optarg, 0, 1L << 62); break;
-        case 'l': ak_parse_range("--layers", optarg, &c.l0, &c.l1); break;
+        case O_NOQ: c.no_query = 1; break;
+        case 'c': count_with = optarg; break;
+        case 'g': x.global = 1; break;
+        case 'v': x.verbose = 1; break;
+        case O_RECENT:
+            c.o.recent = ak_parse_long("--recent", optarg, 0, 1L << 40);
+            recent_set = 1;
+            break;
+        case O_SEED:
+            c.o.seed = (uint64_t)ak_parse_long("--seed", optarg, 0, 1L << 62);
+            seed_set = 1;
+            break;
+        case 'l':
+            ak_parse_range("--layers", optarg, &c.l0, &c.l1);
+            c.layers_set = 1;
+            break;
         case 'a':
             if (strcmp(optarg, "mean") == 0) c.agg = AK_AGG_MEAN;
             else if (strcmp(optarg, "max") == 0) c.agg = AK_AGG_MAX;
             else ak_usage_error("--agg: expected mean or max, got '%s'", optarg);
+            c.agg_set = 1;
             break;
         case 'o': output = optarg; break;
         case 'h': usage(); return 0;
@@ -123,8 +329,21 @@ int main(int argc, char *argv[])
     }
     if (c.o.keep_ratio < 0 && c.o.max_tokens < 0)
         ak_usage_error("a budget is needed: --keep RATIO or --max-tokens N");
-    if ((c.query_marker || c.query_regex) && c.o.policy != AK_POLICY_QUERY)
-        ak_usage_error("--query-marker and --query-regex go with --policy query");
+    /* an option that would do nothing is an error, not silence */
+    if (c.no_query && (c.query_marker || c.query_regex))
+        ak_usage_error("--no-protect-query and --query-marker / --query-regex contradict");
+    if (c.no_query && c.policy_set && c.o.policy == AK_POLICY_QUERY)
+        ak_usage_error("--no-protect-query: the query policy keeps its query span");
+    if (recent_set && c.o.policy != AK_POLICY_HEAVY)
+        ak_usage_error("--recent goes with --policy heavy");
+    if (seed_set && c.o.policy != AK_POLICY_RANDOM)
+        ak_usage_error("--seed goes with --policy random");
+    if (c.policy_set && (c.o.policy == AK_POLICY_RANDOM || c.o.policy == AK_POLICY_FIRST ||
+                         c.o.policy == AK_POLICY_LAST || c.o.policy == AK_POLICY_SCORE) &&
+        (c.layers_set || c.agg_set))
+        ak_usage_error("--layers and --agg go with the mass, entropy, heavy and query policies");
+    if (c.agg_set && c.policy_set && c.o.policy == AK_POLICY_QUERY)
+        ak_usage_error("--agg: the query policy averages its rows and heads");
     if (c.query_regex) { /* a bad pattern is a usage error before any input is read */
         ak_err e = {0};
         uint8_t dummy = 0;
@@ -137,11 +356,16 @@ int main(int argc, char *argv[])
         if (ak_protect_regex((const uint8_t *)"", 0, NULL, 0, c.regexes[k], &dummy, &e))
             ak_usage_error("--protect-regex: %s", e.msg);
     }
+    if (count_with)
+        c.count_with = load_counter(count_with);
+    x.c = c;
     ak_err err = {0};
     ak_filter_args fa = {.program = "prune", .argc = argc, .argv = argv,
                          .inputs = argv + optind, .ninputs = argc - optind, .output = output};
     ak_filter_ops ops = {.doc = on_doc};
-    if (ak_filter_run(&fa, &ops, &c, &err))
+    int rc = x.global ? run_global(&x, &fa, &err) : ak_filter_run(&fa, &ops, &x, &err);
+    ak_tokenizer_free(x.c.count_with);
+    if (rc)
         ak_die(&err);
     return 0;
 }

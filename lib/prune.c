@@ -4,6 +4,7 @@
 #include "prune.h"
 #include "check.h"
 #include "segment.h"
+#include "tokenizer.h"
 
 #include <math.h>
 #include <pcre2.h>
@@ -30,6 +31,7 @@ int ak_unit_from_name(const char *s, ak_unit *out)
     if (strcmp(s, "token") == 0) *out = AK_UNIT_TOKEN;
     else if (strcmp(s, "sentence") == 0) *out = AK_UNIT_SENTENCE;
     else if (strcmp(s, "block") == 0) *out = AK_UNIT_BLOCK;
+    else if (strcmp(s, "word") == 0) *out = AK_UNIT_WORD;
     else return -1;
     return 0;
 }
@@ -178,6 +180,114 @@ int ak_sentence_ids(const uint8_t *text, size_t len, const int64_t *offsets,
     for (int64_t i = 0; i < T; i++)
         if (offsets[2 * i] == offsets[2 * i + 1])
             ids[i] = -1;
+    return 0;
+}
+
+static int is_space(uint8_t c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+int ak_word_ids(const uint8_t *text, size_t len, const int64_t *offsets, int64_t T,
+                int32_t *ids, ak_err *err)
+{
+    int rc = check_offsets(len, offsets, T, err);
+    if (rc)
+        return rc;
+    int32_t word = -1;
+    int64_t prev_end = -1; /* end of the last token that covered text */
+    for (int64_t i = 0; i < T; i++) {
+        int64_t a = offsets[2 * i], b = offsets[2 * i + 1];
+        if (a == b) {
+            ids[i] = -1;
+            continue;
+        }
+        int joins = prev_end >= 0 && a <= prev_end && !is_space(text[a]) &&
+                    !is_space(text[prev_end - 1]);
+        if (!joins)
+            word++;
+        ids[i] = word;
+        if (b > prev_end || !joins)
+            prev_end = b;
+    }
+    return 0;
+}
+
+int ak_kept_text(const uint8_t *text, size_t len, const int64_t *dropped, int64_t n,
+                 char **out, size_t *outlen, ak_err *err)
+{
+    /* pass 1: the text with each cut as one space flagged in cut[] (1, or
+     * 2 for a cut spanning a blank line) */
+    size_t cap = len + (size_t)n + 2;
+    char *raw = malloc(cap), *o = NULL;
+    uint8_t *cutf = calloc(cap, 1);
+    if (!raw || !cutf) {
+        free(raw);
+        free(cutf);
+        return ak_fail(err, AK_ENOMEM, "out of memory for %zu bytes of text", len);
+    }
+    size_t r = 0, pos = 0;
+    for (int64_t k = 0; k < n; k++) {
+        int64_t a = dropped[2 * k], b = dropped[2 * k + 1];
+        if (a < (int64_t)pos || b < a || (size_t)b > len) {
+            free(raw);
+            free(cutf);
+            return ak_fail(err, AK_EDATA, "dropped span %lld [%lld, %lld) is not a sorted span "
+                           "of the %zu bytes of text", (long long)k, (long long)a, (long long)b, len);
+        }
+        memcpy(raw + r, text + pos, (size_t)a - pos);
+        r += (size_t)a - pos;
+        int para = 0;
+        for (int64_t i = a, nl = 0; i < b && !para; i++) {
+            if (text[i] == '\n')
+                nl++;
+            else if (!is_space(text[i]))
+                nl = 0;
+            para = nl >= 2;
+        }
+        if (b > a) {
+            cutf[r] = para ? 2 : 1;
+            raw[r++] = ' ';
+        }
+        pos = (size_t)b;
+    }
+    memcpy(raw + r, text + pos, len - pos);
+    r += len - pos;
+    /* pass 2: runs of white space and cuts */
+    if (!(o = malloc(r + 2))) {
+        free(raw);
+        free(cutf);
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < r;) {
+        if (!is_space((uint8_t)raw[i])) {
+            o[w++] = raw[i++];
+            continue;
+        }
+        int nl = 0, cut = 0;
+        for (; i < r && is_space((uint8_t)raw[i]); i++) {
+            nl += raw[i] == '\n' ? 1 : cutf[i] == 2 ? 2 : 0;
+            cut |= cutf[i] != 0;
+        }
+        if (w == 0 || i == r)
+            continue; /* leading or trailing */
+        if (cut && nl < 2 && strchr(",.;:!?", raw[i]))
+            continue;
+        if (nl >= 2) {
+            o[w++] = '\n';
+            o[w++] = '\n';
+        } else {
+            o[w++] = nl ? '\n' : ' ';
+        }
+    }
+    free(cutf);
+    free(raw);
+    if (w)
+        o[w++] = '\n';
+    o[w] = 0;
+    *out = o;
+    *outlen = w;
     return 0;
 }
 
@@ -350,7 +460,8 @@ static uint64_t splitmix64(uint64_t *x)
 }
 
 typedef struct unit_info {
-    int64_t id, size, first, last;
+    int64_t id, size, first, last; /* size: cost in the budget's units */
+    int64_t units;                 /* tokens */
     double score;
     int forced;   /* protected */
     int recent;   /* heavy: inside the recent window */
@@ -366,20 +477,79 @@ static int unit_cmp(const void *pa, const void *pb)
     return a->first < b->first ? -1 : a->first > b->first;
 }
 
+/* 0/1 knapsack over the candidate units c[0..n) (in ranking order) with
+ * fills 0..R: reach[f] is the best score of a subset costing exactly f
+ * (-1: none), choice bits say which unit reached each fill first.  Marks
+ * the chosen units' take[] and returns the fill, or -1 when the problem
+ * is too large (the caller goes greedy). */
+static int64_t knapsack(const unit_info *c, int64_t n, int64_t R, uint8_t *take, ak_err *err)
+{
+    if (R <= 0 || n == 0)
+        return 0;
+    if ((double)n * (double)(R + 1) > (double)(1 << 28))
+        return -1;
+    size_t row = (size_t)(R + 1 + 7) / 8;
+    double *best = malloc(sizeof *best * (size_t)(R + 1));
+    uint8_t *bits = calloc((size_t)n, row);
+    if (!best || !bits) {
+        free(best);
+        free(bits);
+        ak_fail(err, AK_ENOMEM, "out of memory for the knapsack (%lld units, budget %lld)",
+                (long long)n, (long long)R);
+        return -2;
+    }
+    best[0] = 0;
+    for (int64_t f = 1; f <= R; f++)
+        best[f] = -1;
+    for (int64_t k = 0; k < n; k++) {
+        int64_t w = c[k].size;
+        double v = c[k].score * (double)c[k].units + 1e-300; /* > 0: any unit beats none */
+        uint8_t *bk = bits + (size_t)k * row;
+        for (int64_t f = R; f >= w; f--)
+            if (best[f - w] >= 0 && best[f - w] + v > best[f]) {
+                best[f] = best[f - w] + v;
+                bk[f >> 3] |= (uint8_t)(1u << (f & 7));
+            }
+    }
+    int64_t fill = R;
+    while (fill > 0 && best[fill] < 0)
+        fill--;
+    for (int64_t k = n - 1, f = fill; k >= 0 && f > 0; k--)
+        if (bits[(size_t)k * row + (size_t)(f >> 3)] & (1u << (f & 7))) {
+            take[c[k].id] = 1;
+            f -= c[k].size;
+        }
+    free(best);
+    free(bits);
+    return fill;
+}
+
 int ak_prune_select(const ak_prune_input *in, const ak_prune_opts *o, uint8_t *keep,
-                    float *unit_score_out, int64_t *budget_out, ak_err *err)
+                    float *unit_score_out, ak_prune_result *res, ak_err *err)
 {
     int64_t T = in->T, nu = in->nunits;
     int need_score = o->policy != AK_POLICY_RANDOM && o->policy != AK_POLICY_FIRST &&
                      o->policy != AK_POLICY_LAST;
     if (need_score && !in->score && !in->unit_score)
         return ak_fail(err, AK_EINTERNAL, "policy %s without scores", ak_policy_name(o->policy));
-    int64_t budget = T;
-    if (o->keep_ratio >= 0)
-        budget = (int64_t)floor(o->keep_ratio * (double)T + 0.5);
-    if (o->max_tokens >= 0 && o->max_tokens < budget)
-        budget = o->max_tokens;
-    *budget_out = budget;
+    int64_t total = in->total;
+    if (total <= 0) {
+        total = 0;
+        for (int64_t i = 0; i < T; i++)
+            total += in->cost ? in->cost[i] : 1;
+    }
+    int64_t budget = total;
+    if (in->budget_set) {
+        budget = in->budget;
+    } else {
+        if (o->keep_ratio >= 0)
+            budget = (int64_t)floor(o->keep_ratio * (double)total + 0.5);
+        if (o->max_tokens >= 0 && o->max_tokens < budget)
+            budget = o->max_tokens;
+    }
+    memset(res, 0, sizeof *res);
+    res->budget = budget;
+    res->total = total;
 
     unit_info *u = calloc((size_t)nu + 1, sizeof *u);
     if (!u)
@@ -392,6 +562,7 @@ int ak_prune_select(const ak_prune_input *in, const ak_prune_opts *o, uint8_t *k
     for (int64_t i = 0; i < T; i++) {
         keep[i] = 0;
         int32_t k = in->unit[i];
+        int64_t cost = in->cost ? in->cost[i] : 1;
         if (k < -1 || k >= nu) {
             free(u);
             return ak_fail(err, AK_EDATA, "unit id %d of token %lld outside 0-%lld", k,
@@ -399,14 +570,15 @@ int ak_prune_select(const ak_prune_input *in, const ak_prune_opts *o, uint8_t *k
         }
         if (k < 0 || (in->special && in->special[i])) {
             keep[i] = 1;
-            used++;
+            used += cost;
             continue;
         }
         unit_info *x = &u[k];
         if (x->first < 0)
             x->first = i;
         x->last = i;
-        x->size++;
+        x->size += cost;
+        x->units++;
         if (in->score)
             x->score += in->score[i];
         if (in->protect && in->protect[i])
@@ -423,11 +595,12 @@ int ak_prune_select(const ak_prune_input *in, const ak_prune_opts *o, uint8_t *k
             if (in->unit_score)
                 x->score = in->unit_score[k];
             else
-                x->score = x->size ? x->score / (double)x->size : 0;
+                x->score = x->units ? x->score / (double)x->units : 0;
         }
-        if (x->forced && x->size) {
+        if (x->forced && x->units) {
             used += x->size;
             x->size = 0; /* taken; marked below */
+            x->units = 0;
         }
     }
     if (o->policy == AK_POLICY_HEAVY) {
@@ -458,16 +631,38 @@ int ak_prune_select(const ak_prune_input *in, const ak_prune_opts *o, uint8_t *k
     for (int64_t k = 0; k < nu; k++)
         uscore[k] = (float)u[k].score;
     qsort(u, (size_t)nu, sizeof *u, unit_cmp);
-    int stop_at_misfit = o->policy == AK_POLICY_FIRST || o->policy == AK_POLICY_LAST;
-    for (int64_t r = 0; r < nu; r++) {
-        if (u[r].forced || u[r].size == 0)
-            continue;
-        if (used + u[r].size <= budget) {
-            used += u[r].size;
-            take[u[r].id] = 1;
-        } else if (stop_at_misfit) {
-            break;
+    /* the candidates (not forced, not empty) first, in ranking order */
+    int64_t nc = 0, big = 0;
+    for (int64_t r = 0; r < nu; r++)
+        if (!u[r].forced && u[r].units > 0) {
+            big |= u[r].size != 1;
+            u[nc++] = u[r];
         }
+    int positional = o->policy == AK_POLICY_FIRST || o->policy == AK_POLICY_LAST ||
+                     o->policy == AK_POLICY_HEAVY;
+    int64_t fill = -1, room = budget - used;
+    if (big && !positional) {
+        fill = knapsack(u, nc, room, take, err);
+        if (fill == -2) {
+            free(u);
+            free(uscore);
+            free(take);
+            return err->code;
+        }
+    }
+    if (fill >= 0) {
+        used += fill;
+        res->exact = 1;
+    } else {
+        for (int64_t r = 0; r < nc; r++) {
+            if (used + u[r].size <= budget) {
+                used += u[r].size;
+                take[u[r].id] = 1;
+            } else if (positional && o->policy != AK_POLICY_HEAVY) {
+                break;
+            }
+        }
+        res->exact = !big;
     }
     for (int64_t i = 0; i < T; i++) {
         int32_t k = in->unit[i];
@@ -476,6 +671,7 @@ int ak_prune_select(const ak_prune_input *in, const ak_prune_opts *o, uint8_t *k
         if (unit_score_out)
             unit_score_out[i] = k >= 0 ? uscore[k] : 0.0f;
     }
+    res->kept = used;
     free(u);
     free(uscore);
     free(take);
@@ -683,6 +879,7 @@ struct work {
     int32_t *unit;
     uint8_t *protect, *keep, *query;
     float *score, *kept_score;
+    int64_t *cost;
 };
 
 static void work_free(struct work *w)
@@ -693,6 +890,7 @@ static void work_free(struct work *w)
     free(w->query);
     free(w->score);
     free(w->kept_score);
+    free(w->cost);
 }
 
 /* Query policy: mean over the layers with attn.probs.<l> in range of the
@@ -728,163 +926,426 @@ static int query_scores(const ak_prune_doc_opts *c, ak_doc *d, int64_t T, const 
     return 0;
 }
 
-int ak_prune_doc(ak_doc *d, const ak_prune_doc_opts *c, ak_err *err)
+/* The query span: the --query-regex / --query-marker matches, else the
+ * last block, else the last paragraph of the text, when there are at
+ * least two (a single block or paragraph is the whole prompt, not its
+ * question).  Sets *found. */
+static int query_span(const ak_prune_doc_opts *c, const int32_t *seg, int64_t nblocks,
+                      const uint8_t *txt, size_t tlen, const int64_t *o, int64_t T,
+                      uint8_t *query, int *found, ak_err *err)
 {
-    ak_err scratch;
-    if (!err)
-        err = &scratch;
-    ak_tensor *tok, *off;
+    int rc = 0;
+    *found = 0;
+    if (c->query_regex)
+        rc = ak_protect_regex(txt, tlen, o, T, c->query_regex, query, err);
+    else if (c->query_marker)
+        rc = ak_protect_marker(txt, tlen, o, seg, T, c->query_marker, query, err);
+    else if (seg && nblocks >= 2)
+        ak_protect_block_end(seg, T, 1, query);
+    else if (!seg) {
+        int64_t *starts;
+        size_t n;
+        if ((rc = ak_text_blocks((const char *)txt, tlen, AK_SEG_PARAGRAPH, &starts, &n, err)))
+            return rc;
+        if (n >= 1) {
+            int32_t *para = malloc(((size_t)T + 1) * sizeof *para);
+            if (!para) {
+                free(starts);
+                return ak_fail(err, AK_ENOMEM, "out of memory");
+            }
+            ak_token_blocks((const char *)txt, tlen, o, (size_t)T, starts, n, para);
+            for (int64_t i = 0; i < T; i++)
+                if (para[i] == (int32_t)n && o[2 * i] < o[2 * i + 1])
+                    query[i] = 1;
+            free(para);
+        }
+        free(starts);
+    }
+    for (int64_t i = 0; !rc && i < T && !*found; i++)
+        *found = query[i] != 0;
+    return rc;
+}
+
+/* Tokens of text[a, b) under tk. */
+static int count_tokens(ak_tokenizer *tk, const uint8_t *text, int64_t a, int64_t b,
+                        int64_t *n, ak_err *err)
+{
+    *n = 0;
+    if (b <= a)
+        return 0;
+    ak_encoding enc = {0};
+    int rc = ak_tokenizer_encode(tk, (const char *)text + a, (size_t)(b - a), a, &enc, err);
+    *n = (int64_t)enc.n;
+    ak_encoding_free(&enc);
+    return rc;
+}
+
+/* What one document's pruning needs, before the selection. */
+struct prep {
+    ak_tensor *tok, *off, *text;
+    int64_t T, nunits, nblocks, total;
+    const int32_t *seg;
+    const uint8_t *special, *txt;
+    size_t tlen;
+    const int64_t *o;
+    const float *score, *unit_score;
+    ak_prune_opts opts;
+    double keys_per_query;  /* mean keys a query sees (for --global ranks) */
+    struct work w;
+};
+
+static int prepare(ak_doc *d, const ak_prune_doc_opts *c, struct prep *p, ak_err *err)
+{
+    memset(p, 0, sizeof *p);
     int rc = ak_prune_check_doc(d, err);
-    if (rc)
+    if (rc || (rc = doc_tokens(d, &p->tok, &p->off, err)))
         return rc;
-    rc = doc_tokens(d, &tok, &off, err);
-    if (rc)
-        return rc;
-    ak_tensor *text = ak_doc_need(d, "text", AK_U8, 1, err);
-    if (!text)
+    if (!(p->text = ak_doc_need(d, "text", AK_U8, 1, err)))
         return err->code;
-    int64_t T = tok->shape[0];
-    const int32_t *seg = NULL;
-    if ((rc = ak_doc_segments(d, T, &seg, err)))
+    int64_t T = p->T = p->tok->shape[0];
+    if ((rc = ak_doc_segments(d, T, &p->seg, err)))
         return rc;
-    const uint8_t *special = NULL;
+    const int32_t *seg = p->seg;
     ak_tensor *sp = ak_doc_get(d, "special");
     if (sp) {
         if (sp->dtype != AK_U8 || sp->ndim != 1 || sp->shape[0] != T)
             return ak_fail(err, AK_EDATA, "document '%s': special is not u8 [%lld]", d->id,
                            (long long)T);
-        special = ak_tensor_u8(sp);
+        p->special = ak_tensor_u8(sp);
     }
     if (!seg && (c->o.unit == AK_UNIT_BLOCK || c->protect_first || c->protect_last))
         return ak_fail(err, AK_EDATA, "document '%s' has no segments (needed by %s)", d->id,
                        c->o.unit == AK_UNIT_BLOCK ? "--unit block" : "--protect");
-    const uint8_t *txt = ak_tensor_u8(text);
-    size_t tlen = text->nbytes;
-    const int64_t *o = ak_tensor_i64(off);
+    const uint8_t *txt = p->txt = ak_tensor_u8(p->text);
+    size_t tlen = p->tlen = p->text->nbytes;
+    const int64_t *o = p->o = ak_tensor_i64(p->off);
 
-    ak_prune_opts opts = c->o;
+    p->opts = c->o;
     if (!c->policy_set)
-        opts.policy = ak_doc_get(d, "score.token") ? AK_POLICY_SCORE : AK_POLICY_MASS;
+        p->opts.policy = ak_doc_get(d, "score.token") ? AK_POLICY_SCORE : AK_POLICY_MASS;
+    ak_policy pol = p->opts.policy;
+    int uses_layers = pol == AK_POLICY_MASS || pol == AK_POLICY_ENTROPY ||
+                      pol == AK_POLICY_HEAVY || pol == AK_POLICY_QUERY;
+    if (c->layers_set && !uses_layers)
+        return ak_fail(err, AK_EUSAGE, "--layers: policy %s does not use layers (document '%s')",
+                       ak_policy_name(pol), d->id);
+    if (c->agg_set && (!uses_layers || pol == AK_POLICY_QUERY))
+        return ak_fail(err, AK_EUSAGE, "--agg: policy %s does not aggregate heads (document '%s')",
+                       ak_policy_name(pol), d->id);
 
-    struct work w = {0};
+    struct work *w = &p->w;
     size_t n = (size_t)T + 1;
-    w.unit = malloc(n * sizeof *w.unit);
-    w.protect = calloc(n, 1);
-    w.keep = calloc(n, 1);
-    w.query = calloc(n, 1);
-    w.score = calloc(n, sizeof *w.score);
-    w.kept_score = calloc(n, sizeof *w.kept_score);
-    if (!w.unit || !w.protect || !w.keep || !w.query || !w.score || !w.kept_score) {
-        rc = ak_fail(err, AK_ENOMEM, "out of memory");
-        goto out;
-    }
-    int64_t nblocks = 0;
-    if (seg && (rc = ak_block_count(seg, T, &nblocks, err)))
-        goto out;
+    w->unit = malloc(n * sizeof *w->unit);
+    w->protect = calloc(n, 1);
+    w->keep = calloc(n, 1);
+    w->query = calloc(n, 1);
+    w->score = calloc(n, sizeof *w->score);
+    w->kept_score = calloc(n, sizeof *w->kept_score);
+    if (!w->unit || !w->protect || !w->keep || !w->query || !w->score || !w->kept_score)
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    if (seg && (rc = ak_block_count(seg, T, &p->nblocks, err)))
+        return rc;
 
     /* units */
-    int64_t nunits = T;
-    if (opts.unit == AK_UNIT_TOKEN) {
+    p->nunits = T;
+    if (p->opts.unit == AK_UNIT_TOKEN) {
         for (int64_t i = 0; i < T; i++)
-            w.unit[i] = (int32_t)i;
-    } else if (opts.unit == AK_UNIT_BLOCK) {
-        memcpy(w.unit, seg, (size_t)T * sizeof *w.unit);
-        nunits = nblocks;
-    } else if ((rc = ak_sentence_ids(txt, tlen, o, T, w.unit, err))) {
-        goto out;
+            w->unit[i] = (int32_t)i;
+    } else if (p->opts.unit == AK_UNIT_BLOCK) {
+        memcpy(w->unit, seg, (size_t)T * sizeof *w->unit);
+        p->nunits = p->nblocks;
     } else {
-        nunits = 0;
+        rc = p->opts.unit == AK_UNIT_WORD ? ak_word_ids(txt, tlen, o, T, w->unit, err)
+                                          : ak_sentence_ids(txt, tlen, o, T, w->unit, err);
+        if (rc)
+            return rc;
+        p->nunits = 0;
         for (int64_t i = 0; i < T; i++)
-            if (w.unit[i] + 1 > nunits)
-                nunits = w.unit[i] + 1;
+            if (w->unit[i] + 1 > p->nunits)
+                p->nunits = w->unit[i] + 1;
     }
     if (seg)
         for (int64_t i = 0; i < T; i++)
             if (seg[i] < 0)
-                w.unit[i] = -1;
+                w->unit[i] = -1;
 
-    /* protection */
+    /* protection: the spans asked for, and the question */
     if (c->protect_first)
-        ak_protect_block_end(seg, T, 0, w.protect);
+        ak_protect_block_end(seg, T, 0, w->protect);
     if (c->protect_last)
-        ak_protect_block_end(seg, T, 1, w.protect);
+        ak_protect_block_end(seg, T, 1, w->protect);
     for (int k = 0; k < c->nmarkers && !rc; k++)
-        rc = ak_protect_marker(txt, tlen, o, seg, T, c->markers[k], w.protect, err);
+        rc = ak_protect_marker(txt, tlen, o, seg, T, c->markers[k], w->protect, err);
     for (int k = 0; k < c->nregexes && !rc; k++)
-        rc = ak_protect_regex(txt, tlen, o, T, c->regexes[k], w.protect, err);
+        rc = ak_protect_regex(txt, tlen, o, T, c->regexes[k], w->protect, err);
     if (rc)
-        goto out;
+        return rc;
+    int have_query = 0;
+    if ((pol == AK_POLICY_QUERY || !c->no_query) &&
+        (rc = query_span(c, seg, p->nblocks, txt, tlen, o, T, w->query, &have_query, err)))
+        return rc;
+    if (pol == AK_POLICY_QUERY && !have_query)
+        return ak_fail(err, AK_EDATA, "document '%s' has no query span: name it with "
+                       "--query-marker or --query-regex", d->id);
+    if (!c->no_query) /* the question survives its own pruning */
+        for (int64_t i = 0; i < T; i++)
+            w->protect[i] |= w->query[i];
 
     /* scores */
-    const float *score = NULL, *unit_score = NULL;
-    switch (opts.policy) {
+    p->keys_per_query = (double)T;
+    ak_tensor *vis = ak_doc_get(d, "attn.visible");
+    if (vis && vis->dtype == AK_I32 && vis->ndim == 2 && vis->shape[1] == T && T > 0) {
+        double sum = 0;
+        const int32_t *v = ak_tensor_i32(vis);
+        for (int64_t k = 0; k < vis->shape[0] * T; k++)
+            sum += v[k];
+        p->keys_per_query = sum / (double)(vis->shape[0] * T);
+    }
+    switch (pol) {
     case AK_POLICY_SCORE: {
         ak_tensor *s = ak_doc_get(d, "score.token");
-        if (!s) {
-            rc = ak_fail(err, AK_EDATA, "document '%s' has no score.token (run entropy first)",
-                         d->id);
-            goto out;
-        }
-        if (s->dtype != AK_F32 || s->ndim != 1 || s->shape[0] != T) {
-            rc = ak_fail(err, AK_EDATA, "document '%s': score.token is not f32 [%lld]", d->id,
-                         (long long)T);
-            goto out;
-        }
-        score = ak_tensor_f32(s);
+        if (!s)
+            return ak_fail(err, AK_EDATA, "document '%s' has no score.token (run entropy first)",
+                           d->id);
+        if (s->dtype != AK_F32 || s->ndim != 1 || s->shape[0] != T)
+            return ak_fail(err, AK_EDATA, "document '%s': score.token is not f32 [%lld]", d->id,
+                           (long long)T);
+        p->score = ak_tensor_f32(s);
         ak_tensor *b = ak_doc_get(d, "score.block");
-        if (opts.unit == AK_UNIT_BLOCK && b) {
-            if (b->dtype != AK_F32 || b->ndim != 1 || b->shape[0] != nblocks) {
-                rc = ak_fail(err, AK_EDATA, "document '%s': score.block is not f32 [%lld]",
-                             d->id, (long long)nblocks);
-                goto out;
-            }
-            unit_score = ak_tensor_f32(b);
+        if (p->opts.unit == AK_UNIT_BLOCK && b) {
+            if (b->dtype != AK_F32 || b->ndim != 1 || b->shape[0] != p->nblocks)
+                return ak_fail(err, AK_EDATA, "document '%s': score.block is not f32 [%lld]",
+                               d->id, (long long)p->nblocks);
+            p->unit_score = ak_tensor_f32(b);
         }
         break;
     }
     case AK_POLICY_MASS: case AK_POLICY_ENTROPY: case AK_POLICY_HEAVY: {
         ak_attn_stats s;
         if ((rc = ak_doc_attn_stats(d, &s, err)))
-            goto out;
+            return rc;
         int64_t l0 = c->l0 < 0 ? 0 : c->l0, l1 = c->l1 < 0 ? s.L - 1 : c->l1;
-        if ((rc = ak_prune_scores(&s, opts.policy, l0, l1, c->agg, w.score, err)))
-            goto out;
-        score = w.score;
+        if ((rc = ak_prune_scores(&s, pol, l0, l1, c->agg, w->score, err)))
+            return rc;
+        p->score = w->score;
         break;
     }
     case AK_POLICY_QUERY:
-        if (c->query_regex)
-            rc = ak_protect_regex(txt, tlen, o, T, c->query_regex, w.query, err);
-        else if (c->query_marker)
-            rc = ak_protect_marker(txt, tlen, o, seg, T, c->query_marker, w.query, err);
-        else if (seg)
-            ak_protect_block_end(seg, T, 1, w.query);
-        else
-            rc = ak_fail(err, AK_EDATA, "document '%s' has no segments: name the query span "
-                         "with --query-marker or --query-regex", d->id);
-        if (rc || (rc = query_scores(c, d, T, w.query, w.score, err)))
-            goto out;
-        for (int64_t i = 0; i < T; i++) /* the question survives its own pruning */
-            w.protect[i] |= w.query[i];
-        score = w.score;
+        if ((rc = query_scores(c, d, T, w->query, w->score, err)))
+            return rc;
+        p->score = w->score;
+        /* rows of one span sum to 1 over T keys: T x mean is 1 when uniform */
+        p->keys_per_query = (double)T;
         break;
     default:
         break;
     }
 
-    ak_prune_input in = {.T = T, .unit = w.unit, .special = special, .protect = w.protect,
-                         .score = score, .unit_score = unit_score, .nunits = nunits,
-                         .doc_hash = ak_hash_str(d->id)};
-    int64_t budget;
-    if ((rc = ak_prune_select(&in, &opts, w.keep, w.kept_score, &budget, err)))
+    /* costs: the stream's tokens, or count_with's tokens of each unit's
+     * text (charged to the unit's first token; a token outside units pays
+     * for its own span) and of the whole text */
+    if (c->count_with) {
+        if (!(w->cost = calloc(n, sizeof *w->cost)))
+            return ak_fail(err, AK_ENOMEM, "out of memory");
+        int64_t *ua = malloc(sizeof *ua * ((size_t)p->nunits + 1)),
+                *ub = malloc(sizeof *ub * ((size_t)p->nunits + 1)),
+                *uf = malloc(sizeof *uf * ((size_t)p->nunits + 1));
+        if (!ua || !ub || !uf) {
+            free(ua);
+            free(ub);
+            free(uf);
+            return ak_fail(err, AK_ENOMEM, "out of memory");
+        }
+        for (int64_t k = 0; k < p->nunits; k++)
+            ua[k] = INT64_MAX, ub[k] = -1, uf[k] = -1;
+        for (int64_t i = 0; i < T && !rc; i++) {
+            int32_t k = w->unit[i];
+            if (o[2 * i] == o[2 * i + 1])
+                continue;
+            if (k < 0 || (p->special && p->special[i])) {
+                rc = count_tokens(c->count_with, txt, o[2 * i], o[2 * i + 1], &w->cost[i], err);
+                continue;
+            }
+            if (uf[k] < 0)
+                uf[k] = i;
+            if (o[2 * i] < ua[k]) ua[k] = o[2 * i];
+            if (o[2 * i + 1] > ub[k]) ub[k] = o[2 * i + 1];
+        }
+        for (int64_t k = 0; k < p->nunits && !rc; k++)
+            if (uf[k] >= 0)
+                rc = count_tokens(c->count_with, txt, ua[k], ub[k], &w->cost[uf[k]], err);
+        free(ua);
+        free(ub);
+        free(uf);
+        if (!rc)
+            rc = count_tokens(c->count_with, txt, 0, (int64_t)tlen, &p->total, err);
+        if (rc)
+            return ak_wrap(err, "document '%s': --count-with", d->id);
+    }
+    return 0;
+}
+
+static void prep_free(struct prep *p) { work_free(&p->w); }
+
+int ak_prune_doc_rank(ak_doc *d, const ak_prune_doc_opts *c, double *score, int64_t *size,
+                      int64_t *floor_, ak_err *err)
+{
+    ak_err scratch;
+    if (!err)
+        err = &scratch;
+    struct prep p;
+    int rc = prepare(d, c, &p, err);
+    if (!rc) {
+        double sum = 0;
+        int64_t n = 0, sz = 0, fl = 0;
+        for (int64_t i = 0; i < p.T; i++) {
+            int64_t cost = p.w.cost ? p.w.cost[i] : 1;
+            sz += cost;
+            if (p.w.unit[i] < 0 || (p.special && p.special[i]) || p.w.protect[i]) {
+                fl += cost;
+                continue;
+            }
+            sum += p.score ? p.score[i] : 0;
+            n++;
+        }
+        *score = n ? sum / (double)n * p.keys_per_query : 0;
+        *size = p.w.cost ? p.total : sz;
+        *floor_ = fl;
+    }
+    prep_free(&p);
+    return rc;
+}
+
+void ak_global_budgets(const double *score, const int64_t *size, const int64_t *floor_, size_t n,
+                       int64_t budget, int64_t *out)
+{
+    size_t *order = malloc(sizeof *order * (n + 1));
+    double *want = malloc(sizeof *want * (n + 1));
+    if (!order || !want) { /* no memory: the same ratio for all */
+        int64_t tot = 0;
+        for (size_t i = 0; i < n; i++)
+            tot += size[i];
+        for (size_t i = 0; i < n; i++)
+            out[i] = tot ? (int64_t)((double)budget * (double)size[i] / (double)tot) : 0;
+        free(order);
+        free(want);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    for (size_t i = 1; i < n; i++) /* insertion sort by score, stable */
+        for (size_t j = i; j > 0 && score[order[j]] > score[order[j - 1]]; j--) {
+            size_t t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    double wsum = 0;
+    for (size_t r = 0; r < n; r++) {
+        double wt = n > 1 ? 1 + 0.5 * (1 - 2.0 * (double)r / (double)(n - 1)) : 1;
+        want[order[r]] = wt * (double)size[order[r]];
+        wsum += want[order[r]];
+    }
+    int64_t left = budget;
+    for (size_t i = 0; i < n; i++) { /* what each keeps anyway comes first */
+        out[i] = floor_[i] < size[i] ? floor_[i] : size[i];
+        left -= out[i];
+    }
+    double carry = 0;
+    for (size_t r = 0; r < n && left > 0; r++) {
+        size_t i = order[r];
+        double share = wsum > 0 ? want[i] / wsum * (double)(budget > 0 ? budget : 0) : 0;
+        int64_t extra = (int64_t)floor(share + carry - (double)out[i] + 0.5);
+        if (extra < 0)
+            extra = 0;
+        if (extra > size[i] - out[i])
+            extra = size[i] - out[i];
+        if (extra > left)
+            extra = left;
+        carry += share - (double)(out[i] + extra);
+        if (carry < 0)
+            carry = 0;
+        out[i] += extra;
+        left -= extra;
+    }
+    for (size_t r = 0; r < n && left > 0; r++) { /* what is left, down the ranking */
+        size_t i = order[r];
+        int64_t extra = size[i] - out[i] < left ? size[i] - out[i] : left;
+        out[i] += extra;
+        left -= extra;
+    }
+    free(order);
+    free(want);
+}
+
+/* full.tokens (and full.token_types): the tokens before the first prune,
+ * for score to run the model on the full document. */
+static int keep_full(ak_doc *d, ak_err *err)
+{
+    static const char *const src[] = {"tokens", "token_types"},
+                             *const dst[] = {"full.tokens", "full.token_types"};
+    for (int k = 0; k < 2; k++) {
+        ak_tensor *t = ak_doc_get(d, src[k]);
+        if (!t || ak_doc_get(d, dst[k]) || ak_doc_get(d, "keep"))
+            continue;
+        ak_tensor *c = ak_tensor_new(dst[k], t->dtype, t->ndim, t->shape, err);
+        if (!c)
+            return err->code ? err->code : AK_ENOMEM;
+        memcpy(c->data, t->data, t->nbytes);
+        int rc = ak_doc_put(d, c, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static const char *const unit_names[] = {"token", "sentence", "block", "word"};
+
+int ak_prune_doc(ak_doc *d, const ak_prune_doc_opts *c, ak_prune_result *res, ak_err *err)
+{
+    ak_err scratch;
+    if (!err)
+        err = &scratch;
+    struct prep p;
+    ak_prune_result r;
+    int rc = prepare(d, c, &p, err);
+    if (rc)
         goto out;
-    if ((rc = ak_prune_apply(d, w.keep, w.kept_score, err)))
+    ak_prune_input in = {.T = p.T, .unit = p.w.unit, .special = p.special, .protect = p.w.protect,
+                         .score = p.score, .unit_score = p.unit_score, .nunits = p.nunits,
+                         .doc_hash = ak_hash_str(d->id), .cost = p.w.cost, .total = p.total,
+                         .budget = c->budget, .budget_set = c->budget_set};
+    if ((rc = ak_prune_select(&in, &p.opts, p.w.keep, p.w.kept_score, &r, err)) ||
+        (rc = keep_full(d, err)) ||
+        (rc = ak_prune_apply(d, p.w.keep, p.w.kept_score, err)))
         goto out;
-    if ((rc = ak_meta_set_str(&d->meta, "prune_policy", ak_policy_name(opts.policy))) ||
-        (rc = ak_meta_set_int(&d->meta, "prune_budget", budget)))
+    if (c->count_with) { /* what the target LLM gets: the clean kept text */
+        ak_tensor *dr = ak_doc_get(d, "dropped");
+        char *kept;
+        size_t klen;
+        if ((rc = ak_kept_text(p.txt, p.tlen, ak_tensor_i64(dr), dr->shape[0], &kept, &klen,
+                               err)))
+            goto out;
+        rc = count_tokens(c->count_with, (const uint8_t *)kept, 0, (int64_t)klen, &r.kept, err);
+        free(kept);
+        if (rc) {
+            ak_wrap(err, "document '%s': --count-with", d->id);
+            goto out;
+        }
+    }
+    if (ak_meta_set_str(&d->meta, "prune_policy", ak_policy_name(p.opts.policy)) ||
+        ak_meta_set_str(&d->meta, "prune_unit", unit_names[p.opts.unit]) ||
+        ak_meta_set_int(&d->meta, "prune_budget", r.budget) ||
+        ak_meta_set_int(&d->meta, "prune_kept", r.kept) ||
+        ak_meta_set_int(&d->meta, "prune_total", r.total) ||
+        ak_meta_set_float(&d->meta, "prune_ratio", r.total ? (double)r.kept / (double)r.total : 0) ||
+        ak_meta_set_int(&d->meta, "prune_exact", r.exact) ||
+        (c->count_with &&
+         ak_meta_set_str(&d->meta, "prune_count_with", ak_tokenizer_name(c->count_with))))
         rc = ak_fail(err, AK_ENOMEM, "out of memory");
+    if (res)
+        *res = r;
 out:
-    work_free(&w);
+    prep_free(&p);
     return rc;
 }
 

@@ -25,7 +25,7 @@ typedef enum {
     AK_POLICY_LAST     /* keep the end */
 } ak_policy;
 
-typedef enum { AK_UNIT_TOKEN, AK_UNIT_SENTENCE, AK_UNIT_BLOCK } ak_unit;
+typedef enum { AK_UNIT_TOKEN, AK_UNIT_SENTENCE, AK_UNIT_BLOCK, AK_UNIT_WORD } ak_unit;
 
 AK_API int ak_policy_from_name(const char *s, ak_policy *out);
 AK_API const char *ak_policy_name(ak_policy p);
@@ -61,6 +61,25 @@ AK_API int ak_query_mass(const float *p, int64_t nh, int64_t T, const uint8_t *i
 AK_API int ak_sentence_ids(const uint8_t *text, size_t len, const int64_t *offsets,
                            int64_t T, int32_t *ids, ak_err *err);
 
+/* Word ids per token: a word is a maximal run of tokens whose byte spans
+ * touch or overlap with no white space between them (token i joins the
+ * word of token i-1 when start_i <= end_{i-1}, the byte at start_i is not
+ * white space and the byte before end_{i-1} is not), so "Eiffel", "2024."
+ * and "1,230" are single units whatever the tokenizer made of them.
+ * Tokens that cover no text get -1.  White space is ASCII (segment.h). */
+AK_API int ak_word_ids(const uint8_t *text, size_t len, const int64_t *offsets, int64_t T,
+                       int32_t *ids, ak_err *err);
+
+/* The kept text, clean: text with each dropped span [a, b) (sorted, not
+ * overlapping) cut out, a cut leaving a space (a paragraph break when the
+ * cut spans one), then white space normalised: a run holding two or more
+ * newlines becomes one blank line, one newline stays a newline, any other
+ * run one space; a run at a cut before , . ; : ! ? is removed; leading and
+ * trailing white space go, and a non-empty result ends with a newline.
+ * *out is malloc'd. */
+AK_API int ak_kept_text(const uint8_t *text, size_t len, const int64_t *dropped, int64_t n,
+                        char **out, size_t *outlen, ak_err *err);
+
 /* Protection marks (protect[T], set to 1, never cleared). */
 /* Tokens overlapping a match of the PCRE2 pattern re in text (UTF-8). */
 AK_API int ak_protect_regex(const uint8_t *text, size_t len, const int64_t *offsets,
@@ -85,15 +104,41 @@ typedef struct ak_prune_input {
     const float *unit_score;  /* [nunits] or NULL: overrides the mean */
     int64_t nunits;           /* unit ids are < nunits */
     uint64_t doc_hash;        /* mixed into the random seed */
+    const int64_t *cost;      /* [T] or NULL (all 1): what each token costs in
+                                 the budget's units; a unit costs the sum of
+                                 its tokens' */
+    int64_t total;            /* the document's size in those units (the
+                                 budget is keep_ratio * total); 0: the sum of
+                                 cost, or T */
+    int64_t budget;           /* > 0 or 0 with budget_set: use this budget
+                                 instead of keep_ratio / max_tokens */
+    int budget_set;
 } ak_prune_input;
+
+/* What a selection achieved, in the budget's units. */
+typedef struct ak_prune_result {
+    int64_t budget, kept, total;
+    int exact;                /* 1: the knapsack ran (kept is the largest
+                                 reachable fill <= budget); 0: greedy */
+} ak_prune_result;
 
 /* Fills keep[T] (1 = kept) and kept_score[T] (the score of each token's
  * unit under the policy).  Forced and protected tokens are kept even past
- * the budget; the rest of the budget goes to units in order of score
- * (random: seeded order; first/last: position), skipping a unit that does
- * not fit (first/last stop there instead).  Sets *budget. */
+ * the budget; the rest R of the budget goes to the other units:
+ *   - units of cost above 1 (words, sentences, blocks) under the score,
+ *     mass, query, entropy and random policies: a 0/1 knapsack by dynamic
+ *     programming over the units and the fills 0..R, which keeps the
+ *     largest fill <= R that any subset of the units reaches and, among
+ *     the subsets reaching it, the one with the most score (unit score x
+ *     unit size); exact, O(units x R) time and units x R bits, used up to
+ *     2^28 cells;
+ *   - otherwise (every unit of cost 1, heavy, first, last, or a problem
+ *     too large): units in order of score (random: seeded order;
+ *     first/last: position), skipping a unit that does not fit (first and
+ *     last stop there instead), which is exact when every cost is 1.
+ * Fills *res. */
 AK_API int ak_prune_select(const ak_prune_input *in, const ak_prune_opts *o, uint8_t *keep,
-                           float *unit_score_out, int64_t *budget, ak_err *err);
+                           float *unit_score_out, ak_prune_result *res, ak_err *err);
 
 /* Rewrites d to the kept tokens: tokens, offsets, segments, special,
  * token_types and score.token are reduced; keep[T0] (composed with an
@@ -122,12 +167,46 @@ typedef struct ak_prune_doc_opts {
                                                the last block) */
     long l0, l1;                 /* layers for the attention policies; -1: all */
     ak_agg agg;
+    int layers_set, agg_set;     /* given: an error with a policy not using them */
+    int no_query;                /* 1: the query span is not protected */
+    struct ak_tokenizer *count_with; /* NULL: the budget counts the stream's
+                                        tokens; else this tokenizer's tokens of
+                                        each unit's text */
+    int64_t budget;              /* with budget_set: this budget (prune
+                                    --global), in the units of count_with */
+    int budget_set;
 } ak_prune_doc_opts;
 
-/* Prunes d in place: the units of o.unit, the protected tokens, the scores
- * of the policy, ak_prune_select under the budget and ak_prune_apply; meta
- * prune_policy and prune_budget record what was done. */
-AK_API int ak_prune_doc(ak_doc *d, const ak_prune_doc_opts *o, ak_err *err);
+/* Prunes d in place: the units of o.unit, the protected tokens (the query
+ * span too: the --query-marker / --query-regex matches, else the last
+ * block, else the last paragraph of the text), the scores of the policy,
+ * ak_prune_select under the budget and ak_prune_apply.  Meta records it:
+ * prune_policy, prune_unit, prune_budget, prune_kept, prune_total (in
+ * tokens of the stream, or of count_with: then prune_kept counts the tokens
+ * of the clean kept text, ak_kept_text, and prune_count_with names the
+ * tokenizer), prune_ratio = prune_kept / prune_total, and prune_exact.
+ * res (may be NULL) gets the same numbers.  The full document's tokens
+ * are kept as full.tokens (and full.token_types) for score. */
+AK_API int ak_prune_doc(ak_doc *d, const ak_prune_doc_opts *o, ak_prune_result *res,
+                        ak_err *err);
+
+/* prune --global: what each document of a stream gets out of one budget.
+ * score[n] ranks the documents (higher first), size[n] is each one's size
+ * and floor_[n] what it keeps anyway (forced tokens).  As LongLLMLingua
+ * does, the rank sets the document's share: rank r of n gets a weight
+ * 1 + 0.5 (1 - 2r / (n - 1)) (1.5 for the best, 0.5 for the worst), shares
+ * are size x weight scaled to the budget, capped at size and at least
+ * floor_, the excess handed down the ranking.  Fills out[n]. */
+AK_API void ak_global_budgets(const double *score, const int64_t *size, const int64_t *floor_,
+                              size_t n, int64_t budget, int64_t *out);
+
+/* A document's rank score for --global: the mean over its selectable
+ * tokens (not special, not protected) of the policy's token score times
+ * the mean number of keys a query sees (attn.visible; T without it), so
+ * that 1 means the attention a uniform query gives; computed by
+ * ak_prune_doc when res is given (res_score). */
+AK_API int ak_prune_doc_rank(ak_doc *d, const ak_prune_doc_opts *o, double *score,
+                             int64_t *size, int64_t *floor_, ak_err *err);
 
 /* FNV-1a of a string, for ak_prune_input.doc_hash. */
 AK_API uint64_t ak_hash_str(const char *s);

@@ -215,7 +215,8 @@ for unit in ["token", "sentence", "block"]:
         check(ok, f"prune --policy {pol} --unit {unit}: question, specials kept; spans exact")
 
 # mass policy at token level equals numpy's top-k of the corrected mass
-p = run(["prune", "--keep", "0.5", "--policy", "mass"], stream)
+p = run(["prune", "--keep", "0.5", "--policy", "mass", "--unit", "token", "--no-protect-query"],
+        stream)
 for name, r in refs.items():
     keep = ak.docs_of(p.stdout)[name]["keep"].astype(bool)
     c = corrected(r)
@@ -226,7 +227,7 @@ for name, r in refs.items():
     check(np.array_equal(keep, want), f"{name}: mass keeps the top corrected-mass tokens")
 
 # query policy: the scores are the mean attention of the question's rows
-p = run(["prune", "--keep", "0.5", "--policy", "query"], stream)
+p = run(["prune", "--keep", "0.5", "--policy", "query", "--unit", "token"], stream)
 r = refs["bidir.txt"]
 d = ak.docs_of(p.stdout)["bidir.txt"]
 qrows = r["seg"] == 3

@@ -61,7 +61,7 @@ rejects "attend refuses tokens and hidden of different lengths" attend attend -m
 grep -q "tokens has 6 entries, hidden 7 rows" "$T/.err" && pass "lengths named" || fail "lengths named"
 
 # ---- prune: scores, statistics, probabilities, offsets ----
-prune --keep 0.5 "$T/ent.ak" >"$T/good.ak" && pass "prune: the untouched stream" || fail "prune: the untouched stream"
+prune --keep 0.5 --unit token --no-protect-query "$T/ent.ak" >"$T/good.ak" && pass "prune: the untouched stream" || fail "prune: the untouched stream"
 for c in "score.token 2 nan score.token\[2\] is NaN" \
          "score.token 3 inf score.token\[3\] is +Inf" \
          "score.token 3 -inf score.token\[3\] is -Inf" \
@@ -135,7 +135,7 @@ else
 fi
 
 # ---- score: PRUNED must come from FULL ----
-prune --keep 0.5 "$T/ent.ak" | embed -m "$B" | attend -m "$B" --hidden >"$T/pr.ak"
+prune --keep 0.5 --unit token --no-protect-query "$T/ent.ak" | embed -m "$B" | attend -m "$B" --hidden >"$T/pr.ak"
 ok "score FULL PRUNED" score "$T/att.ak" "$T/pr.ak"
 is "score: kept 4 of 7" "$(score "$T/att.ak" "$T/pr.ak" | awk -F'\t' 'NR == 2 { print $2, $3 }')" "7 4"
 rejects "score refuses swapped arguments" score score "$T/pr.ak" "$T/att.ak"

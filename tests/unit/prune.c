@@ -32,19 +32,19 @@ static void test_budget_and_mass(void)
     int32_t u[T10];
     uint8_t keep[T10];
     float ks[T10];
-    int64_t budget;
+    ak_prune_result budget;
     units_token(u, T10);
     ak_prune_input in = {.T = T10, .unit = u, .special = SP10, .score = SC10, .nunits = T10};
     ak_prune_opts o = {.policy = AK_POLICY_MASS, .keep_ratio = 0.5, .max_tokens = -1,
                        .recent = -1};
-    CHECK(ak_prune_select(&in, &o, keep, ks, &budget, &err) == 0 && budget == 5,
+    CHECK(ak_prune_select(&in, &o, keep, ks, &budget, &err) == 0 && budget.budget == 5,
           "keep 0.5 of 10 tokens: budget 5");
     uint8_t want[T10] = {1, 0, 1, 0, 0, 1, 0, 1, 0, 1};
     CHECK(memcmp(keep, want, sizeof want) == 0, "specials plus the three best tokens kept");
     CHECK(ks[2] == SC10[2] && ks[1] == SC10[1], "kept_score is each token's score");
     o.max_tokens = 3;
     ak_prune_select(&in, &o, keep, ks, &budget, &err);
-    CHECK(budget == 3 && kept_count(keep, T10) == 3 && keep[2], "--max-tokens 3 tightens it");
+    CHECK(budget.budget == 3 && kept_count(keep, T10) == 3 && keep[2], "--max-tokens 3 tightens it");
     o.max_tokens = 0;
     ak_prune_select(&in, &o, keep, ks, &budget, &err);
     CHECK(kept_count(keep, T10) == 2 && keep[0] && keep[9],
@@ -60,7 +60,7 @@ static void test_baselines(void)
     ak_err err;
     int32_t u[T10];
     uint8_t keep[T10], k2[T10];
-    int64_t budget;
+    ak_prune_result budget;
     units_token(u, T10);
     ak_prune_input in = {.T = T10, .unit = u, .special = SP10, .nunits = T10};
     ak_prune_opts o = {.policy = AK_POLICY_FIRST, .keep_ratio = 0.5, .max_tokens = -1,
@@ -100,7 +100,7 @@ static void test_protect_every_policy(void)
     ak_err err;
     int32_t u[T10];
     uint8_t keep[T10], prot[T10] = {0};
-    int64_t budget;
+    ak_prune_result budget;
     units_token(u, T10);
     prot[4] = 1;
     ak_prune_input in = {.T = T10, .unit = u, .special = SP10, .protect = prot, .score = SC10,
@@ -128,13 +128,13 @@ static void test_blocks(void)
     int32_t seg[T10] = {-1, 0, 0, 1, 1, 1, 1, 2, 2, -1};
     float sc[T10] = {0, .5f, .5f, .1f, .1f, .1f, .1f, .9f, .9f, 0};
     uint8_t keep[T10], prot[T10] = {0};
-    int64_t budget;
+    ak_prune_result budget;
     ak_prune_input in = {.T = T10, .unit = seg, .score = sc, .nunits = 3};
     ak_prune_opts o = {.policy = AK_POLICY_MASS, .unit = AK_UNIT_BLOCK, .keep_ratio = 0.6,
                        .max_tokens = -1, .recent = -1};
     ak_prune_select(&in, &o, keep, NULL, &budget, &err);
     uint8_t want[T10] = {1, 1, 1, 0, 0, 0, 0, 1, 1, 1};
-    CHECK(budget == 6 && memcmp(keep, want, T10) == 0, "block units: b2 then b0 fit in 6");
+    CHECK(budget.budget == 6 && memcmp(keep, want, T10) == 0, "block units: b2 then b0 fit in 6");
     /* block b1 does not fit in 5: first stops there, mass skips it */
     o.policy = AK_POLICY_FIRST;
     o.keep_ratio = 0.7; /* budget 7: specials 2 + b0 2 = 4, b1 (4) does not fit */
@@ -303,7 +303,7 @@ static void test_prune_doc(void)
                            .policy_set = 1, .l0 = -1, .l1 = -1};
     /* blocks: {aa bb cc} (3 tokens) and {dd ee} (2); [CLS] and [SEP] are
      * forced, so 2 of the 4 remain: the last block fits, the first not */
-    int rc = ak_prune_doc(d, &o, &err);
+    int rc = ak_prune_doc(d, &o, NULL, &err);
     ak_tensor *tok = ak_doc_get(d, "tokens");
     const char *pol = ak_meta_str(&d->meta, "prune_policy");
     int64_t budget = -1;
@@ -314,7 +314,7 @@ static void test_prune_doc(void)
     ak_doc_free(d);
     d = sample_doc();
     o.o.policy = AK_POLICY_SCORE;
-    CHECK(ak_prune_doc(d, &o, &err) == AK_EDATA && strstr(err.msg, "score.token"),
+    CHECK(ak_prune_doc(d, &o, NULL, &err) == AK_EDATA && strstr(err.msg, "score.token"),
           "ak_prune_doc: policy score without score.token: %s", err.msg);
     ak_doc_free(d);
 }
@@ -332,7 +332,7 @@ static void test_null_err(void)
                            .policy_set = 1, .l0 = -1, .l1 = -1};
     CHECK(ak_doc_attn_stats(d, &s, NULL) == AK_EDATA, "attn stats, no tokens, NULL err");
     CHECK(ak_prune_apply(d, keep, NULL, NULL) == AK_EDATA, "apply, no tokens, NULL err");
-    CHECK(ak_prune_doc(d, &o, NULL) == AK_EDATA, "prune doc, no tokens, NULL err");
+    CHECK(ak_prune_doc(d, &o, NULL, NULL) == AK_EDATA, "prune doc, no tokens, NULL err");
     CHECK(ak_doc_probs_stats(d, -1, -1, &ps, NULL) == AK_EDATA, "probs stats, NULL err");
     ak_probs_stats_free(&ps);
     ak_doc_free(d);
@@ -346,6 +346,113 @@ static void test_null_err(void)
     ak_doc_free(d);
 }
 
+/* The knapsack keeps the largest fill any subset reaches (checked against
+ * every subset of random instances) and, at that fill, the most score. */
+static void test_knapsack_exact(void)
+{
+    ak_err err;
+    uint64_t x = 12345;
+    int bad_fill = 0, bad_score = 0, over = 0;
+    for (int rep = 0; rep < 200; rep++) {
+        enum { NU = 9, TT = 40 };
+        int32_t unit[TT];
+        float sc[TT];
+        int64_t T = 0;
+        int size[NU];
+        for (int k = 0; k < NU; k++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            size[k] = 1 + (int)((x >> 33) % 4);
+            float s = (float)((x >> 20) % 1000) / 1000.0f;
+            for (int j = 0; j < size[k]; j++) {
+                unit[T] = k;
+                sc[T++] = s;
+            }
+        }
+        uint8_t keep[TT];
+        ak_prune_result r;
+        ak_prune_input in = {.T = T, .unit = unit, .score = sc, .nunits = NU};
+        ak_prune_opts o = {.policy = AK_POLICY_MASS, .unit = AK_UNIT_SENTENCE,
+                           .keep_ratio = 0.37, .max_tokens = -1, .recent = -1};
+        ak_prune_select(&in, &o, keep, NULL, &r, &err);
+        int best_fill = 0;
+        double best_score = 0, got_score = 0;
+        for (int m = 0; m < (1 << NU); m++) {
+            int fill = 0;
+            double v = 0;
+            for (int k = 0; k < NU; k++)
+                if (m >> k & 1) {
+                    fill += size[k];
+                    for (int64_t i = 0; i < T; i++)
+                        v += unit[i] == k ? sc[i] : 0;
+                }
+            if (fill > r.budget)
+                continue;
+            if (fill > best_fill || (fill == best_fill && v > best_score)) {
+                best_fill = fill;
+                best_score = v;
+            }
+        }
+        for (int64_t i = 0; i < T; i++)
+            got_score += keep[i] ? sc[i] : 0;
+        bad_fill += kept_count(keep, T) != best_fill || r.kept != best_fill;
+        bad_score += got_score < best_score - 1e-4;
+        over += kept_count(keep, T) > r.budget;
+    }
+    CHECK(bad_fill == 0 && over == 0, "knapsack: the largest reachable fill "
+          "in 200 random problems (%d wrong, %d over)", bad_fill, over);
+    CHECK(bad_score == 0, "knapsack: the most score at that fill (%d worse)", bad_score);
+}
+
+static void test_words_and_text(void)
+{
+    ak_err err;
+    /* "The Eiffel Tower, 2024." as WordPiece-ish pieces */
+    const char *t = "The Eiffel Tower, 2024.";
+    int64_t off[][2] = {{0, 0}, {0, 3}, {4, 5}, {5, 8}, {8, 10}, {11, 16}, {16, 17},
+                        {18, 21}, {21, 22}, {22, 23}, {23, 23}};
+    int32_t ids[11];
+    CHECK(ak_word_ids((const uint8_t *)t, strlen(t), &off[0][0], 11, ids, &err) == 0 &&
+              ids[0] == -1 && ids[1] == 0 && ids[2] == 1 && ids[3] == 1 && ids[4] == 1 &&
+              ids[5] == 2 && ids[6] == 2 && ids[7] == 3 && ids[9] == 3 && ids[10] == -1,
+          "words: E+iff+el one word, Tower+, one, 202+4+. one; specials -1");
+    /* byte-level BPE glues the space to the word: " Tower" starts a word */
+    const char *t2 = "a bc";
+    int64_t off2[][2] = {{0, 1}, {1, 3}, {3, 4}};
+    CHECK(ak_word_ids((const uint8_t *)t2, 4, &off2[0][0], 3, ids, &err) == 0 && ids[0] == 0 &&
+              ids[1] == 1 && ids[2] == 1, "words: a leading space starts a word");
+    const char *t3 = "One two  three.\n\nFour five.\n\nSix, seven.";
+    int64_t dr[][2] = {{4, 7}, {17, 27}};
+    char *out;
+    size_t n;
+    CHECK(ak_kept_text((const uint8_t *)t3, strlen(t3), &dr[0][0], 2, &out, &n, &err) == 0 &&
+              strcmp(out, "One three.\n\nSix, seven.\n") == 0,
+          "kept text: spaces collapsed, one blank line for a dropped paragraph (%s)", out);
+    free(out);
+    int64_t dr2[][2] = {{34, 39}};
+    CHECK(ak_kept_text((const uint8_t *)t3, strlen(t3), &dr2[0][0], 1, &out, &n, &err) == 0 &&
+              strcmp(out, "One two three.\n\nFour five.\n\nSix,.\n") == 0,
+          "kept text: no space left before punctuation at a cut (%s)", out);
+    free(out);
+    int64_t dr3[][2] = {{5, 3}};
+    CHECK(ak_kept_text((const uint8_t *)t3, strlen(t3), &dr3[0][0], 1, &out, &n, &err) == AK_EDATA,
+          "kept text: a reversed span is refused: %s", err.msg);
+}
+
+static void test_global_budgets(void)
+{
+    double score[3] = {0.5, 2.0, 1.0};
+    int64_t size[3] = {100, 100, 100}, floor_[3] = {10, 10, 10}, out[3];
+    ak_global_budgets(score, size, floor_, 3, 150, out);
+    CHECK(out[0] + out[1] + out[2] == 150 && out[1] > out[2] && out[2] > out[0],
+          "global: one budget, the better-ranked document keeps more (%lld %lld %lld)",
+          (long long)out[0], (long long)out[1], (long long)out[2]);
+    CHECK(out[1] == 75 && out[2] == 50 && out[0] == 25, "global: weights 1.5, 1, 0.5");
+    int64_t small[3] = {10, 100, 100};
+    ak_global_budgets(score, small, floor_, 3, 200, out);
+    CHECK(out[0] + out[1] + out[2] == 200 && out[0] <= 10 && out[1] <= 100,
+          "global: shares capped at the size, the rest handed on");
+}
+
 int main(void)
 {
     test_budget_and_mass();
@@ -357,5 +464,8 @@ int main(void)
     test_apply();
     test_prune_doc();
     test_null_err();
+    test_knapsack_exact();
+    test_words_and_text();
+    test_global_budgets();
     TEST_DONE();
 }
