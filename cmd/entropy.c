@@ -31,6 +31,11 @@ static void usage(void)
            "  -h, --help           this help\n"
            "score.token is the corrected received mass: raw mass / number of queries\n"
            "that could see the key; score.block its mean over the block's tokens.\n"
+           "Tables add mass_rel, the corrected mass times the mean number of keys a\n"
+           "query sees (1: what uniform attention gives; blocks: the mean over their\n"
+           "tokens, comparable across blocks and documents of any length), and the\n"
+           "token's or block's text (TSV-escaped).  --by and --units shape tables and\n"
+           "are refused in stream mode.\n"
            "Exit status: 0 ok, 64 usage, 65 bad stream, 66 cannot open, 73 cannot create\n"
            "the output, 74 I/O error.\n");
 }
@@ -77,6 +82,9 @@ struct docm {
     ak_token_metrics tm;
     const int32_t *tokens, *seg;
     const int64_t *off;
+    const char *text;      /* the document's text, or NULL */
+    size_t text_len;
+    double keys_per_query; /* mean over the layers used and the queries */
     int64_t *bcount, *bstart, *bend;
     float *bent, *bnorm, *bmass, *bcorr;
     /* from attn.probs.<l> when attend's statistics are absent; its layer
@@ -132,6 +140,19 @@ static int docm_compute(struct ctx *c, ak_doc *d, struct docm *m, ak_err *err)
     ak_tensor *off = ak_doc_get(d, "offsets");
     if (off && off->dtype == AK_I64 && off->ndim == 2 && off->shape[0] == T && off->shape[1] == 2)
         m->off = ak_tensor_i64(off);
+    ak_tensor *tx = ak_doc_get(d, "text");
+    if (tx && tx->dtype == AK_U8 && tx->ndim == 1) {
+        m->text = tx->data;
+        m->text_len = tx->nbytes;
+    }
+    m->keys_per_query = (double)T;
+    if (m->s.visible && T > 0) {
+        double sum = 0;
+        for (int64_t l = m->l0; l <= m->l1; l++)
+            for (int64_t j = 0; j < T; j++)
+                sum += m->s.visible[l * T + j];
+        m->keys_per_query = sum / ((double)(m->l1 - m->l0 + 1) * (double)T);
+    }
     if ((rc = ak_doc_segments(d, T, &m->seg, err)))
         return rc;
     if (m->seg && (rc = ak_block_count(m->seg, T, &m->nblocks, err)))
@@ -204,8 +225,19 @@ static int put_scores(struct docm *m, ak_doc *d, ak_err *err)
 static const char *const hdr[4] = {
     "doc\tlayer\tentropy\tnorm_entropy\tsink_share\tsharp\tmixed\tdiffuse\tsinks",
     "doc\tlayer\thead\tentropy\tnorm_entropy\tsink_share\tclass\tsink",
-    "doc\ttoken\tid\tstart\tend\tblock\tentropy\tnorm_entropy\tmass\tmass_corrected",
-    "doc\tblock\ttokens\tstart\tend\tentropy\tnorm_entropy\tmass\tmass_corrected"};
+    "doc\ttoken\tid\tstart\tend\tblock\tentropy\tnorm_entropy\tmass\tmass_corrected\tmass_rel\ttext",
+    "doc\tblock\ttokens\tstart\tend\tentropy\tnorm_entropy\tmass\tmass_corrected\tmass_rel\ttext"};
+
+/* The text of the byte span [a, b), or an empty one outside the text. */
+static void span_text(const struct docm *m, int64_t a, int64_t b, const char **s, size_t *n)
+{
+    *s = "";
+    *n = 0;
+    if (m->text && a >= 0 && b > a && (size_t)b <= m->text_len) {
+        *s = m->text + a;
+        *n = (size_t)(b - a);
+    }
+}
 
 static void layer_row(struct docm *m, int64_t l, double *e, double *n, double *sink, int cnt[4])
 {
@@ -257,19 +289,29 @@ static void print_tsv(struct ctx *c, const ak_doc *d, struct docm *m)
         } else if (k == 2) {
             for (int64_t i = 0; i < m->s.T; i++) {
                 ak_tsv_put(o, d->id);
-                fprintf(o, "\t%lld\t%d\t%lld\t%lld\t%d\t%.6g\t%.6g\t%.6g\t%.6g\n",
+                fprintf(o, "\t%lld\t%d\t%lld\t%lld\t%d\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t",
                         (long long)i, m->tokens[i], m->off ? (long long)m->off[2 * i] : -1LL,
                         m->off ? (long long)m->off[2 * i + 1] : -1LL, m->seg ? m->seg[i] : -1,
                         m->tm.entropy[i] * u, m->tm.norm_entropy[i], m->tm.mass[i],
-                        m->tm.corrected[i]);
+                        m->tm.corrected[i], m->tm.corrected[i] * m->keys_per_query);
+                const char *ts;
+                size_t tn;
+                span_text(m, m->off ? m->off[2 * i] : -1, m->off ? m->off[2 * i + 1] : -1, &ts, &tn);
+                ak_tsv_putn(o, ts, tn);
+                fputc('\n', o);
             }
         } else {
             for (int64_t b = 0; b < m->nblocks; b++) {
                 ak_tsv_put(o, d->id);
-                fprintf(o, "\t%lld\t%lld\t%lld\t%lld\t%.6g\t%.6g\t%.6g\t%.6g\n",
+                fprintf(o, "\t%lld\t%lld\t%lld\t%lld\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t",
                         (long long)b, (long long)m->bcount[b], (long long)m->bstart[b],
                         (long long)m->bend[b], m->bent[b] * u, m->bnorm[b], m->bmass[b],
-                        m->bcorr[b]);
+                        m->bcorr[b], m->bcorr[b] * m->keys_per_query);
+                const char *ts;
+                size_t tn;
+                span_text(m, m->bstart[b], m->bend[b], &ts, &tn);
+                ak_tsv_putn(o, ts, tn);
+                fputc('\n', o);
             }
         }
         if (nby > 1)
@@ -279,16 +321,26 @@ static void print_tsv(struct ctx *c, const ak_doc *d, struct docm *m)
 
 /* The document id as a JSON string; one that is not UTF-8 gets U+FFFD for
  * each bad sequence, so the output stays valid JSON. */
-static json_t *json_id(const char *id)
+static json_t *json_text(const char *s, size_t len)
 {
-    json_t *j = json_string(id);
+    json_t *j = json_stringn(s, len);
     char *fixed;
     size_t n, nbad;
-    if (j || ak_utf8_repair(id, strlen(id), &fixed, &n, &nbad, NULL))
+    if (j || ak_utf8_repair(s, len, &fixed, &n, &nbad, NULL))
         return j;
     j = json_stringn(fixed, n);
     free(fixed);
     return j;
+}
+
+static json_t *json_id(const char *id) { return json_text(id, strlen(id)); }
+
+static json_t *json_span(const struct docm *m, int64_t a, int64_t b)
+{
+    const char *s;
+    size_t n;
+    span_text(m, a, b, &s, &n);
+    return json_text(s, n);
 }
 
 static json_t *jnum(double x) { return json_real(isfinite(x) ? x : 0.0); }
@@ -332,23 +384,28 @@ static int print_json(struct ctx *c, const ak_doc *d, struct docm *m, ak_err *er
         json_t *a = json_array();
         for (int64_t i = 0; i < m->s.T; i++)
             json_array_append_new(
-                a, json_pack("{sI si sI sI si so so so so}", "token", (json_int_t)i, "id",
+                a, json_pack("{sI si sI sI si so so so so so so}", "token", (json_int_t)i, "id",
                              m->tokens[i], "start", (json_int_t)(m->off ? m->off[2 * i] : -1),
                              "end", (json_int_t)(m->off ? m->off[2 * i + 1] : -1), "block",
                              m->seg ? m->seg[i] : -1, "entropy", jnum(m->tm.entropy[i] * u),
                              "norm_entropy", jnum(m->tm.norm_entropy[i]), "mass",
-                             jnum(m->tm.mass[i]), "mass_corrected", jnum(m->tm.corrected[i])));
+                             jnum(m->tm.mass[i]), "mass_corrected", jnum(m->tm.corrected[i]),
+                             "mass_rel", jnum(m->tm.corrected[i] * m->keys_per_query), "text",
+                             json_span(m, m->off ? m->off[2 * i] : -1,
+                                       m->off ? m->off[2 * i + 1] : -1)));
         json_object_set_new(o, "by_token", a);
     }
     if ((c->by & BY_BLOCK) && m->seg) {
         json_t *a = json_array();
         for (int64_t b = 0; b < m->nblocks; b++)
             json_array_append_new(
-                a, json_pack("{sI sI sI sI so so so so}", "block", (json_int_t)b, "tokens",
+                a, json_pack("{sI sI sI sI so so so so so so}", "block", (json_int_t)b, "tokens",
                              (json_int_t)m->bcount[b], "start", (json_int_t)m->bstart[b], "end",
                              (json_int_t)m->bend[b], "entropy", jnum(m->bent[b] * u),
                              "norm_entropy", jnum(m->bnorm[b]), "mass", jnum(m->bmass[b]),
-                             "mass_corrected", jnum(m->bcorr[b])));
+                             "mass_corrected", jnum(m->bcorr[b]), "mass_rel",
+                             jnum(m->bcorr[b] * m->keys_per_query), "text",
+                             json_span(m, m->bstart[b], m->bend[b])));
         json_object_set_new(o, "by_block", a);
     }
     int rc = json_dumpf(o, c->out, JSON_COMPACT) == 0 && fputc('\n', c->out) != EOF
@@ -391,6 +448,7 @@ int main(int argc, char *argv[])
     struct ctx c = {.by = BY_TOKEN | BY_BLOCK, .fmt = FMT_STREAM, .unit_scale = 1.0,
                     .agg = AK_AGG_MEAN, .l0 = -1, .l1 = -1, .out = stdout};
     const char *output = NULL;
+    int by_set = 0, units_set = 0;
     static const struct option lo[] = {
         {"by", required_argument, 0, 'b'},     {"format", required_argument, 0, 'f'},
         {"units", required_argument, 0, 'u'},  {"agg", required_argument, 0, 'a'},
@@ -399,7 +457,7 @@ int main(int argc, char *argv[])
     int ch;
     while ((ch = getopt_long(argc, argv, "b:f:u:a:l:o:h", lo, NULL)) != -1) {
         switch (ch) {
-        case 'b': c.by = parse_by(optarg); break;
+        case 'b': c.by = parse_by(optarg); by_set = 1; break;
         case 'f':
             if (strcmp(optarg, "stream") == 0) c.fmt = FMT_STREAM;
             else if (strcmp(optarg, "tsv") == 0) c.fmt = FMT_TSV;
@@ -410,6 +468,7 @@ int main(int argc, char *argv[])
             if (strcmp(optarg, "nats") == 0) c.unit_scale = 1.0;
             else if (strcmp(optarg, "bits") == 0) c.unit_scale = 1.0 / log(2.0);
             else ak_usage_error("--units: expected nats or bits, got '%s'", optarg);
+            units_set = 1;
             break;
         case 'a':
             if (strcmp(optarg, "mean") == 0) c.agg = AK_AGG_MEAN;
@@ -422,6 +481,9 @@ int main(int argc, char *argv[])
         default: ak_bad_option(argv);
         }
     }
+    if (c.fmt == FMT_STREAM && (by_set || units_set))
+        ak_usage_error("--%s shapes the tables of -f tsv or -f json; the stream always gets "
+                       "score.token and score.block", by_set ? "by" : "units");
     ak_err err = {0};
     c.out_name = output && strcmp(output, "-") != 0 ? output : "<stdout>";
     ak_filter_args fa = {.program = "entropy", .argc = argc, .argv = argv,

@@ -1,9 +1,13 @@
 /* tsv.c - escaped TSV fields (see tsv.h). */
 #include "tsv.h"
 
-int ak_tsv_put(FILE *f, const char *s)
+#include <string.h>
+
+int ak_tsv_put(FILE *f, const char *s) { return ak_tsv_putn(f, s, strlen(s)); }
+
+int ak_tsv_putn(FILE *f, const char *s, size_t n)
 {
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    for (const unsigned char *p = (const unsigned char *)s, *e = p + n; p < e; p++) {
         int rc;
         switch (*p) {
         case '\t': rc = fputs("\\t", f); break;

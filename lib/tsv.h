@@ -10,5 +10,7 @@
 
 /* Writes s escaped to f; returns EOF on a write error. */
 int ak_tsv_put(FILE *f, const char *s);
+/* The same for the n bytes at s (NUL bytes become \x00). */
+int ak_tsv_putn(FILE *f, const char *s, size_t n);
 
 #endif

@@ -64,4 +64,28 @@ is "empty document through prune" "$(prune --keep .5 "$T/s.ak.empty" | peek -f k
 ok "score -h exits 0" score -h
 rejects "score: one stream only" score score "$T/s.ak"
 rejects "score: no hidden.final" score score "$T/s.ak" "$T/s.ak"
+# tables people read: the text beside the numbers, scores comparable across lengths
+got=$(entropy -f tsv -b token "$T/s.ak" | awk -F'\t' 'NR>1{printf "%s|%s ", $11, $12}')
+is "token table: mass_rel = corrected x mean keys per query (2), and the text" "$got" \
+    "1.13333|a 0.8|b 1|c "
+got=$(entropy -f tsv -b block "$T/s.ak" | awk -F'\t' 'NR>1{printf "%s|%s ", $10, $11}')
+is "block table: mean mass_rel and the block's text" "$got" "0.966667|a b 1|c "
+python3 - "$T/tab.ak" <<'PY'
+import sys
+sys.path.insert(0, __import__("os").environ["AK_TOP"] + "/tests/py")
+import numpy as np, akstream as ak
+text = "x\ty\nz é".encode()
+t = [ak.tensor("text", np.frombuffer(text, np.uint8)),
+     ak.tensor("tokens", np.array([5, 6], np.int32)),
+     ak.tensor("offsets", np.array([[0, 3], [4, 7]], np.int64)),
+     ak.tensor("attn.entropy", np.zeros((1, 1, 2), np.float32)),
+     ak.tensor("attn.mass", np.ones((1, 1, 2), np.float32))]
+open(sys.argv[1], "wb").write(ak.pack_stream([ak.doc("d", t)]))
+PY
+got=$(entropy -f tsv -b token "$T/tab.ak" | awk -F'\t' 'NR>1{printf "%s ", $12}')
+is "token text escaped as TSV (tab, newline; bytes from 0x80 unchanged)" "$got" "$(printf 'x\\ty z \303 ')"
+got=$(entropy -f json -b token "$T/tab.ak" | python3 -c "import json,sys; print(ascii([t['text'] for t in json.load(sys.stdin)['by_token']]))")
+is "json: token text, a cut UTF-8 character repaired" "$got" "['x\\ty', 'z \\ufffd']"
+rejects "--by in stream mode does nothing: refused" entropy entropy --by block "$T/s.ak"
+rejects "--units in stream mode does nothing: refused" entropy entropy --units bits "$T/s.ak"
 done_testing

@@ -171,7 +171,7 @@ for name, r in refs.items() if ok else []:
     ok &= [row[1] for row in heads] == ["1"] * H
     ok &= np.allclose([float(row[3]) for row in heads], r["ent"][1].mean(-1), rtol=1e-4)
     toks = [line.split("\t") for chunk in text_out for line in chunk.splitlines()
-            if line.startswith(name + "\t") and len(line.split("\t")) == 10]
+            if line.startswith(name + "\t") and len(line.split("\t")) == 12]
     ok &= np.allclose([float(row[9]) for row in toks], corrected(r, slice(1, 2)), rtol=1e-4,
                       atol=1e-6)
 check(ok, "entropy from attn.probs.1 alone: layer 1's head entropies and corrected mass")
