@@ -5,6 +5,7 @@
 #include "attention.h"
 #include "check.h"
 #include "model.h"
+#include "window.h"
 
 #include <getopt.h>
 #include <math.h>
@@ -19,6 +20,10 @@ static void usage(void)
            "              [--attn-dtype f32|bf16|f16] [-o FILE] [FILE...]\n"
            "Run every block of the model over each document's `hidden` (from embed, which\n"
            "is consumed) and add attn.entropy, attn.mass [L, H, T] and attn.visible [L, T].\n"
+           "A document embed left to windows (meta ctx_window, ctx_overlap: longer than\n"
+           "the model's positions) is embedded and run window by window from its tokens\n"
+           "and the windows' statistics merged (see attend(1)); --probs and --kv then\n"
+           "are refused.\n"
            "  -m, --model MODEL      Hugging Face directory, .gguf file (or a directory\n"
            "                         holding one), or smollm2, gemma3, minilm (default:\n"
            "                         $ATTNKIT_MODEL, else all-MiniLM-L6-v2)\n"
@@ -132,10 +137,82 @@ static int check_outputs(const ak_model *m, const ak_doc *d, int64_t T, const ak
     return 0;
 }
 
+/* A document longer than the context, from its tokens (window.h). */
+static int on_doc_windowed(struct ctx *c, ak_doc *d, int64_t W, int64_t K, ak_err *err)
+{
+    const ak_model *m = c->m;
+    if (c->probs_layers || c->kv)
+        return ak_fail(err, AK_EUSAGE, "doc %s: --%s needs the document in one window (it is "
+                       "run in windows of %lld)", d->id, c->kv ? "kv" : "probs", (long long)W);
+    ak_tensor *tok = ak_doc_need(d, "tokens", AK_I32, 1, err), *tt = ak_doc_get(d, "token_types"), *t;
+    if (!tok)
+        return err->code ? err->code : AK_EDATA;
+    int64_t T = tok->shape[0], L = m->n_layers, H = m->n_heads;
+    if (T > (1 << 24))
+        return ak_fail(err, AK_EDATA, "doc %s: too many tokens (%lld)", d->id, (long long)T);
+    if (tt && (tt->dtype != AK_I32 || tt->ndim != 1 || tt->shape[0] != T))
+        return ak_fail(err, AK_EDATA, "doc %s: token_types must be i32 [%lld]", d->id, (long long)T);
+    if (W < 2 || W > m->max_positions || K < 0 || K >= W)
+        return ak_fail(err, AK_EDATA, "doc %s: meta ctx_window %lld, ctx_overlap %lld do not fit "
+                       "model %s (%d positions)", d->id, (long long)W, (long long)K, m->name,
+                       m->max_positions);
+    ak_forward_out o = {.attn_dtype = c->attn_dtype};
+    int64_t s3[3] = {L, H, T}, s2[2] = {L, T};
+    int rc;
+    if ((rc = put_new(d, "attn.entropy", AK_F32, 3, s3, &t, err)))
+        return rc;
+    o.entropy = ak_tensor_f32(t);
+    if ((rc = put_new(d, "attn.mass", AK_F32, 3, s3, &t, err)))
+        return rc;
+    o.mass = ak_tensor_f32(t);
+    if ((rc = put_new(d, "attn.visible", AK_I32, 2, s2, &t, err)))
+        return rc;
+    o.visible = ak_tensor_i32(t);
+    if (c->logits && T > 0) {
+        int64_t sl[2] = {c->logits == 2 ? T : 1, m->vocab_size};
+        if ((rc = put_new(d, "logits", AK_F32, 2, sl, &t, err)))
+            return rc;
+        o.logits = ak_tensor_f32(t);
+        o.logits_all = c->logits == 2;
+    }
+    float *final = NULL;
+    int64_t sh[2] = {T, m->hidden_size};
+    ak_tensor *fin = ak_tensor_new(c->hidden ? "hidden.final" : "hidden.scratch", AK_F32, 2, sh, err);
+    if (!fin)
+        return err->code ? err->code : AK_ENOMEM;
+    final = ak_tensor_f32(fin);
+    if ((rc = ak_window_forward(m, c->dev, ak_tensor_i32(tok), tt ? ak_tensor_i32(tt) : NULL, T,
+                                W, K, &o, final, err))) {
+        ak_tensor_free(fin);
+        return ak_wrap(err, "doc %s", d->id);
+    }
+    if ((rc = check_outputs(m, d, T, &o, final, err))) {
+        ak_tensor_free(fin);
+        return rc;
+    }
+    if (c->hidden) {
+        if ((rc = ak_doc_put(d, fin, err)))
+            return rc;
+    } else {
+        ak_tensor_free(fin);
+    }
+    int window = 0;
+    for (int l = 0; l < L; l++)
+        if (m->layers[l].window > window)
+            window = m->layers[l].window;
+    if (ak_meta_set_int(&d->meta, "causal", m->causal) || ak_meta_set_int(&d->meta, "window", window))
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    return 0;
+}
+
 static int on_doc(void *vctx, ak_doc *d, ak_err *err)
 {
     struct ctx *c = vctx;
     const ak_model *m = c->m;
+    int64_t cw, co;
+    if (!ak_doc_get(d, "hidden") && ak_meta_int(&d->meta, "ctx_window", &cw) == 0 &&
+        ak_meta_int(&d->meta, "ctx_overlap", &co) == 0)
+        return on_doc_windowed(c, d, cw, co, err);
     ak_tensor *hid = ak_doc_need(d, "hidden", AK_F32, 2, err);
     if (!hid)
         return err->code ? err->code : AK_EDATA;
@@ -145,8 +222,9 @@ static int on_doc(void *vctx, ak_doc *d, ak_err *err)
     if (hid->shape[0] > (1 << 24))
         return ak_fail(err, AK_EDATA, "doc %s: too many tokens (%lld)", d->id, (long long)hid->shape[0]);
     if (m->pos_emb && hid->shape[0] > m->max_positions)
-        return ak_fail(err, AK_EDATA, "doc %s: %lld tokens, model %s has %d positions", d->id,
-                       (long long)hid->shape[0], m->name, m->max_positions);
+        return ak_fail(err, AK_EDATA, "doc %s: %lld tokens, model %s has %d positions (embed "
+                       "runs longer documents in windows)", d->id, (long long)hid->shape[0],
+                       m->name, m->max_positions);
     ak_tensor *tok = ak_doc_get(d, "tokens");
     if (tok && (tok->ndim != 1 || tok->shape[0] != hid->shape[0]))
         return ak_fail(err, AK_EDATA, "doc %s: tokens has %lld entries, hidden %lld rows",

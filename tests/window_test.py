@@ -1,0 +1,116 @@
+"""Long documents in windows (lib/window.c, embed --window, attend):
+
+  - the window plan and owners recomputed here from the rule of window.h;
+  - each token's entropy and hidden.final equal those of a plain pass over
+    its owner window alone (the plain pass is checked against transformers
+    in entropy_model_test.py), the corrected mass equals the owner window's
+    up to one factor per layer and head, attn.visible is the mask over T
+    and every mass row sums to T;
+  - a document past MiniLM's 512 positions goes through embed | attend |
+    entropy | prune with one budget over the whole document.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+TOP = os.environ.get("AK_TOP", ".")
+sys.path.insert(0, os.path.join(TOP, "tests", "py"))
+import akstream as ak  # noqa: E402
+
+failed = 0
+
+
+def check(cond, what):
+    global failed
+    print(("ok - " if cond else "not ok - ") + what)
+    if not cond:
+        failed = 1
+
+
+def run(cmd, data=b""):
+    p = subprocess.run(["sh", "-c", cmd], input=data, capture_output=True)
+    if p.returncode != 0:
+        print("# " + cmd + ": " + p.stderr.decode(errors="replace").strip()[:500])
+    return p
+
+
+tmp = tempfile.mkdtemp()
+text = open(os.path.join(TOP, "examples", "prompt.txt")).read()
+src = os.path.join(tmp, "two.txt")
+with open(src, "w") as f:
+    f.write(text + "\n" + text)
+W, K = 64, 16
+tok = run(f"tokenize '{src}'").stdout
+merged_s = run(f"embed --window {W} --overlap {K} | attend --hidden", tok).stdout
+d = ak.docs_of(merged_s)["two.txt" if "two.txt" in ak.docs_of(merged_s) else src]
+T = len(d["tokens"])
+check(T > 2 * W, f"the document ({T} tokens) spans several windows of {W}")
+
+# the plan, from window.h's rule
+stride = W - K
+n = 1 + -(-(T - W) // stride)
+starts = [k * stride for k in range(n)]
+starts[-1] = T - W
+owner = []
+for i in range(T):
+    best, bk = -1, -1
+    for k, s in enumerate(starts):
+        if s <= i < s + W:
+            c = min(i - s, s + W - 1 - i)
+            if c > best:
+                best, bk = c, k
+    owner.append(bk)
+owner = np.array(owner)
+
+full = ak.docs_of(tok)
+fd = next(iter(full.values()))
+ent_ok = hid_ok = mass_ok = True
+ratios = []
+for k, s in enumerate(starts):
+    sub = [ak.tensor("text", fd["text"]), ak.tensor("tokens", fd["tokens"][s:s + W])]
+    if "token_types" in fd:
+        sub.append(ak.tensor("token_types", fd["token_types"][s:s + W]))
+    p = run("embed | attend --hidden", ak.pack_stream([ak.doc("w", sub)]))
+    w = ak.docs_of(p.stdout)["w"]
+    own = np.nonzero(owner == k)[0]
+    r = own - s
+    ent_ok &= np.allclose(d["attn.entropy"][:, :, own], w["attn.entropy"][:, :, r], atol=1e-5)
+    hid_ok &= np.allclose(d["hidden.final"][own], w["hidden.final"][r], atol=1e-4)
+    # bidirectional: corrected = mass / seers; seers W in the window, T merged
+    ratios.append((d["attn.mass"][:, :, own] / T) / (w["attn.mass"][:, :, r] / W))
+check(ent_ok, "entropy of each token = its owner window's (a plain pass over that window)")
+check(hid_ok, "hidden.final of each token = its owner window's")
+rat = np.concatenate(ratios, axis=2)
+spread = np.abs(rat / rat.mean(axis=2, keepdims=True) - 1).max()
+check(spread < 1e-4, f"corrected mass = the owner window's up to a factor per layer and head "
+      f"(spread {spread:.2e})")
+check(np.allclose(d["attn.mass"].sum(axis=2), T, rtol=1e-4), "every mass row sums to T")
+check(np.all(d["attn.visible"] == T), "attn.visible is the mask over T (bidirectional: T)")
+check(not any(k == "hidden" for k in d), "hidden consumed")
+
+# one budget over a document longer than the model's 512 positions
+big = os.path.join(tmp, "big.txt")
+with open(big, "w") as f:
+    f.write("\n".join([text] * 6))
+p = run(f"tokenize '{big}' | embed | attend | entropy | prune -v --keep 0.4")
+out = ak.read_records(p.stdout)
+docs = [r for r in out if r.get("type") == "doc"]
+ok = p.returncode == 0 and len(docs) == 1
+meta = docs[0]["meta"] if ok else {}
+check(ok and meta.get("prune_total", 0) > 512 and
+      abs(meta["prune_kept"] - round(0.4 * meta["prune_total"])) <= 3,
+      f"past 512 positions: one budget over the whole document ({meta.get('prune_kept')} of "
+      f"{meta.get('prune_total')})")
+check(ok and meta.get("ctx_window") == 512 and meta.get("ctx_overlap") == 128,
+      "meta records the window (512) and overlap (128)")
+p = run(f"tokenize '{big}' | embed | attend --probs 0")
+check(p.returncode == 64 and p.stderr.decode().count("\n") == 1 and b"one window" in p.stderr,
+      "attend --probs on a windowed document: refused in one line")
+p = run(f"tokenize '{src}' | embed --window 8 --overlap 8")
+check(p.returncode == 64 and p.stderr.decode().startswith("embed: "), "embed --overlap >= --window: usage error")
+shutil.rmtree(tmp)
+sys.exit(failed)
