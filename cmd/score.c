@@ -3,6 +3,8 @@
  * log-likelihood of a continuation). */
 #include "cli.h"
 #include "io.h"
+#include "model.h"
+#include "window.h"
 #include "stream.h"
 #include "tsv.h"
 
@@ -15,7 +17,13 @@
 static void usage(void)
 {
     printf("usage: score [-q QUERIES] [-t TARGET] [-s] [-o FILE] FULL PRUNED\n"
+           "       score [-m MODEL] [-t TARGET] [-s] [-o FILE] [PRUNED]\n"
            "Compare full and pruned documents (matched by id) and print a TSV table.\n"
+           "With one stream (or none: stdin), straight from prune: the model is run\n"
+           "on each document's full tokens (full.tokens) and on the kept ones, e.g.\n"
+           "  prune --keep 0.5 full.ak | score\n"
+           "  -m, --model MODEL     one stream: the model (default $ATTNKIT_MODEL, else\n"
+           "                        all-MiniLM-L6-v2); the stream must come from it\n"
            "  FULL, PRUNED          streams from attend --hidden (encoders) or\n"
            "                        attend --logits all (causal LMs); '-' is stdin\n"
            "  -q, --queries FILE    stream of queries through attend --hidden; query\n"
@@ -212,6 +220,40 @@ static int mean_pool(const ak_doc *d, int64_t *D, float **out, ak_err *err)
 /* Log-likelihood of the target: the tokens that start inside the last
  * target_len bytes of text, each predicted by the logits of the position
  * before it (log-softmax). */
+static int ll_of(const char *id, const uint8_t *text, size_t tl, const int32_t *t,
+                 const int64_t *o, int64_t T, const float *L, int64_t V, const char *target,
+                 size_t target_len, double *ll, ak_err *err)
+{
+    if (tl < target_len || memcmp(text + tl - target_len, target, target_len))
+        return ak_fail(err, AK_EDATA, "document '%s': its text does not end with the target",
+                       id);
+    double sum = 0;
+    int64_t n = 0;
+    for (int64_t p = 1; p < T; p++) {
+        if (o[2 * p] < (int64_t)(tl - target_len) || o[2 * p] == o[2 * p + 1])
+            continue;
+        if (t[p] < 0 || t[p] >= V)
+            return ak_fail(err, AK_EDATA, "document '%s': token %lld id %d outside the %lld "
+                           "logits", id, (long long)p, t[p], (long long)V);
+        const float *row = L + (p - 1) * V;
+        double mx = -INFINITY, z = 0;
+        for (int64_t v = 0; v < V; v++)
+            if (row[v] > mx)
+                mx = row[v];
+        for (int64_t v = 0; v < V; v++)
+            z += exp(row[v] - mx);
+        sum += row[t[p]] - mx - log(z);
+        n++;
+    }
+    if (n == 0)
+        return ak_fail(err, AK_EDATA, "document '%s': no target token after the first position",
+                       id);
+    if (!isfinite(sum))
+        return ak_fail(err, AK_EDATA, "document '%s': logits are not finite", id);
+    *ll = sum;
+    return 0;
+}
+
 static int target_ll(const ak_doc *d, const char *target, size_t target_len, double *ll,
                      ak_err *err)
 {
@@ -227,38 +269,8 @@ static int target_ll(const ak_doc *d, const char *target, size_t target_len, dou
     if (lg->shape[0] != T || off->shape[0] != T || off->shape[1] != 2)
         return ak_fail(err, AK_EDATA, "document '%s': logits [%lld, %lld] must have a row per "
                        "token (%lld)", d->id, (long long)lg->shape[0], (long long)V, (long long)T);
-    size_t tl = text->nbytes;
-    if (tl < target_len || memcmp(ak_tensor_u8(text) + tl - target_len, target, target_len))
-        return ak_fail(err, AK_EDATA, "document '%s': its text does not end with the target",
-                       d->id);
-    const int64_t *o = ak_tensor_i64(off);
-    const int32_t *t = ak_tensor_i32(tok);
-    const float *L = ak_tensor_f32(lg);
-    double sum = 0;
-    int64_t n = 0;
-    for (int64_t p = 1; p < T; p++) {
-        if (o[2 * p] < (int64_t)(tl - target_len) || o[2 * p] == o[2 * p + 1])
-            continue;
-        if (t[p] < 0 || t[p] >= V)
-            return ak_fail(err, AK_EDATA, "document '%s': token %lld id %d outside the %lld "
-                           "logits", d->id, (long long)p, t[p], (long long)V);
-        const float *row = L + (p - 1) * V;
-        double mx = -INFINITY, z = 0;
-        for (int64_t v = 0; v < V; v++)
-            if (row[v] > mx)
-                mx = row[v];
-        for (int64_t v = 0; v < V; v++)
-            z += exp(row[v] - mx);
-        sum += row[t[p]] - mx - log(z);
-        n++;
-    }
-    if (n == 0)
-        return ak_fail(err, AK_EDATA, "document '%s': no target token after the first position",
-                       d->id);
-    if (!isfinite(sum))
-        return ak_fail(err, AK_EDATA, "document '%s': logits are not finite", d->id);
-    *ll = sum;
-    return 0;
+    return ll_of(d->id, ak_tensor_u8(text), text->nbytes, ak_tensor_i32(tok), ak_tensor_i64(off),
+                 T, ak_tensor_f32(lg), V, target, target_len, ll, err);
 }
 
 static const char *out_name = "<stdout>"; /* for write errors */
@@ -456,19 +468,183 @@ static int on_pruned(void *vc, const ak_doc *d, entry *e, ak_err *err)
     return ferror(stdout) ? ak_write_error(err, out_name) : 0;
 }
 
+/* ---- one stream: prune's output, the model run here on both ---- */
+
+/* Mean-pooled final hidden states of ids[T] (pool[D]) and, with logits
+ * (T x V), every position's logits; windows past the model's positions. */
+static int run_model(const ak_model *m, ak_device dev, const int32_t *ids, const int32_t *types,
+                     int64_t T, float *pool, float *logits, ak_err *err)
+{
+    int64_t D = m->hidden_size;
+    float *fin = malloc(sizeof *fin * (size_t)(T * D + 1));
+    if (!fin)
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    ak_forward_out o = {.logits = logits, .logits_all = 1};
+    int64_t W = T < m->max_positions ? T : m->max_positions;
+    int rc = ak_window_forward(m, dev, ids, types, T, W, W / 4, &o, fin, err);
+    for (int64_t k = 0; !rc && k < D; k++) {
+        double acc = 0;
+        for (int64_t i = 0; i < T; i++)
+            acc += fin[i * D + k];
+        pool[k] = (float)(acc / (double)(T ? T : 1));
+    }
+    free(fin);
+    return rc;
+}
+
+struct one {
+    const ak_model *m;
+    ak_device dev;
+    struct run *r;
+};
+
+static int score_doc(struct one *x, const ak_doc *d, ak_err *err)
+{
+    struct run *r = x->r;
+    const ak_model *m = x->m;
+    ak_tensor *ft = ak_doc_get(d, "full.tokens"), *keep = ak_doc_get(d, "keep"),
+              *tok = ak_doc_get(d, "tokens");
+    if (!ft || !keep)
+        return ak_fail(err, AK_EDATA, "document '%s' has no %s: give score prune's output (or "
+                       "two streams, FULL and PRUNED)", d->id, ft ? "keep" : "full.tokens");
+    if (!ak_doc_need(d, "full.tokens", AK_I32, 1, err) || !ak_doc_need(d, "keep", AK_U8, 1, err) ||
+        !ak_doc_need(d, "tokens", AK_I32, 1, err))
+        return err->code;
+    int64_t T0 = ft->shape[0], T = tok->shape[0];
+    if (keep->shape[0] != T0)
+        return ak_fail(err, AK_EDATA, "document '%s': keep covers %lld tokens, full.tokens has %lld",
+                       d->id, (long long)keep->shape[0], (long long)T0);
+    const int32_t *f = ak_tensor_i32(ft), *t = ak_tensor_i32(tok);
+    const uint8_t *k = ak_tensor_u8(keep);
+    ak_tensor *ftt = ak_doc_get(d, "full.token_types");
+    if (ftt && !ak_doc_need(d, "full.token_types", AK_I32, 1, err))
+        return err->code;
+    if (ftt && ftt->shape[0] != T0)
+        return ak_fail(err, AK_EDATA, "document '%s': full.token_types is not [%lld]", d->id,
+                       (long long)T0);
+    int32_t *pt = malloc(sizeof *pt * (size_t)(T + 1));
+    if (!pt)
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    int64_t j = 0;
+    for (int64_t i = 0; i < T0; i++)
+        if (k[i]) {
+            if (j >= T || t[j] != f[i]) {
+                free(pt);
+                return ak_fail(err, AK_EDATA, "document '%s': its tokens are not full.tokens at "
+                               "the kept positions (token %lld)", d->id, (long long)i);
+            }
+            pt[j++] = ftt ? ak_tensor_i32(ftt)[i] : 0;
+        }
+    if (j != T) {
+        free(pt);
+        return ak_fail(err, AK_EDATA, "document '%s' has %lld tokens, keep keeps %lld", d->id,
+                       (long long)T, (long long)j);
+    }
+    int64_t D = m->hidden_size, V = m->vocab_size;
+    float *pf = malloc(sizeof *pf * (size_t)D), *pp = malloc(sizeof *pp * (size_t)D);
+    float *lf = NULL, *lp = NULL;
+    int want_ll = r->op->target != NULL, rc = 0;
+    if (want_ll && !m->lm_head.w && !m->lm_head.wq)
+        rc = ak_fail(err, AK_ECONFIG, "--target: model %s has no language-model head", m->name);
+    if (!rc && want_ll && (!(lf = malloc(sizeof *lf * (size_t)(T0 * V + 1))) ||
+                           !(lp = malloc(sizeof *lp * (size_t)(T * V + 1)))))
+        rc = ak_fail(err, AK_ENOMEM, "out of memory for the logits of %lld tokens", (long long)T0);
+    if (!rc && (!pf || !pp))
+        rc = ak_fail(err, AK_ENOMEM, "out of memory");
+    if (!rc)
+        rc = run_model(m, x->dev, f, ftt ? ak_tensor_i32(ftt) : NULL, T0, pf, lf, err);
+    if (!rc)
+        rc = run_model(m, x->dev, t, ftt ? pt : NULL, T, pp, lp, err);
+    if (rc)
+        ak_wrap(err, "document '%s'", d->id);
+    double llf = 0, llp = 0;
+    if (!rc && want_ll) {
+        ak_tensor *text = ak_doc_need(d, "text", AK_U8, 1, err), *fo, *po;
+        if (!text || !(fo = ak_doc_need(d, "full.offsets", AK_I64, 2, err)) ||
+            !(po = ak_doc_need(d, "offsets", AK_I64, 2, err)))
+            rc = err->code ? err->code : AK_EDATA;
+        else if (fo->shape[0] != T0 || po->shape[0] != T)
+            rc = ak_fail(err, AK_EDATA, "document '%s': offsets do not match the tokens", d->id);
+        else if (!(rc = ll_of(d->id, ak_tensor_u8(text), text->nbytes, f, ak_tensor_i64(fo), T0,
+                              lf, V, r->op->target, r->op->target_len, &llf, err)))
+            rc = ll_of(d->id, ak_tensor_u8(text), text->nbytes, t, ak_tensor_i64(po), T, lp, V,
+                       r->op->target, r->op->target_len, &llp, err);
+    }
+    if (!rc) {
+        double kept = T0 ? (double)T / (double)T0 : 0, cos = cosine(pf, pp, D);
+        if (!r->op->summary && !r->n)
+            print_header(r);
+        r->n++;
+        r->kept += kept;
+        r->cos += cos;
+        if (!r->n_cos || cos < r->cos_min)
+            r->cos_min = cos;
+        r->n_cos++;
+        if (want_ll) {
+            r->n_ll++;
+            r->ll_delta += llp - llf;
+        }
+        if (!r->op->summary) {
+            ak_tsv_put(stdout, d->id);
+            printf("\t%lld\t%lld\t%.4f\t%.6f", (long long)T0, (long long)T, kept, cos);
+            if (want_ll)
+                printf("\t%.4f\t%.4f\t%.4f", llf, llp, llp - llf);
+            putchar('\n');
+        }
+        if (ferror(stdout))
+            rc = ak_write_error(err, out_name);
+    }
+    free(pt);
+    free(pf);
+    free(pp);
+    free(lf);
+    free(lp);
+    return rc;
+}
+
+static int score_one(const char *path, struct one *x, ak_err *err)
+{
+    ak_reader *rd;
+    int rc = ak_reader_open_path(&rd, path, err);
+    if (rc)
+        return rc;
+    for (;;) {
+        ak_record rec;
+        rc = ak_reader_next(rd, &rec, err);
+        if (rc <= 0)
+            break;
+        rc = 0;
+        if (rec.type == AK_REC_HEADER && (rc = ak_model_check_identity(x->m, &rec.header->model, err)))
+            ak_wrap(err, "the stream was not made with model %s (a stream of two models?)",
+                    x->m->name);
+        if (!rc && rec.type == AK_REC_DOC)
+            rc = score_doc(x, rec.doc, err);
+        ak_record_free(&rec);
+        if (rc)
+            break;
+    }
+    ak_reader_close(rd);
+    if (rc < 0)
+        ak_wrap(err, "%s", path);
+    return rc < 0 ? rc : 0;
+}
+
 int main(int argc, char *argv[])
 {
     ak_cli_init("score");
     struct opts op = {0};
     char *queries = NULL, *target_path = NULL;
-    const char *output = NULL;
+    const char *output = NULL, *model_opt = NULL, *device = NULL;
     static const struct option lo[] = {
+        {"model", required_argument, 0, 'm'},   {"device", required_argument, 0, 'd'},
         {"queries", required_argument, 0, 'q'}, {"target", required_argument, 0, 't'},
         {"summary", no_argument, 0, 's'},       {"output", required_argument, 0, 'o'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     int ch;
-    while ((ch = getopt_long(argc, argv, "q:t:so:h", lo, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "m:d:q:t:so:h", lo, NULL)) != -1) {
         switch (ch) {
+        case 'm': model_opt = optarg; break;
+        case 'd': device = optarg; break;
         case 'q': queries = optarg; break;
         case 't': op.target = target_path = optarg; break;
         case 's': op.summary = 1; break;
@@ -477,9 +653,64 @@ int main(int argc, char *argv[])
         default: ak_bad_option(argv);
         }
     }
-    if (argc - optind != 2)
-        ak_usage_error("expected two streams, FULL and PRUNED");
-    const char *full = argv[optind], *pruned = argv[optind + 1];
+    int one = argc - optind <= 1;
+    if (argc - optind > 2)
+        ak_usage_error("expected one stream (prune's output) or two, FULL and PRUNED");
+    if (one && queries)
+        ak_usage_error("--queries needs two streams, FULL and PRUNED");
+    if (!one && (model_opt || device))
+        ak_usage_error("--%s: with FULL and PRUNED the model's outputs come from the streams",
+                       model_opt ? "model" : "device");
+    const char *full = one ? NULL : argv[optind], *pruned = one ? NULL : argv[optind + 1];
+    if (one) {
+        ak_err err = {0};
+        char *in[2] = {argc > optind ? argv[optind] : "-", target_path};
+        ak_output out;
+        if (ak_output_open(&out, output, in, target_path ? 2 : 1, &err) ||
+            ak_output_use_stdout(&out, &err))
+            ak_die(&err);
+        out_name = out.name;
+        char *target = NULL;
+        if (op.target) {
+            size_t len;
+            if (ak_read_file(op.target, (size_t)1 << 26, &target, &len, &err))
+                ak_die(&err);
+            if (len == 0)
+                ak_dief(AK_EUSAGE, "%s: the target is empty", op.target);
+            op.target_len = len;
+            op.target = target;
+        }
+        struct one x = {0};
+        struct run r = {.op = &op};
+        x.r = &r;
+        ak_model *m = NULL;
+        int rc = ak_device_parse(ak_device_opt(device), &x.dev, &err);
+        if (!rc)
+            rc = ak_model_load(&m, ak_model_dir(model_opt), &err);
+        x.m = m;
+        if (!rc)
+            rc = score_one(in[0], &x, &err);
+        if (!rc && !op.summary && !r.n)
+            print_header(&r);
+        if (!rc && op.summary) {
+            printf("docs\tkept\tcosine\tcosine_min\tll_delta\n%zu\t%.4f\t%.6f\t%.6f", r.n,
+                   r.n ? r.kept / (double)r.n : 0, r.n_cos ? r.cos / (double)r.n_cos : NAN,
+                   r.n_cos ? r.cos_min : NAN);
+            if (r.n_ll)
+                printf("\t%.4f\n", r.ll_delta / (double)r.n_ll);
+            else
+                printf("\t-\n");
+        }
+        ak_model_free(m);
+        free(target);
+        if (rc)
+            ak_output_abort(&out);
+        else
+            rc = ak_output_commit(&out, &err);
+        if (rc)
+            ak_die(&err);
+        return 0;
+    }
     if (strcmp(full, "-") == 0 && strcmp(pruned, "-") == 0)
         ak_usage_error("FULL and PRUNED cannot both be stdin");
     ak_err err = {0};

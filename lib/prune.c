@@ -1277,13 +1277,13 @@ void ak_global_budgets(const double *score, const int64_t *size, const int64_t *
     free(want);
 }
 
-/* full.tokens (and full.token_types): the tokens before the first prune,
+/* full.tokens (and full.token_types, full.offsets): the tokens before the first prune,
  * for score to run the model on the full document. */
 static int keep_full(ak_doc *d, ak_err *err)
 {
-    static const char *const src[] = {"tokens", "token_types"},
-                             *const dst[] = {"full.tokens", "full.token_types"};
-    for (int k = 0; k < 2; k++) {
+    static const char *const src[] = {"tokens", "token_types", "offsets"},
+                             *const dst[] = {"full.tokens", "full.token_types", "full.offsets"};
+    for (int k = 0; k < 3; k++) {
         ak_tensor *t = ak_doc_get(d, src[k]);
         if (!t || ak_doc_get(d, dst[k]) || ak_doc_get(d, "keep"))
             continue;

@@ -186,7 +186,7 @@ typedef struct ak_prune_doc_opts {
  * of the clean kept text, ak_kept_text, and prune_count_with names the
  * tokenizer), prune_ratio = prune_kept / prune_total, and prune_exact.
  * res (may be NULL) gets the same numbers.  The full document's tokens
- * are kept as full.tokens (and full.token_types) for score. */
+ * are kept as full.tokens (and full.token_types, full.offsets) for score. */
 AK_API int ak_prune_doc(ak_doc *d, const ak_prune_doc_opts *o, ak_prune_result *res,
                         ak_err *err);
 

@@ -111,4 +111,10 @@ for model, vocab, window in [("gpt2_tiny", 110, 0), ("mistral_swa_sharded", 96, 
     check(ok, f"{model}: score --target log-likelihoods equal numpy's log-softmax")
     if ok:
         print(f"#   ll_full {rows[1][5]}, ll_pruned {rows[1][6]}, delta {rows[1][7]}")
+    # one stream: score runs the model itself on full.tokens and the kept tokens
+    p = sh(f"prune --keep 0.5 --protect-regex '{CONT}$' '{full}' | score -m '{mdir}' --target '{tgt}'")
+    rows1 = [r.split("\t") for r in p.stdout.decode().splitlines()]
+    check(ok and p.returncode == 0 and len(rows1) == 2 and rows1[1][1:4] == rows[1][1:4] and
+          abs(float(rows1[1][5]) - ll(d)) < 1e-3 and abs(float(rows1[1][6]) - ll(dp)) < 1e-3,
+          f"{model}: prune | score -m --target (one stream) gives the two-stream log-likelihoods")
 sys.exit(failed)
