@@ -1298,6 +1298,105 @@ static int keep_full(ak_doc *d, ak_err *err)
     return 0;
 }
 
+static int i64pair_cmp(const void *pa, const void *pb)
+{
+    const int64_t *a = pa, *b = pb;
+    return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : (a[1] < b[1] ? -1 : a[1] > b[1]);
+}
+
+/* count_with's tokens of the clean text (ak_kept_text) that keeping keep[T]
+ * would leave, with the spans earlier prunes dropped. */
+static int measure_kept(const ak_doc *d, const struct prep *p, ak_tokenizer *tk,
+                        const uint8_t *keep, int64_t *n, ak_err *err)
+{
+    ak_tensor *od = ak_doc_get(d, "dropped");
+    int64_t nold = od && od->dtype == AK_I64 && od->ndim == 2 && od->shape[1] == 2 ? od->shape[0] : 0;
+    int64_t *sp = malloc(sizeof *sp * 2 * (size_t)(p->T + nold + 1)), ns = 0;
+    if (!sp)
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    for (int64_t i = 0; i < p->T; i++) {
+        int64_t a = p->o[2 * i], b = p->o[2 * i + 1];
+        if (keep[i] || a == b)
+            continue;
+        sp[2 * ns] = a;
+        sp[2 * ns++ + 1] = b;
+    }
+    for (int64_t k = 0; k < nold; k++) {
+        sp[2 * ns] = ak_tensor_i64(od)[2 * k];
+        sp[2 * ns++ + 1] = ak_tensor_i64(od)[2 * k + 1];
+    }
+    qsort(sp, (size_t)ns, 2 * sizeof *sp, i64pair_cmp);
+    int64_t nm = 0;
+    for (int64_t k = 0; k < ns; k++) {
+        if (nm && sp[2 * k] <= sp[2 * nm - 1]) {
+            if (sp[2 * k + 1] > sp[2 * nm - 1])
+                sp[2 * nm - 1] = sp[2 * k + 1];
+        } else {
+            sp[2 * nm] = sp[2 * k];
+            sp[2 * nm++ + 1] = sp[2 * k + 1];
+        }
+    }
+    char *kept;
+    size_t klen;
+    int rc = ak_kept_text(p->txt, p->tlen, sp, nm, &kept, &klen, err);
+    free(sp);
+    if (rc)
+        return rc;
+    rc = count_tokens(tk, (const uint8_t *)kept, 0, (int64_t)klen, n, err);
+    free(kept);
+    return rc;
+}
+
+/* --count-with: the units' costs are counted span by span and the joined
+ * text can count a little less or more; a few reselections with the
+ * budget moved by the difference keep the selection whose kept text comes
+ * closest to the budget from below (or, if none is below, the smallest). */
+static int fit_count_with(const ak_doc *d, struct prep *p, ak_tokenizer *tk, ak_prune_input *in,
+                          ak_prune_result *r, ak_err *err)
+{
+    int64_t B = r->budget, m;
+    int rc = measure_kept(d, p, tk, p->w.keep, &m, err);
+    if (rc)
+        return rc;
+    size_t n = (size_t)p->T + 1;
+    uint8_t *best = malloc(n), *cur = malloc(n);
+    float *cur_score = malloc(n * sizeof *cur_score);
+    if (!best || !cur || !cur_score) {
+        free(best);
+        free(cur);
+        free(cur_score);
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    }
+    memcpy(best, p->w.keep, n);
+    int64_t best_m = m, target = B;
+    int best_exact = r->exact;
+    for (int k = 0; k < 4 && m != B && !rc; k++) {
+        target += B - m;
+        if (target < 0)
+            break;
+        in->budget = target;
+        in->budget_set = 1;
+        ak_prune_result r2;
+        if ((rc = ak_prune_select(in, &p->opts, cur, cur_score, &r2, err)) ||
+            (rc = measure_kept(d, p, tk, cur, &m, err)))
+            break;
+        int better = best_m > B ? m < best_m : (m <= B && m > best_m);
+        if (better) {
+            memcpy(best, cur, n);
+            memcpy(p->w.kept_score, cur_score, n * sizeof *cur_score);
+            best_m = m;
+            best_exact = r2.exact;
+        }
+    }
+    memcpy(p->w.keep, best, n);
+    r->kept = best_m;
+    r->exact = best_exact;
+    free(best);
+    free(cur);
+    free(cur_score);
+    return rc;
+}
+
 static const char *const unit_names[] = {"token", "sentence", "block", "word"};
 
 int ak_prune_doc(ak_doc *d, const ak_prune_doc_opts *c, ak_prune_result *res, ak_err *err)
@@ -1314,24 +1413,16 @@ int ak_prune_doc(ak_doc *d, const ak_prune_doc_opts *c, ak_prune_result *res, ak
                          .score = p.score, .unit_score = p.unit_score, .nunits = p.nunits,
                          .doc_hash = ak_hash_str(d->id), .cost = p.w.cost, .total = p.total,
                          .budget = c->budget, .budget_set = c->budget_set};
-    if ((rc = ak_prune_select(&in, &p.opts, p.w.keep, p.w.kept_score, &r, err)) ||
-        (rc = keep_full(d, err)) ||
-        (rc = ak_prune_apply(d, p.w.keep, p.w.kept_score, err)))
+    if ((rc = ak_prune_select(&in, &p.opts, p.w.keep, p.w.kept_score, &r, err)))
         goto out;
-    if (c->count_with) { /* what the target LLM gets: the clean kept text */
-        ak_tensor *dr = ak_doc_get(d, "dropped");
-        char *kept;
-        size_t klen;
-        if ((rc = ak_kept_text(p.txt, p.tlen, ak_tensor_i64(dr), dr->shape[0], &kept, &klen,
-                               err)))
-            goto out;
-        rc = count_tokens(c->count_with, (const uint8_t *)kept, 0, (int64_t)klen, &r.kept, err);
-        free(kept);
-        if (rc) {
-            ak_wrap(err, "document '%s': --count-with", d->id);
-            goto out;
-        }
+    /* with count_with, prune_kept counts what the target LLM gets: the
+     * clean kept text */
+    if (c->count_with && (rc = fit_count_with(d, &p, c->count_with, &in, &r, err))) {
+        ak_wrap(err, "document '%s': --count-with", d->id);
+        goto out;
     }
+    if ((rc = keep_full(d, err)) || (rc = ak_prune_apply(d, p.w.keep, p.w.kept_score, err)))
+        goto out;
     if (ak_meta_set_str(&d->meta, "prune_policy", ak_policy_name(p.opts.policy)) ||
         ak_meta_set_str(&d->meta, "prune_unit", unit_names[p.opts.unit]) ||
         ak_meta_set_int(&d->meta, "prune_budget", r.budget) ||
