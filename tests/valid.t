@@ -110,7 +110,7 @@ grep -q "document 'plain': attn.probs.1: head 0 query 2: probability 3 is 1.5, n
 
 # ---- entropy: ids with control characters ----
 entropy -f tsv -b token "$T/att.ak" >"$T/tok.tsv"
-is "TSV: every row has 10 columns" "$(awk -F'\t' '{ print NF }' "$T/tok.tsv" | sort -u)" 10
+is "TSV: every row has 12 columns" "$(awk -F'\t' '{ print NF }' "$T/tok.tsv" | sort -u)" 12
 is "TSV: rows = 1 header + 5 documents x 7 tokens" "$(wc -l <"$T/tok.tsv" | tr -d ' ')" 36
 is "TSV: ids escaped" "$(cut -f1 "$T/tok.tsv" | sort -u | tr '\n' '|')" \
    'back\\slash|bell\x07cr\r|doc|new\nline|plain|tab\there|'
