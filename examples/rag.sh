@@ -46,7 +46,8 @@ for cfg in query:1 mass:1 entropy:1 first:1 last:1 random:1 random:2 random:3; d
     policy=${cfg%:*} seed=${cfg#*:}
     hits=0 kept=0
     while read -r name pos; do
-        prune --keep 0.35 --unit block --policy "$policy" --seed "$seed" --protect last \
+        seedopt=; [ "$policy" = random ] && seedopt="--seed $seed"
+        prune --keep 0.35 --unit block --policy "$policy" $seedopt --protect last \
             "$out/rag/$name.ak" > "$out/rag/$name.$policy.$seed.pruned"
         if peek -f segments "$out/rag/$name.$policy.$seed.pruned" | tr ' ' '\n' | grep -qx "$pos"; then
             hits=$((hits + 1))
