@@ -15,7 +15,8 @@ static void usage(void)
     printf("usage: peek [-j] [-n N] [-f NAME] [-o FILE] [FILE...]\n"
            "Show attnkit tensor streams (stdin when no FILE).\n"
            "  -j, --json        one JSON object per record (JSON lines)\n"
-           "  -f, --field NAME  print tensor NAME's values, one line per document\n"
+           "  -f, --field NAME  print tensor NAME's values (all, or -n's), one line per\n"
+           "                    document (not with -j)\n"
            "  -n, --values N    values shown per tensor (default 8; -1 = all)\n"
            "  -o, --output FILE write to FILE (default stdout); a file is replaced only\n"
            "                    when the run succeeds\n"
@@ -30,6 +31,7 @@ struct opts {
     enum mode mode;
     const char *field;
     long nvalues;
+    long field_values;   /* --field: -n when given, else all (-1) */
 };
 
 /* Shortest text that reads back as the same value of the tensor's dtype. */
@@ -295,12 +297,14 @@ static void json_record(const ak_record *rec, long nvalues)
     json_print(o);
 }
 
-static int field_doc(const ak_doc *d, const char *name, ak_err *err)
+static int field_doc(const ak_doc *d, const char *name, long nvalues, ak_err *err)
 {
     const ak_tensor *t = ak_doc_get(d, name);
     if (!t)
         return ak_fail(err, AK_EDATA, "document '%s' has no tensor '%s'", d->id, name);
     size_t count = ak_tensor_count(t);
+    if (nvalues >= 0 && (size_t)nvalues < count)
+        count = (size_t)nvalues;
     for (size_t k = 0; k < count; k++) {
         char b[64];
         fmt_value(b, sizeof b, t, k);
@@ -329,7 +333,7 @@ static int peek_input(const char *path, const struct opts *o, ak_err *err)
             json_record(&rec, o->nvalues);
         else if (o->mode == FIELD) {
             if (rec.type == AK_REC_DOC)
-                rc = field_doc(rec.doc, o->field, err);
+                rc = field_doc(rec.doc, o->field, o->field_values, err);
         } else if (rec.type == AK_REC_HEADER)
             human_header(rec.header);
         else if (rec.type == AK_REC_DOC)
@@ -355,17 +359,20 @@ int main(int argc, char **argv)
         {"values", required_argument, 0, 'n'}, {"output", required_argument, 0, 'o'},
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     const char *output = NULL;
-    int c;
+    int c, json = 0;
+    o.field_values = -1;
     while ((c = getopt_long(argc, argv, "jf:n:o:h", longopts, NULL)) != -1) {
         switch (c) {
-        case 'j': o.mode = JSON; break;
+        case 'j': o.mode = JSON; json = 1; break;
         case 'f': o.mode = FIELD; o.field = optarg; break;
-        case 'n': o.nvalues = ak_parse_long("-n", optarg, -1, 1L << 40); break;
+        case 'n': o.field_values = o.nvalues = ak_parse_long("-n", optarg, -1, 1L << 40); break;
         case 'o': output = optarg; break;
         case 'h': usage(); return 0;
         default: ak_bad_option(argv);
         }
     }
+    if (o.field && json) /* one or the other would do nothing */
+        ak_usage_error("--field prints plain numbers, --json JSON lines: choose one");
     ak_err err = {0};
     ak_output out;
     if (ak_output_open(&out, output, argv + optind, argc - optind, &err) ||

@@ -111,4 +111,8 @@ grep -qF "document 'd0': tensor 'tokens': CRC-32 mismatch" "$T/.err" && [ "$rc" 
 # Stdin and files give the same output.
 a=$(peek "$V/all-dtypes.ak"); b=$(peek < "$V/all-dtypes.ak")
 is "stdin and file agree" "$a" "$b"
+# options that would do nothing: -n now limits --field; -j with --field is refused
+tokenize "$AK_TOP/examples/prompt.txt" >"$T/p.ak"
+is "peek -n 3 -f tokens: the first three" "$(peek -n 3 -f tokens "$T/p.ak")" "101 1996 10950"
+rejects "peek -j -f: one or the other" peek peek -j -f tokens "$T/p.ak"
 done_testing
