@@ -83,7 +83,7 @@ cases = {
 commands = [
     ["entropy"], ["entropy", "-f", "json", "-b", "layer,head,token,block"],
     ["prune", "--keep", "0.5", "-p", "query"],
-    ["prune", "--keep", "0.5", "-u", "block", "-P", "first,last", "-r", "c+", "-m", "dd",
+    ["prune", "--keep", "0.5", "-u", "block", "-P", "first,last", "-r", "c+", "--protect-marker", "dd",
      "-p", "heavy"],
 ]
 for what, data in cases.items():
