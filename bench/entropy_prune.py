@@ -105,7 +105,7 @@ def main():
                 subprocess.run(f"'{ent}' '{path}' > '{tmp}/e.ak'", shell=True, check=True)
 
             def c_both():
-                subprocess.run(f"'{ent}' '{path}' | '{prune}' --keep 0.5 > '{tmp}/p.ak'",
+                subprocess.run(f"'{ent}' '{path}' | '{prune}' --keep 0.5 --unit token --no-protect-query > '{tmp}/p.ak'",
                                shell=True, check=True)
 
             te, tb = best(c_entropy, a.reps), best(c_both, a.reps)
