@@ -107,6 +107,52 @@ check(ok and meta.get("prune_total", 0) > 512 and
       f"{meta.get('prune_total')})")
 check(ok and meta.get("ctx_window") == 512 and meta.get("ctx_overlap") == 128,
       "meta records the window (512) and overlap (128)")
+p = run(f"tokenize '{big}' | embed | attend | entropy | prune --keep 0.5 | score")
+rows = [r.split("\t") for r in p.stdout.decode().splitlines()]
+check(p.returncode == 0 and len(rows) == 2 and 0.5 < float(rows[1][4]) <= 1.0 and
+      int(rows[1][1]) > 512, f"prune | score on a document past 512 tokens (cosine "
+      f"{rows[1][4] if len(rows) == 2 else '?'})")
+
+# a causal model (gpt2_tiny: 64 positions): owner windows, causal seers
+gdir = os.path.join(TOP, "tests", "model", "gpt2_tiny")
+rng = np.random.default_rng(5)
+Tc, Wc, Kc = 150, 64, 16
+ids = rng.integers(0, 110, size=Tc).astype(np.int32)
+txt = " ".join(f"w{i}" for i in range(Tc)).encode()
+cdoc = [ak.tensor("text", np.frombuffer(txt, np.uint8)), ak.tensor("tokens", ids)]
+p = run(f"embed -m '{gdir}' | attend -m '{gdir}' --hidden --logits all",
+        ak.pack_stream([ak.doc("c", cdoc)]))
+ok = p.returncode == 0
+cd = ak.docs_of(p.stdout)["c"] if ok else {}
+stride = Wc - Kc
+nw = 1 + -(-(Tc - Wc) // stride)
+cst = [k * stride for k in range(nw)]
+cst[-1] = Tc - Wc
+good = ok
+rat = []
+for k, s0 in enumerate(cst):
+    own = [i for i in range(Tc) if max(((min(i - s, s + Wc - 1 - i), -j) for j, s in enumerate(cst)
+                                        if s <= i < s + Wc))[1] == -k]
+    own = np.array(own)
+    if not ok or len(own) == 0:
+        continue
+    sub = [ak.tensor("text", np.frombuffer(txt, np.uint8)), ak.tensor("tokens", ids[s0:s0 + Wc])]
+    w = ak.docs_of(run(f"embed -m '{gdir}' | attend -m '{gdir}' --hidden --logits all",
+                       ak.pack_stream([ak.doc("w", sub)])).stdout)["w"]
+    r = own - s0
+    good &= np.allclose(cd["attn.entropy"][:, :, own], w["attn.entropy"][:, :, r], atol=1e-5)
+    good &= np.allclose(cd["logits"][own], w["logits"][r], atol=1e-4)
+    # corrected = mass / seers: Wc - r in the window, Tc - i in the document
+    rat.append((cd["attn.mass"][:, :, own] / (Tc - own)) / (w["attn.mass"][:, :, r] / (Wc - r)))
+check(good, "causal (gpt2_tiny, 64 positions): entropy and logits of each token = its owner window's")
+if rat:
+    rr = np.concatenate(rat, axis=2)
+    spread = np.abs(rr / rr.mean(axis=2, keepdims=True) - 1).max()
+    check(spread < 1e-3, f"causal: corrected mass = the owner window's up to a factor per layer "
+          f"and head (spread {spread:.1e})")
+    check(np.array_equal(cd["attn.visible"][0], np.arange(1, Tc + 1)),
+          "causal: attn.visible counts 1..T over the whole document")
+
 p = run(f"tokenize '{big}' | embed | attend --probs 0")
 check(p.returncode == 64 and p.stderr.decode().count("\n") == 1 and b"one window" in p.stderr,
       "attend --probs on a windowed document: refused in one line")
