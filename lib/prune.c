@@ -188,6 +188,43 @@ static int is_space(uint8_t c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
+/* Han, Hiragana, Katakana: scripts written without spaces, where each
+ * character is a unit of its own. */
+static int cjk(uint32_t c)
+{
+    return (c >= 0x3040 && c <= 0x30FF) || (c >= 0x3400 && c <= 0x4DBF) ||
+           (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0xF900 && c <= 0xFAFF) ||
+           (c >= 0x20000 && c <= 0x2FFFF);
+}
+
+/* The code point of the UTF-8 sequence at text[i] (0 if i is not at the
+ * start of a whole sequence). */
+static uint32_t cp_at(const uint8_t *t, size_t len, size_t i)
+{
+    uint8_t b = t[i];
+    int n = b < 0x80 ? 1 : (b & 0xE0) == 0xC0 ? 2 : (b & 0xF0) == 0xE0 ? 3 : (b & 0xF8) == 0xF0 ? 4 : 0;
+    if (!n || i + (size_t)n > len)
+        return 0;
+    uint32_t c = n == 1 ? b : b & (0x7F >> n);
+    for (int k = 1; k < n; k++) {
+        if ((t[i + (size_t)k] & 0xC0) != 0x80)
+            return 0;
+        c = c << 6 | (t[i + (size_t)k] & 0x3F);
+    }
+    return c;
+}
+
+/* A boundary at byte a between two CJK characters (a at a character start). */
+static int cjk_boundary(const uint8_t *t, size_t len, int64_t a)
+{
+    if (a <= 0 || (size_t)a >= len || (t[a] & 0xC0) == 0x80)
+        return 0;
+    int64_t p = a - 1;
+    while (p > 0 && a - p < 4 && (t[p] & 0xC0) == 0x80)
+        p--;
+    return cjk(cp_at(t, len, (size_t)a)) && cjk(cp_at(t, len, (size_t)p));
+}
+
 int ak_word_ids(const uint8_t *text, size_t len, const int64_t *offsets, int64_t T,
                 int32_t *ids, ak_err *err)
 {
@@ -203,7 +240,7 @@ int ak_word_ids(const uint8_t *text, size_t len, const int64_t *offsets, int64_t
             continue;
         }
         int joins = prev_end >= 0 && a <= prev_end && !is_space(text[a]) &&
-                    !is_space(text[prev_end - 1]);
+                    !is_space(text[prev_end - 1]) && !(a == prev_end && cjk_boundary(text, len, a));
         if (!joins)
             word++;
         ids[i] = word;

@@ -66,6 +66,9 @@ AK_API int ak_sentence_ids(const uint8_t *text, size_t len, const int64_t *offse
  * word of token i-1 when start_i <= end_{i-1}, the byte at start_i is not
  * white space and the byte before end_{i-1} is not), so "Eiffel", "2024."
  * and "1,230" are single units whatever the tokenizer made of them.
+ * Scripts written without spaces (Han, Hiragana, Katakana) break between
+ * any two of their characters: a token boundary there starts a word, and
+ * the byte-fallback pieces of one character stay together.
  * Tokens that cover no text get -1.  White space is ASCII (segment.h). */
 AK_API int ak_word_ids(const uint8_t *text, size_t len, const int64_t *offsets, int64_t T,
                        int32_t *ids, ak_err *err);

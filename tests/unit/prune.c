@@ -420,6 +420,12 @@ static void test_words_and_text(void)
     int64_t off2[][2] = {{0, 1}, {1, 3}, {3, 4}};
     CHECK(ak_word_ids((const uint8_t *)t2, 4, &off2[0][0], 3, ids, &err) == 0 && ids[0] == 0 &&
               ids[1] == 1 && ids[2] == 1, "words: a leading space starts a word");
+    /* 東京タワー: 東 | 京 (two byte-fallback pieces) | タワー; then "x" after a space */
+    const char *t4 = "\xe6\x9d\xb1\xe4\xba\xac\xe3\x82\xbf\xe3\x83\xaf\xe3\x83\xbc x";
+    int64_t off4[][2] = {{0, 3}, {3, 5}, {4, 6}, {6, 15}, {16, 17}};
+    CHECK(ak_word_ids((const uint8_t *)t4, strlen(t4), &off4[0][0], 5, ids, &err) == 0 &&
+              ids[0] == 0 && ids[1] == 1 && ids[2] == 1 && ids[3] == 2 && ids[4] == 3,
+          "words: CJK characters are units, pieces of one character stay together");
     const char *t3 = "One two  three.\n\nFour five.\n\nSix, seven.";
     int64_t dr[][2] = {{4, 7}, {17, 27}};
     char *out;
