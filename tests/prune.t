@@ -131,6 +131,9 @@ t = tokenizers.Tokenizer.from_file(sys.argv[1])
 print(len(t.encode('The Eiffel Tower was built in 1889.\n\nQ: when?', add_special_tokens=False).ids))
 " "$AK_SHARED/tokenizers/gpt4o/tokenizer.json")
     is "--count-with: prune_total is the tokenizer's count of the text (HF tokenizers)" "$tot" "$want"
+    got=$(prune --keep 0.5 --count-with "$AK_SHARED/tokenizers/gpt4o" "$T/w.ak" | peek |
+          sed -n 's/.*prune_total=\([0-9]*\).*/\1/p')
+    is "--count-with a tokenizer directory counts the same" "$got" "$tot"
     [ -n "$kept" ] && [ "$kept" -le $(( (tot + 1) / 2 + 1 )) ] && pass "--count-with: kept $kept of $tot" ||
         fail "--count-with: kept $kept of $tot"
 else

@@ -111,6 +111,11 @@ check(r["compressed_tokens"] <= round(0.5 * r["origin_tokens"]) and
       f"compress: {r['compressed_tokens']} of {r['origin_tokens']} tokens ({r['ratio']})")
 check("  " not in r["compressed_prompt"] and "[" not in r["compressed_prompt"],
       "compress: no double spaces, no markers")
+r2 = attnkit.compress_prompt(ctx.split("\n\n"), instruction="Answer from the text.", question=q,
+                            rate=0.4)
+check(r2["compressed_prompt"].startswith("Answer from the text.\n\n") and
+      r2["compressed_prompt"].rstrip().endswith(q) and r2["rate"] <= 0.4 + 1e-9,
+      f"compress_prompt (LLMLingua's call): instruction and question kept, rate {r2['rate']:.2f}")
 gpt4o = os.path.join(os.environ.get("AK_SHARED", os.path.join(TOP, "..", "shared")),
                      "tokenizers", "gpt4o", "tokenizer.json")
 if os.path.exists(gpt4o):

@@ -18,7 +18,7 @@ import tempfile
 
 from . import stream
 
-__all__ = ["compress", "stream", "AttnkitError"]
+__all__ = ["compress", "compress_prompt", "stream", "AttnkitError"]
 
 
 class AttnkitError(RuntimeError):
@@ -139,3 +139,23 @@ def compress(prompt, keep=0.5, question=None, model=None, *, max_tokens=None, un
                 "dropped": d.get("dropped"), "meta": d.meta}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def compress_prompt(context, instruction="", question="", rate=0.5, target_token=None, **kw):
+    """LLMLingua's call: context (a string or a list of them, joined as
+    paragraphs), an instruction put first and always kept, the question
+    last; rate the share of tokens to keep, or target_token a budget.
+    Other keywords go to compress()."""
+    if not isinstance(context, str):
+        context = "\n\n".join(c.strip() for c in context)
+    prompt = context
+    if instruction:
+        prompt = instruction.strip() + "\n\n" + context
+        kw.setdefault("protect_regex", [])
+        if isinstance(kw["protect_regex"], str):
+            kw["protect_regex"] = [kw["protect_regex"]]
+        # the instruction's text, matched literally at the start
+        kw["protect_regex"] = list(kw["protect_regex"]) + [
+            "\\A\\Q" + instruction.strip().replace("\\E", "\\E\\\\E\\Q") + "\\E"]
+    return compress(prompt, keep=rate, question=question or None,
+                    max_tokens=target_token, **kw)
