@@ -957,12 +957,13 @@ typedef struct text16 {
     int64_t *pos16;   /* [bytes + 1]: UTF-16 index of each byte offset */
 } text16;
 
+/* Length of the UTF-8 character at s (the lead byte says how long it
+ * claims to be; the library's check says whether it is), 0 if not UTF-8. */
 static int utf8_seq(const unsigned char *s, size_t n)
 {
-    for (int k = 4; k >= 1; k--)
-        if ((size_t)k <= n && ak_utf8_valid(s, (size_t)k))
-            return k;
-    return 0;
+    int k = s[0] < 0x80 ? 1 : s[0] >= 0xc2 && s[0] < 0xe0 ? 2 : s[0] >= 0xe0 && s[0] < 0xf0 ? 3
+            : s[0] >= 0xf0 && s[0] < 0xf5 ? 4 : 0;
+    return k && (size_t)k <= n && ak_utf8_valid(s, (size_t)k) ? k : 0;
 }
 
 /* Byte offsets inside a character map to the character's start. */
@@ -1327,8 +1328,18 @@ static int lay_push(layout *lo, int32_t *line, int32_t *col, int32_t tok, int dr
                     const char *ch, size_t chlen)
 {
     if (*col >= COLS) {
+        /* wrap at the last space of the line when the word is short */
+        size_t k = lo->n;
+        while (k > 0 && lo->c[k - 1].line == *line && lo->c[k - 1].ch[0] && lo->n - k < 30)
+            k--;
+        int at_space = k > 0 && lo->c[k - 1].line == *line && !lo->c[k - 1].ch[0];
         (*line)++;
         *col = 0;
+        if (chlen && at_space)
+            for (; k < lo->n; k++) {
+                lo->c[k].line = *line;
+                lo->c[k].col = (*col)++;
+            }
     }
     if (lo->n == lo->cap) {
         size_t cap = lo->cap ? 2 * lo->cap : 1024;
@@ -1517,10 +1528,10 @@ static void svg_tokens(sbuf *b, const view *v, const struct opts *o, enum statis
 static void svg_heads(sbuf *b, const view *v, const ak_head_summary *hs)
 {
     int64_t L = v->s.L, H = v->s.H;
-    double cw = 30, ch = 22, x0 = 40, y0 = 50;
+    double cw = 32, ch = 22, x0 = 40, y0 = 50;
     double w = x0 + H * cw + 20, h = y0 + L * ch + 30;
-    if (w < 420)
-        w = 420;
+    if (w < 560)
+        w = 560;
     sb_printf(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http:/"
                  "/www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
                  "font-family=\"DejaVu Sans, sans-serif\" font-size=\"10\">\n"
@@ -1529,7 +1540,7 @@ static void svg_heads(sbuf *b, const view *v, const ak_head_summary *hs)
               w, h, w, h);
     sb_escape(b, v->id, strlen(v->id));
     sb_puts(b, "</text>\n<text x=\"10\" y=\"32\" fill=\"#555\">rows: layers, columns: heads; "
-               "S, black frame: sink (more than half the attention on the first token)</text>\n");
+               "black frame: sink (more than half the attention on the first token)</text>\n");
     for (int64_t hh = 0; hh < H; hh++)
         sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%lld</text>\n",
                   x0 + hh * cw + cw / 2, y0 - 4, (long long)hh);
@@ -1549,9 +1560,9 @@ static void svg_heads(sbuf *b, const view *v, const ak_head_summary *hs)
             sb_printf(b, "\"%s><title>layer %lld head %lld: %.3f, first-token share %.3f</title></rect>\n",
                       s->sink ? " stroke=\"#000\" stroke-width=\"2\"" : "", (long long)l,
                       (long long)hh, s->norm_entropy, s->sink_share);
-            sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" fill=\"%s\">%s%.2f</text>\n",
-                      x + (cw - 2) / 2, y + ch / 2 + 3, a > 0.6 ? "#fff" : "#000", s->sink ? "S" : "",
-                      s->norm_entropy);
+            sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" fill=\"%s\"%s>%.2f</text>\n",
+                      x + (cw - 2) / 2, y + ch / 2 + 3, a > 0.6 ? "#fff" : "#000",
+                      s->sink ? " font-weight=\"bold\"" : "", s->norm_entropy);
         }
     }
     sb_puts(b, "</svg>\n");
@@ -1645,7 +1656,7 @@ static int png_tokens(sbuf *b, const layout *lo, const float *val, double vlo, d
     int h = m * 2 + (lo->lines ? lo->lines : 1) * chh;
     if (lo->lines > 200000 || img_new(&im, m * 2 + COLS * cw, h))
         return ak_fail(err, AK_ENOMEM, "out of memory for the token image");
-    static const unsigned char ink[3] = {70, 70, 70}, red[3] = {187, 0, 0};
+    static const unsigned char ink[3] = {110, 110, 110}, red[3] = {187, 0, 0};
     for (size_t k = 0; k < lo->n; k++) {
         const cell *c = &lo->c[k];
         int x = m + c->col * cw, y = m + c->line * chh;
@@ -1655,7 +1666,7 @@ static int png_tokens(sbuf *b, const layout *lo, const float *val, double vlo, d
             img_rect(&im, x, y, cw, chh - 1, rgb);
         }
         if (c->ch[0])
-            img_rect(&im, x + 1, y + 2, cw - 2, chh - 4, ink);
+            img_rect(&im, x + 1, y + 3, cw - 2, chh - 5, ink);
         if (c->dropped)
             img_rect(&im, x, y + chh / 2 - 1, cw, 1, red);
     }
