@@ -154,7 +154,8 @@ static const char page_js[] =
     "    for (var hh = 0; hh < H; hh++) {\n"
     "      if (h >= 0 && hh !== h) continue;\n"
     "      var base = (ll * H + hh) * T, j;\n"
-    "      if (perLayer) for (j = 0; j < T; j++) out[j] += arr[base + j] * perLayer[ll * T + j];\n"
+    "      var pl = (D.visRows > 1 ? ll : 0) * T;\n"
+    "      if (perLayer) for (j = 0; j < T; j++) out[j] += arr[base + j] * perLayer[pl + j];\n"
     "      else for (j = 0; j < T; j++) out[j] += arr[base + j];\n"
     "      n++;\n"
     "    }\n"
@@ -207,17 +208,22 @@ static const char page_js[] =
     "/* Colour scale: mass-like statistics are skewed (sinks), so their top is\n"
     "   the 99th percentile; entropies use their range. */\n"
     "function scale(v, stat) {\n"
-    "  var a = Array.prototype.slice.call(v).filter(isFinite).sort(function (x, y) { return x - y; });\n"
+    "  var a = Float32Array.from(v).sort();  /* numeric order; NaN last */\n"
+    "  var nf = a.length;\n"
+    "  while (nf > 0 && !isFinite(a[nf - 1])) nf--;\n"
+    "  a = a.subarray(0, nf);\n"
     "  if (!a.length) return [0, 1];\n"
     "  var lo = stat === \"entropy\" || stat === \"norm\" ? a[0] : 0;\n"
     "  var hi = stat === \"entropy\" || stat === \"norm\" ? a[a.length - 1] : a[Math.min(a.length - 1, Math.floor(0.99 * (a.length - 1)))];\n"
     "  if (!(hi > lo)) hi = lo + 1;\n"
     "  return [lo, hi];\n"
     "}\n"
+    "var shades = {};\n"
     "function colour(x, stat) {\n"
-    "  var a = Math.max(0, Math.min(1, x)) * 0.85;\n"
-    "  return stat === \"entropy\" || stat === \"norm\" ? \"rgba(33,113,181,\" + a.toFixed(3) + \")\"\n"
-    "                                               : \"rgba(230,85,13,\" + a.toFixed(3) + \")\";\n"
+    "  /* 200 shades, each string made once */\n"
+    "  var blue = stat === \"entropy\" || stat === \"norm\", q = Math.round(Math.max(0, Math.min(1, x)) * 200);\n"
+    "  var key = (blue ? \"b\" : \"o\") + q;\n"
+    "  return shades[key] || (shades[key] = (blue ? \"rgba(33,113,181,\" : \"rgba(230,85,13,\") + (q / 200 * 0.85).toFixed(3) + \")\");\n"
     "}\n"
     "var range = [0, 1];\n"
     "function tintSpan(s) {\n"
@@ -530,6 +536,25 @@ static const char page_js[] =
     "  render();\n"
     "  retint();\n"
     "}\n"
+    "/* #perf: how long the rest of the text takes to render, chunk by\n"
+    "   chunk (the most work one scroll step can cause), and a re-tint of it all */\n"
+    "function perf() {\n"
+    "  var t0 = performance.now(), worst = 0, n = 0;\n"
+    "  chunks.forEach(function (c) {\n"
+    "    if (c.filled) return;\n"
+    "    var t = performance.now();\n"
+    "    fillChunk(c);\n"
+    "    c.div.style.minHeight = \"\";\n"
+    "    worst = Math.max(worst, performance.now() - t);\n"
+    "    n++;\n"
+    "  });\n"
+    "  var t1 = performance.now();\n"
+    "  sel.layer = 3; sel.head = 1; retint();\n"
+    "  var t2 = performance.now();\n"
+    "  body.setAttribute(\"data-perf\", \"chunks \" + chunks.length + \", rendered later \" + n + \" in \" +\n"
+    "    Math.round(t1 - t0) + \" ms (worst chunk \" + worst.toFixed(1) + \" ms); re-tint of all \" + D.T +\n"
+    "    \" tokens by one head \" + Math.round(t2 - t1) + \" ms; spans \" + document.querySelectorAll(\".t\").length);\n"
+    "}\n"
     "function init() {\n"
     "  var ds = $(\"doc\");\n"
     "  fillSelect(ds, DATA.docs.map(function (d, k) { return [k, d.id]; }), 0);\n"
@@ -557,6 +582,8 @@ static const char page_js[] =
     "    else td.click();\n"
     "  }\n"
     "  if (TEST[\"test-token\"]) clickToken(+TEST[\"test-token\"]);\n"
+    "  body.setAttribute(\"data-ready-ms\", Math.round(performance.now()));\n"
+    "  if (\"perf\" in TEST) perf();\n"
     "  body.setAttribute(\"data-ready\", \"1\");\n"
     "}\n"
     "init();\n"
@@ -1157,7 +1184,13 @@ static int doc_json(view *v, const struct opts *o, json_t **out, ak_err *err)
                                            : ak_mask_visible(v->s.mask, T, i);
                 f[l * T + i] = (float)ak_norm_entropy(1.0, vis);
             }
-        json_object_set_new(d, "invLogVis", jb64(f, sizeof *f * (size_t)(L * T)));
+        /* one row when every layer sees alike (no sliding-window layers) */
+        int64_t rows = 1;
+        for (int64_t k = T; k < L * T && rows == 1; k++)
+            if (f[k] != f[k % T])
+                rows = L;
+        json_object_set_new(d, "visRows", json_integer(rows));
+        json_object_set_new(d, "invLogVis", jb64(f, sizeof *f * (size_t)(rows * T)));
         ak_head_summary *hs = malloc(sizeof *hs * (size_t)(L * H));
         if (!hs || (rc = ak_head_summaries(&v->s, hs, err))) {
             free(hs);
