@@ -127,6 +127,48 @@ check("the page has the 6 x 12 head grid with sinks",
       len(re.findall(r'<td[^>]*data-l="', dom)) == 72 and re.search(r'<td class="sink', dom))
 check("dropped text is struck through with its score", 'class="ds"' in dom and 'class="x"' in dom)
 PY
+# a causal document without text (tokenize --from-ids): the corrected mass
+# divides by the T - j queries that see key j; the tokens show as their ids
+python3 - "$T/causal.ak" <<'PY'
+import sys
+sys.path.insert(0, __import__("os").environ["AK_TOP"] + "/tests/py")
+import numpy as np, akstream as ak
+T, L, H = 12, 2, 3
+rng = np.random.default_rng(7)
+p = rng.uniform(0.01, 1, (L, H, T, T)) * np.tril(np.ones((T, T)))
+p /= p.sum(axis=3, keepdims=True)
+p = p.astype(np.float32)
+ent = -(np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0)).sum(axis=3).astype(np.float32)
+mass = p.sum(axis=2).astype(np.float32)
+vis = np.broadcast_to(np.arange(1, T + 1, dtype=np.int32), (L, T)).copy()
+t = [ak.tensor("tokens", np.arange(100, 100 + T, dtype=np.int32)),
+     ak.tensor("attn.entropy", ent), ak.tensor("attn.mass", mass), ak.tensor("attn.visible", vis)]
+t += [ak.tensor("attn.probs.%d" % l, p[l]) for l in range(L)]
+t += [ak.tensor("attn.probs.%d.heads" % l, np.arange(H, dtype=np.int32)) for l in range(L)]
+open(sys.argv[1], "wb").write(ak.pack_stream([ak.doc("ids", t, meta={"causal": 1, "window": 0})]))
+np.save(sys.argv[1] + ".npy", mass)
+PY
+ok "report on a causal stream without text" report -o "$T/causal.html" "$T/causal.ak"
+timeout 20 "$chrome" --headless --disable-gpu --no-sandbox --no-first-run --user-data-dir="$T/chrome" \
+    --virtual-time-budget=5000 --dump-dom "file://$T/causal.html#test-click=1,2" >"$T/dom3.html" 2>"$T/chrome.err" ||
+    { fail "chromium --dump-dom (causal)"; tail -5 "$T/chrome.err"; }
+python3 - "$T/dom3.html" "$T/causal.ak.npy" <<'PY'
+import sys, re, numpy as np
+dom = open(sys.argv[1]).read()
+mass = np.load(sys.argv[2])
+T = mass.shape[2]
+def check(name, cond, detail=""):
+    print(("ok - " if cond else "not ok - ") + name + ("" if cond else "  # " + str(detail)[:300]))
+body = re.search(r"<body[^>]*>", dom).group(0)
+check("causal page: no script errors, head (1,2) chosen", 'data-errors=""' in body and
+      'data-tint="corrected:1,2"' in body, body)
+vals = {int(i): float(v) for i, v in re.findall(r'data-i="(\d+)"[^>]*data-v="([^"]+)"', dom)}
+got = np.array([vals.get(i, np.nan) for i in range(T)])
+want = mass[1, 2] / (T - np.arange(T))
+check("causal: corrected mass = mass / (T - j)", np.allclose(got, want, rtol=1e-2), np.nanmax(np.abs(got - want)))
+check("tokens without text show as their ids", ">#100<" in dom and ">#111<" in dom)
+PY
+
 browse "$T/shot.out" "" --hide-scrollbars --window-size=1200,900 --screenshot="$T/shot.png" ||
     fail "chromium --screenshot"
 [ -s "$T/shot.png" ] && [ "$(od -An -tx1 -N4 "$T/shot.png" | tr -d ' ')" = 89504e47 ] &&
