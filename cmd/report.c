@@ -582,6 +582,7 @@ static const char page_js[] =
     "    else td.click();\n"
     "  }\n"
     "  if (TEST[\"test-token\"]) clickToken(+TEST[\"test-token\"]);\n"
+    "  if (TEST[\"test-hover\"]) showTip({clientX: 200, clientY: 200}, +TEST[\"test-hover\"]);\n"
     "  body.setAttribute(\"data-ready-ms\", Math.round(performance.now()));\n"
     "  if (\"perf\" in TEST) perf();\n"
     "  body.setAttribute(\"data-ready\", \"1\");\n"

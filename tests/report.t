@@ -89,7 +89,7 @@ browse() { # OUT URL-FRAGMENT [more flags]: the DOM after the page's script ran
 }
 browse "$T/dom.html" "test-click=2,3" --dump-dom ||
     { fail "chromium --dump-dom"; tail -5 "$T/chrome.err"; }
-browse "$T/dom2.html" "test-stat=norm&test-click=1,4&test-token=7" --dump-dom ||
+browse "$T/dom2.html" "test-stat=norm&test-click=1,4&test-token=7&test-hover=2" --dump-dom ||
     { fail "chromium --dump-dom (token)"; tail -5 "$T/chrome.err"; }
 python3 - "$T/dom.html" "$T/dom2.html" "$T/full.ak" <<'PY'
 import sys, re
@@ -123,6 +123,12 @@ vals2 = {int(i): float(v) for i, v in re.findall(r'data-i="(\d+)"[^>]*data-v="([
 got2 = np.array([vals2.get(i, np.nan) for i in range(T)])
 check("the row is attn.probs.1[head 4, query 7]", np.allclose(got2, d["attn.probs.1"][4, 7], rtol=1e-2, atol=1e-6),
       np.nanmax(np.abs(got2 - d["attn.probs.1"][4, 7])))
+tip = re.search(r'<div id="tip"[^>]*>(.*?)</div>', dom2, re.S)
+tip = tip.group(1) if tip else ""
+m = re.search(r"normalised entropy +([0-9.e-]+)", tip)
+want_norm = d["attn.entropy"][1, 4, 2] / np.log(T)
+check("hover shows the token's numbers", tip.startswith("token 2  id %d" % d["tokens"][2]) and m and
+      abs(float(m.group(1)) - want_norm) < 1e-2 * want_norm, tip)
 check("the page has the 6 x 12 head grid with sinks",
       len(re.findall(r'<td[^>]*data-l="', dom)) == 72 and re.search(r'<td class="sink', dom))
 check("dropped text is struck through with its score", 'class="ds"' in dom and 'class="x"' in dom)
