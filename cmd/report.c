@@ -870,15 +870,20 @@ static void swap_tensor(ak_tensor **a, ak_tensor **b)
 /* A later document with the same id (the same prompt after prune, say):
  * the one with attention statistics is the base; the other fills in what
  * the base lacks (keep, dropped spans, scores), where it fits. */
-static void view_merge(view *base, view *o)
+static int view_merge(view *base, view *o, const char *path, ak_err *err)
 {
+    if (base->text && o->text &&
+        (base->text->nbytes != o->text->nbytes ||
+         memcmp(base->text->data, o->text->data, base->text->nbytes) != 0))
+        return ak_fail(err, AK_EDATA, "%s: document '%s' has another text than the document "
+                       "of that id read before", path, o->id);
     if (!base->s.L && o->s.L) {
         view t = *base;
         *base = *o;
         *o = t;
     }
-    if (!base->text && o->text)
-        swap_tensor(&base->text, &o->text);
+    if (!base->text || !o->text)
+        return 0; /* spans of a text not shown: nothing to add */
     if (!base->keep && o->keep && o->keep->shape[0] == base->T)
         swap_tensor(&base->keep, &o->keep);
     if (!base->dropped && o->dropped) {
@@ -895,6 +900,7 @@ static void view_merge(view *base, view *o)
         o->probs = NULL;
         o->nprobs = 0;
     }
+    return 0;
 }
 
 /* ---- options and the figures' statistic ---- */
@@ -1801,6 +1807,8 @@ static int write_figures(view *vs, size_t nv, const struct opts *o, char *const 
             enum statistic st = o->stat;
             if (st != ST_SCORE && !v->s.L && v->score)
                 st = ST_SCORE; /* after prune alone only the scores are left */
+            if (st == ST_SCORE && !v->score && v->s.L)
+                st = ST_CORRECTED; /* before entropy: no scores yet */
             const char *why;
             float *val = token_values(v, o, st, err, &why);
             if (!val && !why)
@@ -1953,7 +1961,7 @@ static int read_input(const char *path, view **vs, size_t *nv, char **model, ak_
             if (rc) {
                 view_free(&v);
             } else if (k < *nv) {
-                view_merge(&(*vs)[k], &v);
+                rc = view_merge(&(*vs)[k], &v, path, err);
                 view_free(&v);
             } else {
                 view *p = realloc(*vs, sizeof *p * (*nv + 1));

@@ -23,6 +23,10 @@ rejects "a truncated stream" report report -o "$T/x.html" "$T/trunc.ak"
 rejects "missing file" report report "$T/nonexistent.ak"
 rejects "unknown statistic" report report -s best "$T/full.ak"
 rejects "layer out of range" report report -l 6 "$T/full.ak"
+mkdir -p "$T/other/examples"
+sed 's/Rhine/Rhone/' examples/prompt.txt >"$T/other/examples/prompt.txt"
+(cd "$T/other" && tokenize examples/prompt.txt | embed | attend | entropy >"$T/other.ak")
+rejects "same id, another text" report report -o "$T/x.html" "$T/full.ak" "$T/other.ak"
 [ ! -e "$T/x.html" ] && pass "no page left by failed runs" || fail "no page left by failed runs"
 echo old >"$T/keep.html"
 report -o "$T/keep.html" "$T/trunc.ak" 2>/dev/null
