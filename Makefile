@@ -15,6 +15,9 @@
 PREFIX    ?= /usr/local
 CC        ?= cc
 CUDA      ?= auto
+# The GPU architecture CUDA code is built for (90: Hopper, H100/H200; 80:
+# A100; 89: L4/RTX 40xx); PTX for it is embedded too, so newer GPUs run it.
+CUDA_ARCH ?= 90
 NVCC      ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 PYTHON    ?= python3
 V         ?= 0
@@ -58,7 +61,8 @@ ifdef HAVE_CUDA
   CUDA_DEFS  := -DAK_HAVE_CUDA=1
   CUDA_LIBS  := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -ldl -lrt -lstdc++
   NVCC_FLAGS := -O3 -std=c++17 -Xcompiler -fPIC -Xcompiler -fvisibility=hidden -Ilib \
-                -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+                -gencode arch=compute_$(CUDA_ARCH),code=sm_$(CUDA_ARCH) \
+                -gencode arch=compute_$(CUDA_ARCH),code=compute_$(CUDA_ARCH)
 endif
 
 # B is the build flavour's directory: build/rel (bin/ is its output) or build/asan.
