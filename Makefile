@@ -15,6 +15,9 @@
 PREFIX    ?= /usr/local
 CC        ?= cc
 CUDA      ?= auto
+# The GPU architecture CUDA code is built for (90: Hopper, H100/H200; 80:
+# A100; 89: L4/RTX 40xx); PTX for it is embedded too, so newer GPUs run it.
+CUDA_ARCH ?= 90
 NVCC      ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 PYTHON    ?= python3
 V         ?= 0
@@ -58,12 +61,26 @@ ifdef HAVE_CUDA
   CUDA_DEFS  := -DAK_HAVE_CUDA=1
   CUDA_LIBS  := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -ldl -lrt -lstdc++
   NVCC_FLAGS := -O3 -std=c++17 -Xcompiler -fPIC -Xcompiler -fvisibility=hidden -Ilib \
-                -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+                -gencode arch=compute_$(CUDA_ARCH),code=sm_$(CUDA_ARCH) \
+                -gencode arch=compute_$(CUDA_ARCH),code=compute_$(CUDA_ARCH)
 endif
 
 # B is the build flavour's directory: build/rel (bin/ is its output) or build/asan.
 B ?= build/rel
 OUT_BIN ?= bin
+
+# The compiler flags a build directory was made with: objects depend on this
+# file, which changes only when the flags do (CUDA=0 after a CUDA build,
+# another CFLAGS), so a changed configuration rebuilds instead of linking
+# objects of two kinds.  Written only by the make that compiles.
+FLAGS_FILE := $(B)/flags
+ifneq ($(filter programs unit-bins,$(MAKECMDGOALS)),)
+  FLAGS_NOW := $(ALL_CFLAGS) $(LDFLAGS) cuda=$(HAVE_CUDA) nvcc=$(NVCC_FLAGS)
+  ifneq ($(FLAGS_NOW),$(file <$(FLAGS_FILE)))
+    $(shell mkdir -p $(B))
+    $(file >$(FLAGS_FILE),$(FLAGS_NOW))
+  endif
+endif
 
 LIB_OBJ  := $(patsubst lib/%.c,$(B)/lib/%.o,$(LIB_SRC))
 ifdef HAVE_CUDA
@@ -101,15 +118,15 @@ pkgs-ok:
 # GCC runs in full only at -O3.
 $(B)/lib/attention.o: ALL_CFLAGS += -O3
 
-$(B)/lib/%.o: lib/%.c $(wildcard lib/*.h lib/cuda/*.h) | $(B)/lib pkgs-ok
+$(B)/lib/%.o: lib/%.c $(wildcard lib/*.h lib/cuda/*.h) $(FLAGS_FILE) | $(B)/lib pkgs-ok
 	@echo "  CC      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -MMD -c $< -o $@
 
-$(B)/cuda/%.o: lib/cuda/%.cu $(wildcard lib/*.h lib/cuda/*.h) | $(B)/cuda pkgs-ok
+$(B)/cuda/%.o: lib/cuda/%.cu $(wildcard lib/*.h lib/cuda/*.h) $(FLAGS_FILE) | $(B)/cuda pkgs-ok
 	@echo "  NVCC    $@"
 	$(Q)$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 
-$(B)/cmd/%.o: cmd/%.c $(wildcard lib/*.h) | $(B)/cmd pkgs-ok
+$(B)/cmd/%.o: cmd/%.c $(wildcard lib/*.h) $(FLAGS_FILE) | $(B)/cmd pkgs-ok
 	@echo "  CC      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
@@ -129,6 +146,9 @@ $(OUT_BIN)/%: $(B)/cmd/%.o $(CLI_A) $(LIB_A) | $(OUT_BIN)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(CLI_A) $(LIB_A) $(LDFLAGS) $(LDLIBS)
 
+$(FLAGS_FILE):
+	@mkdir -p $(B) && touch $@
+
 $(B)/lib $(B)/cuda $(B)/cmd $(B)/unit $(OUT_BIN):
 	@mkdir -p $@
 
@@ -136,7 +156,7 @@ $(B)/lib $(B)/cuda $(B)/cmd $(B)/unit $(OUT_BIN):
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 UNIT_BINS   = $(patsubst tests/unit/%.c,$(B)/unit/%,$(UNIT_SRC))
 
-$(B)/unit/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(CLI_A) $(LIB_A) | $(B)/unit
+$(B)/unit/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(CLI_A) $(LIB_A) $(FLAGS_FILE) | $(B)/unit
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(CLI_A) $(LIB_A) $(LDFLAGS) $(LDLIBS)
 

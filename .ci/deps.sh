@@ -14,9 +14,22 @@ py=${PYTHON:-python3}
 if ! "$py" -m pip --version >/dev/null 2>&1; then
     debs="$debs python3 python3-pip"
 fi
+# tests/report.t opens report's page in headless Chromium (with a font for
+# its screenshots); without root the test skips that part, so these are
+# installed as root and only mentioned otherwise.
+browser_debs="chromium fonts-dejavu-core"
 missing=""
 for p in $debs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+for p in $browser_debs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" && continue
+    if [ "$(id -u)" = 0 ]; then
+        missing="$missing $p"
+    else
+        echo "deps: $p is not installed: tests/report.t skips its browser checks" \
+             "(as root: apt-get install -y --no-install-recommends $p)" >&2
+    fi
 done
 if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ]; then

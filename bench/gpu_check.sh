@@ -8,7 +8,8 @@ set -eu
 out=${1:-.}
 shift || true
 b=build/gpu; mkdir -p "$b"
-nv="nvcc -O3 -std=c++17 -Ilib -gencode arch=compute_90,code=sm_90"
+arch=${CUDA_ARCH:-90}
+nv="nvcc -O3 -std=c++17 -Ilib -gencode arch=compute_$arch,code=sm_$arch"
 for f in lib/cuda/*.cu; do
     $nv -c "$f" -o "$b/$(basename "$f" .cu)_cu.o" &
 done

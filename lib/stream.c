@@ -856,7 +856,8 @@ static int decode_obj(decoder *d, msgpack_object *o, int depth)
         o->type = MSGPACK_OBJECT_ARRAY;
         o->via.array.size = (uint32_t)n;
         o->via.array.ptr = n ? d->elems : NULL;
-        d->elems += n;
+        if (n)
+            d->elems += n;
         d->elems_left -= n;
         for (uint64_t i = 0; i < n; i++)
             if (decode_obj(d, &o->via.array.ptr[i], depth + 1))
@@ -868,7 +869,8 @@ static int decode_obj(decoder *d, msgpack_object *o, int depth)
         o->type = MSGPACK_OBJECT_MAP;
         o->via.map.size = (uint32_t)n;
         o->via.map.ptr = n ? d->pairs : NULL;
-        d->pairs += n;
+        if (n)
+            d->pairs += n;
         d->pairs_left -= n;
         for (uint64_t i = 0; i < n; i++)
             if (decode_obj(d, &o->via.map.ptr[i].key, depth + 1) ||

@@ -1,0 +1,2084 @@
+/* report - a self-contained HTML page (and SVG / PNG figures) showing where
+ * the model looks: the text tinted by attention statistics, blocks, heads,
+ * and attention rows, from a stream at any stage after attend. */
+#include "cli.h"
+#include "io.h"
+#include "metrics.h"
+#include "prune.h"
+#include "stream.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+static void usage(void)
+{
+    printf("usage: report [-o FILE] [--svg DIR] [--png DIR] [-s STAT] [-l LAYER] [-H HEAD]\n"
+           "              [--max-probs N] [FILE...]\n"
+           "One self-contained HTML page (no network, everything inline) showing an attnkit\n"
+           "stream after attend: the text tinted by a statistic, blocks, a layer x head\n"
+           "grid, attention rows; documents with the same id in later FILEs are merged\n"
+           "(give the stream from entropy and the one from prune to see both).\n"
+           "  -o, --output FILE  the page (default stdout; with --svg/--png only: none);\n"
+           "                     a file is replaced only when the run succeeds\n"
+           "      --svg DIR      write DIR/N-ID.tokens.svg and DIR/N-ID.heads.svg\n"
+           "      --png DIR      the same figures as PNG (attnkit's own encoder)\n"
+           "  -s, --stat STAT    corrected (default), mass, entropy, norm, score: the\n"
+           "                     page's first tint and the figures' statistic\n"
+           "  -l, --layer N      layer for the tint and figures (default all: the mean)\n"
+           "  -H, --head N       head (default the mean of all heads)\n"
+           "      --max-probs N  embed attn.probs only up to N values per document\n"
+           "                     (default 4194304)\n"
+           "  -h, --help         this help\n"
+           "Exit status: 0 ok, 64 usage, 65 bad stream (not a stream, truncated, no\n"
+           "attention statistics), 66 cannot open, 70 out of memory, 73 cannot create\n"
+           "the output, 74 I/O error.\n");
+}
+
+/* The page's style sheet and script, at the end of this file. */
+static const char *page_css(void);
+static const char *page_js(void);
+
+/* ---- a growing byte buffer ---- */
+
+typedef struct sbuf {
+    char *p;
+    size_t n, cap;
+    int oom;
+} sbuf;
+
+static void sb_put(sbuf *b, const void *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->n + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = 0;
+}
+
+static void sb_puts(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
+
+static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sbuf *b, const char *fmt, ...)
+{
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n < sizeof tmp) {
+        sb_put(b, tmp, (size_t)n);
+        return;
+    }
+    char *big = malloc((size_t)n + 1);
+    if (!big) {
+        b->oom = 1;
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    sb_put(b, big, (size_t)n);
+    free(big);
+}
+
+/* HTML/XML text: & < > " escaped. */
+static void sb_escape(sbuf *b, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        switch (s[i]) {
+        case '&': sb_puts(b, "&amp;"); break;
+        case '<': sb_puts(b, "&lt;"); break;
+        case '>': sb_puts(b, "&gt;"); break;
+        case '"': sb_puts(b, "&quot;"); break;
+        default: sb_put(b, s + i, 1);
+        }
+    }
+}
+
+static char *base64(const void *data, size_t n)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *d = data;
+    char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
+    if (!out)
+        return NULL;
+    size_t i = 0;
+    for (; i + 2 < n; i += 3) {
+        uint32_t v = (uint32_t)d[i] << 16 | (uint32_t)d[i + 1] << 8 | d[i + 2];
+        *o++ = tab[v >> 18];
+        *o++ = tab[(v >> 12) & 63];
+        *o++ = tab[(v >> 6) & 63];
+        *o++ = tab[v & 63];
+    }
+    if (i < n) {
+        uint32_t v = (uint32_t)d[i] << 16 | (i + 1 < n ? (uint32_t)d[i + 1] << 8 : 0);
+        *o++ = tab[v >> 18];
+        *o++ = tab[(v >> 12) & 63];
+        *o++ = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+        *o++ = '=';
+    }
+    *o = 0;
+    return out;
+}
+
+/* ---- what one document contributes to the page ---- */
+
+typedef struct probs_layer {
+    long layer;
+    ak_tensor *p, *heads; /* attn.probs.<l> [h,T,T], its .heads (or NULL: 0..h-1) */
+} probs_layer;
+
+typedef struct view {
+    char *id;
+    ak_tensor *text, *tokens, *offsets, *segments, *special;
+    ak_tensor *entropy, *mass, *visible; /* attend's statistics */
+    ak_attn_stats s;                     /* points into them; s.L == 0: none */
+    ak_tensor *score, *score_block, *keep, *dropped, *dropped_score;
+    probs_layer *probs;
+    size_t nprobs;
+    int64_t T;
+} view;
+
+static void view_free(view *v)
+{
+    ak_tensor *ts[] = {v->text, v->tokens, v->offsets, v->segments, v->special, v->entropy,
+                       v->mass, v->visible, v->score, v->score_block, v->keep, v->dropped,
+                       v->dropped_score};
+    for (size_t k = 0; k < sizeof ts / sizeof *ts; k++)
+        ak_tensor_free(ts[k]);
+    for (size_t k = 0; k < v->nprobs; k++) {
+        ak_tensor_free(v->probs[k].p);
+        ak_tensor_free(v->probs[k].heads);
+    }
+    free(v->probs);
+    free(v->id);
+    memset(v, 0, sizeof *v);
+}
+
+/* attn.probs.<l> layer number, or -1 for other names. */
+static long probs_layer_of(const char *n)
+{
+    if (strncmp(n, "attn.probs.", 11) != 0)
+        return -1;
+    char *end;
+    long l = strtol(n + 11, &end, 10);
+    return end == n + 11 || *end || l < 0 ? -1 : l;
+}
+
+static int need_shape1(const ak_doc *d, const ak_tensor *t, ak_dtype dt, int64_t n, ak_err *err)
+{
+    if (t->dtype != dt || t->ndim != 1 || (n >= 0 && t->shape[0] != n))
+        return ak_fail(err, AK_EDATA, "document '%s': %s is not %s [%lld]", d->id, t->name,
+                       ak_dtype_name(dt), (long long)(n >= 0 ? n : t->shape[0]));
+    return 0;
+}
+
+/* Takes what the page needs out of d into v, checking shapes. */
+static int view_from_doc(ak_doc *d, view *v, ak_err *err)
+{
+    memset(v, 0, sizeof *v);
+    if (!(v->id = strdup(d->id)))
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    ak_tensor *tok = ak_doc_need(d, "tokens", AK_I32, 1, err);
+    if (!tok)
+        return err->code;
+    int64_t T = v->T = tok->shape[0];
+    int have_stats = ak_doc_get(d, "attn.entropy") || ak_doc_get(d, "attn.mass");
+    int rc;
+    if (have_stats && (rc = ak_doc_attn_stats(d, &v->s, err)))
+        return rc;
+    if (!have_stats && !ak_doc_get(d, "score.token") && !ak_doc_get(d, "keep"))
+        return ak_fail(err, AK_EDATA, "document '%s' has no attention statistics (attn.entropy, "
+                       "attn.mass: run attend first)", d->id);
+    ak_tensor *t;
+    if ((t = ak_doc_get(d, "text")) && t->dtype != AK_U8)
+        return ak_fail(err, AK_EDATA, "document '%s': text is not u8", d->id);
+    if ((t = ak_doc_get(d, "offsets")) &&
+        (t->dtype != AK_I64 || t->ndim != 2 || t->shape[0] != T || t->shape[1] != 2))
+        return ak_fail(err, AK_EDATA, "document '%s': offsets is not i64 [%lld, 2]", d->id,
+                       (long long)T);
+    if ((t = ak_doc_get(d, "segments")) && (rc = need_shape1(d, t, AK_I32, T, err)))
+        return rc;
+    if ((t = ak_doc_get(d, "special")) && (rc = need_shape1(d, t, AK_U8, T, err)))
+        return rc;
+    if ((t = ak_doc_get(d, "score.token")) && (rc = need_shape1(d, t, AK_F32, T, err)))
+        return rc;
+    if ((t = ak_doc_get(d, "score.block")) && (rc = need_shape1(d, t, AK_F32, -1, err)))
+        return rc;
+    if ((t = ak_doc_get(d, "keep")) && (rc = need_shape1(d, t, AK_U8, -1, err)))
+        return rc;
+    ak_tensor *dr = ak_doc_get(d, "dropped"), *ds = ak_doc_get(d, "dropped.score");
+    if (dr && (dr->dtype != AK_I64 || dr->ndim != 2 || dr->shape[1] != 2 || !ds ||
+               ds->dtype != AK_F32 || ds->ndim != 1 || ds->shape[0] != dr->shape[0]))
+        return ak_fail(err, AK_EDATA, "document '%s': dropped / dropped.score malformed", d->id);
+    if (have_stats) {
+        v->entropy = ak_doc_take(d, "attn.entropy");
+        v->mass = ak_doc_take(d, "attn.mass");
+        v->visible = ak_doc_take(d, "attn.visible");
+    }
+    /* attn.probs.<l>: f32 [h, T, T] with .heads i32 [h] */
+    for (size_t k = 0; k < d->ntensors; k++) {
+        t = d->tensors[k];
+        long l = probs_layer_of(t->name);
+        if (l < 0)
+            continue;
+        if (t->dtype != AK_F32 || t->ndim != 3 || t->shape[1] != T || t->shape[2] != T)
+            return ak_fail(err, AK_EDATA, "document '%s': %s is not f32 [h, %lld, %lld]", d->id,
+                           t->name, (long long)T, (long long)T);
+        if (v->s.L && l >= v->s.L)
+            return ak_fail(err, AK_EDATA, "document '%s': %s: the stream has %lld layers", d->id,
+                           t->name, (long long)v->s.L);
+        char hn[64];
+        snprintf(hn, sizeof hn, "%s.heads", t->name);
+        ak_tensor *hl = ak_doc_get(d, hn);
+        if (hl && (rc = need_shape1(d, hl, AK_I32, t->shape[0], err)))
+            return rc;
+        for (int64_t h = 0; hl && h < t->shape[0]; h++) {
+            int32_t x = ak_tensor_i32(hl)[h];
+            if (x < 0 || (v->s.H && x >= v->s.H))
+                return ak_fail(err, AK_EDATA, "document '%s': %s: head %d", d->id, hn, x);
+        }
+        probs_layer *np = realloc(v->probs, sizeof *np * (v->nprobs + 1));
+        if (!np)
+            return ak_fail(err, AK_ENOMEM, "out of memory");
+        v->probs = np;
+        v->probs[v->nprobs++] = (probs_layer){.layer = l};
+    }
+    for (size_t k = 0; k < v->nprobs; k++) {
+        char n[64];
+        snprintf(n, sizeof n, "attn.probs.%ld", v->probs[k].layer);
+        v->probs[k].p = ak_doc_take(d, n);
+        snprintf(n, sizeof n, "attn.probs.%ld.heads", v->probs[k].layer);
+        v->probs[k].heads = ak_doc_take(d, n);
+    }
+    v->text = ak_doc_take(d, "text");
+    v->tokens = ak_doc_take(d, "tokens");
+    v->offsets = ak_doc_take(d, "offsets");
+    v->segments = ak_doc_take(d, "segments");
+    v->special = ak_doc_take(d, "special");
+    v->score = ak_doc_take(d, "score.token");
+    v->score_block = ak_doc_take(d, "score.block");
+    v->keep = ak_doc_take(d, "keep");
+    v->dropped = ak_doc_take(d, "dropped");
+    v->dropped_score = ak_doc_take(d, "dropped.score");
+    if (v->entropy) { /* the pointers ak_doc_attn_stats gave now live in v */
+        v->s.entropy = ak_tensor_f32(v->entropy);
+        v->s.mass = ak_tensor_f32(v->mass);
+        v->s.visible = v->visible ? ak_tensor_i32(v->visible) : NULL;
+    }
+    if (v->segments) {
+        int64_t nb;
+        if ((rc = ak_block_count(ak_tensor_i32(v->segments), T, &nb, err)))
+            return ak_wrap(err, "document '%s'", d->id);
+    }
+    if (v->offsets) {
+        const int64_t *o = ak_tensor_i64(v->offsets);
+        size_t len = v->text ? v->text->nbytes : 0;
+        for (int64_t i = 0; i < T; i++)
+            if (o[2 * i] < 0 || o[2 * i] > o[2 * i + 1] || (size_t)o[2 * i + 1] > len)
+                return ak_fail(err, AK_EDATA, "document '%s': offsets[%lld] = [%lld, %lld] "
+                               "outside the text (%zu bytes)", d->id, (long long)i,
+                               (long long)o[2 * i], (long long)o[2 * i + 1], len);
+    }
+    if (v->dropped) {
+        const int64_t *o = ak_tensor_i64(v->dropped);
+        size_t len = v->text ? v->text->nbytes : 0;
+        for (int64_t i = 0; i < v->dropped->shape[0]; i++)
+            if (o[2 * i] < (i ? o[2 * i - 1] : 0) || o[2 * i] > o[2 * i + 1] ||
+                (size_t)o[2 * i + 1] > len)
+                return ak_fail(err, AK_EDATA, "document '%s': dropped[%lld] = [%lld, %lld] is "
+                               "out of order or outside the text", d->id, (long long)i,
+                               (long long)o[2 * i], (long long)o[2 * i + 1]);
+    }
+    return 0;
+}
+
+static void swap_tensor(ak_tensor **a, ak_tensor **b)
+{
+    ak_tensor *t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* A later document with the same id (the same prompt after prune, say):
+ * the one with attention statistics is the base; the other fills in what
+ * the base lacks (keep, dropped spans, scores), where it fits. */
+static int view_merge(view *base, view *o, const char *path, ak_err *err)
+{
+    if (base->text && o->text &&
+        (base->text->nbytes != o->text->nbytes ||
+         memcmp(base->text->data, o->text->data, base->text->nbytes) != 0))
+        return ak_fail(err, AK_EDATA, "%s: document '%s' has another text than the document "
+                       "of that id read before", path, o->id);
+    if (!base->s.L && o->s.L) {
+        view t = *base;
+        *base = *o;
+        *o = t;
+    }
+    if (!base->text || !o->text)
+        return 0; /* spans of a text not shown: nothing to add */
+    if (!base->keep && o->keep && o->keep->shape[0] == base->T)
+        swap_tensor(&base->keep, &o->keep);
+    if (!base->dropped && o->dropped) {
+        swap_tensor(&base->dropped, &o->dropped);
+        swap_tensor(&base->dropped_score, &o->dropped_score);
+    }
+    if (!base->score && o->score && o->score->shape[0] == base->T)
+        swap_tensor(&base->score, &o->score);
+    if (!base->score_block && o->score_block)
+        swap_tensor(&base->score_block, &o->score_block);
+    if (!base->nprobs && o->nprobs && o->T == base->T) {
+        base->probs = o->probs;
+        base->nprobs = o->nprobs;
+        o->probs = NULL;
+        o->nprobs = 0;
+    }
+    return 0;
+}
+
+/* ---- options and the figures' statistic ---- */
+
+enum statistic { ST_CORRECTED, ST_MASS, ST_ENTROPY, ST_NORM, ST_SCORE };
+static const char *const stat_names[] = {"corrected", "mass", "entropy", "norm", "score"};
+static const char *const stat_titles[] = {"corrected received mass", "received mass",
+                                          "query entropy (nats)", "normalised entropy",
+                                          "prune score"};
+
+struct opts {
+    const char *svg_dir, *png_dir;
+    enum statistic stat;
+    long layer, head;   /* -1: all (mean) */
+    long max_probs;
+};
+
+/* Token values of the figures' statistic, through the library's aggregation
+ * (heads weighted 1 for the chosen head, 0 for the others).  NULL with *why
+ * set when the document lacks it. */
+static float *token_values(const view *v, const struct opts *o, enum statistic st, ak_err *err,
+                           const char **why)
+{
+    int64_t T = v->T;
+    float *out = calloc((size_t)T + 1, sizeof *out);
+    if (!out) {
+        ak_fail(err, AK_ENOMEM, "out of memory");
+        return NULL;
+    }
+    *why = NULL;
+    if (st == ST_SCORE) {
+        if (!v->score) {
+            *why = "no score.token (run entropy)";
+            free(out);
+            return NULL;
+        }
+        memcpy(out, v->score->data, v->score->nbytes);
+        return out;
+    }
+    if (!v->s.L) {
+        *why = "no attention statistics";
+        free(out);
+        return NULL;
+    }
+    int64_t L = v->s.L, H = v->s.H;
+    double *w = NULL;
+    if (o->head >= 0) {
+        if (!(w = calloc((size_t)(L * H), sizeof *w))) {
+            free(out);
+            ak_fail(err, AK_ENOMEM, "out of memory");
+            return NULL;
+        }
+        for (int64_t l = 0; l < L; l++)
+            w[l * H + o->head] = 1;
+    }
+    ak_token_metrics tm = {0};
+    float **slot = st == ST_CORRECTED ? &tm.corrected : st == ST_MASS ? &tm.mass
+                   : st == ST_ENTROPY ? &tm.entropy : &tm.norm_entropy;
+    *slot = out;
+    int64_t l0 = o->layer >= 0 ? o->layer : 0, l1 = o->layer >= 0 ? o->layer : L - 1;
+    int rc = ak_token_metrics_agg(&v->s, l0, l1, AK_AGG_MEAN, w, &tm, err);
+    free(w);
+    if (rc) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+static int check_selection(const view *v, const struct opts *o, ak_err *err)
+{
+    if (!v->s.L)
+        return 0;
+    if (o->layer >= v->s.L)
+        return ak_fail(err, AK_EUSAGE, "--layer %ld: document '%s' has layers 0-%lld", o->layer,
+                       v->id, (long long)(v->s.L - 1));
+    if (o->head >= v->s.H)
+        return ak_fail(err, AK_EUSAGE, "--head %ld: document '%s' has heads 0-%lld", o->head,
+                       v->id, (long long)(v->s.H - 1));
+    return 0;
+}
+
+/* ---- the text: valid UTF-8 and UTF-16 positions for the page ---- */
+
+typedef struct text16 {
+    char *utf8;       /* the text with each byte that is not UTF-8 as U+FFFD */
+    size_t len;
+    int64_t *pos16;   /* [bytes + 1]: UTF-16 index of each byte offset */
+} text16;
+
+/* Length of the UTF-8 character at s (the lead byte says how long it
+ * claims to be; the library's check says whether it is), 0 if not UTF-8. */
+static int utf8_seq(const unsigned char *s, size_t n)
+{
+    int k = s[0] < 0x80 ? 1 : s[0] >= 0xc2 && s[0] < 0xe0 ? 2 : s[0] >= 0xe0 && s[0] < 0xf0 ? 3
+            : s[0] >= 0xf0 && s[0] < 0xf5 ? 4 : 0;
+    return k && (size_t)k <= n && ak_utf8_valid(s, (size_t)k) ? k : 0;
+}
+
+/* Byte offsets inside a character map to the character's start. */
+static int text_prepare(const view *v, text16 *t, ak_err *err)
+{
+    memset(t, 0, sizeof *t);
+    const unsigned char *s = v->text ? v->text->data : (const unsigned char *)"";
+    size_t n = v->text ? v->text->nbytes : 0;
+    t->utf8 = malloc(3 * n + 1);
+    t->pos16 = malloc(sizeof *t->pos16 * (n + 1));
+    if (!t->utf8 || !t->pos16)
+        return ak_fail(err, AK_ENOMEM, "out of memory for a text of %zu bytes", n);
+    int64_t u = 0;
+    for (size_t i = 0; i < n;) {
+        int k = s[i] ? utf8_seq(s + i, n - i) : 1;
+        if (k == 0) {
+            memcpy(t->utf8 + t->len, "\xef\xbf\xbd", 3);
+            t->len += 3;
+            t->pos16[i++] = u++;
+            continue;
+        }
+        memcpy(t->utf8 + t->len, s + i, (size_t)k);
+        t->len += (size_t)k;
+        for (int j = 0; j < k; j++)
+            t->pos16[i + (size_t)j] = u;
+        u += k == 4 ? 2 : 1;
+        i += (size_t)k;
+    }
+    t->pos16[n] = u;
+    t->utf8[t->len] = 0;
+    return 0;
+}
+
+static void text_free(text16 *t)
+{
+    free(t->utf8);
+    free(t->pos16);
+}
+
+/* Without text (tokenize --from-ids): the token ids, one after another. */
+static int synth_text(view *v, ak_err *err)
+{
+    if (v->text && v->offsets)
+        return 0;
+    int64_t T = v->T;
+    const int32_t *ids = ak_tensor_i32(v->tokens);
+    sbuf b = {0};
+    int64_t *off = malloc(sizeof *off * (size_t)(2 * T + 2));
+    if (!off)
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    for (int64_t i = 0; i < T; i++) {
+        if (i)
+            sb_puts(&b, " ");
+        off[2 * i] = (int64_t)b.n;
+        sb_printf(&b, "#%d", ids[i]);
+        off[2 * i + 1] = (int64_t)b.n;
+    }
+    if (b.oom) {
+        free(b.p);
+        free(off);
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    }
+    int64_t ts[1] = {(int64_t)b.n}, os[2] = {T, 2};
+    ak_tensor *t = ak_tensor_new("text", AK_U8, 1, ts, err);
+    ak_tensor *o = t ? ak_tensor_new("offsets", AK_I64, 2, os, err) : NULL;
+    if (!o) {
+        ak_tensor_free(t);
+        free(b.p);
+        free(off);
+        return err->code;
+    }
+    if (b.n)
+        memcpy(t->data, b.p, b.n);
+    memcpy(o->data, off, o->nbytes);
+    free(b.p);
+    free(off);
+    ak_tensor_free(v->text);
+    ak_tensor_free(v->offsets);
+    v->text = t;
+    v->offsets = o;
+    /* the dropped spans were byte spans of the text that is no longer shown */
+    ak_tensor_free(v->dropped);
+    ak_tensor_free(v->dropped_score);
+    v->dropped = v->dropped_score = NULL;
+    return 0;
+}
+
+/* ---- the page's data ---- */
+
+static json_t *jb64(const void *data, size_t n)
+{
+    char *s = base64(data, n);
+    json_t *j = s ? json_string(s) : NULL;
+    free(s);
+    return j ? j : json_null();
+}
+
+/* f32 as bf16 (round to nearest even): half the bytes, 3 significant digits. */
+static json_t *jbf16(const float *x, size_t n)
+{
+    uint16_t *h = malloc(sizeof *h * (n + 1));
+    if (!h)
+        return json_null();
+    for (size_t i = 0; i < n; i++) {
+        uint16_t b = ak_f32_to_bf16(x[i]);
+        unsigned char *p = (unsigned char *)&h[i]; /* little-endian bytes */
+        p[0] = (unsigned char)(b & 0xff);
+        p[1] = (unsigned char)(b >> 8);
+    }
+    json_t *j = jb64(h, n * 2);
+    free(h);
+    return j;
+}
+
+static json_t *jnum(double x) { return json_real(isfinite(x) ? x : 0.0); }
+
+static json_t *jfloats(const float *x, int64_t n)
+{
+    json_t *a = json_array();
+    for (int64_t i = 0; i < n; i++)
+        json_array_append_new(a, jnum(x[i]));
+    return a;
+}
+
+static int doc_json(view *v, const struct opts *o, json_t **out, ak_err *err)
+{
+    int rc;
+    if ((rc = synth_text(v, err)))
+        return rc;
+    int64_t T = v->T, L = v->s.L, H = v->s.H;
+    text16 tx;
+    if ((rc = text_prepare(v, &tx, err))) {
+        text_free(&tx);
+        return rc;
+    }
+    json_t *d = json_object();
+    json_object_set_new(d, "id", json_string(v->id));
+    json_object_set_new(d, "T", json_integer(T));
+    json_object_set_new(d, "L", json_integer(L));
+    json_object_set_new(d, "H", json_integer(H));
+    json_object_set_new(d, "causal", json_boolean(v->s.mask.causal));
+    json_object_set_new(d, "window", json_integer(v->s.mask.window));
+    json_t *js = json_stringn(tx.utf8, tx.len);
+    json_object_set_new(d, "text", js ? js : json_string(""));
+    int32_t *i32 = malloc(sizeof *i32 * (size_t)(2 * T + 2));
+    float *f = malloc(sizeof *f * (size_t)((L ? L : 1) * T + 1));
+    if (!i32 || !f) {
+        free(i32);
+        free(f);
+        text_free(&tx);
+        json_decref(d);
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    }
+    const int64_t *off = ak_tensor_i64(v->offsets);
+    for (int64_t i = 0; i < 2 * T; i++)
+        i32[i] = (int32_t)tx.pos16[off[i]];
+    json_object_set_new(d, "off", jb64(i32, sizeof *i32 * (size_t)(2 * T)));
+    json_object_set_new(d, "tok", jb64(v->tokens->data, v->tokens->nbytes));
+    json_object_set_new(d, "seg", v->segments ? jb64(v->segments->data, v->segments->nbytes)
+                                              : json_null());
+    json_object_set_new(d, "special", v->special ? jb64(v->special->data, v->special->nbytes)
+                                                 : json_null());
+    json_object_set_new(d, "score", v->score ? jb64(v->score->data, v->score->nbytes)
+                                             : json_null());
+    json_object_set_new(d, "keep", v->keep && v->keep->shape[0] == T
+                                       ? jb64(v->keep->data, v->keep->nbytes) : json_null());
+    if (v->dropped) {
+        json_t *a = json_array();
+        const int64_t *dr = ak_tensor_i64(v->dropped);
+        const float *sc = ak_tensor_f32(v->dropped_score);
+        for (int64_t k = 0; k < v->dropped->shape[0]; k++)
+            json_array_append_new(a, json_pack("[IIo]", (json_int_t)tx.pos16[dr[2 * k]],
+                                               (json_int_t)tx.pos16[dr[2 * k + 1]], jnum(sc[k])));
+        json_object_set_new(d, "dropped", a);
+    }
+    text_free(&tx);
+    if (L) {
+        size_t n = (size_t)(L * H * T);
+        json_object_set_new(d, "ent", jbf16(v->s.entropy, n));
+        json_object_set_new(d, "mass", jbf16(v->s.mass, n));
+        /* the page multiplies by these: 1 / seers(j) for the corrected mass,
+         * ak_norm_entropy(1, visible) for the normalised entropy */
+        for (int64_t j = 0; j < T; j++) {
+            int64_t s = ak_mask_seers(v->s.mask, T, j);
+            f[j] = s > 0 ? (float)(1.0 / (double)s) : 0.0f;
+        }
+        json_object_set_new(d, "invSeers", jb64(f, sizeof *f * (size_t)T));
+        for (int64_t l = 0; l < L; l++)
+            for (int64_t i = 0; i < T; i++) {
+                int64_t vis = v->s.visible ? v->s.visible[l * T + i]
+                                           : ak_mask_visible(v->s.mask, T, i);
+                f[l * T + i] = (float)ak_norm_entropy(1.0, vis);
+            }
+        /* one row when every layer sees alike (no sliding-window layers) */
+        int64_t rows = 1;
+        for (int64_t k = T; k < L * T && rows == 1; k++)
+            if (f[k] != f[k % T])
+                rows = L;
+        json_object_set_new(d, "visRows", json_integer(rows));
+        json_object_set_new(d, "invLogVis", jb64(f, sizeof *f * (size_t)(rows * T)));
+        ak_head_summary *hs = malloc(sizeof *hs * (size_t)(L * H));
+        if (!hs || (rc = ak_head_summaries(&v->s, hs, err))) {
+            free(hs);
+            free(i32);
+            free(f);
+            json_decref(d);
+            return hs ? rc : ak_fail(err, AK_ENOMEM, "out of memory");
+        }
+        json_t *hn = json_array(), *he = json_array(), *hsk = json_array(), *hss = json_array(),
+               *hc = json_array();
+        for (int64_t k = 0; k < L * H; k++) {
+            json_array_append_new(hn, jnum(hs[k].norm_entropy));
+            json_array_append_new(he, jnum(hs[k].entropy));
+            json_array_append_new(hsk, json_integer(hs[k].sink));
+            json_array_append_new(hss, jnum(hs[k].sink_share));
+            json_array_append_new(hc, json_string(ak_head_class_name(hs[k].cls)));
+        }
+        free(hs);
+        json_t *heads = json_object();
+        json_object_set_new(heads, "norm", hn);
+        json_object_set_new(heads, "ent", he);
+        json_object_set_new(heads, "sink", hsk);
+        json_object_set_new(heads, "sinkShare", hss);
+        json_object_set_new(heads, "cls", hc);
+        json_object_set_new(d, "heads", heads);
+    }
+    free(i32);
+    free(f);
+    /* blocks: score.block, and the corrected mass and normalised entropy of
+     * all layers and heads, averaged over each block's tokens */
+    if (v->segments) {
+        const int32_t *seg = ak_tensor_i32(v->segments);
+        int64_t nb = 0;
+        ak_block_count(seg, T, &nb, err);
+        json_t *b = json_object();
+        json_object_set_new(b, "n", json_integer(nb));
+        int64_t *cnt = calloc((size_t)nb + 1, sizeof *cnt);
+        float *bm = calloc((size_t)nb + 1, sizeof *bm), *bn = calloc((size_t)nb + 1, sizeof *bn);
+        float *corr = calloc((size_t)T + 1, sizeof *corr), *norm = calloc((size_t)T + 1, sizeof *norm);
+        float *kept = calloc((size_t)T + 1, sizeof *kept), *bk = calloc((size_t)nb + 1, sizeof *bk);
+        rc = !cnt || !bm || !bn || !corr || !norm || !kept || !bk
+                 ? ak_fail(err, AK_ENOMEM, "out of memory") : 0;
+        if (!rc)
+            rc = ak_block_agg(seg, T, corr, nb, cnt, NULL, NULL, NULL, err);
+        if (!rc) {
+            json_t *c = json_array();
+            for (int64_t k = 0; k < nb; k++)
+                json_array_append_new(c, json_integer(cnt[k]));
+            json_object_set_new(b, "count", c);
+        }
+        if (!rc && L) {
+            ak_token_metrics tm = {.corrected = corr, .norm_entropy = norm};
+            rc = ak_token_metrics_agg(&v->s, 0, L - 1, AK_AGG_MEAN, NULL, &tm, err);
+            if (!rc)
+                rc = ak_block_agg(seg, T, corr, nb, NULL, bm, NULL, NULL, err);
+            if (!rc)
+                rc = ak_block_agg(seg, T, norm, nb, NULL, bn, NULL, NULL, err);
+            if (!rc) {
+                json_object_set_new(b, "mass", jfloats(bm, nb));
+                json_object_set_new(b, "norm", jfloats(bn, nb));
+            }
+        }
+        if (!rc && v->score_block && v->score_block->shape[0] == nb)
+            json_object_set_new(b, "score", jfloats(ak_tensor_f32(v->score_block), nb));
+        if (!rc && v->keep && v->keep->shape[0] == T) {
+            for (int64_t i = 0; i < T; i++)
+                kept[i] = ak_tensor_u8(v->keep)[i] ? 1.0f : 0.0f;
+            rc = ak_block_agg(seg, T, kept, nb, NULL, bk, NULL, NULL, err);
+            if (!rc)
+                json_object_set_new(b, "kept", jfloats(bk, nb));
+        }
+        free(cnt);
+        free(bm);
+        free(bn);
+        free(corr);
+        free(norm);
+        free(kept);
+        free(bk);
+        json_object_set_new(d, "blocks", b);
+        if (rc) {
+            json_decref(d);
+            return rc;
+        }
+    }
+    /* attn.probs: bf16, while the document's total stays under --max-probs */
+    size_t total = 0;
+    for (size_t k = 0; k < v->nprobs; k++)
+        total += ak_tensor_count(v->probs[k].p);
+    if (v->nprobs && total <= (size_t)o->max_probs) {
+        json_t *a = json_array();
+        for (size_t k = 0; k < v->nprobs; k++) {
+            ak_tensor *p = v->probs[k].p;
+            json_t *hl = json_array();
+            for (int64_t h = 0; h < p->shape[0]; h++)
+                json_array_append_new(hl, json_integer(v->probs[k].heads
+                                                           ? ak_tensor_i32(v->probs[k].heads)[h]
+                                                           : h));
+            json_array_append_new(a, json_pack("{sIsoso}", "layer", (json_int_t)v->probs[k].layer,
+                                               "heads", hl, "data",
+                                               jbf16(ak_tensor_f32(p), ak_tensor_count(p))));
+        }
+        json_object_set_new(d, "probs", a);
+    } else if (v->nprobs) {
+        char note[160];
+        snprintf(note, sizeof note, "attn.probs left out: %zu values, more than --max-probs %ld",
+                 total, o->max_probs);
+        json_object_set_new(d, "probsNote", json_string(note));
+    }
+    json_object_set_new(d, "init", json_pack("{sssIsI}", "stat", stat_names[o->stat], "layer",
+                                             (json_int_t)o->layer, "head", (json_int_t)o->head));
+    *out = d;
+    return 0;
+}
+
+/* ---- figures ---- */
+
+/* The colour of x in [0, 1] over white: orange for where the attention
+ * goes, blue for entropies (as on the page). */
+static void tint_rgb(double x, enum statistic st, unsigned char rgb[3])
+{
+    static const unsigned char orange[3] = {230, 85, 13}, blue[3] = {33, 113, 181};
+    const unsigned char *c = st == ST_ENTROPY || st == ST_NORM ? blue : orange;
+    double a = (x < 0 ? 0 : x > 1 ? 1 : x) * 0.85;
+    for (int k = 0; k < 3; k++)
+        rgb[k] = (unsigned char)lround(255.0 + (c[k] - 255.0) * a);
+}
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The page's scale: mass-like statistics from 0 to their 99th percentile
+ * (a sink would wash out the rest), entropies over their range. */
+static int value_range(const float *x, int64_t n, enum statistic st, double *lo, double *hi)
+{
+    float *c = malloc(sizeof *c * ((size_t)n + 1));
+    if (!c)
+        return -1;
+    memcpy(c, x, sizeof *c * (size_t)n);
+    qsort(c, (size_t)n, sizeof *c, cmp_float);
+    int ent = st == ST_ENTROPY || st == ST_NORM;
+    *lo = n && ent ? c[0] : 0;
+    *hi = !n ? 1 : ent ? c[n - 1] : c[(int64_t)floor(0.99 * (double)(n - 1))];
+    if (!(*hi > *lo))
+        *hi = *lo + 1;
+    free(c);
+    return 0;
+}
+
+/* The text laid out in a fixed grid of character cells, as a monospace
+ * font shows it: a new line at '\n' and after COLS characters. */
+#define COLS 100
+typedef struct cell {
+    int32_t line, col, tok; /* tok -1: text between tokens */
+    unsigned char dropped;
+    char ch[5];             /* UTF-8 of the character ("" for a space) */
+} cell;
+
+typedef struct layout {
+    cell *c;
+    size_t n, cap;
+    int32_t lines;
+    int64_t next_drop; /* the first dropped span not yet passed */
+} layout;
+
+static int lay_push(layout *lo, int32_t *line, int32_t *col, int32_t tok, int dropped,
+                    const char *ch, size_t chlen)
+{
+    if (*col >= COLS) {
+        /* wrap at the last space of the line when the word is short */
+        size_t k = lo->n;
+        while (k > 0 && lo->c[k - 1].line == *line && lo->c[k - 1].ch[0] && lo->n - k < 30)
+            k--;
+        int at_space = k > 0 && lo->c[k - 1].line == *line && !lo->c[k - 1].ch[0];
+        (*line)++;
+        *col = 0;
+        if (chlen && at_space)
+            for (; k < lo->n; k++) {
+                lo->c[k].line = *line;
+                lo->c[k].col = (*col)++;
+            }
+    }
+    if (lo->n == lo->cap) {
+        size_t cap = lo->cap ? 2 * lo->cap : 1024;
+        cell *p = realloc(lo->c, sizeof *p * cap);
+        if (!p)
+            return -1;
+        lo->c = p;
+        lo->cap = cap;
+    }
+    cell *c = &lo->c[lo->n++];
+    c->line = *line;
+    c->col = (*col)++;
+    c->tok = tok;
+    c->dropped = (unsigned char)dropped;
+    memcpy(c->ch, ch, chlen);
+    c->ch[chlen] = 0;
+    lo->lines = *line + 1;
+    return 0;
+}
+
+/* Whether a byte is in a dropped span; bytes come in increasing order, so
+ * the spans (sorted) are walked once. */
+static int in_dropped(const view *v, layout *lo, int64_t byte)
+{
+    if (!v->dropped)
+        return 0;
+    const int64_t *d = ak_tensor_i64(v->dropped);
+    int64_t n = v->dropped->shape[0];
+    while (lo->next_drop < n && d[2 * lo->next_drop + 1] <= byte)
+        lo->next_drop++;
+    return lo->next_drop < n && d[2 * lo->next_drop] <= byte;
+}
+
+/* Bytes s..e of the text as cells. */
+static int lay_text(layout *lo, const view *v, int64_t s, int64_t e, int32_t tok, int tok_dropped,
+                    int32_t *line, int32_t *col)
+{
+    const unsigned char *t = v->text->data;
+    for (int64_t i = s; i < e;) {
+        int k = t[i] ? utf8_seq(t + i, (size_t)(e - i)) : 1;
+        int dropped = tok >= 0 ? tok_dropped : in_dropped(v, lo, i);
+        if (k == 0) {
+            if (lay_push(lo, line, col, tok, dropped, "\xef\xbf\xbd", 3))
+                return -1;
+            i++;
+            continue;
+        }
+        if (t[i] == '\n') {
+            (*line)++;
+            *col = 0;
+            lo->lines = *line + 1;
+        } else if (k == 1 && (t[i] < 0x20 || t[i] == 0x7f || t[i] == ' ')) {
+            if (lay_push(lo, line, col, tok, dropped, "", 0))
+                return -1;
+        } else if (lay_push(lo, line, col, tok, dropped, (const char *)t + i, (size_t)k)) {
+            return -1;
+        }
+        i += k;
+    }
+    return 0;
+}
+
+static int lay_out(const view *v, layout *lo)
+{
+    memset(lo, 0, sizeof *lo);
+    const int64_t *off = ak_tensor_i64(v->offsets);
+    const uint8_t *keep = v->keep && v->keep->shape[0] == v->T ? ak_tensor_u8(v->keep) : NULL;
+    int32_t line = 0, col = 0;
+    int64_t pos = 0;
+    for (int64_t i = 0; i < v->T; i++) {
+        int64_t s = off[2 * i] > pos ? off[2 * i] : pos, e = off[2 * i + 1] > s ? off[2 * i + 1] : s;
+        if (s > pos && lay_text(lo, v, pos, s, -1, 0, &line, &col))
+            return -1;
+        int dropped = keep ? !keep[i] : in_dropped(v, lo, s);
+        if (e == s) { /* a special token: one cell, a bullet */
+            if (lay_push(lo, &line, &col, (int32_t)i, dropped, "\xe2\x80\xa2", 3))
+                return -1;
+        } else if (lay_text(lo, v, s, e, (int32_t)i, dropped, &line, &col)) {
+            return -1;
+        }
+        pos = e;
+    }
+    if ((size_t)pos < v->text->nbytes &&
+        lay_text(lo, v, pos, (int64_t)v->text->nbytes, -1, 0, &line, &col))
+        return -1;
+    return 0;
+}
+
+static void sb_rgb(sbuf *b, const unsigned char rgb[3])
+{
+    sb_printf(b, "#%02x%02x%02x", rgb[0], rgb[1], rgb[2]);
+}
+
+static void selection_label(sbuf *b, const view *v, const struct opts *o, enum statistic st)
+{
+    sb_printf(b, "%s", stat_titles[st]);
+    if (st != ST_SCORE) {
+        if (o->layer >= 0) sb_printf(b, ", layer %ld", o->layer);
+        else sb_puts(b, ", mean of all layers");
+        if (o->head >= 0) sb_printf(b, ", head %ld", o->head);
+        else sb_puts(b, ", mean of all heads");
+    }
+    sb_puts(b, " - ");
+    sb_escape(b, v->id, strlen(v->id));
+}
+
+#define SVG_CW 7.2  /* a 12px monospace character */
+#define SVG_LH 18.0
+#define SVG_TOP 40.0
+
+static void svg_tokens(sbuf *b, const view *v, const struct opts *o, enum statistic st,
+                       const layout *lo, const float *val, double vlo, double vhi)
+{
+    double w = 2 * 12 + COLS * SVG_CW, h = SVG_TOP + lo->lines * SVG_LH + 12;
+    sb_printf(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http:/"
+                 "/www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
+                 "font-family=\"DejaVu Sans Mono, monospace\" font-size=\"12\">\n"
+                 "<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n"
+                 "<text x=\"12\" y=\"18\" font-family=\"DejaVu Sans, sans-serif\" font-size=\"13\">",
+              w, h, w, h);
+    selection_label(b, v, o, st);
+    sb_printf(b, "</text>\n<text x=\"12\" y=\"32\" font-size=\"10\" fill=\"#555\">%.4g", vlo);
+    unsigned char c0[3], c1[3];
+    tint_rgb(0, st, c0);
+    tint_rgb(1, st, c1);
+    sb_puts(b, "</text>\n<defs><linearGradient id=\"g\"><stop offset=\"0\" stop-color=\"");
+    sb_rgb(b, c0);
+    sb_puts(b, "\"/><stop offset=\"1\" stop-color=\"");
+    sb_rgb(b, c1);
+    sb_printf(b, "\"/></linearGradient></defs>\n<rect x=\"70\" y=\"24\" width=\"120\" height=\"9\" "
+                 "fill=\"url(#g)\" stroke=\"#ccc\"/>\n<text x=\"196\" y=\"32\" font-size=\"10\" "
+                 "fill=\"#555\">%.4g+</text>\n",
+              vhi);
+    /* per line: tinted rectangles for runs of one token, struck lines for
+     * dropped runs, then the characters as one text of fixed length */
+    size_t k = 0;
+    while (k < lo->n) {
+        int32_t line = lo->c[k].line;
+        size_t e = k;
+        while (e < lo->n && lo->c[e].line == line)
+            e++;
+        double y = SVG_TOP + line * SVG_LH;
+        for (size_t r = k; r < e;) {
+            size_t q = r;
+            while (q < e && lo->c[q].tok == lo->c[r].tok && lo->c[q].col == lo->c[r].col + (int32_t)(q - r))
+                q++;
+            double x = 12 + lo->c[r].col * SVG_CW, cw = (double)(q - r) * SVG_CW;
+            if (lo->c[r].tok >= 0 && val) {
+                unsigned char rgb[3];
+                tint_rgb((val[lo->c[r].tok] - vlo) / (vhi - vlo), st, rgb);
+                sb_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"",
+                          x, y, cw, SVG_LH - 2);
+                sb_rgb(b, rgb);
+                sb_printf(b, "\"><title>token %d: %.4g</title></rect>\n", lo->c[r].tok,
+                          val[lo->c[r].tok]);
+            }
+            r = q;
+        }
+        for (size_t r = k; r < e;) {
+            if (!lo->c[r].dropped) {
+                r++;
+                continue;
+            }
+            size_t q = r;
+            while (q < e && lo->c[q].dropped)
+                q++;
+            sb_printf(b, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#b00\"/>\n",
+                      12 + lo->c[r].col * SVG_CW, 12 + (lo->c[q - 1].col + 1) * SVG_CW,
+                      y + SVG_LH / 2, y + SVG_LH / 2);
+            r = q;
+        }
+        int32_t ncol = lo->c[e - 1].col + 1;
+        sb_printf(b, "<text x=\"12\" y=\"%.1f\" xml:space=\"preserve\" textLength=\"%.1f\" "
+                     "lengthAdjust=\"spacing\">", y + 12.5, ncol * SVG_CW);
+        int32_t col = 0;
+        for (size_t r = k; r < e; r++) {
+            for (; col < lo->c[r].col; col++)
+                sb_puts(b, " ");
+            sb_escape(b, lo->c[r].ch[0] ? lo->c[r].ch : " ", lo->c[r].ch[0] ? strlen(lo->c[r].ch) : 1);
+            col++;
+        }
+        sb_puts(b, "</text>\n");
+        k = e;
+    }
+    sb_puts(b, "</svg>\n");
+}
+
+static void svg_heads(sbuf *b, const view *v, const ak_head_summary *hs)
+{
+    int64_t L = v->s.L, H = v->s.H;
+    double cw = 32, ch = 22, x0 = 40, y0 = 50;
+    double w = x0 + H * cw + 20, h = y0 + L * ch + 30;
+    if (w < 560)
+        w = 560;
+    sb_printf(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http:/"
+                 "/www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
+                 "font-family=\"DejaVu Sans, sans-serif\" font-size=\"10\">\n"
+                 "<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n"
+                 "<text x=\"10\" y=\"18\" font-size=\"13\">mean normalised entropy per head - ",
+              w, h, w, h);
+    sb_escape(b, v->id, strlen(v->id));
+    sb_puts(b, "</text>\n<text x=\"10\" y=\"32\" fill=\"#555\">rows: layers, columns: heads; "
+               "black frame: sink (more than half the attention on the first token)</text>\n");
+    for (int64_t hh = 0; hh < H; hh++)
+        sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%lld</text>\n",
+                  x0 + hh * cw + cw / 2, y0 - 4, (long long)hh);
+    for (int64_t l = 0; l < L; l++) {
+        sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%lld</text>\n", x0 - 6,
+                  y0 + l * ch + ch / 2 + 4, (long long)l);
+        for (int64_t hh = 0; hh < H; hh++) {
+            const ak_head_summary *s = &hs[l * H + hh];
+            double a = 0.1 + 0.9 * (s->norm_entropy < 0 ? 0 : s->norm_entropy > 1 ? 1 : s->norm_entropy);
+            unsigned char rgb[3] = {(unsigned char)lround(255 + (33 - 255) * a),
+                                    (unsigned char)lround(255 + (113 - 255) * a),
+                                    (unsigned char)lround(255 + (181 - 255) * a)};
+            double x = x0 + hh * cw, y = y0 + l * ch;
+            sb_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"", x, y,
+                      cw - 2, ch - 2);
+            sb_rgb(b, rgb);
+            sb_printf(b, "\"%s><title>layer %lld head %lld: %.3f, first-token share %.3f</title></rect>\n",
+                      s->sink ? " stroke=\"#000\" stroke-width=\"2\"" : "", (long long)l,
+                      (long long)hh, s->norm_entropy, s->sink_share);
+            sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" fill=\"%s\"%s>%.2f</text>\n",
+                      x + (cw - 2) / 2, y + ch / 2 + 3, a > 0.6 ? "#fff" : "#000",
+                      s->sink ? " font-weight=\"bold\"" : "", s->norm_entropy);
+        }
+    }
+    sb_puts(b, "</svg>\n");
+}
+
+/* ---- PNG: RGB, 8 bits, filter 0 rows, zlib's deflate ---- */
+
+static void png_chunk(sbuf *b, const char *type, const unsigned char *data, size_t n)
+{
+    unsigned char hdr[8] = {(unsigned char)(n >> 24), (unsigned char)(n >> 16),
+                            (unsigned char)(n >> 8), (unsigned char)n,
+                            (unsigned char)type[0], (unsigned char)type[1],
+                            (unsigned char)type[2], (unsigned char)type[3]};
+    sb_put(b, hdr, 8);
+    if (n)
+        sb_put(b, data, n);
+    uLong crc = crc32(0L, hdr + 4, 4);
+    if (n)
+        crc = crc32(crc, data, (uInt)n);
+    unsigned char c[4] = {(unsigned char)(crc >> 24), (unsigned char)(crc >> 16),
+                          (unsigned char)(crc >> 8), (unsigned char)crc};
+    sb_put(b, c, 4);
+}
+
+typedef struct image {
+    int w, h;
+    unsigned char *rgb;
+} image;
+
+static int img_new(image *im, int w, int h)
+{
+    im->w = w;
+    im->h = h;
+    im->rgb = malloc((size_t)w * (size_t)h * 3);
+    if (!im->rgb)
+        return -1;
+    memset(im->rgb, 255, (size_t)w * (size_t)h * 3);
+    return 0;
+}
+
+static void img_rect(image *im, int x, int y, int w, int h, const unsigned char rgb[3])
+{
+    for (int yy = y < 0 ? 0 : y; yy < y + h && yy < im->h; yy++)
+        for (int xx = x < 0 ? 0 : x; xx < x + w && xx < im->w; xx++)
+            memcpy(im->rgb + ((size_t)yy * (size_t)im->w + (size_t)xx) * 3, rgb, 3);
+}
+
+static int png_encode(sbuf *b, const image *im, ak_err *err)
+{
+    size_t row = (size_t)im->w * 3 + 1, raw_n = row * (size_t)im->h;
+    unsigned char *raw = malloc(raw_n);
+    uLongf zn = compressBound((uLong)raw_n);
+    unsigned char *z = malloc(zn);
+    if (!raw || !z) {
+        free(raw);
+        free(z);
+        return ak_fail(err, AK_ENOMEM, "out of memory for a %dx%d image", im->w, im->h);
+    }
+    for (int y = 0; y < im->h; y++) {
+        raw[row * (size_t)y] = 0;
+        memcpy(raw + row * (size_t)y + 1, im->rgb + (size_t)y * (size_t)im->w * 3, row - 1);
+    }
+    int zrc = compress2(z, &zn, raw, (uLong)raw_n, 9);
+    free(raw);
+    if (zrc != Z_OK) {
+        free(z);
+        return ak_fail(err, AK_EINTERNAL, "zlib compress2 failed (%d)", zrc);
+    }
+    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    unsigned char ihdr[13] = {(unsigned char)(im->w >> 24), (unsigned char)(im->w >> 16),
+                              (unsigned char)(im->w >> 8), (unsigned char)im->w,
+                              (unsigned char)(im->h >> 24), (unsigned char)(im->h >> 16),
+                              (unsigned char)(im->h >> 8), (unsigned char)im->h,
+                              8, 2, 0, 0, 0};
+    sb_put(b, sig, 8);
+    png_chunk(b, "IHDR", ihdr, 13);
+    png_chunk(b, "IDAT", z, zn);
+    png_chunk(b, "IEND", NULL, 0);
+    free(z);
+    return 0;
+}
+
+/* The token heatmap as a minimap: each character a 4x8 cell in its
+ * token's colour, a dark mark where it is not a space, a red line through
+ * dropped text.  No font is drawn (the SVG has the text). */
+static int png_tokens(sbuf *b, const layout *lo, const float *val, double vlo, double vhi,
+                      enum statistic st, ak_err *err)
+{
+    const int cw = 4, chh = 8, m = 8;
+    image im;
+    int h = m * 2 + (lo->lines ? lo->lines : 1) * chh;
+    if (lo->lines > 200000 || img_new(&im, m * 2 + COLS * cw, h))
+        return ak_fail(err, AK_ENOMEM, "out of memory for the token image");
+    static const unsigned char ink[3] = {110, 110, 110}, red[3] = {187, 0, 0};
+    for (size_t k = 0; k < lo->n; k++) {
+        const cell *c = &lo->c[k];
+        int x = m + c->col * cw, y = m + c->line * chh;
+        if (c->tok >= 0 && val) {
+            unsigned char rgb[3];
+            tint_rgb((val[c->tok] - vlo) / (vhi - vlo), st, rgb);
+            img_rect(&im, x, y, cw, chh - 1, rgb);
+        }
+        if (c->ch[0])
+            img_rect(&im, x + 1, y + 3, cw - 2, chh - 5, ink);
+        if (c->dropped)
+            img_rect(&im, x, y + chh / 2 - 1, cw, 1, red);
+    }
+    int rc = png_encode(b, &im, err);
+    free(im.rgb);
+    return rc;
+}
+
+static int png_heads(sbuf *b, const view *v, const ak_head_summary *hs, ak_err *err)
+{
+    const int c = 24, g = 2, m = 8;
+    image im;
+    if (img_new(&im, m * 2 + (int)v->s.H * c, m * 2 + (int)v->s.L * c))
+        return ak_fail(err, AK_ENOMEM, "out of memory for the head image");
+    static const unsigned char black[3] = {0, 0, 0};
+    for (int64_t l = 0; l < v->s.L; l++)
+        for (int64_t hh = 0; hh < v->s.H; hh++) {
+            const ak_head_summary *s = &hs[l * v->s.H + hh];
+            double a = 0.1 + 0.9 * (s->norm_entropy < 0 ? 0 : s->norm_entropy > 1 ? 1 : s->norm_entropy);
+            unsigned char rgb[3] = {(unsigned char)lround(255 + (33 - 255) * a),
+                                    (unsigned char)lround(255 + (113 - 255) * a),
+                                    (unsigned char)lround(255 + (181 - 255) * a)};
+            int x = m + (int)hh * c, y = m + (int)l * c;
+            if (s->sink)
+                img_rect(&im, x, y, c - g, c - g, black);
+            img_rect(&im, x + (s->sink ? 3 : 0), y + (s->sink ? 3 : 0), c - g - (s->sink ? 6 : 0),
+                     c - g - (s->sink ? 6 : 0), rgb);
+        }
+    int rc = png_encode(b, &im, err);
+    free(im.rgb);
+    return rc;
+}
+
+/* ---- writing ---- */
+
+static int write_file(const char *path, const sbuf *b, char *const *inputs, int ninputs,
+                      ak_err *err)
+{
+    if (b->oom)
+        return ak_fail(err, AK_ENOMEM, "out of memory writing %s", path);
+    ak_output o;
+    int rc = ak_output_open(&o, path, inputs, ninputs, err);
+    if (rc)
+        return rc;
+    if (ak_write_full(o.fd, b->p, b->n) != 0) {
+        rc = ak_write_error(err, o.name);
+        ak_output_abort(&o);
+        return rc;
+    }
+    return ak_output_commit(&o, err);
+}
+
+/* DIR/N-ID.KIND.EXT, the id reduced to [A-Za-z0-9._-]. */
+static char *figure_path(const char *dir, size_t n, const char *id, const char *kind,
+                         const char *ext)
+{
+    sbuf b = {0};
+    sb_printf(&b, "%s/%zu-", dir, n + 1);
+    size_t start = b.n;
+    for (const char *p = id; *p && b.n - start < 80; p++) {
+        char c = *p;
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '.' || c == '-' || c == '_';
+        sb_put(&b, ok ? &c : "_", 1);
+    }
+    sb_printf(&b, ".%s.%s", kind, ext);
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
+}
+
+static int make_dir(const char *dir, ak_err *err)
+{
+    struct stat st;
+    if (stat(dir, &st) == 0)
+        return S_ISDIR(st.st_mode) ? 0 : ak_fail(err, AK_ECANTCREAT, "%s: not a directory", dir);
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return ak_fail(err, AK_ECANTCREAT, "%s: cannot create directory: %s", dir, strerror(errno));
+    return 0;
+}
+
+static int write_figures(view *vs, size_t nv, const struct opts *o, char *const *inputs,
+                         int ninputs, ak_err *err)
+{
+    const char *dirs[2] = {o->svg_dir, o->png_dir};
+    int rc = 0;
+    for (int kind = 0; kind < 2 && !rc; kind++) {
+        if (!dirs[kind])
+            continue;
+        if ((rc = make_dir(dirs[kind], err)))
+            return rc;
+        for (size_t n = 0; n < nv && !rc; n++) {
+            view *v = &vs[n];
+            if ((rc = synth_text(v, err)))
+                return rc;
+            enum statistic st = o->stat;
+            if (st != ST_SCORE && !v->s.L && v->score)
+                st = ST_SCORE; /* after prune alone only the scores are left */
+            if (st == ST_SCORE && !v->score && v->s.L)
+                st = ST_CORRECTED; /* before entropy: no scores yet */
+            const char *why;
+            float *val = token_values(v, o, st, err, &why);
+            if (!val && !why)
+                return err->code;
+            double lo = 0, hi = 1;
+            if (val && value_range(val, v->T, st, &lo, &hi)) {
+                free(val);
+                return ak_fail(err, AK_ENOMEM, "out of memory");
+            }
+            layout lay;
+            sbuf b = {0};
+            char *path = figure_path(dirs[kind], n, v->id, "tokens", kind ? "png" : "svg");
+            if (!path || lay_out(v, &lay)) {
+                free(path);
+                free(lay.c);
+                free(val);
+                return ak_fail(err, AK_ENOMEM, "out of memory");
+            }
+            if (kind)
+                rc = png_tokens(&b, &lay, val, lo, hi, st, err);
+            else
+                svg_tokens(&b, v, o, st, &lay, val, lo, hi);
+            if (!rc)
+                rc = write_file(path, &b, inputs, ninputs, err);
+            free(path);
+            free(lay.c);
+            free(val);
+            free(b.p);
+            if (rc || !v->s.L)
+                continue;
+            ak_head_summary *hs = malloc(sizeof *hs * (size_t)(v->s.L * v->s.H));
+            if (!hs)
+                return ak_fail(err, AK_ENOMEM, "out of memory");
+            memset(&b, 0, sizeof b);
+            path = figure_path(dirs[kind], n, v->id, "heads", kind ? "png" : "svg");
+            rc = !path ? ak_fail(err, AK_ENOMEM, "out of memory") : ak_head_summaries(&v->s, hs, err);
+            if (!rc) {
+                if (kind)
+                    rc = png_heads(&b, v, hs, err);
+                else
+                    svg_heads(&b, v, hs);
+            }
+            if (!rc)
+                rc = write_file(path, &b, inputs, ninputs, err);
+            free(hs);
+            free(path);
+            free(b.p);
+        }
+    }
+    return rc;
+}
+
+/* The page: the data as JSON in a script element ('<' written as \u003c,
+ * so no string in it can end the element), then the page's own script. */
+static int page(sbuf *b, view *vs, size_t nv, const char *model, const struct opts *o,
+                ak_err *err)
+{
+    json_t *root = json_object(), *docs = json_array();
+    json_object_set_new(root, "model", json_string(model));
+    json_object_set_new(root, "docs", docs);
+    for (size_t n = 0; n < nv; n++) {
+        json_t *d = NULL;
+        int rc = doc_json(&vs[n], o, &d, err);
+        if (rc) {
+            json_decref(root);
+            return rc;
+        }
+        json_array_append_new(docs, d);
+        /* the page holds the data now; give the memory back early */
+        for (size_t k = 0; k < vs[n].nprobs; k++) {
+            ak_tensor_free(vs[n].probs[k].p);
+            ak_tensor_free(vs[n].probs[k].heads);
+        }
+        free(vs[n].probs);
+        vs[n].probs = NULL;
+        vs[n].nprobs = 0;
+    }
+    char *js = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(6));
+    json_decref(root);
+    if (!js)
+        return ak_fail(err, AK_ENOMEM, "out of memory for the page's data");
+    sb_puts(b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+               "<meta name=\"viewport\" content=\"width=device-width\">\n<title>attnkit report");
+    if (nv) {
+        sb_puts(b, ": ");
+        sb_escape(b, vs[0].id, strlen(vs[0].id));
+    }
+    sb_puts(b, "</title>\n<style>\n");
+    sb_puts(b, page_css());
+    sb_puts(b, "</style></head>\n<body data-errors=\"\" data-ready=\"0\">\n"
+               "<header><h1>attnkit report</h1>\n"
+               "<label>document <select id=\"doc\"></select></label>\n"
+               "<label>tint by <select id=\"stat\"></select></label>\n"
+               "<label>layer <select id=\"layer\"></select></label>\n"
+               "<label>head <select id=\"head\"></select></label>\n"
+               "<span id=\"legend\"></span><span id=\"what\" class=\"note\"></span>"
+               "<span id=\"status\"></span></header>\n"
+               "<div class=\"note\" style=\"padding:4px 14px\"><span id=\"model\"></span> "
+               "<span id=\"info\"></span> · hover a token for its numbers; click one for its "
+               "attention row (with attn.probs)</div>\n"
+               "<main><div id=\"textcol\"><div id=\"text\"></div></div>\n<aside>"
+               "<section id=\"heads\"></section><section id=\"blocks\"></section>"
+               "<section id=\"matrix\"><h2>Attention matrix</h2><canvas id=\"mcanvas\"></canvas>"
+               "<div id=\"mnote\" class=\"note\"></div></section></aside></main>\n"
+               "<div id=\"tip\"></div>\n<script type=\"application/json\" id=\"akdata\">");
+    for (const char *p = js; *p;) {
+        const char *lt = strchr(p, '<');
+        size_t n = lt ? (size_t)(lt - p) : strlen(p);
+        sb_put(b, p, n);
+        if (!lt)
+            break;
+        sb_puts(b, "\\u003c");
+        p = lt + 1;
+    }
+    free(js);
+    sb_puts(b, "</script>\n<script>\n");
+    sb_puts(b, page_js());
+    sb_puts(b, "</script>\n</body></html>\n");
+    return b->oom ? ak_fail(err, AK_ENOMEM, "out of memory for the page") : 0;
+}
+
+static int read_input(const char *path, view **vs, size_t *nv, char **model, ak_err *err)
+{
+    ak_reader *r;
+    int rc = ak_reader_open_path(&r, path, err);
+    if (rc)
+        return rc;
+    for (;;) {
+        ak_record rec;
+        int got = ak_reader_next(r, &rec, err);
+        if (got <= 0) {
+            rc = got;
+            break;
+        }
+        if (rec.type == AK_REC_HEADER && !*model) {
+            const char *name = ak_meta_str(&rec.header->model, "name");
+            const char *arch = ak_meta_str(&rec.header->model, "arch");
+            sbuf b = {0};
+            sb_printf(&b, "model %s%s%s%s", name ? name : "?", arch ? " (" : "", arch ? arch : "",
+                      arch ? ")" : "");
+            *model = b.p;
+            if (b.oom)
+                rc = ak_fail(err, AK_ENOMEM, "out of memory");
+        } else if (rec.type == AK_REC_DOC) {
+            view v;
+            rc = view_from_doc(rec.doc, &v, err);
+            size_t k = 0;
+            while (!rc && k < *nv && strcmp((*vs)[k].id, v.id) != 0)
+                k++;
+            if (rc) {
+                view_free(&v);
+            } else if (k < *nv) {
+                rc = view_merge(&(*vs)[k], &v, path, err);
+                view_free(&v);
+            } else {
+                view *p = realloc(*vs, sizeof *p * (*nv + 1));
+                if (!p) {
+                    view_free(&v);
+                    rc = ak_fail(err, AK_ENOMEM, "out of memory");
+                } else {
+                    *vs = p;
+                    (*vs)[(*nv)++] = v;
+                }
+            }
+        }
+        ak_record_free(&rec);
+        if (rc)
+            break;
+    }
+    ak_reader_close(r);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    ak_cli_init("report");
+    struct opts o = {.stat = ST_CORRECTED, .layer = -1, .head = -1, .max_probs = 4194304};
+    enum { OPT_SVG = 256, OPT_PNG, OPT_MAXP };
+    static const struct option lo[] = {
+        {"output", required_argument, 0, 'o'}, {"svg", required_argument, 0, OPT_SVG},
+        {"png", required_argument, 0, OPT_PNG}, {"stat", required_argument, 0, 's'},
+        {"layer", required_argument, 0, 'l'},  {"head", required_argument, 0, 'H'},
+        {"max-probs", required_argument, 0, OPT_MAXP}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    const char *output = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "o:s:l:H:h", lo, NULL)) != -1) {
+        switch (c) {
+        case 'o': output = optarg; break;
+        case OPT_SVG: o.svg_dir = optarg; break;
+        case OPT_PNG: o.png_dir = optarg; break;
+        case 's': {
+            size_t k = 0;
+            while (k < 5 && strcmp(optarg, stat_names[k]) != 0)
+                k++;
+            if (k == 5)
+                ak_usage_error("--stat: expected corrected, mass, entropy, norm or score, got '%s'",
+                               optarg);
+            o.stat = (enum statistic)k;
+            break;
+        }
+        case 'l':
+            o.layer = strcmp(optarg, "all") == 0 ? -1 : ak_parse_long("--layer", optarg, 0, 1 << 20);
+            break;
+        case 'H':
+            o.head = strcmp(optarg, "mean") == 0 ? -1 : ak_parse_long("--head", optarg, 0, 1 << 20);
+            break;
+        case OPT_MAXP: o.max_probs = ak_parse_long("--max-probs", optarg, 0, 1L << 40); break;
+        case 'h': usage(); return 0;
+        default: ak_bad_option(argv);
+        }
+    }
+    ak_err err = {0};
+    char *const *inputs = argv + optind;
+    int ninputs = argc - optind;
+    int want_page = output || (!o.svg_dir && !o.png_dir);
+    ak_output out;
+    if (want_page && ak_output_open(&out, output, inputs, ninputs, &err))
+        ak_die(&err);
+    view *vs = NULL;
+    size_t nv = 0;
+    char *model = NULL;
+    int rc = 0;
+    if (ninputs == 0)
+        rc = read_input("-", &vs, &nv, &model, &err);
+    for (int i = 0; i < ninputs && !rc; i++)
+        rc = read_input(inputs[i], &vs, &nv, &model, &err);
+    for (size_t n = 0; n < nv && !rc; n++)
+        rc = check_selection(&vs[n], &o, &err);
+    if (!rc && (o.svg_dir || o.png_dir))
+        rc = write_figures(vs, nv, &o, inputs, ninputs, &err);
+    sbuf b = {0};
+    if (!rc && want_page)
+        rc = page(&b, vs, nv, model ? model : "", &o, &err);
+    if (!rc && want_page && ak_write_full(out.fd, b.p, b.n) != 0)
+        rc = ak_write_error(&err, out.name);
+    free(b.p);
+    if (want_page) {
+        if (rc)
+            ak_output_abort(&out);
+        else
+            rc = ak_output_commit(&out, &err);
+    }
+    for (size_t n = 0; n < nv; n++)
+        view_free(&vs[n]);
+    free(vs);
+    free(model);
+    if (rc)
+        ak_die(&err);
+    return 0;
+}
+
+/* ---- the page's style and script: all of the page's code, inline (it loads
+ * nothing).  The script reads the data from the akdata element. ---- */
+
+static const char *page_css(void)
+{
+    return
+        "*{box-sizing:border-box}\n"
+        "body{margin:0;font:14px/1.45 system-ui,\"DejaVu Sans\",sans-serif;color:#222;background:#fafafa}\n"
+        "header{padding:8px 14px;background:#fff;border-bottom:1px solid #ddd;position:sticky;top:0;z-index:5;display:flex;flex-wrap:wrap;gap:10px;align-items:center}\n"
+        "header h1{font-size:16px;margin:0 12px 0 0}\n"
+        "header label{font-size:13px;color:#555}\n"
+        "select{font:inherit;font-size:13px}\n"
+        "#legend{display:inline-flex;align-items:center;gap:6px;font-size:12px;color:#555}\n"
+        "#legend i{display:inline-block;width:120px;height:10px;border:1px solid #ccc}\n"
+        "#status{font-size:12px;color:#a33;min-height:1em}\n"
+        "main{display:flex;gap:14px;padding:12px 14px;align-items:flex-start}\n"
+        "#textcol{flex:1 1 auto;min-width:0;background:#fff;border:1px solid #ddd;padding:12px 14px}\n"
+        "#text{white-space:pre-wrap;word-wrap:break-word;font:15px/1.7 \"DejaVu Sans Mono\",ui-monospace,monospace}\n"
+        ".ch{content-visibility:auto;contain-intrinsic-size:auto 600px}\n"
+        ".t{border-radius:2px;cursor:pointer}\n"
+        ".t:hover{outline:1px solid #333}\n"
+        ".t.sel{outline:2px solid #000}\n"
+        ".sp{font-size:10px;color:#666;border:1px solid #bbb;padding:0 2px;margin:0 1px;vertical-align:1px}\n"
+        ".x{text-decoration:line-through;text-decoration-color:#b00;color:#777}\n"
+        ".ds{font-size:10px;color:#fff;background:#b00;border-radius:3px;padding:0 3px;margin-right:2px;vertical-align:2px;text-decoration:none}\n"
+        "aside{flex:0 0 360px;display:flex;flex-direction:column;gap:12px}\n"
+        "aside section{background:#fff;border:1px solid #ddd;padding:8px 10px}\n"
+        "aside h2{font-size:13px;margin:0 0 6px 0}\n"
+        ".note{font-size:12px;color:#666}\n"
+        "#blocks{max-height:45vh;overflow-y:auto}\n"
+        "#blocks .b{display:grid;grid-template-columns:64px 1fr 56px;gap:4px;align-items:center;font-size:11px;cursor:pointer;margin-bottom:3px}\n"
+        "#blocks .bars div{height:5px;margin:1px 0;background:#ccc}\n"
+        "#blocks .bars .s{background:#e6550d}#blocks .bars .m{background:#fd8d3c}#blocks .bars .e{background:#2171b5}\n"
+        ".kept{color:#1a7f37}.drop{color:#b00;text-decoration:line-through}\n"
+        "#heads table{border-collapse:collapse;font-size:10px}\n"
+        "#heads td,#heads th{width:24px;height:20px;text-align:center;padding:0;border:1px solid #fff}\n"
+        "#heads td{cursor:pointer;color:#000}\n"
+        "#heads td.sink{outline:2px solid #000;outline-offset:-2px;font-weight:bold}\n"
+        "#heads td.on{outline:3px solid #e6550d;outline-offset:-3px}\n"
+        "#tip{position:fixed;display:none;background:#222;color:#eee;font-size:12px;padding:6px 8px;border-radius:4px;pointer-events:none;z-index:10;white-space:pre;font-family:\"DejaVu Sans Mono\",monospace}\n"
+        "#matrix canvas{image-rendering:pixelated;border:1px solid #ccc;cursor:crosshair;max-width:100%}\n"
+        ;
+}
+
+static const char *page_js(void)
+{
+    return
+        "(function () {\n"
+        "\"use strict\";\n"
+        "var body = document.body, errors = [];\n"
+        "function fail(m) { errors.push(m); body.setAttribute(\"data-errors\", errors.join(\" | \")); }\n"
+        "window.onerror = function (m, s, l, c) { fail(String(m) + \" (line \" + l + \":\" + c + \")\"); };\n"
+        "window.addEventListener(\"unhandledrejection\", function (e) { fail(\"rejection: \" + e.reason); });\n"
+        "var $ = function (id) { return document.getElementById(id); };\n"
+        "function el(tag, cls, text) {\n"
+        "  var e = document.createElement(tag);\n"
+        "  if (cls) e.className = cls;\n"
+        "  if (text != null) e.textContent = text;\n"
+        "  return e;\n"
+        "}\n"
+        "/* Typed arrays travel as base64 of their little-endian bytes; bf16 is the\n"
+        "   upper half of a float32. */\n"
+        "function bytes(s) {\n"
+        "  var b = atob(s), n = b.length, u = new Uint8Array(n);\n"
+        "  for (var i = 0; i < n; i++) u[i] = b.charCodeAt(i);\n"
+        "  return u;\n"
+        "}\n"
+        "function f32(s) { return s ? new Float32Array(bytes(s).buffer) : null; }\n"
+        "function i32(s) { return s ? new Int32Array(bytes(s).buffer) : null; }\n"
+        "function u8(s) { return s ? bytes(s) : null; }\n"
+        "function bf16(s) {\n"
+        "  if (!s) return null;\n"
+        "  var u = bytes(s), n = u.length >> 1, o = new Float32Array(n), w = new Uint32Array(o.buffer);\n"
+        "  for (var i = 0; i < n; i++) w[i] = ((u[2 * i] | (u[2 * i + 1] << 8)) << 16) >>> 0;\n"
+        "  return o;\n"
+        "}\n"
+        "function fmt(v) {\n"
+        "  if (v == null || isNaN(v)) return \"-\";\n"
+        "  var a = Math.abs(v);\n"
+        "  return a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(3) : v.toPrecision(4);\n"
+        "}\n"
+        "\n"
+        "var DATA = JSON.parse($(\"akdata\").textContent);\n"
+        "var TEST = {};\n"
+        "location.hash.replace(/^#/, \"\").split(\"&\").forEach(function (kv) {\n"
+        "  var p = kv.split(\"=\");\n"
+        "  if (p[0]) TEST[p[0]] = p[1] || \"\";\n"
+        "});\n"
+        "var testing = Object.keys(TEST).some(function (k) { return k.indexOf(\"test\") === 0; });\n"
+        "\n"
+        "var STATS = {\n"
+        "  corrected: [\"corrected mass\", \"mass received / queries that could see the key\"],\n"
+        "  mass: [\"received mass\", \"sum over queries of their probability on the key\"],\n"
+        "  entropy: [\"entropy\", \"entropy (nats) of the token's own query row\"],\n"
+        "  norm: [\"normalised entropy\", \"entropy / log(keys visible)\"],\n"
+        "  score: [\"prune score\", \"score.token, the score prune used\"],\n"
+        "  row: [\"attention of clicked token\", \"the clicked token's row of attn.probs\"]\n"
+        "};\n"
+        "var D = null, sel = {stat: \"corrected\", layer: -1, head: -1, row: -1}, spans = [], chunks = [];\n"
+        "var cache = {}, curVals = null;\n"
+        "\n"
+        "function prep(d) {\n"
+        "  if (d.ready) return d;\n"
+        "  d.off = i32(d.off); d.tok = i32(d.tok); d.seg = i32(d.seg); d.special = u8(d.special);\n"
+        "  d.ent = bf16(d.ent); d.mass = bf16(d.mass); d.invSeers = f32(d.invSeers);\n"
+        "  d.invLogVis = f32(d.invLogVis); d.score = f32(d.score); d.keep = u8(d.keep);\n"
+        "  (d.probs || []).forEach(function (p) { p.data = bf16(p.data); });\n"
+        "  d.ready = true;\n"
+        "  return d;\n"
+        "}\n"
+        "/* mean over the selected layers (l < 0: all) and heads (h < 0: all) of\n"
+        "   arr[l, h, j] * (perLayer ? perLayer[l, j] : 1) */\n"
+        "function meanRows(arr, perLayer, l, h) {\n"
+        "  var T = D.T, H = D.H, out = new Float32Array(T), n = 0;\n"
+        "  for (var ll = 0; ll < D.L; ll++) {\n"
+        "    if (l >= 0 && ll !== l) continue;\n"
+        "    for (var hh = 0; hh < H; hh++) {\n"
+        "      if (h >= 0 && hh !== h) continue;\n"
+        "      var base = (ll * H + hh) * T, j;\n"
+        "      var pl = (D.visRows > 1 ? ll : 0) * T;\n"
+        "      if (perLayer) for (j = 0; j < T; j++) out[j] += arr[base + j] * perLayer[pl + j];\n"
+        "      else for (j = 0; j < T; j++) out[j] += arr[base + j];\n"
+        "      n++;\n"
+        "    }\n"
+        "  }\n"
+        "  for (var k = 0; n && k < T; k++) out[k] /= n;\n"
+        "  return out;\n"
+        "}\n"
+        "function probsLayers(l) {\n"
+        "  return (D.probs || []).filter(function (p) { return l < 0 || p.layer === l; });\n"
+        "}\n"
+        "/* the row of query i in the probabilities of the selected layer/head (means\n"
+        "   over what is selected and present) */\n"
+        "function probRow(i, l, h) {\n"
+        "  var T = D.T, out = new Float32Array(T), n = 0;\n"
+        "  probsLayers(l).forEach(function (p) {\n"
+        "    p.heads.forEach(function (hd, k) {\n"
+        "      if (h >= 0 && hd !== h) return;\n"
+        "      var base = (k * T + i) * T;\n"
+        "      for (var j = 0; j < T; j++) out[j] += p.data[base + j];\n"
+        "      n++;\n"
+        "    });\n"
+        "  });\n"
+        "  if (!n) return null;\n"
+        "  for (var j = 0; j < T; j++) out[j] /= n;\n"
+        "  return out;\n"
+        "}\n"
+        "function values(stat, l, h, row) {\n"
+        "  var key = [stat, l, h, row].join(\",\");\n"
+        "  if (cache[key]) return cache[key];\n"
+        "  var v = null, T = D.T;\n"
+        "  if (stat === \"score\") v = D.score;\n"
+        "  else if (stat === \"row\") v = probRow(row, l, h);\n"
+        "  else if (D.ent) {\n"
+        "    if (stat === \"mass\") v = meanRows(D.mass, null, l, h);\n"
+        "    else if (stat === \"entropy\") v = meanRows(D.ent, null, l, h);\n"
+        "    else if (stat === \"norm\") v = meanRows(D.ent, D.invLogVis, l, h);\n"
+        "    else if (stat === \"corrected\") {\n"
+        "      v = meanRows(D.mass, null, l, h);\n"
+        "      for (var j = 0; j < T; j++) v[j] *= D.invSeers[j];\n"
+        "    }\n"
+        "  }\n"
+        "  cache[key] = v;\n"
+        "  return v;\n"
+        "}\n"
+        "function available(stat) {\n"
+        "  if (stat === \"score\") return !!D.score;\n"
+        "  if (stat === \"row\") return !!(D.probs && D.probs.length);\n"
+        "  return !!D.ent;\n"
+        "}\n"
+        "/* Colour scale: mass-like statistics are skewed (sinks), so their top is\n"
+        "   the 99th percentile; entropies use their range. */\n"
+        "function scale(v, stat) {\n"
+        "  var a = Float32Array.from(v).sort();  /* numeric order; NaN last */\n"
+        "  var nf = a.length;\n"
+        "  while (nf > 0 && !isFinite(a[nf - 1])) nf--;\n"
+        "  a = a.subarray(0, nf);\n"
+        "  if (!a.length) return [0, 1];\n"
+        "  var lo = stat === \"entropy\" || stat === \"norm\" ? a[0] : 0;\n"
+        "  var hi = stat === \"entropy\" || stat === \"norm\" ? a[a.length - 1] : a[Math.min(a.length - 1, Math.floor(0.99 * (a.length - 1)))];\n"
+        "  if (!(hi > lo)) hi = lo + 1;\n"
+        "  return [lo, hi];\n"
+        "}\n"
+        "var shades = {};\n"
+        "function colour(x, stat) {\n"
+        "  /* 200 shades, each string made once */\n"
+        "  var blue = stat === \"entropy\" || stat === \"norm\", q = Math.round(Math.max(0, Math.min(1, x)) * 200);\n"
+        "  var key = (blue ? \"b\" : \"o\") + q;\n"
+        "  return shades[key] || (shades[key] = (blue ? \"rgba(33,113,181,\" : \"rgba(230,85,13,\") + (q / 200 * 0.85).toFixed(3) + \")\");\n"
+        "}\n"
+        "var range = [0, 1];\n"
+        "function tintSpan(s) {\n"
+        "  var i = +s.getAttribute(\"data-i\");\n"
+        "  if (!curVals) { s.style.backgroundColor = \"\"; return; }\n"
+        "  s.style.backgroundColor = colour((curVals[i] - range[0]) / (range[1] - range[0]), sel.stat);\n"
+        "  if (testing) s.setAttribute(\"data-v\", curVals[i].toPrecision(5));\n"
+        "}\n"
+        "function retint() {\n"
+        "  curVals = available(sel.stat) ? values(sel.stat, sel.layer, sel.head, sel.row) : null;\n"
+        "  if (curVals) range = scale(curVals, sel.stat);\n"
+        "  for (var c = 0; c < chunks.length; c++) {\n"
+        "    if (!chunks[c].filled) continue;\n"
+        "    var ss = chunks[c].spans;\n"
+        "    for (var k = 0; k < ss.length; k++) tintSpan(ss[k]);\n"
+        "  }\n"
+        "  $(\"legend\").innerHTML = \"\";\n"
+        "  var lg = $(\"legend\");\n"
+        "  lg.appendChild(el(\"span\", null, curVals ? fmt(range[0]) : \"\"));\n"
+        "  var bar = el(\"i\");\n"
+        "  bar.style.background = \"linear-gradient(90deg,\" + colour(0, sel.stat) + \",\" + colour(1, sel.stat) + \")\";\n"
+        "  lg.appendChild(bar);\n"
+        "  lg.appendChild(el(\"span\", null, curVals ? fmt(range[1]) + \"+\" : \"\"));\n"
+        "  var what = STATS[sel.stat][0] + (sel.stat === \"score\" ? \"\" :\n"
+        "    \" · layer \" + (sel.layer < 0 ? \"all (mean)\" : sel.layer) + \" · head \" + (sel.head < 0 ? \"mean\" : sel.head));\n"
+        "  if (sel.stat === \"row\") what += \" · query token \" + sel.row;\n"
+        "  $(\"status\").textContent = curVals ? \"\" : STATS[sel.stat][0] + \" is not available for this document\" +\n"
+        "    (sel.stat === \"row\" ? \" / layer (attend --probs)\" : \"\");\n"
+        "  $(\"what\").textContent = what;\n"
+        "  body.setAttribute(\"data-tint\", sel.stat + \":\" + sel.layer + \",\" + sel.head + (sel.stat === \"row\" ? \":\" + sel.row : \"\"));\n"
+        "  document.querySelectorAll(\"#heads td\").forEach(function (td) {\n"
+        "    td.classList.toggle(\"on\", +td.getAttribute(\"data-l\") === sel.layer && +td.getAttribute(\"data-h\") === sel.head);\n"
+        "  });\n"
+        "  drawMatrix();\n"
+        "}\n"
+        "\n"
+        "/* The text as written, cut into pieces: tokens (spans), the text between\n"
+        "   them, and dropped spans (struck through, their score in front). */\n"
+        "function buildPieces() {\n"
+        "  var T = D.T, off = D.off, text = D.text, dr = D.dropped || [], P = [], pos = 0, k = 0;\n"
+        "  var labelled = {};\n"
+        "  function dropAt(x) {\n"
+        "    while (k < dr.length && dr[k][1] <= x) k++;\n"
+        "    return k < dr.length && dr[k][0] <= x ? k : -1;\n"
+        "  }\n"
+        "  function gap(s, e) {\n"
+        "    while (s < e) {\n"
+        "      var di = dropAt(s), stop = e;\n"
+        "      if (di >= 0) stop = Math.min(e, dr[di][1]);\n"
+        "      else if (k < dr.length && dr[k][0] < e) stop = dr[k][0];\n"
+        "      P.push([s, stop, -1, di]);\n"
+        "      s = stop;\n"
+        "    }\n"
+        "  }\n"
+        "  for (var i = 0; i < T; i++) {\n"
+        "    var s = Math.max(off[2 * i], pos), e = Math.max(off[2 * i + 1], s);\n"
+        "    if (s > pos) gap(pos, s);\n"
+        "    var di = D.keep && D.keep.length === T ? (D.keep[i] ? -1 : dropAt(s)) : dropAt(s);\n"
+        "    if (D.keep && D.keep.length === T && !D.keep[i] && di < 0) di = -2;\n"
+        "    P.push([s, e, i, di]);\n"
+        "    pos = e;\n"
+        "  }\n"
+        "  if (pos < text.length) gap(pos, text.length);\n"
+        "  return {P: P, labelled: labelled};\n"
+        "}\n"
+        "function fillChunk(c) {\n"
+        "  if (c.filled) return;\n"
+        "  var frag = document.createDocumentFragment(), D_ = D, text = D_.text, dr = D_.dropped || [];\n"
+        "  c.spans = [];\n"
+        "  for (var q = c.from; q < c.to; q++) {\n"
+        "    var p = c.pieces[q], s = p[0], e = p[1], ti = p[2], di = p[3], node;\n"
+        "    if (di >= 0 && !c.root.labelled[di]) {\n"
+        "      c.root.labelled[di] = true;\n"
+        "      var lab = el(\"span\", \"ds\", fmt(dr[di][2]));\n"
+        "      lab.title = \"dropped span, score \" + dr[di][2];\n"
+        "      frag.appendChild(lab);\n"
+        "    }\n"
+        "    if (ti < 0) {\n"
+        "      node = di >= 0 ? el(\"span\", \"x\", text.slice(s, e)) : document.createTextNode(text.slice(s, e));\n"
+        "    } else {\n"
+        "      var special = e === s;\n"
+        "      node = el(\"span\", \"t\" + (special ? \" sp\" : \"\") + (di !== -1 ? \" x\" : \"\"),\n"
+        "                special ? (D_.special && D_.special[ti] ? \"\\u27e8\" + D_.tok[ti] + \"\\u27e9\" : \"\\u00b7\") : text.slice(s, e));\n"
+        "      node.setAttribute(\"data-i\", ti);\n"
+        "      if (ti === sel.row && sel.stat === \"row\") node.classList.add(\"sel\");\n"
+        "      spans[ti] = node;\n"
+        "      c.spans.push(node);\n"
+        "      tintSpan(node);\n"
+        "    }\n"
+        "    frag.appendChild(node);\n"
+        "  }\n"
+        "  c.div.textContent = \"\";\n"
+        "  c.div.appendChild(frag);\n"
+        "  c.filled = true;\n"
+        "}\n"
+        "function render() {\n"
+        "  var box = $(\"text\");\n"
+        "  box.textContent = \"\";\n"
+        "  spans = []; chunks = [];\n"
+        "  var root = buildPieces(), P = root.P, from = 0, ntok = 0;\n"
+        "  /* chunks of about 500 tokens (a few ms each), cut after a newline where one comes soon */\n"
+        "  for (var q = 0; q <= P.length; q++) {\n"
+        "    var end = q === P.length;\n"
+        "    if (!end) {\n"
+        "      if (P[q][2] >= 0) ntok++;\n"
+        "      var nl = P[q][2] < 0 && D.text.slice(P[q][0], P[q][1]).indexOf(\"\\n\") >= 0;\n"
+        "      if (!((ntok >= 500 && nl) || ntok >= 1500)) continue;\n"
+        "    }\n"
+        "    var to = end ? P.length : q + 1;\n"
+        "    if (to > from) {\n"
+        "      var div = el(\"div\", \"ch\");\n"
+        "      box.appendChild(div);\n"
+        "      chunks.push({div: div, from: from, to: to, pieces: P, root: root, filled: false});\n"
+        "    }\n"
+        "    from = to; ntok = 0;\n"
+        "  }\n"
+        "  curVals = available(sel.stat) ? values(sel.stat, sel.layer, sel.head, sel.row) : null;\n"
+        "  if (curVals) range = scale(curVals, sel.stat);\n"
+        "  var first = testing ? chunks.length : Math.min(2, chunks.length);\n"
+        "  for (var c = 0; c < first; c++) fillChunk(chunks[c]);\n"
+        "  /* the rest: near the viewport at once, the others one per frame */\n"
+        "  if (\"IntersectionObserver\" in window) {\n"
+        "    var io = new IntersectionObserver(function (es) {\n"
+        "      es.forEach(function (x) { if (x.isIntersecting) fillChunk(x.target._chunk); });\n"
+        "    }, {rootMargin: \"1500px\"});\n"
+        "    chunks.forEach(function (ch) { ch.div._chunk = ch; if (!ch.filled) { ch.div.style.minHeight = \"600px\"; io.observe(ch.div); } });\n"
+        "  }\n"
+        "  var next = 0, gen = (render.gen = (render.gen || 0) + 1);\n"
+        "  (function idle() {\n"
+        "    if (gen !== render.gen) return;\n"
+        "    while (next < chunks.length && chunks[next].filled) next++;\n"
+        "    if (next >= chunks.length) return;\n"
+        "    fillChunk(chunks[next]);\n"
+        "    chunks[next].div.style.minHeight = \"\";\n"
+        "    setTimeout(idle, 16);\n"
+        "  })();\n"
+        "  chunks.forEach(function (ch) { if (ch.filled) ch.div.style.minHeight = \"\"; });\n"
+        "}\n"
+        "function showTip(ev, i) {\n"
+        "  var tip = $(\"tip\"), lines = [], T = D.T;\n"
+        "  var txt = D.off[2 * i + 1] > D.off[2 * i] ? D.text.slice(D.off[2 * i], D.off[2 * i + 1]) : \"(special, no text)\";\n"
+        "  lines.push(\"token \" + i + \"  id \" + D.tok[i] + \"  \" + JSON.stringify(txt));\n"
+        "  if (D.seg) lines.push(\"block \" + D.seg[i]);\n"
+        "  var L = sel.layer, H = sel.head;\n"
+        "  [\"mass\", \"corrected\", \"entropy\", \"norm\", \"score\"].forEach(function (st) {\n"
+        "    if (!available(st)) return;\n"
+        "    var v = values(st, L, H, -1);\n"
+        "    if (v) lines.push((STATS[st][0] + \"            \").slice(0, 20) + fmt(v[i]));\n"
+        "  });\n"
+        "  if (sel.stat === \"row\" && curVals) lines.push(\"attention from \" + sel.row + \": \" + fmt(curVals[i]));\n"
+        "  if (D.keep && D.keep.length === T) lines.push(D.keep[i] ? \"kept\" : \"dropped\");\n"
+        "  if (sel.stat !== \"score\") lines.push(\"(layer \" + (L < 0 ? \"mean\" : L) + \", head \" + (H < 0 ? \"mean\" : H) + \")\");\n"
+        "  tip.textContent = lines.join(\"\\n\");\n"
+        "  tip.style.display = \"block\";\n"
+        "  var x = Math.min(ev.clientX + 14, window.innerWidth - tip.offsetWidth - 8);\n"
+        "  var y = ev.clientY + 16 + tip.offsetHeight > window.innerHeight ? ev.clientY - tip.offsetHeight - 10 : ev.clientY + 16;\n"
+        "  tip.style.left = x + \"px\"; tip.style.top = y + \"px\";\n"
+        "}\n"
+        "function clickToken(i) {\n"
+        "  if (!(D.probs && D.probs.length)) return;\n"
+        "  var prev = spans[sel.row];\n"
+        "  if (prev) prev.classList.remove(\"sel\");\n"
+        "  if (sel.stat === \"row\" && sel.row === i) {\n"
+        "    sel.stat = sel.prevStat || \"corrected\"; sel.row = -1;\n"
+        "  } else {\n"
+        "    if (sel.stat !== \"row\") sel.prevStat = sel.stat;\n"
+        "    sel.stat = \"row\"; sel.row = i;\n"
+        "    if (spans[i]) spans[i].classList.add(\"sel\");\n"
+        "  }\n"
+        "  $(\"stat\").value = sel.stat;\n"
+        "  retint();\n"
+        "}\n"
+        "function buildHeads() {\n"
+        "  var box = $(\"heads\"), t = el(\"table\"), tr = el(\"tr\");\n"
+        "  box.textContent = \"\";\n"
+        "  box.appendChild(el(\"h2\", null, \"Heads: mean normalised entropy (S: sink, > half the attention on the first token)\"));\n"
+        "  if (!D.heads) { box.appendChild(el(\"div\", \"note\", \"no attention statistics in this document (prune removes them: give report the stream from entropy too)\")); return; }\n"
+        "  tr.appendChild(el(\"th\", null, \"L\\\\H\"));\n"
+        "  for (var h = 0; h < D.H; h++) tr.appendChild(el(\"th\", null, String(h)));\n"
+        "  t.appendChild(tr);\n"
+        "  for (var l = 0; l < D.L; l++) {\n"
+        "    tr = el(\"tr\");\n"
+        "    tr.appendChild(el(\"th\", null, String(l)));\n"
+        "    for (h = 0; h < D.H; h++) {\n"
+        "      var k = l * D.H + h, v = D.heads.norm[k], sink = D.heads.sink[k];\n"
+        "      var td = el(\"td\", sink ? \"sink\" : \"\", sink ? \"S\" : \"\");\n"
+        "      td.style.backgroundColor = \"rgba(33,113,181,\" + (0.1 + 0.9 * Math.max(0, Math.min(1, v))).toFixed(3) + \")\";\n"
+        "      if (v > 0.6) td.style.color = \"#fff\";\n"
+        "      td.setAttribute(\"data-l\", l); td.setAttribute(\"data-h\", h);\n"
+        "      td.title = \"layer \" + l + \" head \" + h + \"\\nnormalised entropy \" + fmt(v) + \"\\nentropy \" + fmt(D.heads.ent[k]) +\n"
+        "        \" nats\\nfirst-token share \" + fmt(D.heads.sinkShare[k]) + \"\\n\" + D.heads.cls[k] + (sink ? \", sink\" : \"\");\n"
+        "      tr.appendChild(td);\n"
+        "    }\n"
+        "    t.appendChild(tr);\n"
+        "  }\n"
+        "  box.appendChild(t);\n"
+        "  box.appendChild(el(\"div\", \"note\", \"click a cell to tint the text by that head\"));\n"
+        "  t.addEventListener(\"click\", function (ev) {\n"
+        "    var td = ev.target.closest(\"td\");\n"
+        "    if (!td) return;\n"
+        "    sel.layer = +td.getAttribute(\"data-l\"); sel.head = +td.getAttribute(\"data-h\");\n"
+        "    $(\"layer\").value = sel.layer; $(\"head\").value = sel.head;\n"
+        "    if (sel.stat === \"score\") { sel.stat = \"corrected\"; $(\"stat\").value = sel.stat; }\n"
+        "    retint();\n"
+        "  });\n"
+        "}\n"
+        "function buildBlocks() {\n"
+        "  var box = $(\"blocks\"), B = D.blocks;\n"
+        "  box.textContent = \"\";\n"
+        "  box.appendChild(el(\"h2\", null, \"Blocks: score, corrected mass, normalised entropy (mean of all layers and heads)\"));\n"
+        "  if (!B || !B.n) { box.appendChild(el(\"div\", \"note\", \"no blocks (segments) in this document\")); return; }\n"
+        "  /* full width at the 95th percentile (one heavy block would flatten the rest) */\n"
+        "  var mx = function (a) {\n"
+        "    if (!a) return 1;\n"
+        "    var c = a.slice().sort(function (x, y) { return x - y; });\n"
+        "    return Math.max(c.length >= 20 ? c[Math.floor(0.95 * (c.length - 1))] : c[c.length - 1], 1e-30);\n"
+        "  };\n"
+        "  var ms = mx(B.score), mm = mx(B.mass), me = mx(B.norm);\n"
+        "  for (var b = 0; b < B.n; b++) {\n"
+        "    var row = el(\"div\", \"b\"), bars = el(\"div\", \"bars\"), st = B.kept ? B.kept[b] : null;\n"
+        "    row.appendChild(el(\"span\", null, \"block \" + b));\n"
+        "    [[\"s\", B.score, ms], [\"m\", B.mass, mm], [\"e\", B.norm, me]].forEach(function (x) {\n"
+        "      var d = el(\"div\", x[0]);\n"
+        "      d.style.width = x[1] ? Math.min(100, 100 * x[1][b] / x[2]).toFixed(1) + \"%\" : \"0\";\n"
+        "      bars.appendChild(d);\n"
+        "    });\n"
+        "    row.appendChild(bars);\n"
+        "    row.appendChild(el(\"span\", st == null ? \"\" : st >= 1 ? \"kept\" : st <= 0 ? \"drop\" : \"\", st == null ? \"\" : st >= 1 ? \"kept\" : st <= 0 ? \"dropped\" : Math.round(100 * st) + \"% kept\"));\n"
+        "    row.title = \"block \" + b + \"\\nscore \" + (B.score ? fmt(B.score[b]) : \"-\") + \"\\ncorrected mass \" + (B.mass ? fmt(B.mass[b]) : \"-\") +\n"
+        "      \"\\nnormalised entropy \" + (B.norm ? fmt(B.norm[b]) : \"-\") + \"\\ntokens \" + B.count[b];\n"
+        "    row.setAttribute(\"data-b\", b);\n"
+        "    box.appendChild(row);\n"
+        "  }\n"
+        "  box.onclick = function (ev) {\n"
+        "    var r = ev.target.closest(\".b\");\n"
+        "    if (!r) return;\n"
+        "    var b = +r.getAttribute(\"data-b\");\n"
+        "    for (var i = 0; i < D.T; i++) if (D.seg[i] === b) break;\n"
+        "    if (i >= D.T) return;\n"
+        "    chunks.forEach(function (c) { if (c.pieces.slice(c.from, c.to).some(function (p) { return p[2] === i; })) fillChunk(c); });\n"
+        "    if (spans[i]) spans[i].scrollIntoView({block: \"center\"});\n"
+        "  };\n"
+        "}\n"
+        "function drawMatrix() {\n"
+        "  var box = $(\"matrix\");\n"
+        "  if (!D.probs || !D.probs.length) { box.style.display = \"none\"; return; }\n"
+        "  box.style.display = \"\";\n"
+        "  var cv = $(\"mcanvas\"), note = $(\"mnote\"), T = D.T;\n"
+        "  if (T > 256) { cv.style.display = \"none\"; note.textContent = \"matrix view for prompts of at most 256 tokens; click a token for its row\"; return; }\n"
+        "  var ls = probsLayers(sel.layer);\n"
+        "  var m = new Float32Array(T * T), n = 0;\n"
+        "  ls.forEach(function (p) {\n"
+        "    p.heads.forEach(function (hd, k) {\n"
+        "      if (sel.head >= 0 && hd !== sel.head) return;\n"
+        "      var base = k * T * T;\n"
+        "      for (var x = 0; x < T * T; x++) m[x] += p.data[base + x];\n"
+        "      n++;\n"
+        "    });\n"
+        "  });\n"
+        "  if (!n) { cv.style.display = \"none\"; note.textContent = \"no probabilities for this layer/head\"; return; }\n"
+        "  cv.style.display = \"\";\n"
+        "  var px = Math.max(1, Math.floor(320 / T));\n"
+        "  cv.width = T * px; cv.height = T * px;\n"
+        "  var ctx = cv.getContext(\"2d\"), img = ctx.createImageData(T * px, T * px), d = img.data;\n"
+        "  for (var i = 0; i < T; i++)\n"
+        "    for (var j = 0; j < T; j++) {\n"
+        "      var v = Math.sqrt(m[i * T + j] / n), hl = i === sel.row && sel.stat === \"row\";\n"
+        "      var r = 255 - v * 25, g = 255 - v * 170, b = 255 - v * 242;\n"
+        "      if (hl) { r = Math.min(r, 200); g = Math.min(g, 220); b = 255; }\n"
+        "      for (var y = 0; y < px; y++)\n"
+        "        for (var x2 = 0; x2 < px; x2++) {\n"
+        "          var o = ((i * px + y) * T * px + j * px + x2) * 4;\n"
+        "          d[o] = r; d[o + 1] = g; d[o + 2] = b; d[o + 3] = 255;\n"
+        "        }\n"
+        "    }\n"
+        "  ctx.putImageData(img, 0, 0);\n"
+        "  cv.style.width = Math.min(T * px, 320) * (px === 1 && T < 160 ? 2 : 1) + \"px\";\n"
+        "  note.textContent = \"rows: queries, columns: keys (sqrt scale); layer \" + (sel.layer < 0 ? \"mean\" : sel.layer) +\n"
+        "    \", head \" + (sel.head < 0 ? \"mean\" : sel.head) + \"; click a row to show it on the text\";\n"
+        "  cv.onclick = function (ev) {\n"
+        "    var rect = cv.getBoundingClientRect(), i = Math.floor((ev.clientY - rect.top) / rect.height * T);\n"
+        "    if (i >= 0 && i < T) clickToken(i);\n"
+        "  };\n"
+        "}\n"
+        "function fillSelect(s, opts, val) {\n"
+        "  s.textContent = \"\";\n"
+        "  opts.forEach(function (o) {\n"
+        "    var op = el(\"option\", null, o[1]);\n"
+        "    op.value = o[0];\n"
+        "    if (o[2]) op.disabled = true;\n"
+        "    s.appendChild(op);\n"
+        "  });\n"
+        "  s.value = val;\n"
+        "}\n"
+        "function showDoc(k) {\n"
+        "  D = prep(DATA.docs[k]);\n"
+        "  cache = {};\n"
+        "  sel = {stat: D.init.stat, layer: D.init.layer, head: D.init.head, row: -1};\n"
+        "  if (!available(sel.stat)) sel.stat = D.ent ? \"corrected\" : \"score\";\n"
+        "  var st = [];\n"
+        "  Object.keys(STATS).forEach(function (s) { st.push([s, STATS[s][0] + (available(s) ? \"\" : \" (absent)\"), !available(s)]); });\n"
+        "  fillSelect($(\"stat\"), st, sel.stat);\n"
+        "  var ls = [[-1, \"all (mean)\"]], hs = [[-1, \"mean\"]];\n"
+        "  for (var l = 0; l < (D.L || 0); l++) ls.push([l, String(l)]);\n"
+        "  for (var h = 0; h < (D.H || 0); h++) hs.push([h, String(h)]);\n"
+        "  fillSelect($(\"layer\"), ls, sel.layer);\n"
+        "  fillSelect($(\"head\"), hs, sel.head);\n"
+        "  var info = [D.id + \": \" + D.T + \" tokens\"];\n"
+        "  if (D.L) info.push(D.L + \" layers x \" + D.H + \" heads\" + (D.causal ? \", causal\" : \", bidirectional\") + (D.window ? \", window \" + D.window : \"\"));\n"
+        "  if (D.dropped) info.push(D.dropped.length + \" dropped span\" + (D.dropped.length === 1 ? \"\" : \"s\"));\n"
+        "  if (D.probsNote) info.push(D.probsNote);\n"
+        "  $(\"info\").textContent = info.join(\" · \");\n"
+        "  buildHeads();\n"
+        "  buildBlocks();\n"
+        "  render();\n"
+        "  retint();\n"
+        "}\n"
+        "/* #perf: how long the rest of the text takes to render, chunk by\n"
+        "   chunk (the most work one scroll step can cause), and a re-tint of it all */\n"
+        "function perf() {\n"
+        "  var t0 = performance.now(), worst = 0, n = 0;\n"
+        "  chunks.forEach(function (c) {\n"
+        "    if (c.filled) return;\n"
+        "    var t = performance.now();\n"
+        "    fillChunk(c);\n"
+        "    c.div.style.minHeight = \"\";\n"
+        "    worst = Math.max(worst, performance.now() - t);\n"
+        "    n++;\n"
+        "  });\n"
+        "  var t1 = performance.now();\n"
+        "  sel.layer = Math.min(3, D.L - 1); sel.head = Math.min(1, D.H - 1);\n"
+        "  $(\"layer\").value = sel.layer; $(\"head\").value = sel.head;\n"
+        "  retint();\n"
+        "  var t2 = performance.now();\n"
+        "  body.setAttribute(\"data-perf\", \"chunks \" + chunks.length + \", rendered later \" + n + \" in \" +\n"
+        "    Math.round(t1 - t0) + \" ms (worst chunk \" + worst.toFixed(1) + \" ms); re-tint of all \" + D.T +\n"
+        "    \" tokens by one head \" + Math.round(t2 - t1) + \" ms; spans \" + document.querySelectorAll(\".t\").length);\n"
+        "}\n"
+        "function init() {\n"
+        "  var ds = $(\"doc\");\n"
+        "  fillSelect(ds, DATA.docs.map(function (d, k) { return [k, d.id]; }), 0);\n"
+        "  ds.parentNode.style.display = DATA.docs.length > 1 ? \"\" : \"none\";\n"
+        "  $(\"model\").textContent = DATA.model || \"\";\n"
+        "  if (!DATA.docs.length) { $(\"status\").textContent = \"the stream has no documents\"; body.setAttribute(\"data-ready\", \"1\"); return; }\n"
+        "  ds.onchange = function () { showDoc(+ds.value); };\n"
+        "  $(\"stat\").onchange = function () { sel.stat = $(\"stat\").value; if (sel.stat === \"row\" && sel.row < 0) sel.row = 0; retint(); };\n"
+        "  $(\"layer\").onchange = function () { sel.layer = +$(\"layer\").value; retint(); };\n"
+        "  $(\"head\").onchange = function () { sel.head = +$(\"head\").value; retint(); };\n"
+        "  var tx = $(\"text\");\n"
+        "  tx.addEventListener(\"mouseover\", function (ev) { var t = ev.target.closest(\".t\"); if (t) showTip(ev, +t.getAttribute(\"data-i\")); });\n"
+        "  tx.addEventListener(\"mousemove\", function (ev) { var t = ev.target.closest(\".t\"); if (t) showTip(ev, +t.getAttribute(\"data-i\")); });\n"
+        "  tx.addEventListener(\"mouseout\", function () { $(\"tip\").style.display = \"none\"; });\n"
+        "  tx.addEventListener(\"click\", function (ev) { var t = ev.target.closest(\".t\"); if (t) clickToken(+t.getAttribute(\"data-i\")); });\n"
+        "  document.addEventListener(\"keydown\", function (ev) { if (ev.key === \"Escape\" && sel.stat === \"row\") clickToken(sel.row); });\n"
+        "  var k0 = TEST[\"test-doc\"] ? +TEST[\"test-doc\"] : 0;\n"
+        "  ds.value = k0;\n"
+        "  showDoc(k0);\n"
+        "  if (TEST[\"test-stat\"]) { $(\"stat\").value = TEST[\"test-stat\"]; $(\"stat\").onchange(); }\n"
+        "  if (TEST[\"test-click\"]) {\n"
+        "    var lh = TEST[\"test-click\"].split(\",\");\n"
+        "    var td = document.querySelector('#heads td[data-l=\"' + (+lh[0]) + '\"][data-h=\"' + (+lh[1]) + '\"]');\n"
+        "    if (!td) fail(\"test-click: no head cell \" + TEST[\"test-click\"]);\n"
+        "    else td.click();\n"
+        "  }\n"
+        "  if (TEST[\"test-token\"]) clickToken(+TEST[\"test-token\"]);\n"
+        "  if (TEST[\"test-hover\"]) showTip({clientX: 200, clientY: 200}, +TEST[\"test-hover\"]);\n"
+        "  body.setAttribute(\"data-ready-ms\", Math.round(performance.now()));\n"
+        "  if (\"perf\" in TEST) perf();\n"
+        "  body.setAttribute(\"data-ready\", \"1\");\n"
+        "}\n"
+        "init();\n"
+        "})();\n"
+        ;
+}
