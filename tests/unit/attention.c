@@ -120,7 +120,7 @@ static int run_dt(ak_device dev, ak_attn_dtype dt, const ak_attn_shape *s, const
     r->ent = calloc(H * s->n_q + 1, 4);
     r->mass = calloc(H * s->n_k + 1, 4);
     r->probs = want_probs ? calloc(H * s->n_q * s->n_k + 1, 4) : NULL;
-    ak_attn_out o = {r->out, r->ent, r->mass, r->probs};
+    ak_attn_out o = {r->out, r->ent, r->mass, r->probs, NULL, 0};
     ak_err err;
     int rc = ak_attention_dtype(dev, dt, s, q, k, v, &o, &err);
     if (rc)
@@ -224,7 +224,7 @@ static void check_hand_values(void)
                        .scale = 1.0f};
     float q[2] = {0, 0}, k[4] = {1, 2, 3, 4}, v[4] = {1, 0, 0, 3};
     float out[2], ent[1], mass[2];
-    ak_attn_out o = {out, ent, mass, NULL};
+    ak_attn_out o = {out, ent, mass, NULL, NULL, 0};
     ak_err err;
     CHECK(ak_attention(AK_DEV_CPU, &s, q, k, v, &o, &err) == 0, "uniform row runs");
     CHECK_NEAR(ent[0], log(2.0), 1e-6, "uniform row: entropy = log 2");
@@ -286,7 +286,7 @@ static void check_workspace(ak_device dev)
             ok &= run_dt(dev, dt, sh, q, k, v, &want, with_stats) == 0;
             float *got = calloc(no + ne + nm + np + 1, 4);
             ak_attn_out o = {got, with_stats ? got + no : NULL, with_stats ? got + no + ne : NULL,
-                             with_stats ? got + no + ne + nm : NULL};
+                             with_stats ? got + no + ne + nm : NULL, NULL, 0};
             ok &= ak_attention_ws(ws, dev, dt, sh, q, k, v, &o, &err) == 0;
             ok &= memcmp(got, want.out, no * 4) == 0;
             if (with_stats)
@@ -387,7 +387,7 @@ static int run_file(const char *in, const char *outp)
         fprintf(stderr, "attention --run: cannot read %s\n", in);
         return 2;
     }
-    ak_attn_shape s = {hd[0], hd[1], hd[2], hd[3], hd[4], hd[5], hd[6], hd[7], scale};
+    ak_attn_shape s = {hd[0], hd[1], hd[2], hd[3], hd[4], hd[5], hd[6], hd[7], scale, NULL};
     if (s.n_q < 0 || s.n_k < 0 || s.n_heads < 1 || s.n_kv_heads < 1 || s.head_dim < 1 ||
         (int64_t)s.n_q * s.n_heads * s.head_dim > 1 << 28 || (int64_t)s.n_k * s.n_kv_heads * s.head_dim > 1 << 28) {
         fprintf(stderr, "attention --run: bad shape\n");
