@@ -62,17 +62,17 @@ ak_kvhead *ak_kvcache_head(ak_kvcache *c, int layer, int head)
 int ak_kvcache_check_model(const ak_kvcache *c, const ak_model *m, ak_err *err)
 {
     if (strcmp(c->arch, m->arch) != 0)
-        return ak_fail(err, AK_EDATA, "the cache was made with a %s model, not %s (%s)", c->arch,
-                       m->arch, m->name);
+        return ak_fail(err, AK_EDATA, "the cache was made with another model (a %s model, not "
+                       "%s: %s)", c->arch, m->arch, m->name);
     if (c->vocab_size != m->vocab_size)
-        return ak_fail(err, AK_EDATA, "the cache's model has %d tokens in its vocabulary, %s has %d",
-                       c->vocab_size, m->name, m->vocab_size);
+        return ak_fail(err, AK_EDATA, "the cache was made with another model (a vocabulary of %d "
+                       "tokens, %s has %d)", c->vocab_size, m->name, m->vocab_size);
     if (c->config_crc32 != m->config_crc32)
         return ak_fail(err, AK_EDATA, "the cache was made with another model (config_crc32 "
                        "0x%08x, %s has 0x%08x)", c->config_crc32, m->name, m->config_crc32);
     if (c->n_layers != m->n_layers || c->n_kv_heads != m->n_kv_heads || c->head_dim != m->head_dim)
-        return ak_fail(err, AK_EDATA, "the cache has %d layers x %d KV heads x %d, model %s "
-                       "has %d x %d x %d", c->n_layers, c->n_kv_heads, c->head_dim, m->name,
+        return ak_fail(err, AK_EDATA, "the cache's shapes disagree with the model: %d layers x "
+                       "%d KV heads x head size %d, model %s has %d x %d x %d", c->n_layers, c->n_kv_heads, c->head_dim, m->name,
                        m->n_layers, m->n_kv_heads, m->head_dim);
     return 0;
 }

@@ -18,7 +18,8 @@ output is committed).  Rerun with
     /work/refpy/bin/python tests/model/make_generate_goldens.py [MODELS_DIR]
 
 Writes tests/model/generate_goldens.json: a list of
-{"model", "prompt_ids", "stop_ids", "max_new", "generated"}; "model" is a
+{"model", "text" (the question, for smollm2), "prompt_ids", "stop_ids",
+"max_new", "generated"}; "model" is a
 path under the repository or, for the real model, "smollm2".
 """
 import json
@@ -77,7 +78,7 @@ def main():
             ids = ids["input_ids"]
         gen = greedy(model, list(ids), 64, stop)
         print(q, "->", repr(tok.decode(gen)), file=sys.stderr)
-        cases.append({"model": "smollm2", "prompt_ids": list(ids), "stop_ids": stop, "max_new": 64,
+        cases.append({"model": "smollm2", "text": q, "prompt_ids": list(ids), "stop_ids": stop, "max_new": 64,
                       "generated": gen})
     for name in TINY:
         path = os.path.join(HERE, name)

@@ -388,7 +388,7 @@ static void file_tests(const char *top)
               err.msg);
         CHECK(d && ak_kvcache_check_model(d, m, &err) == 0, "%s: it fits its model", name);
         CHECK(d && ak_kvcache_check_model(d, other, &err) == AK_EDATA &&
-              strstr(err.msg, "gemma3"), "%s: another model refuses it: %s", name, err.msg);
+              strstr(err.msg, "another model"), "%s: another model refuses it: %s", name, err.msg);
         ak_kvcache_free(d);
         file_damage(name, file, c);
     }
