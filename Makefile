@@ -100,6 +100,8 @@ pkgs-ok:
 # The inner loops of the attention are written for the vectoriser, which
 # GCC runs in full only at -O3.
 $(B)/lib/attention.o: ALL_CFLAGS += -O3
+# and so are the dequantizing loops of the quantized matrix products
+$(B)/lib/quant.o: ALL_CFLAGS += -O3
 
 $(B)/lib/%.o: lib/%.c $(wildcard lib/*.h lib/cuda/*.h) | $(B)/lib pkgs-ok
 	@echo "  CC      $@"
