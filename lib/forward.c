@@ -163,6 +163,16 @@ static void *qwork(void *arg)
         if (t >= j->ntiles)
             break;
         int r0 = t * TILE_ROWS, nr = l->out - r0 < TILE_ROWS ? l->out - r0 : TILE_ROWS;
+        float dot;
+        if (j->T == 1 && ak_dot_row(l->type, l->wq, j->x, 0, &dot) == 0) {
+            /* one token (generation): dot products straight from the blocks */
+            for (int r = 0; r < nr; r++) {
+                ak_dot_row(l->type, (const char *)l->wq + (size_t)(r0 + r) * l->row_bytes, j->x,
+                           l->in, &dot);
+                j->y[r0 + r] = j->beta != 0 ? j->y[r0 + r] + dot : dot;
+            }
+            continue;
+        }
         for (int r = 0; r < nr; r++)
             ak_dequant_row(l->type, (const char *)l->wq + (size_t)(r0 + r) * l->row_bytes,
                            buf + (size_t)r * l->in, l->in);
