@@ -480,6 +480,21 @@ static int parse(const unsigned char *data, size_t len, ak_kvcache *c, ak_err *e
     return 0;
 }
 
+int ak_kvcache_parse(ak_kvcache **out, const void *data, size_t len, ak_err *err)
+{
+    *out = NULL;
+    ak_kvcache *c = calloc(1, sizeof *c);
+    if (!c)
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    int rc = parse(data, len, c, err);
+    if (rc) {
+        ak_kvcache_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
 int ak_kvcache_load(ak_kvcache **out, const char *path, ak_err *err)
 {
     *out = NULL;
@@ -488,17 +503,7 @@ int ak_kvcache_load(ak_kvcache **out, const char *path, ak_err *err)
     int rc = ak_read_file(path, (size_t)1 << 40, &data, &len, err);
     if (rc)
         return rc;
-    ak_kvcache *c = calloc(1, sizeof *c);
-    if (!c) {
-        free(data);
-        return ak_fail(err, AK_ENOMEM, "out of memory");
-    }
-    rc = parse((const unsigned char *)data, len, c, err);
+    rc = ak_kvcache_parse(out, data, len, err);
     free(data);
-    if (rc) {
-        ak_kvcache_free(c);
-        return ak_wrap(err, "%s", path);
-    }
-    *out = c;
-    return 0;
+    return rc ? ak_wrap(err, "%s", path) : 0;
 }

@@ -88,5 +88,7 @@ AK_API int ak_kvcache_save(const ak_kvcache *c, const char *path, int compress, 
  * flipped byte or a truncation is AK_EDATA naming the section, and nothing
  * of a bad file is returned. */
 AK_API int ak_kvcache_load(ak_kvcache **c, const char *path, ak_err *err);
+/* The same from len bytes in memory. */
+AK_API int ak_kvcache_parse(ak_kvcache **c, const void *data, size_t len, ak_err *err);
 
 #endif

@@ -143,6 +143,11 @@ def goldens():
                      " (differ at %d: %s vs %s)" % (next((j for j in range(min(len(got), len(c["generated"])))
                                                           if got[j] != c["generated"][j]), -1),
                                                     got[:12], c["generated"][:12])))
+        # decode --generated prints them (HF's tokenizer decoded them to this
+        # when the goldens were made)
+        rc, txt, err = run(["decode", "-m", SMOL, "--generated"], out)
+        check(rc == 0 and txt.startswith(b"The capital of France is Paris.<|im_end|>"),
+              "decode --generated prints the answers: %r" % txt[:60])
     elif smol:
         print("# skip smollm2 goldens: no %s" % SMOL)
     for c in cases:
