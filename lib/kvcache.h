@@ -63,8 +63,9 @@ AK_API int ak_kvcache_check_model(const ak_kvcache *c, const ak_model *m, ak_err
  *   new queries put on the cached keys, by original position (0 for an
  *   evicted one).
  * o->last_w > 0 sets every entry's mass_last (and c->last_w).  probs and
- * kv_k/kv_v are not available here (AK_EUSAGE).  On failure the cache is
- * as it was. */
+ * kv_k/kv_v are not available here (AK_EUSAGE).  On failure the cache
+ * keeps the entries and ids it had (the mass of earlier entries may have
+ * grown by the layers that ran). */
 AK_API int ak_kvcache_forward(const ak_model *m, ak_device dev, ak_kvcache *c, const int32_t *ids,
                               int T, float *hidden, ak_forward_out *o, ak_err *err);
 
