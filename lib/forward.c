@@ -27,6 +27,18 @@ struct ak_workspace {
     float *tiles;                /* [nthreads][TILE_ROWS][max_in] dequantized weight rows */
     size_t tile_floats;          /* per thread */
     ak_attn_ws *attn;            /* the attention's scratch, for every layer */
+    /* the quantized products' worker threads, started on first need and
+     * kept until ak_workspace_free (a token of generation runs some 200
+     * products: starting threads for each would cost more than a product) */
+    pthread_mutex_t lock;
+    pthread_cond_t go, done;
+    int pool_ok;                 /* lock and conditions initialised */
+    int npool;                   /* workers started: ids 1..npool */
+    uint64_t generation;
+    int active, running, quit;
+    struct qjob *job;
+    pthread_t threads[64];
+    struct qworker { struct ak_workspace *ws; int id; } workers[64];
 };
 
 enum { TILE_ROWS = 64 };
@@ -41,6 +53,17 @@ void ak_workspace_free(struct ak_workspace *ws)
 {
     if (!ws)
         return;
+    if (ws->pool_ok) {
+        pthread_mutex_lock(&ws->lock);
+        ws->quit = 1;
+        pthread_cond_broadcast(&ws->go);
+        pthread_mutex_unlock(&ws->lock);
+        for (int i = 1; i <= ws->npool; i++)
+            pthread_join(ws->threads[i], NULL);
+        pthread_cond_destroy(&ws->go);
+        pthread_cond_destroy(&ws->done);
+        pthread_mutex_destroy(&ws->lock);
+    }
     free(ws->xn);
     free(ws->q);
     free(ws->k);
@@ -136,7 +159,7 @@ static int workspace(const ak_model *m, int T, size_t npos, struct ak_workspace 
 
 /* A quantized product: workers take tiles of TILE_ROWS weight rows,
  * dequantize them into their own buffer and multiply with sgemm. */
-typedef struct {
+typedef struct qjob {
     const ak_linear *l;
     const float *x;
     float *y;
@@ -147,17 +170,10 @@ typedef struct {
     struct ak_workspace *ws;
 } qjob;
 
-typedef struct {
-    qjob *job;
-    int id;
-} qworker;
-
-static void *qwork(void *arg)
+static void qwork(qjob *j, int id)
 {
-    qworker *w = arg;
-    qjob *j = w->job;
     const ak_linear *l = j->l;
-    float *buf = j->ws->tiles + (size_t)w->id * j->ws->tile_floats;
+    float *buf = j->ws->tiles + (size_t)id * j->ws->tile_floats;
     for (;;) {
         int t = atomic_fetch_add(&j->next, 1);
         if (t >= j->ntiles)
@@ -183,6 +199,30 @@ static void *qwork(void *arg)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, nr, l->in, 1.0f, j->x, l->in,
                         buf, l->in, j->beta, j->y + r0, l->out);
     }
+}
+
+static void *pool_thread(void *arg)
+{
+    struct qworker *w = arg;
+    struct ak_workspace *ws = w->ws;
+    uint64_t seen = 0;
+    pthread_mutex_lock(&ws->lock);
+    for (;;) {
+        while (!ws->quit && ws->generation == seen)
+            pthread_cond_wait(&ws->go, &ws->lock);
+        if (ws->quit)
+            break;
+        seen = ws->generation;
+        if (w->id > ws->active)
+            continue;
+        qjob *job = ws->job;
+        pthread_mutex_unlock(&ws->lock);
+        qwork(job, w->id);
+        pthread_mutex_lock(&ws->lock);
+        if (--ws->running == 0)
+            pthread_cond_signal(&ws->done);
+    }
+    pthread_mutex_unlock(&ws->lock);
     return NULL;
 }
 
@@ -191,27 +231,44 @@ static void qlinear(struct ak_workspace *ws, const ak_linear *l, const float *x,
 {
     qjob job = {l, x, y, T, beta, (l->out + TILE_ROWS - 1) / TILE_ROWS, 0, ws};
     int n = ws->nthreads < job.ntiles ? ws->nthreads : job.ntiles;
-    qworker w[64];
-    pthread_t th[64];
-    int started = 1;
+    if (n > 1 && !ws->pool_ok) {
+        if (pthread_mutex_init(&ws->lock, NULL) == 0 && pthread_cond_init(&ws->go, NULL) == 0 &&
+            pthread_cond_init(&ws->done, NULL) == 0)
+            ws->pool_ok = 1;
+        else
+            n = 1;   /* no pool: the caller alone, same result */
+    }
+    while (n > 1 && ws->npool < n - 1) {
+        struct qworker *w = &ws->workers[ws->npool + 1];
+        *w = (struct qworker){ws, ws->npool + 1};
+        if (pthread_create(&ws->threads[ws->npool + 1], NULL, pool_thread, w) != 0)
+            break;   /* fewer threads, same result */
+        ws->npool++;
+    }
+    int helpers = n - 1 < ws->npool ? n - 1 : ws->npool;
 #ifndef AK_NO_BLAS
     /* our threads split the rows; OpenBLAS's own would oversubscribe */
     int blas_threads = openblas_get_num_threads();
-    if (n > 1)
+    if (helpers > 0)
         openblas_set_num_threads(1);
 #endif
-    for (int i = 0; i < n; i++)
-        w[i] = (qworker){&job, i};
-    for (int i = 1; i < n; i++) {
-        if (pthread_create(&th[i], NULL, qwork, &w[i]) != 0)
-            break;
-        started = i + 1;
+    if (helpers > 0) {
+        pthread_mutex_lock(&ws->lock);
+        ws->job = &job;
+        ws->active = ws->running = helpers;
+        ws->generation++;
+        pthread_cond_broadcast(&ws->go);
+        pthread_mutex_unlock(&ws->lock);
     }
-    qwork(&w[0]);   /* the calling thread works too, and finishes what others could not start */
-    for (int i = 1; i < started; i++)
-        pthread_join(th[i], NULL);
+    qwork(&job, 0);   /* the calling thread works too */
+    if (helpers > 0) {
+        pthread_mutex_lock(&ws->lock);
+        while (ws->running > 0)
+            pthread_cond_wait(&ws->done, &ws->lock);
+        pthread_mutex_unlock(&ws->lock);
+    }
 #ifndef AK_NO_BLAS
-    if (n > 1)
+    if (helpers > 0)
         openblas_set_num_threads(blas_threads);
 #endif
 }
