@@ -93,7 +93,7 @@ CLI_A    := $(B)/libattnkit-cli.a
 # What `make install` puts in include/attnkit: the public API, each header
 # compiling on its own.  The rest of lib/*.h is internal.
 PUBLIC_HDRS := ak.h segment.h tensor.h stream.h io.h filter.h device.h mask.h attention.h metrics.h \
-               prune.h safetensors.h model.h tokenizer.h
+               prune.h safetensors.h model.h kvcache.h tokenizer.h
 
 # Keep objects make would otherwise treat as intermediate.
 .SECONDARY:
@@ -117,6 +117,8 @@ pkgs-ok:
 # The inner loops of the attention are written for the vectoriser, which
 # GCC runs in full only at -O3.
 $(B)/lib/attention.o: ALL_CFLAGS += -O3
+# and so are the dequantizing loops of the quantized matrix products
+$(B)/lib/quant.o: ALL_CFLAGS += -O3
 
 $(B)/lib/%.o: lib/%.c $(wildcard lib/*.h lib/cuda/*.h) $(FLAGS_FILE) | $(B)/lib pkgs-ok
 	@echo "  CC      $@"

@@ -15,7 +15,7 @@
 
 static void usage(void)
 {
-    printf("usage: attend [-m MODEL] [--probs LAYERS[:HEADS]] [--kv] [--hidden]\n"
+    printf("usage: attend [-m MODEL] [--probs LAYERS[:HEADS]] [--kv] [--hidden] [--mass-last W]\n"
            "              [--logits last|all] [--device cpu|cuda|auto]\n"
            "              [--attn-dtype f32|bf16|f16] [-o FILE] [FILE...]\n"
            "Run every block of the model over each document's `hidden` (from embed, which\n"
@@ -32,6 +32,8 @@ static void usage(void)
            "                         `all` or numbers and ranges like 0,2-3\n"
            "  -k, --kv               add kv.k, kv.v [L, Hkv, T, Dh] (keys after RoPE)\n"
            "  -H, --hidden           add hidden.final [T, D]\n"
+           "  -W, --mass-last W      add attn.mass_last [L, H, T]: the mass each key receives\n"
+           "                         from the last W queries (SnapKV's votes; CPU)\n"
            "  -l, --logits WHICH     add logits for the `last` position or `all` (causal LMs)\n"
            "  -d, --device DEV       cpu, cuda or auto (default $ATTNKIT_DEVICE, else auto)\n"
            "  -t, --attn-dtype T     f32 (default), bf16 or f16: q, k, v rounded to T for\n"
@@ -51,6 +53,7 @@ struct ctx {
     float **probs;               /* [L] a document's attn.probs.<l> data, or NULL */
     int kv, hidden, logits;      /* logits: 0 none, 1 last, 2 all */
     int attn_dtype;              /* ak_attn_dtype */
+    int mass_last;               /* W of attn.mass_last; 0: none */
 };
 
 /* "all" or a comma list of numbers and ranges a-b, each < n, into sel[n]. */
@@ -279,6 +282,12 @@ static int on_doc(void *vctx, ak_doc *d, ak_err *err)
         o.probs = probs;
         o.probs_heads = nh == H ? NULL : c->probs_heads;
     }
+    if (c->mass_last) {
+        if ((rc = put_new(d, "attn.mass_last", AK_F32, 3, s3, &t, err)))
+            goto out;
+        o.mass_last = ak_tensor_f32(t);
+        o.last_w = c->mass_last;
+    }
     if (c->kv) {
         int64_t s4[4] = {L, m->n_kv_heads, T, m->head_dim};
         if ((rc = put_new(d, "kv.k", AK_F32, 4, s4, &t, err)))
@@ -333,6 +342,7 @@ int main(int argc, char **argv)
         {"probs", required_argument, NULL, 'p'},
         {"kv", no_argument, NULL, 'k'},
         {"hidden", no_argument, NULL, 'H'},
+        {"mass-last", required_argument, NULL, 'W'},
         {"logits", required_argument, NULL, 'l'},
         {"device", required_argument, NULL, 'd'},
         {"attn-dtype", required_argument, NULL, 't'},
@@ -343,12 +353,13 @@ int main(int argc, char **argv)
     const char *model_opt = NULL, *output = NULL, *probs = NULL, *device = NULL;
     struct ctx c = {0};
     int ch;
-    while ((ch = getopt_long(argc, argv, "m:p:kHl:d:t:o:h", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "m:p:kHW:l:d:t:o:h", longopts, NULL)) != -1) {
         switch (ch) {
         case 'm': model_opt = optarg; break;
         case 'p': probs = optarg; break;
         case 'k': c.kv = 1; break;
         case 'H': c.hidden = 1; break;
+        case 'W': c.mass_last = (int)ak_parse_long("--mass-last", optarg, 1, 1 << 24); break;
         case 'l':
             if (!strcmp(optarg, "last"))
                 c.logits = 1;

@@ -13,7 +13,8 @@
 
 static void usage(void)
 {
-    printf("usage: decode [-m MODEL] [--mark[=STR] | --text] [--special] [-o FILE] [FILE...]\n"
+    printf("usage: decode [-m MODEL] [--mark[=STR] | --text] [--special] [--generated]\n"
+           "              [-o FILE] [FILE...]\n"
            "Print each document of a token stream as text, one after another: the\n"
            "tokens detokenized (byte-exact for byte-level BPE and byte fallback).\n"
            "  -m, --model DIR   model or tokenizer directory, or GGUF file, the stream\n"
@@ -26,6 +27,7 @@ static void usage(void)
            "                    space normalised (blank lines kept as paragraph breaks)\n"
            "      --special     also print special tokens the tokenizer added (BOS,\n"
            "                    CLS, SEP: those covering no text)\n"
+           "      --generated   print the tokens kvcache --generate added (`generated`)\n"
            "  -o, --output FILE write the text to FILE (default stdout); a file is\n"
            "                    replaced only when the run succeeds\n"
            "  -h, --help        this help\n"
@@ -37,6 +39,7 @@ typedef struct ctx {
     ak_tokenizer *tk;
     const char *mark;
     int special, text;
+    int generated;   /* the `generated` tensor instead of `tokens` */
 } ctx;
 
 static int on_header(void *p, ak_header *h, ak_err *err)
@@ -125,11 +128,12 @@ static int on_doc(void *p, ak_doc *d, ak_err *err)
     if (c->mark)
         rc = marked(c, d, err);
     else {
-        ak_tensor *tok = ak_doc_need(d, "tokens", AK_I32, 1, err);
+        ak_tensor *tok = ak_doc_need(d, c->generated ? "generated" : "tokens", AK_I32, 1, err);
         if (!tok)
             return AK_EDATA;
         size_t n = (size_t)tok->shape[0];
-        ak_tensor *sp = ak_doc_get(d, "special"), *off = ak_doc_get(d, "offsets");
+        ak_tensor *sp = c->generated ? NULL : ak_doc_get(d, "special");
+        ak_tensor *off = ak_doc_get(d, "offsets");
         uint8_t *skip = NULL;
         if (!c->special && sp && off) {
             if (sp->dtype != AK_U8 || sp->ndim != 1 || (size_t)sp->shape[0] != n || off->dtype != AK_I64 ||
@@ -162,6 +166,7 @@ int main(int argc, char **argv)
         {"mark", optional_argument, NULL, 'k'},
         {"special", no_argument, NULL, 'S'},
         {"text", no_argument, NULL, 'T'},
+        {"generated", no_argument, NULL, 'G'},
         {"output", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0}};
@@ -174,6 +179,7 @@ int main(int argc, char **argv)
         case 'k': c.mark = optarg ? optarg : "[\xE2\x80\xA6]"; break;
         case 'S': c.special = 1; break;
         case 'T': c.text = 1; break;
+        case 'G': c.generated = 1; break;
         case 'o': output = optarg; break;
         case 'h': usage(); return 0;
         default: ak_bad_option(argv);
@@ -181,6 +187,9 @@ int main(int argc, char **argv)
     }
     if (c.text && c.mark)
         ak_usage_error("--text and --mark: choose one");
+    if (c.generated && (c.text || c.mark))
+        ak_usage_error("--generated decodes new tokens; --%s prints the original text",
+                       c.text ? "text" : "mark");
     if (c.special && (c.text || c.mark))
         ak_usage_error("--special goes with decoding tokens, not with --%s (which prints the "
                        "original text)", c.text ? "text" : "mark");

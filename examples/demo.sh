@@ -29,6 +29,34 @@ if have tokenize && have embed && have attend && have entropy && have prune && h
     echo
     echo "== the stream, for a human (peek)"
     peek -n 6 "$tmp/pruned.ak"
+    if have kvcache && tokenize -m smollm2 --chat "$prompt" >"$tmp/chat.ak" 2>/dev/null; then
+        m=smollm2   # SmolLM2-135M-Instruct: a causal model that answers
+        logp() { peek "$1" | sed -n 's/.*target_logprob=\([-0-9.e]*\).*/\1/p'; }
+        kept() { peek "$1" | sed -n 's/.*kv_entries=\([0-9]*\) kv_entries_full=\([0-9]*\).*/\1 of \2/p'; }
+        echo
+        echo "== the prompt as a question to SmolLM2-135M-Instruct (tokenize --chat | kvcache --generate)"
+        kvcache -m $m --generate 48 "$tmp/chat.ak" | decode -m $m --generated | sed 's/<|im_end|>$//' >"$tmp/answer.txt"
+        cat "$tmp/answer.txt"; echo
+        kvcache -m $m --target "$tmp/answer.txt" "$tmp/chat.ak" >"$tmp/full.ak"
+        n=$(peek "$tmp/full.ak" | sed -n 's/.*kv_tokens=\([0-9]*\).*/\1/p')
+        echo "   cost: all $n tokens; log-likelihood of this answer $(logp "$tmp/full.ak") nats"
+        echo
+        echo "== the prompt pruned by attention (prune --keep 0.5 --unit block --protect last --policy query), then answered"
+        tokenize -m $m --chat --segments paragraph "$prompt" | embed -m $m | attend -m $m --probs all \
+            | prune --keep 0.5 --unit block --protect last --policy query >"$tmp/pr.ak"
+        decode -m $m --mark "$tmp/pr.ak"; echo
+        kvcache -m $m --target "$tmp/answer.txt" --generate 48 "$tmp/pr.ak" >"$tmp/pra.ak"
+        decode -m $m --generated "$tmp/pra.ak" | sed 's/<|im_end|>$//'; echo
+        echo "   cost: $(peek "$tmp/pra.ak" | sed -n 's/.*kv_tokens=\([0-9]*\).*/\1/p') of $n tokens kept;" \
+             "log-likelihood of the full prompt's answer $(logp "$tmp/pra.ak") nats"
+        echo
+        echo "== the full prompt's cache evicted (kvcache --evict h2o --keep 0.5, the question protected), then answered"
+        kvcache -m $m --evict h2o --keep 0.5 --protect-regex 'Question:.*' --target "$tmp/answer.txt" \
+            --generate 48 "$tmp/chat.ak" >"$tmp/ev.ak"
+        decode -m $m --generated "$tmp/ev.ak" | sed 's/<|im_end|>$//'; echo
+        echo "   cost: $(kept "$tmp/ev.ak") cache entries kept;" \
+             "log-likelihood of the full prompt's answer $(logp "$tmp/ev.ak") nats"
+    fi
 else
     echo "(the model programs are not built yet: showing a stream round trip)"
     peek "$here/../formats/vectors/all-dtypes.ak"

@@ -41,7 +41,8 @@ typedef struct {
     int next;                 /* next task to take, under lock */
     pthread_mutex_t lock;
     float *rows;              /* [nthreads][QBLOCK * n_k] scores */
-    double *mass_parts;       /* [nthreads][n_heads][n_k] */
+    double *mass_parts;       /* [nthreads][n_heads][n_k], then as many for mass_last */
+    size_t parts;             /* one thread's share of mass_parts */
 } job_t;
 
 enum { MAX_THREADS = 256 };
@@ -84,6 +85,13 @@ struct ak_attn_ws {
 /* Keys [lo, hi] that query position pos can see; empty when lo > hi. */
 static void visible(const ak_attn_shape *s, int pos, int *lo, int *hi)
 {
+    if (s->k_pos) {
+        int64_t a, b;
+        ak_mask_keys_at(s->causal, s->window, pos, s->k_pos, s->n_k, &a, &b);
+        *lo = (int)a;
+        *hi = (int)b;
+        return;
+    }
     ak_mask_keys_int(s->causal, s->window, pos, s->n_k, lo, hi);
 }
 
@@ -129,6 +137,11 @@ static void row_outputs(const job_t *job, int h, int i, const float *row, int ba
         double *mh = mass + (size_t)h * s->n_k + base;
         for (int j = a; j <= b; j++)
             mh[j] += row[j];
+        if (o->mass_last && i >= s->n_q - o->last_w) {
+            mh += (size_t)s->n_heads * s->n_k;
+            for (int j = a; j <= b; j++)
+                mh[j] += row[j];
+        }
     }
     if (o->entropy)
         o->entropy[(size_t)h * s->n_q + i] = entropy;
@@ -227,9 +240,7 @@ static void run_task_blas(job_t *job, int task, float *rows, double *mass)
 static void work(job_t *job, int id)
 {
     float *rows = job->rows + (size_t)id * QBLOCK * (size_t)job->s->n_k;
-    double *mass = job->mass_parts
-                       ? job->mass_parts + (size_t)id * job->s->n_heads * job->s->n_k
-                       : NULL;
+    double *mass = job->mass_parts ? job->mass_parts + (size_t)id * job->parts : NULL;
     for (;;) {
         pthread_mutex_lock(&job->lock);
         int t = job->next++;
@@ -323,6 +334,19 @@ static int check_shape(const ak_attn_shape *s, ak_err *err)
         return ak_fail(err, AK_EUSAGE, "attention: bad shape (%d queries, %d keys, %d heads, "
                        "%d kv heads, head size %d, window %d)", s->n_q, s->n_k, s->n_heads,
                        s->n_kv_heads, s->head_dim, s->window);
+    if (s->k_pos) {
+        for (int j = 1; j < s->n_k; j++)
+            if (s->k_pos[j] <= s->k_pos[j - 1])
+                return ak_fail(err, AK_EUSAGE, "attention: key positions not ascending at %d", j);
+        for (int i = 0; i < s->n_q; i++) {
+            int lo, hi;
+            visible(s, s->q_offset + i, &lo, &hi);
+            if (lo > hi)
+                return ak_fail(err, AK_EUSAGE, "attention: query at position %d sees no key",
+                               s->q_offset + i);
+        }
+        return 0;
+    }
     if (s->n_q > 0 && s->causal && (int64_t)s->q_offset + s->n_q > s->n_k)
         return ak_fail(err, AK_EUSAGE, "attention: causal queries at positions %d..%d need "
                        "that many keys (%d given)", s->q_offset, s->q_offset + s->n_q - 1, s->n_k);
@@ -410,13 +434,15 @@ static int cpu_attention(ak_attn_ws *ws, const ak_attn_shape *s, const float *q,
         nthreads = job.ntasks > 0 ? job.ntasks : 1;
     size_t per = (size_t)s->n_heads * (size_t)s->n_k;
     size_t nrows = (size_t)nthreads * QBLOCK * (size_t)s->n_k + 1;
+    int masses = o->mass || o->mass_last;
+    job.parts = per * (o->mass_last ? 2 : 1);
     if (grow(&ws->rows, &ws->rows_cap, nrows * sizeof(float)) ||
-        (o->mass && grow(&ws->mass, &ws->mass_cap, ((size_t)nthreads * per + 1) * sizeof(double))))
+        (masses && grow(&ws->mass, &ws->mass_cap, ((size_t)nthreads * job.parts + 1) * sizeof(double))))
         return ak_fail(err, AK_ENOMEM, "attention: cannot allocate buffers for %d keys", s->n_k);
     job.rows = ws->rows;
-    if (o->mass) {
+    if (masses) {
         job.mass_parts = ws->mass;
-        memset(job.mass_parts, 0, (size_t)nthreads * per * sizeof(double));
+        memset(job.mass_parts, 0, (size_t)nthreads * job.parts * sizeof(double));
     }
 #ifdef AK_NO_BLAS
     size_t nkt = (size_t)s->n_kv_heads * s->head_dim * s->n_k + 1;
@@ -434,13 +460,15 @@ static int cpu_attention(ak_attn_ws *ws, const ak_attn_shape *s, const float *q,
 #endif
     pthread_mutex_init(&job.lock, NULL);
     int started = run_job(ws, &job, nthreads);
-    if (o->mass)
-        for (size_t x = 0; x < per; x++) {
+    for (int which = 0; masses && which < 2; which++) {
+        float *dst = which ? o->mass_last : o->mass;
+        for (size_t x = 0; dst && x < per; x++) {
             double sum = 0;
             for (int t = 0; t < started; t++)
-                sum += job.mass_parts[(size_t)t * per + x];
-            o->mass[x] = (float)sum;
+                sum += job.mass_parts[(size_t)t * job.parts + (size_t)which * per + x];
+            dst[x] = (float)sum;
         }
+    }
     pthread_mutex_destroy(&job.lock);
     return 0;
 }
@@ -515,7 +543,9 @@ int ak_attention_ws(ak_attn_ws *ws, ak_device dev, ak_attn_dtype dt, const ak_at
         v = rv;
     }
 #ifdef AK_HAVE_CUDA
-    if (dev == AK_DEV_CUDA) {
+    /* the CUDA kernels know neither kept key positions nor the last-W
+     * mass: those run on the CPU path below */
+    if (dev == AK_DEV_CUDA && !s->k_pos && !o->mass_last) {
         rc = dt == AK_ATTN_F32 ? ak_cuda_attention(&ws->cuda, s, q, k, v, o, err)
                                : ak_cuda_attention_tc(&ws->cuda, (int)dt, s, q, k, v, o, err);
         goto out;

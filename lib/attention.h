@@ -8,8 +8,11 @@
  *   mass[h,j]       =  sum_i p[h,i,j]                         (received mass)
  *
  * g(h) = h / (n_heads / n_kv_heads) (grouped-query attention).  Query i sits
- * at absolute position q_offset + i; key j at position j; which keys it sees
- * is mask.h's rule (ak_mask_sees).
+ * at absolute position q_offset + i; key j at position j, or k_pos[j] when
+ * the keys are a cache's kept entries; which keys it sees is mask.h's rule
+ * (ak_mask_sees).
+ *   mass_last[h,j]  =  sum over the last W queries i of p[h,i,j]
+ * is SnapKV's vote of the observation window, in the same O(n_k) memory.
  * Computed with an online softmax (one pass for out and entropy, a second
  * for mass), so memory is linear in the number of keys.
  */
@@ -29,6 +32,8 @@ typedef struct ak_attn_shape {
     int causal;
     int window;       /* sliding window size in positions; 0 = none */
     float scale;      /* usually 1/sqrt(head_dim) */
+    const int32_t *k_pos; /* [n_k] ascending key positions (a cache after
+                             eviction), or NULL: key j at position j */
 } ak_attn_shape;
 
 typedef struct ak_attn_out {
@@ -36,12 +41,15 @@ typedef struct ak_attn_out {
     float *entropy;   /* [n_heads, n_q] nats, or NULL */
     float *mass;      /* [n_heads, n_k], or NULL */
     float *probs;     /* [n_heads, n_q, n_k] (0 where masked), or NULL */
+    float *mass_last; /* [n_heads, n_k] mass from the last last_w queries, or NULL */
+    int last_w;
 } ak_attn_out;
 
 /* q: [n_q, n_heads, head_dim]; k, v: [n_k, n_kv_heads, head_dim]; all f32
  * row-major in host memory.  On AK_DEV_CUDA the library copies to and from
  * the device.  A query that sees no key is an error (cannot happen with
- * causal masks and q_offset + i < n_k). */
+ * causal masks and q_offset + i < n_k).  k_pos and mass_last are computed
+ * by the CPU path only: with either, AK_DEV_CUDA falls back to the CPU. */
 AK_API int ak_attention(ak_device dev, const ak_attn_shape *s, const float *q,
                         const float *k, const float *v, ak_attn_out *o, ak_err *err);
 

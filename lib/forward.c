@@ -2,6 +2,7 @@
  * through BLAS, norms, activations and RoPE here, attention (with entropy
  * and received mass) in attention.c. */
 #include "attention.h"
+#include "kvcache.h"
 #include "model.h"
 #include "quant.h"
 
@@ -17,12 +18,27 @@
  * longest input seen (llama2.c's RunState). */
 struct ak_workspace {
     size_t cap_T;                /* tokens the activations are sized for */
+    size_t cap_pos;              /* positions the RoPE tables cover */
     float *xn, *q, *k, *v, *att, *up, *gate, *tmp;
     float *cos_g, *sin_g, *cos_l, *sin_l;   /* RoPE tables: global and local frequencies */
+    /* a cache's forward pass: one KV head's group of queries at a time */
+    float *gq, *gout, *gent, *gmass;
     int nthreads;                /* matrix-product workers */
     float *tiles;                /* [nthreads][TILE_ROWS][max_in] dequantized weight rows */
     size_t tile_floats;          /* per thread */
     ak_attn_ws *attn;            /* the attention's scratch, for every layer */
+    /* the quantized products' worker threads, started on first need and
+     * kept until ak_workspace_free (a token of generation runs some 200
+     * products: starting threads for each would cost more than a product) */
+    pthread_mutex_t lock;
+    pthread_cond_t go, done;
+    int pool_ok;                 /* lock and conditions initialised */
+    int npool;                   /* workers started: ids 1..npool */
+    uint64_t generation;
+    int active, running, quit;
+    struct qjob *job;
+    pthread_t threads[64];
+    struct qworker { struct ak_workspace *ws; int id; } workers[64];
 };
 
 enum { TILE_ROWS = 64 };
@@ -37,6 +53,17 @@ void ak_workspace_free(struct ak_workspace *ws)
 {
     if (!ws)
         return;
+    if (ws->pool_ok) {
+        pthread_mutex_lock(&ws->lock);
+        ws->quit = 1;
+        pthread_cond_broadcast(&ws->go);
+        pthread_mutex_unlock(&ws->lock);
+        for (int i = 1; i <= ws->npool; i++)
+            pthread_join(ws->threads[i], NULL);
+        pthread_cond_destroy(&ws->go);
+        pthread_cond_destroy(&ws->done);
+        pthread_mutex_destroy(&ws->lock);
+    }
     free(ws->xn);
     free(ws->q);
     free(ws->k);
@@ -49,6 +76,10 @@ void ak_workspace_free(struct ak_workspace *ws)
     free(ws->sin_g);
     free(ws->cos_l);
     free(ws->sin_l);
+    free(ws->gq);
+    free(ws->gout);
+    free(ws->gent);
+    free(ws->gmass);
     free(ws->tiles);
     ak_attn_ws_free(ws->attn);
     free(ws);
@@ -63,8 +94,10 @@ static int grow(float **p, size_t n)
     return 0;
 }
 
-/* The model's workspace for T tokens; RoPE tables for positions 0..T-1. */
-static int workspace(const ak_model *m, int T, struct ak_workspace **out, ak_err *err)
+/* The model's workspace for T tokens; RoPE tables for positions
+ * 0..npos-1. */
+static int workspace(const ak_model *m, int T, size_t npos, struct ak_workspace **out,
+                     ak_err *err)
 {
     ak_model *mm = (ak_model *)m;   /* the workspace is scratch, not the model's state */
     if (!mm->ws) {
@@ -88,29 +121,37 @@ static int workspace(const ak_model *m, int T, struct ak_workspace **out, ak_err
     }
     struct ak_workspace *ws = mm->ws;
     size_t Tz = (size_t)T;
+    size_t half = (size_t)m->head_dim / 2;
     if (Tz > ws->cap_T) {
         size_t D = (size_t)m->hidden_size, F = (size_t)m->intermediate_size;
         size_t qd = (size_t)m->n_heads * m->head_dim, kvd = (size_t)m->n_kv_heads * m->head_dim;
-        size_t half = (size_t)m->head_dim / 2;
         int gated = m->family == AK_FAMILY_LLAMA || m->family == AK_FAMILY_GEMMA3;
         ws->cap_T = 0;
         if (grow(&ws->xn, Tz * D) || grow(&ws->q, Tz * qd) || grow(&ws->k, Tz * kvd) ||
             grow(&ws->v, Tz * kvd) || grow(&ws->att, Tz * qd) || grow(&ws->up, Tz * F) ||
-            (gated && grow(&ws->gate, Tz * F)) || grow(&ws->tmp, Tz * D) ||
-            (m->inv_freq && (grow(&ws->cos_g, Tz * half) || grow(&ws->sin_g, Tz * half))) ||
-            (m->inv_freq_local && (grow(&ws->cos_l, Tz * half) || grow(&ws->sin_l, Tz * half))))
+            (gated && grow(&ws->gate, Tz * F)) || grow(&ws->tmp, Tz * D))
             return ak_fail(err, AK_ENOMEM, "out of memory for %d tokens", T);
+        ws->cap_T = Tz;
+    }
+    if (npos > ws->cap_pos) {
+        /* grown to twice what is asked, so generating token by token
+         * recomputes the tables a logarithmic number of times */
+        size_t np = npos > 1024 ? npos * 2 : 1024;
+        ws->cap_pos = 0;
+        if ((m->inv_freq && (grow(&ws->cos_g, np * half) || grow(&ws->sin_g, np * half))) ||
+            (m->inv_freq_local && (grow(&ws->cos_l, np * half) || grow(&ws->sin_l, np * half))))
+            return ak_fail(err, AK_ENOMEM, "out of memory for %zu positions", np);
         for (int g = 0; g < 2; g++) {
             const float *f = g ? m->inv_freq_local : m->inv_freq;
             float *c = g ? ws->cos_l : ws->cos_g, *s = g ? ws->sin_l : ws->sin_g;
-            for (size_t t = 0; f && t < Tz; t++)
+            for (size_t t = 0; f && t < np; t++)
                 for (size_t i = 0; i < half; i++) {
                     float angle = (float)t * f[i];   /* f32, as transformers does */
                     c[t * half + i] = (float)cos(angle);
                     s[t * half + i] = (float)sin(angle);
                 }
         }
-        ws->cap_T = Tz;
+        ws->cap_pos = np;
     }
     *out = ws;
     return 0;
@@ -118,7 +159,7 @@ static int workspace(const ak_model *m, int T, struct ak_workspace **out, ak_err
 
 /* A quantized product: workers take tiles of TILE_ROWS weight rows,
  * dequantize them into their own buffer and multiply with sgemm. */
-typedef struct {
+typedef struct qjob {
     const ak_linear *l;
     const float *x;
     float *y;
@@ -129,22 +170,25 @@ typedef struct {
     struct ak_workspace *ws;
 } qjob;
 
-typedef struct {
-    qjob *job;
-    int id;
-} qworker;
-
-static void *qwork(void *arg)
+static void qwork(qjob *j, int id)
 {
-    qworker *w = arg;
-    qjob *j = w->job;
     const ak_linear *l = j->l;
-    float *buf = j->ws->tiles + (size_t)w->id * j->ws->tile_floats;
+    float *buf = j->ws->tiles + (size_t)id * j->ws->tile_floats;
     for (;;) {
         int t = atomic_fetch_add(&j->next, 1);
         if (t >= j->ntiles)
             break;
         int r0 = t * TILE_ROWS, nr = l->out - r0 < TILE_ROWS ? l->out - r0 : TILE_ROWS;
+        float dot;
+        if (j->T == 1 && ak_dot_row(l->type, l->wq, j->x, 0, &dot) == 0) {
+            /* one token (generation): dot products straight from the blocks */
+            for (int r = 0; r < nr; r++) {
+                ak_dot_row(l->type, (const char *)l->wq + (size_t)(r0 + r) * l->row_bytes, j->x,
+                           l->in, &dot);
+                j->y[r0 + r] = j->beta != 0 ? j->y[r0 + r] + dot : dot;
+            }
+            continue;
+        }
         for (int r = 0; r < nr; r++)
             ak_dequant_row(l->type, (const char *)l->wq + (size_t)(r0 + r) * l->row_bytes,
                            buf + (size_t)r * l->in, l->in);
@@ -155,6 +199,30 @@ static void *qwork(void *arg)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, nr, l->in, 1.0f, j->x, l->in,
                         buf, l->in, j->beta, j->y + r0, l->out);
     }
+}
+
+static void *pool_thread(void *arg)
+{
+    struct qworker *w = arg;
+    struct ak_workspace *ws = w->ws;
+    uint64_t seen = 0;
+    pthread_mutex_lock(&ws->lock);
+    for (;;) {
+        while (!ws->quit && ws->generation == seen)
+            pthread_cond_wait(&ws->go, &ws->lock);
+        if (ws->quit)
+            break;
+        seen = ws->generation;
+        if (w->id > ws->active)
+            continue;
+        qjob *job = ws->job;
+        pthread_mutex_unlock(&ws->lock);
+        qwork(job, w->id);
+        pthread_mutex_lock(&ws->lock);
+        if (--ws->running == 0)
+            pthread_cond_signal(&ws->done);
+    }
+    pthread_mutex_unlock(&ws->lock);
     return NULL;
 }
 
@@ -163,27 +231,44 @@ static void qlinear(struct ak_workspace *ws, const ak_linear *l, const float *x,
 {
     qjob job = {l, x, y, T, beta, (l->out + TILE_ROWS - 1) / TILE_ROWS, 0, ws};
     int n = ws->nthreads < job.ntiles ? ws->nthreads : job.ntiles;
-    qworker w[64];
-    pthread_t th[64];
-    int started = 1;
+    if (n > 1 && !ws->pool_ok) {
+        if (pthread_mutex_init(&ws->lock, NULL) == 0 && pthread_cond_init(&ws->go, NULL) == 0 &&
+            pthread_cond_init(&ws->done, NULL) == 0)
+            ws->pool_ok = 1;
+        else
+            n = 1;   /* no pool: the caller alone, same result */
+    }
+    while (n > 1 && ws->npool < n - 1) {
+        struct qworker *w = &ws->workers[ws->npool + 1];
+        *w = (struct qworker){ws, ws->npool + 1};
+        if (pthread_create(&ws->threads[ws->npool + 1], NULL, pool_thread, w) != 0)
+            break;   /* fewer threads, same result */
+        ws->npool++;
+    }
+    int helpers = n - 1 < ws->npool ? n - 1 : ws->npool;
 #ifndef AK_NO_BLAS
     /* our threads split the rows; OpenBLAS's own would oversubscribe */
     int blas_threads = openblas_get_num_threads();
-    if (n > 1)
+    if (helpers > 0)
         openblas_set_num_threads(1);
 #endif
-    for (int i = 0; i < n; i++)
-        w[i] = (qworker){&job, i};
-    for (int i = 1; i < n; i++) {
-        if (pthread_create(&th[i], NULL, qwork, &w[i]) != 0)
-            break;
-        started = i + 1;
+    if (helpers > 0) {
+        pthread_mutex_lock(&ws->lock);
+        ws->job = &job;
+        ws->active = ws->running = helpers;
+        ws->generation++;
+        pthread_cond_broadcast(&ws->go);
+        pthread_mutex_unlock(&ws->lock);
     }
-    qwork(&w[0]);   /* the calling thread works too, and finishes what others could not start */
-    for (int i = 1; i < started; i++)
-        pthread_join(th[i], NULL);
+    qwork(&job, 0);   /* the calling thread works too */
+    if (helpers > 0) {
+        pthread_mutex_lock(&ws->lock);
+        while (ws->running > 0)
+            pthread_cond_wait(&ws->done, &ws->lock);
+        pthread_mutex_unlock(&ws->lock);
+    }
 #ifndef AK_NO_BLAS
-    if (n > 1)
+    if (helpers > 0)
         openblas_set_num_threads(blas_threads);
 #endif
 }
@@ -303,23 +388,114 @@ static int head_probs(ak_attn_ws *ws, ak_device dev, ak_attn_dtype dt, const ak_
             memcpy(kh + t * Dh, k + (t * s->n_kv_heads + g) * Dh, Dh * sizeof(float));
             memcpy(vh + t * Dh, v + (t * s->n_kv_heads + g) * Dh, Dh * sizeof(float));
         }
-        ak_attn_out ao = {oh, NULL, NULL, probs + (size_t)n++ * T * T};
+        ak_attn_out ao = {oh, NULL, NULL, probs + (size_t)n++ * T * T, NULL, 0};
         rc = ak_attention_ws(ws, dev, dt, &one, qh, kh, vh, &ao, err);
     }
     free(buf);
     return rc;
 }
 
-int ak_model_forward(const ak_model *m, ak_device dev, float *x, int T, ak_forward_out *o,
-                     ak_err *err)
+/* Layer l's attention of the T new queries (positions pos0..) against
+ * cache c, whose heads already hold the new keys: one call per KV head,
+ * its group of query heads against that head's kept positions. */
+static int cached_attention(const ak_model *m, struct ak_workspace *ws, ak_device dev,
+                            ak_kvcache *c, int l, int T, const ak_attn_shape *base,
+                            const float *q, float *att, ak_forward_out *o, ak_err *err)
+{
+    int H = m->n_heads, Hkv = m->n_kv_heads, Dh = m->head_dim, group = H / Hkv;
+    int pos0 = c->n_tokens;
+    size_t Tz = (size_t)T, row = (size_t)group * Dh;
+    if (grow(&ws->gq, Tz * row) || grow(&ws->gout, Tz * row) || grow(&ws->gent, (size_t)group * Tz))
+        return ak_fail(err, AK_ENOMEM, "out of memory for %d tokens", T);
+    for (int g = 0; g < Hkv; g++) {
+        ak_kvhead *hd = ak_kvcache_head(c, l, g);
+        size_t n = (size_t)hd->n;
+        if (grow(&ws->gmass, 2 * (size_t)group * n))
+            return ak_fail(err, AK_ENOMEM, "out of memory for %zu keys", n);
+        for (size_t t = 0; t < Tz; t++)
+            memcpy(ws->gq + t * row, q + (t * H + (size_t)g * group) * Dh, row * sizeof(float));
+        ak_attn_shape s = *base;
+        s.n_q = T;
+        s.n_k = hd->n;
+        s.q_offset = pos0;
+        s.n_heads = group;
+        s.n_kv_heads = 1;
+        s.k_pos = hd->pos;
+        float *gm = ws->gmass, *gml = ws->gmass + (size_t)group * n;
+        ak_attn_out ao = {ws->gout, ws->gent, gm, NULL, o->last_w > 0 ? gml : NULL, o->last_w};
+        int rc = ak_attention_ws(ws->attn, dev, (ak_attn_dtype)o->attn_dtype, &s, ws->gq, hd->k,
+                                 hd->v, &ao, err);
+        if (rc)
+            return rc;
+        for (size_t t = 0; t < Tz; t++)
+            memcpy(att + (t * H + (size_t)g * group) * Dh, ws->gout + t * row, row * sizeof(float));
+        size_t first_new = n - Tz;   /* the new keys are the last T entries */
+        for (int hh = 0; hh < group; hh++) {
+            size_t h = (size_t)g * group + hh, lh = (size_t)l * H + h;
+            const float *mh = gm + (size_t)hh * n;
+            if (o->entropy)
+                memcpy(o->entropy + lh * Tz, ws->gent + (size_t)hh * Tz, Tz * sizeof(float));
+            if (o->mass)
+                memcpy(o->mass + lh * Tz, mh + first_new, Tz * sizeof(float));
+            if (o->mass_cached)
+                for (size_t j = 0; j < first_new; j++)
+                    o->mass_cached[lh * (size_t)pos0 + hd->pos[j]] = mh[j];
+            if (o->mass_last)
+                memcpy(o->mass_last + lh * Tz, gml + (size_t)hh * n + first_new, Tz * sizeof(float));
+        }
+        for (size_t j = 0; j < n; j++) {
+            double sum = 0, sum_last = 0;
+            for (int hh = 0; hh < group; hh++) {
+                sum += gm[(size_t)hh * n + j];
+                if (o->last_w > 0)
+                    sum_last += gml[(size_t)hh * n + j];
+            }
+            hd->mass[j] += (float)sum;
+            if (o->last_w > 0)
+                hd->mass_last[j] = (float)sum_last;
+        }
+        if (o->visible && g == 0)
+            for (int i = 0; i < T; i++) {
+                int64_t lo, hi;
+                ak_mask_keys_at(s.causal, s.window, pos0 + i, hd->pos, hd->n, &lo, &hi);
+                o->visible[(size_t)l * Tz + i] = (int32_t)(hi >= lo ? hi - lo + 1 : 0);
+            }
+    }
+    return 0;
+}
+
+/* Appends layer l's new keys and values k, v [T, Hkv, Dh] (positions
+ * c->n_tokens ..) to the cache's heads; room was reserved. */
+static void cache_append(const ak_model *m, ak_kvcache *c, int l, int T, const float *k,
+                         const float *v)
+{
+    int Hkv = m->n_kv_heads, Dh = m->head_dim;
+    for (int g = 0; g < Hkv; g++) {
+        ak_kvhead *hd = ak_kvcache_head(c, l, g);
+        for (int t = 0; t < T; t++) {
+            size_t dst = (size_t)hd->n * Dh, src = ((size_t)t * Hkv + g) * Dh;
+            memcpy(hd->k + dst, k + src, (size_t)Dh * sizeof(float));
+            memcpy(hd->v + dst, v + src, (size_t)Dh * sizeof(float));
+            hd->pos[hd->n] = c->n_tokens + t;
+            hd->mass[hd->n] = 0;
+            hd->mass_last[hd->n] = 0;
+            hd->n++;
+        }
+    }
+}
+
+/* The blocks over x[T, D] at positions pos0 = (c ? c->n_tokens : 0) on. */
+static int forward_pass(const ak_model *m, ak_device dev, float *x, int T, ak_kvcache *c,
+                        ak_forward_out *o, ak_err *err)
 {
     if (T <= 0)
         return 0;
     int D = m->hidden_size, H = m->n_heads, Hkv = m->n_kv_heads, Dh = m->head_dim;
     int F = m->intermediate_size, L = m->n_layers;
-    size_t Tz = (size_t)T;
+    int pos0 = c ? c->n_tokens : 0;
+    size_t Tz = (size_t)T, half = (size_t)Dh / 2;
     struct ak_workspace *ws = NULL;
-    int rc = workspace(m, T, &ws, err);
+    int rc = workspace(m, T, (size_t)pos0 + Tz, &ws, err);
     if (rc)
         return rc;
     float *xn = ws->xn, *q = ws->q, *k = ws->k, *v = ws->v, *att = ws->att, *up = ws->up;
@@ -343,27 +519,34 @@ int ak_model_forward(const ak_model *m, ak_device dev, float *x, int T, ak_forwa
             rmsnorm(q, q, T * H, Dh, ly->q_norm_w, m->norm_eps);
             rmsnorm(k, k, T * Hkv, Dh, ly->k_norm_w, m->norm_eps);
         }
-        if (ly->inv_freq) {
+        if (ly->inv_freq) {   /* at absolute positions pos0 .. */
             int local = ly->inv_freq == m->inv_freq_local;
-            const float *c = local ? ws->cos_l : ws->cos_g, *sn = local ? ws->sin_l : ws->sin_g;
-            rope(q, T, H, Dh, c, sn);
-            rope(k, T, Hkv, Dh, c, sn);
+            const float *cs = local ? ws->cos_l : ws->cos_g, *sn = local ? ws->sin_l : ws->sin_g;
+            rope(q, T, H, Dh, cs + (size_t)pos0 * half, sn + (size_t)pos0 * half);
+            rope(k, T, Hkv, Dh, cs + (size_t)pos0 * half, sn + (size_t)pos0 * half);
         }
         ak_attn_shape s = {T, T, 0, H, Hkv, Dh, m->causal, ly->window,
-                           m->attn_scale / (m->attn_scale_by_layer ? (float)(l + 1) : 1.0f)};
-        float *probs = o->probs ? o->probs[l] : NULL;
-        ak_attn_out ao = {att, o->entropy ? o->entropy + (size_t)l * H * Tz : NULL,
-                          o->mass ? o->mass + (size_t)l * H * Tz : NULL,
-                          o->probs_heads ? NULL : probs};
+                           m->attn_scale / (m->attn_scale_by_layer ? (float)(l + 1) : 1.0f), NULL};
         ak_attn_dtype dt = (ak_attn_dtype)o->attn_dtype;
-        if ((rc = ak_attention_ws(ws->attn, dev, dt, &s, q, k, v, &ao, err)) ||
-            (probs && o->probs_heads &&
-             (rc = head_probs(ws->attn, dev, dt, &s, q, k, v, o->probs_heads, probs, err))))
-            return ak_wrap(err, "layer %d attention", l);
-        if (o->visible)
-            for (int i = 0; i < T; i++)
-                o->visible[(size_t)l * Tz + i] =
-                    (int32_t)ak_mask_visible((ak_mask){m->causal, ly->window}, T, i);
+        if (c) {
+            cache_append(m, c, l, T, k, v);
+            if ((rc = cached_attention(m, ws, dev, c, l, T, &s, q, att, o, err)))
+                return ak_wrap(err, "layer %d attention", l);
+        } else {
+            float *probs = o->probs ? o->probs[l] : NULL;
+            ak_attn_out ao = {att, o->entropy ? o->entropy + (size_t)l * H * Tz : NULL,
+                              o->mass ? o->mass + (size_t)l * H * Tz : NULL,
+                              o->probs_heads ? NULL : probs,
+                              o->mass_last ? o->mass_last + (size_t)l * H * Tz : NULL, o->last_w};
+            if ((rc = ak_attention_ws(ws->attn, dev, dt, &s, q, k, v, &ao, err)) ||
+                (probs && o->probs_heads &&
+                 (rc = head_probs(ws->attn, dev, dt, &s, q, k, v, o->probs_heads, probs, err))))
+                return ak_wrap(err, "layer %d attention", l);
+            if (o->visible)
+                for (int i = 0; i < T; i++)
+                    o->visible[(size_t)l * Tz + i] =
+                        (int32_t)ak_mask_visible((ak_mask){m->causal, ly->window}, T, i);
+        }
         if (o->kv_k)
             for (int h = 0; h < Hkv; h++)
                 for (int t = 0; t < T; t++) {
@@ -423,5 +606,42 @@ int ak_model_forward(const ak_model *m, ak_device dev, float *x, int T, ak_forwa
                 o->logits[i] = cap * tanhf(o->logits[i] / cap);
         }
     }
+    return 0;
+}
+
+int ak_model_forward(const ak_model *m, ak_device dev, float *x, int T, ak_forward_out *o,
+                     ak_err *err)
+{
+    return forward_pass(m, dev, x, T, NULL, o, err);
+}
+
+int ak_kvcache_forward(const ak_model *m, ak_device dev, ak_kvcache *c, const int32_t *ids,
+                       int T, float *hidden, ak_forward_out *o, ak_err *err)
+{
+    int rc = ak_kvcache_check_model(c, m, err);
+    if (rc)
+        return rc;
+    if (o->probs || o->kv_k || o->kv_v)
+        return ak_fail(err, AK_EUSAGE, "a forward pass through a cache gives no probabilities "
+                       "or keys and values of its own");
+    if (T <= 0)
+        return 0;
+    if ((int64_t)c->n_tokens + T > INT32_MAX / 2)
+        return ak_fail(err, AK_EDATA, "%d tokens after %d cached: too many", T, c->n_tokens);
+    if ((rc = ak_model_embed_at(m, ids, NULL, T, c->n_tokens, hidden, err)))
+        return rc;
+    for (int l = 0; l < m->n_layers; l++)
+        for (int g = 0; g < m->n_kv_heads; g++)
+            if ((rc = ak_kvcache_reserve(c, l, g, T, err)))
+                return rc;
+    int pos0 = c->n_tokens;
+    if ((rc = forward_pass(m, dev, hidden, T, c, o, err))) {
+        ak_kvcache_truncate(c, pos0);
+        return rc;
+    }
+    memcpy(c->ids + pos0, ids, (size_t)T * sizeof(int32_t));
+    c->n_tokens = pos0 + T;
+    if (o->last_w > 0)
+        c->last_w = o->last_w;
     return 0;
 }

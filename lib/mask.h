@@ -41,6 +41,34 @@ AK_MASK_FN void ak_mask_keys(int causal, int window, int64_t qpos, int64_t n_k, 
     *lo = window > 0 && qpos - window + 1 > 0 ? qpos - window + 1 : 0;
 }
 
+/* The keys [*lo, *hi] of n_k at the ascending positions kpos[0..n_k) that
+ * the query at qpos sees: the same rule, ak_mask_sees, on a cache's kept
+ * positions (causal: a prefix ends at the last kpos <= qpos; window: a
+ * suffix starts at the first kpos > qpos - window).  Binary searches. */
+AK_MASK_FN void ak_mask_keys_at(int causal, int window, int64_t qpos, const int32_t *kpos,
+                                int64_t n_k, int64_t *lo, int64_t *hi)
+{
+    int64_t a = 0, b = n_k; /* first index whose key the query cannot see by causality */
+    while (causal && a < b) {
+        int64_t mid = a + (b - a) / 2;
+        if (ak_mask_sees(1, 0, qpos, kpos[mid]))
+            a = mid + 1;
+        else
+            b = mid;
+    }
+    *hi = causal ? a - 1 : n_k - 1;
+    a = 0;
+    b = n_k; /* first index the window lets through */
+    while (window > 0 && a < b) {
+        int64_t mid = a + (b - a) / 2;
+        if (ak_mask_sees(0, window, qpos, kpos[mid]))
+            b = mid;
+        else
+            a = mid + 1;
+    }
+    *lo = window > 0 ? a : 0;
+}
+
 /* The same for positions that fit an int (the attention kernels'). */
 AK_MASK_FN void ak_mask_keys_int(int causal, int window, int qpos, int n_k, int *lo, int *hi)
 {

@@ -1192,10 +1192,16 @@ void ak_layernorm(float *y, const float *x, int T, int D, const float *w, const 
 int ak_model_embed(const ak_model *m, const int32_t *ids, const int32_t *types, int T,
                    float *hidden, ak_err *err)
 {
+    return ak_model_embed_at(m, ids, types, T, 0, hidden, err);
+}
+
+int ak_model_embed_at(const ak_model *m, const int32_t *ids, const int32_t *types, int T,
+                      int pos0, float *hidden, ak_err *err)
+{
     int D = m->hidden_size;
-    if (m->pos_emb && T > m->max_positions)
-        return ak_fail(err, AK_EDATA, "%d tokens, model %s has %d positions", T, m->name,
-                       m->max_positions);
+    if (pos0 < 0 || (m->pos_emb && (int64_t)pos0 + T > m->max_positions))
+        return ak_fail(err, AK_EDATA, "%lld tokens, model %s has %d positions",
+                       (long long)pos0 + T, m->name, m->max_positions);
     for (int t = 0; t < T; t++) {
         if (ids[t] < 0 || ids[t] >= m->vocab_size)
             return ak_fail(err, AK_EDATA, "token %d: id %d is outside model %s's vocabulary of %d",
@@ -1225,7 +1231,7 @@ int ak_model_embed(const ak_model *m, const int32_t *ids, const int32_t *types, 
                 h[i] += ty[i];
         }
         if (m->pos_emb) {
-            const float *p = m->pos_emb + (size_t)t * D;
+            const float *p = m->pos_emb + ((size_t)pos0 + t) * D;
             for (int i = 0; i < D; i++)
                 h[i] += p[i];
         }

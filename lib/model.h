@@ -113,6 +113,9 @@ AK_API int ak_model_check_identity(const ak_model *m, const ak_metamap *id, ak_e
  * all zero) at positions 0..T-1.  Ids and types are range-checked. */
 AK_API int ak_model_embed(const ak_model *m, const int32_t *ids, const int32_t *types, int T,
                           float *hidden, ak_err *err);
+/* The same at positions pos0 .. pos0+T-1 (tokens after a cache's). */
+AK_API int ak_model_embed_at(const ak_model *m, const int32_t *ids, const int32_t *types, int T,
+                             int pos0, float *hidden, ak_err *err);
 
 /* What a forward pass reports; NULL pointers are not computed. */
 typedef struct ak_forward_out {
@@ -127,6 +130,10 @@ typedef struct ak_forward_out {
     int logits_all;          /* 1: all positions, 0: the last only */
     int attn_dtype;          /* ak_attn_dtype the attention takes q, k, v in
                                 (0 = f32; bf16/f16 use the GPU's tensor cores) */
+    float *mass_last;        /* [L, H, T] mass received from the last last_w
+                                queries (SnapKV's observation window), or NULL */
+    int last_w;
+    float *mass_cached;      /* ak_kvcache_forward only: see kvcache.h */
 } ak_forward_out;
 
 /* Runs every block over hidden[T, D] in place: on return it holds the final

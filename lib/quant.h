@@ -34,5 +34,12 @@ size_t ak_ggml_row_bytes(int type, int64_t n);
 /* dst[0..n) = the n elements starting at src, as f32.  The type must be
  * supported and n a multiple of its block size. */
 void ak_dequant_row(int type, const void *src, float *dst, int64_t n);
+/* *y = the row of n elements at src dotted with x[n], straight from the
+ * blocks for Q4_1 (sum over blocks of d * sum(q x) + m * sum(x)) and Q8_0
+ * (d * sum(q x)), with no row written out: the matrix-vector products of
+ * generation, one token at a time.  0, or -1 for another type (the caller
+ * dequantizes).  The sums are taken in another order than a dot product of
+ * the dequantized row, so results agree to float rounding, not bit for bit. */
+int ak_dot_row(int type, const void *src, const float *x, int64_t n, float *y);
 
 #endif

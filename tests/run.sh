@@ -5,7 +5,8 @@
 #   shell tests     tests/*.t          (sh scripts using tests/lib.sh)
 #   python tests    tests/*_test.py    (references: numpy, msgpack, tokenizers)
 #   the fuzzers     tests/run-fuzz.sh: the stream reader FUZZ_SECONDS seconds,
-#                   safetensors, tokenizer.json and GGUF half that each
+#                   safetensors, tokenizer.json and GGUF half that each, the
+#                   kvcache file a quarter
 #                   (FUZZ_SECONDS=0 skips them)
 # Every test prints "ok - ..." / "not ok - ..." lines; the last line of the
 # run is "N passed, N failed".
@@ -55,6 +56,8 @@ if [ "$fz" != 0 ]; then
         $(( (fz + 1) / 2 )) "$top/tests/fuzz/corpus_tokenizer"
     run_one fuzz_gguf sh "$top/tests/run-fuzz.sh" "$top/build/fuzz/fuzz_gguf" \
         $(( (fz + 1) / 2 )) "$top/tests/fuzz/corpus_gguf"
+    run_one fuzz_kvcache sh "$top/tests/run-fuzz.sh" "$top/build/fuzz/fuzz_kvcache" \
+        $(( (fz + 3) / 4 )) "$top/tests/fuzz/corpus_kvcache"
 fi
 
 [ -n "$files_failed" ] && echo "# failing:$files_failed"

@@ -120,7 +120,7 @@ static int run_dt(ak_device dev, ak_attn_dtype dt, const ak_attn_shape *s, const
     r->ent = calloc(H * s->n_q + 1, 4);
     r->mass = calloc(H * s->n_k + 1, 4);
     r->probs = want_probs ? calloc(H * s->n_q * s->n_k + 1, 4) : NULL;
-    ak_attn_out o = {r->out, r->ent, r->mass, r->probs};
+    ak_attn_out o = {r->out, r->ent, r->mass, r->probs, NULL, 0};
     ak_err err;
     int rc = ak_attention_dtype(dev, dt, s, q, k, v, &o, &err);
     if (rc)
@@ -224,7 +224,7 @@ static void check_hand_values(void)
                        .scale = 1.0f};
     float q[2] = {0, 0}, k[4] = {1, 2, 3, 4}, v[4] = {1, 0, 0, 3};
     float out[2], ent[1], mass[2];
-    ak_attn_out o = {out, ent, mass, NULL};
+    ak_attn_out o = {out, ent, mass, NULL, NULL, 0};
     ak_err err;
     CHECK(ak_attention(AK_DEV_CPU, &s, q, k, v, &o, &err) == 0, "uniform row runs");
     CHECK_NEAR(ent[0], log(2.0), 1e-6, "uniform row: entropy = log 2");
@@ -232,7 +232,7 @@ static void check_hand_values(void)
     CHECK_NEAR(out[1], 1.5, 1e-6, "uniform row: output is the mean");
     /* One-hot: a huge score on key 1 makes entropy 0 and mass (0, 1). */
     float q2[2] = {100, 0}, k2[4] = {0, 0, 1, 0};
-    o = (ak_attn_out){out, ent, mass, NULL};
+    o = (ak_attn_out){out, ent, mass, NULL, NULL, 0};
     CHECK(ak_attention(AK_DEV_CPU, &s, q2, k2, v, &o, &err) == 0, "one-hot row runs");
     CHECK(fabs(ent[0]) < 1e-30 + 1e-6 && mass[1] > 1 - 1e-6 && mass[0] < 1e-6,
           "one-hot row: entropy 0, all mass on key 1 (%g, %g)", ent[0], mass[1]);
@@ -241,7 +241,7 @@ static void check_hand_values(void)
     ak_attn_shape c = {.n_q = 3, .n_k = 3, .n_heads = 1, .n_kv_heads = 1, .head_dim = 1,
                        .causal = 1, .scale = 1.0f};
     float z3[3] = {0, 0, 0}, v3[3] = {1, 2, 3}, o3[3], e3[3], m3[3];
-    o = (ak_attn_out){o3, e3, m3, NULL};
+    o = (ak_attn_out){o3, e3, m3, NULL, NULL, 0};
     CHECK(ak_attention(AK_DEV_CPU, &c, z3, z3, v3, &o, &err) == 0, "causal uniform runs");
     CHECK_NEAR(m3[0], 1 + 0.5 + 1.0 / 3, 1e-6, "causal: key 0 mass 1 + 1/2 + 1/3");
     CHECK_NEAR(m3[2], 1.0 / 3, 1e-6, "causal: key 2 mass 1/3");
@@ -263,10 +263,10 @@ static void check_hand_values(void)
  * what a call with a fresh (temporary) workspace gives. */
 static void check_workspace(ak_device dev)
 {
-    ak_attn_shape shapes[] = {{40, 40, 0, 4, 2, 32, 1, 0, 0.18f},
-                              {130, 130, 0, 4, 4, 64, 1, 0, 0.125f},
-                              {7, 30, 23, 4, 1, 32, 1, 5, 0.18f},
-                              {130, 130, 0, 2, 2, 64, 0, 0, 0.125f}};
+    ak_attn_shape shapes[] = {{40, 40, 0, 4, 2, 32, 1, 0, 0.18f, NULL},
+                              {130, 130, 0, 4, 4, 64, 1, 0, 0.125f, NULL},
+                              {7, 30, 23, 4, 1, 32, 1, 5, 0.18f, NULL},
+                              {130, 130, 0, 2, 2, 64, 0, 0, 0.125f, NULL}};
     ak_attn_ws *ws = NULL;
     ak_err err;
     int ok = ak_attn_ws_new(&ws, &err) == 0;
@@ -286,7 +286,7 @@ static void check_workspace(ak_device dev)
             ok &= run_dt(dev, dt, sh, q, k, v, &want, with_stats) == 0;
             float *got = calloc(no + ne + nm + np + 1, 4);
             ak_attn_out o = {got, with_stats ? got + no : NULL, with_stats ? got + no + ne : NULL,
-                             with_stats ? got + no + ne + nm : NULL};
+                             with_stats ? got + no + ne + nm : NULL, NULL, 0};
             ok &= ak_attention_ws(ws, dev, dt, sh, q, k, v, &o, &err) == 0;
             ok &= memcmp(got, want.out, no * 4) == 0;
             if (with_stats)
@@ -321,14 +321,14 @@ static void check_rounding(void)
 static void check_cuda_large(void)
 {
     struct { const char *name; ak_attn_shape s; } cases[] = {
-        {"cuda 1000 tokens GQA 8/2 d128 causal", {1000, 1000, 0, 8, 2, 128, 1, 0, 0.088f}},
-        {"cuda 1000 tokens d64 window 17", {1000, 1000, 0, 4, 4, 64, 1, 17, 0.125f}},
-        {"cuda 1000 bidirectional d80", {1000, 1000, 0, 4, 4, 80, 0, 0, 0.11f}},
-        {"cuda 129 after 871 cached, GQA 8/2 d128", {129, 1000, 871, 8, 2, 128, 1, 0, 0.088f}},
-        {"cuda 1 query after 999 cached d64", {1, 1000, 999, 4, 2, 64, 1, 0, 0.125f}},
-        {"cuda 37 tokens d256", {37, 37, 0, 2, 2, 256, 1, 0, 0.0625f}},
-        {"cuda 2048 tokens d128 window 500", {2048, 2048, 0, 4, 4, 128, 1, 500, 0.088f}},
-        {"cuda 2048 tokens GQA 8/2 d64 causal", {2048, 2048, 0, 8, 2, 64, 1, 0, 0.125f}},
+        {"cuda 1000 tokens GQA 8/2 d128 causal", {1000, 1000, 0, 8, 2, 128, 1, 0, 0.088f, NULL}},
+        {"cuda 1000 tokens d64 window 17", {1000, 1000, 0, 4, 4, 64, 1, 17, 0.125f, NULL}},
+        {"cuda 1000 bidirectional d80", {1000, 1000, 0, 4, 4, 80, 0, 0, 0.11f, NULL}},
+        {"cuda 129 after 871 cached, GQA 8/2 d128", {129, 1000, 871, 8, 2, 128, 1, 0, 0.088f, NULL}},
+        {"cuda 1 query after 999 cached d64", {1, 1000, 999, 4, 2, 64, 1, 0, 0.125f, NULL}},
+        {"cuda 37 tokens d256", {37, 37, 0, 2, 2, 256, 1, 0, 0.0625f, NULL}},
+        {"cuda 2048 tokens d128 window 500", {2048, 2048, 0, 4, 4, 128, 1, 500, 0.088f, NULL}},
+        {"cuda 2048 tokens GQA 8/2 d64 causal", {2048, 2048, 0, 8, 2, 64, 1, 0, 0.125f, NULL}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         ak_attn_shape s = cases[i].s;
@@ -387,7 +387,7 @@ static int run_file(const char *in, const char *outp)
         fprintf(stderr, "attention --run: cannot read %s\n", in);
         return 2;
     }
-    ak_attn_shape s = {hd[0], hd[1], hd[2], hd[3], hd[4], hd[5], hd[6], hd[7], scale};
+    ak_attn_shape s = {hd[0], hd[1], hd[2], hd[3], hd[4], hd[5], hd[6], hd[7], scale, NULL};
     if (s.n_q < 0 || s.n_k < 0 || s.n_heads < 1 || s.n_kv_heads < 1 || s.head_dim < 1 ||
         (int64_t)s.n_q * s.n_heads * s.head_dim > 1 << 28 || (int64_t)s.n_k * s.n_kv_heads * s.head_dim > 1 << 28) {
         fprintf(stderr, "attention --run: bad shape\n");
@@ -442,14 +442,14 @@ int main(int argc, char **argv)
     if (ak_cuda_available())
         check_workspace(AK_DEV_CUDA);
     struct { const char *name; ak_attn_shape s; float amp; } cases[] = {
-        {"bidirectional 37x37 h3", {37, 37, 0, 3, 3, 16, 0, 0, 0.25f}, 1},
-        {"causal 1x1", {1, 1, 0, 2, 2, 8, 1, 0, 0.35f}, 1},
-        {"causal 129 GQA 8/2 d80", {129, 129, 0, 8, 2, 80, 1, 0, 0.11f}, 1.5f},
-        {"causal window 17, 100 tokens", {100, 100, 0, 4, 4, 32, 1, 17, 0.18f}, 1},
-        {"causal continuation: 20 queries after 50 cached", {20, 70, 50, 4, 1, 64, 1, 0, 0.125f}, 1},
-        {"window + GQA + offset", {33, 90, 57, 6, 3, 24, 1, 10, 0.2f}, 2},
-        {"sharp scores (large amplitude)", {45, 45, 0, 2, 2, 16, 1, 0, 1.0f}, 4},
-        {"d128, 300 tokens", {300, 300, 0, 2, 1, 128, 1, 0, 0.088f}, 1},
+        {"bidirectional 37x37 h3", {37, 37, 0, 3, 3, 16, 0, 0, 0.25f, NULL}, 1},
+        {"causal 1x1", {1, 1, 0, 2, 2, 8, 1, 0, 0.35f, NULL}, 1},
+        {"causal 129 GQA 8/2 d80", {129, 129, 0, 8, 2, 80, 1, 0, 0.11f, NULL}, 1.5f},
+        {"causal window 17, 100 tokens", {100, 100, 0, 4, 4, 32, 1, 17, 0.18f, NULL}, 1},
+        {"causal continuation: 20 queries after 50 cached", {20, 70, 50, 4, 1, 64, 1, 0, 0.125f, NULL}, 1},
+        {"window + GQA + offset", {33, 90, 57, 6, 3, 24, 1, 10, 0.2f, NULL}, 2},
+        {"sharp scores (large amplitude)", {45, 45, 0, 2, 2, 16, 1, 0, 1.0f, NULL}, 4},
+        {"d128, 300 tokens", {300, 300, 0, 2, 1, 128, 1, 0, 0.088f, NULL}, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         check_case(cases[i].name, cases[i].s, cases[i].amp);

@@ -1,0 +1,711 @@
+/* kvcache - build, evict, save, load and continue from a causal model's
+ * key/value cache: generate tokens, or score a continuation, under the
+ * cache as it is (full or evicted). */
+#include "check.h"
+#include "cli.h"
+#include "filter.h"
+#include "io.h"
+#include "kvcache.h"
+#include "model.h"
+#include "prune.h"
+#include "tokenizer.h"
+
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(void)
+{
+    printf("usage: kvcache [-m MODEL] [--load FILE [--extend]] [--save FILE [--compress]]\n"
+           "               [--evict POLICY (--keep RATIO | --keep-tokens N)] [--sink N]\n"
+           "               [--window W] [--protect first,last] [--protect-regex RE]\n"
+           "               [--generate N [--temperature T] [--top-p P] [--seed S]]\n"
+           "               [--stop IDS|none] [--target FILE] [-o FILE] [FILE...]\n"
+           "Run each document's `tokens` through a causal model into a key/value cache (or\n"
+           "take the cache --load reads), evict entries, save it, generate new tokens or\n"
+           "score a continuation under it.  Documents pass through with what was done.\n"
+           "  -m, --model MODEL      causal model (default: $ATTNKIT_MODEL, else the build's\n"
+           "                         default)\n"
+           "  -L, --load FILE        start from this cache file (formats/kvcache.md); with\n"
+           "                         no --extend no stream is read: one document is written\n"
+           "  -x, --extend           run each document's tokens on top of the loaded cache\n"
+           "                         (a prompt computed once, reused for each document)\n"
+           "  -s, --save FILE        write the cache (after eviction, before --target and\n"
+           "                         --generate) to FILE atomically; one document only\n"
+           "  -z, --compress         zlib the saved cache's sections\n"
+           "  -e, --evict POLICY     per (layer, KV head): streaming (--sink first tokens\n"
+           "                         and the most recent), h2o (half the free budget to the\n"
+           "                         most recent, the rest by accumulated received mass),\n"
+           "                         snapkv (the last --window tokens, the rest by the mass\n"
+           "                         they give, max-pooled over 7 neighbours), random,\n"
+           "                         first, last\n"
+           "  -k, --keep RATIO       budget: this fraction of the tokens, per head\n"
+           "  -n, --keep-tokens N    budget: N entries per head\n"
+           "      --sink N           streaming's sink tokens (default 4)\n"
+           "  -w, --window W         snapkv's observation window (default 32)\n"
+           "  -P, --protect LIST     first,last: never evict the first / last block\n"
+           "  -r, --protect-regex RE never evict tokens overlapping matches (repeatable)\n"
+           "  -g, --generate N       decode up to N new tokens (greedy), stopping after a\n"
+           "                         stop token; adds `generated` i32 [n]: decode\n"
+           "                         --generated prints it\n"
+           "  -T, --temperature T    sample at temperature T (0: greedy, the default)\n"
+           "  -p, --top-p P          sample from the smallest set of mass >= P (default 1)\n"
+           "  -S, --seed S           sampling seed (default 0)\n"
+           "      --stop IDS|none    stop ids, comma-separated (default: the vocabulary's\n"
+           "                         <|im_end|>, <end_of_turn>, <|eot_id|>, <|endoftext|>,\n"
+           "                         <eos>, </s>)\n"
+           "  -t, --target FILE      log-likelihood of FILE's text (tokenized with no\n"
+           "                         special tokens) as the continuation: meta\n"
+           "                         target_logprob (nats), target_tokens, tensor\n"
+           "                         target.logprob f32 [n]\n"
+           "  -d, --device DEV       cpu, cuda or auto (default $ATTNKIT_DEVICE, else auto)\n"
+           "  -o, --output FILE      write the stream to FILE atomically (default stdout)\n"
+           "  -h, --help             this help\n"
+           "Exit status: 0 ok, 64 usage (a budget below the protected tokens too), 65 bad\n"
+           "input (a cache from another model, a corrupt cache file), 66 cannot open,\n"
+           "70 out of memory, 73 cannot create the output, 74 I/O error, 78 unsupported\n"
+           "model (not causal, no language-model head).\n");
+}
+
+typedef enum { EV_NONE, EV_STREAMING, EV_H2O, EV_SNAPKV, EV_RANDOM, EV_FIRST, EV_LAST } ev_policy;
+static const char *const policy_names[] = {"none", "streaming", "h2o", "snapkv", "random", "first",
+                                           "last"};
+
+enum { MAXPAT = 16, MAXSTOP = 32 };
+
+struct ctx {
+    ak_model *m;
+    ak_device dev;
+    ak_tokenizer *tk;            /* NULL when the model has none */
+    const char *load, *save;
+    int extend, compress, ndocs;
+    ev_policy policy;
+    double keep_ratio;           /* < 0: not given */
+    long keep_tokens;            /* < 0: not given */
+    int sink, window;
+    int protect_first, protect_last;
+    const char *regexes[MAXPAT];
+    int nregexes;
+    int generate;
+    double temperature, top_p;
+    uint64_t rng;
+    int32_t stop[MAXSTOP];
+    int nstop;
+    int32_t *target;
+    size_t ntarget;
+};
+
+static uint64_t next_random(uint64_t *s)
+{
+    /* xorshift64* (Vigna) */
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 2685821657736338717u;
+}
+
+/* ---- eviction ---- */
+
+typedef struct {
+    float score;
+    int32_t pos;
+    int index;
+} cand;
+
+static int by_score(const void *a, const void *b)
+{
+    const cand *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
+    return x->pos > y->pos ? -1 : x->pos < y->pos; /* ties: the more recent */
+}
+
+/* Keeps `budget` entries of one head: the protected ones, then the best
+ * by the policy's score. */
+static int evict_head(struct ctx *c, ak_kvcache *kc, int l, int g, int budget,
+                      const uint8_t *protect, ak_err *err)
+{
+    ak_kvhead *hd = ak_kvcache_head(kc, l, g);
+    int n = hd->n;
+    if (n <= budget)
+        return 0;
+    int nprot = 0;
+    for (int i = 0; i < n; i++)
+        nprot += protect && protect[hd->pos[i]];
+    if (nprot > budget)
+        return ak_fail(err, AK_EUSAGE, "a budget of %d entries is below the %d protected tokens "
+                       "(layer %d, KV head %d)", budget, nprot, l, g);
+    cand *cs = malloc((size_t)n * sizeof *cs);
+    unsigned char *keep = calloc((size_t)n, 1);
+    float *pooled = malloc((size_t)n * sizeof(float));
+    if (!cs || !keep || !pooled) {
+        free(cs);
+        free(keep);
+        free(pooled);
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    }
+    int free_slots = budget - nprot, recent = free_slots / 2;
+    if (c->policy == EV_SNAPKV)   /* SnapKV pools the votes over neighbouring keys (kernel 7) */
+        for (int i = 0; i < n; i++) {
+            float mx = 0;
+            for (int j = i - 3 < 0 ? 0 : i - 3; j <= i + 3 && j < n; j++)
+                mx = hd->mass_last[j] > mx ? hd->mass_last[j] : mx;
+            pooled[i] = mx;
+        }
+    int nc = 0;
+    for (int i = 0; i < n; i++) {
+        if (protect && protect[hd->pos[i]]) {
+            keep[i] = 1;
+            continue;
+        }
+        float s = 0, pos = (float)hd->pos[i];
+        switch (c->policy) {
+        case EV_STREAMING: s = hd->pos[i] < c->sink ? INFINITY : pos; break;
+        case EV_H2O: s = i >= n - recent ? INFINITY : hd->mass[i]; break;
+        case EV_SNAPKV: s = hd->pos[i] >= kc->n_tokens - c->window ? INFINITY : pooled[i]; break;
+        case EV_RANDOM: s = (float)(next_random(&c->rng) >> 40); break;
+        case EV_FIRST: s = -pos; break;
+        case EV_LAST: s = pos; break;
+        case EV_NONE: break;
+        }
+        cs[nc++] = (cand){s, hd->pos[i], i};
+    }
+    qsort(cs, (size_t)nc, sizeof *cs, by_score);
+    for (int i = 0; i < free_slots && i < nc; i++)
+        keep[cs[i].index] = 1;
+    ak_kvcache_keep(kc, l, g, keep);
+    free(cs);
+    free(keep);
+    free(pooled);
+    return 0;
+}
+
+/* protect[n_tokens]: the document's protected spans (its tokens at
+ * positions base ..), or NULL. */
+static int protect_marks(struct ctx *c, ak_doc *d, int base, int n_tokens, uint8_t **out,
+                         ak_err *err)
+{
+    *out = NULL;
+    if (!c->protect_first && !c->protect_last && !c->nregexes)
+        return 0;
+    if (!d)
+        return ak_fail(err, AK_EUSAGE, "--protect and --protect-regex need a document (--extend)");
+    ak_tensor *tok = ak_doc_get(d, "tokens");
+    int64_t T = tok->shape[0];
+    uint8_t *p = calloc((size_t)n_tokens + 1, 1);
+    if (!p)
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    *out = p;
+    if (c->protect_first || c->protect_last) {
+        ak_tensor *seg = ak_doc_get(d, "segments");
+        if (!seg || seg->dtype != AK_I32 || seg->ndim != 1 || seg->shape[0] != T)
+            return ak_fail(err, AK_EDATA, "document '%s' has no segments i32 [%lld] (needed by "
+                           "--protect)", d->id, (long long)T);
+        if (c->protect_first)
+            ak_protect_block_end(ak_tensor_i32(seg), T, 0, p + base);
+        if (c->protect_last)
+            ak_protect_block_end(ak_tensor_i32(seg), T, 1, p + base);
+    }
+    if (c->nregexes) {
+        ak_tensor *text = ak_doc_need(d, "text", AK_U8, 1, err);
+        ak_tensor *off = text ? ak_doc_need(d, "offsets", AK_I64, 2, err) : NULL;
+        if (!off)
+            return ak_wrap(err, "--protect-regex");
+        if (off->shape[0] != T || off->shape[1] != 2)
+            return ak_fail(err, AK_EDATA, "doc %s: offsets do not match tokens", d->id);
+        for (int k = 0; k < c->nregexes; k++) {
+            int rc = ak_protect_regex(ak_tensor_u8(text), text->nbytes, ak_tensor_i64(off), T,
+                                      c->regexes[k], p + base, err);
+            if (rc)
+                return ak_wrap(err, "doc %s", d->id);
+        }
+    }
+    return 0;
+}
+
+static int evict(struct ctx *c, ak_kvcache *kc, ak_doc *d, int base, ak_err *err)
+{
+    if (c->policy == EV_NONE)
+        return 0;
+    if (c->policy == EV_SNAPKV && kc->last_w != c->window)
+        return ak_fail(err, AK_EUSAGE, "snapkv: the cache holds the mass of the last %d queries, "
+                       "not %d (run the tokens here, or --window %d)", kc->last_w, c->window,
+                       kc->last_w);
+    long budget = c->keep_tokens >= 0 ? c->keep_tokens
+                                      : (long)ceil(c->keep_ratio * kc->n_tokens - 1e-9);
+    uint8_t *protect = NULL;
+    int rc = protect_marks(c, d, base, kc->n_tokens, &protect, err);
+    for (int l = 0; !rc && l < kc->n_layers; l++)
+        for (int g = 0; !rc && g < kc->n_kv_heads; g++)
+            rc = evict_head(c, kc, l, g, budget > INT32_MAX ? INT32_MAX : (int)budget, protect, err);
+    free(protect);
+    return rc;
+}
+
+/* ---- decoding ---- */
+
+static int is_stop(const struct ctx *c, int32_t id)
+{
+    for (int i = 0; i < c->nstop; i++)
+        if (c->stop[i] == id)
+            return 1;
+    return 0;
+}
+
+/* log softmax(logits)[id] in double. */
+static double log_prob(const float *logits, int V, int32_t id)
+{
+    double mx = -INFINITY, z = 0;
+    for (int i = 0; i < V; i++)
+        mx = logits[i] > mx ? logits[i] : mx;
+    for (int i = 0; i < V; i++)
+        z += exp(logits[i] - mx);
+    return logits[id] - mx - log(z);
+}
+
+static int by_prob(const void *a, const void *b)
+{
+    const cand *x = a, *y = b;
+    return x->score > y->score ? -1 : x->score < y->score ? 1 : x->index - y->index;
+}
+
+/* The next token: the first largest logit, or a sample at temperature
+ * within the top-p nucleus. */
+static int32_t choose(struct ctx *c, const float *logits, int V, cand *work)
+{
+    int best = 0;
+    for (int i = 1; i < V; i++)
+        if (logits[i] > logits[best])
+            best = i;
+    if (c->temperature <= 0)
+        return best;
+    double z = 0;
+    for (int i = 0; i < V; i++) {
+        double p = exp((logits[i] - logits[best]) / c->temperature);
+        work[i] = (cand){(float)p, 0, i};
+        z += p;
+    }
+    qsort(work, (size_t)V, sizeof *work, by_prob);
+    double cum = 0, total = 0;
+    int n = 0;
+    while (n < V && (n == 0 || cum / z < c->top_p)) {
+        cum += work[n].score;
+        n++;
+    }
+    for (int i = 0; i < n; i++)
+        total += work[i].score;
+    double r = (double)(next_random(&c->rng) >> 11) / 9007199254740992.0 * total;
+    for (int i = 0; i < n; i++) {
+        r -= work[i].score;
+        if (r < 0)
+            return work[i].index;
+    }
+    return work[n - 1].index;
+}
+
+/* One token through the cache; logits[V] of it. */
+static int step(struct ctx *c, ak_kvcache *kc, int32_t id, float *hidden, float *logits, ak_err *err)
+{
+    ak_forward_out o = {.logits = logits};
+    int rc = ak_kvcache_forward(c->m, c->dev, kc, &id, 1, hidden, &o, err);
+    if (!rc && ak_first_nonfinite(logits, (size_t)c->m->vocab_size) < (size_t)c->m->vocab_size)
+        rc = ak_fail(err, AK_EDATA, "the logits at position %d are not finite", kc->n_tokens - 1);
+    return rc;
+}
+
+static int put_tensor(ak_doc *d, const char *name, ak_dtype t, int64_t n, const void *data,
+                      ak_err *err)
+{
+    ak_tensor *x = ak_tensor_new(name, t, 1, &n, err);
+    if (!x)
+        return err->code ? err->code : AK_ENOMEM;
+    if (n)
+        memcpy(x->data, data, (size_t)n * ak_dtype_size(t));
+    return ak_doc_put(d, x, err);
+}
+
+/* Log-likelihood of c->target after the cache; the cache is truncated
+ * back afterwards. */
+static int score_target(struct ctx *c, ak_kvcache *kc, const float *last_logits, ak_doc *d,
+                        ak_err *err)
+{
+    int V = c->m->vocab_size, n0 = kc->n_tokens;
+    size_t n = c->ntarget;
+    float *lp = malloc((n + 1) * sizeof(float));
+    float *logits = n > 1 ? malloc((n - 1) * (size_t)V * sizeof(float)) : NULL;
+    float *hidden = n > 1 ? malloc((n - 1) * (size_t)c->m->hidden_size * sizeof(float)) : NULL;
+    int rc = 0;
+    if (!lp || (n > 1 && (!logits || !hidden))) {
+        rc = ak_fail(err, AK_ENOMEM, "out of memory for a target of %zu tokens", n);
+        goto out;
+    }
+    double total = 0;
+    if (n > 0)
+        lp[0] = (float)log_prob(last_logits, V, c->target[0]);
+    if (n > 1) {
+        ak_forward_out o = {.logits = logits, .logits_all = 1};
+        if ((rc = ak_kvcache_forward(c->m, c->dev, kc, c->target, (int)n - 1, hidden, &o, err)))
+            goto out;
+        ak_kvcache_truncate(kc, n0);
+        for (size_t i = 1; i < n; i++)
+            lp[i] = (float)log_prob(logits + (i - 1) * V, V, c->target[i]);
+    }
+    for (size_t i = 0; i < n; i++)
+        total += lp[i];
+    if (!isfinite(total)) {
+        rc = ak_fail(err, AK_EDATA, "the target's log-likelihood is not finite");
+        goto out;
+    }
+    if ((rc = put_tensor(d, "target.logprob", AK_F32, (int64_t)n, lp, err)))
+        goto out;
+    if (ak_meta_set_float(&d->meta, "target_logprob", total) ||
+        ak_meta_set_int(&d->meta, "target_tokens", (int64_t)n))
+        rc = ak_fail(err, AK_ENOMEM, "out of memory");
+out:
+    free(lp);
+    free(logits);
+    free(hidden);
+    return rc;
+}
+
+static int generate(struct ctx *c, ak_kvcache *kc, const float *last_logits, ak_doc *d, ak_err *err)
+{
+    int V = c->m->vocab_size, rc = 0, ng = 0;
+    int32_t *gen = malloc(((size_t)c->generate + 1) * sizeof(int32_t));
+    float *logits = malloc((size_t)V * sizeof(float));
+    float *hidden = malloc((size_t)c->m->hidden_size * sizeof(float));
+    cand *work = malloc((size_t)V * sizeof(cand));
+    if (!gen || !logits || !hidden || !work) {
+        rc = ak_fail(err, AK_ENOMEM, "out of memory");
+        goto out;
+    }
+    memcpy(logits, last_logits, (size_t)V * sizeof(float));
+    while (ng < c->generate) {
+        int32_t id = choose(c, logits, V, work);
+        gen[ng++] = id;
+        if (is_stop(c, id) || ng == c->generate)
+            break;
+        if (c->m->pos_emb && kc->n_tokens >= c->m->max_positions)
+            break;   /* learned positions end here */
+        if ((rc = step(c, kc, id, hidden, logits, err)))
+            goto out;
+    }
+    rc = put_tensor(d, "generated", AK_I32, ng, gen, err);
+out:
+    free(gen);
+    free(logits);
+    free(hidden);
+    free(work);
+    return rc;
+}
+
+/* What is done to every cache: evict, save, score, generate; the counts
+ * into d's metadata. */
+static int process(struct ctx *c, ak_kvcache *kc, const float *last_logits, ak_doc *d, int base,
+                   ak_err *err)
+{
+    int rc = evict(c, kc, d, base, err);
+    if (rc)
+        return ak_wrap(err, "doc %s", d->id);
+    if (c->save && (rc = ak_kvcache_save(kc, c->save, c->compress, err)))
+        return rc;
+    if (c->target && (rc = score_target(c, kc, last_logits, d, err)))
+        return ak_wrap(err, "doc %s", d->id);
+    size_t full = (size_t)kc->n_layers * kc->n_kv_heads * (size_t)kc->n_tokens;
+    if (ak_meta_set_int(&d->meta, "kv_tokens", kc->n_tokens) ||
+        ak_meta_set_int(&d->meta, "kv_entries", (int64_t)ak_kvcache_entries(kc)) ||
+        ak_meta_set_int(&d->meta, "kv_entries_full", (int64_t)full) ||
+        ak_meta_set_str(&d->meta, "kv_policy", policy_names[c->policy]))
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    if (c->generate > 0 && (rc = generate(c, kc, last_logits, d, err)))
+        return ak_wrap(err, "doc %s", d->id);
+    return 0;
+}
+
+static int load_cache(struct ctx *c, ak_kvcache **kc, ak_err *err)
+{
+    int rc = ak_kvcache_load(kc, c->load, err);
+    if (!rc && (rc = ak_kvcache_check_model(*kc, c->m, err))) {
+        ak_wrap(err, "%s", c->load);
+        ak_kvcache_free(*kc);
+        *kc = NULL;
+    }
+    return rc;
+}
+
+static int on_header(void *vctx, ak_header *h, ak_err *err)
+{
+    struct ctx *c = vctx;
+    int rc = ak_model_check_identity(c->m, &h->model, err);
+    return rc ? rc : ak_model_identity(c->m, &h->model, err);
+}
+
+static int on_doc(void *vctx, ak_doc *d, ak_err *err)
+{
+    struct ctx *c = vctx;
+    const ak_model *m = c->m;
+    if (c->save && ++c->ndocs > 1)
+        return ak_fail(err, AK_EUSAGE, "--save: more than one document (doc %s)", d->id);
+    ak_tensor *tok = ak_doc_need(d, "tokens", AK_I32, 1, err);
+    if (!tok)
+        return err->code ? err->code : AK_EDATA;
+    int64_t T = tok->shape[0];
+    if (T < 1 && !c->extend)
+        return ak_fail(err, AK_EDATA, "doc %s: no tokens", d->id);
+    if (T > (1 << 24))
+        return ak_fail(err, AK_EDATA, "doc %s: too many tokens (%lld)", d->id, (long long)T);
+    ak_kvcache *kc = NULL;
+    int rc = c->load ? load_cache(c, &kc, err) : ak_kvcache_new(&kc, m, err);
+    if (rc)
+        return rc;
+    if (c->load && T < 1) {
+        ak_kvcache_free(kc);
+        return ak_fail(err, AK_EDATA, "doc %s: no tokens to extend the cache with", d->id);
+    }
+    int base = kc->n_tokens;
+    float *hidden = malloc((size_t)T * m->hidden_size * sizeof(float));
+    float *logits = malloc((size_t)m->vocab_size * sizeof(float));
+    if (!hidden || !logits) {
+        rc = ak_fail(err, AK_ENOMEM, "doc %s: out of memory for %lld tokens", d->id, (long long)T);
+        goto out;
+    }
+    ak_forward_out o = {.logits = logits, .last_w = c->policy == EV_SNAPKV ? c->window : 0};
+    if ((rc = ak_kvcache_forward(m, c->dev, kc, ak_tensor_i32(tok), (int)T, hidden, &o, err))) {
+        ak_wrap(err, "doc %s", d->id);
+        goto out;
+    }
+    if (ak_first_nonfinite(logits, (size_t)m->vocab_size) < (size_t)m->vocab_size) {
+        rc = ak_fail(err, AK_EDATA, "doc %s: the last token's logits are not finite (NaN or Inf "
+                     "in the model's weights)", d->id);
+        goto out;
+    }
+    rc = process(c, kc, logits, d, base, err);
+out:
+    free(hidden);
+    free(logits);
+    ak_kvcache_free(kc);
+    return rc;
+}
+
+/* --load without --extend: the cache alone, written as one document. */
+static int run_loaded(struct ctx *c, int argc, char **argv, const char *output, ak_err *err)
+{
+    ak_kvcache *kc = NULL;
+    ak_header *h = NULL;
+    ak_doc *d = NULL;
+    ak_writer *w = NULL;
+    ak_output out;
+    int opened = 0;
+    float *logits = NULL, *hidden = NULL;
+    int rc = load_cache(c, &kc, err);
+    if (rc)
+        return rc;
+    if (kc->n_tokens < 1) {
+        rc = ak_fail(err, AK_EDATA, "%s: the cache covers no tokens", c->load);
+        goto out;
+    }
+    logits = malloc((size_t)c->m->vocab_size * sizeof(float));
+    hidden = malloc((size_t)c->m->hidden_size * sizeof(float));
+    h = ak_header_new();
+    d = ak_doc_new("kvcache");
+    if (!logits || !hidden || !h || !d) {
+        rc = ak_fail(err, AK_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((c->generate > 0 || c->target)) {
+        /* the last token's logits: that token run again on the rest */
+        int32_t last = kc->ids[kc->n_tokens - 1];
+        ak_kvcache_truncate(kc, kc->n_tokens - 1);
+        if ((rc = step(c, kc, last, hidden, logits, err)))
+            goto out;
+    }
+    if ((rc = put_tensor(d, "tokens", AK_I32, kc->n_tokens, kc->ids, err)) ||
+        (rc = ak_model_identity(c->m, &h->model, err)))
+        goto out;
+    if (ak_header_add_stage(h, "kvcache", argc, argv)) {
+        rc = ak_fail(err, AK_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = process(c, kc, logits, d, kc->n_tokens, err)))
+        goto out;
+    if ((rc = ak_output_open(&out, output, NULL, 0, err)))
+        goto out;
+    opened = 1;
+    if ((rc = ak_writer_open_fd(&w, out.fd, out.name, err)) ||
+        (rc = ak_write_header(w, h, err)) || (rc = ak_write_doc(w, d, err)) ||
+        (rc = ak_write_end(w, 1, err)) || (rc = ak_writer_close(w, err)))
+        goto out;
+    w = NULL;
+    opened = 0;
+    rc = ak_output_commit(&out, err);
+out:
+    if (w) {
+        ak_err e2;
+        ak_writer_close(w, &e2);
+    }
+    if (opened)
+        ak_output_abort(&out);
+    free(logits);
+    free(hidden);
+    ak_header_free(h);
+    ak_doc_free(d);
+    ak_kvcache_free(kc);
+    return rc;
+}
+
+static void parse_stop(struct ctx *c, const char *s)
+{
+    c->nstop = 0;
+    if (!strcmp(s, "none"))
+        return;
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", s);
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (c->nstop == MAXSTOP)
+            ak_usage_error("--stop: more than %d ids", MAXSTOP);
+        c->stop[c->nstop++] = (int32_t)ak_parse_long("--stop", t, 0, INT32_MAX);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    ak_cli_init("kvcache");
+    enum { O_SINK = 256, O_STOP };
+    static const struct option lo[] = {
+        {"model", required_argument, 0, 'm'},       {"load", required_argument, 0, 'L'},
+        {"extend", no_argument, 0, 'x'},            {"save", required_argument, 0, 's'},
+        {"compress", no_argument, 0, 'z'},          {"evict", required_argument, 0, 'e'},
+        {"keep", required_argument, 0, 'k'},        {"keep-tokens", required_argument, 0, 'n'},
+        {"sink", required_argument, 0, O_SINK},     {"window", required_argument, 0, 'w'},
+        {"protect", required_argument, 0, 'P'},     {"protect-regex", required_argument, 0, 'r'},
+        {"generate", required_argument, 0, 'g'},    {"temperature", required_argument, 0, 'T'},
+        {"top-p", required_argument, 0, 'p'},       {"seed", required_argument, 0, 'S'},
+        {"stop", required_argument, 0, O_STOP},     {"target", required_argument, 0, 't'},
+        {"device", required_argument, 0, 'd'},      {"output", required_argument, 0, 'o'},
+        {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
+    struct ctx c = {.keep_ratio = -1, .keep_tokens = -1, .sink = 4, .window = 32, .top_p = 1};
+    const char *model_opt = NULL, *output = NULL, *device = NULL, *target = NULL, *stop = NULL;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "m:L:xs:ze:k:n:w:P:r:g:T:p:S:t:d:o:h", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'm': model_opt = optarg; break;
+        case 'L': c.load = optarg; break;
+        case 'x': c.extend = 1; break;
+        case 's': c.save = optarg; break;
+        case 'z': c.compress = 1; break;
+        case 'e': {
+            int found = 0;
+            for (int i = 1; i < (int)(sizeof policy_names / sizeof *policy_names); i++)
+                if (!strcmp(optarg, policy_names[i]))
+                    c.policy = (ev_policy)i, found = 1;
+            if (!found)
+                ak_usage_error("--evict: unknown policy '%s' (streaming, h2o, snapkv, random, "
+                               "first, last)", optarg);
+            break;
+        }
+        case 'k': c.keep_ratio = ak_parse_double("--keep", optarg, 0, 1); break;
+        case 'n': c.keep_tokens = ak_parse_long("--keep-tokens", optarg, 0, INT32_MAX); break;
+        case O_SINK: c.sink = (int)ak_parse_long("--sink", optarg, 0, INT32_MAX); break;
+        case 'w': c.window = (int)ak_parse_long("--window", optarg, 1, 1 << 24); break;
+        case 'P': {
+            char buf[64], *save = NULL;
+            snprintf(buf, sizeof buf, "%s", optarg);
+            for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+                if (!strcmp(t, "first"))
+                    c.protect_first = 1;
+                else if (!strcmp(t, "last"))
+                    c.protect_last = 1;
+                else
+                    ak_usage_error("--protect: unknown span '%s' (first, last)", t);
+            }
+            break;
+        }
+        case 'r':
+            if (c.nregexes == MAXPAT)
+                ak_usage_error("--protect-regex: more than %d patterns", MAXPAT);
+            c.regexes[c.nregexes++] = optarg;
+            break;
+        case 'g': c.generate = (int)ak_parse_long("--generate", optarg, 0, 1 << 20); break;
+        case 'T': c.temperature = ak_parse_double("--temperature", optarg, 0, 1e6); break;
+        case 'p': c.top_p = ak_parse_double("--top-p", optarg, 1e-9, 1); break;
+        case 'S': c.rng = (uint64_t)ak_parse_long("--seed", optarg, 0, INT64_MAX); break;
+        case O_STOP: stop = optarg; break;
+        case 't': target = optarg; break;
+        case 'd': device = optarg; break;
+        case 'o': output = optarg; break;
+        case 'h': usage(); return 0;
+        default: ak_bad_option(argv);
+        }
+    }
+    c.rng = c.rng * 0x9e3779b97f4a7c15u + 0x2545f4914f6cdd1du; /* never 0 */
+    if (c.extend && !c.load)
+        ak_usage_error("--extend needs --load FILE");
+    if (c.policy != EV_NONE && (c.keep_ratio < 0) == (c.keep_tokens < 0))
+        ak_usage_error("--evict needs one budget: --keep RATIO or --keep-tokens N");
+    if (c.policy == EV_NONE && (c.keep_ratio >= 0 || c.keep_tokens >= 0))
+        ak_usage_error("--keep and --keep-tokens need --evict POLICY");
+    if (c.load && !c.extend && optind < argc)
+        ak_usage_error("--load without --extend reads no stream (%s given)", argv[optind]);
+    ak_err err = {0};
+    if (ak_device_parse(ak_device_opt(device), &c.dev, &err))
+        ak_die(&err);
+    const char *dir = ak_model_dir(model_opt);
+    if (ak_model_load(&c.m, dir, &err))
+        ak_die(&err);
+    if (!c.m->causal)
+        ak_dief(AK_ECONFIG, "model %s (%s) is not causal: no cache, no --generate or --target",
+                c.m->name, c.m->arch);
+    if ((c.generate > 0 || target) && !c.m->lm_head.w && !c.m->lm_head.wq)
+        ak_dief(AK_ECONFIG, "model %s (%s) has no language-model head: no --generate or --target",
+                c.m->name, c.m->arch);
+    if ((c.m->gguf || ak_tokenizer_exists(dir)) && ak_tokenizer_load(&c.tk, dir, &err))
+        ak_die(&err);
+    if (stop)
+        parse_stop(&c, stop);
+    else if (c.tk) {
+        static const char *const names[] = {"<|im_end|>", "<end_of_turn>", "<|eot_id|>",
+                                            "<|endoftext|>", "<eos>", "</s>"};
+        for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+            int32_t id = ak_tokenizer_token_to_id(c.tk, names[i], strlen(names[i]));
+            if (id >= 0 && id < c.m->vocab_size)
+                c.stop[c.nstop++] = id;
+        }
+    }
+    if (target) {
+        if (!c.tk)
+            ak_dief(AK_ECONFIG, "--target: model %s has no tokenizer", c.m->name);
+        char *text;
+        size_t len;
+        ak_encoding enc = {0};
+        if (ak_read_file(target, (size_t)1 << 30, &text, &len, &err) ||
+            ak_tokenizer_encode(c.tk, text, len, 0, &enc, &err))
+            ak_die(&err);
+        free(text);
+        if (enc.n == 0)
+            ak_dief(AK_EDATA, "--target: %s holds no tokens", target);
+        c.target = malloc(enc.n * sizeof(int32_t));
+        if (!c.target)
+            ak_dief(AK_ENOMEM, "out of memory");
+        for (size_t i = 0; i < enc.n; i++)
+            c.target[i] = enc.ids[i];
+        c.ntarget = enc.n;
+        ak_encoding_free(&enc);
+    }
+    int rc;
+    if (c.load && !c.extend) {
+        rc = run_loaded(&c, argc, argv, output, &err);
+    } else {
+        ak_filter_args args = {"kvcache", argc, argv, argv + optind, argc - optind, output};
+        ak_filter_ops ops = {on_header, on_doc, NULL, 0};
+        rc = ak_filter_run(&args, &ops, &c, &err);
+    }
+    ak_model_free(c.m);
+    ak_tokenizer_free(c.tk);
+    free(c.target);
+    if (rc)
+        ak_die(&err);
+    return 0;
+}

@@ -1,0 +1,509 @@
+/* kvcache.c - the key/value cache's entries and its file (formats/kvcache.md).
+ * The forward pass through a cache is in forward.c. */
+#include "kvcache.h"
+#include "io.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#define KV_MAGIC "AKKVCACH"
+#define KV_VERSION 1u
+enum { SECTION_HEADER = 32, KV_ZLIB = 1 };
+
+int ak_kvcache_new(ak_kvcache **out, const ak_model *m, ak_err *err)
+{
+    *out = NULL;
+    if (!m->causal)
+        return ak_fail(err, AK_ECONFIG, "model %s (%s) is not causal: its tokens see later ones, "
+                       "so it has no cache to continue from", m->name, m->arch);
+    ak_kvcache *c = calloc(1, sizeof *c);
+    if (!c)
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    snprintf(c->arch, sizeof c->arch, "%s", m->arch);
+    snprintf(c->name, sizeof c->name, "%s", m->name);
+    c->vocab_size = m->vocab_size;
+    c->config_crc32 = m->config_crc32;
+    c->n_layers = m->n_layers;
+    c->n_kv_heads = m->n_kv_heads;
+    c->head_dim = m->head_dim;
+    c->heads = calloc((size_t)m->n_layers * m->n_kv_heads, sizeof *c->heads);
+    if (!c->heads) {
+        free(c);
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    }
+    *out = c;
+    return 0;
+}
+
+void ak_kvcache_free(ak_kvcache *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; c->heads && i < (size_t)c->n_layers * c->n_kv_heads; i++) {
+        ak_kvhead *h = &c->heads[i];
+        free(h->pos);
+        free(h->k);
+        free(h->v);
+        free(h->mass);
+        free(h->mass_last);
+    }
+    free(c->heads);
+    free(c->ids);
+    free(c);
+}
+
+ak_kvhead *ak_kvcache_head(ak_kvcache *c, int layer, int head)
+{
+    return &c->heads[(size_t)layer * c->n_kv_heads + head];
+}
+
+int ak_kvcache_check_model(const ak_kvcache *c, const ak_model *m, ak_err *err)
+{
+    if (strcmp(c->arch, m->arch) != 0)
+        return ak_fail(err, AK_EDATA, "the cache was made with another model (a %s model, not "
+                       "%s: %s)", c->arch, m->arch, m->name);
+    if (c->vocab_size != m->vocab_size)
+        return ak_fail(err, AK_EDATA, "the cache was made with another model (a vocabulary of %d "
+                       "tokens, %s has %d)", c->vocab_size, m->name, m->vocab_size);
+    if (c->config_crc32 != m->config_crc32)
+        return ak_fail(err, AK_EDATA, "the cache was made with another model (config_crc32 "
+                       "0x%08x, %s has 0x%08x)", c->config_crc32, m->name, m->config_crc32);
+    if (c->n_layers != m->n_layers || c->n_kv_heads != m->n_kv_heads || c->head_dim != m->head_dim)
+        return ak_fail(err, AK_EDATA, "the cache's shapes disagree with the model: %d layers x "
+                       "%d KV heads x head size %d, model %s has %d x %d x %d", c->n_layers, c->n_kv_heads, c->head_dim, m->name,
+                       m->n_layers, m->n_kv_heads, m->head_dim);
+    return 0;
+}
+
+static int grow_array(void *p, size_t elem, int n)
+{
+    void **pp = p;
+    void *q = realloc(*pp, (size_t)(n ? n : 1) * elem);
+    if (!q)
+        return -1;
+    *pp = q;
+    return 0;
+}
+
+int ak_kvcache_reserve(ak_kvcache *c, int layer, int head, int extra, ak_err *err)
+{
+    if (c->n_tokens + extra > c->cap_tokens) {
+        int cap = c->cap_tokens * 2 > c->n_tokens + extra ? c->cap_tokens * 2 : c->n_tokens + extra;
+        if (grow_array(&c->ids, sizeof(int32_t), cap))
+            return ak_fail(err, AK_ENOMEM, "out of memory for a cache of %d tokens", cap);
+        c->cap_tokens = cap;
+    }
+    ak_kvhead *h = ak_kvcache_head(c, layer, head);
+    if (h->n + extra <= h->cap)
+        return 0;
+    int cap = h->cap * 2 > h->n + extra ? h->cap * 2 : h->n + extra;
+    size_t row = (size_t)c->head_dim * sizeof(float);
+    if (grow_array(&h->pos, sizeof(int32_t), cap) || grow_array(&h->k, row, cap) ||
+        grow_array(&h->v, row, cap) || grow_array(&h->mass, sizeof(float), cap) ||
+        grow_array(&h->mass_last, sizeof(float), cap))
+        return ak_fail(err, AK_ENOMEM, "out of memory for a cache of %d tokens", cap);
+    h->cap = cap;
+    return 0;
+}
+
+void ak_kvcache_keep(ak_kvcache *c, int layer, int head, const unsigned char *keep)
+{
+    ak_kvhead *h = ak_kvcache_head(c, layer, head);
+    size_t Dh = (size_t)c->head_dim;
+    int n = 0;
+    for (int i = 0; i < h->n; i++) {
+        if (!keep[i])
+            continue;
+        if (n != i) {
+            h->pos[n] = h->pos[i];
+            h->mass[n] = h->mass[i];
+            h->mass_last[n] = h->mass_last[i];
+            memmove(h->k + n * Dh, h->k + i * Dh, Dh * sizeof(float));
+            memmove(h->v + n * Dh, h->v + i * Dh, Dh * sizeof(float));
+        }
+        n++;
+    }
+    h->n = n;
+}
+
+void ak_kvcache_truncate(ak_kvcache *c, int pos)
+{
+    for (size_t i = 0; i < (size_t)c->n_layers * c->n_kv_heads; i++) {
+        ak_kvhead *h = &c->heads[i];
+        while (h->n > 0 && h->pos[h->n - 1] >= pos)
+            h->n--;
+    }
+    if (c->n_tokens > pos)
+        c->n_tokens = pos;
+}
+
+size_t ak_kvcache_entries(const ak_kvcache *c)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < (size_t)c->n_layers * c->n_kv_heads; i++)
+        n += (size_t)c->heads[i].n;
+    return n;
+}
+
+/* ---- the file ---- */
+
+typedef struct {
+    unsigned char *p;
+    size_t n, cap;
+} buf_t;
+
+static int put(buf_t *b, const void *data, size_t n)
+{
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->n + n)
+            cap *= 2;
+        unsigned char *q = realloc(b->p, cap);
+        if (!q)
+            return -1;
+        b->p = q;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, data, n);
+    b->n += n;
+    return 0;
+}
+
+/* Little-endian integers and floats (the host is, as the stream's tensors
+ * assume; formats/kvcache.md). */
+static int put_u32(buf_t *b, uint32_t v)
+{
+    unsigned char x[4] = {v & 255, v >> 8 & 255, v >> 16 & 255, v >> 24 & 255};
+    return put(b, x, 4);
+}
+static int put_u64(buf_t *b, uint64_t v)
+{
+    return put_u32(b, (uint32_t)v) || put_u32(b, (uint32_t)(v >> 32));
+}
+static uint32_t get_u32(const unsigned char *p)
+{
+    return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t get_u64(const unsigned char *p)
+{
+    return get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
+}
+
+static uint32_t crc_of(const void *p, size_t n)
+{
+    uLong c = crc32(0L, Z_NULL, 0);
+    const Bytef *b = p;
+    while (n > 0) {
+        uInt k = n > (1u << 30) ? 1u << 30 : (uInt)n;
+        c = crc32(c, b, k);
+        b += k;
+        n -= k;
+    }
+    return (uint32_t)c;
+}
+
+/* Appends section tag with payload raw[n] to out, deflated when compress. */
+static int put_section(buf_t *out, const char tag[4], const buf_t *raw, int compress, ak_err *err)
+{
+    const unsigned char *stored = raw->p ? raw->p : (const unsigned char *)"";
+    size_t stored_n = raw->n;
+    unsigned char *z = NULL;
+    if (compress && raw->n > 0) {
+        uLongf zn = compressBound((uLong)raw->n);
+        z = malloc(zn);
+        if (!z || compress2(z, &zn, raw->p, (uLong)raw->n, 6) != Z_OK) {
+            free(z);
+            return ak_fail(err, AK_ENOMEM, "kvcache: cannot compress section %.4s", tag);
+        }
+        stored = z;
+        stored_n = zn;
+    }
+    size_t at = out->n;
+    int rc = put(out, tag, 4) || put_u32(out, z ? KV_ZLIB : 0) || put_u64(out, stored_n) ||
+             put_u64(out, raw->n) || put_u32(out, crc_of(stored, stored_n));
+    if (!rc)
+        rc = put_u32(out, crc_of(out->p + at, SECTION_HEADER - 4)) || put(out, stored, stored_n);
+    free(z);
+    return rc ? ak_fail(err, AK_ENOMEM, "kvcache: out of memory") : 0;
+}
+
+static int put_floats(buf_t *b, const float *x, size_t n)
+{
+    return put(b, x, n * sizeof(float));
+}
+
+int ak_kvcache_save(const ak_kvcache *c, const char *path, int compress, ak_err *err)
+{
+    buf_t out = {0}, sec = {0};
+    int rc = 0;
+    size_t an = strlen(c->arch), nn = strlen(c->name);
+    if (put(&out, KV_MAGIC, 8) || put_u32(&out, KV_VERSION) || put_u32(&out, 0) ||
+        put_u32(&sec, (uint32_t)c->vocab_size) || put_u32(&sec, c->config_crc32) ||
+        put_u32(&sec, (uint32_t)c->n_layers) || put_u32(&sec, (uint32_t)c->n_kv_heads) ||
+        put_u32(&sec, (uint32_t)c->head_dim) || put_u32(&sec, (uint32_t)c->n_tokens) ||
+        put_u32(&sec, (uint32_t)c->last_w) || put_u32(&sec, (uint32_t)an) || put(&sec, c->arch, an) ||
+        put_u32(&sec, (uint32_t)nn) || put(&sec, c->name, nn)) {
+        rc = ak_fail(err, AK_ENOMEM, "kvcache: out of memory");
+        goto done;
+    }
+    if ((rc = put_section(&out, "META", &sec, 0, err)))
+        goto done;
+    sec.n = 0;
+    if (put(&sec, c->ids, (size_t)c->n_tokens * sizeof(int32_t))) {
+        rc = ak_fail(err, AK_ENOMEM, "kvcache: out of memory");
+        goto done;
+    }
+    if ((rc = put_section(&out, "IDS ", &sec, compress, err)))
+        goto done;
+    size_t Dh = (size_t)c->head_dim;
+    for (int l = 0; l < c->n_layers; l++) {
+        sec.n = 0;
+        for (int g = 0; g < c->n_kv_heads; g++) {
+            const ak_kvhead *h = &c->heads[(size_t)l * c->n_kv_heads + g];
+            size_t n = (size_t)h->n;
+            if (put_u32(&sec, (uint32_t)h->n) || put(&sec, h->pos, n * sizeof(int32_t)) ||
+                put_floats(&sec, h->mass, n) || put_floats(&sec, h->mass_last, n) ||
+                put_floats(&sec, h->k, n * Dh) || put_floats(&sec, h->v, n * Dh)) {
+                rc = ak_fail(err, AK_ENOMEM, "kvcache: out of memory");
+                goto done;
+            }
+        }
+        if ((rc = put_section(&out, "LAYR", &sec, compress, err)))
+            goto done;
+    }
+    sec.n = 0;
+    if ((rc = put_section(&out, "END ", &sec, 0, err)))
+        goto done;
+    ak_output o;
+    if ((rc = ak_output_open(&o, path, NULL, 0, err)))
+        goto done;
+    if (ak_write_full(o.fd, out.p, out.n) != 0) {
+        rc = ak_write_error(err, o.name);
+        ak_output_abort(&o);
+        goto done;
+    }
+    rc = ak_output_commit(&o, err);
+done:
+    free(out.p);
+    free(sec.p);
+    return rc;
+}
+
+/* A reader of one section's payload: every take is bounds-checked. */
+typedef struct {
+    const unsigned char *p;
+    size_t n, at;
+    const char *what;   /* "section LAYR 3" */
+} rd_t;
+
+static int take(rd_t *r, void *dst, size_t n, ak_err *err)
+{
+    if (n > r->n - r->at)
+        return ak_fail(err, AK_EDATA, "kvcache: %s: ends %zu bytes in, more expected", r->what,
+                       r->n);
+    if (dst)
+        memcpy(dst, r->p + r->at, n);
+    r->at += n;
+    return 0;
+}
+
+static int take_u32(rd_t *r, uint32_t *v, ak_err *err)
+{
+    unsigned char x[4] = {0};
+    int rc = take(r, x, 4, err);
+    *v = rc ? 0 : get_u32(x);
+    return rc;
+}
+
+/* The section at data[*at]: checks the header's CRC and tag, the stored
+ * bytes' CRC, and inflates them into *raw (malloc'd). */
+static int get_section(const unsigned char *data, size_t len, size_t *at, const char *tag,
+                       const char *what, unsigned char **raw, size_t *raw_n, ak_err *err)
+{
+    *raw = NULL;
+    *raw_n = 0;
+    if (len - *at < SECTION_HEADER)
+        return ak_fail(err, AK_EDATA, "kvcache: truncated at %s (byte %zu of %zu)", what, *at, len);
+    const unsigned char *h = data + *at;
+    if (get_u32(h + 28) != crc_of(h, SECTION_HEADER - 4))
+        return ak_fail(err, AK_EDATA, "kvcache: %s's header is corrupt (CRC-32 mismatch at byte %zu)",
+                       what, *at);
+    if (memcmp(h, tag, 4) != 0)
+        return ak_fail(err, AK_EDATA, "kvcache: %s expected at byte %zu, found section '%.4s'", what,
+                       *at, (const char *)h);
+    uint32_t flags = get_u32(h + 4);
+    uint64_t stored = get_u64(h + 8), rawlen = get_u64(h + 16);
+    if (flags & ~(uint32_t)KV_ZLIB)
+        return ak_fail(err, AK_EDATA, "kvcache: %s: unknown flags 0x%x", what, flags);
+    if (stored > len - *at - SECTION_HEADER)
+        return ak_fail(err, AK_EDATA, "kvcache: truncated in %s (%llu bytes stored, %zu left)", what,
+                       (unsigned long long)stored, len - *at - SECTION_HEADER);
+    const unsigned char *s = h + SECTION_HEADER;
+    if (get_u32(h + 24) != crc_of(s, (size_t)stored))
+        return ak_fail(err, AK_EDATA, "kvcache: %s is corrupt (CRC-32 mismatch)", what);
+    if (!(flags & KV_ZLIB) && rawlen != stored)
+        return ak_fail(err, AK_EDATA, "kvcache: %s: %llu bytes stored, %llu raw, not compressed",
+                       what, (unsigned long long)stored, (unsigned long long)rawlen);
+    /* deflate expands at most about 1032:1 */
+    if ((flags & KV_ZLIB) && (rawlen / 1032 > stored || rawlen > (uint64_t)SIZE_MAX / 2))
+        return ak_fail(err, AK_EDATA, "kvcache: %s: %llu compressed bytes cannot hold %llu", what,
+                       (unsigned long long)stored, (unsigned long long)rawlen);
+    unsigned char *out = malloc(rawlen ? (size_t)rawlen : 1);
+    if (!out)
+        return ak_fail(err, AK_ENOMEM, "kvcache: out of memory for %s", what);
+    if (flags & KV_ZLIB) {
+        uLongf n = (uLongf)rawlen;
+        if (uncompress(out, &n, s, (uLong)stored) != Z_OK || n != rawlen) {
+            free(out);
+            return ak_fail(err, AK_EDATA, "kvcache: %s: bad zlib data", what);
+        }
+    } else {
+        memcpy(out, s, (size_t)stored);
+    }
+    *at += SECTION_HEADER + (size_t)stored;
+    *raw = out;
+    *raw_n = (size_t)rawlen;
+    return 0;
+}
+
+static int parse(const unsigned char *data, size_t len, ak_kvcache *c, ak_err *err)
+{
+    if (len < 16 || memcmp(data, KV_MAGIC, 8) != 0)
+        return ak_fail(err, AK_EDATA, "kvcache: not a cache file (no %s magic)", KV_MAGIC);
+    if (get_u32(data + 8) != KV_VERSION || get_u32(data + 12) != 0)
+        return ak_fail(err, AK_EDATA, "kvcache: version %u.%u, this reader knows %u.0",
+                       get_u32(data + 8), get_u32(data + 12), KV_VERSION);
+    size_t at = 16;
+    unsigned char *raw = NULL;
+    size_t rn;
+    int rc = get_section(data, len, &at, "META", "section META", &raw, &rn, err);
+    if (rc)
+        return rc;
+    rd_t r = {raw, rn, 0, "section META"};
+    uint32_t v[8], an = 0, nn = 0;
+    for (int i = 0; i < 7 && !rc; i++)
+        rc = take_u32(&r, &v[i], err);
+    if (!rc && !(rc = take_u32(&r, &an, err)) && an >= sizeof c->arch)
+        rc = ak_fail(err, AK_EDATA, "kvcache: section META: arch of %u bytes", an);
+    if (!rc)
+        rc = take(&r, c->arch, an, err);
+    if (!rc && !(rc = take_u32(&r, &nn, err)) && nn >= sizeof c->name)
+        rc = ak_fail(err, AK_EDATA, "kvcache: section META: name of %u bytes", nn);
+    if (!rc)
+        rc = take(&r, c->name, nn, err);
+    if (!rc && r.at != r.n)
+        rc = ak_fail(err, AK_EDATA, "kvcache: section META: %zu bytes too many", r.n - r.at);
+    free(raw);
+    if (rc)
+        return rc;
+    c->arch[an] = 0;
+    c->name[nn] = 0;
+    c->vocab_size = (int)v[0];
+    c->config_crc32 = v[1];
+    if (v[0] > INT32_MAX || v[2] < 1 || v[2] > 4096 || v[3] < 1 || v[3] > 4096 || v[4] < 1 ||
+        v[4] > 65536 || v[5] > INT32_MAX / 2 || v[6] > INT32_MAX)
+        return ak_fail(err, AK_EDATA, "kvcache: section META: impossible sizes (%u layers, %u "
+                       "heads, head size %u, %u tokens)", v[2], v[3], v[4], v[5]);
+    c->n_layers = (int)v[2];
+    c->n_kv_heads = (int)v[3];
+    c->head_dim = (int)v[4];
+    c->last_w = (int)v[6];
+    int n_tokens = (int)v[5];
+    if (!(c->heads = calloc((size_t)c->n_layers * c->n_kv_heads, sizeof *c->heads)))
+        return ak_fail(err, AK_ENOMEM, "kvcache: out of memory");
+
+    if ((rc = get_section(data, len, &at, "IDS ", "section IDS", &raw, &rn, err)))
+        return rc;
+    if (rn != (size_t)n_tokens * sizeof(int32_t)) {
+        free(raw);
+        return ak_fail(err, AK_EDATA, "kvcache: section IDS holds %zu bytes, not %d ids", rn,
+                       n_tokens);
+    }
+    c->ids = (int32_t *)raw;   /* malloc'd by get_section, aligned for int32 */
+    c->n_tokens = c->cap_tokens = n_tokens;
+    for (int t = 0; t < n_tokens; t++)
+        if (c->ids[t] < 0 || c->ids[t] >= c->vocab_size)
+            return ak_fail(err, AK_EDATA, "kvcache: section IDS: token %d has id %d, outside "
+                           "the vocabulary of %d", t, (int)c->ids[t], c->vocab_size);
+    size_t Dh = (size_t)c->head_dim;
+    for (int l = 0; l < c->n_layers; l++) {
+        char what[48];
+        snprintf(what, sizeof what, "section LAYR of layer %d", l);
+        if ((rc = get_section(data, len, &at, "LAYR", what, &raw, &rn, err)))
+            return rc;
+        rd_t lr = {raw, rn, 0, what};
+        for (int g = 0; g < c->n_kv_heads && !rc; g++) {
+            ak_kvhead *h = ak_kvcache_head(c, l, g);
+            uint32_t n;
+            if ((rc = take_u32(&lr, &n, err)))
+                break;
+            if (n > (uint32_t)n_tokens) {
+                rc = ak_fail(err, AK_EDATA, "kvcache: %s: head %d keeps %u entries of %d tokens",
+                             what, g, n, n_tokens);
+                break;
+            }
+            /* entries are bounded by the payload: n * (12 + 8 Dh) bytes */
+            if ((uint64_t)n * (12 + 8 * Dh) > lr.n - lr.at) {
+                rc = ak_fail(err, AK_EDATA, "kvcache: %s: head %d's %u entries overrun the section",
+                             what, g, n);
+                break;
+            }
+            if ((rc = ak_kvcache_reserve(c, l, g, (int)n, err)))
+                break;
+            h->n = (int)n;
+            take(&lr, h->pos, n * sizeof(int32_t), err);
+            take(&lr, h->mass, n * sizeof(float), err);
+            take(&lr, h->mass_last, n * sizeof(float), err);
+            take(&lr, h->k, n * Dh * sizeof(float), err);
+            take(&lr, h->v, n * Dh * sizeof(float), err);
+            for (uint32_t i = 0; i < n && !rc; i++)
+                if (h->pos[i] < 0 || h->pos[i] >= n_tokens || (i > 0 && h->pos[i] <= h->pos[i - 1]))
+                    rc = ak_fail(err, AK_EDATA, "kvcache: %s: head %d: position %d (entry %u) is "
+                                 "not ascending within 0..%d", what, g, (int)h->pos[i], i,
+                                 n_tokens - 1);
+        }
+        if (!rc && lr.at != lr.n)
+            rc = ak_fail(err, AK_EDATA, "kvcache: %s: %zu bytes too many", what, lr.n - lr.at);
+        free(raw);
+        if (rc)
+            return rc;
+    }
+    if ((rc = get_section(data, len, &at, "END ", "section END", &raw, &rn, err)))
+        return rc;
+    free(raw);
+    if (rn != 0)
+        return ak_fail(err, AK_EDATA, "kvcache: section END is not empty");
+    if (at != len)
+        return ak_fail(err, AK_EDATA, "kvcache: %zu bytes after the END section", len - at);
+    return 0;
+}
+
+int ak_kvcache_parse(ak_kvcache **out, const void *data, size_t len, ak_err *err)
+{
+    *out = NULL;
+    ak_kvcache *c = calloc(1, sizeof *c);
+    if (!c)
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    int rc = parse(data, len, c, err);
+    if (rc) {
+        ak_kvcache_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+int ak_kvcache_load(ak_kvcache **out, const char *path, ak_err *err)
+{
+    *out = NULL;
+    char *data;
+    size_t len;
+    int rc = ak_read_file(path, (size_t)1 << 40, &data, &len, err);
+    if (rc)
+        return rc;
+    rc = ak_kvcache_parse(out, data, len, err);
+    free(data);
+    return rc ? ak_wrap(err, "%s", path) : 0;
+}
