@@ -20,12 +20,17 @@ struct ak_workspace {
     float *xn, *q, *k, *v, *att, *up, *gate, *tmp;
     float *cos_g, *sin_g, *cos_l, *sin_l;   /* RoPE tables: global and local frequencies */
     int nthreads;                /* matrix-product workers */
-    float *tiles;                /* [nthreads][TILE_ROWS][max_in] dequantized weight rows */
-    size_t tile_floats;          /* per thread */
+    float *tiles;                /* [nthreads][tile_floats] dequantized weight rows */
+    size_t tile_floats;          /* per thread: TILE_FLOATS, or TILE_ROWS rows if longer */
     ak_attn_ws *attn;            /* the attention's scratch, for every layer */
 };
 
-enum { TILE_ROWS = 64 };
+/* A quantized product's weight rows are dequantized a tile at a time.
+ * sgemm repacks the activations for every tile, which costs as much as
+ * 1/(2 x rows) of the tile's multiply-adds: a tile holds as many rows as
+ * TILE_FLOATS allow (a whole layer's matrix for models of this size), and
+ * never fewer than TILE_ROWS. */
+enum { TILE_ROWS = 64, TILE_FLOATS = 1 << 19 };
 
 static int thread_count(void)
 {
@@ -77,7 +82,7 @@ static int workspace(const ak_model *m, int T, struct ak_workspace **out, ak_err
             max_in = (size_t)m->intermediate_size;
         if ((size_t)m->n_heads * m->head_dim > max_in)
             max_in = (size_t)m->n_heads * m->head_dim;
-        ws->tile_floats = TILE_ROWS * max_in;
+        ws->tile_floats = TILE_ROWS * max_in > TILE_FLOATS ? TILE_ROWS * max_in : TILE_FLOATS;
         ws->tiles = malloc((size_t)ws->nthreads * ws->tile_floats * sizeof(float));
         mm->ws = ws;
         if (!ws->tiles)
@@ -116,14 +121,15 @@ static int workspace(const ak_model *m, int T, struct ak_workspace **out, ak_err
     return 0;
 }
 
-/* A quantized product: workers take tiles of TILE_ROWS weight rows,
- * dequantize them into their own buffer and multiply with sgemm. */
+/* A quantized product: workers take tiles of rows weight rows, dequantize
+ * them into their own buffer and multiply with sgemm. */
 typedef struct {
     const ak_linear *l;
     const float *x;
     float *y;
     int T;
     float beta;
+    int rows;                    /* per tile */
     int ntiles;
     atomic_int next;
     struct ak_workspace *ws;
@@ -144,7 +150,7 @@ static void *qwork(void *arg)
         int t = atomic_fetch_add(&j->next, 1);
         if (t >= j->ntiles)
             break;
-        int r0 = t * TILE_ROWS, nr = l->out - r0 < TILE_ROWS ? l->out - r0 : TILE_ROWS;
+        int r0 = t * j->rows, nr = l->out - r0 < j->rows ? l->out - r0 : j->rows;
         for (int r = 0; r < nr; r++)
             ak_dequant_row(l->type, (const char *)l->wq + (size_t)(r0 + r) * l->row_bytes,
                            buf + (size_t)r * l->in, l->in);
@@ -161,15 +167,24 @@ static void *qwork(void *arg)
 static void qlinear(struct ak_workspace *ws, const ak_linear *l, const float *x, int T, float *y,
                     float beta)
 {
-    qjob job = {l, x, y, T, beta, (l->out + TILE_ROWS - 1) / TILE_ROWS, 0, ws};
+    /* Tiles: the fewest that fit the buffer and give every thread an equal
+     * share; rows a multiple of 16 (sgemm's register blocks).  A single
+     * token (sgemv) is all dequantization: TILE_ROWS keep the threads even. */
+    int cap = (int)(ws->tile_floats / (size_t)l->in) / 16 * 16;
+    int per = T == 1 ? TILE_ROWS : (l->out + ws->nthreads - 1) / ws->nthreads;
+    int rows = (per + 15) / 16 * 16;
+    if (rows > cap)
+        rows = cap > TILE_ROWS ? cap : TILE_ROWS;
+    qjob job = {l, x, y, T, beta, rows, (l->out + rows - 1) / rows, 0, ws};
     int n = ws->nthreads < job.ntiles ? ws->nthreads : job.ntiles;
     qworker w[64];
     pthread_t th[64];
     int started = 1;
 #ifndef AK_NO_BLAS
-    /* our threads split the rows; OpenBLAS's own would oversubscribe */
+    /* our threads split the rows, ATTNKIT_THREADS of them; OpenBLAS's own
+     * would oversubscribe the CPUs (or exceed the count asked for) */
     int blas_threads = openblas_get_num_threads();
-    if (n > 1)
+    if (blas_threads != 1)
         openblas_set_num_threads(1);
 #endif
     for (int i = 0; i < n; i++)
@@ -183,7 +198,7 @@ static void qlinear(struct ak_workspace *ws, const ak_linear *l, const float *x,
     for (int i = 1; i < started; i++)
         pthread_join(th[i], NULL);
 #ifndef AK_NO_BLAS
-    if (n > 1)
+    if (blas_threads != 1)
         openblas_set_num_threads(blas_threads);
 #endif
 }
