@@ -99,25 +99,22 @@ static void task_rows(const ak_attn_shape *s, int t, int *h, int *g, int *i0, in
 }
 
 /* Softmax in place over row[a..b] (a <= b); returns the row's entropy.
- * In 4-float vectors (fastexp.h; a libm expf per score was a third of the
+ * In 8-float vectors (fastexp.h; a libm expf per score was a third of the
  * time at 4K tokens): the max and the exp, and the sums over chunks of
  * CHUNK scores, whose float partial sums are added up in double. */
 enum { CHUNK = 256 };
 
-static float softmax_row(float *row, int a, int b)
+AK_SIMD_CLONES static float softmax_row(float *row, int a, int b)
 {
     float *r = row + a;
     int n = b - a + 1, j = 0;
     float m = -INFINITY;
-    if (n >= 8) {
-        ak_v4f m0 = ak_load4(r), m1 = ak_load4(r + 4);
-        for (j = 8; j + 8 <= n; j += 8) {
-            m0 = ak_max4(m0, ak_load4(r + j));
-            m1 = ak_max4(m1, ak_load4(r + j + 4));
-        }
-        m0 = ak_max4(m0, m1);
-        for (int k = 0; k < 4; k++)
-            m = m0[k] > m ? m0[k] : m;
+    if (n >= AK_VL) {
+        ak_vf mv = ak_loadv(r);
+        for (j = AK_VL; j + AK_VL <= n; j += AK_VL)
+            mv = ak_maxv(mv, ak_loadv(r + j));
+        for (int k = 0; k < AK_VL; k++)
+            m = mv[k] > m ? mv[k] : m;
     }
     for (; j < n; j++)
         m = r[j] > m ? r[j] : m;
@@ -125,16 +122,16 @@ static float softmax_row(float *row, int a, int b)
     for (int c = 0; c < n; c += CHUNK) {
         int w = n - c < CHUNK ? n - c : CHUNK, k = 0;
         float *rc = r + c;
-        ak_v4f z0 = {0}, s0 = {0};
-        for (k = 0; k + 4 <= w; k += 4) {
-            ak_v4f d = ak_load4(rc + k) - m, e = ak_exp4(d);
-            ak_store4(rc + k, e);
-            z0 += e;
-            s0 += e * d;
+        ak_vf zv = {0}, sv = {0};
+        for (k = 0; k + AK_VL <= w; k += AK_VL) {
+            ak_vf d = ak_loadv(rc + k) - m, e = ak_expv(d);
+            ak_storev(rc + k, e);
+            zv += e;
+            sv += e * d;
         }
-        for (int l = 0; l < 4; l++) {
-            z += z0[l];
-            zs += s0[l];
+        for (int l = 0; l < AK_VL; l++) {
+            z += zv[l];
+            zs += sv[l];
         }
         for (; k < w; k++) {
             float d = rc[k] - m, e = ak_expf(d);
