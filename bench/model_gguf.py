@@ -100,9 +100,10 @@ def text_ids(path, text):
 
 
 def run_pipeline(path, stream, threads, extra=()):
-    """Wall time of embed | attend and attend's peak RSS (KiB), measured by
-    /usr/bin/time (ru_maxrss of a child forked from this Python process
-    would carry this process's high-water mark across exec)."""
+    """Wall time of embed | attend, the CPU time of both (user + system) and
+    attend's peak RSS (KiB), measured by /usr/bin/time (ru_maxrss of a
+    child forked from this Python process would carry this process's
+    high-water mark across exec)."""
     env = dict(os.environ, ATTNKIT_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
                OMP_NUM_THREADS=str(threads), ATTNKIT_DEVICE="cpu")
     with tempfile.TemporaryDirectory() as d:
@@ -110,15 +111,17 @@ def run_pipeline(path, stream, threads, extra=()):
         with open(inp, "wb") as f:
             f.write(stream)
         te, ta = os.path.join(d, "e"), os.path.join(d, "a")
-        cmd = (f"/usr/bin/time -f %M -o {te} {BIN}/embed -m '{path}' <{inp} | "
-               f"/usr/bin/time -f %M -o {ta} {BIN}/attend -m '{path}' {' '.join(extra)} >/dev/null")
+        cmd = (f"/usr/bin/time -f '%M %U %S' -o {te} {BIN}/embed -m '{path}' <{inp} | "
+               f"/usr/bin/time -f '%M %U %S' -o {ta} {BIN}/attend -m '{path}' {' '.join(extra)} "
+               ">/dev/null")
         t0 = time.perf_counter()
         r = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], env=env)
         wall = time.perf_counter() - t0
         if r.returncode:
             raise SystemExit(f"pipeline failed (exit {r.returncode})")
-        rss = [int(open(x).read().split()[-1]) for x in (te, ta)]
-    return {"time": wall, "rss": rss[1], "embed_rss": rss[0]}
+        e, a = (open(x).read().split()[-3:] for x in (te, ta))
+    return {"time": wall, "cpu": sum(float(v) for v in e[1:] + a[1:]), "rss": int(a[0]),
+            "embed_rss": int(e[0])}
 
 
 # Both children read one JSON request a line and answer one JSON line.
@@ -154,13 +157,13 @@ with torch.inference_mode():
         model.set_attn_implementation(req["impl"])
         ids = torch.tensor([req["ids"]])
         reset_peak()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = model(input_ids=ids, output_attentions=(req["impl"] == "eager"), use_cache=False,
                     logits_to_keep=1)
-        dt = time.perf_counter() - t0
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
         rss = peak_kib()
         del out
-        print(json.dumps({"time": dt, "rss": rss}), flush=True)
+        print(json.dumps({"time": dt, "cpu": dc, "rss": rss}), flush=True)
 """
 
 LLAMA_CHILD = PEAK + r"""
@@ -180,10 +183,10 @@ for line in sys.stdin:
         n_ctx = len(ids)
     llm.reset()   # eval then drops the whole KV cache (kv_cache_seq_rm from 0)
     reset_peak()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     llm.eval(ids)
-    dt = time.perf_counter() - t0
-    print(json.dumps({"time": dt, "rss": peak_kib()}), flush=True)
+    dt, dc = time.perf_counter() - t0, time.process_time() - c0
+    print(json.dumps({"time": dt, "cpu": dc, "rss": peak_kib()}), flush=True)
 """
 
 
@@ -244,6 +247,8 @@ def main():
     print(f"# machine: {machine()}; threads: {N}; load average at start: {load()}")
     print(f"# text: {TEXT}, tokenized by attnkit and truncated; best of the interleaved runs; "
           f"attnkit's times are whole processes, the others' the forward / eval call only")
+    print("# cpu_s: CPU time (user + system) of the same runs, least of them: on a machine "
+          "shared with other jobs it is steadier than the wall time")
     print("# ratio columns: attnkit time / reference time (below 1: attnkit faster), same length; "
           "attnkit's statistics row against eager and SDPA, its --logits last row against llama.cpp "
           "(which always computes the last token's logits; PyTorch runs with logits_to_keep=1); "
@@ -269,8 +274,9 @@ def main():
         print(f"## {title} ({os.path.getsize(path) / 2**20:.0f} MiB file); {'; '.join(vers)}")
         for n in notes:
             print(f"# {n}")
-        print(f"{'tokens':>6} {'implementation':<44} {'time_s':>8} {'tok/s':>8} {'peak_MiB':>9} "
-              f"{'/eager':>7} {'/SDPA':>7} {'/llama':>7}")
+        print(f"{'tokens':>6} {'implementation':<44} {'time_s':>8} {'tok/s':>8} {'cpu_s':>8} "
+              f"{'peak_MiB':>9} {'/eager':>7} {'/SDPA':>7} {'/llama':>7} {'cpu/eager':>9} "
+              f"{'cpu/SDPA':>9} {'cpu/llama':>9}")
         for T in lengths:
             ids = ids_all[:T]
             stream = s.pack_stream([s.doc("gpl3", [s.tensor("tokens", np.array(ids, np.int32))])])
@@ -301,6 +307,7 @@ def main():
                     runs[k].append(f())
             loads.append(load())
             best = {k: min(r["time"] for r in v) for k, v in runs.items()}
+            cpu = {k: min(r["cpu"] for r in v) for k, v in runs.items()}
             peak = {k: max(r["rss"] for r in v) for k, v in runs.items()}
             labels = {"attnkit": "attnkit embed|attend (statistics)",
                       "attnkit --logits last": "attnkit embed|attend --logits last",
@@ -308,15 +315,17 @@ def main():
                       "SDPA": "PyTorch SDPA, no probabilities",
                       "llama.cpp": "llama.cpp eval (last logits)"}
             for k in impls:
-                ratio = ["", "", ""]
+                ratio, cratio = ["", "", ""], ["", "", ""]
                 for i, ref in enumerate(("eager", "SDPA", "llama.cpp")):
                     # the statistics row against PyTorch, the logits row against
                     # llama.cpp (and against all when it is alone)
                     mine = "attnkit" if ref != "llama.cpp" and "attnkit" in best else "attnkit --logits last"
                     if k == mine and ref in best:
                         ratio[i] = f"{best[k] / best[ref]:.2f}"
-                print(f"{T:6d} {labels[k]:<44} {best[k]:8.2f} {T / best[k]:8.0f} "
-                      f"{peak[k] / 1024:9.0f} {ratio[0]:>7} {ratio[1]:>7} {ratio[2]:>7}")
+                        cratio[i] = f"{cpu[k] / cpu[ref]:.2f}"
+                print(f"{T:6d} {labels[k]:<44} {best[k]:8.2f} {T / best[k]:8.0f} {cpu[k]:8.2f} "
+                      f"{peak[k] / 1024:9.0f} {ratio[0]:>7} {ratio[1]:>7} {ratio[2]:>7} "
+                      f"{cratio[0]:>9} {cratio[1]:>9} {cratio[2]:>9}")
             print(f"# {T} tokens: best of {reps}; load average {loads[0]} before, {loads[1]} after")
         for c in (torch_c, llama_c):
             if c:
