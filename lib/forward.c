@@ -3,6 +3,7 @@
  * and received mass) in attention.c. */
 #include "attention.h"
 #include "kvcache.h"
+#include "fastexp.h"
 #include "model.h"
 #include "quant.h"
 
@@ -24,8 +25,8 @@ struct ak_workspace {
     /* a cache's forward pass: one KV head's group of queries at a time */
     float *gq, *gout, *gent, *gmass;
     int nthreads;                /* matrix-product workers */
-    float *tiles;                /* [nthreads][TILE_ROWS][max_in] dequantized weight rows */
-    size_t tile_floats;          /* per thread */
+    float *tiles;                /* [nthreads][tile_floats] dequantized weight rows */
+    size_t tile_floats;          /* per thread: TILE_FLOATS, or TILE_ROWS rows if longer */
     ak_attn_ws *attn;            /* the attention's scratch, for every layer */
     /* the quantized products' worker threads, started on first need and
      * kept until ak_workspace_free (a token of generation runs some 200
@@ -41,7 +42,12 @@ struct ak_workspace {
     struct qworker { struct ak_workspace *ws; int id; } workers[64];
 };
 
-enum { TILE_ROWS = 64 };
+/* A quantized product's weight rows are dequantized a tile at a time.
+ * sgemm repacks the activations for every tile, which costs as much as
+ * 1/(2 x rows) of the tile's multiply-adds: a tile holds as many rows as
+ * TILE_FLOATS allow (a whole layer's matrix for models of this size), and
+ * never fewer than TILE_ROWS. */
+enum { TILE_ROWS = 64, TILE_FLOATS = 1 << 19 };
 
 static int thread_count(void)
 {
@@ -110,7 +116,7 @@ static int workspace(const ak_model *m, int T, size_t npos, struct ak_workspace 
             max_in = (size_t)m->intermediate_size;
         if ((size_t)m->n_heads * m->head_dim > max_in)
             max_in = (size_t)m->n_heads * m->head_dim;
-        ws->tile_floats = TILE_ROWS * max_in;
+        ws->tile_floats = TILE_ROWS * max_in > TILE_FLOATS ? TILE_ROWS * max_in : TILE_FLOATS;
         ws->tiles = malloc((size_t)ws->nthreads * ws->tile_floats * sizeof(float));
         mm->ws = ws;
         if (!ws->tiles)
@@ -157,14 +163,15 @@ static int workspace(const ak_model *m, int T, size_t npos, struct ak_workspace 
     return 0;
 }
 
-/* A quantized product: workers take tiles of TILE_ROWS weight rows,
- * dequantize them into their own buffer and multiply with sgemm. */
+/* A quantized product: workers take tiles of rows weight rows, dequantize
+ * them into their own buffer and multiply with sgemm. */
 typedef struct qjob {
     const ak_linear *l;
     const float *x;
     float *y;
     int T;
     float beta;
+    int rows;                    /* per tile */
     int ntiles;
     atomic_int next;
     struct ak_workspace *ws;
@@ -178,7 +185,7 @@ static void qwork(qjob *j, int id)
         int t = atomic_fetch_add(&j->next, 1);
         if (t >= j->ntiles)
             break;
-        int r0 = t * TILE_ROWS, nr = l->out - r0 < TILE_ROWS ? l->out - r0 : TILE_ROWS;
+        int r0 = t * j->rows, nr = l->out - r0 < j->rows ? l->out - r0 : j->rows;
         float dot;
         if (j->T == 1 && ak_dot_row(l->type, l->wq, j->x, 0, &dot) == 0) {
             /* one token (generation): dot products straight from the blocks */
@@ -229,7 +236,15 @@ static void *pool_thread(void *arg)
 static void qlinear(struct ak_workspace *ws, const ak_linear *l, const float *x, int T, float *y,
                     float beta)
 {
-    qjob job = {l, x, y, T, beta, (l->out + TILE_ROWS - 1) / TILE_ROWS, 0, ws};
+    /* Tiles: the fewest that fit the buffer and give every thread an equal
+     * share; rows a multiple of 16 (sgemm's register blocks).  A single
+     * token (sgemv) is all dequantization: TILE_ROWS keep the threads even. */
+    int cap = (int)(ws->tile_floats / (size_t)l->in) / 16 * 16;
+    int per = T == 1 ? TILE_ROWS : (l->out + ws->nthreads - 1) / ws->nthreads;
+    int rows = (per + 15) / 16 * 16;
+    if (rows > cap)
+        rows = cap > TILE_ROWS ? cap : TILE_ROWS;
+    qjob job = {l, x, y, T, beta, rows, (l->out + rows - 1) / rows, 0, ws};
     int n = ws->nthreads < job.ntiles ? ws->nthreads : job.ntiles;
     if (n > 1 && !ws->pool_ok) {
         if (pthread_mutex_init(&ws->lock, NULL) == 0 && pthread_cond_init(&ws->go, NULL) == 0 &&
@@ -247,9 +262,10 @@ static void qlinear(struct ak_workspace *ws, const ak_linear *l, const float *x,
     }
     int helpers = n - 1 < ws->npool ? n - 1 : ws->npool;
 #ifndef AK_NO_BLAS
-    /* our threads split the rows; OpenBLAS's own would oversubscribe */
+    /* our threads split the rows, ATTNKIT_THREADS of them; OpenBLAS's own
+     * would oversubscribe the CPUs (or exceed the count asked for) */
     int blas_threads = openblas_get_num_threads();
-    if (helpers > 0)
+    if (blas_threads != 1)
         openblas_set_num_threads(1);
 #endif
     if (helpers > 0) {
@@ -268,7 +284,7 @@ static void qlinear(struct ak_workspace *ws, const ak_linear *l, const float *x,
         pthread_mutex_unlock(&ws->lock);
     }
 #ifndef AK_NO_BLAS
-    if (helpers > 0)
+    if (blas_threads != 1)
         openblas_set_num_threads(blas_threads);
 #endif
 }
@@ -317,18 +333,34 @@ static void norm(const ak_model *m, float *y, const float *x, int T, const float
         ak_layernorm(y, x, T, m->hidden_size, w, b, m->norm_eps);
 }
 
-static void activate(ak_act act, float *x, size_t n)
+/* SiLU and GELU-tanh are both v * sigmoid(a): a = v for SiLU, and
+ * 0.5 v (1 + tanh(u)) = v / (1 + exp(-2u)) for GELU-tanh (gelu_new,
+ * Hendrycks & Gimpel's tanh approximation); the exp in 8-float vectors
+ * (fastexp.h), where libm's tanhf per element was a seventh of Gemma 3's
+ * time at 512 tokens. */
+AK_VINLINE ak_vf sigmoid_argv(ak_act act, ak_vf v)
 {
-    for (size_t i = 0; i < n; i++) {
-        float v = x[i];
-        switch (act) {
-        case AK_ACT_GELU_ERF: x[i] = 0.5f * v * (1.0f + erff(v * (float)M_SQRT1_2)); break;
-        case AK_ACT_GELU_TANH: /* gelu_new: Hendrycks & Gimpel's tanh approximation */
-            x[i] = 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
-            break;
-        case AK_ACT_SILU: x[i] = v / (1.0f + expf(-v)); break;
-        case AK_ACT_RELU: x[i] = v > 0 ? v : 0; break;
+    return act == AK_ACT_SILU ? -v : -1.5957691216057308f * (v + 0.044715f * v * v * v);
+}
+
+AK_SIMD_CLONES static void activate(ak_act act, float *x, size_t n)
+{
+    size_t i = 0;
+    if (act == AK_ACT_SILU || act == AK_ACT_GELU_TANH) {
+        for (; i + AK_VL <= n; i += AK_VL) {
+            ak_vf v = ak_loadv(x + i);
+            ak_storev(x + i, v / (1.0f + ak_expv(sigmoid_argv(act, v))));
         }
+        for (; i < n; i++) {
+            ak_vf v = {x[i]};
+            x[i] = (v / (1.0f + ak_expv(sigmoid_argv(act, v))))[0];
+        }
+        return;
+    }
+    for (; i < n; i++) {
+        float v = x[i];
+        x[i] = act == AK_ACT_GELU_ERF ? 0.5f * v * (1.0f + erff(v * (float)M_SQRT1_2))
+                                      : v > 0 ? v : 0;   /* AK_ACT_RELU */
     }
 }
 
