@@ -219,7 +219,7 @@ $(MINILM_DIR)/model.safetensors:
 
 demo: all
 	@$(MAKE) --no-print-directory model
-	@sh examples/demo.sh "$(TOP)/bin" "$(MODEL_DIR)" "$(MINILM_DIR)"
+	@sh examples/demo.sh "$(TOP)/bin"
 
 bench: all
 	@$(MAKE) --no-print-directory model
