@@ -241,7 +241,8 @@ install: all install-headers
 	  install -m 644 $(MINILM_DIR)/config.json $(MINILM_DIR)/model.safetensors $(MINILM_DIR)/tokenizer.json \
 	  $(MINILM_DIR)/tokenizer_config.json $(DESTDIR)$(INSTALLED_MINILM)/; fi
 	if [ -f $(CACHE)/models/gemma3/$(GEMMA3_GGUF) ]; then install -d $(DESTDIR)$(SHARE_DIR)/gemma3 && \
-	  install -m 644 $(CACHE)/models/gemma3/$(GEMMA3_GGUF) $(DESTDIR)$(SHARE_DIR)/gemma3/; fi
+	  install -m 644 $(CACHE)/models/gemma3/$(GEMMA3_GGUF) \
+	  $(wildcard $(CACHE)/models/gemma3/GEMMA_TERMS.html $(CACHE)/models/gemma3/NOTICE.md) $(DESTDIR)$(SHARE_DIR)/gemma3/; fi
 
 clean:
 	rm -rf build bin
