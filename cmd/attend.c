@@ -26,7 +26,7 @@ static void usage(void)
            "are refused.\n"
            "  -m, --model MODEL      Hugging Face directory, .gguf file (or a directory\n"
            "                         holding one), or smollm2, gemma3, minilm (default:\n"
-           "                         $ATTNKIT_MODEL, else all-MiniLM-L6-v2)\n"
+           "                         $ATTNKIT_MODEL, else SmolLM2-135M-Instruct)\n"
            "  -p, --probs SPEC       full probabilities attn.probs.<l> [h, T, T] for the\n"
            "                         layers (and heads) in SPEC: LIST[:LIST], LIST being\n"
            "                         `all` or numbers and ranges like 0,2-3\n"

@@ -19,7 +19,7 @@ static void usage(void)
            "tokens detokenized (byte-exact for byte-level BPE and byte fallback).\n"
            "  -m, --model DIR   model or tokenizer directory, or GGUF file, the stream\n"
            "                    was made with\n"
-           "                    (default: $ATTNKIT_MODEL, else all-MiniLM-L6-v2)\n"
+           "                    (default: $ATTNKIT_MODEL, else SmolLM2-135M-Instruct)\n"
            "      --mark[=STR]  print the original `text` instead, with each span\n"
            "                    prune dropped replaced by STR (default \"[…]\")\n"
            "      --text        print the kept text clean, for an LLM: the original\n"

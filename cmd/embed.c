@@ -14,7 +14,7 @@ static void usage(void)
            "from its `tokens` (and `token_types`, for BERT) as the model defines them.\n"
            "  -m, --model MODEL Hugging Face directory, .gguf file (or a directory holding\n"
            "                    one), or smollm2, gemma3, minilm (default: $ATTNKIT_MODEL,\n"
-           "                    else all-MiniLM-L6-v2)\n"
+           "                    else SmolLM2-135M-Instruct)\n"
            "  -w, --window N    a document longer than N tokens (default: the model's\n"
            "                    positions, 512 for MiniLM) is run in windows of N by\n"
            "                    attend, K overlapping: embed records the windows (meta\n"

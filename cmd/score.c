@@ -23,7 +23,7 @@ static void usage(void)
            "on each document's full tokens (full.tokens) and on the kept ones, e.g.\n"
            "  prune --keep 0.5 full.ak | score\n"
            "  -m, --model MODEL     one stream: the model (default $ATTNKIT_MODEL, else\n"
-           "                        all-MiniLM-L6-v2); the stream must come from it\n"
+           "                        SmolLM2-135M-Instruct); the stream must come from it\n"
            "  FULL, PRUNED          streams from attend --hidden (encoders) or\n"
            "                        attend --logits all (causal LMs); '-' is stdin\n"
            "  -q, --queries FILE    stream of queries through attend --hidden; query\n"

@@ -25,7 +25,7 @@ static void usage(void)
            "(byte spans in text), segments, special (and token_types for BERT).\n"
            "  -m, --model DIR      model or tokenizer directory: tokenizer.json, or\n"
            "                       vocab.json + merges.txt, or a GGUF file (default:\n"
-           "                       $ATTNKIT_MODEL, else all-MiniLM-L6-v2)\n"
+           "                       $ATTNKIT_MODEL, else SmolLM2-135M-Instruct)\n"
            "      --no-special     add no BOS/CLS/SEP tokens (special-token strings in the\n"
            "                       text are still matched)\n"
            "  -s, --segments MODE  blocks: sentence, paragraph (default), line, marker\n"

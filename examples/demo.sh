@@ -1,10 +1,14 @@
 #!/bin/sh
-# examples/demo.sh BIN MODEL - the main job on the default model: which parts
-# of a prompt does the model use, and what is left after pruning half of it.
+# examples/demo.sh BIN - the main job on examples/prompt.txt: the default
+# model, SmolLM2-135M-Instruct, answers the prompt's question from the full
+# prompt, from the prompt pruned by attention and from an evicted cache, with
+# what each cost; then the encoder all-MiniLM-L6-v2 (-m minilm): which
+# paragraph it looks at and what is left after pruning half of it.
 set -eu
-bin=$1 model=$2
+bin=$1
 here=$(cd "$(dirname "$0")" && pwd)
-export PATH="$bin:$PATH" ATTNKIT_MODEL="$model"
+export PATH="$bin:$PATH"
+unset ATTNKIT_MODEL   # the build's default model
 prompt="$here/prompt.txt"
 have() { [ -x "$bin/$1" ]; }
 
@@ -12,51 +16,52 @@ echo "== prompt ($prompt)"
 cat "$prompt"
 if have tokenize && have embed && have attend && have entropy && have prune && have decode; then
     tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-    echo
-    echo "== tokenize | embed | attend | entropy: which paragraph does the model look at?"
-    echo "   (all-MiniLM-L6-v2; --device auto: the GPU when there is one)"
-    tokenize --segments paragraph "$prompt" | embed | attend --probs all | entropy > "$tmp/scored.ak"
-    entropy --by block --format tsv < "$tmp/scored.ak"
-    echo
-    echo "== prune --keep 0.5 --unit block --protect last --policy mass | decode --mark"
-    echo "   (received attention mass over the whole prompt)"
-    prune --keep 0.5 --unit block --protect last --policy mass < "$tmp/scored.ak" | decode --mark
-    echo
-    echo "== prune --keep 0.5 --unit block --protect last --policy query | decode --mark"
-    echo "   (mass received from the question, the last paragraph)"
-    prune --keep 0.5 --unit block --protect last --policy query < "$tmp/scored.ak" > "$tmp/pruned.ak"
-    decode --mark < "$tmp/pruned.ak"
-    echo
-    echo "== the stream, for a human (peek)"
-    peek -n 6 "$tmp/pruned.ak"
-    if have kvcache && tokenize -m smollm2 --chat "$prompt" >"$tmp/chat.ak" 2>/dev/null; then
-        m=smollm2   # SmolLM2-135M-Instruct: a causal model that answers
+    if have kvcache && tokenize --chat "$prompt" >"$tmp/chat.ak" 2>/dev/null; then
         logp() { peek "$1" | sed -n 's/.*target_logprob=\([-0-9.e]*\).*/\1/p'; }
         kept() { peek "$1" | sed -n 's/.*kv_entries=\([0-9]*\) kv_entries_full=\([0-9]*\).*/\1 of \2/p'; }
         echo
-        echo "== the prompt as a question to SmolLM2-135M-Instruct (tokenize --chat | kvcache --generate)"
-        kvcache -m $m --generate 48 "$tmp/chat.ak" | decode -m $m --generated | sed 's/<|im_end|>$//' >"$tmp/answer.txt"
+        echo "== the prompt as a question to the default model, SmolLM2-135M-Instruct"
+        echo "   (tokenize --chat | kvcache --generate 48 | decode --generated)"
+        kvcache --generate 48 "$tmp/chat.ak" | decode --generated | sed 's/<|im_end|>$//' >"$tmp/answer.txt"
         cat "$tmp/answer.txt"; echo
-        kvcache -m $m --target "$tmp/answer.txt" "$tmp/chat.ak" >"$tmp/full.ak"
+        kvcache --target "$tmp/answer.txt" "$tmp/chat.ak" >"$tmp/full.ak"
         n=$(peek "$tmp/full.ak" | sed -n 's/.*kv_tokens=\([0-9]*\).*/\1/p')
         echo "   cost: all $n tokens; log-likelihood of this answer $(logp "$tmp/full.ak") nats"
         echo
         echo "== the prompt pruned by attention (prune --keep 0.5 --unit block --protect last --policy query), then answered"
-        tokenize -m $m --chat --segments paragraph "$prompt" | embed -m $m | attend -m $m --probs all \
+        tokenize --chat --segments paragraph "$prompt" | embed | attend --probs all \
             | prune --keep 0.5 --unit block --protect last --policy query >"$tmp/pr.ak"
-        decode -m $m --mark "$tmp/pr.ak"; echo
-        kvcache -m $m --target "$tmp/answer.txt" --generate 48 "$tmp/pr.ak" >"$tmp/pra.ak"
-        decode -m $m --generated "$tmp/pra.ak" | sed 's/<|im_end|>$//'; echo
+        decode --mark "$tmp/pr.ak"; echo
+        kvcache --target "$tmp/answer.txt" --generate 48 "$tmp/pr.ak" >"$tmp/pra.ak"
+        decode --generated "$tmp/pra.ak" | sed 's/<|im_end|>$//'; echo
         echo "   cost: $(peek "$tmp/pra.ak" | sed -n 's/.*kv_tokens=\([0-9]*\).*/\1/p') of $n tokens kept;" \
              "log-likelihood of the full prompt's answer $(logp "$tmp/pra.ak") nats"
         echo
         echo "== the full prompt's cache evicted (kvcache --evict h2o --keep 0.5, the question protected), then answered"
-        kvcache -m $m --evict h2o --keep 0.5 --protect-regex 'Question:.*' --target "$tmp/answer.txt" \
+        kvcache --evict h2o --keep 0.5 --protect-regex 'Question:.*' --target "$tmp/answer.txt" \
             --generate 48 "$tmp/chat.ak" >"$tmp/ev.ak"
-        decode -m $m --generated "$tmp/ev.ak" | sed 's/<|im_end|>$//'; echo
+        decode --generated "$tmp/ev.ak" | sed 's/<|im_end|>$//'; echo
         echo "   cost: $(kept "$tmp/ev.ak") cache entries kept;" \
              "log-likelihood of the full prompt's answer $(logp "$tmp/ev.ak") nats"
     fi
+    m=minilm   # all-MiniLM-L6-v2, an encoder
+    echo
+    echo "== tokenize -m minilm | embed -m minilm | attend -m minilm | entropy: which paragraph does the encoder look at?"
+    echo "   (all-MiniLM-L6-v2; --device auto: the GPU when there is one)"
+    tokenize -m $m --segments paragraph "$prompt" | embed -m $m | attend -m $m --probs all | entropy > "$tmp/scored.ak"
+    entropy --by block --format tsv < "$tmp/scored.ak"
+    echo
+    echo "== prune --keep 0.5 --unit block --protect last --policy mass | decode -m minilm --mark"
+    echo "   (received attention mass over the whole prompt)"
+    prune --keep 0.5 --unit block --protect last --policy mass < "$tmp/scored.ak" | decode -m $m --mark
+    echo
+    echo "== prune --keep 0.5 --unit block --protect last --policy query | decode -m minilm --mark"
+    echo "   (mass received from the question, the last paragraph)"
+    prune --keep 0.5 --unit block --protect last --policy query < "$tmp/scored.ak" > "$tmp/pruned.ak"
+    decode -m $m --mark < "$tmp/pruned.ak"
+    echo
+    echo "== the stream, for a human (peek)"
+    peek -n 6 "$tmp/pruned.ak"
 else
     echo "(the model programs are not built yet: showing a stream round trip)"
     peek "$here/../formats/vectors/all-dtypes.ak"

@@ -12,6 +12,8 @@
 # protected, and a prompt counts as a hit when passage i's block survives.
 # Writes OUT/rag.tsv: policy, seed, hits, prompts.
 set -eu
+# all-MiniLM-L6-v2, as rag.tsv was made (the programs' default is SmolLM2)
+export ATTNKIT_MODEL="${ATTNKIT_MODEL:-minilm}"
 out=$1
 mkdir -p "$out/rag"
 names=$(awk -F'\t' '!/^#/ && NF >= 5 {print $1}' passages.tsv)

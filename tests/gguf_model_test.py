@@ -288,7 +288,7 @@ def check_naming_and_identity(tmp):
         check(rc == 0 and hdr.get("model", {}).get("arch") == ("llama" if short == "smollm2" else "gemma3"),
               f"-m {short} names the installed model {err.strip()}")
     rc, c, err = run(["embed", "-m", "minilm"], token_stream(ids))
-    check(rc == 0 and s.read_records(c)[0]["model"].get("arch") == "bert", f"-m minilm names the default model {err.strip()}")
+    check(rc == 0 and s.read_records(c)[0]["model"].get("arch") == "bert", f"-m minilm names all-MiniLM-L6-v2 {err.strip()}")
     # A stream embedded by one model is refused by the other (GGUF identity).
     rc, out, err = run(["attend", "-m", FILES["gemma3"]], a)
     check(rc == 65 and "stream was made for" in err, f"gemma3 refuses smollm2's stream: exit {rc}: {err.strip()}")

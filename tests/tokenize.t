@@ -27,7 +27,20 @@ rm -f "$T/tokenizer.json"
 printf 'Hello world' > "$T/hello.txt"
 is "gpt2 ids of Hello world" "$(tokenize -m "$G" "$T/hello.txt" | peek -f tokens)" "15496 995"
 is "gpt2 offsets" "$(tokenize -m "$G" "$T/hello.txt" | peek -f offsets)" "0 5 5 11"
-is "default model (BERT) adds CLS and SEP" "$(tokenize "$T/hello.txt" | peek -f tokens)" "101 7592 2088 102"
+is "the suite's model (ATTNKIT_MODEL: BERT) adds CLS and SEP" "$(tokenize "$T/hello.txt" | peek -f tokens)" "101 7592 2088 102"
+# The real default, without ATTNKIT_MODEL, is SmolLM2-135M-Instruct (its ids
+# for "Hello world", no BOS: Hello=19556, Gworld=905 in the GGUF's vocabulary);
+# all-MiniLM-L6-v2 is -m minilm.
+if [ -f "$AK_TOP/.cache/models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" ]; then
+    is "the default model is SmolLM2" "$(env -u ATTNKIT_MODEL tokenize "$T/hello.txt" | peek -f tokens)" "19556 905"
+    is "-m smollm2 is the default" "$(env -u ATTNKIT_MODEL tokenize -m smollm2 "$T/hello.txt" | peek -f tokens)" "19556 905"
+    is "ATTNKIT_MODEL=smollm2 too" "$(ATTNKIT_MODEL=smollm2 tokenize "$T/hello.txt" | peek -f tokens)" "19556 905"
+else
+    echo "# skip the default model's ids: no SmolLM2 in .cache/models"
+fi
+is "-m minilm is BERT" "$(env -u ATTNKIT_MODEL tokenize -m minilm "$T/hello.txt" | peek -f tokens)" "101 7592 2088 102"
+tokenize -h | grep -q 'else SmolLM2-135M-Instruct)' && pass "tokenize -h names the default model" \
+    || fail "tokenize -h names the default model"
 is "--no-special adds none" "$(tokenize --no-special "$T/hello.txt" | peek -f tokens)" "7592 2088"
 is "special flags" "$(tokenize "$T/hello.txt" | peek -f special)" "1 0 0 1"
 is "specials are in no block" "$(tokenize "$T/hello.txt" | peek -f segments)" "-1 0 0 -1"

@@ -85,7 +85,7 @@ def compress(prompt, keep=0.5, question=None, model=None, *, max_tokens=None, un
     (policy None) the attention of its tokens scores the rest (prune
     --policy query; a prompt longer than the model's context falls back to
     the mass policy).  model: a name (minilm, smollm2, gemma3), a Hugging
-    Face directory or a GGUF file (default $ATTNKIT_MODEL, else MiniLM).
+    Face directory or a GGUF file (default $ATTNKIT_MODEL, else SmolLM2-135M-Instruct).
     unit: word (default), token, sentence or block (paragraphs).
     count_with: a tokenizer (name, directory or tokenizer.json) to count
     the budget in, e.g. the target LLM's.  max_tokens: a budget in tokens
