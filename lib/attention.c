@@ -13,6 +13,7 @@
  * between calls.
  */
 #include "attention.h"
+#include "pool.h"
 #include "fastexp.h"
 
 #include <math.h>
@@ -46,14 +47,7 @@ typedef struct {
     size_t parts;             /* one thread's share of mass_parts */
 } job_t;
 
-enum { MAX_THREADS = 256 };
-
-struct ak_attn_ws;
-
-typedef struct {
-    struct ak_attn_ws *ws;
-    int id;                   /* 1.. (the caller works as 0) */
-} worker_t;
+enum { MAX_THREADS = AK_POOL_MAX };
 
 /* Host scratch, grown on demand (sizes in bytes). */
 struct ak_attn_ws {
@@ -65,19 +59,7 @@ struct ak_attn_ws {
     size_t kt_cap;
     float *rounded;           /* q, k, v rounded to a dtype */
     size_t rounded_cap;
-    /* Worker threads, started on first need and kept until
-     * ak_attn_ws_free.  A call publishes its job under lock, bumps
-     * generation and waits until the running workers are done. */
-    pthread_mutex_t lock;
-    pthread_cond_t go, done;
-    int npool;                /* threads started: ids 1..npool */
-    uint64_t generation;
-    int active;               /* workers 1..active take part in this job */
-    int running;              /* of them, still working */
-    int quit;
-    job_t *job;
-    worker_t workers[MAX_THREADS];
-    pthread_t threads[MAX_THREADS];
+    ak_pool pool;             /* worker threads, kept until ak_attn_ws_free */
 #ifdef AK_HAVE_CUDA
     ak_cuda_ws *cuda;
 #endif
@@ -284,60 +266,7 @@ static void work(job_t *job, int id)
     }
 }
 
-static void *pool_thread(void *arg)
-{
-    worker_t *w = arg;
-    struct ak_attn_ws *ws = w->ws;
-    uint64_t seen = 0;
-    pthread_mutex_lock(&ws->lock);
-    for (;;) {
-        while (!ws->quit && ws->generation == seen)
-            pthread_cond_wait(&ws->go, &ws->lock);
-        if (ws->quit)
-            break;
-        seen = ws->generation;
-        if (w->id > ws->active)
-            continue;
-        job_t *job = ws->job;
-        pthread_mutex_unlock(&ws->lock);
-        work(job, w->id);
-        pthread_mutex_lock(&ws->lock);
-        if (--ws->running == 0)
-            pthread_cond_signal(&ws->done);
-    }
-    pthread_mutex_unlock(&ws->lock);
-    return NULL;
-}
-
-/* Runs job on the caller and up to n - 1 pool threads (started now if
- * missing); returns how many took part. */
-static int run_job(struct ak_attn_ws *ws, job_t *job, int n)
-{
-    while (ws->npool < n - 1) {
-        worker_t *w = &ws->workers[ws->npool + 1];
-        *w = (worker_t){ws, ws->npool + 1};
-        if (pthread_create(&ws->threads[ws->npool + 1], NULL, pool_thread, w) != 0)
-            break; /* fewer threads, same result */
-        ws->npool++;
-    }
-    int helpers = n - 1 < ws->npool ? n - 1 : ws->npool;
-    if (helpers > 0) {
-        pthread_mutex_lock(&ws->lock);
-        ws->job = job;
-        ws->active = ws->running = helpers;
-        ws->generation++;
-        pthread_cond_broadcast(&ws->go);
-        pthread_mutex_unlock(&ws->lock);
-    }
-    work(job, 0);
-    if (helpers > 0) {
-        pthread_mutex_lock(&ws->lock);
-        while (ws->running > 0)
-            pthread_cond_wait(&ws->done, &ws->lock);
-        pthread_mutex_unlock(&ws->lock);
-    }
-    return helpers + 1;
-}
+static void work_fn(void *job, int id) { work(job, id); }
 
 static int configured_threads; /* ak_attention_set_threads; 0: one per CPU */
 
@@ -411,21 +340,6 @@ int ak_attn_ws_new(ak_attn_ws **wsp, ak_err *err)
     ak_attn_ws *ws = calloc(1, sizeof *ws);
     if (!ws)
         return ak_fail(err, AK_ENOMEM, "attention: out of memory");
-    if (pthread_mutex_init(&ws->lock, NULL) != 0) {
-        free(ws);
-        return ak_fail(err, AK_ENOMEM, "attention: cannot create a lock");
-    }
-    if (pthread_cond_init(&ws->go, NULL) != 0) {
-        pthread_mutex_destroy(&ws->lock);
-        free(ws);
-        return ak_fail(err, AK_ENOMEM, "attention: cannot create a condition");
-    }
-    if (pthread_cond_init(&ws->done, NULL) != 0) {
-        pthread_cond_destroy(&ws->go);
-        pthread_mutex_destroy(&ws->lock);
-        free(ws);
-        return ak_fail(err, AK_ENOMEM, "attention: cannot create a condition");
-    }
     *wsp = ws;
     return 0;
 }
@@ -441,15 +355,7 @@ void ak_attn_ws_free(ak_attn_ws *ws)
     free(ws->mass);
     free(ws->kt);
     free(ws->rounded);
-    pthread_mutex_lock(&ws->lock);
-    ws->quit = 1;
-    pthread_cond_broadcast(&ws->go);
-    pthread_mutex_unlock(&ws->lock);
-    for (int t = 1; t <= ws->npool; t++)
-        pthread_join(ws->threads[t], NULL);
-    pthread_cond_destroy(&ws->done);
-    pthread_cond_destroy(&ws->go);
-    pthread_mutex_destroy(&ws->lock);
+    ak_pool_stop(&ws->pool);
     free(ws);
 }
 
@@ -488,7 +394,7 @@ static int cpu_attention(ak_attn_ws *ws, const ak_attn_shape *s, const float *q,
         pthread_once(&blas_once, blas_single_thread);
 #endif
     pthread_mutex_init(&job.lock, NULL);
-    int started = run_job(ws, &job, nthreads);
+    int started = ak_pool_run(&ws->pool, nthreads, work_fn, &job);
     for (int which = 0; masses && which < 2; which++) {
         float *dst = which ? o->mass_last : o->mass;
         for (size_t x = 0; dst && x < per; x++) {

@@ -3,6 +3,7 @@
  * and received mass) in attention.c. */
 #include "attention.h"
 #include "kvcache.h"
+#include "pool.h"
 #include "fastexp.h"
 #include "model.h"
 #include "quant.h"
@@ -31,15 +32,7 @@ struct ak_workspace {
     /* the quantized products' worker threads, started on first need and
      * kept until ak_workspace_free (a token of generation runs some 200
      * products: starting threads for each would cost more than a product) */
-    pthread_mutex_t lock;
-    pthread_cond_t go, done;
-    int pool_ok;                 /* lock and conditions initialised */
-    int npool;                   /* workers started: ids 1..npool */
-    uint64_t generation;
-    int active, running, quit;
-    struct qjob *job;
-    pthread_t threads[64];
-    struct qworker { struct ak_workspace *ws; int id; } workers[64];
+    ak_pool pool;
 };
 
 /* A quantized product's weight rows are dequantized a tile at a time.
@@ -59,17 +52,7 @@ void ak_workspace_free(struct ak_workspace *ws)
 {
     if (!ws)
         return;
-    if (ws->pool_ok) {
-        pthread_mutex_lock(&ws->lock);
-        ws->quit = 1;
-        pthread_cond_broadcast(&ws->go);
-        pthread_mutex_unlock(&ws->lock);
-        for (int i = 1; i <= ws->npool; i++)
-            pthread_join(ws->threads[i], NULL);
-        pthread_cond_destroy(&ws->go);
-        pthread_cond_destroy(&ws->done);
-        pthread_mutex_destroy(&ws->lock);
-    }
+    ak_pool_stop(&ws->pool);
     free(ws->xn);
     free(ws->q);
     free(ws->k);
@@ -208,30 +191,7 @@ static void qwork(qjob *j, int id)
     }
 }
 
-static void *pool_thread(void *arg)
-{
-    struct qworker *w = arg;
-    struct ak_workspace *ws = w->ws;
-    uint64_t seen = 0;
-    pthread_mutex_lock(&ws->lock);
-    for (;;) {
-        while (!ws->quit && ws->generation == seen)
-            pthread_cond_wait(&ws->go, &ws->lock);
-        if (ws->quit)
-            break;
-        seen = ws->generation;
-        if (w->id > ws->active)
-            continue;
-        qjob *job = ws->job;
-        pthread_mutex_unlock(&ws->lock);
-        qwork(job, w->id);
-        pthread_mutex_lock(&ws->lock);
-        if (--ws->running == 0)
-            pthread_cond_signal(&ws->done);
-    }
-    pthread_mutex_unlock(&ws->lock);
-    return NULL;
-}
+static void qwork_fn(void *job, int id) { qwork(job, id); }
 
 static void qlinear(struct ak_workspace *ws, const ak_linear *l, const float *x, int T, float *y,
                     float beta)
@@ -246,21 +206,6 @@ static void qlinear(struct ak_workspace *ws, const ak_linear *l, const float *x,
         rows = cap > TILE_ROWS ? cap : TILE_ROWS;
     qjob job = {l, x, y, T, beta, rows, (l->out + rows - 1) / rows, 0, ws};
     int n = ws->nthreads < job.ntiles ? ws->nthreads : job.ntiles;
-    if (n > 1 && !ws->pool_ok) {
-        if (pthread_mutex_init(&ws->lock, NULL) == 0 && pthread_cond_init(&ws->go, NULL) == 0 &&
-            pthread_cond_init(&ws->done, NULL) == 0)
-            ws->pool_ok = 1;
-        else
-            n = 1;   /* no pool: the caller alone, same result */
-    }
-    while (n > 1 && ws->npool < n - 1) {
-        struct qworker *w = &ws->workers[ws->npool + 1];
-        *w = (struct qworker){ws, ws->npool + 1};
-        if (pthread_create(&ws->threads[ws->npool + 1], NULL, pool_thread, w) != 0)
-            break;   /* fewer threads, same result */
-        ws->npool++;
-    }
-    int helpers = n - 1 < ws->npool ? n - 1 : ws->npool;
 #ifndef AK_NO_BLAS
     /* our threads split the rows, ATTNKIT_THREADS of them; OpenBLAS's own
      * would oversubscribe the CPUs (or exceed the count asked for) */
@@ -268,21 +213,7 @@ static void qlinear(struct ak_workspace *ws, const ak_linear *l, const float *x,
     if (blas_threads != 1)
         openblas_set_num_threads(1);
 #endif
-    if (helpers > 0) {
-        pthread_mutex_lock(&ws->lock);
-        ws->job = &job;
-        ws->active = ws->running = helpers;
-        ws->generation++;
-        pthread_cond_broadcast(&ws->go);
-        pthread_mutex_unlock(&ws->lock);
-    }
-    qwork(&job, 0);   /* the calling thread works too */
-    if (helpers > 0) {
-        pthread_mutex_lock(&ws->lock);
-        while (ws->running > 0)
-            pthread_cond_wait(&ws->done, &ws->lock);
-        pthread_mutex_unlock(&ws->lock);
-    }
+    ak_pool_run(&ws->pool, n, qwork_fn, &job);   /* the calling thread works too */
 #ifndef AK_NO_BLAS
     if (blas_threads != 1)
         openblas_set_num_threads(blas_threads);
