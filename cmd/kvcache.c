@@ -22,7 +22,8 @@ static void usage(void)
            "               [--evict POLICY (--keep RATIO | --keep-tokens N)] [--sink N]\n"
            "               [--window W] [--protect first,last] [--protect-regex RE]\n"
            "               [--generate N [--temperature T] [--top-p P] [--seed S]]\n"
-           "               [--stop IDS|none] [--target FILE] [-o FILE] [FILE...]\n"
+           "               [--stop IDS|none] [--gen-mass G] [--target FILE | --targets TSV]\n"
+           "               [-o FILE] [FILE...]\n"
            "Run each document's `tokens` through a causal model into a key/value cache (or\n"
            "take the cache --load reads), evict entries, save it, generate new tokens or\n"
            "score a continuation under it.  Documents pass through with what was done.\n"
@@ -53,6 +54,10 @@ static void usage(void)
            "  -T, --temperature T    sample at temperature T (0: greedy, the default)\n"
            "  -p, --top-p P          sample from the smallest set of mass >= P (default 1)\n"
            "  -S, --seed S           sampling seed (default 0)\n"
+           "      --gen-mass G       with --generate: add attn.mass_gen f32 [L, H, T], the\n"
+           "                         mass the queries of the first G generated tokens put\n"
+           "                         on each prompt token (summed over them, per query\n"
+           "                         head); meta gen_mass_rows: the queries used\n"
            "      --stop IDS|none    stop ids, comma-separated (default: the vocabulary's\n"
            "                         <|im_end|>, <end_of_turn>, <|eot_id|>, <|endoftext|>,\n"
            "                         <eos>, </s>)\n"
@@ -60,6 +65,9 @@ static void usage(void)
            "                         special tokens) as the continuation: meta\n"
            "                         target_logprob (nats), target_tokens, tensor\n"
            "                         target.logprob f32 [n]\n"
+           "      --targets TSV      the same with a target per document: lines id<TAB>text\n"
+           "                         (\\n, \\t, \\\\ escapes); a document's line has its id,\n"
+           "                         else its base name without extension\n"
            "  -d, --device DEV       cpu, cuda or auto (default $ATTNKIT_DEVICE, else auto)\n"
            "  -o, --output FILE      write the stream to FILE atomically (default stdout)\n"
            "  -h, --help             this help\n"
@@ -95,6 +103,16 @@ struct ctx {
     int nstop;
     int32_t *target;
     size_t ntarget;
+    int gen_mass;                /* --gen-mass G: rows of attn.mass_gen; 0: none */
+    struct target *targets;      /* --targets FILE, sorted by id */
+    size_t ntargets;
+};
+
+/* One line of --targets: a document id and its continuation's tokens. */
+struct target {
+    char *id;
+    int32_t *ids;
+    size_t n;
 };
 
 static uint64_t next_random(uint64_t *s)
@@ -328,11 +346,10 @@ static int put_tensor(ak_doc *d, const char *name, ak_dtype t, int64_t n, const 
 
 /* Log-likelihood of c->target after the cache; the cache is truncated
  * back afterwards. */
-static int score_target(struct ctx *c, ak_kvcache *kc, const float *last_logits, ak_doc *d,
-                        ak_err *err)
+static int score_target(struct ctx *c, ak_kvcache *kc, const float *last_logits,
+                        const int32_t *target, size_t n, ak_doc *d, ak_err *err)
 {
     int V = c->m->vocab_size, n0 = kc->n_tokens;
-    size_t n = c->ntarget;
     float *lp = malloc((n + 1) * sizeof(float));
     float *logits = n > 1 ? malloc((n - 1) * (size_t)V * sizeof(float)) : NULL;
     float *hidden = n > 1 ? malloc((n - 1) * (size_t)c->m->hidden_size * sizeof(float)) : NULL;
@@ -343,14 +360,14 @@ static int score_target(struct ctx *c, ak_kvcache *kc, const float *last_logits,
     }
     double total = 0;
     if (n > 0)
-        lp[0] = (float)log_prob(last_logits, V, c->target[0]);
+        lp[0] = (float)log_prob(last_logits, V, target[0]);
     if (n > 1) {
         ak_forward_out o = {.logits = logits, .logits_all = 1};
-        if ((rc = ak_kvcache_forward(c->m, c->dev, kc, c->target, (int)n - 1, hidden, &o, err)))
+        if ((rc = ak_kvcache_forward(c->m, c->dev, kc, target, (int)n - 1, hidden, &o, err)))
             goto out;
         ak_kvcache_truncate(kc, n0);
         for (size_t i = 1; i < n; i++)
-            lp[i] = (float)log_prob(logits + (i - 1) * V, V, c->target[i]);
+            lp[i] = (float)log_prob(logits + (i - 1) * V, V, target[i]);
     }
     for (size_t i = 0; i < n; i++)
         total += lp[i];
@@ -370,35 +387,237 @@ out:
     return rc;
 }
 
-static int generate(struct ctx *c, ak_kvcache *kc, const float *last_logits, ak_doc *d, ak_err *err)
+/* --gen-mass: adds to acc[L, H, T] the mass the query of the token just run
+ * (the cache's last) put on the document's prompt keys, positions base ..
+ * base+T-1, from mc[L, H, n0] (ak_forward_out.mass_cached). */
+static void add_gen_mass(const ak_model *m, const float *mc, int n0, int base, int T, float *acc)
 {
-    int V = c->m->vocab_size, rc = 0, ng = 0;
+    size_t LH = (size_t)m->n_layers * m->n_heads;
+    for (size_t lh = 0; lh < LH; lh++)
+        for (int t = 0; t < T; t++)
+            acc[lh * T + t] += mc[lh * n0 + base + t];
+}
+
+/* One generated token through the cache, with its attention on the cached
+ * keys into mc[L, H, n_tokens] when mc is given. */
+static int step_mass(struct ctx *c, ak_kvcache *kc, int32_t id, float *hidden, float *logits,
+                     float *mc, ak_err *err)
+{
+    if (!mc)
+        return step(c, kc, id, hidden, logits, err);
+    size_t LH = (size_t)c->m->n_layers * c->m->n_heads;
+    memset(mc, 0, LH * (size_t)kc->n_tokens * sizeof(float));  /* evicted keys stay 0 */
+    ak_forward_out o = {.logits = logits, .mass_cached = mc};
+    int rc = ak_kvcache_forward(c->m, c->dev, kc, &id, 1, hidden, &o, err);
+    if (!rc && ak_first_nonfinite(logits, (size_t)c->m->vocab_size) < (size_t)c->m->vocab_size)
+        rc = ak_fail(err, AK_EDATA, "the logits at position %d are not finite", kc->n_tokens - 1);
+    return rc;
+}
+
+/* Greedy or sampled decoding; with --gen-mass, attn.mass_gen [L, H, T] over
+ * the document's T prompt tokens (cache positions base ..): the mass the
+ * queries of the first G generated tokens (each run through the model once
+ * chosen; a stop token is not) put on each prompt key, summed over them. */
+static int generate(struct ctx *c, ak_kvcache *kc, const float *last_logits, ak_doc *d, int base,
+                    ak_err *err)
+{
+    int V = c->m->vocab_size, rc = 0, ng = 0, rows = 0, T = kc->n_tokens - base;
+    int G = c->gen_mass;
+    size_t LH = (size_t)c->m->n_layers * c->m->n_heads;
     int32_t *gen = malloc(((size_t)c->generate + 1) * sizeof(int32_t));
     float *logits = malloc((size_t)V * sizeof(float));
     float *hidden = malloc((size_t)c->m->hidden_size * sizeof(float));
     cand *work = malloc((size_t)V * sizeof(cand));
+    ak_tensor *mg = NULL;
+    float *mc = NULL, *acc = NULL;
     if (!gen || !logits || !hidden || !work) {
         rc = ak_fail(err, AK_ENOMEM, "out of memory");
         goto out;
+    }
+    if (G > 0) {
+        int64_t shape[3] = {c->m->n_layers, c->m->n_heads, T};
+        if (!(mg = ak_tensor_new("attn.mass_gen", AK_F32, 3, shape, err))) {
+            rc = err->code ? err->code : AK_ENOMEM;
+            goto out;
+        }
+        acc = ak_tensor_f32(mg);
+        memset(acc, 0, LH * (size_t)T * sizeof(float));
+        if (!(mc = malloc(LH * ((size_t)kc->n_tokens + (size_t)G + 1) * sizeof(float)))) {
+            rc = ak_fail(err, AK_ENOMEM, "out of memory for --gen-mass");
+            goto out;
+        }
     }
     memcpy(logits, last_logits, (size_t)V * sizeof(float));
     while (ng < c->generate) {
         int32_t id = choose(c, logits, V, work);
         gen[ng++] = id;
-        if (is_stop(c, id) || ng == c->generate)
-            break;
+        int stop = is_stop(c, id);
         if (c->m->pos_emb && kc->n_tokens >= c->m->max_positions)
             break;   /* learned positions end here */
-        if ((rc = step(c, kc, id, hidden, logits, err)))
+        int want_mass = ng <= G && !stop;
+        if (stop || (ng == c->generate && !want_mass))
+            break;
+        int n0 = kc->n_tokens;
+        if ((rc = step_mass(c, kc, id, hidden, logits, want_mass ? mc : NULL, err)))
             goto out;
+        if (want_mass) {
+            add_gen_mass(c->m, mc, n0, base, T, acc);
+            rows++;
+        }
+        if (ng == c->generate)
+            break;   /* the last token ran only for its mass */
     }
-    rc = put_tensor(d, "generated", AK_I32, ng, gen, err);
+    if ((rc = put_tensor(d, "generated", AK_I32, ng, gen, err)))
+        goto out;
+    if (mg) {
+        if ((rc = ak_doc_put(d, mg, err))) {
+            mg = NULL;
+            goto out;
+        }
+        mg = NULL;
+        if (ak_meta_set_int(&d->meta, "gen_mass_rows", rows))
+            rc = ak_fail(err, AK_ENOMEM, "out of memory");
+    }
 out:
+    ak_tensor_free(mg);
+    free(mc);
     free(gen);
     free(logits);
     free(hidden);
     free(work);
     return rc;
+}
+
+/* --targets: the line whose id is the document's id, else its base name
+ * without the extension ("dir/q7.txt" finds "q7"). */
+static int by_id(const void *a, const void *b)
+{
+    return strcmp(((const struct target *)a)->id, ((const struct target *)b)->id);
+}
+
+static const struct target *lookup(const struct ctx *c, const char *id)
+{
+    struct target key = {.id = (char *)id};
+    return bsearch(&key, c->targets, c->ntargets, sizeof key, by_id);
+}
+
+static int find_target(const struct ctx *c, const char *id, const int32_t **ids, size_t *n,
+                       ak_err *err)
+{
+    const struct target *t = lookup(c, id);
+    if (!t) {
+        const char *base = strrchr(id, '/');
+        base = base ? base + 1 : id;
+        char stem[1024];
+        snprintf(stem, sizeof stem, "%s", base);
+        char *dot = strrchr(stem, '.');
+        if (dot && dot != stem)
+            *dot = 0;
+        t = lookup(c, stem);
+    }
+    if (!t)
+        return ak_fail(err, AK_EDATA, "--targets: no line for document '%s'", id);
+    *ids = t->ids;
+    *n = t->n;
+    return 0;
+}
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+/* Undoes the \n, \t, \r, \\ and \xHH escapes of a TSV field in place
+ * (tsv.h's); returns the new length, or -1 for a bad escape. */
+static long unescape(char *s, size_t len)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] != '\\') {
+            s[o++] = s[i];
+            continue;
+        }
+        if (++i == len)
+            return -1;
+        switch (s[i]) {
+        case 'n': s[o++] = '\n'; break;
+        case 't': s[o++] = '\t'; break;
+        case 'r': s[o++] = '\r'; break;
+        case '\\': s[o++] = '\\'; break;
+        case 'x': {
+            int hi = i + 2 < len ? hexval(s[i + 1]) : -1, lo = hi >= 0 ? hexval(s[i + 2]) : -1;
+            if (lo < 0)
+                return -1;
+            s[o++] = (char)(hi * 16 + lo);
+            i += 2;
+            break;
+        }
+        default: return -1;
+        }
+    }
+    return (long)o;
+}
+
+/* Reads --targets FILE: lines id<TAB>text, each text tokenized with no
+ * special tokens; an empty line is skipped. */
+static void load_targets(struct ctx *c, const char *path)
+{
+    ak_err err = {0};
+    char *data;
+    size_t len;
+    if (ak_read_file(path, (size_t)1 << 30, &data, &len, &err))
+        ak_die(&err);
+    size_t cap = 0, lineno = 0;
+    for (char *p = data, *end = data + len; p < end;) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        char *le = nl ? nl : end;
+        lineno++;
+        if (le > p && le[-1] == '\r')
+            le[-1] = 0, le--;
+        *le = 0;
+        if (le > p) {
+            char *tab = memchr(p, '\t', (size_t)(le - p));
+            if (!tab || tab == p)
+                ak_dief(AK_EDATA, "--targets: %s:%zu: expected id<TAB>text", path, lineno);
+            *tab = 0;
+            long n = unescape(tab + 1, (size_t)(le - tab - 1));
+            if (n < 0)
+                ak_dief(AK_EDATA, "--targets: %s:%zu: a bad escape (\\n, \\t, \\r, \\\\, \\xHH)",
+                        path, lineno);
+            ak_encoding enc = {0};
+            if (ak_utf8_check(tab + 1, (size_t)n, &err) ||
+                ak_tokenizer_encode(c->tk, tab + 1, (size_t)n, 0, &enc, &err))
+                ak_dief(err.code, "--targets: %s:%zu: %s", path, lineno, err.msg);
+            if (enc.n == 0)
+                ak_dief(AK_EDATA, "--targets: %s:%zu: '%s' holds no tokens", path, lineno, p);
+            if (c->ntargets == cap) {
+                cap = cap ? 2 * cap : 64;
+                struct target *t = realloc(c->targets, cap * sizeof *t);
+                if (!t)
+                    ak_dief(AK_ENOMEM, "out of memory");
+                c->targets = t;
+            }
+            struct target *t = &c->targets[c->ntargets++];
+            t->id = strdup(p);
+            t->ids = malloc(enc.n * sizeof *t->ids);
+            if (!t->id || !t->ids)
+                ak_dief(AK_ENOMEM, "out of memory");
+            memcpy(t->ids, enc.ids, enc.n * sizeof *t->ids);
+            t->n = enc.n;
+            ak_encoding_free(&enc);
+        }
+        p = nl ? nl + 1 : end;
+    }
+    free(data);
+    if (!c->ntargets)
+        ak_dief(AK_EDATA, "--targets: %s holds no lines", path);
+    qsort(c->targets, c->ntargets, sizeof *c->targets, by_id);
+    for (size_t i = 1; i < c->ntargets; i++)
+        if (!strcmp(c->targets[i - 1].id, c->targets[i].id))
+            ak_dief(AK_EDATA, "--targets: %s: id '%s' appears twice", path, c->targets[i].id);
 }
 
 /* What is done to every cache: evict, save, score, generate; the counts
@@ -411,7 +630,11 @@ static int process(struct ctx *c, ak_kvcache *kc, const float *last_logits, ak_d
         return ak_wrap(err, "doc %s", d->id);
     if (c->save && (rc = ak_kvcache_save(kc, c->save, c->compress, err)))
         return rc;
-    if (c->target && (rc = score_target(c, kc, last_logits, d, err)))
+    const int32_t *target = c->target;
+    size_t ntarget = c->ntarget;
+    if (c->targets && (rc = find_target(c, d->id, &target, &ntarget, err)))
+        return rc;
+    if (target && (rc = score_target(c, kc, last_logits, target, ntarget, d, err)))
         return ak_wrap(err, "doc %s", d->id);
     size_t full = (size_t)kc->n_layers * kc->n_kv_heads * (size_t)kc->n_tokens;
     if (ak_meta_set_int(&d->meta, "kv_tokens", kc->n_tokens) ||
@@ -419,7 +642,7 @@ static int process(struct ctx *c, ak_kvcache *kc, const float *last_logits, ak_d
         ak_meta_set_int(&d->meta, "kv_entries_full", (int64_t)full) ||
         ak_meta_set_str(&d->meta, "kv_policy", policy_names[c->policy]))
         return ak_fail(err, AK_ENOMEM, "out of memory");
-    if (c->generate > 0 && (rc = generate(c, kc, last_logits, d, err)))
+    if (c->generate > 0 && (rc = generate(c, kc, last_logits, d, base, err)))
         return ak_wrap(err, "doc %s", d->id);
     return 0;
 }
@@ -573,7 +796,7 @@ static void parse_stop(struct ctx *c, const char *s)
 int main(int argc, char **argv)
 {
     ak_cli_init("kvcache");
-    enum { O_SINK = 256, O_STOP };
+    enum { O_SINK = 256, O_STOP, O_GENMASS, O_TARGETS };
     static const struct option lo[] = {
         {"model", required_argument, 0, 'm'},       {"load", required_argument, 0, 'L'},
         {"extend", no_argument, 0, 'x'},            {"save", required_argument, 0, 's'},
@@ -584,10 +807,12 @@ int main(int argc, char **argv)
         {"generate", required_argument, 0, 'g'},    {"temperature", required_argument, 0, 'T'},
         {"top-p", required_argument, 0, 'p'},       {"seed", required_argument, 0, 'S'},
         {"stop", required_argument, 0, O_STOP},     {"target", required_argument, 0, 't'},
+        {"gen-mass", required_argument, 0, O_GENMASS}, {"targets", required_argument, 0, O_TARGETS},
         {"device", required_argument, 0, 'd'},      {"output", required_argument, 0, 'o'},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     struct ctx c = {.keep_ratio = -1, .keep_tokens = -1, .sink = 4, .window = 32, .top_p = 1};
     const char *model_opt = NULL, *output = NULL, *device = NULL, *target = NULL, *stop = NULL;
+    const char *targets = NULL;
     int ch;
     while ((ch = getopt_long(argc, argv, "m:L:xs:ze:k:n:w:P:r:g:T:p:S:t:d:o:h", lo, NULL)) != -1) {
         switch (ch) {
@@ -634,6 +859,8 @@ int main(int argc, char **argv)
         case 'S': c.rng = (uint64_t)ak_parse_long("--seed", optarg, 0, INT64_MAX); break;
         case O_STOP: stop = optarg; break;
         case 't': target = optarg; break;
+        case O_TARGETS: targets = optarg; break;
+        case O_GENMASS: c.gen_mass = (int)ak_parse_long("--gen-mass", optarg, 1, 1 << 20); break;
         case 'd': device = optarg; break;
         case 'o': output = optarg; break;
         case 'h': usage(); return 0;
@@ -647,6 +874,16 @@ int main(int argc, char **argv)
         ak_usage_error("--evict needs one budget: --keep RATIO or --keep-tokens N");
     if (c.policy == EV_NONE && (c.keep_ratio >= 0 || c.keep_tokens >= 0))
         ak_usage_error("--keep and --keep-tokens need --evict POLICY");
+    if (target && targets)
+        ak_usage_error("--target and --targets: one of them");
+    if (c.gen_mass && !c.generate)
+        ak_usage_error("--gen-mass needs --generate N");
+    if (c.gen_mass > c.generate)
+        ak_usage_error("--gen-mass %d: more than the %d tokens of --generate", c.gen_mass,
+                       c.generate);
+    if (c.load && !c.extend && (c.gen_mass || targets))
+        ak_usage_error("%s needs a document's prompt: --load with --extend",
+                       targets ? "--targets" : "--gen-mass");
     if (c.load && !c.extend && optind < argc)
         ak_usage_error("--load without --extend reads no stream (%s given)", argv[optind]);
     ak_err err = {0};
@@ -658,7 +895,7 @@ int main(int argc, char **argv)
     if (!c.m->causal)
         ak_dief(AK_ECONFIG, "model %s (%s) is not causal: no cache, no --generate or --target",
                 c.m->name, c.m->arch);
-    if ((c.generate > 0 || target) && !c.m->lm_head.w && !c.m->lm_head.wq)
+    if ((c.generate > 0 || target || targets) && !c.m->lm_head.w && !c.m->lm_head.wq)
         ak_dief(AK_ECONFIG, "model %s (%s) has no language-model head: no --generate or --target",
                 c.m->name, c.m->arch);
     if ((c.m->gguf || ak_tokenizer_exists(dir)) && ak_tokenizer_load(&c.tk, dir, &err))
@@ -694,6 +931,11 @@ int main(int argc, char **argv)
         c.ntarget = enc.n;
         ak_encoding_free(&enc);
     }
+    if (targets) {
+        if (!c.tk)
+            ak_dief(AK_ECONFIG, "--targets: model %s has no tokenizer", c.m->name);
+        load_targets(&c, targets);
+    }
     int rc;
     if (c.load && !c.extend) {
         rc = run_loaded(&c, argc, argv, output, &err);
@@ -705,6 +947,11 @@ int main(int argc, char **argv)
     ak_model_free(c.m);
     ak_tokenizer_free(c.tk);
     free(c.target);
+    for (size_t i = 0; i < c.ntargets; i++) {
+        free(c.targets[i].id);
+        free(c.targets[i].ids);
+    }
+    free(c.targets);
     if (rc)
         ak_die(&err);
     return 0;
