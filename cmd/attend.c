@@ -287,6 +287,10 @@ static int on_doc(void *vctx, ak_doc *d, ak_err *err)
             goto out;
         o.mass_last = ak_tensor_f32(t);
         o.last_w = c->mass_last;
+        if (ak_meta_set_int(&d->meta, "mass_last_w", c->mass_last)) { /* prune's query rows */
+            rc = ak_fail(err, AK_ENOMEM, "out of memory");
+            goto out;
+        }
     }
     if (c->kv) {
         int64_t s4[4] = {L, m->n_kv_heads, T, m->head_dim};

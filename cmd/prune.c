@@ -4,6 +4,7 @@
 #include "filter.h"
 #include "io.h"
 #include "prune.h"
+#include "prune_embed.h"
 #include "tokenizer.h"
 
 #include <getopt.h>
@@ -16,6 +17,7 @@ static void usage(void)
 {
     printf("usage: prune (-k RATIO | -n N) [-p POLICY] [-u UNIT] [-P first,last]\n"
            "             [--protect-marker S] [-r REGEX] [--count-with TOKENIZER]\n"
+           "             [--query-rows question|answer|both] [--encoder MODEL]\n"
            "             [--global] [-v] [-o FILE] [FILE...]\n"
            "Keep the highest-scoring words, tokens, sentences or blocks of each document\n"
            "under a budget.\n"
@@ -23,7 +25,8 @@ static void usage(void)
            "  -n, --max-tokens N     keep at most N tokens\n"
            "  -p, --policy P         score (entropy's score.token; the default when\n"
            "                         present), mass (corrected received mass; the default\n"
-           "                         otherwise), query, entropy, heavy, random, first, last\n"
+           "                         otherwise), query, entropy, heavy, random, first, last,\n"
+           "                         similarity (blocks by --encoder's cosine to the query)\n"
            "  -u, --unit U           word (default: never splits a word or a number),\n"
            "                         token, sentence or block\n"
            "  -P, --protect LIST     first,last: always keep the first / last block\n"
@@ -35,6 +38,12 @@ static void usage(void)
            "                         (default: the last block, else the last paragraph);\n"
            "                         it is always kept and the query policy scores by it\n"
            "      --no-protect-query do not keep the query span (not with --policy query)\n"
+           "      --query-rows R     query: the rows of the question (attn.probs.<l>, else\n"
+           "                         attn.mass_last), of the answer (attn.mass_gen from\n"
+           "                         kvcache --gen-mass) or both (default: both when\n"
+           "                         attn.mass_gen is there, else question)\n"
+           "      --encoder MODEL    similarity: the sentence encoder (default minilm,\n"
+           "                         all-MiniLM-L6-v2); texts cut to its max_seq_length\n"
            "  -c, --count-with TOK   count the budget in TOK's tokens of each unit's text:\n"
            "                         a model name, directory or tokenizer.json\n"
            "  -g, --global           one budget across all documents of the stream: they\n"
@@ -249,9 +258,9 @@ int main(int argc, char *argv[])
                            .markers = markers, .regexes = regexes,
                            .l0 = -1, .l1 = -1, .agg = AK_AGG_MEAN};
     struct ctx x = {0};
-    const char *output = NULL, *count_with = NULL;
+    const char *output = NULL, *count_with = NULL, *encoder = NULL;
     int recent_set = 0, seed_set = 0;
-    enum { O_QMARK = 256, O_QRE, O_RECENT, O_SEED, O_PMARK, O_NOQ };
+    enum { O_QMARK = 256, O_QRE, O_RECENT, O_SEED, O_PMARK, O_NOQ, O_QROWS, O_ENC };
     static const struct option lo[] = {
         {"keep", required_argument, 0, 'k'},           {"max-tokens", required_argument, 0, 'n'},
         {"policy", required_argument, 0, 'p'},         {"unit", required_argument, 0, 'u'},
@@ -262,6 +271,7 @@ int main(int argc, char *argv[])
         {"global", no_argument, 0, 'g'},               {"verbose", no_argument, 0, 'v'},
         {"seed", required_argument, 0, O_SEED},        {"layers", required_argument, 0, 'l'},
         {"agg", required_argument, 0, 'a'},            {"output", required_argument, 0, 'o'},
+        {"query-rows", required_argument, 0, O_QROWS}, {"encoder", required_argument, 0, O_ENC},
         {"help", no_argument, 0, 'h'},                 {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "k:n:p:u:P:m:r:c:gvl:a:o:h", lo, NULL)) != -1) {
@@ -280,8 +290,9 @@ int main(int argc, char *argv[])
             break;
         case 'P': parse_protect(&c, optarg); break;
         case 'm': /* -m is the model in every program; prune has none */
-            ak_usage_error("-m is the model elsewhere and prune reads no model: use "
-                           "--protect-marker for a marker, --count-with for a tokenizer");
+            ak_usage_error("-m is the model elsewhere; prune takes --encoder MODEL (policy "
+                           "similarity), --protect-marker for a marker, --count-with for a "
+                           "tokenizer");
         case O_PMARK:
             if (c.nmarkers == MAXPAT)
                 ak_usage_error("--protect-marker: at most %d", MAXPAT);
@@ -301,6 +312,11 @@ int main(int argc, char *argv[])
             break;
         case O_QRE: c.query_regex = optarg; break;
         case O_NOQ: c.no_query = 1; break;
+        case O_QROWS:
+            if (ak_query_rows_from_name(optarg, &c.query_rows))
+                ak_usage_error("--query-rows: expected question, answer or both, got '%s'", optarg);
+            break;
+        case O_ENC: encoder = optarg; break;
         case 'c': count_with = optarg; break;
         case 'g': x.global = 1; break;
         case 'v': x.verbose = 1; break;
@@ -344,6 +360,18 @@ int main(int argc, char *argv[])
         ak_usage_error("--layers and --agg go with the mass, entropy, heavy and query policies");
     if (c.agg_set && c.policy_set && c.o.policy == AK_POLICY_QUERY)
         ak_usage_error("--agg: the query policy averages its rows and heads");
+    if (c.query_rows && !(c.policy_set && c.o.policy == AK_POLICY_QUERY))
+        ak_usage_error("--query-rows goes with --policy query");
+    if (encoder && !(c.policy_set && c.o.policy == AK_POLICY_SIMILARITY))
+        ak_usage_error("--encoder goes with --policy similarity");
+    if (c.policy_set && c.o.policy == AK_POLICY_SIMILARITY) {
+        ak_err e = {0};
+        ak_device dev;
+        const char *dir = ak_model_dir(encoder ? encoder : "minilm");
+        if (ak_device_parse(ak_device_opt(NULL), &dev, &e) ||
+            ak_encoder_load(&c.encoder, dir, dev, &e))
+            ak_dief(e.code, "--encoder: %s", e.msg);
+    }
     if (c.query_regex) { /* a bad pattern is a usage error before any input is read */
         ak_err e = {0};
         uint8_t dummy = 0;
@@ -365,6 +393,7 @@ int main(int argc, char *argv[])
     ak_filter_ops ops = {.doc = on_doc};
     int rc = x.global ? run_global(&x, &fa, &err) : ak_filter_run(&fa, &ops, &x, &err);
     ak_tokenizer_free(x.c.count_with);
+    ak_encoder_free(x.c.encoder);
     if (rc)
         ak_die(&err);
     return 0;

@@ -3,6 +3,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "prune.h"
 #include "check.h"
+#include "prune_embed.h"
 #include "segment.h"
 #include "tokenizer.h"
 
@@ -12,7 +13,7 @@
 #include <string.h>
 
 static const char *const policy_names[] = {
-    "score", "mass", "query", "entropy", "heavy", "random", "first", "last"};
+    "score", "mass", "query", "entropy", "heavy", "random", "first", "last", "similarity"};
 
 int ak_policy_from_name(const char *s, ak_policy *out)
 {
@@ -930,10 +931,64 @@ static void work_free(struct work *w)
     free(w->cost);
 }
 
-/* Query policy: mean over the layers with attn.probs.<l> in range of the
- * query rows' attention (ak_query_mass). */
-static int query_scores(const ak_prune_doc_opts *c, ak_doc *d, int64_t T, const uint8_t *is_query,
-                        float *score, ak_err *err)
+int ak_query_rows_from_name(const char *s, ak_query_rows *out)
+{
+    if (strcmp(s, "question") == 0) *out = AK_QROWS_QUESTION;
+    else if (strcmp(s, "answer") == 0) *out = AK_QROWS_ANSWER;
+    else if (strcmp(s, "both") == 0) *out = AK_QROWS_BOTH;
+    else return -1;
+    return 0;
+}
+
+int ak_rows_mass(const float *m, int64_t L, int64_t H, int64_t T, int64_t l0, int64_t l1,
+                 double rows, float *score, ak_err *err)
+{
+    if (l1 > L - 1)
+        l1 = L - 1;
+    if (l0 < 0)
+        l0 = 0;
+    if (l0 > l1 || H < 1)
+        return ak_fail(err, AK_EDATA, "no layer %lld-%lld among its %lld", (long long)l0,
+                       (long long)l1, (long long)L);
+    if (!(rows > 0))
+        return ak_fail(err, AK_EDATA, "no query rows");
+    double scale = 1.0 / (rows * (double)H * (double)(l1 - l0 + 1));
+    for (int64_t l = l0; l <= l1; l++)
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t j = 0; j < T; j++)
+                score[j] += (float)(m[(l * H + h) * T + j] * scale);
+    return 0;
+}
+
+/* A [L, H, T] mass tensor of d, or NULL when absent. */
+static int rows_tensor(ak_doc *d, const char *name, int64_t T, ak_tensor **t, ak_err *err)
+{
+    *t = ak_doc_get(d, name);
+    if (*t && ((*t)->dtype != AK_F32 || (*t)->ndim != 3 || (*t)->shape[2] != T))
+        return ak_fail(err, AK_EDATA, "document '%s': %s is not f32 [L, H, %lld]", d->id, name,
+                       (long long)T);
+    return 0;
+}
+
+/* The rows a [L, H, T] tensor sums over: meta `key` when present, else
+ * the mass of its first (layer, head), as every row sums to 1. */
+static double rows_of(const ak_doc *d, ak_tensor *t, const char *key, int64_t cap)
+{
+    int64_t v;
+    if (ak_meta_int(&d->meta, key, &v) == 0)
+        return (double)(v < cap ? v : cap);
+    double sum = 0;
+    const float *m = ak_tensor_f32(t);
+    for (int64_t j = 0; j < t->shape[2]; j++)
+        sum += m[j];
+    return floor(sum + 0.5);
+}
+
+/* The question's rows: mean over the layers with attn.probs.<l> in range
+ * of the query span's attention (ak_query_mass); without them, the last W
+ * queries of attn.mass_last. */
+static int question_scores(const ak_prune_doc_opts *c, ak_doc *d, int64_t T,
+                           const uint8_t *is_query, float *score, ak_err *err)
 {
     int nlayers = 0;
     for (size_t k = 0; k < d->ntensors; k++) {
@@ -954,13 +1009,61 @@ static int query_scores(const ak_prune_doc_opts *c, ak_doc *d, int64_t T, const 
             return ak_wrap(err, "document '%s': %s", d->id, n);
         nlayers++;
     }
-    if (!nlayers)
-        return ak_fail(err, AK_EDATA,
-                       "document '%s': policy query needs attn.probs.<layer> (attend --probs)",
-                       d->id);
-    for (int64_t j = 0; j < T; j++)
-        score[j] /= (float)nlayers;
+    if (nlayers) {
+        for (int64_t j = 0; j < T; j++)
+            score[j] /= (float)nlayers;
+        return 0;
+    }
+    ak_tensor *ml;
+    int rc = rows_tensor(d, "attn.mass_last", T, &ml, err);
+    if (rc)
+        return rc;
+    if (!ml)
+        return ak_fail(err, AK_EDATA, "document '%s': policy query needs attn.probs.<layer> "
+                       "(attend --probs) or attn.mass_last (attend --mass-last W)", d->id);
+    if ((rc = ak_rows_mass(ak_tensor_f32(ml), ml->shape[0], ml->shape[1], T, c->l0,
+                           c->l1 < 0 ? INT64_MAX : c->l1, rows_of(d, ml, "mass_last_w", T),
+                           score, err)))
+        return ak_wrap(err, "document '%s': attn.mass_last", d->id);
     return 0;
+}
+
+/* Query policy: the question's rows, the answer's (attn.mass_gen, meta
+ * gen_mass_rows), or the mean of both (ak_query_rows). *used: what ran. */
+static int query_scores(const ak_prune_doc_opts *c, ak_doc *d, int64_t T, const uint8_t *is_query,
+                        float *score, ak_query_rows *used, ak_err *err)
+{
+    ak_tensor *mg;
+    int rc = rows_tensor(d, "attn.mass_gen", T, &mg, err);
+    if (rc)
+        return rc;
+    double grows = mg ? rows_of(d, mg, "gen_mass_rows", INT64_MAX) : 0;
+    ak_query_rows want = c->query_rows;
+    if (want == AK_QROWS_AUTO)
+        want = mg && grows > 0 ? AK_QROWS_BOTH : AK_QROWS_QUESTION;
+    if (want != AK_QROWS_QUESTION && !mg)
+        return ak_fail(err, AK_EDATA, "document '%s': --query-rows %s needs attn.mass_gen "
+                       "(kvcache --generate N --gen-mass G)", d->id,
+                       want == AK_QROWS_ANSWER ? "answer" : "both");
+    if (want != AK_QROWS_QUESTION && !(grows > 0))
+        return ak_fail(err, AK_EDATA, "document '%s': attn.mass_gen holds no generated rows "
+                       "(gen_mass_rows 0: the answer stopped at once)", d->id);
+    *used = want;
+    if (want != AK_QROWS_ANSWER && (rc = question_scores(c, d, T, is_query, score, err)))
+        return rc;
+    if (want == AK_QROWS_QUESTION)
+        return 0;
+    float *a = calloc((size_t)T + 1, sizeof *a);
+    if (!a)
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    rc = ak_rows_mass(ak_tensor_f32(mg), mg->shape[0], mg->shape[1], T, c->l0,
+                      c->l1 < 0 ? INT64_MAX : c->l1, grows, a, err);
+    if (rc)
+        ak_wrap(err, "document '%s': attn.mass_gen", d->id);
+    for (int64_t j = 0; j < T && !rc; j++)
+        score[j] = want == AK_QROWS_BOTH ? 0.5f * (score[j] + a[j]) : a[j];
+    free(a);
+    return rc;
 }
 
 /* The query span: the --query-regex / --query-marker matches, else the
@@ -1028,8 +1131,40 @@ struct prep {
     const float *score, *unit_score;
     ak_prune_opts opts;
     double keys_per_query;  /* mean keys a query sees (for --global ranks) */
+    ak_query_rows query_rows; /* the query policy's rows, as run */
     struct work w;
 };
+
+/* Similarity policy: every token gets its block's cosine to the query span
+ * (ak_block_similarity); the cosines are kept as similarity.block f32 [B]. */
+static int similarity_scores(const ak_prune_doc_opts *c, ak_doc *d, struct prep *p, ak_err *err)
+{
+    if (!c->encoder)
+        return ak_fail(err, AK_EINTERNAL, "policy similarity without an encoder");
+    if (!p->seg || p->nblocks < 1)
+        return ak_fail(err, AK_EDATA, "document '%s' has no segments (policy similarity ranks "
+                       "blocks: tokenize --segments)", d->id);
+    int64_t B = p->nblocks;
+    ak_tensor *t = ak_tensor_new("similarity.block", AK_F32, 1, &B, err);
+    if (!t)
+        return err->code ? err->code : AK_ENOMEM;
+    float *cos = ak_tensor_f32(t);
+    int ntrunc = 0;
+    int rc = ak_block_similarity(c->encoder, p->txt, p->tlen, p->o, p->seg, p->T, B, p->w.query,
+                                 cos, &ntrunc, err);
+    if (rc) {
+        ak_tensor_free(t);
+        return ak_wrap(err, "document '%s': policy similarity", d->id);
+    }
+    for (int64_t i = 0; i < p->T; i++)
+        p->w.score[i] = p->seg[i] >= 0 && p->seg[i] < B ? cos[p->seg[i]] : 0;
+    p->score = p->w.score;
+    if ((rc = ak_doc_put(d, t, err)))
+        return rc;
+    if (ak_meta_set_int(&d->meta, "similarity_truncated", ntrunc))
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    return 0;
+}
 
 static int prepare(ak_doc *d, const ak_prune_doc_opts *c, struct prep *p, ak_err *err)
 {
@@ -1117,11 +1252,11 @@ static int prepare(ak_doc *d, const ak_prune_doc_opts *c, struct prep *p, ak_err
         rc = ak_protect_regex(txt, tlen, o, T, c->regexes[k], w->protect, err);
     if (rc)
         return rc;
-    int have_query = 0;
-    if ((pol == AK_POLICY_QUERY || !c->no_query) &&
+    int have_query = 0, by_query = pol == AK_POLICY_QUERY || pol == AK_POLICY_SIMILARITY;
+    if ((by_query || !c->no_query) &&
         (rc = query_span(c, seg, p->nblocks, txt, tlen, o, T, w->query, &have_query, err)))
         return rc;
-    if (pol == AK_POLICY_QUERY && !have_query)
+    if (by_query && !have_query)
         return ak_fail(err, AK_EDATA, "document '%s' has no query span: name it with "
                        "--query-marker or --query-regex", d->id);
     if (!c->no_query) /* the question survives its own pruning */
@@ -1168,11 +1303,15 @@ static int prepare(ak_doc *d, const ak_prune_doc_opts *c, struct prep *p, ak_err
         break;
     }
     case AK_POLICY_QUERY:
-        if ((rc = query_scores(c, d, T, w->query, w->score, err)))
+        if ((rc = query_scores(c, d, T, w->query, w->score, &p->query_rows, err)))
             return rc;
         p->score = w->score;
         /* rows of one span sum to 1 over T keys: T x mean is 1 when uniform */
         p->keys_per_query = (double)T;
+        break;
+    case AK_POLICY_SIMILARITY:
+        if ((rc = similarity_scores(c, d, p, err)))
+            return rc;
         break;
     default:
         break;
@@ -1435,6 +1574,7 @@ static int fit_count_with(const ak_doc *d, struct prep *p, ak_tokenizer *tk, ak_
 }
 
 static const char *const unit_names[] = {"token", "sentence", "block", "word"};
+static const char *const query_rows_names[] = {"auto", "question", "answer", "both"};
 
 int ak_prune_doc(ak_doc *d, const ak_prune_doc_opts *c, ak_prune_result *res, ak_err *err)
 {
@@ -1468,7 +1608,9 @@ int ak_prune_doc(ak_doc *d, const ak_prune_doc_opts *c, ak_prune_result *res, ak
         ak_meta_set_float(&d->meta, "prune_ratio", r.total ? (double)r.kept / (double)r.total : 0) ||
         ak_meta_set_int(&d->meta, "prune_exact", r.exact) ||
         (c->count_with &&
-         ak_meta_set_str(&d->meta, "prune_count_with", ak_tokenizer_name(c->count_with))))
+         ak_meta_set_str(&d->meta, "prune_count_with", ak_tokenizer_name(c->count_with))) ||
+        (p.query_rows && ak_meta_set_str(&d->meta, "prune_query_rows",
+                                         query_rows_names[p.query_rows])))
         rc = ak_fail(err, AK_ENOMEM, "out of memory");
     if (res)
         *res = r;
@@ -1490,7 +1632,7 @@ int ak_prune_check_doc(ak_doc *d, ak_err *err)
         const char *n = t->name;
         double hi;
         if (!strcmp(n, "score.token") || !strcmp(n, "score.block") || !strcmp(n, "attn.entropy") ||
-            !strcmp(n, "attn.mass"))
+            !strcmp(n, "attn.mass") || !strcmp(n, "attn.mass_last") || !strcmp(n, "attn.mass_gen"))
             hi = INFINITY;
         else if (!strncmp(n, "attn.probs.", 11))
             hi = 1 + 1e-5;   /* f32 softmax rounding; .heads lists are i32 and pass */

@@ -22,7 +22,8 @@ typedef enum {
     AK_POLICY_HEAVY,   /* corrected mass plus a window of recent tokens */
     AK_POLICY_RANDOM,  /* seeded uniform scores */
     AK_POLICY_FIRST,   /* keep the beginning */
-    AK_POLICY_LAST     /* keep the end */
+    AK_POLICY_LAST,    /* keep the end */
+    AK_POLICY_SIMILARITY /* blocks by an encoder's cosine to the query span (prune_embed.h) */
 } ak_policy;
 
 typedef enum { AK_UNIT_TOKEN, AK_UNIT_SENTENCE, AK_UNIT_BLOCK, AK_UNIT_WORD } ak_unit;
@@ -156,6 +157,24 @@ AK_API int ak_prune_apply(ak_doc *d, const uint8_t *keep, const float *token_sco
  * them (ak_stats_check).  T must equal the tokens tensor's length. */
 AK_API int ak_doc_attn_stats(const ak_doc *d, ak_attn_stats *s, ak_err *err);
 
+/* The query policy's rows: the question's (attn.probs.<l> over the query
+ * span, else attn.mass_last's last W queries), the answer's (attn.mass_gen,
+ * the first generated tokens' queries), or both (the mean of the two
+ * normalised scores).  AUTO: both when the document has attn.mass_gen,
+ * else the question's. */
+typedef enum {
+    AK_QROWS_AUTO, AK_QROWS_QUESTION, AK_QROWS_ANSWER, AK_QROWS_BOTH
+} ak_query_rows;
+
+AK_API int ak_query_rows_from_name(const char *s, ak_query_rows *out);
+
+/* Mass per key from m[L, H, T], the mass each key receives summed over
+ * `rows` query rows (attn.mass_last, attn.mass_gen): adds to score[j] the
+ * mean over layers l0..l1, heads and rows, so each row weighs 1 as in
+ * ak_query_mass.  AK_EDATA when rows <= 0 or l0..l1 is empty. */
+AK_API int ak_rows_mass(const float *m, int64_t L, int64_t H, int64_t T, int64_t l0, int64_t l1,
+                        double rows, float *score, ak_err *err);
+
 /* What the prune program asks of each document. */
 typedef struct ak_prune_doc_opts {
     ak_prune_opts o;
@@ -172,6 +191,8 @@ typedef struct ak_prune_doc_opts {
     ak_agg agg;
     int layers_set, agg_set;     /* given: an error with a policy not using them */
     int no_query;                /* 1: the query span is not protected */
+    ak_query_rows query_rows;    /* the query policy's rows */
+    struct ak_encoder *encoder;  /* the similarity policy's (prune_embed.h) */
     struct ak_tokenizer *count_with; /* NULL: the budget counts the stream's
                                         tokens; else this tokenizer's tokens of
                                         each unit's text */
