@@ -355,7 +355,8 @@ int main(int argc, char *argv[])
     if (seed_set && c.o.policy != AK_POLICY_RANDOM)
         ak_usage_error("--seed goes with --policy random");
     if (c.policy_set && (c.o.policy == AK_POLICY_RANDOM || c.o.policy == AK_POLICY_FIRST ||
-                         c.o.policy == AK_POLICY_LAST || c.o.policy == AK_POLICY_SCORE) &&
+                         c.o.policy == AK_POLICY_LAST || c.o.policy == AK_POLICY_SCORE ||
+                         c.o.policy == AK_POLICY_SIMILARITY) &&
         (c.layers_set || c.agg_set))
         ak_usage_error("--layers and --agg go with the mass, entropy, heavy and query policies");
     if (c.agg_set && c.policy_set && c.o.policy == AK_POLICY_QUERY)

@@ -127,6 +127,7 @@ cases = [
     (["prune", "-k", "0.3", "-p", "similarity", "--query-marker", "Nowhere"], toks, 65,
      "no query span"),
     (["prune", "-k", "0.3", "-p", "mass", "--encoder", "minilm"], toks, 64, "--encoder"),
+    (["prune", "-k", "0.3", "-p", "similarity", "--layers", "0-1"], toks, 64, "--layers"),
 ]
 nos = run(["tokenize", "-m", MINILM, prompt])[1]
 stream_noseg = s.pack_stream([s.doc("x", [s.tensor(k, v) for k, v in s.docs_of(nos)[prompt].items()
