@@ -678,8 +678,13 @@ int ak_prune_select(const ak_prune_input *in, const ak_prune_opts *o, uint8_t *k
         }
     int positional = o->policy == AK_POLICY_FIRST || o->policy == AK_POLICY_LAST ||
                      o->policy == AK_POLICY_HEAVY;
+    /* Words and tokens: the knapsack fills the budget exactly.  Sentences
+     * and blocks are taken whole in ranking order, skipping one that does
+     * not fit: a fill-first knapsack over a few large units would choose
+     * them by size, not by score. */
+    int coarse = o->unit == AK_UNIT_SENTENCE || o->unit == AK_UNIT_BLOCK;
     int64_t fill = -1, room = budget - used;
-    if (big && !positional) {
+    if (big && !positional && !coarse) {
         fill = knapsack(u, nc, room, take, err);
         if (fill == -2) {
             free(u);
