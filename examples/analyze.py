@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""examples/analyze.py OUT RESULTS.tsv SUMMARY.md
+
+Reads OUT/items.tsv and OUT/*/rows.tsv (evaluate.py) and writes:
+
+  RESULTS.tsv  one row per model, task, policy and keep ratio: the items,
+               the share of tokens kept, and each measure with its 95 %
+               bootstrap interval (2000 resamples of the items, percentile):
+     acc       exact match of the generated answer, all items
+     acc_fc    the same on the items the full prompt answers correctly
+               (n_fc of them): the accuracy the pruning keeps
+     contains  the gold answer anywhere in the generated text (all items)
+     agree     the answer equals the full prompt's answer (all items)
+     dll       log-likelihood of the gold continuation, pruned minus full,
+               in nats per gold token (0: no loss; continuation: the only
+               measure)
+     prune_ms  the wall time of the pruning step per item (prune alone; the
+               statistics it reads come from the one full run all share)
+  SUMMARY.md   the tables examples/README.md quotes: per model and task, the
+               policies ranked at each keep ratio.
+
+Exact match: QA, the first generated word is the gold word (case and
+punctuation aside); key-value, the generated text starts with the value.
+Agreement compares the same part of the two answers.
+"""
+import csv
+import glob
+import math
+import os
+import random
+import re
+import sys
+from collections import defaultdict
+
+B = 2000
+
+
+def words(s):
+    return [w for w in re.split(r"[^\w-]+", s.lower()) if w]
+
+
+def first_word(s):
+    w = words(s)
+    return w[0] if w else ""
+
+
+def judge(task, answer, gen):
+    """(exact, contains, key) where key is what agreement compares."""
+    if task == "qa":
+        return (first_word(gen) == answer.lower(), answer.lower() in words(gen), first_word(gen))
+    if task == "kv":
+        g = gen.strip()
+        return (g.startswith(answer), answer in g, g[:8])
+    return (None, None, None)
+
+
+def bootstrap(v, rng):
+    v = [x for x in v if x is not None and not (isinstance(x, float) and math.isnan(x))]
+    if not v:
+        return (float("nan"),) * 3
+    m = sum(v) / len(v)
+    if len(v) == 1:
+        return (m, m, m)
+    means = sorted(sum(rng.choice(v) for _ in v) / len(v) for _ in range(B))
+    return (m, means[int(0.025 * B)], means[int(0.975 * B) - 1])
+
+
+def fmt(x, d=3):
+    return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{d}f}"
+
+
+def main():
+    out, res_path, sum_path = sys.argv[1:4]
+    items = {r["name"]: r for r in csv.DictReader(open(os.path.join(out, "items.tsv")),
+                                                  delimiter="\t", quoting=csv.QUOTE_NONE)}
+    rows = []
+    for p in sorted(glob.glob(os.path.join(out, "*", "rows.tsv"))):
+        rows += list(csv.DictReader(open(p), delimiter="\t", quoting=csv.QUOTE_NONE))
+    for r in rows:
+        r["answer"] = re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m[1], m[1]),
+                             r["answer"])
+    full = {(r["model"], r["name"]): r for r in rows if r["policy"] == "full"}
+    groups = defaultdict(list)
+    order = []
+    for r in rows:
+        k = (r["model"], r["task"], r["policy"], r["unit"], r["keep"])
+        if k not in groups:
+            order.append(k)
+        groups[k].append(r)
+
+    rng = random.Random(12)
+    table = []
+    for k in order:
+        model, task, pol, unit, keep = k
+        g = groups[k]
+        acc, acc_fc, cont, agree, dll, kept, ms = [], [], [], [], [], [], []
+        for r in g:
+            it = items[r["name"]]
+            f = full.get((model, r["name"]))
+            ex, co, key = judge(task, it["answer"], r["answer"])
+            if task != "cont" and f:
+                fex, _, fkey = judge(task, it["answer"], f["answer"])
+                acc.append(float(ex))
+                cont.append(float(co))
+                agree.append(float(key == fkey))
+                if fex:
+                    acc_fc.append(float(ex))
+            if f and int(r["gold_tokens"]) > 0:
+                dll.append((float(r["logprob"]) - float(f["logprob"])) / int(r["gold_tokens"]))
+            kept.append(float(r["kept"]))
+            if r["prune_s"]:
+                ms.append(1000 * float(r["prune_s"]))
+        m = dict(model=model, task=task, policy=pol, unit=unit, keep=keep, n=len(g),
+                 kept=sum(kept) / len(kept), n_fc=len(acc_fc))
+        for name, v in (("acc", acc), ("acc_fc", acc_fc), ("contains", cont),
+                        ("agree", agree), ("dll", dll)):
+            m[name], m[name + "_lo"], m[name + "_hi"] = bootstrap(v, rng)
+        m["prune_ms"] = sum(ms) / len(ms) if ms else float("nan")
+        table.append(m)
+
+    cols = ["model", "task", "policy", "unit", "keep", "n", "kept", "acc", "acc_lo", "acc_hi",
+            "n_fc", "acc_fc", "acc_fc_lo", "acc_fc_hi", "contains", "agree", "agree_lo",
+            "agree_hi", "dll", "dll_lo", "dll_hi", "prune_ms"]
+    with open(res_path + ".tmp", "w") as f:
+        f.write("\t".join(cols) + "\n")
+        for m in table:
+            f.write("\t".join(fmt(m[c], 1 if c == "prune_ms" else 3) if isinstance(m[c], float)
+                              else str(m[c]) for c in cols) + "\n")
+    os.replace(res_path + ".tmp", res_path)
+
+    # the summary tables
+    lines = []
+    models = sorted({m["model"] for m in table})
+    for model in models:
+        for task in ("qa", "kv", "cont"):
+            ts = [m for m in table if m["model"] == model and m["task"] == task]
+            if not ts:
+                continue
+            keeps = sorted({m["keep"] for m in ts if m["policy"] not in ("full", "none")},
+                           key=float)
+            base = {m["policy"]: m for m in ts if m["policy"] in ("full", "none")}
+            measure = "dll" if task == "cont" else "acc_fc"
+            what = ("Δ log-likelihood of the gold continuation, nats/token" if task == "cont"
+                    else "accuracy on the items the full prompt answers")
+            n = ts[0]["n"]
+            nfc = base["full"]["n_fc"] if "full" in base else "?"
+            lines.append(f"### {model}, {task}: {what}")
+            lines.append("")
+            if task != "cont" and "full" in base:
+                b = base["full"]
+                lines.append(f"{n} items; the full prompt answers {nfc} "
+                             f"(accuracy {fmt(b['acc'], 2)}); with the question alone "
+                             f"(no context) {fmt(base['none']['acc'], 2) if 'none' in base else '?'}.")
+            elif "none" in base:
+                lines.append(f"{n} items; the question alone (no context) loses "
+                             f"{fmt(-base['none']['dll'], 2)} nats/token.")
+            lines.append("")
+            pols = []
+            for m in ts:
+                if m["policy"] not in ("full", "none") and m["policy"] not in pols:
+                    pols.append(m["policy"])
+            cell = {(m["policy"], m["keep"]): m for m in ts}
+            mean_of = {}
+            for p in pols:
+                v = [cell[(p, k)][measure] for k in keeps if (p, k) in cell]
+                v = [x for x in v if not math.isnan(x)]
+                mean_of[p] = sum(v) / len(v) if v else float("-inf")
+            pols.sort(key=lambda p: -mean_of[p])
+            lines.append("| policy | " + " | ".join(f"keep {k}" for k in keeps) +
+                         " | mean | prune ms |")
+            lines.append("|---|" + "---|" * (len(keeps) + 2))
+            for p in pols:
+                cs = []
+                for k in keeps:
+                    c = cell.get((p, k))
+                    if not c or math.isnan(c[measure]):
+                        cs.append("–")
+                    else:
+                        cs.append(f"{fmt(c[measure], 2)} [{fmt(c[measure + '_lo'], 2)}, "
+                                  f"{fmt(c[measure + '_hi'], 2)}]")
+                msv = [cell[(p, k)]["prune_ms"] for k in keeps if (p, k) in cell]
+                msv = [x for x in msv if not math.isnan(x)]
+                ms = fmt(sum(msv) / len(msv), 0) if msv else "–"
+                lines.append(f"| {p} | " + " | ".join(cs) + f" | {fmt(mean_of[p], 2)} | {ms} |")
+            lines.append("")
+    with open(sum_path + ".tmp", "w") as f:
+        f.write("\n".join(lines))
+    os.replace(sum_path + ".tmp", sum_path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,285 @@
+#!/usr/bin/env python3
+"""examples/evaluate.py OUT MODEL... [--keeps K,...] [--policies P,...] [--jobs N]
+
+Runs the pruning experiment over the items tasks.py wrote in OUT, with the
+installed programs (on $PATH), and writes one row per item and
+configuration to OUT/MODEL/rows.tsv.  Per model and task, once:
+
+  tokenize -m M --segments S OUT/TASK/*.txt | embed -m M \\
+    | attend -m M --surprisal --mass-last 32 \\
+    | kvcache -m M --generate G --gen-mass 8 --targets OUT/TASK/gold.tsv > full.ak
+
+(the full prompt's answer, the gold continuation's log-likelihood, and every
+statistic the policies read), then per configuration one of
+
+  prune -k KEEP -p POLICY -u UNIT ... full.ak | kvcache -m M --generate G --targets gold.tsv
+  kvcache -m M --evict POLICY --keep KEEP --protect-regex Q --generate G --targets gold.tsv full.ak
+
+over all the task's items at once.  Every command is printed to
+OUT/MODEL/commands.log.  A configuration whose output exists is not run
+again (delete OUT to start over).
+"""
+import argparse
+import concurrent.futures as cf
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "python"))
+from attnkit import stream  # noqa: E402
+
+# Per task: how blocks are made, the question (query span, always kept),
+# what kvcache protects when it evicts, and how many tokens to generate.
+TASKS = {
+    "qa": dict(segments=["--segments", "paragraph"], query=[],
+               protect=["--protect", "last"], generate=6),
+    "kv": dict(segments=["--segments", "line"],
+               query=["--query-regex", r'(?s)\nThe value of ".*'],
+               protect=["--protect-regex", r'(?s)\nThe value of ".*'], generate=8),
+    "cont": dict(segments=["--segments", "paragraph"], query=[],
+                 protect=["--protect", "last"], generate=0),
+}
+
+# name: (kind, unit, extra arguments).  kind: prune, evict, full, none.
+POLICIES = {
+    "full":            ("full", "-", []),
+    "none":            ("none", "-", []),
+    "mass":            ("prune", "word", ["-p", "mass"]),
+    "entropy":         ("prune", "word", ["-p", "entropy"]),
+    "heavy":           ("prune", "word", ["-p", "heavy"]),
+    "query":           ("prune", "word", ["-p", "query", "--query-rows", "question"]),
+    "query+answer":    ("prune", "word", ["-p", "query", "--query-rows", "both"]),
+    "surprisal":       ("prune", "word", ["-p", "surprisal"]),
+    "random":          ("prune", "word", ["-p", "random"]),
+    "first":           ("prune", "word", ["-p", "first"]),
+    "last":            ("prune", "word", ["-p", "last"]),
+    "mass/block":      ("prune", "block", ["-p", "mass"]),
+    "query/block":     ("prune", "block", ["-p", "query", "--query-rows", "question"]),
+    "query+answer/block": ("prune", "block", ["-p", "query", "--query-rows", "both"]),
+    "qppl/block":      ("prune", "block", ["-p", "qppl"]),
+    "qppl+surprisal":  ("prune", "word", ["-p", "qppl", "--fine"]),
+    "similarity/block": ("prune", "block", ["-p", "similarity"]),
+    "random/block":    ("prune", "block", ["-p", "random"]),
+    "evict:streaming": ("evict", "cache", ["--evict", "streaming"]),
+    "evict:h2o":       ("evict", "cache", ["--evict", "h2o"]),
+    "evict:snapkv":    ("evict", "cache", ["--evict", "snapkv"]),
+}
+
+ENV = dict(os.environ, ATTNKIT_THREADS="1", OPENBLAS_NUM_THREADS="1", ATTNKIT_DEVICE="cpu")
+
+
+class Failed(RuntimeError):
+    pass
+
+
+def run(cmds, out_path, log):
+    """cmds: list of argv lists piped together, the last one's stdout to
+    out_path (atomically).  Returns the wall seconds of each command."""
+    with open(log, "a") as f:
+        f.write(" | ".join(shlex.join(c) for c in cmds) + " > " + out_path + "\n")
+    tmp = out_path + ".tmp"
+    procs, errs, t0 = [], [], time.monotonic()
+    prev = subprocess.DEVNULL
+    with open(tmp, "wb") as out:
+        for i, c in enumerate(cmds):
+            e = open(tmp + f".err{i}", "w+b")
+            p = subprocess.Popen(c, stdin=prev, stdout=out if i == len(cmds) - 1 else subprocess.PIPE,
+                                 stderr=e, env=ENV)
+            if prev is not subprocess.DEVNULL:
+                prev.close()
+            prev = p.stdout
+            procs.append(p)
+            errs.append(e)
+        times = []
+        for p in procs:
+            p.wait()
+            times.append(time.monotonic() - t0)
+    msgs = []
+    for i, (c, p, e) in enumerate(zip(cmds, procs, errs)):
+        e.seek(0)
+        m = e.read().decode("utf-8", "replace").strip()
+        e.close()
+        os.unlink(tmp + f".err{i}")
+        if p.returncode != 0:
+            msgs.append(f"{c[0]} exited {p.returncode}: {m}")
+    if msgs:
+        os.unlink(tmp)
+        raise Failed("; ".join(msgs))
+    os.replace(tmp, out_path)
+    return times
+
+
+def timed_file(cmd, out_path, log):
+    """One command to a file; its wall seconds."""
+    return run([cmd], out_path, log)[-1]
+
+
+def decode_answers(model, ak, log):
+    """{doc id: generated text} from kvcache's output, one decode per
+    document (decode prints documents one after another)."""
+    s = stream.read(ak)
+    res = {}
+    for d in s.docs:
+        if "generated" not in d:
+            res[d.id] = ""
+            continue
+        one = stream.pack([stream.Doc(d.id, {"generated": d["generated"]})], model=s.model)
+        p = subprocess.run(["decode", "-m", model, "--generated"], input=one,
+                           capture_output=True, env=ENV)
+        if p.returncode:
+            raise Failed(f"decode: {p.stderr.decode(errors='replace').strip()}")
+        res[d.id] = p.stdout.decode("utf-8", "replace")
+    return res
+
+
+def summarize(model, ak, log):
+    """{doc id: dict(tokens, total, logprob, gold_tokens, answer)}"""
+    s = stream.read(ak)
+    answers = decode_answers(model, ak, log)
+    out = {}
+    for d in s.docs:
+        name = os.path.splitext(os.path.basename(d.id))[0]
+        total = int(d.meta.get("prune_total", len(d["tokens"])))
+        kept = int(d.meta.get("kv_entries", 0)) / max(1, int(d.meta.get("kv_entries_full", 1))) \
+            if d.meta.get("kv_policy", "none") != "none" else len(d["tokens"]) / max(1, total)
+        out[name] = dict(kept=kept, total=total, logprob=float(d.meta.get("target_logprob", "nan")),
+                         gold_tokens=int(d.meta.get("target_tokens", 0)),
+                         answer=answers.get(d.id, ""))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out")
+    ap.add_argument("models", nargs="+")
+    ap.add_argument("--keeps", default="0.1,0.2,0.3,0.5,0.7")
+    ap.add_argument("--policies", default=",".join(POLICIES))
+    ap.add_argument("--tasks", default=",".join(TASKS))
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    a = ap.parse_args()
+    keeps = [k for k in a.keeps.split(",") if k]
+    pols = [p for p in a.policies.split(",") if p]
+    for p in pols:
+        if p not in POLICIES:
+            sys.exit(f"evaluate.py: unknown policy {p} (known: {', '.join(POLICIES)})")
+    tasks = [t for t in a.tasks.split(",") if t]
+
+    for model in a.models:
+        mdir = os.path.join(a.out, model)
+        os.makedirs(mdir, exist_ok=True)
+        log = os.path.join(mdir, "commands.log")
+        jobs = []
+        prep = {}
+        surp = ["--surprisal"] if any("surprisal" in p for p in pols) else []
+        for task in tasks:
+            tdir = os.path.join(a.out, task)
+            if not os.path.isdir(tdir):
+                continue
+            cfg = TASKS[task]
+            gold = os.path.join(tdir, "gold.tsv")
+            names = sorted(f for f in os.listdir(tdir) if f.endswith(".txt"))
+            files = [os.path.join(tdir, f) for f in names]
+            full = os.path.join(mdir, f"{task}.full.ak")
+            gen = ["--generate", str(cfg["generate"]), "--gen-mass", str(min(8, cfg["generate"]))] \
+                if cfg["generate"] else []
+            times_path = full + ".time"
+            if not os.path.exists(full):
+                t = run([["tokenize", "-m", model] + cfg["segments"] + files,
+                         ["embed", "-m", model],
+                         ["attend", "-m", model, "--mass-last", "32"] + surp,
+                         ["kvcache", "-m", model] + gen + ["--targets", gold]], full, log)
+                with open(times_path, "w") as f:
+                    f.write(f"{t[2]:.3f}\t{t[3] - t[2]:.3f}\t{len(files)}\n")
+            prep[task] = (full, gold, cfg, len(files))
+            gen_only = ["--generate", str(cfg["generate"])] if cfg["generate"] else []
+            for pol in pols:
+                kind, unit, extra = POLICIES[pol]
+                if "both" in extra and not cfg["generate"]:
+                    continue  # no answer rows without an answer
+                for keep in (keeps if kind in ("prune", "evict") else ["1"]):
+                    if kind == "none" and keep != "1":
+                        continue
+                    tag = pol.replace("/", "_").replace(":", "_").replace("+", "_")
+                    out = os.path.join(mdir, f"{task}.{tag}.{keep}.ak")
+                    if kind == "full":
+                        jobs.append((task, pol, "1", full, None))
+                        continue
+                    if os.path.exists(out):
+                        jobs.append((task, pol, keep, out, None))
+                        continue
+                    if kind == "evict":
+                        cmds = [["kvcache", "-m", model] + extra + ["--keep", keep] + cfg["protect"] +
+                                gen_only + ["--targets", gold, full]]
+                    else:
+                        k = "0" if kind == "none" else keep
+                        p = extra if kind == "prune" else ["-p", "first"]
+                        u = unit if kind == "prune" else "word"
+                        pr = ["prune", "-k", k, "-u", u] + p + cfg["query"]
+                        if "qppl" in pr:
+                            pr += ["--lm", model]
+                        cmds = [pr + [full], ["kvcache", "-m", model] + gen_only + ["--targets", gold]]
+                        cmds = ("two", cmds)
+                    jobs.append((task, pol, keep, out, cmds))
+
+        def work(j):
+            task, pol, keep, out, cmds = j
+            if cmds is None:
+                return j, None
+            try:
+                if cmds[0] == "two":  # prune alone (timed), then the model on its output
+                    pruned = out[:-3] + ".pruned.ak"
+                    t = run([cmds[1][0]], pruned, log)
+                    t += run([cmds[1][1] + [pruned]], out, log)
+                    os.unlink(pruned)
+                else:
+                    t = run(cmds, out, log)
+            except Failed as e:
+                return j, str(e)
+            with open(out + ".time", "w") as f:
+                f.write(f"{t[0]:.3f}\t{t[-1]:.3f}\n")
+            return j, None
+
+        todo = [j for j in jobs if j[4] is not None]
+        print(f"evaluate: {model}: {len(todo)} of {len(jobs)} configurations to run", file=sys.stderr)
+        failed = {}
+        done = 0
+        with cf.ThreadPoolExecutor(max_workers=a.jobs) as ex:
+            for j, err in ex.map(work, jobs):
+                if j[4] is None:
+                    continue
+                done += 1
+                if err:
+                    failed[(j[0], j[1], j[2])] = err
+                    print(f"evaluate: {model} {j[0]} {j[1]} {j[2]}: {err}", file=sys.stderr)
+                elif done % 10 == 0:
+                    print(f"evaluate: {model}: {done}/{len(todo)}", file=sys.stderr)
+
+        rows = ["model\ttask\tname\tpolicy\tunit\tkeep\tkept\ttotal\tlogprob\tgold_tokens"
+                "\tprune_s\tanswer"]
+        for task, pol, keep, out, _ in jobs:
+            if (task, pol, keep) in failed or not os.path.exists(out):
+                continue
+            full, gold, cfg, n = prep[task]
+            tpath = out + ".time"
+            prune_s = ""
+            if POLICIES[pol][0] == "prune" and os.path.exists(tpath):
+                prune_s = "%.4f" % (float(open(tpath).read().split("\t")[0]) / n)
+            for name, r in sorted(summarize(model, out, log).items()):
+                ans = r["answer"].replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+                rows.append("\t".join([model, task, name, pol, POLICIES[pol][1], keep,
+                                       "%.4f" % r["kept"], str(r["total"]), "%.4f" % r["logprob"],
+                                       str(r["gold_tokens"]), prune_s, ans]))
+        path = os.path.join(mdir, "rows.tsv")
+        with open(path + ".tmp", "w") as f:
+            f.write("\n".join(rows) + "\n")
+        os.replace(path + ".tmp", path)
+        if failed:
+            sys.exit(f"evaluate: {model}: {len(failed)} configurations failed (see above)")
+
+
+if __name__ == "__main__":
+    main()
