@@ -11,8 +11,11 @@
 #ifndef AK_PRUNE_H
 #define AK_PRUNE_H
 
+#include "device.h"
 #include "metrics.h"
 #include "stream.h"
+
+struct ak_model;
 
 typedef enum {
     AK_POLICY_SCORE,   /* score.token / score.block written by entropy */
@@ -22,7 +25,9 @@ typedef enum {
     AK_POLICY_HEAVY,   /* corrected mass plus a window of recent tokens */
     AK_POLICY_RANDOM,  /* seeded uniform scores */
     AK_POLICY_FIRST,   /* keep the beginning */
-    AK_POLICY_LAST     /* keep the end */
+    AK_POLICY_LAST,    /* keep the end */
+    AK_POLICY_SURPRISAL, /* token.surprisal: Selective Context's self-information */
+    AK_POLICY_QPPL     /* blocks by log p(question | block) - log p(question) (LongLLMLingua) */
 } ak_policy;
 
 typedef enum { AK_UNIT_TOKEN, AK_UNIT_SENTENCE, AK_UNIT_BLOCK, AK_UNIT_WORD } ak_unit;
@@ -178,6 +183,13 @@ typedef struct ak_prune_doc_opts {
     int64_t budget;              /* with budget_set: this budget (prune
                                     --global), in the units of count_with */
     int budget_set;
+    /* qppl: the causal LM that scores the blocks (the stream's tokens are
+     * its tokens), its device, the BOS its tokenizer puts first (-1: none) */
+    const struct ak_model *lm;
+    ak_device lm_dev;
+    int32_t lm_bos;
+    int fine;                    /* qppl: then drop low-surprisal units inside the kept blocks */
+    double coarse;               /* fine: blocks kept up to coarse x the budget (0: 2) */
 } ak_prune_doc_opts;
 
 /* Prunes d in place: the units of o.unit, the protected tokens (the query
