@@ -151,8 +151,9 @@ AK_API int ak_prune_select(const ak_prune_input *in, const ak_prune_opts *o, uin
 /* Rewrites d to the kept tokens: tokens, offsets, segments, special,
  * token_types and score.token are reduced; keep[T0] (composed with an
  * existing keep when the document was pruned before), dropped[n,2] and
- * dropped.score[n] written; attn.*, kv.*, hidden, hidden.final and logits
- * are removed (they describe the unpruned prompt).  text is unchanged. */
+ * dropped.score[n] written; attn.*, kv.*, hidden, hidden.final, logits
+ * and token.surprisal are removed (they describe the unpruned prompt).
+ * text is unchanged. */
 AK_API int ak_prune_apply(ak_doc *d, const uint8_t *keep, const float *token_score,
                           ak_err *err);
 
@@ -192,7 +193,9 @@ typedef struct ak_prune_doc_opts {
     double coarse;               /* fine: blocks kept up to coarse x the budget (0: 2) */
 } ak_prune_doc_opts;
 
-/* Prunes d in place: the units of o.unit, the protected tokens (the query
+/* Prunes d in place (policies surprisal and qppl: prune_lm.h; qppl adds
+ * qppl.block [nblocks], --fine selects with ak_prune_select_fine): the
+ * units of o.unit, the protected tokens (the query
  * span too: the --query-marker / --query-regex matches, else the last
  * block, else the last paragraph of the text), the scores of the policy,
  * ak_prune_select under the budget and ak_prune_apply.  Meta records it:
