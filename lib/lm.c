@@ -11,9 +11,12 @@ enum { ROWS_PER_CHUNK = 256, TILE_LOGITS = 1 << 22 };
 /* lp[r] = log softmax(logits of h[r])[next[r]] for rows r < rows, the
  * vocabulary a tile at a time: a running maximum and sum of exp per row
  * (the log-sum-exp of Milakov & Gimelshein's online softmax). */
-static int next_logprobs(const ak_model *m, const float *h, int64_t rows, const int32_t *next,
-                         double *lp, ak_err *err)
+int ak_lm_next_logprobs(const ak_model *m, const float *h, int64_t rows, const int32_t *next,
+                        double *lp, ak_err *err)
 {
+    if (!m->lm_head.w && !m->lm_head.wq)
+        return ak_fail(err, AK_ECONFIG, "model %s (%s) has no language-model head", m->name,
+                       m->arch);
     int64_t D = m->hidden_size, V = m->vocab_size;
     for (int64_t r = 0; r < rows; r++)
         if (next[r] < 0 || next[r] >= V)
@@ -92,7 +95,7 @@ int ak_lm_surprisal(const ak_model *m, const float *final, const int32_t *ids, i
     double *lp = malloc(sizeof *lp * (size_t)(T - 1));
     if (!lp)
         return ak_fail(err, AK_ENOMEM, "out of memory");
-    int rc = next_logprobs(m, final, T - 1, ids + 1, lp, err);
+    int rc = ak_lm_next_logprobs(m, final, T - 1, ids + 1, lp, err);
     for (int64_t i = 1; !rc && i < T; i++)
         surprisal[i] = (float)-lp[i - 1];
     free(lp);
@@ -122,6 +125,20 @@ int ak_lm_surprisal_logits(const float *logits, int64_t V, const int32_t *ids, i
     return 0;
 }
 
+int ak_lm_final(const ak_model *m, ak_device dev, const int32_t *ids, int n, float *final,
+                ak_err *err)
+{
+    if (!m->causal)
+        return ak_fail(err, AK_ECONFIG, "model %s (%s) is not a causal language model", m->name,
+                       m->arch);
+    if (n > m->max_positions)
+        return ak_fail(err, AK_EDATA, "%d tokens: model %s has %d positions", n, m->name,
+                       m->max_positions);
+    ak_forward_out o = {0};
+    int rc = ak_model_embed(m, ids, NULL, n, final, err);
+    return rc ? rc : ak_model_forward(m, dev, final, n, &o, err);
+}
+
 int ak_lm_loglik(const ak_model *m, ak_device dev, const int32_t *ids, int n, int from,
                  double *sum, ak_err *err)
 {
@@ -146,10 +163,8 @@ int ak_lm_loglik(const ak_model *m, ak_device dev, const int32_t *ids, int n, in
         rc = ak_fail(err, AK_ENOMEM, "out of memory for %d tokens", n);
         goto out;
     }
-    ak_forward_out o = {0};
-    if ((rc = ak_model_embed(m, ids, NULL, n, x, err)) ||
-        (rc = ak_model_forward(m, dev, x, n, &o, err)) ||
-        (rc = next_logprobs(m, x + (size_t)(from - 1) * (size_t)m->hidden_size, n - from,
+    if ((rc = ak_lm_final(m, dev, ids, n, x, err)) ||
+        (rc = ak_lm_next_logprobs(m, x + (size_t)(from - 1) * (size_t)m->hidden_size, n - from,
                             ids + from, lp, err)))
         goto out;
     for (int i = 0; i < n - from; i++)

@@ -21,6 +21,17 @@ AK_API int ak_lm_surprisal(const ak_model *m, const float *final, const int32_t 
 AK_API int ak_lm_surprisal_logits(const float *logits, int64_t V, const int32_t *ids, int64_t T,
                                   float *surprisal, ak_err *err);
 
+/* lp[r] = log softmax(logits of h[r])[next[r]] in nats for the final
+ * hidden states h[rows, D]: one pass of the head over all rows (what costs
+ * is the head's weights, read once per call). */
+AK_API int ak_lm_next_logprobs(const ak_model *m, const float *h, int64_t rows,
+                               const int32_t *next, double *lp, ak_err *err);
+
+/* final[n, D] = the final hidden states of ids[n] at positions 0..n-1
+ * under the causal model m (embedded and run, no statistics). */
+AK_API int ak_lm_final(const ak_model *m, ak_device dev, const int32_t *ids, int n, float *final,
+                       ak_err *err);
+
 /* Runs ids[n] at positions 0..n-1 through the causal model m and sets
  * *sum = sum over i in [from, n) of log p(ids[i] | ids[<i]) in nats
  * (1 <= from <= n). */

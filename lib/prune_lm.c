@@ -43,6 +43,46 @@ static int64_t gather(const int32_t *ids, int64_t T, const int32_t *seg, int32_t
     return n;
 }
 
+/* The rows of hidden states whose next tokens one head pass scores. */
+struct rows {
+    const ak_model *m;
+    int64_t n, cap, D;
+    float *h;          /* [cap, D] */
+    int32_t *next;     /* [cap] */
+    int64_t *seq;      /* [cap] the sequence each row belongs to */
+    double *lp;        /* [cap] */
+    double *sum;       /* [sequences] the log-likelihoods */
+};
+
+static int rows_flush(struct rows *r, ak_err *err)
+{
+    int rc = ak_lm_next_logprobs(r->m, r->h, r->n, r->next, r->lp, err);
+    for (int64_t k = 0; !rc && k < r->n; k++)
+        r->sum[r->seq[k]] += r->lp[k];
+    r->n = 0;
+    return rc;
+}
+
+/* Runs ids[n] through the model and queues its rows from-1 .. n-2 (which
+ * predict ids[from..n-1]) as sequence s; x is [n, D] scratch. */
+static int rows_add(struct rows *r, ak_device dev, const int32_t *ids, int n, int from, int64_t s,
+                    float *x, ak_err *err)
+{
+    int64_t k = n - from;
+    int rc;
+    if (r->n + k > r->cap && (rc = rows_flush(r, err)))
+        return rc;
+    if ((rc = ak_lm_final(r->m, dev, ids, n, x, err)))
+        return rc;
+    memcpy(r->h + r->n * r->D, x + (int64_t)(from - 1) * r->D, sizeof *x * (size_t)(k * r->D));
+    for (int64_t i = 0; i < k; i++) {
+        r->next[r->n + i] = ids[from + i];
+        r->seq[r->n + i] = s;
+    }
+    r->n += k;
+    return 0;
+}
+
 int ak_prune_qppl(const ak_prune_doc_opts *c, const ak_doc *d, const int32_t *ids,
                   const int32_t *seg, int64_t T, int64_t nblocks, const uint8_t *query,
                   float *block_score, uint8_t *scored, ak_err *err)
@@ -55,15 +95,25 @@ int ak_prune_qppl(const ak_prune_doc_opts *c, const ak_doc *d, const int32_t *id
                        "tokenize --segments)", d->id);
     int32_t bos = c->lm_bos;
     int nb = bos >= 0;
+    int64_t D = m->hidden_size;
     int32_t *q = malloc(sizeof *q * (size_t)(T + 1)), *buf = malloc(sizeof *buf * (size_t)(2 * T + 2));
     uint8_t *has_query = calloc((size_t)nblocks + 1, 1);
+    float *x = malloc(sizeof *x * (size_t)((2 * T + 2) * D));
+    struct rows r = {.m = m, .D = D};
     int rc = 0;
-    if (!q || !buf || !has_query) {
+    int64_t nq = q ? gather(ids, T, seg, -1, query, bos, q) : 0;
+    int first = nb ? 0 : 1; /* the first question token scored */
+    /* the rows one head pass takes: every sequence's, up to a bound */
+    r.cap = nq > 2048 ? nq : 2048;
+    r.h = malloc(sizeof *r.h * (size_t)(r.cap * D));
+    r.next = malloc(sizeof *r.next * (size_t)r.cap);
+    r.seq = malloc(sizeof *r.seq * (size_t)r.cap);
+    r.lp = malloc(sizeof *r.lp * (size_t)r.cap);
+    r.sum = calloc((size_t)nblocks + 1, sizeof *r.sum);
+    if (!q || !buf || !has_query || !x || !r.h || !r.next || !r.seq || !r.lp || !r.sum) {
         rc = ak_fail(err, AK_ENOMEM, "out of memory");
         goto out;
     }
-    int64_t nq = gather(ids, T, seg, -1, query, bos, q);
-    int first = nb ? 0 : 1; /* the first question token scored */
     if (nq - first < 1) {
         rc = ak_fail(err, AK_EDATA, "document '%s': the query span has %lld token%s: nothing "
                      "of it to predict", d->id, (long long)nq, nq == 1 ? "" : "s");
@@ -72,12 +122,11 @@ int ak_prune_qppl(const ak_prune_doc_opts *c, const ak_doc *d, const int32_t *id
     for (int64_t i = 0; i < T; i++)
         if (query[i] && seg[i] >= 0 && seg[i] < nblocks)
             has_query[seg[i]] = 1;
-    /* the baseline: BOS, question */
+    /* sequence 0, the baseline: BOS, question; sequence 1 + b: BOS, block b, question */
     if (nb)
         buf[0] = bos;
     memcpy(buf + nb, q, sizeof *q * (size_t)nq);
-    double base;
-    if ((rc = ak_lm_loglik(m, c->lm_dev, buf, (int)(nb + nq), nb + first, &base, err))) {
+    if ((rc = rows_add(&r, c->lm_dev, buf, (int)(nb + nq), nb + first, 0, x, err))) {
         ak_wrap(err, "document '%s': qppl, the question alone", d->id);
         goto out;
     }
@@ -90,19 +139,30 @@ int ak_prune_qppl(const ak_prune_doc_opts *c, const ak_doc *d, const int32_t *id
         if (n == 0)
             continue;
         memcpy(buf + nb + n, q, sizeof *q * (size_t)nq);
-        double ll;
-        if ((rc = ak_lm_loglik(m, c->lm_dev, buf, (int)(nb + n + nq), (int)(nb + n + first), &ll,
-                               err))) {
+        if ((rc = rows_add(&r, c->lm_dev, buf, (int)(nb + n + nq), (int)(nb + n + first), 1 + b,
+                           x, err))) {
             ak_wrap(err, "document '%s': qppl, block %lld", d->id, (long long)b);
             goto out;
         }
-        block_score[b] = (float)(ll - base);
         scored[b] = 1;
     }
+    if ((rc = rows_flush(&r, err))) {
+        ak_wrap(err, "document '%s': qppl", d->id);
+        goto out;
+    }
+    for (int64_t b = 0; b < nblocks; b++)
+        if (scored[b])
+            block_score[b] = (float)(r.sum[1 + b] - r.sum[0]);
 out:
     free(q);
     free(buf);
     free(has_query);
+    free(x);
+    free(r.h);
+    free(r.next);
+    free(r.seq);
+    free(r.lp);
+    free(r.sum);
     return rc;
 }
 

@@ -121,13 +121,20 @@ def check_qppl(short):
     nq = int(lens[-1]) - (0 if int(REF[short + ".bos"]) >= 0 else 1)
     tol = 2 * nq * 2e-4 * float(REF[short + ".logit_max"])
     lm = FILES[short]
-    rc, out, err = run(["prune", "-k", "0.5", "-p", "qppl", "--lm", lm, "--query-marker",
+    ref, lref = REF[short + ".qppl"], REF[short + ".llama_qppl"]
+    # a budget of the question and the best block keeps that block whole
+    best = int(np.argmax(ref))
+    n = int(lens[best] + lens[-1] + (special == 1).sum())
+    rc, out, err = run(["prune", "-n", str(n), "-p", "qppl", "--lm", lm, "--query-marker",
                         "Question"], data)
     check(rc == 0, f"{short}: prune -p qppl exits 0 {err.strip()}")
     if rc:
         return
+    keep = doc_of(out)["keep"]
+    want = ((seg == best) | (seg == 3) | (seg < 0)).astype(np.uint8)
+    check(np.array_equal(keep, want), f"{short}: qppl at {n} tokens keeps block {best} and "
+                                      f"the question")
     got = doc_of(out)["qppl.block"]
-    ref, lref = REF[short + ".qppl"], REF[short + ".llama_qppl"]
     e = float(np.abs(got[:3] - ref).max())
     check(got.shape == (4,) and e <= tol,
           f"{short}: qppl block scores {np.round(got[:3], 3).tolist()} match transformers "
@@ -136,18 +143,9 @@ def check_qppl(short):
     rank = np.argsort(-got[:3]).tolist()
     check(rank == np.argsort(-ref).tolist() and rank == np.argsort(-lref).tolist(),
           f"{short}: qppl ranks the blocks {rank} as transformers and llama.cpp do")
-    # a budget of the question and one block keeps the best block whole
-    best = rank[0]
-    n = int(lens[best] + lens[-1] + (special == 1).sum())
-    rc, out, err = run(["prune", "-n", str(n), "-p", "qppl", "--lm", lm, "--query-marker",
-                        "Question"], data)
-    keep = doc_of(out)["keep"] if rc == 0 else None
-    want = ((seg == best) | (seg == 3) | (seg < 0)).astype(np.uint8)
-    check(rc == 0 and np.array_equal(keep, want),
-          f"{short}: qppl at {n} tokens keeps block {best} and the question")
     # --fine: the best blocks up to twice the room, then low-surprisal words out
     sur = doc_of(data)["token.surprisal"]
-    for k in ("0.3", "0.5"):
+    for k in ("0.4",):   # room for two of the three blocks
         rc, out, err = run(["prune", "-k", k, "-p", "qppl", "--fine", "--lm", lm,
                             "--query-marker", "Question"], data)
         check(rc == 0, f"{short}: qppl --fine -k {k} exits 0 {err.strip()}")
@@ -167,7 +165,7 @@ def check_qppl(short):
                 break
             coarse.add(b)
             held += int(lens[b])
-        check(kept_blocks <= coarse and m["prune_coarse_kept"] == held,
+        check(len(coarse) == 2 and kept_blocks <= coarse and m["prune_coarse_kept"] == held,
               f"{short}: --fine -k {k} keeps words of the coarse blocks {sorted(coarse)} only "
               f"(kept from {sorted(kept_blocks)})")
         inside = np.isin(seg, sorted(coarse))
@@ -175,6 +173,15 @@ def check_qppl(short):
         check(len(dropped) == 0 or dropped.mean() < kept.mean(),
               f"{short}: --fine -k {k} drops the less surprising words "
               f"(mean {dropped.mean() if len(dropped) else 0:.2f} < {kept.mean():.2f})")
+    if short == "smollm2":   # --coarse 1: the blocks hold just the room, here the best one
+        rc, out, err = run(["prune", "-k", "0.4", "-p", "qppl", "--fine", "--coarse", "1", "--lm",
+                            lm, "--query-marker", "Question"], data)
+        m = metas_of(out) if rc == 0 else {}
+        kept_blocks = {int(b) for b in seg[(doc_of(out)["keep"] == 1) & (seg >= 0) & (seg < 3)]} \
+            if rc == 0 else set()
+        check(rc == 0 and m["prune_coarse_kept"] == lens[rank[0]] and kept_blocks == {rank[0]},
+              f"{short}: --fine --coarse 1 keeps words of block {rank[0]} only "
+              f"(from {sorted(kept_blocks)}) {err.strip()}")
 
 
 def check_behaviour():
