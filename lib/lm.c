@@ -138,39 +138,3 @@ int ak_lm_final(const ak_model *m, ak_device dev, const int32_t *ids, int n, flo
     int rc = ak_model_embed(m, ids, NULL, n, final, err);
     return rc ? rc : ak_model_forward(m, dev, final, n, &o, err);
 }
-
-int ak_lm_loglik(const ak_model *m, ak_device dev, const int32_t *ids, int n, int from,
-                 double *sum, ak_err *err)
-{
-    *sum = 0;
-    if (!m->causal)
-        return ak_fail(err, AK_ECONFIG, "model %s (%s) is not a causal language model", m->name,
-                       m->arch);
-    if (!m->lm_head.w && !m->lm_head.wq)
-        return ak_fail(err, AK_ECONFIG, "model %s (%s) has no language-model head", m->name,
-                       m->arch);
-    if (from < 1 || from > n)
-        return ak_fail(err, AK_EINTERNAL, "log-likelihood from token %d of %d", from, n);
-    if (n > m->max_positions)
-        return ak_fail(err, AK_EDATA, "%d tokens: model %s has %d positions", n, m->name,
-                       m->max_positions);
-    if (from == n)
-        return 0;
-    float *x = malloc(sizeof *x * (size_t)n * (size_t)m->hidden_size);
-    double *lp = malloc(sizeof *lp * (size_t)(n - from));
-    int rc;
-    if (!x || !lp) {
-        rc = ak_fail(err, AK_ENOMEM, "out of memory for %d tokens", n);
-        goto out;
-    }
-    if ((rc = ak_lm_final(m, dev, ids, n, x, err)) ||
-        (rc = ak_lm_next_logprobs(m, x + (size_t)(from - 1) * (size_t)m->hidden_size, n - from,
-                            ids + from, lp, err)))
-        goto out;
-    for (int i = 0; i < n - from; i++)
-        *sum += lp[i];
-out:
-    free(x);
-    free(lp);
-    return rc;
-}

@@ -77,6 +77,8 @@ def check_surprisal(short):
     check(e <= tol, f"{short}: surprisal matches transformers within {tol:.4f} nats "
                     f"(max error {e:.2e})")
     check(got[0] == 0, f"{short}: token 0 has surprisal 0")
+    if short != "smollm2":   # windows are the model's business once: Gemma's logits are big
+        return
     # a document in windows (embed -w): every token's surprisal is its
     # predecessor's window's, as the merged logits are (numpy's log-softmax)
     rc, out, err = attend(FILES[short], token_stream(ids), "--surprisal", "--logits", "all",
