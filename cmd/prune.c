@@ -17,7 +17,8 @@ static void usage(void)
 {
     printf("usage: prune (-k RATIO | -n N) [-p POLICY] [-u UNIT] [-P first,last]\n"
            "             [--protect-marker S] [-r REGEX] [--count-with TOKENIZER]\n"
-           "             [--global] [--lm MODEL] [--fine] [--coarse R] [-v] [-o FILE] [FILE...]\n"
+           "             [--global] [--lm MODEL [--fine [--coarse R]]] [-v] [-o FILE]\n"
+           "             [FILE...]\n"
            "Keep the highest-scoring words, tokens, sentences or blocks of each document\n"
            "under a budget.\n"
            "  -k, --keep RATIO       keep this share of the tokens (0..1)\n"
