@@ -36,7 +36,7 @@ static void usage(void)
            "  -W, --mass-last W      add attn.mass_last [L, H, T]: the mass each key receives\n"
            "                         from the last W queries (SnapKV's votes; CPU)\n"
            "  -l, --logits WHICH     add logits for the `last` position or `all` (causal LMs)\n"
-           "  -s, --surprisal        add token.surprisal [T]: -log p(token | the tokens before)\n"
+           "  -s, --surprisal        add token.surprisal [T]: -log p(token | tokens before)\n"
            "                         in nats (causal LMs; token 0: 0)\n"
            "  -d, --device DEV       cpu, cuda or auto (default $ATTNKIT_DEVICE, else auto)\n"
            "  -t, --attn-dtype T     f32 (default), bf16 or f16: q, k, v rounded to T for\n"
