@@ -99,6 +99,37 @@ def check_surprisal(short):
     check(e <= tol, f"{short}: the first window's surprisal matches transformers ({e:.1e})")
 
 
+def check_softcap():
+    """Gemma's final logit softcap, cap * tanh(logits / cap), is in the
+    surprisal: the tiny Gemma 3 (no cap) gives the logits, a copy whose
+    config caps them at 0.5 the surprisal."""
+    import json
+    import tempfile
+    src = os.path.join(TOP, "tests", "model", "gemma3_tiny")
+    with tempfile.TemporaryDirectory() as d:
+        cfg = json.load(open(os.path.join(src, "config.json")))
+        cfg["final_logit_softcapping"] = 0.5
+        json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
+        os.symlink(os.path.join(src, "model.safetensors"), os.path.join(d, "model.safetensors"))
+        ids = np.array([1, 5, 9, 3, 7, 2, 8, 4], np.int32)
+        rc, out, err = attend(src, token_stream(ids), "--logits", "all")
+        rc2, out2, err2 = attend(d, token_stream(ids), "--surprisal")
+        check(rc == 0 and rc2 == 0, f"tiny gemma3 with and without a softcap {err}{err2}")
+        if rc or rc2:
+            return
+        lg = doc_of(out)["logits"].astype(np.float64)
+        capped = 0.5 * np.tanh(lg / 0.5)
+        for name, x in (("capped", capped), ("raw", lg)):
+            x = x - x.max(1, keepdims=True)
+            ls = x - np.log(np.exp(x).sum(1, keepdims=True))
+            want = np.r_[0.0, -ls[np.arange(len(ids) - 1), ids[1:]]]
+            e = float(np.abs(doc_of(out2)["token.surprisal"] - want).max())
+            if name == "capped":
+                check(e <= 1e-5, f"surprisal applies the softcap 0.5 ({e:.1e})")
+            else:
+                check(e > 1e-2, f"and differs from the uncapped logits' ({e:.1e})")
+
+
 def qppl_stream(short, with_surprisal=False):
     """The reference's 3 blocks and question as a stream of the model's."""
     ids, lens, off = (REF[short + k] for k in (".piece_ids", ".piece_len", ".piece_off"))
@@ -255,6 +286,7 @@ def check_errors():
 for short in FILES:
     check_surprisal(short)
     check_qppl(short)
+check_softcap()
 check_behaviour()
 check_errors()
 sys.exit(1 if failed else 0)
