@@ -4,6 +4,7 @@
 #include "filter.h"
 #include "attention.h"
 #include "check.h"
+#include "lm.h"
 #include "model.h"
 #include "window.h"
 
@@ -16,7 +17,7 @@
 static void usage(void)
 {
     printf("usage: attend [-m MODEL] [--probs LAYERS[:HEADS]] [--kv] [--hidden] [--mass-last W]\n"
-           "              [--logits last|all] [--device cpu|cuda|auto]\n"
+           "              [--logits last|all] [--surprisal] [--device cpu|cuda|auto]\n"
            "              [--attn-dtype f32|bf16|f16] [-o FILE] [FILE...]\n"
            "Run every block of the model over each document's `hidden` (from embed, which\n"
            "is consumed) and add attn.entropy, attn.mass [L, H, T] and attn.visible [L, T].\n"
@@ -35,6 +36,8 @@ static void usage(void)
            "  -W, --mass-last W      add attn.mass_last [L, H, T]: the mass each key receives\n"
            "                         from the last W queries (SnapKV's votes; CPU)\n"
            "  -l, --logits WHICH     add logits for the `last` position or `all` (causal LMs)\n"
+           "  -s, --surprisal        add token.surprisal [T]: -log p(token | tokens before)\n"
+           "                         in nats (causal LMs; token 0: 0)\n"
            "  -d, --device DEV       cpu, cuda or auto (default $ATTNKIT_DEVICE, else auto)\n"
            "  -t, --attn-dtype T     f32 (default), bf16 or f16: q, k, v rounded to T for\n"
            "                         the attention (tensor cores on CUDA; sums stay f32)\n"
@@ -52,6 +55,7 @@ struct ctx {
     unsigned char *probs_heads;  /* [H] */
     float **probs;               /* [L] a document's attn.probs.<l> data, or NULL */
     int kv, hidden, logits;      /* logits: 0 none, 1 last, 2 all */
+    int surprisal;               /* add token.surprisal */
     int attn_dtype;              /* ak_attn_dtype */
     int mass_last;               /* W of attn.mass_last; 0: none */
 };
@@ -140,6 +144,24 @@ static int check_outputs(const ak_model *m, const ak_doc *d, int64_t T, const ak
     return 0;
 }
 
+/* token.surprisal [T] from the final hidden states: the LM head a tile
+ * of rows and vocabulary at a time (lm.h), never [T, V]. */
+static int add_surprisal(const ak_model *m, ak_doc *d, const float *final, int64_t T, ak_err *err)
+{
+    ak_tensor *tok = ak_doc_get(d, "tokens"), *t;
+    if (!tok)
+        return ak_fail(err, AK_EDATA, "doc %s: --surprisal needs the document's tokens", d->id);
+    if (tok->dtype != AK_I32 || tok->ndim != 1 || tok->shape[0] != T)
+        return ak_fail(err, AK_EDATA, "doc %s: tokens must be i32 [%lld]", d->id, (long long)T);
+    int64_t s1[1] = {T};
+    int rc = put_new(d, "token.surprisal", AK_F32, 1, s1, &t, err);
+    if (rc)
+        return rc;
+    if ((rc = ak_lm_surprisal(m, final, ak_tensor_i32(tok), T, ak_tensor_f32(t), err)))
+        return ak_wrap(err, "doc %s", d->id);
+    return 0;
+}
+
 /* A document longer than the context, from its tokens (window.h). */
 static int on_doc_windowed(struct ctx *c, ak_doc *d, int64_t W, int64_t K, ak_err *err)
 {
@@ -189,7 +211,8 @@ static int on_doc_windowed(struct ctx *c, ak_doc *d, int64_t W, int64_t K, ak_er
         ak_tensor_free(fin);
         return ak_wrap(err, "doc %s", d->id);
     }
-    if ((rc = check_outputs(m, d, T, &o, final, err))) {
+    if ((rc = check_outputs(m, d, T, &o, final, err)) ||
+        (c->surprisal && (rc = add_surprisal(m, d, final, T, err)))) {
         ak_tensor_free(fin);
         return rc;
     }
@@ -313,7 +336,8 @@ static int on_doc(void *vctx, ak_doc *d, ak_err *err)
         ak_wrap(err, "doc %s", d->id);
         goto out;
     }
-    if ((rc = check_outputs(m, d, T, &o, ak_tensor_f32(x), err)))
+    if ((rc = check_outputs(m, d, T, &o, ak_tensor_f32(x), err)) ||
+        (c->surprisal && (rc = add_surprisal(m, d, ak_tensor_f32(x), T, err))))
         goto out;
     if (c->hidden) {
         free(x->name);
@@ -348,6 +372,7 @@ int main(int argc, char **argv)
         {"hidden", no_argument, NULL, 'H'},
         {"mass-last", required_argument, NULL, 'W'},
         {"logits", required_argument, NULL, 'l'},
+        {"surprisal", no_argument, NULL, 's'},
         {"device", required_argument, NULL, 'd'},
         {"attn-dtype", required_argument, NULL, 't'},
         {"output", required_argument, NULL, 'o'},
@@ -357,7 +382,7 @@ int main(int argc, char **argv)
     const char *model_opt = NULL, *output = NULL, *probs = NULL, *device = NULL;
     struct ctx c = {0};
     int ch;
-    while ((ch = getopt_long(argc, argv, "m:p:kHW:l:d:t:o:h", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "m:p:kHW:l:sd:t:o:h", longopts, NULL)) != -1) {
         switch (ch) {
         case 'm': model_opt = optarg; break;
         case 'p': probs = optarg; break;
@@ -372,6 +397,7 @@ int main(int argc, char **argv)
             else
                 ak_usage_error("--logits: expected last or all, not '%s'", optarg);
             break;
+        case 's': c.surprisal = 1; break;
         case 'd': device = optarg; break;
         case 't':
             if (!strcmp(optarg, "f32"))
@@ -395,6 +421,9 @@ int main(int argc, char **argv)
         ak_die(&err);
     if (c.logits && !c.m->lm_head.w && !c.m->lm_head.wq)
         ak_dief(AK_ECONFIG, "--logits: model %s (%s) has no language-model head", c.m->name, c.m->arch);
+    if (c.surprisal && (!c.m->causal || (!c.m->lm_head.w && !c.m->lm_head.wq)))
+        ak_dief(AK_ECONFIG, "--surprisal: model %s (%s) has no language-model head%s", c.m->name,
+                c.m->arch, c.m->causal ? "" : " (it is bidirectional)");
     if (probs) {
         c.probs_layers = calloc((size_t)c.m->n_layers, 1);
         c.probs_heads = calloc((size_t)c.m->n_heads, 1);

@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "filter.h"
 #include "io.h"
+#include "model.h"
 #include "prune.h"
 #include "prune_embed.h"
 #include "tokenizer.h"
@@ -18,7 +19,8 @@ static void usage(void)
     printf("usage: prune (-k RATIO | -n N) [-p POLICY] [-u UNIT] [-P first,last]\n"
            "             [--protect-marker S] [-r REGEX] [--count-with TOKENIZER]\n"
            "             [--query-rows question|answer|both] [--encoder MODEL]\n"
-           "             [--global] [-v] [-o FILE] [FILE...]\n"
+           "             [--global] [--lm MODEL [--fine [--coarse R]]] [-v] [-o FILE]\n"
+           "             [FILE...]\n"
            "Keep the highest-scoring words, tokens, sentences or blocks of each document\n"
            "under a budget.\n"
            "  -k, --keep RATIO       keep this share of the tokens (0..1)\n"
@@ -26,7 +28,10 @@ static void usage(void)
            "  -p, --policy P         score (entropy's score.token; the default when\n"
            "                         present), mass (corrected received mass; the default\n"
            "                         otherwise), query, entropy, heavy, random, first, last,\n"
-           "                         similarity (blocks by --encoder's cosine to the query)\n"
+           "                         similarity (blocks by --encoder's cosine to the query),\n"
+           "                         surprisal (attend --surprisal's token.surprisal:\n"
+           "                         Selective Context), qppl (blocks by log p(question |\n"
+           "                         block) - log p(question) under --lm: LongLLMLingua)\n"
            "  -u, --unit U           word (default: never splits a word or a number),\n"
            "                         token, sentence or block\n"
            "  -P, --protect LIST     first,last: always keep the first / last block\n"
@@ -48,6 +53,14 @@ static void usage(void)
            "                         a model name, directory or tokenizer.json\n"
            "  -g, --global           one budget across all documents of the stream: they\n"
            "                         are ranked, better ones keep more (holds the stream)\n"
+           "      --lm MODEL         qppl: the causal LM (default: $ATTNKIT_MODEL, else\n"
+           "                         SmolLM2-135M-Instruct); the stream's tokens must be its\n"
+           "      --fine             qppl: keep the best blocks up to --coarse x the budget,\n"
+           "                         then drop their lowest-surprisal units (needs\n"
+           "                         token.surprisal)\n"
+           "      --coarse R         --fine: the blocks' share of the budget (default 2)\n"
+           "  -d, --device DEV       qppl, similarity: cpu, cuda or auto (default\n"
+           "                         $ATTNKIT_DEVICE)\n"
            "      --recent N         heavy: keep the last N tokens (default budget/4)\n"
            "      --seed N           random: seed (default 1)\n"
            "  -l, --layers A-B       layers used by mass, entropy, heavy, query\n"
@@ -58,7 +71,7 @@ static void usage(void)
            "Special tokens and tokens outside blocks (segments -1) are always kept.\n"
            "Meta prune_budget, prune_kept, prune_total, prune_ratio record what was kept.\n"
            "Exit status: 0 ok, 64 usage, 65 bad stream, 66 cannot open, 73 cannot create\n"
-           "the output, 74 I/O error, 78 unsupported tokenizer.\n");
+           "the output, 74 I/O error, 78 unsupported tokenizer or model.\n");
 }
 
 #define MAXPAT 32
@@ -90,6 +103,13 @@ static void report(const ak_doc *d, const ak_prune_result *r)
     fprintf(stderr, "prune: %s: budget %lld, kept %lld of %lld (%.4f)%s\n", d->id,
             (long long)r->budget, (long long)r->kept, (long long)r->total,
             r->total ? (double)r->kept / (double)r->total : 0.0, r->exact ? "" : ", greedy");
+}
+
+/* qppl runs the stream's tokens through --lm: they must be its. */
+static int on_header(void *vc, ak_header *h, ak_err *err)
+{
+    struct ctx *x = vc;
+    return x->c.lm ? ak_model_check_identity(x->c.lm, &h->model, err) : 0;
 }
 
 static int on_doc(void *vc, ak_doc *d, ak_err *err)
@@ -142,6 +162,8 @@ static int run_global(struct ctx *x, const ak_filter_args *a, ak_err *err)
             if (rec.type == AK_REC_HEADER &&
                 ak_header_add_stage(rec.header, a->program, a->argc, a->argv))
                 rc = ak_fail(err, AK_ENOMEM, "out of memory");
+            if (!rc && rec.type == AK_REC_HEADER)
+                rc = on_header(x, rec.header, err);
             if (!rc)
                 rc = hold(x, &rec, err);
             ak_record_free(&rec);
@@ -249,6 +271,27 @@ static ak_tokenizer *load_counter(const char *arg)
     return tk;
 }
 
+/* qppl's model: causal, with a head; the BOS its tokenizer puts first. */
+static ak_model *load_lm(const char *arg, int32_t *bos)
+{
+    ak_err e = {0};
+    ak_model *m = NULL;
+    const char *dir = ak_model_dir(arg);
+    if (ak_model_load(&m, dir, &e))
+        ak_dief(e.code, "--lm: %s", e.msg);
+    if (!m->causal || (!m->lm_head.w && !m->lm_head.wq))
+        ak_dief(AK_ECONFIG, "policy qppl: model %s (%s) is not a causal language model%s", m->name,
+                m->arch, m->causal ? " (it has no language-model head)" : " (it is bidirectional)");
+    ak_tokenizer *tk = NULL;
+    ak_encoding enc = {0};
+    if (ak_tokenizer_load(&tk, dir, &e) || ak_tokenizer_post(tk, &enc, 0, &e))
+        ak_dief(e.code, "--lm: %s", e.msg);
+    *bos = ak_tokenizer_post_prefix(tk) > 0 && enc.n > 0 ? enc.ids[0] : -1;
+    ak_encoding_free(&enc);
+    ak_tokenizer_free(tk);
+    return m;
+}
+
 int main(int argc, char *argv[])
 {
     ak_cli_init("prune");
@@ -259,8 +302,10 @@ int main(int argc, char *argv[])
                            .l0 = -1, .l1 = -1, .agg = AK_AGG_MEAN};
     struct ctx x = {0};
     const char *output = NULL, *count_with = NULL, *encoder = NULL;
-    int recent_set = 0, seed_set = 0;
-    enum { O_QMARK = 256, O_QRE, O_RECENT, O_SEED, O_PMARK, O_NOQ, O_QROWS, O_ENC };
+    const char *lm_opt = NULL, *device = NULL;
+    int recent_set = 0, seed_set = 0, coarse_set = 0;
+    enum { O_QMARK = 256, O_QRE, O_RECENT, O_SEED, O_PMARK, O_NOQ, O_QROWS, O_ENC, O_LM,
+           O_FINE, O_COARSE };
     static const struct option lo[] = {
         {"keep", required_argument, 0, 'k'},           {"max-tokens", required_argument, 0, 'n'},
         {"policy", required_argument, 0, 'p'},         {"unit", required_argument, 0, 'u'},
@@ -272,9 +317,11 @@ int main(int argc, char *argv[])
         {"seed", required_argument, 0, O_SEED},        {"layers", required_argument, 0, 'l'},
         {"agg", required_argument, 0, 'a'},            {"output", required_argument, 0, 'o'},
         {"query-rows", required_argument, 0, O_QROWS}, {"encoder", required_argument, 0, O_ENC},
+        {"lm", required_argument, 0, O_LM},            {"fine", no_argument, 0, O_FINE},
+        {"coarse", required_argument, 0, O_COARSE},    {"device", required_argument, 0, 'd'},
         {"help", no_argument, 0, 'h'},                 {0, 0, 0, 0}};
     int ch;
-    while ((ch = getopt_long(argc, argv, "k:n:p:u:P:m:r:c:gvl:a:o:h", lo, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "k:n:p:u:P:m:r:c:gvl:a:d:o:h", lo, NULL)) != -1) {
         switch (ch) {
         case 'k': c.o.keep_ratio = ak_parse_double("--keep", optarg, 0, 1); break;
         case 'n': c.o.max_tokens = ak_parse_long("--max-tokens", optarg, 0, 1L << 40); break;
@@ -290,9 +337,9 @@ int main(int argc, char *argv[])
             break;
         case 'P': parse_protect(&c, optarg); break;
         case 'm': /* -m is the model in every program; prune has none */
-            ak_usage_error("-m is the model elsewhere; prune takes --encoder MODEL (policy "
-                           "similarity), --protect-marker for a marker, --count-with for a "
-                           "tokenizer");
+            ak_usage_error("-m is the model elsewhere: use --lm for qppl's model, "
+                           "--encoder for similarity's, --protect-marker for a marker, "
+                           "--count-with for a tokenizer");
         case O_PMARK:
             if (c.nmarkers == MAXPAT)
                 ak_usage_error("--protect-marker: at most %d", MAXPAT);
@@ -338,6 +385,13 @@ int main(int argc, char *argv[])
             else ak_usage_error("--agg: expected mean or max, got '%s'", optarg);
             c.agg_set = 1;
             break;
+        case O_LM: lm_opt = optarg; break;
+        case O_FINE: c.fine = 1; break;
+        case O_COARSE:
+            c.coarse = ak_parse_double("--coarse", optarg, 1, 1e6);
+            coarse_set = 1;
+            break;
+        case 'd': device = optarg; break;
         case 'o': output = optarg; break;
         case 'h': usage(); return 0;
         default: ak_bad_option(argv);
@@ -350,6 +404,19 @@ int main(int argc, char *argv[])
         ak_usage_error("--no-protect-query and --query-marker / --query-regex contradict");
     if (c.no_query && c.policy_set && c.o.policy == AK_POLICY_QUERY)
         ak_usage_error("--no-protect-query: the query policy keeps its query span");
+    int qppl = c.policy_set && c.o.policy == AK_POLICY_QPPL;
+    if (lm_opt && !qppl)
+        ak_usage_error("--lm goes with --policy qppl");
+    if (device && !qppl && !(c.policy_set && c.o.policy == AK_POLICY_SIMILARITY))
+        ak_usage_error("--device goes with --policy qppl or similarity");
+    if (c.fine && !qppl)
+        ak_usage_error("--fine goes with --policy qppl");
+    if (coarse_set && !c.fine)
+        ak_usage_error("--coarse goes with --fine");
+    if (c.no_query && qppl)
+        ak_usage_error("--no-protect-query: the qppl policy keeps its query span");
+    if (c.fine && count_with)
+        ak_usage_error("--fine does not count with --count-with");
     if (recent_set && c.o.policy != AK_POLICY_HEAVY)
         ak_usage_error("--recent goes with --policy heavy");
     if (seed_set && c.o.policy != AK_POLICY_RANDOM)
@@ -369,7 +436,7 @@ int main(int argc, char *argv[])
         ak_err e = {0};
         ak_device dev;
         const char *dir = ak_model_dir(encoder ? encoder : "minilm");
-        if (ak_device_parse(ak_device_opt(NULL), &dev, &e) ||
+        if (ak_device_parse(ak_device_opt(device), &dev, &e) ||
             ak_encoder_load(&c.encoder, dir, dev, &e))
             ak_dief(e.code, "--encoder: %s", e.msg);
     }
@@ -387,14 +454,21 @@ int main(int argc, char *argv[])
     }
     if (count_with)
         c.count_with = load_counter(count_with);
+    if (qppl) {
+        ak_err e = {0};
+        if (ak_device_parse(ak_device_opt(device), &c.lm_dev, &e))
+            ak_die(&e);
+        c.lm = load_lm(lm_opt, &c.lm_bos);
+    }
     x.c = c;
     ak_err err = {0};
     ak_filter_args fa = {.program = "prune", .argc = argc, .argv = argv,
                          .inputs = argv + optind, .ninputs = argc - optind, .output = output};
-    ak_filter_ops ops = {.doc = on_doc};
+    ak_filter_ops ops = {.header = on_header, .doc = on_doc};
     int rc = x.global ? run_global(&x, &fa, &err) : ak_filter_run(&fa, &ops, &x, &err);
     ak_tokenizer_free(x.c.count_with);
     ak_encoder_free(x.c.encoder);
+    ak_model_free((ak_model *)x.c.lm);
     if (rc)
         ak_die(&err);
     return 0;

@@ -572,6 +572,39 @@ static int forward_pass(const ak_model *m, ak_device dev, float *x, int T, ak_kv
     return 0;
 }
 
+int ak_model_logits(const ak_model *m, const float *hidden, int rows, int v0, int nv,
+                    float *logits, ak_err *err)
+{
+    const ak_linear *h = &m->lm_head;
+    if (!h->w && !h->wq)
+        return ak_fail(err, AK_ECONFIG, "model %s has no language-model head", m->name);
+    if (rows < 0 || v0 < 0 || nv < 0 || v0 > h->out - nv)
+        return ak_fail(err, AK_EINTERNAL, "logits of vocabulary %d-%d: the head has %d", v0,
+                       v0 + nv - 1, h->out);
+    if (rows == 0 || nv == 0)
+        return 0;
+    struct ak_workspace *ws;
+    int rc = workspace(m, 1, 0, &ws, err);
+    if (rc)
+        return rc;
+    /* the rows v0.. of [V, D] (columns of a Conv1D [D, V]) are a linear of their own */
+    ak_linear part = *h;
+    part.out = nv;
+    if (part.b)
+        part.b += v0;
+    if (part.wq)
+        part.wq = (const char *)part.wq + (size_t)v0 * part.row_bytes;
+    else
+        part.w += part.in_out ? (size_t)v0 : (size_t)v0 * (size_t)part.ldw;
+    linear(ws, &part, hidden, rows, logits, 0);
+    if (m->logit_softcap > 0) {
+        float cap = m->logit_softcap;
+        for (size_t i = 0; i < (size_t)rows * (size_t)nv; i++)
+            logits[i] = cap * tanhf(logits[i] / cap);
+    }
+    return 0;
+}
+
 int ak_model_forward(const ak_model *m, ak_device dev, float *x, int T, ak_forward_out *o,
                      ak_err *err)
 {

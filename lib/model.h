@@ -142,6 +142,13 @@ typedef struct ak_forward_out {
 AK_API int ak_model_forward(const ak_model *m, ak_device dev, float *hidden, int T,
                      ak_forward_out *o, ak_err *err);
 
+/* logits[rows, nv] = the language-model head's logits for vocabulary
+ * entries v0 .. v0+nv-1 of final hidden states hidden[rows, D] (what
+ * ak_model_forward leaves), the model's softcap applied: the full [T, V]
+ * need not be held at once.  AK_ECONFIG without a head. */
+AK_API int ak_model_logits(const ak_model *m, const float *hidden, int rows, int v0, int nv,
+                           float *logits, ak_err *err);
+
 /* y = LayerNorm(x) row by row (y may be x). */
 AK_API void ak_layernorm(float *y, const float *x, int T, int D, const float *w, const float *b,
                          float eps);

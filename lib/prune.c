@@ -2,6 +2,7 @@
  * document rewritten to the kept tokens (see prune.h). */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "prune.h"
+#include "prune_lm.h"
 #include "check.h"
 #include "prune_embed.h"
 #include "segment.h"
@@ -13,7 +14,8 @@
 #include <string.h>
 
 static const char *const policy_names[] = {
-    "score", "mass", "query", "entropy", "heavy", "random", "first", "last", "similarity"};
+    "score", "mass", "query", "entropy", "heavy", "random", "first", "last", "similarity",
+    "surprisal", "qppl"};
 
 int ak_policy_from_name(const char *s, ak_policy *out)
 {
@@ -539,9 +541,17 @@ static int64_t knapsack(const unit_info *c, int64_t n, int64_t R, uint8_t *take,
     best[0] = 0;
     for (int64_t f = 1; f <= R; f++)
         best[f] = -1;
+    /* Scores may be negative (a cosine): shifted per token to >= 0, which
+     * adds shift x tokens to every set, the same for every set of one fill
+     * when the budget counts the stream's tokens, and keeps -1 the mark of
+     * an unreached fill. */
+    double shift = 0;
+    for (int64_t k = 0; k < n; k++)
+        if (-c[k].score > shift)
+            shift = -c[k].score;
     for (int64_t k = 0; k < n; k++) {
         int64_t w = c[k].size;
-        double v = c[k].score * (double)c[k].units + 1e-300; /* > 0: any unit beats none */
+        double v = (c[k].score + shift) * (double)c[k].units + 1e-300; /* > 0: any unit beats none */
         uint8_t *bk = bits + (size_t)k * row;
         for (int64_t f = R; f >= w; f--)
             if (best[f - w] >= 0 && best[f - w] + v > best[f]) {
@@ -727,7 +737,7 @@ static int dropped_tensor_name(const char *n)
 {
     return strncmp(n, "attn.", 5) == 0 || strncmp(n, "kv.", 3) == 0 ||
            strcmp(n, "hidden") == 0 || strcmp(n, "hidden.final") == 0 ||
-           strcmp(n, "logits") == 0;
+           strcmp(n, "logits") == 0 || strcmp(n, "token.surprisal") == 0;
 }
 
 /* Reduces a per-token tensor t (first dimension T) to the kept rows. */
@@ -923,6 +933,9 @@ struct work {
     uint8_t *protect, *keep, *query;
     float *score, *kept_score;
     int64_t *cost;
+    float *surprisal;          /* qppl --fine: token.surprisal or from logits */
+    float *block_score;        /* qppl: [nblocks] nats */
+    uint8_t *scored;           /* qppl: [nblocks] 1 = scored */
 };
 
 static void work_free(struct work *w)
@@ -934,6 +947,9 @@ static void work_free(struct work *w)
     free(w->score);
     free(w->kept_score);
     free(w->cost);
+    free(w->surprisal);
+    free(w->block_score);
+    free(w->scored);
 }
 
 int ak_query_rows_from_name(const char *s, ak_query_rows *out)
@@ -1134,6 +1150,7 @@ struct prep {
     size_t tlen;
     const int64_t *o;
     const float *score, *unit_score;
+    const float *surprisal;  /* qppl --fine */
     ak_prune_opts opts;
     double keys_per_query;  /* mean keys a query sees (for --global ranks) */
     ak_query_rows query_rows; /* the query policy's rows, as run */
@@ -1168,6 +1185,43 @@ static int similarity_scores(const ak_prune_doc_opts *c, ak_doc *d, struct prep 
         return rc;
     if (ak_meta_set_int(&d->meta, "similarity_truncated", ntrunc))
         return ak_fail(err, AK_ENOMEM, "out of memory");
+    return 0;
+}
+
+/* qppl: every token gets its block's score, shifted so that the lowest
+ * scored block has 0 (the selection wants scores >= 0; a shift leaves
+ * both the ranking and the knapsack's choice among equal fills as they
+ * are); --fine also needs the surprisal. */
+static int qppl_scores(const ak_prune_doc_opts *c, ak_doc *d, struct prep *p, ak_err *err)
+{
+    struct work *w = &p->w;
+    int64_t T = p->T, nb = p->nblocks;
+    if (c->fine && p->opts.unit == AK_UNIT_BLOCK)
+        return ak_fail(err, AK_EUSAGE, "--fine drops words, tokens or sentences inside the kept "
+                       "blocks: not with --unit block");
+    if (!(w->block_score = calloc((size_t)nb + 1, sizeof *w->block_score)) ||
+        !(w->scored = calloc((size_t)nb + 1, 1)))
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    if (c->fine) {
+        if (!(w->surprisal = calloc((size_t)T + 1, sizeof *w->surprisal)))
+            return ak_fail(err, AK_ENOMEM, "out of memory");
+        int rc = ak_prune_surprisal(d, T, w->surprisal, &p->surprisal, err);
+        if (rc)
+            return ak_wrap(err, "qppl --fine");
+    }
+    int rc = ak_prune_qppl(c, d, ak_tensor_i32(p->tok), p->seg, T, nb, w->query, w->block_score,
+                           w->scored, err);
+    if (rc)
+        return rc;
+    double lo = INFINITY;
+    for (int64_t b = 0; b < nb; b++)
+        if (w->scored[b] && w->block_score[b] < lo)
+            lo = w->block_score[b];
+    for (int64_t i = 0; i < T; i++) {
+        int32_t b = p->seg[i];
+        w->score[i] = b >= 0 && b < nb && w->scored[b] ? (float)(w->block_score[b] - lo) : 0;
+    }
+    p->score = w->score;
     return 0;
 }
 
@@ -1261,9 +1315,10 @@ static int prepare(ak_doc *d, const ak_prune_doc_opts *c, struct prep *p, ak_err
     if ((by_query || !c->no_query) &&
         (rc = query_span(c, seg, p->nblocks, txt, tlen, o, T, w->query, &have_query, err)))
         return rc;
-    if (by_query && !have_query)
-        return ak_fail(err, AK_EDATA, "document '%s' has no query span: name it with "
-                       "--query-marker or --query-regex", d->id);
+    if ((by_query || pol == AK_POLICY_QPPL) && !have_query)
+        return ak_fail(err, AK_EDATA, "document '%s' has no query span%s: name it with "
+                       "--query-marker or --query-regex", d->id,
+                       pol == AK_POLICY_QPPL ? " (policy qppl scores blocks by it)" : "");
     if (!c->no_query) /* the question survives its own pruning */
         for (int64_t i = 0; i < T; i++)
             w->protect[i] |= w->query[i];
@@ -1316,6 +1371,14 @@ static int prepare(ak_doc *d, const ak_prune_doc_opts *c, struct prep *p, ak_err
         break;
     case AK_POLICY_SIMILARITY:
         if ((rc = similarity_scores(c, d, p, err)))
+            return rc;
+        break;
+    case AK_POLICY_SURPRISAL:
+        if ((rc = ak_prune_surprisal(d, T, w->score, &p->score, err)))
+            return rc;
+        break;
+    case AK_POLICY_QPPL:
+        if ((rc = qppl_scores(c, d, p, err)))
             return rc;
         break;
     default:
@@ -1595,7 +1658,19 @@ int ak_prune_doc(ak_doc *d, const ak_prune_doc_opts *c, ak_prune_result *res, ak
                          .score = p.score, .unit_score = p.unit_score, .nunits = p.nunits,
                          .doc_hash = ak_hash_str(d->id), .cost = p.w.cost, .total = p.total,
                          .budget = c->budget, .budget_set = c->budget_set};
-    if ((rc = ak_prune_select(&in, &p.opts, p.w.keep, p.w.kept_score, &r, err)))
+    int64_t coarse_kept = -1;
+    if (p.opts.policy == AK_POLICY_QPPL && c->fine) {
+        if (c->count_with) {
+            rc = ak_fail(err, AK_EUSAGE, "qppl --fine does not count with --count-with");
+            goto out;
+        }
+        rc = ak_prune_select_fine(&in, &p.opts, p.seg, p.w.block_score, p.w.scored, p.nblocks,
+                                  c->coarse > 0 ? c->coarse : 2, p.surprisal, p.w.keep,
+                                  p.w.kept_score, &r, &coarse_kept, err);
+    } else {
+        rc = ak_prune_select(&in, &p.opts, p.w.keep, p.w.kept_score, &r, err);
+    }
+    if (rc)
         goto out;
     /* with count_with, prune_kept counts what the target LLM gets: the
      * clean kept text */
@@ -1605,6 +1680,17 @@ int ak_prune_doc(ak_doc *d, const ak_prune_doc_opts *c, ak_prune_result *res, ak
     }
     if ((rc = keep_full(d, err)) || (rc = ak_prune_apply(d, p.w.keep, p.w.kept_score, err)))
         goto out;
+    if (p.w.block_score) { /* qppl: the blocks' scores, in nats */
+        int64_t sh[1] = {p.nblocks};
+        ak_tensor *bs = ak_tensor_new("qppl.block", AK_F32, 1, sh, err);
+        if (!bs) {
+            rc = err->code ? err->code : AK_ENOMEM;
+            goto out;
+        }
+        memcpy(bs->data, p.w.block_score, sizeof(float) * (size_t)p.nblocks);
+        if ((rc = ak_doc_put(d, bs, err)))
+            goto out;
+    }
     if (ak_meta_set_str(&d->meta, "prune_policy", ak_policy_name(p.opts.policy)) ||
         ak_meta_set_str(&d->meta, "prune_unit", unit_names[p.opts.unit]) ||
         ak_meta_set_int(&d->meta, "prune_budget", r.budget) ||
@@ -1612,6 +1698,8 @@ int ak_prune_doc(ak_doc *d, const ak_prune_doc_opts *c, ak_prune_result *res, ak
         ak_meta_set_int(&d->meta, "prune_total", r.total) ||
         ak_meta_set_float(&d->meta, "prune_ratio", r.total ? (double)r.kept / (double)r.total : 0) ||
         ak_meta_set_int(&d->meta, "prune_exact", r.exact) ||
+        (coarse_kept >= 0 && (ak_meta_set_int(&d->meta, "prune_fine", 1) ||
+                              ak_meta_set_int(&d->meta, "prune_coarse_kept", coarse_kept))) ||
         (c->count_with &&
          ak_meta_set_str(&d->meta, "prune_count_with", ak_tokenizer_name(c->count_with))) ||
         (p.query_rows && ak_meta_set_str(&d->meta, "prune_query_rows",
@@ -1637,7 +1725,8 @@ int ak_prune_check_doc(ak_doc *d, ak_err *err)
         const char *n = t->name;
         double hi;
         if (!strcmp(n, "score.token") || !strcmp(n, "score.block") || !strcmp(n, "attn.entropy") ||
-            !strcmp(n, "attn.mass") || !strcmp(n, "attn.mass_last") || !strcmp(n, "attn.mass_gen"))
+            !strcmp(n, "attn.mass") || !strcmp(n, "attn.mass_last") || !strcmp(n, "attn.mass_gen") ||
+            !strcmp(n, "token.surprisal"))
             hi = INFINITY;
         else if (!strncmp(n, "attn.probs.", 11))
             hi = 1 + 1e-5;   /* f32 softmax rounding; .heads lists are i32 and pass */

@@ -11,8 +11,11 @@
 #ifndef AK_PRUNE_H
 #define AK_PRUNE_H
 
+#include "device.h"
 #include "metrics.h"
 #include "stream.h"
+
+struct ak_model;
 
 typedef enum {
     AK_POLICY_SCORE,   /* score.token / score.block written by entropy */
@@ -23,7 +26,9 @@ typedef enum {
     AK_POLICY_RANDOM,  /* seeded uniform scores */
     AK_POLICY_FIRST,   /* keep the beginning */
     AK_POLICY_LAST,    /* keep the end */
-    AK_POLICY_SIMILARITY /* blocks by an encoder's cosine to the query span (prune_embed.h) */
+    AK_POLICY_SIMILARITY /* blocks by an encoder's cosine to the query span (prune_embed.h) */,
+    AK_POLICY_SURPRISAL, /* token.surprisal: Selective Context's self-information */
+    AK_POLICY_QPPL     /* blocks by log p(question | block) - log p(question) (LongLLMLingua) */
 } ak_policy;
 
 typedef enum { AK_UNIT_TOKEN, AK_UNIT_SENTENCE, AK_UNIT_BLOCK, AK_UNIT_WORD } ak_unit;
@@ -147,8 +152,9 @@ AK_API int ak_prune_select(const ak_prune_input *in, const ak_prune_opts *o, uin
 /* Rewrites d to the kept tokens: tokens, offsets, segments, special,
  * token_types and score.token are reduced; keep[T0] (composed with an
  * existing keep when the document was pruned before), dropped[n,2] and
- * dropped.score[n] written; attn.*, kv.*, hidden, hidden.final and logits
- * are removed (they describe the unpruned prompt).  text is unchanged. */
+ * dropped.score[n] written; attn.*, kv.*, hidden, hidden.final, logits
+ * and token.surprisal are removed (they describe the unpruned prompt).
+ * text is unchanged. */
 AK_API int ak_prune_apply(ak_doc *d, const uint8_t *keep, const float *token_score,
                           ak_err *err);
 
@@ -199,9 +205,18 @@ typedef struct ak_prune_doc_opts {
     int64_t budget;              /* with budget_set: this budget (prune
                                     --global), in the units of count_with */
     int budget_set;
+    /* qppl: the causal LM that scores the blocks (the stream's tokens are
+     * its tokens), its device, the BOS its tokenizer puts first (-1: none) */
+    const struct ak_model *lm;
+    ak_device lm_dev;
+    int32_t lm_bos;
+    int fine;                    /* qppl: then drop low-surprisal units inside the kept blocks */
+    double coarse;               /* fine: blocks kept up to coarse x the budget (0: 2) */
 } ak_prune_doc_opts;
 
-/* Prunes d in place: the units of o.unit, the protected tokens (the query
+/* Prunes d in place (policies surprisal and qppl: prune_lm.h; qppl adds
+ * qppl.block [nblocks], --fine selects with ak_prune_select_fine): the
+ * units of o.unit, the protected tokens (the query
  * span too: the --query-marker / --query-regex matches, else the last
  * block, else the last paragraph of the text), the scores of the policy,
  * ak_prune_select under the budget and ak_prune_apply.  Meta records it:

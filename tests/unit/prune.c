@@ -362,7 +362,7 @@ static void test_knapsack_exact(void)
         for (int k = 0; k < NU; k++) {
             x = x * 6364136223846793005ull + 1442695040888963407ull;
             size[k] = 1 + (int)((x >> 33) % 4);
-            float s = (float)((x >> 20) % 1000) / 1000.0f;
+            float s = (float)((x >> 20) % 1000) / 1000.0f - 0.5f; /* negative too (cosines) */
             for (int j = 0; j < size[k]; j++) {
                 unit[T] = k;
                 sc[T++] = s;
@@ -371,11 +371,11 @@ static void test_knapsack_exact(void)
         uint8_t keep[TT];
         ak_prune_result r;
         ak_prune_input in = {.T = T, .unit = unit, .score = sc, .nunits = NU};
-        ak_prune_opts o = {.policy = AK_POLICY_MASS, .unit = AK_UNIT_SENTENCE,
+        ak_prune_opts o = {.policy = AK_POLICY_MASS, .unit = AK_UNIT_WORD,
                            .keep_ratio = 0.37, .max_tokens = -1, .recent = -1};
         ak_prune_select(&in, &o, keep, NULL, &r, &err);
         int best_fill = 0;
-        double best_score = 0, got_score = 0;
+        double best_score = -1e30, got_score = 0;
         for (int m = 0; m < (1 << NU); m++) {
             int fill = 0;
             double v = 0;
@@ -400,7 +400,25 @@ static void test_knapsack_exact(void)
     }
     CHECK(bad_fill == 0 && over == 0, "knapsack: the largest reachable fill "
           "in 200 random problems (%d wrong, %d over)", bad_fill, over);
-    CHECK(bad_score == 0, "knapsack: the most score at that fill (%d worse)", bad_score);
+    CHECK(bad_score == 0, "knapsack: the most score at that fill, negative scores too "
+          "(%d worse)", bad_score);
+
+    /* sentences and blocks go whole in ranking order: of sizes 3, 2, 2
+     * scored 0.9, 0.5, 0.4 under a budget of 4 the best one is kept alone,
+     * where a fill-first knapsack would take the two small ones */
+    int32_t unit[7] = {0, 0, 0, 1, 1, 2, 2};
+    float sc[7] = {0.9f, 0.9f, 0.9f, 0.5f, 0.5f, 0.4f, 0.4f};
+    uint8_t keep[7];
+    ak_prune_result r;
+    ak_prune_input in = {.T = 7, .unit = unit, .score = sc, .nunits = 3};
+    for (int u = 0; u < 2; u++) {
+        ak_prune_opts o = {.policy = AK_POLICY_MASS, .unit = u ? AK_UNIT_BLOCK : AK_UNIT_SENTENCE,
+                           .keep_ratio = -1, .max_tokens = 4, .recent = -1};
+        CHECK(ak_prune_select(&in, &o, keep, NULL, &r, &err) == 0 && r.kept == 3 && keep[0] &&
+                  !keep[3] && !keep[5] && !r.exact,
+              "%s: taken whole in ranking order, not by fill (kept %lld)",
+              u ? "blocks" : "sentences", (long long)r.kept);
+    }
 }
 
 static void test_words_and_text(void)
