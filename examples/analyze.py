@@ -83,17 +83,19 @@ def main():
     groups = defaultdict(list)
     order = []
     for r in rows:
-        k = (r["model"], r["task"], r["policy"], r["unit"], r["keep"])
-        if k not in groups:
-            order.append(k)
-        groups[k].append(r)
+        pos = items[r["name"]]["position"]
+        for p in ["all"] + ([pos] if pos != "-" else []):
+            k = (r["model"], r["task"], p, r["policy"], r["unit"], r["keep"])
+            if k not in groups:
+                order.append(k)
+            groups[k].append(r)
 
     rng = random.Random(12)
     table = []
     for k in order:
-        model, task, pol, unit, keep = k
+        model, task, position, pol, unit, keep = k
         g = groups[k]
-        acc, acc_fc, cont, agree, dll, kept, ms = [], [], [], [], [], [], []
+        acc, acc_fc, cont, agree, dll, kept, ms, ans_ms, st_ms = [], [], [], [], [], [], [], [], []
         for r in g:
             it = items[r["name"]]
             f = full.get((model, r["name"]))
@@ -110,27 +112,44 @@ def main():
             kept.append(float(r["kept"]))
             if r["prune_s"]:
                 ms.append(1000 * float(r["prune_s"]))
-        m = dict(model=model, task=task, policy=pol, unit=unit, keep=keep, n=len(g),
-                 kept=sum(kept) / len(kept), n_fc=len(acc_fc))
+            if r["answer_s"]:
+                ans_ms.append(1000 * float(r["answer_s"]))
+            if r["stats_s"]:
+                st_ms.append(1000 * float(r["stats_s"]))
+        m = dict(model=model, task=task, position=position, policy=pol, unit=unit, keep=keep,
+                 n=len(g), kept=sum(kept) / len(kept), n_fc=len(acc_fc))
         for name, v in (("acc", acc), ("acc_fc", acc_fc), ("contains", cont),
                         ("agree", agree), ("dll", dll)):
             m[name], m[name + "_lo"], m[name + "_hi"] = bootstrap(v, rng)
-        m["prune_ms"] = sum(ms) / len(ms) if ms else float("nan")
+        for name, v in (("prune_ms", ms), ("answer_ms", ans_ms), ("stats_ms", st_ms)):
+            m[name] = sum(v) / len(v) if v else float("nan")
         table.append(m)
 
-    cols = ["model", "task", "policy", "unit", "keep", "n", "kept", "acc", "acc_lo", "acc_hi",
-            "n_fc", "acc_fc", "acc_fc_lo", "acc_fc_hi", "contains", "agree", "agree_lo",
-            "agree_hi", "dll", "dll_lo", "dll_hi", "prune_ms"]
+    cols = ["model", "task", "position", "policy", "unit", "keep", "n", "kept", "acc", "acc_lo",
+            "acc_hi", "n_fc", "acc_fc", "acc_fc_lo", "acc_fc_hi", "contains", "agree", "agree_lo",
+            "agree_hi", "dll", "dll_lo", "dll_hi", "prune_ms", "answer_ms", "stats_ms"]
     with open(res_path + ".tmp", "w") as f:
         f.write("\t".join(cols) + "\n")
         for m in table:
-            f.write("\t".join(fmt(m[c], 1 if c == "prune_ms" else 3) if isinstance(m[c], float)
+            f.write("\t".join(fmt(m[c], 1 if c.endswith("_ms") else 3) if isinstance(m[c], float)
                               else str(m[c]) for c in cols) + "\n")
     os.replace(res_path + ".tmp", res_path)
 
     # the summary tables
+    bypos = [m for m in table if m["position"] != "all"]
+    table = [m for m in table if m["position"] == "all"]
     lines = []
     models = sorted({m["model"] for m in table})
+    for model in models:
+        full = [m for m in table if m["model"] == model and m["policy"] == "full"]
+        st = [m["stats_ms"] for m in full if not math.isnan(m["stats_ms"])]
+        an = [m["answer_ms"] for m in full if not math.isnan(m["answer_ms"])]
+        if st and an:
+            lines.append(f"{model}: the statistics every policy reads (tokenize | embed | attend "
+                         f"--surprisal --mass-last 32) cost {fmt(sum(st) / len(st), 0)} ms per item, "
+                         f"the full prompt's answer (kvcache --generate --gen-mass --targets) "
+                         f"{fmt(sum(an) / len(an), 0)} ms, one thread.")
+            lines.append("")
     for model in models:
         for task in ("qa", "kv", "cont"):
             ts = [m for m in table if m["model"] == model and m["task"] == task]
@@ -182,6 +201,25 @@ def main():
                 msv = [x for x in msv if not math.isnan(x)]
                 ms = fmt(sum(msv) / len(msv), 0) if msv else "–"
                 lines.append(f"| {p} | " + " | ".join(cs) + f" | {fmt(mean_of[p], 2)} | {ms} |")
+            lines.append("")
+            if task == "cont":
+                continue
+            pcell = defaultdict(list)
+            for m in bypos:
+                if m["model"] == model and m["task"] == task and m["policy"] in pols + ["full", "none"]:
+                    if not math.isnan(m[measure]):
+                        pcell[(m["policy"], m["position"])].append(m[measure])
+            lines.append(f"By the gold's position (mean over the keep ratios; full prompt "
+                         f"and no context as they are):")
+            lines.append("")
+            lines.append("| policy | start | middle | end |")
+            lines.append("|---|---|---|---|")
+            for p in ["full", "none"] + pols:
+                cs = []
+                for pos in ("start", "middle", "end"):
+                    v = pcell.get((p, pos))
+                    cs.append(fmt(sum(v) / len(v), 2) if v else "–")
+                lines.append(f"| {p} | " + " | ".join(cs) + " |")
             lines.append("")
     with open(sum_path + ".tmp", "w") as f:
         f.write("\n".join(lines))

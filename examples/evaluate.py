@@ -24,6 +24,7 @@ import concurrent.futures as cf
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -69,7 +70,10 @@ POLICIES = {
     "evict:snapkv":    ("evict", "cache", ["--evict", "snapkv"]),
 }
 
-ENV = dict(os.environ, ATTNKIT_THREADS="1", OPENBLAS_NUM_THREADS="1", ATTNKIT_DEVICE="cpu")
+# one thread per pipeline (--jobs run side by side), the CPU (timings
+# comparable), and this checkout's programs first on the PATH
+ENV = dict(os.environ, ATTNKIT_THREADS="1", OPENBLAS_NUM_THREADS="1", ATTNKIT_DEVICE="cpu",
+           PATH=os.path.join(HERE, "..", "bin") + os.pathsep + os.environ.get("PATH", ""))
 
 
 class Failed(RuntimeError):
@@ -86,6 +90,8 @@ def run(cmds, out_path, log):
     prev = subprocess.DEVNULL
     with open(tmp, "wb") as out:
         for i, c in enumerate(cmds):
+            if not shutil.which(c[0], path=ENV["PATH"]):
+                raise Failed(f"{c[0]}: not found (make in the top directory builds bin/)")
             e = open(tmp + f".err{i}", "w+b")
             p = subprocess.Popen(c, stdin=prev, stdout=out if i == len(cmds) - 1 else subprocess.PIPE,
                                  stderr=e, env=ENV)
@@ -192,8 +198,8 @@ def main():
                          ["embed", "-m", model],
                          ["attend", "-m", model, "--mass-last", "32"] + surp,
                          ["kvcache", "-m", model] + gen + ["--targets", gold]], full, log)
-                with open(times_path, "w") as f:
-                    f.write(f"{t[2]:.3f}\t{t[3] - t[2]:.3f}\t{len(files)}\n")
+                with open(times_path, "w") as f:  # tokenize..attend, kvcache
+                    f.write(f"{t[2]:.3f}\t{t[3] - t[2]:.3f}\n")
             prep[task] = (full, gold, cfg, len(files))
             gen_only = ["--generate", str(cfg["generate"])] if cfg["generate"] else []
             for pol in pols:
@@ -259,20 +265,27 @@ def main():
                     print(f"evaluate: {model}: {done}/{len(todo)}", file=sys.stderr)
 
         rows = ["model\ttask\tname\tpolicy\tunit\tkeep\tkept\ttotal\tlogprob\tgold_tokens"
-                "\tprune_s\tanswer"]
+                "\tprune_s\tanswer_s\tstats_s\tanswer"]
         for task, pol, keep, out, _ in jobs:
             if (task, pol, keep) in failed or not os.path.exists(out):
                 continue
             full, gold, cfg, n = prep[task]
             tpath = out + ".time"
-            prune_s = ""
-            if POLICIES[pol][0] == "prune" and os.path.exists(tpath):
-                prune_s = "%.4f" % (float(open(tpath).read().split("\t")[0]) / n)
+            prune_s = answer_s = stats_s = ""
+            if os.path.exists(tpath):
+                t = [float(x) for x in open(tpath).read().split("\t")]
+                if POLICIES[pol][0] == "full":  # tokenize..attend, then kvcache
+                    answer_s = "%.4f" % (t[1] / n)
+                    stats_s = "%.4f" % (t[0] / n)
+                else:
+                    answer_s = "%.4f" % (t[-1] / n)
+                if POLICIES[pol][0] == "prune":
+                    prune_s = "%.4f" % (t[0] / n)
             for name, r in sorted(summarize(model, out, log).items()):
                 ans = r["answer"].replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
                 rows.append("\t".join([model, task, name, pol, POLICIES[pol][1], keep,
                                        "%.4f" % r["kept"], str(r["total"]), "%.4f" % r["logprob"],
-                                       str(r["gold_tokens"]), prune_s, ans]))
+                                       str(r["gold_tokens"]), prune_s, answer_s, stats_s, ans]))
         path = os.path.join(mdir, "rows.tsv")
         with open(path + ".tmp", "w") as f:
             f.write("\n".join(rows) + "\n")

@@ -40,7 +40,7 @@ def style(p):
 data = defaultdict(dict)
 for r in rows:
     try:
-        v = float(r[[m for t, m, _, _ in PANELS if t == r["task"]][0]])
+        v = float(r[[m for t, m, _, _ in PANELS if t == r["task"]][0]]) if r.get("position", "all") == "all" else float("nan")
     except (IndexError, ValueError):
         continue
     if not math.isnan(v):

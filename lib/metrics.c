@@ -58,6 +58,18 @@ void ak_corrected_mass(ak_mask m, const float *mass, int64_t T, float *corrected
     }
 }
 
+/* Layer l's mask.  The meta's window is the largest of the model's layers
+ * (attend); a model that interleaves sliding and global layers (Gemma 3)
+ * has layers with none, which attn.visible shows: past the window, a
+ * global layer's last query sees more keys than the window holds. */
+static ak_mask layer_mask(const ak_attn_stats *s, int64_t l)
+{
+    ak_mask m = s->mask;
+    if (s->visible && m.window > 0 && s->T > m.window && s->visible[l * s->T + s->T - 1] > m.window)
+        m.window = 0;
+    return m;
+}
+
 static int64_t stats_visible(const ak_attn_stats *s, int64_t l, int64_t i)
 {
     return s->visible ? s->visible[l * s->T + i] : ak_mask_visible(s->mask, s->T, i);
@@ -85,14 +97,15 @@ int ak_stats_check(const ak_attn_stats *s, ak_err *err)
         return ak_fail(err, AK_ENOMEM, "out of memory");
     int rc = 0;
     for (int64_t l = 0; l < s->L && !rc; l++) {
+        ak_mask lm = layer_mask(s, l);
         if (s->visible)
             for (int64_t i = 0; i < s->T; i++) {
-                int64_t v = s->visible[l * s->T + i], want = ak_mask_visible(s->mask, s->T, i);
+                int64_t v = s->visible[l * s->T + i], want = ak_mask_visible(lm, s->T, i);
                 if (v != want) {
                     rc = ak_fail(err, AK_EDATA,
                                    "attn.visible[%lld, %lld] is %lld, the mask (causal %d, "
                                    "window %d) gives %lld", (long long)l, (long long)i,
-                                   (long long)v, s->mask.causal, s->mask.window, (long long)want);
+                                   (long long)v, lm.causal, lm.window, (long long)want);
                     goto out;
                 }
             }
@@ -192,7 +205,7 @@ int ak_token_metrics_agg(const ak_attn_stats *s, int64_t l0, int64_t l1,
             wsum += w;
             const float *e = s->entropy + (l * s->H + h) * T;
             const float *m = s->mass + (l * s->H + h) * T;
-            ak_corrected_mass(s->mask, m, T, corr);
+            ak_corrected_mass(layer_mask(s, l), m, T, corr);
             for (int64_t i = 0; i < T; i++) {
                 float v[4] = {e[i], (float)(e[i] * il[i]), m[i], corr[i]};
                 for (int k = 0; k < 4; k++) {

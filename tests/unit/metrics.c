@@ -235,6 +235,36 @@ static void test_layers(void)
     CHECK_NEAR(n[0], 0.5, 1e-6, "layers 0-1: normalised entropy (1 + 0)/2");
 }
 
+static void test_interleaved_windows(void)
+{
+    ak_err err;
+    /* causal T = 3, meta window 2 (the largest layer's): layer 0 slides
+     * (query 2 sees keys 1, 2), layer 1 is global (Gemma 3's pattern) */
+    float p0[9] = {1, 0, 0, .5f, .5f, 0, 0, .5f, .5f};
+    float p1[9] = {1, 0, 0, .5f, .5f, 0, 1 / 3.f, 1 / 3.f, 1 / 3.f};
+    float ent[6], mass[6];
+    ak_from_probs(p0, 1, 3, ent, mass, &err);
+    ak_from_probs(p1, 1, 3, ent + 3, mass + 3, &err);
+    int32_t vis[6] = {1, 2, 2, 1, 2, 3};
+    ak_attn_stats s = {.L = 2, .H = 1, .T = 3, .entropy = ent, .mass = mass, .visible = vis,
+                       .mask = {1, 2}};
+    CHECK(ak_stats_check(&s, &err) == 0, "sliding and global layers under one meta window");
+    float c[3];
+    ak_token_metrics tm = {.corrected = c};
+    ak_token_metrics_agg(&s, 1, 1, AK_AGG_MEAN, NULL, &tm, &err);
+    CHECK_NEAR(c[0], (1 + .5 + 1 / 3.) / 3, 1e-6, "global layer: key 0 seen by all 3 queries");
+    ak_token_metrics_agg(&s, 0, 0, AK_AGG_MEAN, NULL, &tm, &err);
+    CHECK_NEAR(c[0], 1.5 / 2, 1e-6, "sliding layer: key 0 seen by 2 queries");
+    int32_t bad[6] = {1, 2, 2, 1, 2, 2};
+    int32_t bad2[6] = {1, 2, 2, 1, 1, 3};
+    s.visible = bad2;
+    CHECK(ak_stats_check(&s, &err) == AK_EDATA, "a layer neither sliding nor global: %s",
+          err.msg);
+    s.visible = bad;
+    CHECK(ak_stats_check(&s, &err) == AK_EDATA, "visible of a sliding layer on global "
+          "probabilities: entropy above log(visible) (%s)", err.msg);
+}
+
 static void test_blocks(void)
 {
     ak_err err;
@@ -260,6 +290,7 @@ int main(void)
     test_probs_and_mass();
     test_summaries();
     test_layers();
+    test_interleaved_windows();
     test_blocks();
     TEST_DONE();
 }
