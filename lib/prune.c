@@ -572,18 +572,12 @@ static int64_t knapsack(const unit_info *c, int64_t n, int64_t R, uint8_t *take,
     return fill;
 }
 
-int ak_prune_select(const ak_prune_input *in, const ak_prune_opts *o, uint8_t *keep,
-                    float *unit_score_out, ak_prune_result *res, ak_err *err)
+int64_t ak_prune_budget(const ak_prune_input *in, const ak_prune_opts *o, int64_t *total_out)
 {
-    int64_t T = in->T, nu = in->nunits;
-    int need_score = o->policy != AK_POLICY_RANDOM && o->policy != AK_POLICY_FIRST &&
-                     o->policy != AK_POLICY_LAST;
-    if (need_score && !in->score && !in->unit_score)
-        return ak_fail(err, AK_EINTERNAL, "policy %s without scores", ak_policy_name(o->policy));
     int64_t total = in->total;
     if (total <= 0) {
         total = 0;
-        for (int64_t i = 0; i < T; i++)
+        for (int64_t i = 0; i < in->T; i++)
             total += in->cost ? in->cost[i] : 1;
     }
     int64_t budget = total;
@@ -595,6 +589,20 @@ int ak_prune_select(const ak_prune_input *in, const ak_prune_opts *o, uint8_t *k
         if (o->max_tokens >= 0 && o->max_tokens < budget)
             budget = o->max_tokens;
     }
+    *total_out = total;
+    return budget;
+}
+
+int ak_prune_select(const ak_prune_input *in, const ak_prune_opts *o, uint8_t *keep,
+                    float *unit_score_out, ak_prune_result *res, ak_err *err)
+{
+    int64_t T = in->T, nu = in->nunits;
+    int need_score = o->policy != AK_POLICY_RANDOM && o->policy != AK_POLICY_FIRST &&
+                     o->policy != AK_POLICY_LAST;
+    if (need_score && !in->score && !in->unit_score)
+        return ak_fail(err, AK_EINTERNAL, "policy %s without scores", ak_policy_name(o->policy));
+    int64_t total;
+    int64_t budget = ak_prune_budget(in, o, &total);
     memset(res, 0, sizeof *res);
     res->budget = budget;
     res->total = total;

@@ -184,21 +184,8 @@ int ak_prune_select_fine(const ak_prune_input *in, const ak_prune_opts *o, const
                          double coarse, const float *surprisal, uint8_t *keep, float *kept_score,
                          ak_prune_result *res, int64_t *coarse_kept, ak_err *err)
 {
-    int64_t T = in->T, nu = in->nunits, total = in->total;
-    if (total <= 0) {
-        total = 0;
-        for (int64_t i = 0; i < T; i++)
-            total += in->cost ? in->cost[i] : 1;
-    }
-    int64_t budget = total;
-    if (in->budget_set) {
-        budget = in->budget;
-    } else {
-        if (o->keep_ratio >= 0)
-            budget = (int64_t)floor(o->keep_ratio * (double)total + 0.5);
-        if (o->max_tokens >= 0 && o->max_tokens < budget)
-            budget = o->max_tokens;
-    }
+    int64_t T = in->T, nu = in->nunits, total;
+    int64_t budget = ak_prune_budget(in, o, &total);
     uint8_t *unit_forced = calloc((size_t)nu + 1, 1), *forced = calloc((size_t)T + 1, 1),
             *kept_block = calloc((size_t)nblocks + 1, 1);
     int64_t *prunable = calloc((size_t)nblocks + 1, sizeof *prunable);

