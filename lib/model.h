@@ -142,6 +142,14 @@ typedef struct ak_forward_out {
 AK_API int ak_model_forward(const ak_model *m, ak_device dev, float *hidden, int T,
                      ak_forward_out *o, ak_err *err);
 
+/* The whole forward pass on the CUDA device for AK_DEV_CUDA (otherwise
+ * only the attention runs there): 0 off (the default), 1 on with TF32
+ * tensor-core GEMMs, 2 on with f32 GEMMs.  Opt-in and unverified until a
+ * `make gpu-check` run has passed; a cache, probabilities, keys and values
+ * and last-W mass still take the CPU path.  No effect without CUDA.  The
+ * programs set it from $ATTNKIT_CUDA_FORWARD. */
+AK_API void ak_model_set_cuda_forward(int mode);
+
 /* y = LayerNorm(x) row by row (y may be x). */
 AK_API void ak_layernorm(float *y, const float *x, int T, int D, const float *w, const float *b,
                          float eps);
