@@ -90,6 +90,11 @@ if [ ! -x $B/unit/attention ]; then
     exit 1
 fi
 log "built"
+# the test-time Python (numpy, msgpack) the model steps need
+if [ $full = 1 ] && ! PYTHONPATH="$PWD/.cache/py${PYTHONPATH:+:$PYTHONPATH}" python3 -c 'import numpy, msgpack' 2>/dev/null; then
+    notrun "the model steps: forward memcheck, tests/gpu_agree_test.py, bench/gpu_model.py (python3 lacks numpy or msgpack: pip install numpy msgpack)"
+    full=0
+fi
 
 # ---- 2. the CUDA unit test, and memcheck ------------------------------------
 tally() { echo "$(grep -c '^ok' "$1") ok, $(grep -c '^not ok' "$1") not ok"; }
@@ -97,6 +102,9 @@ timeout 300 $B/unit/attention >"$out/attention_test.txt" 2>&1
 step $? "unit/attention (CUDA against CPU): $(tally "$out/attention_test.txt")"
 ATTNKIT_CUDA_WMMA=1 timeout 300 $B/unit/attention >"$out/attention_test_wmma.txt" 2>&1
 step $? "unit/attention with the WMMA kernels for every head size: $(tally "$out/attention_test_wmma.txt")"
+# on a GPU machine the CUDA cases must have run, not been skipped
+! grep -q 'skip no CUDA' "$out/attention_test.txt"
+step $? "unit/attention ran its CUDA cases (no 'skip no CUDA device')"
 log "unit test"
 if command -v compute-sanitizer >/dev/null 2>&1; then
     san="compute-sanitizer --tool memcheck --error-exitcode 9"
@@ -126,6 +134,8 @@ if [ $full = 1 ]; then
     AK_TOP=$PWD PATH="$PWD/$B/bin:$PATH" PYTHONPATH="$PWD/.cache/py${PYTHONPATH:+:$PYTHONPATH}" \
         ATTNKIT_DEVICE=cpu timeout 600 python3 tests/gpu_agree_test.py >"$out/gpu_agree.txt" 2>&1
     step $? "tests/gpu_agree_test.py (every family, attention-only and whole forward): $(tally "$out/gpu_agree.txt")"
+    ! grep -q 'skip: no CUDA device' "$out/gpu_agree.txt"
+    step $? "tests/gpu_agree_test.py found the device (no 'skip: no CUDA device')"
     grep '^not ok\|^# worst\|skip' "$out/gpu_agree.txt"
     log "agreement"
 else

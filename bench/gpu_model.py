@@ -6,7 +6,8 @@ forward pass on the device (ATTNKIT_CUDA_FORWARD=1: TF32 GEMMs; with f32 and
 bf16 attention).  Wall time of the attend process: start, model load (and
 for the device forward, the weights' upload), stream I/O included; embed is
 run once beforehand and not timed.  The CPU is skipped above 8192 tokens
-(minutes).  bench/gpu_check.sh runs it (make gpu-check).  Prints TSV:
+(minutes).  bench/gpu_check.sh runs it (make gpu-check).  Exit 1 when a
+model is missing or a run failed.  Prints TSV:
     model  T  mode  seconds  note
 GPU_CHECK_QUICK=1: 2048 tokens only."""
 import os
@@ -32,12 +33,14 @@ MODES = [("cpu", "cpu", {}, "f32"),
 
 
 def main():
+    bad = 0
     rng = np.random.default_rng(3)
     print("model\tT\tmode\tseconds\tnote")
     for name, f, max_t in FILES:
         path = os.path.join(MODELS, f)
         if not os.path.isfile(path):
             print(f"{name}\t-\t-\tnan\tnot installed ({path})")
+            bad += 1
             continue
         lengths = [2048] if QUICK else [t for t in (2048, 8192, 32768) if t <= max_t]
         for T in lengths:
@@ -46,6 +49,7 @@ def main():
             r = subprocess.run(["embed", "-m", path], input=toks, capture_output=True)
             if r.returncode:
                 print(f"{name}\t{T}\tembed\tnan\t{r.stderr.decode().strip()}")
+                bad += 1
                 continue
             emb = r.stdout
             for mode, dev, env, dtype in MODES:
@@ -55,15 +59,17 @@ def main():
                 t0 = time.time()
                 try:
                     r = subprocess.run(args, input=emb, capture_output=True, timeout=300,
-                                       env=dict(os.environ, ATTNKIT_CUDA_FORWARD="0", **env))
+                                       env={**os.environ, "ATTNKIT_CUDA_FORWARD": "0", **env})
                     dt = time.time() - t0
                     note = r.stderr.decode().strip()[:200] if r.returncode else ""
                     if r.returncode:
                         dt = float("nan")
                 except subprocess.TimeoutExpired:
                     dt, note = float("nan"), "over 300 s"
+                bad += dt != dt
                 print(f"{name}\t{T}\t{mode}\t{dt:.2f}\t{note}")
                 sys.stdout.flush()
+    return 1 if bad else 0
 
 
-main()
+sys.exit(main())
