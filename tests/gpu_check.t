@@ -45,4 +45,26 @@ rc=$?
 is "make gpu-check: first stderr line" "$(head -1 "$T/.err")" \
     "make gpu-check: no CUDA device (nvidia-smi -L: NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.)"
 is "make gpu-check: nothing built" "$(ls -d "$AK_TOP/build/gpu" 2>/dev/null)" "$before"
+
+# ATTNKIT_CUDA_FORWARD: 0..2, anything else a usage error naming it; on the
+# CPU (and in a CPU build) it changes nothing, to the byte.
+for v in 3 -1 abc 1x; do
+    rejects "ATTNKIT_CUDA_FORWARD='$v'" peek env ATTNKIT_CUDA_FORWARD="$v" peek "$AK_TOP/formats/vectors/minimal.ak"
+    grep -q ATTNKIT_CUDA_FORWARD "$T/.err" && pass "ATTNKIT_CUDA_FORWARD='$v': named" ||
+        fail "ATTNKIT_CUDA_FORWARD='$v': the message should name it"
+done
+m="$AK_TOP/tests/model/llama_gqa_llama3"
+python3 -c 'import sys; sys.path.insert(0, sys.argv[1] + "/tests/py"); import akstream as s, numpy as np
+sys.stdout.buffer.write(s.pack_stream([s.doc("d0", [s.tensor("tokens", np.arange(20, dtype=np.int32))])]))' \
+    "$AK_TOP" >"$T/tok.ak"
+ok "embed" embed -m "$m" -o "$T/emb.ak" "$T/tok.ak"
+# (to stdout: -o FILE would be in the header's history)
+attend -m "$m" --device cpu --hidden --logits all "$T/emb.ak" >"$T/a0.ak" &&
+    pass "attend --device cpu" || fail "attend --device cpu"
+for v in 1 2; do
+    ATTNKIT_CUDA_FORWARD=$v attend -m "$m" --device cpu --hidden --logits all "$T/emb.ak" \
+        >"$T/a$v.ak" && pass "attend --device cpu, ATTNKIT_CUDA_FORWARD=$v" ||
+        fail "attend --device cpu, ATTNKIT_CUDA_FORWARD=$v"
+    same_file "ATTNKIT_CUDA_FORWARD=$v changes nothing on the CPU" "$T/a$v.ak" "$T/a0.ak"
+done
 done_testing
