@@ -474,26 +474,20 @@ static void cache_append(const ak_model *m, ak_kvcache *c, int l, int T, const f
     }
 }
 
-#ifdef AK_HAVE_CUDA
-/* ---- the opt-in forward pass on the device (lib/cuda/forward.cu) ---------
- * Unverified until a `make gpu-check` run has passed (README, GPU). */
+/* ---- a weight as dense f32 rows (what the device forward pass uploads) ---- */
 
-/* Rows r0 .. r0+n-1 of l as f32 [n, in]: GGUF blocks dequantized, Conv1D
- * ([in, out]) transposed; dh > 0 reads row h*dh + i from where GGUF llama
- * keeps it (RoPE pairs 2i, 2i+1, see deinterleave), so the device needs no
- * deinterleave of its own. */
-static int source_row(int r, int dh)
+int ak_linear_source_row(int r, int rope_dh)
 {
-    if (dh <= 0)
+    if (rope_dh <= 0)
         return r;
-    int h = r / dh, i = r % dh, half = dh / 2;
-    return h * dh + (i < half ? 2 * i : 2 * (i - half) + 1);
+    int h = r / rope_dh, i = r % rope_dh, half = rope_dh / 2;
+    return h * rope_dh + (i < half ? 2 * i : 2 * (i - half) + 1);
 }
 
-static void linear_rows(const ak_linear *l, int r0, int n, int dh, float *dst)
+void ak_linear_rows_f32(const ak_linear *l, int r0, int n, int rope_dh, float *dst)
 {
     for (int r = 0; r < n; r++) {
-        size_t src = (size_t)source_row(r0 + r, dh);
+        size_t src = (size_t)ak_linear_source_row(r0 + r, rope_dh);
         float *d = dst + (size_t)r * l->in;
         if (l->wq)
             ak_dequant_row(l->type, (const char *)l->wq + src * l->row_bytes, d, l->in);
@@ -504,6 +498,10 @@ static void linear_rows(const ak_linear *l, int r0, int n, int dh, float *dst)
             memcpy(d, l->w + src * (size_t)l->ldw, (size_t)l->in * sizeof(float));
     }
 }
+
+#ifdef AK_HAVE_CUDA
+/* ---- the opt-in forward pass on the device (lib/cuda/forward.cu) ---------
+ * Unverified until a `make gpu-check` run has passed (README, GPU). */
 
 /* Uploads l (and its bias) to slots w and b, a chunk of rows at a time
  * through buf[nbuf]. */
@@ -517,12 +515,12 @@ static int put_linear(ak_cuda_model *cm, int layer, int w, int b, const ak_linea
     size_t total = (size_t)out * in;
     for (int r0 = 0; r0 < out && !rc; r0 += rows) {
         int n = out - r0 < rows ? out - r0 : rows;
-        linear_rows(l, r0, n, dh, buf);
+        ak_linear_rows_f32(l, r0, n, dh, buf);
         rc = ak_cuda_model_put(cm, layer, w, (size_t)r0 * in, buf, (size_t)n * in, total, err);
     }
     if (!rc && l->b) {
         for (int r = 0; r < out; r++)
-            buf[r] = l->b[source_row(r, dh)];
+            buf[r] = l->b[ak_linear_source_row(r, dh)];
         rc = ak_cuda_model_put(cm, layer, b, 0, buf, (size_t)out, (size_t)out, err);
     }
     return rc;
