@@ -72,7 +72,9 @@ ifdef HAVE_CUDA
   CUDA_HOME  := $(patsubst %/bin/nvcc,%,$(NVCC))
   CUDA_DEFS  := -DAK_HAVE_CUDA=1
   CUDA_LIBS  := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -ldl -lrt -lstdc++
+  # the host compiler gets the C code's warnings (as errors), nvcc's own too
   NVCC_FLAGS := -O3 -std=c++17 -Xcompiler -fPIC -Xcompiler -fvisibility=hidden -Ilib \
+                -Werror all-warnings -Xcompiler -Wall,-Wextra,-Wno-unused-parameter,-Werror \
                 -gencode arch=compute_$(CUDA_ARCH),code=sm_$(CUDA_ARCH) \
                 -gencode arch=compute_$(CUDA_ARCH),code=compute_$(CUDA_ARCH)
 endif
