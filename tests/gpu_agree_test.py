@@ -19,9 +19,10 @@ tensor: max |cuda - cpu| / max |cpu|.
                                                  bound the CPU meets against
                                                  transformers
   attention on the device, bf16          1e-3    the same rounded q, k, v;
-                                                 a later layer's input one
+    (5e-3 for the real ones)                     a later layer's input one
                                                  ulp apart can round to a
-                                                 neighbouring bf16 (2^-8)
+                                                 neighbouring bf16 (2^-8),
+                                                 more often over more layers
   whole forward (ATTNKIT_CUDA_FORWARD=2,  1e-4   f32 GEMMs on cuBLAS: f32
     f32 GEMMs)                                   throughout, order differs
   whole forward, bf16 attention          1e-2    bf16 flips as above, more
@@ -126,7 +127,7 @@ def models():
 # (label, env, attention dtype, bound for the tiny models, for the real ones)
 MODES = [
     ("attention on the device, f32", {}, "f32", 1e-5, 1e-4),
-    ("attention on the device, bf16", {}, "bf16", 1e-3, 1e-3),
+    ("attention on the device, bf16", {}, "bf16", 1e-3, 5e-3),
     ("whole forward, f32 GEMMs", {"ATTNKIT_CUDA_FORWARD": "2"}, "f32", 1e-4, 1e-4),
     ("whole forward, bf16 attention", {"ATTNKIT_CUDA_FORWARD": "2"}, "bf16", 1e-2, 1e-2),
     ("whole forward, TF32 GEMMs", {"ATTNKIT_CUDA_FORWARD": "1"}, "f32", 3e-2, 3e-2),
