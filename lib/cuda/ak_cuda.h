@@ -51,6 +51,10 @@ int ak_cuda_attention_tc_time(int dt, int precise, const ak_attn_shape *s, int i
 int ak_cuda_attention_dev(ak_cuda_ws **ws, int dt, const ak_attn_shape *s, const float *q,
                           const float *k, const float *v, float *out, float *ent, float *mass,
                           ak_err *err);
+/* For tests: ak_cuda_attention_dev on host arrays, through fresh device
+ * copies. */
+int ak_cuda_attention_dev_host(int dt, const ak_attn_shape *s, const float *q, const float *k,
+                               const float *v, float *out, float *ent, float *mass, ak_err *err);
 int ak_cuda_attention_f32_dev(ak_cuda_ws **ws, const ak_attn_shape *s, const float *q,
                               const float *k, const float *v, float *out, float *ent,
                               float *mass, ak_err *err);

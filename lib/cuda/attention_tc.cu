@@ -824,6 +824,40 @@ extern "C" int ak_cuda_attention_dev(ak_cuda_ws **wsp, int dt, const ak_attn_sha
     return 0;
 }
 
+/* For tests: ak_cuda_attention_dev on host arrays (copied to fresh device
+ * buffers and back; ent and mass may be NULL). */
+extern "C" int ak_cuda_attention_dev_host(int dt, const ak_attn_shape *as, const float *q,
+                                          const float *k, const float *v, float *out, float *ent,
+                                          float *mass, ak_err *err)
+{
+    size_t nq = (size_t)as->n_q * as->n_heads * as->head_dim;
+    size_t nk = (size_t)as->n_k * as->n_kv_heads * as->head_dim;
+    size_t nrow = (size_t)as->n_heads * as->n_q, nmass = (size_t)as->n_heads * as->n_k;
+    size_t total = 2 * nq + 2 * nk + nrow + nmass;
+    float *buf = 0;
+    ak_cuda_ws *ws = 0;
+    cudaError_t e = cudaMalloc(&buf, total * sizeof(float));
+    if (e != cudaSuccess)
+        return ak_cuda_fail(err, e, "alloc");
+    float *dq = buf, *dk = dq + nq, *dv = dk + nk, *dout = dv + nk, *dent = dout + nq;
+    float *dmass = dent + nrow;
+    int rc = 0;
+    if ((e = cudaMemcpy(dq, q, nq * 4, cudaMemcpyHostToDevice)) != cudaSuccess ||
+        (e = cudaMemcpy(dk, k, nk * 4, cudaMemcpyHostToDevice)) != cudaSuccess ||
+        (e = cudaMemcpy(dv, v, nk * 4, cudaMemcpyHostToDevice)) != cudaSuccess)
+        rc = ak_cuda_fail(err, e, "copy inputs");
+    if (!rc)
+        rc = ak_cuda_attention_dev(&ws, dt, as, dq, dk, dv, dout, ent ? dent : 0, mass ? dmass : 0,
+                                   err);
+    if (!rc && ((e = cudaMemcpy(out, dout, nq * 4, cudaMemcpyDeviceToHost)) != cudaSuccess ||
+                (ent && (e = cudaMemcpy(ent, dent, nrow * 4, cudaMemcpyDeviceToHost)) != cudaSuccess) ||
+                (mass && (e = cudaMemcpy(mass, dmass, nmass * 4, cudaMemcpyDeviceToHost)) != cudaSuccess)))
+        rc = ak_cuda_fail(err, e, "copy outputs");
+    ak_cuda_ws_free(ws);
+    cudaFree(buf);
+    return rc;
+}
+
 /* For bench/: device-resident random inputs, CUDA events, median of iters
  * after a warm-up; ms_forward is pass 1 (out + entropy), ms_both adds the
  * mass pass.  precise 0 uses one product for p * v (p rounded to T). */
