@@ -98,8 +98,6 @@ static int grow(float **p, size_t n)
     return 0;
 }
 
-/* The model's workspace for T tokens; RoPE tables for positions
- * 0..npos-1. */
 /* The model's workspace with no activation buffers yet (created on first
  * use, kept until ak_model_free). */
 static int workspace_base(const ak_model *m, struct ak_workspace **out, ak_err *err)
@@ -129,6 +127,8 @@ static int workspace_base(const ak_model *m, struct ak_workspace **out, ak_err *
     return 0;
 }
 
+/* The model's workspace for T tokens; RoPE tables for positions
+ * 0..npos-1. */
 static int workspace(const ak_model *m, int T, size_t npos, struct ak_workspace **out,
                      ak_err *err)
 {
@@ -541,9 +541,11 @@ static int cuda_upload(const ak_model *m, ak_cuda_model **out, ak_err *err)
                       m->family == AK_FAMILY_LLAMA || m->family == AK_FAMILY_GEMMA3,
                       m->family == AK_FAMILY_GEMMA3, (int)m->act, m->causal, m->norm_eps,
                       m->logit_softcap, cuda_forward_mode == 1};
-    size_t widest = (size_t)(D > F ? D : F) > (size_t)H * Dh ? (size_t)(D > F ? D : F)
-                                                            : (size_t)H * Dh;
-    size_t nbuf = (size_t)1 << 22;   /* 16 MiB of rows at a time */
+    /* 16 MiB of rows at a time, at least two of the widest and a bias */
+    size_t widest = (size_t)(D > F ? D : F);
+    if (widest < (size_t)H * Dh)
+        widest = (size_t)H * Dh;
+    size_t nbuf = (size_t)1 << 22;
     if (nbuf < widest * 2)
         nbuf = widest * 2;
     if (nbuf < (size_t)m->vocab_size)
