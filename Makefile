@@ -6,6 +6,9 @@
 #   make demo       installs the models if missing and runs the pipeline
 #   make install PREFIX=/usr/local
 #   make V=1        show the full compiler command lines
+#   make gpu-check  on a machine with a CUDA device and nvcc: builds with CUDA
+#                   (CUDA_ARCH=90), runs every GPU test and benchmark, writes
+#                   bench/results/gpu-DATE.md (GPU_CHECK_QUICK=1: shorter)
 #
 # Sources are found by wildcard: lib/*.c is the library (but lib/cli.c, the
 # programs' helpers, which goes into libattnkit-cli.a), lib/cuda/*.cu its
@@ -69,7 +72,9 @@ ifdef HAVE_CUDA
   CUDA_HOME  := $(patsubst %/bin/nvcc,%,$(NVCC))
   CUDA_DEFS  := -DAK_HAVE_CUDA=1
   CUDA_LIBS  := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -ldl -lrt -lstdc++
+  # the host compiler gets the C code's warnings (as errors), nvcc's own too
   NVCC_FLAGS := -O3 -std=c++17 -Xcompiler -fPIC -Xcompiler -fvisibility=hidden -Ilib \
+                -Werror all-warnings -Xcompiler -Wall,-Wextra,-Wno-unused-parameter,-Werror \
                 -gencode arch=compute_$(CUDA_ARCH),code=sm_$(CUDA_ARCH) \
                 -gencode arch=compute_$(CUDA_ARCH),code=compute_$(CUDA_ARCH)
 endif
@@ -83,7 +88,7 @@ OUT_BIN ?= bin
 # another CFLAGS), so a changed configuration rebuilds instead of linking
 # objects of two kinds.  Written only by the make that compiles.
 FLAGS_FILE := $(B)/flags
-ifneq ($(filter programs unit-bins,$(MAKECMDGOALS)),)
+ifneq ($(filter programs unit-bins gpu-bench-bins,$(MAKECMDGOALS)),)
   FLAGS_NOW := $(ALL_CFLAGS) $(LDFLAGS) cuda=$(HAVE_CUDA) nvcc=$(NVCC_FLAGS)
   ifneq ($(FLAGS_NOW),$(file <$(FLAGS_FILE)))
     $(shell mkdir -p $(B))
@@ -108,7 +113,7 @@ PUBLIC_HDRS := ak.h segment.h tensor.h stream.h io.h filter.h device.h mask.h at
 .SECONDARY:
 
 .PHONY: all programs lib test demo install install-headers clean distclean deps model bench fuzz fuzzers asan \
-        unit-bins pkgs-ok fuzzer-bins
+        unit-bins pkgs-ok fuzzer-bins gpu-check gpu-bench-bins
 all: deps
 	@$(MAKE) --no-print-directory programs
 
@@ -208,6 +213,23 @@ test: deps
 	@$(MAKE) --no-print-directory asan
 	@$(MAKE) --no-print-directory fuzzers
 	@ATTNKIT_MODEL_CACHE="$(MINILM_DIR)" AK_MODELS="$(CACHE)/models" FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/run.sh build/asan
+
+# ---- the GPU ------------------------------------------------------------------
+# One command on a GPU machine: the CUDA build into build/gpu, the CUDA unit
+# test (and under compute-sanitizer), CPU-vs-CUDA agreement on every model
+# family (tests/gpu_agree_test.py), the attention and model benchmarks, and
+# the rows for bench/RESULTS.md in bench/results/gpu-DATE.md.  Without a
+# device it stops at once with one line (bench/gpu_check.sh).
+gpu-check:
+	@CUDA_ARCH="$(CUDA_ARCH)" NVCC="$(NVCC)" sh bench/gpu_check.sh
+
+# bench/attention_gpu.c, the kernels' timing loop (bench/attention_gpu.py runs it)
+gpu-bench-bins: $(B)/bench/attention_gpu
+
+$(B)/bench/attention_gpu: bench/attention_gpu.c $(LIB_A) $(FLAGS_FILE)
+	@mkdir -p $(B)/bench
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_A) $(LDFLAGS) $(LDLIBS)
 
 # ---- the models and the demo ---------------------------------------------------
 # The three models, all-MiniLM-L6-v2 and the two GGUF causal LMs, SmolLM2-135M-

@@ -1,8 +1,8 @@
 #!/bin/sh
 # bench/run.sh - every CPU benchmark, each against its reference in the same
 # run (make bench).  Results go to stdout and bench/results/*.txt, headed by
-# the machine they were measured on.  The GPU benchmarks need a machine with
-# a CUDA device: bench/gpu_check.sh and bench/gpu_pipeline.sh.
+# the machine they were measured on.  The GPU tests and benchmarks need a
+# machine with a CUDA device: `make gpu-check` (bench/gpu_check.sh).
 set -eu
 cd "$(dirname "$0")/.."
 export PATH="$PWD/bin:$PATH" PYTHONPATH="$PWD/.cache/py${PYTHONPATH:+:$PYTHONPATH}"
@@ -26,6 +26,6 @@ if sh bench/deps.sh; then
 else
     echo "bench/run.sh: bench/model_gguf.py skipped: its reference environment could not be installed" >&2
 fi
-if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
-    sh bench/gpu_check.sh bench/results
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU '; then
+    sh bench/gpu_check.sh
 fi

@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "io.h"
 #include "attention.h"
+#include "model.h"
 #include "stream.h"
 
 #include <errno.h>
@@ -62,6 +63,8 @@ void ak_cli_env(void)
             (size_t)env_number("ATTNKIT_MAX_RECORD", s, AK_MIN_RECORD, AK_MAX_RECORD_LIMIT));
     if ((s = getenv("ATTNKIT_COMPRESS")) && *s)
         ak_writer_set_default_compress((int)env_number("ATTNKIT_COMPRESS", s, 0, 9));
+    if ((s = getenv("ATTNKIT_CUDA_FORWARD")) && *s)
+        ak_model_set_cuda_forward((int)env_number("ATTNKIT_CUDA_FORWARD", s, 0, 2));
 }
 
 /* A signal that ends the program takes the output's temporary file with

@@ -16,6 +16,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifdef AK_HAVE_CUDA
+#include "cuda/ak_cuda.h"
+#endif
+
 /* The forward pass's buffers, allocated once per model and grown to the
  * longest input seen (llama2.c's RunState). */
 struct ak_workspace {
@@ -33,7 +37,15 @@ struct ak_workspace {
      * kept until ak_workspace_free (a token of generation runs some 200
      * products: starting threads for each would cost more than a product) */
     ak_pool pool;
+#ifdef AK_HAVE_CUDA
+    ak_cuda_model *cuda;         /* the device copy for the opt-in device forward pass */
+#endif
 };
+
+/* ak_model_set_cuda_forward: 0 off, 1 TF32 GEMMs, 2 f32 GEMMs. */
+static int cuda_forward_mode;
+
+void ak_model_set_cuda_forward(int mode) { cuda_forward_mode = mode; }
 
 /* A quantized product's weight rows are dequantized a tile at a time.
  * sgemm repacks the activations for every tile, which costs as much as
@@ -53,6 +65,9 @@ void ak_workspace_free(struct ak_workspace *ws)
     if (!ws)
         return;
     ak_pool_stop(&ws->pool);
+#ifdef AK_HAVE_CUDA
+    ak_cuda_model_free(ws->cuda);
+#endif
     free(ws->xn);
     free(ws->q);
     free(ws->k);
@@ -83,12 +98,12 @@ static int grow(float **p, size_t n)
     return 0;
 }
 
-/* The model's workspace for T tokens; RoPE tables for positions
- * 0..npos-1. */
-static int workspace(const ak_model *m, int T, size_t npos, struct ak_workspace **out,
-                     ak_err *err)
+/* The model's workspace with no activation buffers yet (created on first
+ * use, kept until ak_model_free). */
+static int workspace_base(const ak_model *m, struct ak_workspace **out, ak_err *err)
 {
     ak_model *mm = (ak_model *)m;   /* the workspace is scratch, not the model's state */
+    *out = mm->ws;
     if (!mm->ws) {
         struct ak_workspace *ws = calloc(1, sizeof *ws);
         if (!ws)
@@ -107,8 +122,20 @@ static int workspace(const ak_model *m, int T, size_t npos, struct ak_workspace 
         int rc = ak_attn_ws_new(&ws->attn, err);
         if (rc)
             return rc;
+        *out = ws;
     }
-    struct ak_workspace *ws = mm->ws;
+    return 0;
+}
+
+/* The model's workspace for T tokens; RoPE tables for positions
+ * 0..npos-1. */
+static int workspace(const ak_model *m, int T, size_t npos, struct ak_workspace **out,
+                     ak_err *err)
+{
+    struct ak_workspace *ws;
+    int rc = workspace_base(m, &ws, err);
+    if (rc)
+        return rc;
     size_t Tz = (size_t)T;
     size_t half = (size_t)m->head_dim / 2;
     if (Tz > ws->cap_T) {
@@ -447,6 +474,154 @@ static void cache_append(const ak_model *m, ak_kvcache *c, int l, int T, const f
     }
 }
 
+/* ---- a weight as dense f32 rows (what the device forward pass uploads) ---- */
+
+int ak_linear_source_row(int r, int rope_dh)
+{
+    if (rope_dh <= 0)
+        return r;
+    int h = r / rope_dh, i = r % rope_dh, half = rope_dh / 2;
+    return h * rope_dh + (i < half ? 2 * i : 2 * (i - half) + 1);
+}
+
+void ak_linear_rows_f32(const ak_linear *l, int r0, int n, int rope_dh, float *dst)
+{
+    for (int r = 0; r < n; r++) {
+        size_t src = (size_t)ak_linear_source_row(r0 + r, rope_dh);
+        float *d = dst + (size_t)r * l->in;
+        if (l->wq)
+            ak_dequant_row(l->type, (const char *)l->wq + src * l->row_bytes, d, l->in);
+        else if (l->in_out)
+            for (int i = 0; i < l->in; i++)
+                d[i] = l->w[(size_t)i * l->ldw + src];
+        else
+            memcpy(d, l->w + src * (size_t)l->ldw, (size_t)l->in * sizeof(float));
+    }
+}
+
+#ifdef AK_HAVE_CUDA
+/* ---- the opt-in forward pass on the device (lib/cuda/forward.cu) ---------
+ * Unverified until a `make gpu-check` run has passed (README, GPU). */
+
+/* Uploads l (and its bias) to slots w and b, a chunk of rows at a time
+ * through buf[nbuf]. */
+static int put_linear(ak_cuda_model *cm, int layer, int w, int b, const ak_linear *l, int in,
+                      int out, int dh, float *buf, size_t nbuf, ak_err *err)
+{
+    if (l->in != in || l->out != out)
+        return ak_fail(err, AK_ECONFIG, "cuda forward: layer %d weight %d is [%d, %d], not [%d, %d]",
+                       layer, w, l->out, l->in, out, in);
+    int rows = (int)(nbuf / (size_t)in), rc = 0;
+    size_t total = (size_t)out * in;
+    for (int r0 = 0; r0 < out && !rc; r0 += rows) {
+        int n = out - r0 < rows ? out - r0 : rows;
+        ak_linear_rows_f32(l, r0, n, dh, buf);
+        rc = ak_cuda_model_put(cm, layer, w, (size_t)r0 * in, buf, (size_t)n * in, total, err);
+    }
+    if (!rc && l->b) {
+        for (int r = 0; r < out; r++)
+            buf[r] = l->b[ak_linear_source_row(r, dh)];
+        rc = ak_cuda_model_put(cm, layer, b, 0, buf, (size_t)out, (size_t)out, err);
+    }
+    return rc;
+}
+
+static int put_vec(ak_cuda_model *cm, int layer, int slot, const float *v, int n, ak_err *err)
+{
+    return v ? ak_cuda_model_put(cm, layer, slot, 0, v, (size_t)n, (size_t)n, err) : 0;
+}
+
+/* The device copy of m: every weight once, in f32. */
+static int cuda_upload(const ak_model *m, ak_cuda_model **out, ak_err *err)
+{
+    int D = m->hidden_size, H = m->n_heads, Hkv = m->n_kv_heads, Dh = m->head_dim;
+    int F = m->intermediate_size, L = m->n_layers;
+    ak_cuda_dims d = {D, H, Hkv, Dh, F, L, m->vocab_size,
+                      m->family == AK_FAMILY_BERT,
+                      m->family == AK_FAMILY_LLAMA || m->family == AK_FAMILY_GEMMA3,
+                      m->family == AK_FAMILY_GEMMA3, (int)m->act, m->causal, m->norm_eps,
+                      m->logit_softcap, cuda_forward_mode == 1};
+    /* 16 MiB of rows at a time, at least two of the widest and a bias */
+    size_t widest = (size_t)(D > F ? D : F);
+    if (widest < (size_t)H * Dh)
+        widest = (size_t)H * Dh;
+    size_t nbuf = (size_t)1 << 22;
+    if (nbuf < widest * 2)
+        nbuf = widest * 2;
+    if (nbuf < (size_t)m->vocab_size)
+        nbuf = (size_t)m->vocab_size;
+    float *buf = malloc(nbuf * sizeof(float));
+    if (!buf)
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    ak_cuda_model *cm = NULL;
+    int rc = ak_cuda_model_new(&cm, &d, err);
+    int qdh = m->qk_interleaved ? Dh : 0;
+    for (int l = 0; l < L && !rc; l++) {
+        const ak_layer *ly = &m->layers[l];
+        int gated = ly->gate.in != 0;
+        rc = put_linear(cm, l, AK_CW_Q, AK_CW_QB, &ly->q, D, H * Dh, qdh, buf, nbuf, err);
+        if (!rc)
+            rc = put_linear(cm, l, AK_CW_K, AK_CW_KB, &ly->k, D, Hkv * Dh, qdh, buf, nbuf, err);
+        if (!rc)
+            rc = put_linear(cm, l, AK_CW_V, AK_CW_VB, &ly->v, D, Hkv * Dh, 0, buf, nbuf, err);
+        if (!rc)
+            rc = put_linear(cm, l, AK_CW_O, AK_CW_OB, &ly->o, H * Dh, D, 0, buf, nbuf, err);
+        if (!rc)
+            rc = put_linear(cm, l, AK_CW_UP, AK_CW_UPB, &ly->up, D, F, 0, buf, nbuf, err);
+        if (!rc && gated)
+            rc = put_linear(cm, l, AK_CW_GATE, AK_CW_GATEB, &ly->gate, D, F, 0, buf, nbuf, err);
+        if (!rc)
+            rc = put_linear(cm, l, AK_CW_DOWN, AK_CW_DOWNB, &ly->down, F, D, 0, buf, nbuf, err);
+        const struct { int slot; const float *v; int n; } vecs[] = {
+            {AK_CW_NORM1_W, ly->norm1_w, D},    {AK_CW_NORM1_B, ly->norm1_b, D},
+            {AK_CW_NORM2_W, ly->norm2_w, D},    {AK_CW_NORM2_B, ly->norm2_b, D},
+            {AK_CW_POST_ATTN, ly->post_attn_norm_w, D}, {AK_CW_POST_MLP, ly->post_mlp_norm_w, D},
+            {AK_CW_QNORM, ly->q_norm_w, Dh},    {AK_CW_KNORM, ly->k_norm_w, Dh},
+            {AK_CW_INV_FREQ, ly->inv_freq, Dh / 2},
+        };
+        for (size_t i = 0; i < sizeof vecs / sizeof vecs[0] && !rc; i++)
+            rc = put_vec(cm, l, vecs[i].slot, vecs[i].v, vecs[i].n, err);
+        ak_cuda_model_layer(cm, l, ly->window,
+                            m->attn_scale / (m->attn_scale_by_layer ? (float)(l + 1) : 1.0f));
+    }
+    if (!rc)
+        rc = put_vec(cm, L, AK_CW_FINAL_W, m->final_norm_w, D, err);
+    if (!rc)
+        rc = put_vec(cm, L, AK_CW_FINAL_B, m->final_norm_b, D, err);
+    if (!rc && (m->lm_head.w || m->lm_head.wq))
+        rc = put_linear(cm, L, AK_CW_LM_HEAD, AK_CW_LM_HEAD, &m->lm_head, D, m->vocab_size, 0, buf,
+                        nbuf, err);
+    free(buf);
+    if (rc) {
+        ak_cuda_model_free(cm);
+        return rc;
+    }
+    *out = cm;
+    return 0;
+}
+
+static int cuda_forward(const ak_model *m, float *x, int T, ak_forward_out *o, ak_err *err)
+{
+    struct ak_workspace *ws;
+    int rc = workspace_base(m, &ws, err);
+    if (rc)
+        return rc;
+    if (o->logits && !m->lm_head.w && !m->lm_head.wq)
+        return ak_fail(err, AK_ECONFIG, "model %s has no language-model head", m->name);
+    if (!ws->cuda && (rc = cuda_upload(m, &ws->cuda, err)))
+        return ak_wrap(err, "cuda forward");
+    if ((rc = ak_cuda_model_forward(ws->cuda, x, T, o->attn_dtype, o->entropy, o->mass, o->logits,
+                                    o->logits_all, err)))
+        return rc;
+    if (o->visible)
+        for (int l = 0; l < m->n_layers; l++)
+            for (int i = 0; i < T; i++)
+                o->visible[(size_t)l * T + i] =
+                    (int32_t)ak_mask_visible((ak_mask){m->causal, m->layers[l].window}, T, i);
+    return 0;
+}
+#endif
+
 /* The blocks over x[T, D] at positions pos0 = (c ? c->n_tokens : 0) on. */
 static int forward_pass(const ak_model *m, ak_device dev, float *x, int T, ak_kvcache *c,
                         ak_forward_out *o, ak_err *err)
@@ -457,6 +632,13 @@ static int forward_pass(const ak_model *m, ak_device dev, float *x, int T, ak_kv
     int F = m->intermediate_size, L = m->n_layers;
     int pos0 = c ? c->n_tokens : 0;
     size_t Tz = (size_t)T, half = (size_t)Dh / 2;
+#ifdef AK_HAVE_CUDA
+    /* opt-in; what the device pass does not give (a cache, probabilities,
+     * keys and values, last-W mass) stays on the path below */
+    if (cuda_forward_mode && dev == AK_DEV_CUDA && !c && !o->probs && !o->kv_k && !o->kv_v &&
+        !o->mass_last)
+        return cuda_forward(m, x, T, o, err);
+#endif
     struct ak_workspace *ws = NULL;
     int rc = workspace(m, T, (size_t)pos0 + Tz, &ws, err);
     if (rc)

@@ -149,6 +149,23 @@ AK_API int ak_model_forward(const ak_model *m, ak_device dev, float *hidden, int
 AK_API int ak_model_logits(const ak_model *m, const float *hidden, int rows, int v0, int nv,
                            float *logits, ak_err *err);
 
+/* The whole forward pass on the CUDA device for AK_DEV_CUDA (otherwise
+ * only the attention runs there): 0 off (the default), 1 on with TF32
+ * tensor-core GEMMs, 2 on with f32 GEMMs.  Opt-in and unverified until a
+ * `make gpu-check` run has passed; a cache, probabilities, keys and values
+ * and last-W mass still take the CPU path.  No effect without CUDA.  The
+ * programs set it from $ATTNKIT_CUDA_FORWARD. */
+AK_API void ak_model_set_cuda_forward(int mode);
+
+/* Rows r0 .. r0+n-1 of l as dense f32 [n, l->in] (forward.c; what the
+ * device forward pass uploads): GGUF blocks dequantized, a Conv1D ([in,
+ * out]) weight transposed.  rope_dh > 0: row h*rope_dh + i is read from
+ * where GGUF llama keeps it (RoPE pairs 2i, 2i+1 per head), i.e. the rows
+ * in Hugging Face's rotate_half order, so no deinterleave is needed after
+ * the product.  ak_linear_source_row gives that source row (a bias's too). */
+void ak_linear_rows_f32(const ak_linear *l, int r0, int n, int rope_dh, float *dst);
+int ak_linear_source_row(int r, int rope_dh);
+
 /* y = LayerNorm(x) row by row (y may be x). */
 AK_API void ak_layernorm(float *y, const float *x, int T, int D, const float *w, const float *b,
                          float eps);

@@ -43,6 +43,69 @@ int ak_cuda_attention_time(const ak_attn_shape *s, int iters, double *ms_forward
 int ak_cuda_attention_tc_time(int dt, int precise, const ak_attn_shape *s, int iters,
                               double *ms_forward, double *ms_both, ak_err *err);
 
+/* Attention on device pointers (q, k, v, out in the layouts of
+ * attention.h, f32; ent [H, n_q] and mass [H, n_k] or NULL): what the
+ * device-resident forward pass calls.  dt AK_ATTN_BF16/F16 rounds q, k, v
+ * on the device and runs the tensor-core kernels (head sizes they take),
+ * else the f32 kernels.  No copies to or from the host. */
+int ak_cuda_attention_dev(ak_cuda_ws **ws, int dt, const ak_attn_shape *s, const float *q,
+                          const float *k, const float *v, float *out, float *ent, float *mass,
+                          ak_err *err);
+/* For tests: ak_cuda_attention_dev on host arrays, through fresh device
+ * copies. */
+int ak_cuda_attention_dev_host(int dt, const ak_attn_shape *s, const float *q, const float *k,
+                               const float *v, float *out, float *ent, float *mass, ak_err *err);
+int ak_cuda_attention_f32_dev(ak_cuda_ws **ws, const ak_attn_shape *s, const float *q,
+                              const float *k, const float *v, float *out, float *ent,
+                              float *mass, ak_err *err);
+
+/* ---- the whole forward pass on the device (forward.cu) -------------------
+ * Opt-in (ATTNKIT_CUDA_FORWARD, see lib/forward.c) and unverified until a
+ * `make gpu-check` run has passed.  lib/forward.c describes the model in
+ * these terms and uploads every weight once, in f32: matrices as
+ * [out, in] row-major (GGUF blocks dequantized on the host, GPT-2's Conv1D
+ * transposed, GGUF llama q/k rows put back in Hugging Face's order). */
+typedef struct ak_cuda_model ak_cuda_model;
+
+typedef struct ak_cuda_dims {
+    int D, H, Hkv, Dh, F, L, V;
+    int post_ln;     /* BERT: LN(x + attn), LN(x + MLP) */
+    int rms;         /* RMSNorm (llama, gemma3), else LayerNorm */
+    int gemma;       /* norms after attention and MLP, before the residual add */
+    int act;         /* ak_act (model.h) */
+    int causal;
+    float eps;
+    float softcap;   /* logits = cap * tanh(logits / cap); 0 = none */
+    int tf32;        /* 1: GEMMs on the tensor cores in TF32, 0: plain f32 */
+} ak_cuda_dims;
+
+/* The weights of a layer (layer 0 .. L-1), and of the model (layer L:
+ * AK_CW_FINAL_W, AK_CW_FINAL_B, AK_CW_LM_HEAD).  A bias or norm slot
+ * never put is absent. */
+enum {
+    AK_CW_Q, AK_CW_K, AK_CW_V, AK_CW_O, AK_CW_UP, AK_CW_GATE, AK_CW_DOWN,
+    AK_CW_QB, AK_CW_KB, AK_CW_VB, AK_CW_OB, AK_CW_UPB, AK_CW_GATEB, AK_CW_DOWNB,
+    AK_CW_NORM1_W, AK_CW_NORM1_B, AK_CW_NORM2_W, AK_CW_NORM2_B,
+    AK_CW_POST_ATTN, AK_CW_POST_MLP, AK_CW_QNORM, AK_CW_KNORM, AK_CW_INV_FREQ,
+    AK_CW_FINAL_W, AK_CW_FINAL_B, AK_CW_LM_HEAD,
+    AK_CW_N
+};
+
+int ak_cuda_model_new(ak_cuda_model **out, const ak_cuda_dims *d, ak_err *err);
+/* Copies n floats to slot's device copy at float offset off; the first put
+ * of a slot allocates total floats for it. */
+int ak_cuda_model_put(ak_cuda_model *cm, int layer, int slot, size_t off, const float *src,
+                      size_t n, size_t total, ak_err *err);
+/* Layer l's sliding window (0 = none) and attention scale. */
+void ak_cuda_model_layer(ak_cuda_model *cm, int layer, int window, float scale);
+/* Every block over x[T, D] (host; the final hidden states on return, after
+ * the final norm), attention in attn_dtype; entropy and mass [L, H, T],
+ * logits [T or 1, V] (host, each NULL when not wanted).  The activations
+ * stay on the device; the workspace grows to the longest T and is kept. */
+int ak_cuda_model_forward(ak_cuda_model *cm, float *x, int T, int attn_dtype, float *entropy,
+                          float *mass, float *logits, int logits_all, ak_err *err);
+void ak_cuda_model_free(ak_cuda_model *cm);
+
 #ifdef __cplusplus
 }
 #endif

@@ -294,6 +294,44 @@ extern "C" int ak_cuda_attention(ak_cuda_ws **wsp, const ak_attn_shape *as, cons
     return ak_cuda_copy_back(ws, as, o, err);
 }
 
+/* The same two passes on q, k, v already on the device, into out, ent and
+ * mass on the device (the device-resident forward pass). */
+extern "C" int ak_cuda_attention_f32_dev(ak_cuda_ws **wsp, const ak_attn_shape *as,
+                                         const float *dq, const float *dk, const float *dv,
+                                         float *dout, float *dent, float *dmass, ak_err *err)
+{
+    ak_kshape s = ak_kshape_of(as);
+    if (s.n_q == 0)
+        return 0;
+    if (s.Dh > 256)
+        return ak_fail(err, AK_ECONFIG, "cuda attention: head size %d (at most 256)", s.Dh);
+    if (!*wsp && !(*wsp = (ak_cuda_ws *)calloc(1, sizeof **wsp)))
+        return ak_fail(err, AK_ENOMEM, "cuda attention: out of memory");
+    ak_cuda_ws *ws = *wsp;
+    size_t nrow = (size_t)s.H * s.n_q;
+    cudaError_t e;
+#define TRY(call, what) do { if ((e = (call)) != cudaSuccess) return ak_cuda_fail(err, e, what); } while (0)
+    TRY(ak_dbuf_grow(&ws->m, nrow * 4), "alloc row max");
+    TRY(ak_dbuf_grow(&ws->z, nrow * 4), "alloc row sum");
+    int DP = s.Dh + 1;
+    size_t sh1 = sizeof(float) * ((size_t)BQ * DP + BK * DP + BQ * s.Dh + BQ * (BK + 1) + 4 * BQ);
+    size_t sh2 = sizeof(float) * ((size_t)BK * DP + BQ * DP + BQ * (BK + 1));
+    TRY(cudaFuncSetAttribute(attn_forward, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sh1),
+        "shared memory (forward)");
+    TRY(cudaFuncSetAttribute(attn_mass, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sh2),
+        "shared memory (mass)");
+    dim3 g1((s.n_q + BQ - 1) / BQ, s.H), g2((s.n_k + BK - 1) / BK, s.H);
+    float *dm = (float *)ws->m.p, *dz = (float *)ws->z.p;
+    attn_forward<<<g1, NT, sh1>>>(s, dq, dk, dv, dout, dent, dm, dz);
+    TRY(cudaGetLastError(), "launch forward");
+    if (dmass) {
+        attn_mass<<<g2, NT, sh2>>>(s, dq, dk, dm, dz, dmass, 0);
+        TRY(cudaGetLastError(), "launch mass");
+    }
+#undef TRY
+    return 0;
+}
+
 /* For bench/: times both passes on device-resident random inputs with CUDA
  * events (median of iters runs after a warm-up), no host transfers. */
 int ak_cuda_attention_time(const ak_attn_shape *as, int iters, double *ms_forward,

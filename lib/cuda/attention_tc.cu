@@ -266,6 +266,15 @@ template <typename T> __global__ void tc_convert(const float *src, T *dst, size_
         dst[x] = to_t<T>(src[x]);
 }
 
+/* src rounded to bf16 (bf16 != 0) or f16 and back to f32; f16's overflow
+ * to infinity as ak_round_dtype has it. */
+__global__ void round_f32(const float *src, float *dst, size_t n, int bf16)
+{
+    for (size_t x = blockIdx.x * (size_t)blockDim.x + threadIdx.x; x < n; x += (size_t)gridDim.x * blockDim.x)
+        dst[x] = bf16 ? from_t<__nv_bfloat16>(to_t<__nv_bfloat16>(src[x]))
+                      : from_t<__half>(to_t<__half>(src[x]));
+}
+
 /* ---- register-resident variant for head sizes 64 and 128 -----------------
  * The same two passes with mma.sync.m16n8k16 directly, so scores and the
  * output stay in registers (the documented fragment layouts: lane = 4g + t;
@@ -756,6 +765,97 @@ extern "C" int ak_cuda_attention_tc(ak_cuda_ws **wsp, int dt, const ak_attn_shap
     TRY(e, "attention kernels");
 #undef TRY
     return ak_cuda_copy_back(ws, as, o, err);
+}
+
+/* Device-resident q, k, v in f32: rounded to dt on the device (to nearest,
+ * as ak_round_dtype does on the host) into the workspace, then both
+ * passes; the f32 kernels for AK_ATTN_F32 and head sizes the tensor-core
+ * kernels do not take (on the rounded inputs, as the host path does). */
+extern "C" int ak_cuda_attention_dev(ak_cuda_ws **wsp, int dt, const ak_attn_shape *as,
+                                     const float *q, const float *k, const float *v,
+                                     float *dout, float *dent, float *dmass, ak_err *err)
+{
+    if (dt == AK_ATTN_F32)
+        return ak_cuda_attention_f32_dev(wsp, as, q, k, v, dout, dent, dmass, err);
+    ak_kshape s = ak_kshape_of(as);
+    if (s.n_q == 0)
+        return 0;
+    if (!*wsp && !(*wsp = (ak_cuda_ws *)calloc(1, sizeof **wsp)))
+        return ak_fail(err, AK_ENOMEM, "cuda attention: out of memory");
+    ak_cuda_ws *ws = *wsp;
+    size_t nq = (size_t)s.n_q * s.H * s.Dh, nk = (size_t)s.n_k * s.Hkv * s.Dh;
+    size_t nrow = (size_t)s.H * s.n_q;
+    int tc = ak_cuda_tc_supported(s.Dh);
+    size_t el = tc ? 2 : 4;
+    cudaError_t e;
+#define TRY(call, what) do { if ((e = (call)) != cudaSuccess) return ak_cuda_fail(err, e, what); } while (0)
+    TRY(ak_dbuf_grow(&ws->q, nq * el), "alloc q");
+    TRY(ak_dbuf_grow(&ws->k, nk * el), "alloc k");
+    TRY(ak_dbuf_grow(&ws->v, nk * el), "alloc v");
+    TRY(ak_dbuf_grow(&ws->m, nrow * 4), "alloc row max");
+    TRY(ak_dbuf_grow(&ws->z, nrow * 4), "alloc row sum");
+    const float *src[3] = {q, k, v};
+    void *dst[3] = {ws->q.p, ws->k.p, ws->v.p};
+    size_t n[3] = {nq, nk, nk};
+    for (int t = 0; t < 3; t++) {
+        if (!tc)   /* rounded to dt but kept in f32 for the f32 kernels */
+            round_f32<<<1024, 256>>>(src[t], (float *)dst[t], n[t], dt == AK_ATTN_BF16);
+        else if (dt == AK_ATTN_BF16)
+            tc_convert<__nv_bfloat16><<<1024, 256>>>(src[t], (__nv_bfloat16 *)dst[t], n[t]);
+        else
+            tc_convert<__half><<<1024, 256>>>(src[t], (__half *)dst[t], n[t]);
+        TRY(cudaGetLastError(), "convert input");
+    }
+    if (!tc) {
+        int rc = ak_cuda_attention_f32_dev(wsp, as, (const float *)ws->q.p, (const float *)ws->k.p,
+                                           (const float *)ws->v.p, dout, dent, dmass, err);
+        return rc;
+    }
+    float *dm = (float *)ws->m.p, *dz = (float *)ws->z.p;
+    if (dt == AK_ATTN_BF16)
+        e = tc_launch<__nv_bfloat16>(s, (const __nv_bfloat16 *)ws->q.p,
+                                     (const __nv_bfloat16 *)ws->k.p, (const __nv_bfloat16 *)ws->v.p,
+                                     dout, dent, dm, dz, dmass, 0, 1, 0);
+    else
+        e = tc_launch<__half>(s, (const __half *)ws->q.p, (const __half *)ws->k.p,
+                              (const __half *)ws->v.p, dout, dent, dm, dz, dmass, 0, 1, 0);
+    TRY(e, "attention kernels");
+#undef TRY
+    return 0;
+}
+
+/* For tests: ak_cuda_attention_dev on host arrays (copied to fresh device
+ * buffers and back; ent and mass may be NULL). */
+extern "C" int ak_cuda_attention_dev_host(int dt, const ak_attn_shape *as, const float *q,
+                                          const float *k, const float *v, float *out, float *ent,
+                                          float *mass, ak_err *err)
+{
+    size_t nq = (size_t)as->n_q * as->n_heads * as->head_dim;
+    size_t nk = (size_t)as->n_k * as->n_kv_heads * as->head_dim;
+    size_t nrow = (size_t)as->n_heads * as->n_q, nmass = (size_t)as->n_heads * as->n_k;
+    size_t total = 2 * nq + 2 * nk + nrow + nmass;
+    float *buf = 0;
+    ak_cuda_ws *ws = 0;
+    cudaError_t e = cudaMalloc(&buf, total * sizeof(float));
+    if (e != cudaSuccess)
+        return ak_cuda_fail(err, e, "alloc");
+    float *dq = buf, *dk = dq + nq, *dv = dk + nk, *dout = dv + nk, *dent = dout + nq;
+    float *dmass = dent + nrow;
+    int rc = 0;
+    if ((e = cudaMemcpy(dq, q, nq * 4, cudaMemcpyHostToDevice)) != cudaSuccess ||
+        (e = cudaMemcpy(dk, k, nk * 4, cudaMemcpyHostToDevice)) != cudaSuccess ||
+        (e = cudaMemcpy(dv, v, nk * 4, cudaMemcpyHostToDevice)) != cudaSuccess)
+        rc = ak_cuda_fail(err, e, "copy inputs");
+    if (!rc)
+        rc = ak_cuda_attention_dev(&ws, dt, as, dq, dk, dv, dout, ent ? dent : 0, mass ? dmass : 0,
+                                   err);
+    if (!rc && ((e = cudaMemcpy(out, dout, nq * 4, cudaMemcpyDeviceToHost)) != cudaSuccess ||
+                (ent && (e = cudaMemcpy(ent, dent, nrow * 4, cudaMemcpyDeviceToHost)) != cudaSuccess) ||
+                (mass && (e = cudaMemcpy(mass, dmass, nmass * 4, cudaMemcpyDeviceToHost)) != cudaSuccess)))
+        rc = ak_cuda_fail(err, e, "copy outputs");
+    ak_cuda_ws_free(ws);
+    cudaFree(buf);
+    return rc;
 }
 
 /* For bench/: device-resident random inputs, CUDA events, median of iters

@@ -162,6 +162,22 @@ static void compare_cuda(const char *name, const ak_attn_shape *s, const float *
             CHECK(eo < (dt ? 1e-3 : 1e-5), "%s %s: cuda output matches cpu (%.2g)", name, dn[dt], eo);
             CHECK(stat < 1e-5, "%s %s: cuda entropy %.2g, mass %.2g, probs %.2g match cpu", name,
                   dn[dt], ee, em, ep);
+#ifdef AK_HAVE_CUDA
+            /* the device-pointer entry the device forward pass calls: the
+             * same kernels on inputs rounded on the device, so the same
+             * numbers bit for bit */
+            size_t nr = H * s->n_q, nm = H * s->n_k;
+            float *d = malloc((nq + nr + nm) * sizeof(float));
+            ak_err err;
+            int rc3 = ak_cuda_attention_dev_host(dt, s, q, k, v, d, d + nq, d + nq + nr, &err);
+            CHECK(rc3 == 0 && memcmp(d, g.out, nq * 4) == 0 && memcmp(d + nq, g.ent, nr * 4) == 0 &&
+                      memcmp(d + nq + nr, g.mass, nm * 4) == 0,
+                  "%s %s: device-pointer attention = host entry, bit for bit (out %.2g, entropy "
+                  "%.2g, mass %.2g; %s)", name, dn[dt], rc3 ? -1 : norm_rel(d, g.out, nq),
+                  rc3 ? -1 : norm_rel(d + nq, g.ent, nr), rc3 ? -1 : norm_rel(d + nq + nr, g.mass, nm),
+                  rc3 ? err.msg : "ran");
+            free(d);
+#endif
         }
         free_result(&c);
         free_result(&g);
