@@ -29,6 +29,8 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "python"))
 from attnkit import stream  # noqa: E402
@@ -153,22 +155,46 @@ def run_each(cmd, out_path, log):
     return t
 
 
-def decode_answers(model, ak, log):
-    """{doc id: generated text} from kvcache's output, one decode per
-    document (decode prints documents one after another)."""
-    s = stream.read(ak)
-    res = {}
-    for d in s.docs:
-        if "generated" not in d:
-            res[d.id] = ""
-            continue
-        one = stream.pack([stream.Doc(d.id, {"generated": d["generated"]})], model=s.model)
-        p = subprocess.run(["decode", "-m", model, "--generated"], input=one,
+SEP = "\n@@ATTNKIT-DOC@@\n"
+_sep_ids = {}
+
+
+def sep_ids(model):
+    """The token ids of SEP under model's tokenizer (tokenize --no-special)."""
+    if model not in _sep_ids:
+        p = subprocess.run(["tokenize", "-m", model, "--no-special"], input=SEP.encode(),
                            capture_output=True, env=ENV)
         if p.returncode:
-            raise Failed(f"decode: {p.stderr.decode(errors='replace').strip()}")
-        res[d.id] = p.stdout.decode("utf-8", "replace")
-    return res
+            raise Failed(f"tokenize: {p.stderr.decode(errors='replace').strip()}")
+        _sep_ids[model] = stream.read(p.stdout).docs[0]["tokens"]
+    return _sep_ids[model]
+
+
+def decode_answers(model, ak, log):
+    """{doc id: generated text} from kvcache's output: one decode over all
+    documents, a separator document between them (decode prints documents
+    one after another; a tokenizer load costs a second for Gemma 3)."""
+    s = stream.read(ak)
+    docs, ids = [], []
+    for d in s.docs:
+        g = d["generated"] if "generated" in d else np.zeros(0, dtype=np.int32)
+        if docs:
+            docs.append(stream.Doc(f"sep{len(docs)}", {"generated": sep_ids(model)}))
+        docs.append(stream.Doc(d.id, {"generated": g}))
+        ids.append(d.id)
+    if not docs:
+        return {}
+    p = subprocess.run(["decode", "-m", model, "--generated"],
+                       input=stream.pack(docs, model=s.model), capture_output=True, env=ENV)
+    if p.returncode:
+        raise Failed(f"decode: {p.stderr.decode(errors='replace').strip()}")
+    text = p.stdout.decode("utf-8", "replace")
+    parts = text.split(SEP)
+    if len(parts) != len(ids):  # a tokenizer that does not give SEP back exactly
+        parts = re.split(r"\s*@@ATTNKIT-DOC@@\n?", text)
+    if len(parts) != len(ids):
+        raise Failed(f"decode: {len(parts)} answers for {len(ids)} documents in {ak}")
+    return dict(zip(ids, parts))
 
 
 def summarize(model, ak, log):
@@ -195,6 +221,8 @@ def main():
     ap.add_argument("--policies", default=",".join(POLICIES))
     ap.add_argument("--tasks", default=",".join(TASKS))
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--collect", action="store_true",
+                    help="run nothing: write rows.tsv from the outputs OUT holds")
     a = ap.parse_args()
     keeps = [k for k in a.keeps.split(",") if k]
     pols = [p for p in a.policies.split(",") if p]
@@ -284,6 +312,9 @@ def main():
             return j, None
 
         todo = [j for j in jobs if j[4] is not None]
+        if a.collect:
+            todo = []
+            jobs = [j[:4] + (None,) for j in jobs]
         print(f"evaluate: {model}: {len(todo)} of {len(jobs)} configurations to run", file=sys.stderr)
         failed = {}
         skipped = []
