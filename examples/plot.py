@@ -90,7 +90,7 @@ for mi, model in enumerate(models):
                 out.append(f'<line x1="{x0}" x2="{x0 + PW}" y1="{Y(v):.1f}" y2="{Y(v):.1f}" '
                            f'stroke="#888" stroke-width="1.5" stroke-dasharray="{dash}"/>'
                            f'<text x="{x0 + PW - 3}" y="{Y(v) + (12 if Y(v) < y0 + 20 else -3):.1f}" text-anchor="end" '
-                           X')
+                           f'fill="#666">{"full prompt" if p == "full" else "no context"}</text>')
         for p in policies:
             s = sorted(series[p].items())
             if not s:
