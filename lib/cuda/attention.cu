@@ -250,6 +250,36 @@ int ak_cuda_copy_back(const ak_cuda_ws *ws, const ak_attn_shape *s, ak_attn_out 
     return 0;
 }
 
+/* Both passes on device buffers: the forward (out, entropy, the rows'
+ * max and sum) and, when dmass, the mass (and probabilities into dp). */
+static int two_passes(ak_cuda_ws *ws, const ak_kshape &s, const float *dq, const float *dk,
+                      const float *dv, float *dout, float *dent, float *dmass, float *dp,
+                      ak_err *err)
+{
+    size_t nrow = (size_t)s.H * s.n_q;
+    cudaError_t e;
+#define TRY(call, what) do { if ((e = (call)) != cudaSuccess) return ak_cuda_fail(err, e, what); } while (0)
+    TRY(ak_dbuf_grow(&ws->m, nrow * 4), "alloc row max");
+    TRY(ak_dbuf_grow(&ws->z, nrow * 4), "alloc row sum");
+    int DP = s.Dh + 1;
+    size_t sh1 = sizeof(float) * ((size_t)BQ * DP + BK * DP + BQ * s.Dh + BQ * (BK + 1) + 4 * BQ);
+    size_t sh2 = sizeof(float) * ((size_t)BK * DP + BQ * DP + BQ * (BK + 1));
+    TRY(cudaFuncSetAttribute(attn_forward, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sh1),
+        "shared memory (forward)");
+    TRY(cudaFuncSetAttribute(attn_mass, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sh2),
+        "shared memory (mass)");
+    dim3 g1((s.n_q + BQ - 1) / BQ, s.H), g2((s.n_k + BK - 1) / BK, s.H);
+    float *dm = (float *)ws->m.p, *dz = (float *)ws->z.p;
+    attn_forward<<<g1, NT, sh1>>>(s, dq, dk, dv, dout, dent, dm, dz);
+    TRY(cudaGetLastError(), "launch forward");
+    if (dmass) {
+        attn_mass<<<g2, NT, sh2>>>(s, dq, dk, dm, dz, dmass, dp);
+        TRY(cudaGetLastError(), "launch mass");
+    }
+#undef TRY
+    return 0;
+}
+
 extern "C" int ak_cuda_attention(ak_cuda_ws **wsp, const ak_attn_shape *as, const float *q,
                                  const float *k, const float *v, ak_attn_out *o, ak_err *err)
 {
@@ -269,28 +299,15 @@ extern "C" int ak_cuda_attention(ak_cuda_ws **wsp, const ak_attn_shape *as, cons
     TRY(ak_dbuf_grow(&ws->k, nk * 4), "alloc k");
     TRY(ak_dbuf_grow(&ws->v, nk * 4), "alloc v");
     float *dq = (float *)ws->q.p, *dk = (float *)ws->k.p, *dv = (float *)ws->v.p;
-    float *dm = (float *)ws->m.p, *dz = (float *)ws->z.p;
     float *dent = o->entropy ? (float *)ws->ent.p : 0;
     float *dmass = o->mass || o->probs ? (float *)ws->mass.p : 0;
     float *dp = o->probs ? (float *)ws->probs.p : 0;
     TRY(cudaMemcpy(dq, q, nq * 4, cudaMemcpyHostToDevice), "copy q");
     TRY(cudaMemcpy(dk, k, nk * 4, cudaMemcpyHostToDevice), "copy k");
     TRY(cudaMemcpy(dv, v, nk * 4, cudaMemcpyHostToDevice), "copy v");
-    int DP = s.Dh + 1;
-    size_t sh1 = sizeof(float) * ((size_t)BQ * DP + BK * DP + BQ * s.Dh + BQ * (BK + 1) + 4 * BQ);
-    size_t sh2 = sizeof(float) * ((size_t)BK * DP + BQ * DP + BQ * (BK + 1));
-    TRY(cudaFuncSetAttribute(attn_forward, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sh1),
-        "shared memory (forward)");
-    TRY(cudaFuncSetAttribute(attn_mass, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sh2),
-        "shared memory (mass)");
-    dim3 g1((s.n_q + BQ - 1) / BQ, s.H), g2((s.n_k + BK - 1) / BK, s.H);
-    attn_forward<<<g1, NT, sh1>>>(s, dq, dk, dv, (float *)ws->out.p, dent, dm, dz);
-    TRY(cudaGetLastError(), "launch forward");
-    if (dmass) {
-        attn_mass<<<g2, NT, sh2>>>(s, dq, dk, dm, dz, dmass, dp);
-        TRY(cudaGetLastError(), "launch mass");
-    }
 #undef TRY
+    if ((rc = two_passes(ws, s, dq, dk, dv, (float *)ws->out.p, dent, dmass, dp, err)))
+        return rc;
     return ak_cuda_copy_back(ws, as, o, err);
 }
 
@@ -308,28 +325,7 @@ extern "C" int ak_cuda_attention_f32_dev(ak_cuda_ws **wsp, const ak_attn_shape *
     if (!*wsp && !(*wsp = (ak_cuda_ws *)calloc(1, sizeof **wsp)))
         return ak_fail(err, AK_ENOMEM, "cuda attention: out of memory");
     ak_cuda_ws *ws = *wsp;
-    size_t nrow = (size_t)s.H * s.n_q;
-    cudaError_t e;
-#define TRY(call, what) do { if ((e = (call)) != cudaSuccess) return ak_cuda_fail(err, e, what); } while (0)
-    TRY(ak_dbuf_grow(&ws->m, nrow * 4), "alloc row max");
-    TRY(ak_dbuf_grow(&ws->z, nrow * 4), "alloc row sum");
-    int DP = s.Dh + 1;
-    size_t sh1 = sizeof(float) * ((size_t)BQ * DP + BK * DP + BQ * s.Dh + BQ * (BK + 1) + 4 * BQ);
-    size_t sh2 = sizeof(float) * ((size_t)BK * DP + BQ * DP + BQ * (BK + 1));
-    TRY(cudaFuncSetAttribute(attn_forward, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sh1),
-        "shared memory (forward)");
-    TRY(cudaFuncSetAttribute(attn_mass, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sh2),
-        "shared memory (mass)");
-    dim3 g1((s.n_q + BQ - 1) / BQ, s.H), g2((s.n_k + BK - 1) / BK, s.H);
-    float *dm = (float *)ws->m.p, *dz = (float *)ws->z.p;
-    attn_forward<<<g1, NT, sh1>>>(s, dq, dk, dv, dout, dent, dm, dz);
-    TRY(cudaGetLastError(), "launch forward");
-    if (dmass) {
-        attn_mass<<<g2, NT, sh2>>>(s, dq, dk, dm, dz, dmass, 0);
-        TRY(cudaGetLastError(), "launch mass");
-    }
-#undef TRY
-    return 0;
+    return two_passes(ws, s, dq, dk, dv, dout, dent, dmass, 0, err);
 }
 
 /* For bench/: times both passes on device-resident random inputs with CUDA
