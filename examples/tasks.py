@@ -27,10 +27,11 @@ seed gives the same items from the same files.
 
 Why these formats: the two causal models (SmolLM2-135M-Instruct, Gemma 3
 270M) are small.  Measured with the full prompt (examples/README.md): asked
-in words ("which word comes right after ...?") they answered 2 to 3 of 10;
-asked to continue a quote they copy it.  With 36-character UUIDs as keys and
-values neither model retrieved one value of 10 even among 3 pairs (their
-first 8 characters matched at chance, a third of the time), so keys and
+in words ("which word comes right after ...?") they answered none of 6
+through the chat template and 2 to 7 of 10 as plain completions; asked to
+continue a quote they copy it.  With 36-character UUIDs as keys and values
+neither model retrieved one value of 10 even among 3 pairs (their first 8
+characters matched about as often as chance among three), so keys and
 values here are 8 hex digits, the first group of a random UUID.
 """
 import argparse
