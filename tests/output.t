@@ -87,14 +87,17 @@ no_tmp "a successful run" "$T"
 # --- a signal mid-run (the input a FIFO nobody writes: the program waits
 # with its temporary file open) removes the temporary file, keeps the old
 # file, and the program still dies of that signal.  A shell starts
-# background jobs with SIGINT and SIGQUIT ignored; python puts them back.
+# background jobs with SIGINT and SIGQUIT ignored, and nohup(1) ignores
+# SIGHUP for a whole test run (a program keeps a signal ignored at start
+# ignored, as it should): python puts all five back to their defaults.
 mkdir "$T/sig"
 mkfifo "$T/sig/in"
 for signum in INT:2 TERM:15 HUP:1 QUIT:3 PIPE:13; do
     sig=${signum%:*} num=${signum#*:}
     echo precious > "$T/sig/R"
     python3 -c 'import os, signal, sys
-signal.signal(signal.SIGINT, signal.SIG_DFL); signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+for s in (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGTERM, signal.SIGPIPE):
+    signal.signal(s, signal.SIG_DFL)
 os.execvp(sys.argv[1], sys.argv[1:])' entropy -f tsv -o "$T/sig/R" "$T/sig/in" 2>/dev/null &
     pid=$!
     i=0
