@@ -52,16 +52,10 @@ import numpy as np
 TOP = os.environ["AK_TOP"]
 sys.path.insert(0, os.path.join(TOP, "tests", "py"))
 import akstream as s  # noqa: E402
+import tap  # noqa: E402
+from tap import check  # noqa: E402
 
 MODELS = os.environ.get("ATTNKIT_MODELS_DIR", os.path.join(TOP, ".cache", "models"))
-failed = False
-
-
-def check(cond, what):
-    global failed
-    print(("ok - " if cond else "not ok - ") + what)
-    sys.stdout.flush()
-    failed |= not cond
 
 
 def run(args, data, env=None):
@@ -195,4 +189,4 @@ def main():
 
 
 main()
-sys.exit(1 if failed else 0)
+sys.exit(tap.status())
