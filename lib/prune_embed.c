@@ -61,9 +61,10 @@ int ak_encoder_load(ak_encoder **out, const char *dir, ak_device dev, ak_err *er
     int st = st_max_len(dir), mp = e->m->max_positions > 0 ? e->m->max_positions : INT_MAX / 2;
     e->max_tokens = st > 0 && st < mp ? st : mp;
     if (e->max_tokens <= e->n_added) {
+        rc = ak_fail(err, AK_ECONFIG, "encoder %s: %d positions leave no room for text", dir,
+                     e->max_tokens);
         ak_encoder_free(e);
-        return ak_fail(err, AK_ECONFIG, "encoder %s: %d positions leave no room for text", dir,
-                       e->max_tokens);
+        return rc;
     }
     *out = e;
     return 0;
