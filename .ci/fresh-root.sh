@@ -60,7 +60,7 @@ fi
 # developer's machine.
 mkdir -p "$root/src"
 git clone -q "$top" "$root/src/attnkit"
-[ -d "$top/../shared" ] && cp -r "$top/../shared" "$root/src/shared"
+[ -d "$top/../shared" ] && cp -rH "$top/../shared" "$root/src/shared"
 
 mount --rbind /dev "$root/dev" && mount --make-rslave "$root/dev"
 mount -t proc proc "$root/proc"

@@ -54,7 +54,11 @@ def judge(task, answer, gen):
     return (None, None, None)
 
 
-def bootstrap(v, rng):
+def bootstrap(v, cell):
+    """The mean and its 95 % percentile-bootstrap interval.  The resampling
+    is seeded by the cell's own name, so a cell's interval does not move when
+    other cells are added to or dropped from a run."""
+    rng = random.Random("|".join(map(str, cell)))
     v = [x for x in v if x is not None and not (isinstance(x, float) and math.isnan(x))]
     if not v:
         return (float("nan"),) * 3
@@ -87,7 +91,6 @@ def head_to_head(rows, items, full, models):
     """Per model, task and keep: the best attention policy against the
     best baseline (each chosen by its mean on these items, so both are
     favoured alike), their difference per item with a paired bootstrap."""
-    rng = random.Random(7)
     by = defaultdict(dict)
     for r in rows:
         it = items[r["name"]]
@@ -119,7 +122,7 @@ def head_to_head(rows, items, full, models):
                 va, vb = by[(model, task, keep, a[1])], by[(model, task, keep, b[1])]
                 common = sorted(set(va) & set(vb))
                 d = [va[n] - vb[n] for n in common]
-                m, lo, hi = bootstrap(d, rng)
+                m, lo, hi = bootstrap(d, (model, task, keep, a[1], b[1]))
                 out.append(f"| {model} | {task} | {keep} | {a[1]} {fmt(a[0], 2)} | "
                            f"{b[1]} {fmt(b[0], 2)} | {fmt(m, 2)} [{fmt(lo, 2)}, {fmt(hi, 2)}] "
                            f"(n={len(d)}) |")
@@ -148,7 +151,6 @@ def main():
                 order.append(k)
             groups[k].append(r)
 
-    rng = random.Random(12)
     table = []
     for k in order:
         model, task, position, pol, unit, keep = k
@@ -178,7 +180,7 @@ def main():
                  n=len(g), kept=sum(kept) / len(kept), n_fc=len(acc_fc))
         for name, v in (("acc", acc), ("acc_fc", acc_fc), ("contains", cont),
                         ("agree", agree), ("dll", dll)):
-            m[name], m[name + "_lo"], m[name + "_hi"] = bootstrap(v, rng)
+            m[name], m[name + "_lo"], m[name + "_hi"] = bootstrap(v, k + (name,))
         for name, v in (("prune_ms", ms), ("answer_ms", ans_ms), ("stats_ms", st_ms)):
             m[name] = sum(v) / len(v) if v else float("nan")
         table.append(m)
