@@ -118,6 +118,17 @@ cases = [
     (["prune", "-k", "0.3", "-p", "mass", "--encoder", "minilm"], toks, 64, "--encoder"),
     (["prune", "-k", "0.3", "-p", "similarity", "--layers", "0-1"], toks, 64, "--layers"),
 ]
+# an encoder whose sentence-transformers length leaves no room for text
+# past [CLS] and [SEP] (the error path frees the encoder it names)
+short = os.path.join(tmp, "short")
+os.mkdir(short)
+for f in os.listdir(MINILM):
+    if f != "sentence_bert_config.json":
+        os.symlink(os.path.join(MINILM, f), os.path.join(short, f))
+with open(os.path.join(short, "sentence_bert_config.json"), "w") as f:
+    json.dump({"max_seq_length": 2}, f)
+cases.append((["prune", "-k", "0.3", "-p", "similarity", "--encoder", short], toks, 78,
+              "leave no room for text"))
 nos = run(["tokenize", "-m", MINILM, prompt])[1]
 stream_noseg = s.pack_stream([s.doc("x", [s.tensor(k, v) for k, v in s.docs_of(nos)[prompt].items()
                                           if k != "segments"])])
