@@ -178,12 +178,17 @@ static int run_global(struct ctx *x, const ak_filter_args *a, ak_err *err)
     double *score = calloc(nd + 1, sizeof *score);
     int64_t *size = calloc(nd + 1, sizeof *size), *floor_ = calloc(nd + 1, sizeof *floor_),
             *budget = calloc(nd + 1, sizeof *budget);
-    if (!rc && (!score || !size || !floor_ || !budget))
+    /* the blocks' scores of qppl and similarity, from the ranking to the
+     * pruning: their model runs once per document */
+    ak_block_cache *cache = calloc(nd + 1, sizeof *cache);
+    if (!rc && (!score || !size || !floor_ || !budget || !cache))
         rc = ak_fail(err, AK_ENOMEM, "out of memory");
     int64_t total = 0, kept = 0, want = 0;
     for (size_t k = 0, j = 0; k < x->nrecs && !rc; k++)
         if (x->recs[k].type == AK_REC_DOC) {
-            rc = ak_prune_doc_rank(x->recs[k].doc, &x->c, &score[j], &size[j], &floor_[j], err);
+            ak_prune_doc_opts c = x->c;
+            c.cache = &cache[j];
+            rc = ak_prune_doc_rank(x->recs[k].doc, &c, &score[j], &size[j], &floor_[j], err);
             total += size[j++];
         }
     if (!rc) {
@@ -201,6 +206,7 @@ static int run_global(struct ctx *x, const ak_filter_args *a, ak_err *err)
             ak_prune_result r;
             c.budget = budget[j];
             c.budget_set = 1;
+            c.cache = &cache[j];
             if (!(rc = ak_prune_doc(rec->doc, &c, &r, err)) &&
                 !(rc = ak_meta_set_float(&rec->doc->meta, "prune_rank_score", score[j]) ||
                            ak_meta_set_int(&rec->doc->meta, "prune_global_budget", want) ||
@@ -228,6 +234,9 @@ static int run_global(struct ctx *x, const ak_filter_args *a, ak_err *err)
     free(size);
     free(floor_);
     free(budget);
+    for (size_t j = 0; cache && j < nd; j++)
+        ak_block_cache_free(&cache[j]);
+    free(cache);
     for (size_t k = 0; k < x->nrecs; k++)
         ak_record_free(&x->recs[k]);
     free(x->recs);

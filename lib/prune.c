@@ -1165,12 +1165,37 @@ struct prep {
     struct work w;
 };
 
+void ak_block_cache_free(ak_block_cache *c)
+{
+    if (!c)
+        return;
+    free(c->score);
+    free(c->scored);
+    memset(c, 0, sizeof *c);
+}
+
+static int cache_fill(ak_block_cache *k, const float *score, const uint8_t *scored, int64_t n,
+                      int truncated, ak_err *err)
+{
+    ak_block_cache_free(k);
+    if (!(k->score = malloc(sizeof(float) * ((size_t)n + 1))) ||
+        (scored && !(k->scored = malloc((size_t)n + 1)))) {
+        ak_block_cache_free(k);
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    }
+    memcpy(k->score, score, sizeof(float) * (size_t)n);
+    if (scored)
+        memcpy(k->scored, scored, (size_t)n);
+    k->n = n;
+    k->truncated = truncated;
+    k->filled = 1;
+    return 0;
+}
+
 /* Similarity policy: every token gets its block's cosine to the query span
  * (ak_block_similarity); the cosines are kept as similarity.block f32 [B]. */
 static int similarity_scores(const ak_prune_doc_opts *c, ak_doc *d, struct prep *p, ak_err *err)
 {
-    if (!c->encoder)
-        return ak_fail(err, AK_EINTERNAL, "policy similarity without an encoder");
     if (!p->seg || p->nblocks < 1)
         return ak_fail(err, AK_EDATA, "document '%s' has no segments (policy similarity ranks "
                        "blocks: tokenize --segments)", d->id);
@@ -1179,12 +1204,25 @@ static int similarity_scores(const ak_prune_doc_opts *c, ak_doc *d, struct prep 
     if (!t)
         return err->code ? err->code : AK_ENOMEM;
     float *cos = ak_tensor_f32(t);
-    int ntrunc = 0;
-    int rc = ak_block_similarity(c->encoder, p->txt, p->tlen, p->o, p->seg, p->T, B, p->w.query,
-                                 cos, &ntrunc, err);
-    if (rc) {
+    int ntrunc = 0, rc = 0;
+    ak_block_cache *k = c->cache;
+    if (k && k->filled && k->n == B) {
+        memcpy(cos, k->score, sizeof(float) * (size_t)B);
+        ntrunc = k->truncated;
+    } else if (!c->encoder) {
         ak_tensor_free(t);
-        return ak_wrap(err, "document '%s': policy similarity", d->id);
+        return ak_fail(err, AK_EINTERNAL, "policy similarity without an encoder");
+    } else {
+        rc = ak_block_similarity(c->encoder, p->txt, p->tlen, p->o, p->seg, p->T, B, p->w.query,
+                                 cos, &ntrunc, err);
+        if (rc) {
+            ak_tensor_free(t);
+            return ak_wrap(err, "document '%s': policy similarity", d->id);
+        }
+        if (k && (rc = cache_fill(k, cos, NULL, B, ntrunc, err))) {
+            ak_tensor_free(t);
+            return rc;
+        }
     }
     for (int64_t i = 0; i < p->T; i++)
         p->w.score[i] = p->seg[i] >= 0 && p->seg[i] < B ? cos[p->seg[i]] : 0;
@@ -1217,10 +1255,19 @@ static int qppl_scores(const ak_prune_doc_opts *c, ak_doc *d, struct prep *p, ak
         if (rc)
             return ak_wrap(err, "qppl --fine");
     }
-    int rc = ak_prune_qppl(c, d, ak_tensor_i32(p->tok), p->seg, T, nb, w->query, w->block_score,
+    int rc = 0;
+    ak_block_cache *k = c->cache;
+    if (k && k->filled && k->n == nb && k->scored) {
+        memcpy(w->block_score, k->score, sizeof(float) * (size_t)nb);
+        memcpy(w->scored, k->scored, (size_t)nb);
+    } else {
+        rc = ak_prune_qppl(c, d, ak_tensor_i32(p->tok), p->seg, T, nb, w->query, w->block_score,
                            w->scored, err);
-    if (rc)
-        return rc;
+        if (!rc && k)
+            rc = cache_fill(k, w->block_score, w->scored, nb, 0, err);
+        if (rc)
+            return rc;
+    }
     double lo = INFINITY;
     for (int64_t b = 0; b < nb; b++)
         if (w->scored[b] && w->block_score[b] < lo)

@@ -212,7 +212,25 @@ typedef struct ak_prune_doc_opts {
     int32_t lm_bos;
     int fine;                    /* qppl: then drop low-surprisal units inside the kept blocks */
     double coarse;               /* fine: blocks kept up to coarse x the budget (0: 2) */
+    /* qppl and similarity run a model per block.  With a cache, the first
+     * call on a document (ak_prune_doc_rank, or ak_prune_doc) fills it and
+     * later calls on the same document read it: prune --global ranks and
+     * then prunes each document without running the model twice.  NULL:
+     * no cache.  Free with ak_block_cache_free. */
+    struct ak_block_cache *cache;
 } ak_prune_doc_opts;
+
+/* One document's per-block scores, for ak_prune_doc_opts.cache; zeroed
+ * before its first use. */
+typedef struct ak_block_cache {
+    int filled;
+    int64_t n;          /* blocks */
+    float *score;       /* [n]: qppl nats, or similarity cosines */
+    uint8_t *scored;    /* [n]: qppl, 1 = the block was scored */
+    int truncated;      /* similarity: blocks the encoder truncated */
+} ak_block_cache;
+
+AK_API void ak_block_cache_free(ak_block_cache *c);
 
 /* Prunes d in place (policies surprisal and qppl: prune_lm.h; qppl adds
  * qppl.block [nblocks], --fine selects with ak_prune_select_fine): the

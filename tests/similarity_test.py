@@ -96,6 +96,25 @@ ds = d["dropped.score"]
 check(len(ds) == len(runs) and np.allclose(ds, runs, atol=1e-6),
       "every token scores its block's cosine (dropped.score: %d spans)" % len(ds))
 
+# --global: one budget over two documents; each document's cosines are the
+# ones a run on it alone gives (computed once, in the ranking, and reused)
+other = os.path.join(tmp, "other.txt")
+with open(other, "w", encoding="utf-8") as f:
+    f.write("Paris is the capital of France.\n\nThe Rhine flows north.\n\n"
+            "Question: what is the capital of France?\n")
+rc, two, err = run(["tokenize", "-m", MINILM, "--segments", "paragraph", prompt, other])
+rc, gout, err = run(["prune", "-k", "0.4", "--global", "-p", "similarity",
+                     "--query-marker", "Question"], two)
+g = s.docs_of(gout)
+alone = {}
+for path in (prompt, other):
+    one_doc = run(["tokenize", "-m", MINILM, "--segments", "paragraph", path])[1]
+    alone[path] = s.docs_of(run(["prune", "-k", "0.4", "-p", "similarity", "--query-marker",
+                                 "Question"], one_doc)[1])[path]["similarity.block"]
+check(rc == 0 and set(g) == {prompt, other} and
+      all(np.array_equal(g[p]["similarity.block"], alone[p]) for p in alone),
+      "--global: each document's block cosines equal a run on it alone (%s)" % err.strip())
+
 # a causal model as the encoder: it runs, the question is closest to itself
 if os.path.exists(SMOL):
     small = os.path.join(tmp, "small.txt")

@@ -477,6 +477,52 @@ static void test_global_budgets(void)
           "global: shares capped at the size, the rest handed on");
 }
 
+/* The block cache of prune --global: a filled cache is read instead of
+ * running a model (here there is none, so without it both policies fail),
+ * and the selection follows its scores. */
+static void test_block_cache(void)
+{
+    static const int32_t seg3[7] = {-1, 0, 1, 2, 2, 2, -1}; /* aa | bb | cc dd ee (query) */
+    const ak_policy pols[2] = {AK_POLICY_QPPL, AK_POLICY_SIMILARITY};
+    for (int k = 0; k < 2; k++) {
+        ak_err err = {0};
+        ak_prune_doc_opts o = {.o = {.policy = pols[k], .unit = AK_UNIT_BLOCK, .keep_ratio = -1,
+                                     .max_tokens = 6, .recent = -1, .seed = 1},
+                               .policy_set = 1, .l0 = -1, .l1 = -1};
+        const char *name = ak_policy_name(pols[k]);
+        ak_doc *d = sample_doc();
+        memcpy(ak_doc_get(d, "segments")->data, seg3, sizeof seg3);
+        CHECK(ak_prune_doc(d, &o, NULL, &err) == AK_EINTERNAL,
+              "%s without a model and no cache: an error (%s)", name, err.msg);
+        ak_doc_free(d);
+        for (int want = 0; want < 2; want++) {
+            ak_block_cache cache = {0};
+            float sc[3] = {want == 0 ? 2.0f : -1.0f, want == 1 ? 2.0f : -1.0f, 0};
+            uint8_t scored[3] = {1, 1, 0};
+            cache.filled = 1;
+            cache.n = 3;
+            cache.score = malloc(sizeof sc);
+            cache.scored = pols[k] == AK_POLICY_QPPL ? malloc(sizeof scored) : NULL;
+            memcpy(cache.score, sc, sizeof sc);
+            if (cache.scored)
+                memcpy(cache.scored, scored, sizeof scored);
+            o.cache = &cache;
+            err = (ak_err){0};
+            d = sample_doc();
+            memcpy(ak_doc_get(d, "segments")->data, seg3, sizeof seg3);
+            int rc = ak_prune_doc(d, &o, NULL, &err);
+            ak_tensor *tok = ak_doc_get(d, "tokens");
+            /* [CLS], the question's 3 and [SEP] are kept: room for one of aa, bb */
+            CHECK(rc == 0 && tok->shape[0] == 6 && ak_tensor_i32(tok)[1] == 101 + want,
+                  "%s from the cache: block %d, the cache's best, is kept (%s)", name, want,
+                  err.msg);
+            ak_doc_free(d);
+            ak_block_cache_free(&cache);
+            CHECK(!cache.filled && !cache.score, "ak_block_cache_free empties the cache");
+        }
+    }
+}
+
 int main(void)
 {
     test_budget_and_mass();
@@ -491,5 +537,6 @@ int main(void)
     test_knapsack_exact();
     test_words_and_text();
     test_global_budgets();
+    test_block_cache();
     TEST_DONE();
 }
