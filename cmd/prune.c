@@ -424,8 +424,6 @@ int main(int argc, char *argv[])
         ak_usage_error("--coarse goes with --fine");
     if (c.no_query && qppl)
         ak_usage_error("--no-protect-query: the qppl policy keeps its query span");
-    if (c.fine && count_with)
-        ak_usage_error("--fine does not count with --count-with");
     if (recent_set && c.o.policy != AK_POLICY_HEAVY)
         ak_usage_error("--recent goes with --policy heavy");
     if (seed_set && c.o.policy != AK_POLICY_RANDOM)

@@ -1650,8 +1650,23 @@ static int measure_kept(const ak_doc *d, const struct prep *p, ak_tokenizer *tk,
  * text can count a little less or more; a few reselections with the
  * budget moved by the difference keep the selection whose kept text comes
  * closest to the budget from below (or, if none is below, the smallest). */
-static int fit_count_with(const ak_doc *d, struct prep *p, ak_tokenizer *tk, ak_prune_input *in,
-                          ak_prune_result *r, ak_err *err)
+/* The selection of ak_prune_doc: qppl --fine's two steps, or
+ * ak_prune_select.  coarse_kept: what the coarse step kept (-1: none). */
+static int select_units(const ak_prune_doc_opts *c, struct prep *p, const ak_prune_input *in,
+                        uint8_t *keep, float *kept_score, ak_prune_result *r,
+                        int64_t *coarse_kept, ak_err *err)
+{
+    *coarse_kept = -1;
+    if (p->opts.policy == AK_POLICY_QPPL && c->fine)
+        return ak_prune_select_fine(in, &p->opts, p->seg, p->w.block_score, p->w.scored,
+                                    p->nblocks, c->coarse > 0 ? c->coarse : 2, p->surprisal, keep,
+                                    kept_score, r, coarse_kept, err);
+    return ak_prune_select(in, &p->opts, keep, kept_score, r, err);
+}
+
+static int fit_count_with(const ak_doc *d, const ak_prune_doc_opts *c, struct prep *p,
+                          ak_tokenizer *tk, ak_prune_input *in, ak_prune_result *r,
+                          int64_t *coarse_kept, ak_err *err)
 {
     int64_t B = r->budget, m;
     int rc = measure_kept(d, p, tk, p->w.keep, &m, err);
@@ -1676,7 +1691,8 @@ static int fit_count_with(const ak_doc *d, struct prep *p, ak_tokenizer *tk, ak_
         in->budget = target;
         in->budget_set = 1;
         ak_prune_result r2;
-        if ((rc = ak_prune_select(in, &p->opts, cur, cur_score, &r2, err)) ||
+        int64_t ck;
+        if ((rc = select_units(c, p, in, cur, cur_score, &r2, &ck, err)) ||
             (rc = measure_kept(d, p, tk, cur, &m, err)))
             break;
         int better = best_m > B ? m < best_m : (m <= B && m > best_m);
@@ -1685,6 +1701,7 @@ static int fit_count_with(const ak_doc *d, struct prep *p, ak_tokenizer *tk, ak_
             memcpy(p->w.kept_score, cur_score, n * sizeof *cur_score);
             best_m = m;
             best_exact = r2.exact;
+            *coarse_kept = ck;
         }
     }
     memcpy(p->w.keep, best, n);
@@ -1713,23 +1730,13 @@ int ak_prune_doc(ak_doc *d, const ak_prune_doc_opts *c, ak_prune_result *res, ak
                          .score = p.score, .unit_score = p.unit_score, .nunits = p.nunits,
                          .doc_hash = ak_hash_str(d->id), .cost = p.w.cost, .total = p.total,
                          .budget = c->budget, .budget_set = c->budget_set};
-    int64_t coarse_kept = -1;
-    if (p.opts.policy == AK_POLICY_QPPL && c->fine) {
-        if (c->count_with) {
-            rc = ak_fail(err, AK_EUSAGE, "qppl --fine does not count with --count-with");
-            goto out;
-        }
-        rc = ak_prune_select_fine(&in, &p.opts, p.seg, p.w.block_score, p.w.scored, p.nblocks,
-                                  c->coarse > 0 ? c->coarse : 2, p.surprisal, p.w.keep,
-                                  p.w.kept_score, &r, &coarse_kept, err);
-    } else {
-        rc = ak_prune_select(&in, &p.opts, p.w.keep, p.w.kept_score, &r, err);
-    }
-    if (rc)
+    int64_t coarse_kept;
+    if ((rc = select_units(c, &p, &in, p.w.keep, p.w.kept_score, &r, &coarse_kept, err)))
         goto out;
     /* with count_with, prune_kept counts what the target LLM gets: the
      * clean kept text */
-    if (c->count_with && (rc = fit_count_with(d, &p, c->count_with, &in, &r, err))) {
+    if (c->count_with &&
+        (rc = fit_count_with(d, c, &p, c->count_with, &in, &r, &coarse_kept, err))) {
         ak_wrap(err, "document '%s': --count-with", d->id);
         goto out;
     }

@@ -204,6 +204,26 @@ def check_qppl(short):
         check(rc == 0 and m["prune_coarse_kept"] == lens[rank[0]] and kept_blocks == {rank[0]},
               f"{short}: --fine --coarse 1 keeps words of block {rank[0]} only "
               f"(from {sorted(kept_blocks)}) {err.strip()}")
+        # --fine --count-with: the budget in GPT-4o's tokens, both steps; what
+        # the LLM gets (decode --text) is what prune_kept says, within budget
+        gpt4o = os.path.join(os.environ.get("AK_SHARED", ""), "tokenizers", "gpt4o",
+                             "tokenizer.json")
+        if os.path.exists(gpt4o):
+            from tokenizers import Tokenizer
+            hf = Tokenizer.from_file(gpt4o)
+            rc, out, err = run(["prune", "-k", "0.4", "-p", "qppl", "--fine", "--count-with",
+                                gpt4o, "--lm", lm, "--query-marker", "Question"], data)
+            m = metas_of(out) if rc == 0 else {}
+            sent = run(["decode", "--text"], out)[1].decode() if rc == 0 else ""
+            n_text = len(hf.encode(bytes(REF["qppl_text"]).decode(), add_special_tokens=False).ids)
+            n_sent = len(hf.encode(sent, add_special_tokens=False).ids)
+            check(rc == 0 and m.get("prune_fine") == 1 and m.get("prune_total") == n_text and
+                  m.get("prune_kept") == n_sent and
+                  m["prune_budget"] - 4 <= m["prune_kept"] <= m["prune_budget"] and
+                  0 < m.get("prune_coarse_kept", 0) < n_text,
+                  f"{short}: --fine --count-with gpt4o: total {m.get('prune_total')} = {n_text} "
+                  f"GPT-4o tokens, kept {m.get('prune_kept')} = {n_sent} of the text sent, "
+                  f"budget {m.get('prune_budget')} {err.strip()}")
 
 
 def check_behaviour():
