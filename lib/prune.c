@@ -1646,10 +1646,6 @@ static int measure_kept(const ak_doc *d, const struct prep *p, ak_tokenizer *tk,
     return rc;
 }
 
-/* --count-with: the units' costs are counted span by span and the joined
- * text can count a little less or more; a few reselections with the
- * budget moved by the difference keep the selection whose kept text comes
- * closest to the budget from below (or, if none is below, the smallest). */
 /* The selection of ak_prune_doc: qppl --fine's two steps, or
  * ak_prune_select.  coarse_kept: what the coarse step kept (-1: none). */
 static int select_units(const ak_prune_doc_opts *c, struct prep *p, const ak_prune_input *in,
@@ -1664,6 +1660,10 @@ static int select_units(const ak_prune_doc_opts *c, struct prep *p, const ak_pru
     return ak_prune_select(in, &p->opts, keep, kept_score, r, err);
 }
 
+/* --count-with: the units' costs are counted span by span and the joined
+ * text can count a little less or more; a few reselections with the
+ * budget moved by the difference keep the selection whose kept text comes
+ * closest to the budget from below (or, if none is below, the smallest). */
 static int fit_count_with(const ak_doc *d, const ak_prune_doc_opts *c, struct prep *p,
                           ak_tokenizer *tk, ak_prune_input *in, ak_prune_result *r,
                           int64_t *coarse_kept, ak_err *err)
