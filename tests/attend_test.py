@@ -24,14 +24,8 @@ sys.path.insert(0, os.path.join(TOP, "tests", "py"))
 import akstream as s  # noqa: E402
 
 REL = 1e-4
-failed = False
-
-
-def check(cond, what):
-    global failed
-    print(("ok - " if cond else "not ok - ") + what)
-    sys.stdout.flush()
-    failed |= not cond
+import tap  # noqa: E402
+from tap import check  # noqa: E402
 
 
 def rel_err(a, b):
@@ -457,4 +451,4 @@ check_meta(os.path.join(TOP, "tests", "model", "bert_tiny"), 0, 0)
 check_meta(os.path.join(TOP, "tests", "model", "gemma3_tiny"), 1, 6)
 check_default_model()
 check_text_pipeline()
-sys.exit(1 if failed else 0)
+sys.exit(tap.status())

@@ -21,14 +21,8 @@ TOP = os.environ.get("AK_TOP", ".")
 sys.path.insert(0, os.path.join(TOP, "tests", "py"))
 import akstream as ak  # noqa: E402
 
-failed = 0
-
-
-def check(cond, what):
-    global failed
-    print(("ok - " if cond else "not ok - ") + what)
-    if not cond:
-        failed = 1
+import tap  # noqa: E402
+from tap import check  # noqa: E402
 
 
 def sh(cmd, data=None):
@@ -117,4 +111,4 @@ for model, vocab, window in [("gpt2_tiny", 110, 0), ("mistral_swa_sharded", 96, 
     check(ok and p.returncode == 0 and len(rows1) == 2 and rows1[1][1:4] == rows[1][1:4] and
           abs(float(rows1[1][5]) - ll(d)) < 1e-3 and abs(float(rows1[1][6]) - ll(dp)) < 1e-3,
           f"{model}: prune | score -m --target (one stream) gives the two-stream log-likelihoods")
-sys.exit(failed)
+sys.exit(tap.status())

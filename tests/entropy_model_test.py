@@ -19,14 +19,8 @@ TOP = os.environ.get("AK_TOP", ".")
 sys.path.insert(0, os.path.join(TOP, "tests", "py"))
 import akstream as ak  # noqa: E402
 
-failed = 0
-
-
-def check(cond, what):
-    global failed
-    print(("ok - " if cond else "not ok - ") + what)
-    if not cond:
-        failed = 1
+import tap  # noqa: E402
+from tap import check  # noqa: E402
 
 
 def sh(cmd):
@@ -85,4 +79,4 @@ check(ok and 0.5 < float(rows[1][4]) < 1.0 and float(rows[1][3]) <= 0.55,
       "score: kept about half, cosine between 0.5 and 1")
 if ok:
     print(f"#   kept {rows[1][3]}, cosine {rows[1][4]}")
-sys.exit(failed)
+sys.exit(tap.status())

@@ -11,14 +11,8 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.environ.get("AK_TOP", "."), "tests", "py"))
 import akstream as ak  # noqa: E402
 
-failed = 0
-
-
-def check(cond, what):
-    global failed
-    print(("ok - " if cond else "not ok - ") + what)
-    if not cond:
-        failed = 1
+import tap  # noqa: E402
+from tap import check  # noqa: E402
 
 
 T, L, H = 6, 2, 2
@@ -116,4 +110,4 @@ for what in ["offsets past text", "offsets reversed", "text invalid UTF-8"]:
     p = subprocess.run(["prune", "--keep", "0.5", "-u", "sentence", "-r", "c"],
                        input=cases[what], capture_output=True)
     check(p.returncode == 65, f"prune -u sentence -r refuses: {what} ({p.stderr.decode().strip()})")
-sys.exit(failed)
+sys.exit(tap.status())

@@ -18,14 +18,8 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.environ.get("AK_TOP", "."), "tests", "py"))
 import akstream as ak  # noqa: E402
 
-failed = 0
-
-
-def check(cond, what):
-    global failed
-    print(("ok - " if cond else "not ok - ") + what)
-    if not cond:
-        failed = 1
+import tap  # noqa: E402
+from tap import check  # noqa: E402
 
 
 def run(args, data):
@@ -306,4 +300,4 @@ check(p.returncode == 65 and p.stderr.decode().startswith("score: "),
       "score --target: a text that does not end with the target is refused")
 for x in (fpath, ppath, tpath):
     os.unlink(x)
-sys.exit(failed)
+sys.exit(tap.status())

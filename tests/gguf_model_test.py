@@ -29,14 +29,8 @@ FILES = {
     "smollm2": os.path.join(MODELS, "smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
     "gemma3": os.path.join(MODELS, "gemma3", "gemma-3-270m-q4_k_m.gguf"),
 }
-failed = False
-
-
-def check(cond, what):
-    global failed
-    print(("ok - " if cond else "not ok - ") + what)
-    sys.stdout.flush()
-    failed |= not cond
+import tap  # noqa: E402
+from tap import check  # noqa: E402
 
 
 def rel_err(a, b):
@@ -375,4 +369,4 @@ try:
         check_naming_and_identity(tmp)
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
-sys.exit(1 if failed else 0)
+sys.exit(tap.status())

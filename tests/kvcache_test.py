@@ -36,14 +36,8 @@ MODELS = os.environ.get("ATTNKIT_MODELS_DIR", os.path.join(TOP, ".cache", "model
 SMOL = os.path.join(MODELS, "smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 TINY = os.path.join(TOP, "tests", "model")
 tmp = tempfile.mkdtemp(prefix="ak_kvcache_test.")
-failed = False
-
-
-def check(cond, what):
-    global failed
-    print(("ok - " if cond else "not ok - ") + what)
-    sys.stdout.flush()
-    failed |= not cond
+import tap  # noqa: E402
+from tap import check  # noqa: E402
 
 
 def run(args, data=b""):
@@ -400,4 +394,4 @@ try:
     bad_input()
 finally:
     subprocess.run(["rm", "-rf", tmp])
-sys.exit(1 if failed else 0)
+sys.exit(tap.status())

@@ -24,14 +24,8 @@ sys.path.insert(0, os.path.join(TOP, "tests", "py"))
 import akstream as s  # noqa: E402
 
 BERT = os.path.join(TOP, "tests", "model", "bert_tiny")
-failed = False
-
-
-def check(cond, what):
-    global failed
-    print(("ok - " if cond else "not ok - ") + what)
-    sys.stdout.flush()
-    failed |= not cond
+import tap  # noqa: E402
+from tap import check  # noqa: E402
 
 
 def run(args, data):
@@ -133,4 +127,4 @@ with tempfile.TemporaryDirectory() as tmp:
         rc, out, err = run(["attend", "-m", d], good)
         check(rc == 65 and err.count("\n") == 1 and err.startswith("attend: doc d0: ") and want in err
               and "not finite" in err, f"{name}: attend refuses ({rc}: {err.strip()})")
-sys.exit(1 if failed else 0)
+sys.exit(tap.status())

@@ -23,14 +23,9 @@ sys.path.insert(0, os.path.join(TOP, "python"))
 import attnkit  # noqa: E402
 from attnkit import stream  # noqa: E402
 
-failed = 0
-
-
-def check(cond, what):
-    global failed
-    print(("ok - " if cond else "not ok - ") + what)
-    if not cond:
-        failed = 1
+sys.path.insert(0, os.path.join(TOP, "tests", "py"))
+import tap  # noqa: E402
+from tap import check  # noqa: E402
 
 
 def sh(cmd, data=None):
@@ -136,4 +131,4 @@ try:
 except attnkit.AttnkitError as e:
     check(str(e).startswith("tokenize: "), f"compress: a missing model raises the program's line ({e})")
 shutil.rmtree(tmp)
-sys.exit(failed)
+sys.exit(tap.status())

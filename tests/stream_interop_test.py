@@ -15,13 +15,8 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.environ["AK_TOP"], "tests", "py"))
 import akstream as s  # noqa: E402
 
-failed = False
-
-
-def check(cond, what):
-    global failed
-    print(("ok - " if cond else "not ok - ") + what)
-    failed |= not cond
+import tap  # noqa: E402
+from tap import check  # noqa: E402
 
 
 rng = np.random.default_rng(1234)
@@ -123,4 +118,4 @@ for raw in cases:
 check(all(agree), f"peek accepts a document id exactly when Python decodes it as UTF-8 "
       f"({sum(agree)} of {len(cases)} agree)")
 check(recs[2]["docs"] == 1, "end count")
-sys.exit(1 if failed else 0)
+sys.exit(tap.status())

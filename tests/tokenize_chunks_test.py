@@ -16,13 +16,8 @@ import akstream  # noqa: E402
 import hfref  # noqa: E402
 
 CHUNK = 1 << 20
-failed = False
-
-
-def check(cond, what):
-    global failed
-    print(("ok - " if cond else "not ok - ") + what)
-    failed |= not cond
+import tap  # noqa: E402
+from tap import check  # noqa: E402
 
 
 # no added-token strings ([SEP]...): the text must be one segment to be chunked
@@ -80,4 +75,4 @@ with tempfile.TemporaryDirectory() as d:
         peak = int(r.stderr.split()[-1]) * 1024
         check(peak < 16 * size + (64 << 20), "peak memory %.1f MB for %.1f MB of text (< 16x + 64 MB)"
               % (peak / 1e6, size / 1e6))
-sys.exit(1 if failed else 0)
+sys.exit(tap.status())

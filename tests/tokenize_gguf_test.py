@@ -30,14 +30,8 @@ MODELS = {
 MISSING_BYTES = {"smollm2": {0x04, 0x06, 0x13, 0x14, 0x16, 0x1D, 0xC0, 0xC1, 0xF1, 0xF2} | set(range(0xF5, 0x100)),
                  "gemma3": set()}
 
-failed = False
-
-
-def check(cond, what):
-    global failed
-    print(("ok - " if cond else "not ok - ") + what)
-    failed |= not cond
-    return cond
+import tap  # noqa: E402
+from tap import check  # noqa: E402
 
 
 def run(args, stdin=None):
@@ -462,4 +456,4 @@ check(r.returncode == 64, "--system without --chat is a usage error")
 r = run(["tokenize", "--chat", "--chat-format", "vicuna", "-m", minilm, chat_paths[0]])
 check(r.returncode == 64, "an unknown --chat-format is a usage error")
 
-sys.exit(1 if failed else 0)
+sys.exit(tap.status())

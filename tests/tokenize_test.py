@@ -17,14 +17,8 @@ sys.path.insert(0, os.path.join(os.environ["AK_TOP"], "tests", "tokenize"))
 import akstream  # noqa: E402
 import hfref  # noqa: E402
 
-failed = False
-
-
-def check(cond, what):
-    global failed
-    print(("ok - " if cond else "not ok - ") + what)
-    failed |= not cond
-    return cond
+import tap  # noqa: E402
+from tap import check  # noqa: E402
 
 
 def run(args, stdin=None):
@@ -193,4 +187,4 @@ r = run(["decode", "-m", g2, "--mark"], stdin=bad)
 err = r.stderr.decode().splitlines()
 check(r.returncode == 65 and len(err) == 1 and err[0].startswith("decode: "), "decode --mark refuses a span past the text")
 
-sys.exit(1 if failed else 0)
+sys.exit(tap.status())

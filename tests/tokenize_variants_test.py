@@ -22,13 +22,8 @@ except ImportError:  # the reference is missing: say so, do not pretend
     print("not ok - tokenizers (the reference) is not installed; run .ci/deps.sh")
     sys.exit(1)
 
-failed = False
-
-
-def check(cond, what):
-    global failed
-    print(("ok - " if cond else "not ok - ") + what)
-    failed |= not cond
+import tap  # noqa: E402
+from tap import check  # noqa: E402
 
 
 docs = hfref.corpus()
@@ -140,4 +135,4 @@ for name, j in list(variants.items()) + [("added-tokens", None)]:
         check(r.returncode == 0 and r.stdout.decode("utf-8", "replace") == want,
               "%s: decode --special equals HF decode" % name)
 
-sys.exit(1 if failed else 0)
+sys.exit(tap.status())

@@ -21,14 +21,8 @@ TOP = os.environ.get("AK_TOP", ".")
 sys.path.insert(0, os.path.join(TOP, "tests", "py"))
 import akstream as ak  # noqa: E402
 
-failed = 0
-
-
-def check(cond, what):
-    global failed
-    print(("ok - " if cond else "not ok - ") + what)
-    if not cond:
-        failed = 1
+import tap  # noqa: E402
+from tap import check  # noqa: E402
 
 
 def run(cmd, data=b""):
@@ -159,4 +153,4 @@ check(p.returncode == 64 and p.stderr.decode().count("\n") == 1 and b"one window
 p = run(f"tokenize '{src}' | embed --window 8 --overlap 8")
 check(p.returncode == 64 and p.stderr.decode().startswith("embed: "), "embed --overlap >= --window: usage error")
 shutil.rmtree(tmp)
-sys.exit(failed)
+sys.exit(tap.status())
