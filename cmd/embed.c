@@ -1,4 +1,5 @@
 /* embed - token ids to the model's input hidden states. */
+#include "check.h"
 #include "cli.h"
 #include "filter.h"
 #include "model.h"
@@ -77,6 +78,14 @@ static int on_doc(void *vc, ak_doc *d, ak_err *err)
     if (rc) {
         ak_tensor_free(hid);
         return ak_wrap(err, "doc %s", d->id);
+    }
+    size_t n = (size_t)T * m->hidden_size, bad = ak_first_nonfinite(ak_tensor_f32(hid), n);
+    if (bad < n) {
+        size_t t = bad / (size_t)m->hidden_size;
+        ak_tensor_free(hid);
+        return ak_fail(err, AK_EDATA, "doc %s: the embedding of token %zu (id %d) is not finite "
+                       "(NaN or Inf in the model's weights)", d->id, t,
+                       (int)ak_tensor_i32(tok)[t]);
     }
     return ak_doc_put(d, hid, err);
 }

@@ -106,7 +106,11 @@ struct ctx {
     int gen_mass;                /* --gen-mass G: rows of attn.mass_gen; 0: none */
     struct target *targets;      /* --targets FILE, sorted by id */
     size_t ntargets;
+    void *save_data;             /* --save: the file's bytes, written when all has succeeded */
+    size_t save_len;
 };
+
+enum { MAX_GENERATE = 1 << 16 };
 
 /* One line of --targets: a document id and its continuation's tokens. */
 struct target {
@@ -248,9 +252,12 @@ static int evict(struct ctx *c, ak_kvcache *kc, ak_doc *d, int base, ak_err *err
     if (c->policy == EV_NONE)
         return 0;
     if (c->policy == EV_SNAPKV && kc->last_w != c->window)
-        return ak_fail(err, AK_EUSAGE, "snapkv: the cache holds the mass of the last %d queries, "
-                       "not %d (run the tokens here, or --window %d)", kc->last_w, c->window,
-                       kc->last_w);
+        return kc->last_w > 0
+            ? ak_fail(err, AK_EUSAGE, "snapkv: the cache holds the mass of the last %d queries, "
+                      "not %d (run the tokens here, or --window %d)", kc->last_w, c->window,
+                      kc->last_w)
+            : ak_fail(err, AK_EUSAGE, "snapkv: the cache holds no mass of its last queries "
+                      "(saved by an older kvcache): run the tokens here");
     long budget = c->keep_tokens >= 0 ? c->keep_tokens
                                       : (long)ceil(c->keep_ratio * kc->n_tokens - 1e-9);
     uint8_t *protect = NULL;
@@ -350,6 +357,9 @@ static int score_target(struct ctx *c, ak_kvcache *kc, const float *last_logits,
                         const int32_t *target, size_t n, ak_doc *d, ak_err *err)
 {
     int V = c->m->vocab_size, n0 = kc->n_tokens;
+    if ((int64_t)n0 + (int64_t)n - 1 > c->m->max_positions)
+        return ak_fail(err, AK_EDATA, "the target's %zu tokens after the prompt's %d pass the "
+                       "model's context of %d positions", n, n0, c->m->max_positions);
     float *lp = malloc((n + 1) * sizeof(float));
     float *logits = n > 1 ? malloc((n - 1) * (size_t)V * sizeof(float)) : NULL;
     float *hidden = n > 1 ? malloc((n - 1) * (size_t)c->m->hidden_size * sizeof(float)) : NULL;
@@ -452,8 +462,16 @@ static int generate(struct ctx *c, ak_kvcache *kc, const float *last_logits, ak_
         int32_t id = choose(c, logits, V, work);
         gen[ng++] = id;
         int stop = is_stop(c, id);
-        if (c->m->pos_emb && kc->n_tokens >= c->m->max_positions)
-            break;   /* learned positions end here */
+        if (kc->n_tokens >= c->m->max_positions && !stop && ng < c->generate) {
+            /* the model's context ends here: say so, keep what was made */
+            fprintf(stderr, "kvcache: doc %s: generation stopped after %d tokens at the model's "
+                    "context of %d positions\n", d->id, ng, c->m->max_positions);
+            if (ak_meta_set_str(&d->meta, "gen_stopped", "context")) {
+                rc = ak_fail(err, AK_ENOMEM, "out of memory");
+                goto out;
+            }
+            break;
+        }
         int want_mass = ng <= G && !stop;
         if (stop || (ng == c->generate && !want_mass))
             break;
@@ -628,7 +646,7 @@ static int process(struct ctx *c, ak_kvcache *kc, const float *last_logits, ak_d
     int rc = evict(c, kc, d, base, err);
     if (rc)
         return ak_wrap(err, "doc %s", d->id);
-    if (c->save && (rc = ak_kvcache_save(kc, c->save, c->compress, err)))
+    if (c->save && (rc = ak_kvcache_encode(kc, c->compress, &c->save_data, &c->save_len, err)))
         return rc;
     const int32_t *target = c->target;
     size_t ntarget = c->ntarget;
@@ -688,13 +706,25 @@ static int on_doc(void *vctx, ak_doc *d, ak_err *err)
         return ak_fail(err, AK_EDATA, "doc %s: no tokens to extend the cache with", d->id);
     }
     int base = kc->n_tokens;
+    if ((int64_t)base + T > m->max_positions) {
+        rc = base ? ak_fail(err, AK_EDATA, "doc %s: %lld tokens after the %d cached ones pass the "
+                            "model's context of %d positions (attend windows long documents; "
+                            "a cache cannot)", d->id, (long long)T, base, m->max_positions)
+                  : ak_fail(err, AK_EDATA, "doc %s: %lld tokens pass the model's context of %d "
+                            "positions (attend windows long documents; a cache cannot)", d->id,
+                            (long long)T, m->max_positions);
+        ak_kvcache_free(kc);
+        return rc;
+    }
     float *hidden = malloc((size_t)T * m->hidden_size * sizeof(float));
     float *logits = malloc((size_t)m->vocab_size * sizeof(float));
     if (!hidden || !logits) {
         rc = ak_fail(err, AK_ENOMEM, "doc %s: out of memory for %lld tokens", d->id, (long long)T);
         goto out;
     }
-    ak_forward_out o = {.logits = logits, .last_w = c->policy == EV_SNAPKV ? c->window : 0};
+    /* the votes of the last --window queries are always kept, so that a
+     * saved cache can be evicted by snapkv after --load */
+    ak_forward_out o = {.logits = logits, .last_w = c->window};
     if ((rc = ak_kvcache_forward(m, c->dev, kc, ak_tensor_i32(tok), (int)T, hidden, &o, err))) {
         ak_wrap(err, "doc %s", d->id);
         goto out;
@@ -778,19 +808,28 @@ out:
     return rc;
 }
 
+/* --stop IDS: every id within the model's vocabulary (an id no token has
+ * would never stop anything). */
 static void parse_stop(struct ctx *c, const char *s)
 {
     c->nstop = 0;
     if (!strcmp(s, "none"))
         return;
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s", s);
-    char *save = NULL;
+    char *buf = strdup(s), *save = NULL;
+    if (!buf)
+        ak_dief(AK_ENOMEM, "out of memory");
     for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         if (c->nstop == MAXSTOP)
             ak_usage_error("--stop: more than %d ids", MAXSTOP);
-        c->stop[c->nstop++] = (int32_t)ak_parse_long("--stop", t, 0, INT32_MAX);
+        long id = ak_parse_long("--stop", t, 0, INT32_MAX);
+        if (id >= c->m->vocab_size)
+            ak_usage_error("--stop: id %ld is outside the vocabulary of %d tokens of model %s", id,
+                           c->m->vocab_size, c->m->name);
+        c->stop[c->nstop++] = (int32_t)id;
     }
+    if (!c->nstop)
+        ak_usage_error("--stop: no ids in '%s' (ids, comma-separated, or none)", s);
+    free(buf);
 }
 
 int main(int argc, char **argv)
@@ -819,7 +858,11 @@ int main(int argc, char **argv)
         case 'm': model_opt = optarg; break;
         case 'L': c.load = optarg; break;
         case 'x': c.extend = 1; break;
-        case 's': c.save = optarg; break;
+        case 's':
+            if (!*optarg)
+                ak_usage_error("--save: empty file name");
+            c.save = optarg;
+            break;
         case 'z': c.compress = 1; break;
         case 'e': {
             int found = 0;
@@ -853,7 +896,7 @@ int main(int argc, char **argv)
                 ak_usage_error("--protect-regex: more than %d patterns", MAXPAT);
             c.regexes[c.nregexes++] = optarg;
             break;
-        case 'g': c.generate = (int)ak_parse_long("--generate", optarg, 0, 1 << 20); break;
+        case 'g': c.generate = (int)ak_parse_long("--generate", optarg, 0, MAX_GENERATE); break;
         case 'T': c.temperature = ak_parse_double("--temperature", optarg, 0, 1e6); break;
         case 'p': c.top_p = ak_parse_double("--top-p", optarg, 1e-9, 1); break;
         case 'S': c.rng = (uint64_t)ak_parse_long("--seed", optarg, 0, INT64_MAX); break;
@@ -868,6 +911,10 @@ int main(int argc, char **argv)
         }
     }
     c.rng = c.rng * 0x9e3779b97f4a7c15u + 0x2545f4914f6cdd1du; /* never 0 */
+    if (c.compress && !c.save)
+        ak_usage_error("--compress needs --save FILE (it compresses the saved cache)");
+    if (output && !*output)
+        ak_usage_error("-o: empty file name");
     if (c.extend && !c.load)
         ak_usage_error("--extend needs --load FILE");
     if (c.policy != EV_NONE && (c.keep_ratio < 0) == (c.keep_tokens < 0))
@@ -917,8 +964,11 @@ int main(int argc, char **argv)
         char *text;
         size_t len;
         ak_encoding enc = {0};
-        if (ak_read_file(target, (size_t)1 << 30, &text, &len, &err) ||
-            ak_tokenizer_encode(c.tk, text, len, 0, &enc, &err))
+        if (ak_read_file(target, (size_t)1 << 30, &text, &len, &err))
+            ak_die(&err);
+        if (ak_utf8_check(text, len, &err))
+            ak_dief(AK_EDATA, "--target: %s: %s", target, err.msg);
+        if (ak_tokenizer_encode(c.tk, text, len, 0, &enc, &err))
             ak_die(&err);
         free(text);
         if (enc.n == 0)
@@ -936,6 +986,10 @@ int main(int argc, char **argv)
             ak_dief(AK_ECONFIG, "--targets: model %s has no tokenizer", c.m->name);
         load_targets(&c, targets);
     }
+    /* --save: refused now if it names a file this run reads (the stream,
+     * the model, --load, --target, --targets), not after the work */
+    if (c.save && ak_output_check(c.save, "--save", argv + optind, argc - optind, &err))
+        ak_die(&err);
     int rc;
     if (c.load && !c.extend) {
         rc = run_loaded(&c, argc, argv, output, &err);
@@ -944,6 +998,12 @@ int main(int argc, char **argv)
         ak_filter_ops ops = {on_header, on_doc, NULL, 0};
         rc = ak_filter_run(&args, &ops, &c, &err);
     }
+    /* the cache file is written last, once everything else succeeded */
+    if (!rc && c.save && !c.save_data)
+        rc = ak_fail(&err, AK_EDATA, "--save: no document, no cache to save");
+    if (!rc && c.save)
+        rc = ak_kvcache_write(c.save_data, c.save_len, c.save, &err);
+    free(c.save_data);
     ak_model_free(c.m);
     ak_tokenizer_free(c.tk);
     free(c.target);

@@ -373,7 +373,12 @@ int main(int argc, char *argv[])
                 ak_usage_error("--query-rows: expected question, answer or both, got '%s'", optarg);
             break;
         case O_ENC: encoder = optarg; break;
-        case 'c': count_with = optarg; break;
+        case 'c':
+            if (!*optarg)
+                ak_usage_error("--count-with: empty name (a model, a model directory or a "
+                               "tokenizer.json)");
+            count_with = optarg;
+            break;
         case 'g': x.global = 1; break;
         case 'v': x.verbose = 1; break;
         case O_RECENT:
@@ -408,6 +413,8 @@ int main(int argc, char *argv[])
     }
     if (c.o.keep_ratio < 0 && c.o.max_tokens < 0)
         ak_usage_error("a budget is needed: --keep RATIO or --max-tokens N");
+    if (c.o.keep_ratio >= 0 && c.o.max_tokens >= 0)
+        ak_usage_error("--keep and --max-tokens: one budget, not both");
     /* an option that would do nothing is an error, not silence */
     if (c.no_query && (c.query_marker || c.query_regex))
         ak_usage_error("--no-protect-query and --query-marker / --query-regex contradict");

@@ -103,10 +103,15 @@ static void sb_printf(sbuf *b, const char *fmt, ...)
     free(big);
 }
 
-/* HTML/XML text: & < > " escaped. */
+/* HTML/XML text: & < > " escaped; the C0 controls XML 1.0 cannot hold,
+ * even as references (all but tab, LF, CR), become U+FFFD. */
 static void sb_escape(sbuf *b, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)s[i] < 0x20 && s[i] != '\t' && s[i] != '\n' && s[i] != '\r') {
+            sb_puts(b, "\xef\xbf\xbd");
+            continue;
+        }
         switch (s[i]) {
         case '&': sb_puts(b, "&amp;"); break;
         case '<': sb_puts(b, "&lt;"); break;

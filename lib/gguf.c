@@ -2,6 +2,7 @@
  * every count and length is compared with what is left of the file before
  * it is used, so a lying header costs neither memory nor time. */
 #include "gguf.h"
+#include "io.h"
 #include "quant.h"
 
 #include <dirent.h>
@@ -573,6 +574,7 @@ int ak_gguf_open(ak_gguf *g, const char *path, ak_err *err)
         ak_gguf_close(g);
         return rc;
     }
+    ak_input_note(fd, path);
     g->size = (size_t)sb.st_size;
     int rc = 0;
     if (g->size == 0) {
@@ -818,6 +820,7 @@ int ak_gguf_locate(const char *path, char *out, size_t outsz)
     if (!d)
         return 0;
     int found = 0, fits = 0;
+    char first[256] = "";
     struct dirent *e;
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.' || !ends_with_gguf(e->d_name))
@@ -826,11 +829,16 @@ int ak_gguf_locate(const char *path, char *out, size_t outsz)
             continue;
         if (stat(buf, &sb) < 0 || !S_ISREG(sb.st_mode))
             continue;
-        if (++found == 1 && strlen(buf) < outsz) {
-            strcpy(out, buf);
-            fits = 1;
+        if (++found == 1) {
+            snprintf(first, sizeof first, "%s", e->d_name);
+            if (strlen(buf) < outsz) {
+                strcpy(out, buf);
+                fits = 1;
+            }
+        } else if (found == 2) {
+            snprintf(out, outsz, "%s, %s", first, e->d_name);
         }
     }
     closedir(d);
-    return found == 1 && fits;
+    return found > 1 ? -1 : found == 1 && fits;
 }

@@ -121,7 +121,9 @@ int ak_gguf_arr_nested(const ak_gguf_kv *kv, uint64_t idx, ak_gguf_kv *out);
 
 /* 1 when path names a GGUF model: a file ending in .gguf, or a directory
  * holding no config.json and exactly one *.gguf file; then out receives the
- * file's path.  0 otherwise (a Hugging Face directory, or nothing). */
+ * file's path.  0 otherwise (a Hugging Face directory, or nothing).  -1 for
+ * a directory with no config.json and several *.gguf files: out receives
+ * "A.gguf, B.gguf" (two of their names, for the message). */
 int ak_gguf_locate(const char *path, char *out, size_t outsz);
 
 #endif

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -44,6 +45,68 @@ int ak_write_full(int fd, const void *buf, size_t len)
     return 0;
 }
 
+/* ---------------------------------------------------- files read so far */
+
+struct noted {
+    dev_t dev;
+    ino_t ino;
+    char *name;
+};
+static pthread_mutex_t noted_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct noted *noted;
+static size_t n_noted, cap_noted;
+
+void ak_input_note(int fd, const char *name)
+{
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        return;
+    pthread_mutex_lock(&noted_lock);
+    for (size_t i = 0; i < n_noted; i++)
+        if (noted[i].dev == st.st_dev && noted[i].ino == st.st_ino)
+            goto out;
+    if (n_noted == cap_noted) {
+        size_t cap = cap_noted ? 2 * cap_noted : 16;
+        struct noted *n = realloc(noted, cap * sizeof *n);
+        if (!n)
+            goto out;   /* out of memory: the check is weaker, nothing breaks */
+        noted = n;
+        cap_noted = cap;
+    }
+    char *copy = strdup(name ? name : "an input");  /* the path as opened */
+    if (copy)
+        noted[n_noted++] = (struct noted){st.st_dev, st.st_ino, copy};
+out:
+    pthread_mutex_unlock(&noted_lock);
+}
+
+void ak_input_forget_all(void)
+{
+    pthread_mutex_lock(&noted_lock);
+    for (size_t i = 0; i < n_noted; i++)
+        free(noted[i].name);
+    free(noted);
+    noted = NULL;
+    n_noted = cap_noted = 0;
+    pthread_mutex_unlock(&noted_lock);
+}
+
+/* "NAME: output file is also an input (read as WHAT)" when st is a file
+ * noted as read. */
+static int check_not_noted(const char *name, const struct stat *st, ak_err *err)
+{
+    if (!S_ISREG(st->st_mode))
+        return 0;
+    int rc = 0;
+    pthread_mutex_lock(&noted_lock);
+    for (size_t i = 0; i < n_noted && !rc; i++)
+        if (noted[i].dev == st->st_dev && noted[i].ino == st->st_ino)
+            rc = ak_fail(err, AK_EUSAGE, "%s: output file is also a file this program reads (%s); not replaced",
+                         name, noted[i].name);
+    pthread_mutex_unlock(&noted_lock);
+    return rc;
+}
+
 int ak_open_input(const char *path, int *fdp, ak_err *err)
 {
     int fd = 0;
@@ -62,6 +125,7 @@ int ak_open_input(const char *path, int *fdp, ak_err *err)
             close(fd);
         return ak_fail(err, AK_ENOINPUT, "%s: is a directory", name);
     }
+    ak_input_note(fd, fd == 0 ? "standard input" : path);
     *fdp = fd;
     return 0;
 }
@@ -231,7 +295,7 @@ static int check_not_input(const char *name, const struct stat *out, char *const
         return is_stdin ? ak_fail(err, AK_EUSAGE, "%s: output file is also standard input", name)
                         : ak_fail(err, AK_EUSAGE, "%s: input file is also the output file", in);
     }
-    return 0;
+    return check_not_noted(name ? name : "<stdout>", out, err);
 }
 
 /* The new file gets what the old one had (owner where allowed, permission
@@ -330,6 +394,24 @@ int ak_output_open(ak_output *o, const char *path, char *const *inputs, int ninp
     return rc;
 }
 
+int ak_output_check(const char *path, const char *what, char *const *inputs, int ninputs,
+                    ak_err *err)
+{
+    if (!path || strcmp(path, "-") == 0)
+        return 0;
+    if (!*path)
+        return ak_fail(err, AK_EUSAGE, "%s: empty file name", what);
+    char *dest = NULL;
+    struct stat st;
+    int exists = 0, rc = resolve(path, &dest, &st, &exists, err);
+    free(dest);
+    if (rc || !exists)
+        return rc;
+    if (S_ISDIR(st.st_mode))
+        return ak_fail(err, AK_ECANTCREAT, "%s: is a directory", path);
+    return check_not_input(path, &st, inputs, ninputs, err);
+}
+
 int ak_output_use_stdout(ak_output *o, ak_err *err)
 {
     o->stdio = 1;
@@ -382,6 +464,9 @@ int ak_output_commit(ak_output *o, ak_err *err)
             rc = ak_write_error(err, o->name);
         o->fd = -1;
     }
+    struct stat st;
+    if (!rc && o->tmp && stat(o->dest, &st) == 0)
+        rc = check_not_noted(o->name, &st, err);   /* a file read after ak_output_open */
     if (!rc && o->tmp) {
         if (rename(o->tmp, o->dest) != 0)
             rc = ak_fail(err, AK_EIO, "%s: %s", o->name, strerror(errno));

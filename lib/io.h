@@ -21,6 +21,18 @@ AK_API int ak_read_file(const char *path, size_t max_bytes, char **data, size_t 
  * input that is closed (see ak_cli_init), both AK_ENOINPUT. */
 AK_API int ak_open_input(const char *path, int *fd, ak_err *err);
 
+/* The files this process has read.  Every function of the library that
+ * opens a file for reading (ak_open_input, the model readers, cache and
+ * tokenizer files) notes it here, with what it was read as ("the model",
+ * "--target"); ak_output_open and ak_output_commit refuse to replace any
+ * of them, whichever option named it (`embed -m m.gguf -o m.gguf`,
+ * `kvcache --target T --save T`).  Only regular files are noted.  This
+ * table is the library's one piece of process-wide mutable state; it is
+ * guarded by a mutex, so threads may note files concurrently. */
+AK_API void ak_input_note(int fd, const char *name);
+/* Forgets every noted file (for tests and for long-running hosts). */
+AK_API void ak_input_forget_all(void);
+
 /* Where a program's output goes: standard output, or the -o file.
  *
  * A regular file (or a new one) is written to a temporary file beside it,
@@ -31,7 +43,9 @@ AK_API int ak_open_input(const char *path, int *fd, ak_err *err);
  * and the file it names is replaced.  Anything else that exists (a device,
  * a FIFO, a terminal) is opened and written to directly: never renamed
  * over, never removed.  A directory, an empty name and an output that is
- * also one of the inputs are refused before anything is opened for writing.
+ * also one of the inputs (given here, or noted with ak_input_note) are
+ * refused before anything is opened for writing, and a file read after
+ * the output was opened is checked again before the rename.
  * On abort, or when the program exits or is killed by a signal (see
  * ak_output_remove_tmp), only the temporary file is removed. */
 typedef struct ak_output {
@@ -49,6 +63,12 @@ typedef struct ak_output {
  * create), AK_EIO (standard output closed). */
 AK_API int ak_output_open(ak_output *o, const char *path, char *const *inputs, int ninputs,
                    ak_err *err);
+/* The checks of ak_output_open without opening anything, for an output a
+ * program writes at the end of its run (kvcache --save): refuses an empty
+ * name ("WHAT: empty file name"), a directory, one of inputs and a file
+ * noted as read so far. */
+AK_API int ak_output_check(const char *path, const char *what, char *const *inputs,
+                           int ninputs, ak_err *err);
 /* For programs that print with stdio: makes fd 1 the output, so printf and
  * friends write there; ak_output_commit then flushes stdout.  Call before
  * anything is written to stdout. */

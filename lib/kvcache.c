@@ -2,6 +2,13 @@
  * The forward pass through a cache is in forward.c. */
 #include "kvcache.h"
 #include "io.h"
+#include "check.h"
+#include "regfile.h"
+
+#include <errno.h>
+#include <math.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -234,9 +241,11 @@ static int put_floats(buf_t *b, const float *x, size_t n)
     return put(b, x, n * sizeof(float));
 }
 
-int ak_kvcache_save(const ak_kvcache *c, const char *path, int compress, ak_err *err)
+int ak_kvcache_encode(const ak_kvcache *c, int compress, void **data, size_t *len, ak_err *err)
 {
     buf_t out = {0}, sec = {0};
+    *data = NULL;
+    *len = 0;
     int rc = 0;
     size_t an = strlen(c->arch), nn = strlen(c->name);
     if (put(&out, KV_MAGIC, 8) || put_u32(&out, KV_VERSION) || put_u32(&out, 0) ||
@@ -276,18 +285,37 @@ int ak_kvcache_save(const ak_kvcache *c, const char *path, int compress, ak_err 
     sec.n = 0;
     if ((rc = put_section(&out, "END ", &sec, 0, err)))
         goto done;
-    ak_output o;
-    if ((rc = ak_output_open(&o, path, NULL, 0, err)))
-        goto done;
-    if (ak_write_full(o.fd, out.p, out.n) != 0) {
-        rc = ak_write_error(err, o.name);
-        ak_output_abort(&o);
-        goto done;
-    }
-    rc = ak_output_commit(&o, err);
+    *data = out.p;
+    *len = out.n;
+    out.p = NULL;
 done:
     free(out.p);
     free(sec.p);
+    return rc;
+}
+
+int ak_kvcache_write(const void *data, size_t len, const char *path, ak_err *err)
+{
+    ak_output o;
+    int rc = ak_output_open(&o, path, NULL, 0, err);
+    if (rc)
+        return rc;
+    if (ak_write_full(o.fd, data, len) != 0) {
+        rc = ak_write_error(err, o.name);
+        ak_output_abort(&o);
+        return rc;
+    }
+    return ak_output_commit(&o, err);
+}
+
+int ak_kvcache_save(const ak_kvcache *c, const char *path, int compress, ak_err *err)
+{
+    void *data;
+    size_t len;
+    int rc = ak_kvcache_encode(c, compress, &data, &len, err);
+    if (!rc)
+        rc = ak_kvcache_write(data, len, path, err);
+    free(data);
     return rc;
 }
 
@@ -458,6 +486,18 @@ static int parse(const unsigned char *data, size_t len, ak_kvcache *c, ak_err *e
             take(&lr, h->mass_last, n * sizeof(float), err);
             take(&lr, h->k, n * Dh * sizeof(float), err);
             take(&lr, h->v, n * Dh * sizeof(float), err);
+            if (ak_first_nonfinite(h->k, n * Dh) < n * Dh ||
+                ak_first_nonfinite(h->v, n * Dh) < n * Dh) {
+                rc = ak_fail(err, AK_EDATA, "kvcache: %s: head %d: a key or value is not finite "
+                             "(NaN or Inf)", what, g);
+                break;
+            }
+            for (uint32_t i = 0; i < n && !rc; i++)
+                if (!(h->mass[i] >= 0 && h->mass_last[i] >= 0) || isinf(h->mass[i]) ||
+                    isinf(h->mass_last[i]))
+                    rc = ak_fail(err, AK_EDATA, "kvcache: %s: head %d: entry %u's received mass "
+                                 "is %g (last queries: %g), not a finite number >= 0", what, g, i,
+                                 (double)h->mass[i], (double)h->mass_last[i]);
             for (uint32_t i = 0; i < n && !rc; i++)
                 if (h->pos[i] < 0 || h->pos[i] >= n_tokens || (i > 0 && h->pos[i] <= h->pos[i - 1]))
                     rc = ak_fail(err, AK_EDATA, "kvcache: %s: head %d: position %d (entry %u) is "
@@ -498,12 +538,21 @@ int ak_kvcache_parse(ak_kvcache **out, const void *data, size_t len, ak_err *err
 int ak_kvcache_load(ak_kvcache **out, const char *path, ak_err *err)
 {
     *out = NULL;
-    char *data;
-    size_t len;
-    int rc = ak_read_file(path, (size_t)1 << 40, &data, &len, err);
+    /* a regular file (a FIFO or /dev/zero is refused), mapped, not read:
+     * its size bounds what the parser can take */
+    int fd;
+    struct stat st;
+    int rc = ak_open_regular(path, &fd, &st, err);
     if (rc)
         return rc;
-    rc = ak_kvcache_parse(out, data, len, err);
-    free(data);
+    size_t len = (size_t)st.st_size;
+    void *map = len ? mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
+    int e = errno;
+    close(fd);
+    if (map == MAP_FAILED)
+        return ak_fail(err, AK_EIO, "%s: mmap: %s", path, strerror(e));
+    rc = ak_kvcache_parse(out, len ? map : "", len, err);
+    if (map)
+        munmap(map, len);
     return rc ? ak_wrap(err, "%s", path) : 0;
 }

@@ -85,6 +85,13 @@ AK_API size_t ak_kvcache_entries(const ak_kvcache *c);
 /* Writes c to path (atomically, through ak_output; "-" = stdout).
  * compress: zlib the sections. */
 AK_API int ak_kvcache_save(const ak_kvcache *c, const char *path, int compress, ak_err *err);
+/* The two halves of ak_kvcache_save, for a program that writes the file
+ * only once its whole run has succeeded: the file's bytes (*data malloc'd),
+ * then the atomic write of them to path (which refuses to replace any file
+ * the process has read: io.h's ak_input_note). */
+AK_API int ak_kvcache_encode(const ak_kvcache *c, int compress, void **data, size_t *len,
+                             ak_err *err);
+AK_API int ak_kvcache_write(const void *data, size_t len, const char *path, ak_err *err);
 /* Reads a cache file: every section's CRC-32 and every length checked; a
  * flipped byte or a truncation is AK_EDATA naming the section, and nothing
  * of a bad file is returned. */

@@ -881,6 +881,8 @@ static int load_gguf(ak_model *m, const char *file, ak_err *err)
         return rc;
     if (rc == 1)
         return ak_fail(err, AK_ECONFIG, "GGUF metadata: no general.architecture");
+    if (memchr(arch, 0, al))
+        return ak_fail(err, AK_EDATA, "GGUF metadata: general.architecture holds a NUL byte");
     snprintf(m->arch, sizeof m->arch, "%.*s", (int)(al < 63 ? al : 63), arch);
     if (!strcmp(m->arch, "llama") || !strcmp(m->arch, "qwen2"))
         m->family = AK_FAMILY_LLAMA;
@@ -909,6 +911,19 @@ static int load_gguf(ak_model *m, const char *file, ak_err *err)
         (rc = gg_num(m, gpt2 ? "attention.layer_norm_epsilon" : "attention.layer_norm_rms_epsilon",
                      gpt2 ? 1e-5 : 1e-6, &eps, err)))
         return rc;
+    if (!(eps > 0) || !isfinite(eps))
+        return ak_fail(err, AK_ECONFIG, "GGUF: norm epsilon %g must be finite and positive", eps);
+    /* llama.cpp refuses a file whose layers' tensors go past block_count */
+    for (size_t i = 0; i < m->gguf->ntensors; i++) {
+        const char *tn = m->gguf->tensors[i].name;
+        if (strncmp(tn, "blk.", 4))
+            continue;
+        char *end;
+        long b = strtol(tn + 4, &end, 10);
+        if (end != tn + 4 && *end == '.' && (b < 0 || b >= m->n_layers))
+            return ak_fail(err, AK_EDATA, "GGUF: tensor %s belongs to layer %ld, but block_count "
+                           "is %d", tn, b, m->n_layers);
+    }
     int D = m->hidden_size, F = m->intermediate_size, H = m->n_heads, Hkv = m->n_kv_heads, vl;
     if ((rc = gg_int(m, "attention.key_length", D / H ? D / H : 1, 1, 1 << 14, &m->head_dim, err)) ||
         (rc = gg_int(m, "attention.value_length", m->head_dim, 1, 1 << 14, &vl, err)))
@@ -1074,7 +1089,13 @@ int ak_model_load(ak_model **out, const char *dir, ak_err *err)
     size_t len;
     json_t *cfg = NULL;
     int rc;
-    if (ak_gguf_locate(dir, path, sizeof path)) {
+    int where = ak_gguf_locate(dir, path, sizeof path);
+    if (where < 0) {
+        ak_model_free(m);
+        return ak_fail(err, AK_ECONFIG, "%s: holds several .gguf files (%s) and no config.json: "
+                       "name one, -m %s/FILE.gguf", dir, path, dir);
+    }
+    if (where) {
         set_name(m, path, 1);
         if ((rc = load_gguf(m, path, err))) {
             ak_model_free(m);

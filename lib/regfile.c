@@ -1,5 +1,6 @@
 /* regfile.c - model files that are regular files (see regfile.h). */
 #include "regfile.h"
+#include "io.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +35,7 @@ int ak_open_regular(const char *path, int *fd, struct stat *st, ak_err *err)
         close(f);
         return ak_fail(err, AK_EIO, "%s: %s", path, strerror(e));
     }
+    ak_input_note(f, path);
     *fd = f;
     if (st)
         *st = sb;

@@ -1410,6 +1410,14 @@ static int parse_doc(const msgpack_object *o, size_t max_bytes, ak_doc **out, ak
             rc = ak_doc_put(d, t, err);
         }
     }
+    /* the spec: `text` is UTF-8.  Checked once here, so that no reader of
+     * it (regexes, tokenizers, the page) meets anything else. */
+    const ak_tensor *tx = rc ? NULL : ak_doc_get(d, "text");
+    if (tx && tx->dtype == AK_U8) {
+        size_t ok = utf8_prefix(tx->data, tx->nbytes);
+        if (ok < tx->nbytes)
+            rc = ak_fail(err, AK_EDATA, "tensor 'text' is not valid UTF-8 (byte %zu)", ok);
+    }
     for (uint32_t i = 0; i < o->via.map.size && !rc; i++) {
         const msgpack_object *k = &o->via.map.ptr[i].key;
         if (is_known(k, doc_keys, D_NKEYS))

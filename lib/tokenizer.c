@@ -955,7 +955,13 @@ int ak_tokenizer_load(ak_tokenizer **out, const char *dir, ak_err *err)
     tk->bos_id = -1;
     int rc;
     char gpath[4096];
-    if (ak_gguf_locate(dir, gpath, sizeof gpath)) {
+    int where = ak_gguf_locate(dir, gpath, sizeof gpath);
+    if (where < 0) {
+        ak_tokenizer_free(tk);
+        return ak_fail(err, AK_ECONFIG, "%s: holds several .gguf files (%s) and no config.json: "
+                       "name one, -m %s/FILE.gguf", dir, gpath, dir);
+    }
+    if (where) {
         if ((rc = tk_load_gguf(tk, gpath, err)))
             ak_tokenizer_free(tk);
         else
@@ -1350,6 +1356,11 @@ int ak_tokenizer_encode(ak_tokenizer *tk, const char *text, size_t len, int64_t 
     const uint8_t *s = (const uint8_t *)text;
     size_t pos = 0, ms, me;
     int k;
+    /* the regex matchers run with PCRE2_NO_UTF_CHECK (and JIT, which never
+     * checks): what they read is checked here, once */
+    int rc0 = ak_utf8_check(text, len, err);
+    if (rc0)
+        return rc0;
     while ((k = find_added(tk, s, len, pos, pos, 0, &ms, &me)) >= 0) {
         int rc = ms > pos ? encode_segment(tk, s, pos, ms, base, enc, err) : 0;
         if (rc)
