@@ -665,6 +665,42 @@ static int process(struct ctx *c, ak_kvcache *kc, const float *last_logits, ak_d
     return 0;
 }
 
+/* A fresh cache keeps the document's text, offsets and segments, so that a
+ * saved one can be evicted with --protect and --protect-regex after
+ * --load.  A document without them (tokenize --from-ids) leaves none. */
+static int keep_text(ak_kvcache *kc, const ak_doc *d, ak_err *err)
+{
+    ak_tensor *tx = ak_doc_get(d, "text"), *off = ak_doc_get(d, "offsets");
+    ak_tensor *seg = ak_doc_get(d, "segments");
+    int64_t T = kc->n_tokens;
+    if (!tx || tx->dtype != AK_U8 || !off || off->dtype != AK_I64 || off->ndim != 2 ||
+        off->shape[0] != T || off->shape[1] != 2)
+        return 0;
+    if (seg && (seg->dtype != AK_I32 || seg->ndim != 1 || seg->shape[0] != T))
+        seg = NULL;
+    int rc = ak_kvcache_set_text(kc, (const char *)tx->data, tx->nbytes, ak_tensor_i64(off),
+                                 seg ? ak_tensor_i32(seg) : NULL, err);
+    return rc ? ak_wrap(err, "doc %s", d->id) : 0;
+}
+
+/* The loaded cache's text as the document's tensors, when it has one. */
+static int put_text(const ak_kvcache *kc, ak_doc *d, ak_err *err)
+{
+    if (!kc->text || kc->n_text != kc->n_tokens)
+        return 0;
+    int64_t T = kc->n_tokens, len = (int64_t)kc->text_len, os[2] = {T, 2};
+    ak_tensor *off = ak_tensor_new("offsets", AK_I64, 2, os, err);
+    if (!off)
+        return err->code ? err->code : AK_ENOMEM;
+    memcpy(off->data, kc->offsets, (size_t)T * 2 * sizeof(int64_t));
+    int rc = ak_doc_put(d, off, err);
+    if (!rc)
+        rc = put_tensor(d, "text", AK_U8, len, kc->text, err);
+    if (!rc && kc->segments)
+        rc = put_tensor(d, "segments", AK_I32, T, kc->segments, err);
+    return rc;
+}
+
 static int load_cache(struct ctx *c, ak_kvcache **kc, ak_err *err)
 {
     int rc = ak_kvcache_load(kc, c->load, err);
@@ -734,6 +770,8 @@ static int on_doc(void *vctx, ak_doc *d, ak_err *err)
                      "in the model's weights)", d->id);
         goto out;
     }
+    if (base == 0 && (rc = keep_text(kc, d, err)))
+        goto out;
     rc = process(c, kc, logits, d, base, err);
 out:
     free(hidden);
@@ -775,13 +813,14 @@ static int run_loaded(struct ctx *c, int argc, char **argv, const char *output, 
             goto out;
     }
     if ((rc = put_tensor(d, "tokens", AK_I32, kc->n_tokens, kc->ids, err)) ||
-        (rc = ak_model_identity(c->m, &h->model, err)))
+        (rc = put_text(kc, d, err)) || (rc = ak_model_identity(c->m, &h->model, err)))
         goto out;
     if (ak_header_add_stage(h, "kvcache", argc, argv)) {
         rc = ak_fail(err, AK_ENOMEM, "out of memory");
         goto out;
     }
-    if ((rc = process(c, kc, logits, d, kc->n_tokens, err)))
+    /* the document is the cache's own tokens: protected spans from 0 */
+    if ((rc = process(c, kc, logits, d, 0, err)))
         goto out;
     if ((rc = ak_output_open(&out, output, NULL, 0, err)))
         goto out;
@@ -966,6 +1005,10 @@ int main(int argc, char **argv)
         ak_encoding enc = {0};
         if (ak_read_file(target, (size_t)1 << 30, &text, &len, &err))
             ak_die(&err);
+        /* a file's one final newline ends its last line, it is not part of
+         * the continuation (as llama.cpp's -f reads a prompt) */
+        if (len > 0 && text[len - 1] == '\n')
+            len -= len > 1 && text[len - 2] == '\r' ? 2 : 1;
         if (ak_utf8_check(text, len, &err))
             ak_dief(AK_EDATA, "--target: %s: %s", target, err.msg);
         if (ak_tokenizer_encode(c.tk, text, len, 0, &enc, &err))

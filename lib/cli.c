@@ -78,6 +78,8 @@ static void on_fatal_signal(int sig)
 void ak_cli_init(const char *name)
 {
     progname = name;
+    /* a program never replaces a file it reads (io.h) */
+    ak_input_guard(1);
     /* A closed 0, 1 or 2 would be the next file opened: a model file read as
      * the input stream, a stream written over a model.  Park /dev/null there,
      * the wrong way round for 0 and 1, so reading that stdin or writing that

@@ -55,6 +55,14 @@ struct noted {
 static pthread_mutex_t noted_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct noted *noted;
 static size_t n_noted, cap_noted;
+static int guard_on;
+
+void ak_input_guard(int on)
+{
+    pthread_mutex_lock(&noted_lock);
+    guard_on = on;
+    pthread_mutex_unlock(&noted_lock);
+}
 
 void ak_input_note(int fd, const char *name)
 {
@@ -62,6 +70,8 @@ void ak_input_note(int fd, const char *name)
     if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
         return;
     pthread_mutex_lock(&noted_lock);
+    if (!guard_on)
+        goto out;
     for (size_t i = 0; i < n_noted; i++)
         if (noted[i].dev == st.st_dev && noted[i].ino == st.st_ino)
             goto out;

@@ -21,16 +21,18 @@ AK_API int ak_read_file(const char *path, size_t max_bytes, char **data, size_t 
  * input that is closed (see ak_cli_init), both AK_ENOINPUT. */
 AK_API int ak_open_input(const char *path, int *fd, ak_err *err);
 
-/* The files this process has read.  Every function of the library that
- * opens a file for reading (ak_open_input, the model readers, cache and
- * tokenizer files) notes it here, with what it was read as ("the model",
- * "--target"); ak_output_open and ak_output_commit refuse to replace any
- * of them, whichever option named it (`embed -m m.gguf -o m.gguf`,
- * `kvcache --target T --save T`).  Only regular files are noted.  This
- * table is the library's one piece of process-wide mutable state; it is
- * guarded by a mutex, so threads may note files concurrently. */
+/* The files this process has read, for programs: after
+ * ak_input_guard(1) (ak_cli_init calls it), every function of the library
+ * that opens a file for reading (ak_open_input, the model readers, cache
+ * and tokenizer files) notes it here by path, and ak_output_open and
+ * ak_output_commit refuse to replace any of them, whichever option named
+ * it (`embed -m m.gguf -o m.gguf`, `kvcache --target T --save T`).  Only
+ * regular files are noted.  Off by default, so that a long-running host
+ * may load a cache and save it again under its name.  This table is the
+ * library's one piece of process-wide mutable state; a mutex guards it. */
+AK_API void ak_input_guard(int on);
 AK_API void ak_input_note(int fd, const char *name);
-/* Forgets every noted file (for tests and for long-running hosts). */
+/* Forgets every noted file. */
 AK_API void ak_input_forget_all(void);
 
 /* Where a program's output goes: standard output, or the -o file.

@@ -4,6 +4,7 @@
 #include "io.h"
 #include "check.h"
 #include "regfile.h"
+#include "stream.h"
 
 #include <errno.h>
 #include <math.h>
@@ -57,6 +58,7 @@ void ak_kvcache_free(ak_kvcache *c)
         free(h->mass_last);
     }
     free(c->heads);
+    ak_kvcache_clear_text(c);
     free(c->ids);
     free(c);
 }
@@ -133,6 +135,60 @@ void ak_kvcache_keep(ak_kvcache *c, int layer, int head, const unsigned char *ke
         n++;
     }
     h->n = n;
+}
+
+void ak_kvcache_clear_text(ak_kvcache *c)
+{
+    free(c->text);
+    free(c->offsets);
+    free(c->segments);
+    c->text = NULL;
+    c->offsets = NULL;
+    c->segments = NULL;
+    c->text_len = 0;
+    c->n_text = 0;
+}
+
+/* The TEXT section's checks, for ak_kvcache_set_text and the reader. */
+static int check_text(const char *text, size_t len, const int64_t *off, const int32_t *seg, int n,
+                      ak_err *err)
+{
+    if (!ak_utf8_valid(text, len))
+        return ak_fail(err, AK_EDATA, "kvcache: the text is not valid UTF-8");
+    for (int t = 0; t < n; t++) {
+        if (off[2 * t] < 0 || off[2 * t] > off[2 * t + 1] || off[2 * t + 1] > (int64_t)len)
+            return ak_fail(err, AK_EDATA, "kvcache: token %d's span [%lld, %lld) is outside the "
+                           "text of %zu bytes", t, (long long)off[2 * t],
+                           (long long)off[2 * t + 1], len);
+        if (seg && seg[t] < -1)
+            return ak_fail(err, AK_EDATA, "kvcache: token %d's block is %d", t, (int)seg[t]);
+    }
+    return 0;
+}
+
+int ak_kvcache_set_text(ak_kvcache *c, const char *text, size_t len, const int64_t *offsets,
+                        const int32_t *segments, ak_err *err)
+{
+    int n = c->n_tokens;
+    int rc = check_text(text, len, offsets, segments, n, err);
+    if (rc)
+        return rc;
+    ak_kvcache_clear_text(c);
+    c->text = malloc(len + 1);
+    c->offsets = malloc((size_t)n * 2 * sizeof(int64_t) + 1);
+    c->segments = segments ? malloc((size_t)n * sizeof(int32_t) + 1) : NULL;
+    if (!c->text || !c->offsets || (segments && !c->segments)) {
+        ak_kvcache_clear_text(c);
+        return ak_fail(err, AK_ENOMEM, "kvcache: out of memory");
+    }
+    memcpy(c->text, text, len);
+    c->text[len] = 0;
+    memcpy(c->offsets, offsets, (size_t)n * 2 * sizeof(int64_t));
+    if (segments)
+        memcpy(c->segments, segments, (size_t)n * sizeof(int32_t));
+    c->text_len = len;
+    c->n_text = n;
+    return 0;
 }
 
 void ak_kvcache_truncate(ak_kvcache *c, int pos)
@@ -248,7 +304,10 @@ int ak_kvcache_encode(const ak_kvcache *c, int compress, void **data, size_t *le
     *len = 0;
     int rc = 0;
     size_t an = strlen(c->arch), nn = strlen(c->name);
-    if (put(&out, KV_MAGIC, 8) || put_u32(&out, KV_VERSION) || put_u32(&out, 0) ||
+    /* the TEXT section, when the text covers every token, makes it a 1.1
+     * file; without it the file is 1.0, which 1.0 readers take */
+    int with_text = c->text && c->n_text == c->n_tokens;
+    if (put(&out, KV_MAGIC, 8) || put_u32(&out, KV_VERSION) || put_u32(&out, (uint32_t)with_text) ||
         put_u32(&sec, (uint32_t)c->vocab_size) || put_u32(&sec, c->config_crc32) ||
         put_u32(&sec, (uint32_t)c->n_layers) || put_u32(&sec, (uint32_t)c->n_kv_heads) ||
         put_u32(&sec, (uint32_t)c->head_dim) || put_u32(&sec, (uint32_t)c->n_tokens) ||
@@ -266,6 +325,19 @@ int ak_kvcache_encode(const ak_kvcache *c, int compress, void **data, size_t *le
     }
     if ((rc = put_section(&out, "IDS ", &sec, compress, err)))
         goto done;
+    if (with_text) {
+        sec.n = 0;
+        size_t n = (size_t)c->n_tokens;
+        if (put_u64(&sec, c->text_len) || put(&sec, c->text, c->text_len) ||
+            put(&sec, c->offsets, n * 2 * sizeof(int64_t)) ||
+            put_u32(&sec, c->segments ? 1 : 0) ||
+            (c->segments && put(&sec, c->segments, n * sizeof(int32_t)))) {
+            rc = ak_fail(err, AK_ENOMEM, "kvcache: out of memory");
+            goto done;
+        }
+        if ((rc = put_section(&out, "TEXT", &sec, compress, err)))
+            goto done;
+    }
     size_t Dh = (size_t)c->head_dim;
     for (int l = 0; l < c->n_layers; l++) {
         sec.n = 0;
@@ -396,13 +468,62 @@ static int get_section(const unsigned char *data, size_t len, size_t *at, const 
     return 0;
 }
 
+/* The optional TEXT section (1.1): u64 text_len, the text, n_tokens x 2
+ * i64 offsets, u32 has_segments, then n_tokens x i32 segments if set. */
+static int read_text(const unsigned char *data, size_t len, size_t *at, ak_kvcache *c,
+                     ak_err *err)
+{
+    unsigned char *raw;
+    size_t rn;
+    int rc = get_section(data, len, at, "TEXT", "section TEXT", &raw, &rn, err);
+    if (rc)
+        return rc;
+    rd_t r = {raw, rn, 0, "section TEXT"};
+    unsigned char x[8];
+    uint32_t has_seg = 0;
+    size_t n = (size_t)c->n_tokens;
+    if (!(rc = take(&r, x, 8, err))) {
+        uint64_t tl = get_u64(x);
+        if (tl > rn)
+            rc = ak_fail(err, AK_EDATA, "kvcache: section TEXT: a text of %llu bytes in %zu",
+                         (unsigned long long)tl, rn);
+        else if (!(c->text = malloc((size_t)tl + 1)) ||
+                 !(c->offsets = malloc(n * 2 * sizeof(int64_t) + 1)))
+            rc = ak_fail(err, AK_ENOMEM, "kvcache: out of memory");
+        else if (!(rc = take(&r, c->text, (size_t)tl, err))) {
+            c->text[tl] = 0;
+            c->text_len = (size_t)tl;
+            rc = take(&r, c->offsets, n * 2 * sizeof(int64_t), err);
+        }
+    }
+    if (!rc && !(rc = take_u32(&r, &has_seg, err)) && has_seg > 1)
+        rc = ak_fail(err, AK_EDATA, "kvcache: section TEXT: has_segments is %u", has_seg);
+    if (!rc && has_seg) {
+        if (!(c->segments = malloc(n * sizeof(int32_t) + 1)))
+            rc = ak_fail(err, AK_ENOMEM, "kvcache: out of memory");
+        else
+            rc = take(&r, c->segments, n * sizeof(int32_t), err);
+    }
+    if (!rc && r.at != r.n)
+        rc = ak_fail(err, AK_EDATA, "kvcache: section TEXT: %zu bytes too many", r.n - r.at);
+    if (!rc && (rc = check_text(c->text, c->text_len, c->offsets, c->segments, (int)n, err)))
+        ak_wrap(err, "section TEXT");
+    free(raw);
+    if (!rc)
+        c->n_text = (int)n;
+    return rc;
+}
+
 static int parse(const unsigned char *data, size_t len, ak_kvcache *c, ak_err *err)
 {
     if (len < 16 || memcmp(data, KV_MAGIC, 8) != 0)
         return ak_fail(err, AK_EDATA, "kvcache: not a cache file (no %s magic)", KV_MAGIC);
-    if (get_u32(data + 8) != KV_VERSION || get_u32(data + 12) != 0)
-        return ak_fail(err, AK_EDATA, "kvcache: version %u.%u, this reader knows %u.0",
-                       get_u32(data + 8), get_u32(data + 12), KV_VERSION);
+    /* 1.0, and 1.1 (which may hold a TEXT section); a later minor version
+     * would add sections this reader does not know */
+    if (get_u32(data + 8) != KV_VERSION || get_u32(data + 12) > 1)
+        return ak_fail(err, AK_EDATA, "kvcache: version %u.%u, this reader knows %u.0 and %u.1",
+                       get_u32(data + 8), get_u32(data + 12), KV_VERSION, KV_VERSION);
+    int minor = (int)get_u32(data + 12);
     size_t at = 16;
     unsigned char *raw = NULL;
     size_t rn;
@@ -455,6 +576,9 @@ static int parse(const unsigned char *data, size_t len, ak_kvcache *c, ak_err *e
         if (c->ids[t] < 0 || c->ids[t] >= c->vocab_size)
             return ak_fail(err, AK_EDATA, "kvcache: section IDS: token %d has id %d, outside "
                            "the vocabulary of %d", t, (int)c->ids[t], c->vocab_size);
+    if (minor >= 1 && len - at >= 4 && !memcmp(data + at, "TEXT", 4) &&
+        (rc = read_text(data, len, &at, c, err)))
+        return rc;
     size_t Dh = (size_t)c->head_dim;
     for (int l = 0; l < c->n_layers; l++) {
         char what[48];

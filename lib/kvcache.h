@@ -41,6 +41,15 @@ typedef struct ak_kvcache {
     int32_t *ids;         /* [n_tokens] the token ids covered */
     int last_w;           /* the window mass_last was computed over; 0: none */
     ak_kvhead *heads;     /* [n_layers * n_kv_heads], layer-major */
+    /* The text tokens 0 .. n_text-1 came from, when known (the file's TEXT
+     * section): what --protect-regex and --protect need after --load.
+     * text[text_len] is UTF-8; offsets[n_text, 2] byte spans of each token
+     * in it; segments[n_text] their blocks, or NULL. */
+    char *text;
+    size_t text_len;
+    int64_t *offsets;
+    int32_t *segments;
+    int n_text;
 } ak_kvcache;
 
 /* An empty cache for model m: AK_ECONFIG when m is not causal (a
@@ -78,6 +87,15 @@ AK_API void ak_kvcache_truncate(ak_kvcache *c, int pos);
 
 /* Room for `extra` more entries in (layer, head), and `extra` more ids. */
 AK_API int ak_kvcache_reserve(ak_kvcache *c, int layer, int head, int extra, ak_err *err);
+
+/* Copies the text of the cache's n_tokens tokens into c (replacing any):
+ * text[len] UTF-8, offsets[n_tokens, 2] spans within it, segments
+ * [n_tokens] or NULL.  AK_EDATA when the text is not UTF-8 or a span lies
+ * outside it. */
+AK_API int ak_kvcache_set_text(ak_kvcache *c, const char *text, size_t len,
+                               const int64_t *offsets, const int32_t *segments, ak_err *err);
+/* Forgets the text (after tokens were added that it does not cover). */
+AK_API void ak_kvcache_clear_text(ak_kvcache *c);
 
 /* Entries kept in all heads together; bytes of K and V they hold. */
 AK_API size_t ak_kvcache_entries(const ak_kvcache *c);

@@ -16,7 +16,10 @@ its fix:
   * GGUF files: a negative epsilon, layers past block_count, an
     architecture with a NUL byte, a NaN embedding row;
   * report --svg writes well-formed XML whatever the document id holds;
-  * options that would do nothing are usage errors."""
+  * options that would do nothing are usage errors;
+  * (issue 20) a saved cache carries what eviction needs after --load (its
+    text, offsets, segments and the last queries' votes), and --target does
+    not score a file's final newline.""" 
 import os
 import shutil
 import struct
@@ -31,6 +34,7 @@ import numpy as np
 TOP = os.environ["AK_TOP"]
 sys.path.insert(0, os.path.join(TOP, "tests", "py"))
 import akstream as s  # noqa: E402
+from akcache import read_cache, sections, write_cache  # noqa: E402
 import tap  # noqa: E402
 from tap import check  # noqa: E402
 
@@ -210,25 +214,6 @@ def context():
 
 # ---- 7, 10: cache files --------------------------------------------------------
 
-def sections(p):
-    b, at, out = open(p, "rb").read(), 16, []
-    while at < len(b):
-        t, flags, stored, raw, pcrc, hcrc = struct.unpack_from("<4sIQQII", b, at)
-        pl = b[at + 32:at + 32 + stored]
-        out.append([t, zlib.decompress(pl) if flags & 1 else pl])
-        at += 32 + stored
-    return out
-
-
-def write_cache(p, secs):
-    b = b"AKKVCACH" + struct.pack("<II", 1, 0)
-    for t, pl in secs:
-        h = struct.pack("<4sIQQI", t, 0, len(pl), len(pl), zlib.crc32(pl))
-        b += h + struct.pack("<I", zlib.crc32(h)) + pl
-    with open(p, "wb") as f:
-        f.write(b)
-
-
 def caches():
     rc, out, err = run(["kvcache", "-m", SMOL, "--load", "/dev/zero"])
     one_line(rc, err, 66, ["not a regular file"], "--load /dev/zero")
@@ -372,7 +357,50 @@ def options(tok_ak):
     check(rc == 0, "snapkv on a loaded cache with the default window (%s)" % err.strip())
 
 
+# ---- issue 20, section 3: a loaded cache evicts as a fresh one; targets ----------
+
+def loaded_cache():
+    q = write("q.txt", b"The cat sat on the mat for 30 days.\n\nIt was warm, and then it left.")
+    rc, tok, err = run(["tokenize", "-m", SMOL, "--segments", "paragraph", q])
+    c = path("q.kv")
+    rc, out, err = run(["kvcache", "-m", SMOL, "--save", c], tok)
+    f = read_cache(c)
+    t = f["text"]
+    check(rc == 0 and t is not None and t["text"].encode() == open(q, "rb").read() and
+          t["segments"] is not None and len(t["offsets"]) == f["n"] and f["last_w"] == 32,
+          "a saved cache holds its text, offsets, segments and the last 32 queries' votes "
+          "(read by the test's own reader of formats/kvcache.md 1.1)")
+    evict = ["--evict", "h2o", "--keep", "0.7", "--protect-regex", "[0-9]+ days", "--protect",
+             "last", "--generate", "4"]
+    rc1, o1, e1 = run(["kvcache", "-m", SMOL, "--load", c] + evict)
+    rc2, o2, e2 = run(["kvcache", "-m", SMOL] + evict, tok)
+    m1 = [r["meta"] for r in s.read_records(o1) if r.get("type") == "doc"] if rc1 == 0 else [{}]
+    m2 = [r["meta"] for r in s.read_records(o2) if r.get("type") == "doc"] if rc2 == 0 else [{}]
+    g1 = list(s.docs_of(o1).values())[0]["generated"].tolist() if rc1 == 0 else None
+    g2 = list(s.docs_of(o2).values())[0]["generated"].tolist() if rc2 == 0 else None
+    check(rc1 == 0 and rc2 == 0 and m1[0]["kv_entries"] == m2[0]["kv_entries"] and g1 == g2,
+          "--load then --protect-regex/--protect evicts as the single run does (%s; %s)"
+          % (e1.strip(), e2.strip()))
+    rc1, o1, e1 = run(["kvcache", "-m", SMOL, "--load", c, "--evict", "snapkv", "--keep", "0.5",
+                       "--generate", "4"])
+    rc2, o2, e2 = run(["kvcache", "-m", SMOL, "--evict", "snapkv", "--keep", "0.5", "--generate",
+                       "4"], tok)
+    g1 = list(s.docs_of(o1).values())[0]["generated"].tolist() if rc1 == 0 else None
+    g2 = list(s.docs_of(o2).values())[0]["generated"].tolist() if rc2 == 0 else None
+    check(rc1 == 0 and g1 == g2, "snapkv after --load generates as the single run (%s)"
+          % e1.strip())
+    a, b = write("a", b"30 days\n"), write("b", b"30 days")
+    la = [r["meta"] for r in s.read_records(run(["kvcache", "-m", SMOL, "--target", a], tok)[1])
+          if r.get("type") == "doc"]
+    lb = [r["meta"] for r in s.read_records(run(["kvcache", "-m", SMOL, "--target", b], tok)[1])
+          if r.get("type") == "doc"]
+    check(la and lb and la[0]["target_tokens"] == lb[0]["target_tokens"] and
+          la[0]["target_logprob"] == lb[0]["target_logprob"],
+          "--target: a file's final newline is not scored (echo and printf agree)")
+
+
 try:
+    loaded_cache()
     tok_ak = utf8()
     no_data_loss(tok_ak)
     context()

@@ -60,49 +60,7 @@ def one_doc(data):
     return [r for r in s.read_records(data) if r.get("type") == "doc"]
 
 
-# ---- an independent reader of formats/kvcache.md ----
-
-def read_cache(path):
-    b = open(path, "rb").read()
-    assert b[:8] == b"AKKVCACH" and struct.unpack_from("<II", b, 8) == (1, 0)
-    at = 16
-
-    def section(tag):
-        nonlocal at
-        h = b[at:at + 32]
-        t, flags, stored, raw, pcrc, hcrc = struct.unpack("<4sIQQII", h)
-        assert t == tag and zlib.crc32(h[:28]) == hcrc
-        payload = b[at + 32:at + 32 + stored]
-        assert zlib.crc32(payload) == pcrc
-        at += 32 + stored
-        data = zlib.decompress(payload) if flags & 1 else payload
-        assert len(data) == raw
-        return data
-
-    meta = section(b"META")
-    V, crc, L, Hkv, Dh, n, last_w, an = struct.unpack_from("<8I", meta, 0)
-    arch = meta[32:32 + an].decode()
-    ids = np.frombuffer(section(b"IDS "), "<i4")
-    layers = []
-    for _ in range(L):
-        p, o, heads = section(b"LAYR"), 0, []
-        for _ in range(Hkv):
-            (k,) = struct.unpack_from("<I", p, o)
-            o += 4
-
-            def take(count, dt):
-                nonlocal o
-                a = np.frombuffer(p, dt, count, o)
-                o += count * 4
-                return a
-            pos, mass, ml = take(k, "<i4"), take(k, "<f4"), take(k, "<f4")
-            K, Vv = take(k * Dh, "<f4").reshape(k, Dh), take(k * Dh, "<f4").reshape(k, Dh)
-            heads.append({"pos": pos, "mass": mass, "mass_last": ml, "k": K, "v": Vv})
-        assert o == len(p)
-        layers.append(heads)
-    assert section(b"END ") == b"" and at == len(b)
-    return {"vocab_size": V, "crc": crc, "L": L, "Hkv": Hkv, "Dh": Dh, "n": n, "last_w": last_w,
-            "arch": arch, "ids": ids, "layers": layers}
+from akcache import read_cache, sections, write_cache  # noqa: E402  (the independent reader of formats/kvcache.md)
 
 
 def rel(a, b):
@@ -303,25 +261,6 @@ def extend_and_target():
 
 
 # ---- 4. bad input ----
-
-def sections(path):
-    b, at, out = open(path, "rb").read(), 16, []
-    while at < len(b):
-        t, flags, stored, raw, pcrc, hcrc = struct.unpack_from("<4sIQQII", b, at)
-        p = b[at + 32:at + 32 + stored]
-        out.append([t, zlib.decompress(p) if flags & 1 else p])
-        at += 32 + stored
-    return out
-
-
-def write_cache(path, secs):
-    """A writer from formats/kvcache.md (no compression)."""
-    b = b"AKKVCACH" + struct.pack("<II", 1, 0)
-    for t, p in secs:
-        h = struct.pack("<4sIQQI", t, 0, len(p), len(p), zlib.crc32(p))
-        b += h + struct.pack("<I", zlib.crc32(h)) + p
-    open(path, "wb").write(b)
-
 
 def with_layers(src, dst, layers):
     """src's cache claiming `layers` layers, the last one repeated: a
