@@ -207,6 +207,7 @@ fuzz: fuzzers
 	sh tests/run-fuzz.sh build/fuzz/fuzz_safetensors $(FUZZ_SECONDS) tests/fuzz/corpus_safetensors
 	sh tests/run-fuzz.sh build/fuzz/fuzz_tokenizer $(FUZZ_SECONDS) tests/fuzz/corpus_tokenizer
 	sh tests/run-fuzz.sh build/fuzz/fuzz_gguf $(FUZZ_SECONDS) tests/fuzz/corpus_gguf
+	sh tests/run-fuzz.sh build/fuzz/fuzz_kvcache $(FUZZ_SECONDS) tests/fuzz/corpus_kvcache
 
 test: deps
 	@$(MAKE) --no-print-directory model
