@@ -3,6 +3,8 @@
 #   make            library and programs into bin/ (CUDA too when nvcc is found)
 #   make CUDA=0     CPU-only build
 #   make test       builds with ASan+UBSan into build/asan and runs every test
+#   make check T=window   the same build, only the tests whose name holds
+#                   "window" (unit/NAME, NAME.t, NAME_test.py), no fuzzers
 #   make demo       installs the models if missing and runs the pipeline
 #   make install PREFIX=/usr/local
 #   make V=1        show the full compiler command lines
@@ -113,7 +115,7 @@ PUBLIC_HDRS := ak.h segment.h tensor.h stream.h io.h filter.h device.h mask.h at
 .SECONDARY:
 
 .PHONY: all programs lib test demo install install-headers clean distclean deps model bench fuzz fuzzers asan \
-        unit-bins pkgs-ok fuzzer-bins gpu-check gpu-bench-bins
+        unit-bins pkgs-ok fuzzer-bins gpu-check gpu-bench-bins check
 all: deps
 	@$(MAKE) --no-print-directory programs
 
@@ -214,6 +216,13 @@ test: deps
 	@$(MAKE) --no-print-directory asan
 	@$(MAKE) --no-print-directory fuzzers
 	@ATTNKIT_MODEL_CACHE="$(MINILM_DIR)" AK_MODELS="$(CACHE)/models" FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/run.sh build/asan
+
+# One test or a few while working on them: make check T=kvcache
+T ?=
+check: deps
+	@$(MAKE) --no-print-directory model
+	@$(MAKE) --no-print-directory asan
+	@ATTNKIT_MODEL_CACHE="$(MINILM_DIR)" AK_MODELS="$(CACHE)/models" FUZZ_SECONDS=0 TESTS="$(T)" sh tests/run.sh build/asan
 
 # ---- the GPU ------------------------------------------------------------------
 # One command on a GPU machine: the CUDA build into build/gpu, the CUDA unit
