@@ -803,6 +803,12 @@ static int ends_with_gguf(const char *s)
     return n >= 5 && !strcmp(s + n - 5, ".gguf");
 }
 
+int ak_gguf_ambiguous(const char *dir, const char *names, ak_err *err)
+{
+    return ak_fail(err, AK_ECONFIG, "%s: holds several .gguf files (%s) and no config.json: "
+                   "name one, -m %s/FILE.gguf", dir, names, dir);
+}
+
 int ak_gguf_locate(const char *path, char *out, size_t outsz)
 {
     struct stat sb;

@@ -123,7 +123,9 @@ int ak_gguf_arr_nested(const ak_gguf_kv *kv, uint64_t idx, ak_gguf_kv *out);
  * holding no config.json and exactly one *.gguf file; then out receives the
  * file's path.  0 otherwise (a Hugging Face directory, or nothing).  -1 for
  * a directory with no config.json and several *.gguf files: out receives
- * "A.gguf, B.gguf" (two of their names, for the message). */
+ * "A.gguf, B.gguf" (two of their names, for ak_gguf_ambiguous). */
 int ak_gguf_locate(const char *path, char *out, size_t outsz);
+/* AK_ECONFIG "DIR: holds several .gguf files (NAMES) ...: name one". */
+int ak_gguf_ambiguous(const char *dir, const char *names, ak_err *err);
 
 #endif

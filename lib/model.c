@@ -1092,8 +1092,7 @@ int ak_model_load(ak_model **out, const char *dir, ak_err *err)
     int where = ak_gguf_locate(dir, path, sizeof path);
     if (where < 0) {
         ak_model_free(m);
-        return ak_fail(err, AK_ECONFIG, "%s: holds several .gguf files (%s) and no config.json: "
-                       "name one, -m %s/FILE.gguf", dir, path, dir);
+        return ak_gguf_ambiguous(dir, path, err);
     }
     if (where) {
         set_name(m, path, 1);

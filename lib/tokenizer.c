@@ -958,8 +958,7 @@ int ak_tokenizer_load(ak_tokenizer **out, const char *dir, ak_err *err)
     int where = ak_gguf_locate(dir, gpath, sizeof gpath);
     if (where < 0) {
         ak_tokenizer_free(tk);
-        return ak_fail(err, AK_ECONFIG, "%s: holds several .gguf files (%s) and no config.json: "
-                       "name one, -m %s/FILE.gguf", dir, gpath, dir);
+        return ak_gguf_ambiguous(dir, gpath, err);
     }
     if (where) {
         if ((rc = tk_load_gguf(tk, gpath, err)))
