@@ -5,10 +5,13 @@
 #include "cli.h"
 #include "filter.h"
 #include "io.h"
+#include "evict.h"
+#include "generate.h"
 #include "kvcache.h"
 #include "model.h"
 #include "prune.h"
 #include "tokenizer.h"
+#include "tsv.h"
 
 #include <getopt.h>
 #include <math.h>
@@ -77,9 +80,6 @@ static void usage(void)
            "model (not causal, no language-model head).\n");
 }
 
-typedef enum { EV_NONE, EV_STREAMING, EV_H2O, EV_SNAPKV, EV_RANDOM, EV_FIRST, EV_LAST } ev_policy;
-static const char *const policy_names[] = {"none", "streaming", "h2o", "snapkv", "random", "first",
-                                           "last"};
 
 enum { MAXPAT = 16, MAXSTOP = 32 };
 
@@ -89,16 +89,15 @@ struct ctx {
     ak_tokenizer *tk;            /* NULL when the model has none */
     const char *load, *save;
     int extend, compress, ndocs;
-    ev_policy policy;
-    double keep_ratio;           /* < 0: not given */
-    long keep_tokens;            /* < 0: not given */
-    int sink, window;
+    ak_evict_opts ev;            /* --evict and its budget (keep_ratio, keep_tokens < 0:
+                                    not given), --sink, --window */
     int protect_first, protect_last;
     const char *regexes[MAXPAT];
     int nregexes;
     int generate;
     double temperature, top_p;
-    uint64_t rng;
+    uint64_t seed;               /* --seed */
+    ak_sampler sampler;          /* its state is --evict random's too */
     int32_t stop[MAXSTOP];
     int nstop;
     int32_t *target;
@@ -119,90 +118,7 @@ struct target {
     size_t n;
 };
 
-static uint64_t next_random(uint64_t *s)
-{
-    /* xorshift64* (Vigna) */
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 2685821657736338717u;
-}
-
 /* ---- eviction ---- */
-
-typedef struct {
-    float score;
-    int32_t pos;
-    int index;
-} cand;
-
-static int by_score(const void *a, const void *b)
-{
-    const cand *x = a, *y = b;
-    if (x->score != y->score)
-        return x->score > y->score ? -1 : 1;
-    return x->pos > y->pos ? -1 : x->pos < y->pos; /* ties: the more recent */
-}
-
-/* Keeps `budget` entries of one head: the protected ones, then the best
- * by the policy's score. */
-static int evict_head(struct ctx *c, ak_kvcache *kc, int l, int g, int budget,
-                      const uint8_t *protect, ak_err *err)
-{
-    ak_kvhead *hd = ak_kvcache_head(kc, l, g);
-    int n = hd->n;
-    if (n <= budget)
-        return 0;
-    int nprot = 0;
-    for (int i = 0; i < n; i++)
-        nprot += protect && protect[hd->pos[i]];
-    if (nprot > budget)
-        return ak_fail(err, AK_EUSAGE, "a budget of %d entries is below the %d protected tokens "
-                       "(layer %d, KV head %d)", budget, nprot, l, g);
-    cand *cs = malloc((size_t)n * sizeof *cs);
-    unsigned char *keep = calloc((size_t)n, 1);
-    float *pooled = malloc((size_t)n * sizeof(float));
-    if (!cs || !keep || !pooled) {
-        free(cs);
-        free(keep);
-        free(pooled);
-        return ak_fail(err, AK_ENOMEM, "out of memory");
-    }
-    int free_slots = budget - nprot, recent = free_slots / 2;
-    if (c->policy == EV_SNAPKV)   /* SnapKV pools the votes over neighbouring keys (kernel 7) */
-        for (int i = 0; i < n; i++) {
-            float mx = 0;
-            for (int j = i - 3 < 0 ? 0 : i - 3; j <= i + 3 && j < n; j++)
-                mx = hd->mass_last[j] > mx ? hd->mass_last[j] : mx;
-            pooled[i] = mx;
-        }
-    int nc = 0;
-    for (int i = 0; i < n; i++) {
-        if (protect && protect[hd->pos[i]]) {
-            keep[i] = 1;
-            continue;
-        }
-        float s = 0, pos = (float)hd->pos[i];
-        switch (c->policy) {
-        case EV_STREAMING: s = hd->pos[i] < c->sink ? INFINITY : pos; break;
-        case EV_H2O: s = i >= n - recent ? INFINITY : hd->mass[i]; break;
-        case EV_SNAPKV: s = hd->pos[i] >= kc->n_tokens - c->window ? INFINITY : pooled[i]; break;
-        case EV_RANDOM: s = (float)(next_random(&c->rng) >> 40); break;
-        case EV_FIRST: s = -pos; break;
-        case EV_LAST: s = pos; break;
-        case EV_NONE: break;
-        }
-        cs[nc++] = (cand){s, hd->pos[i], i};
-    }
-    qsort(cs, (size_t)nc, sizeof *cs, by_score);
-    for (int i = 0; i < free_slots && i < nc; i++)
-        keep[cs[i].index] = 1;
-    ak_kvcache_keep(kc, l, g, keep);
-    free(cs);
-    free(keep);
-    free(pooled);
-    return 0;
-}
 
 /* protect[n_tokens]: the document's protected spans (its tokens at
  * positions base ..), or NULL. */
@@ -249,96 +165,20 @@ static int protect_marks(struct ctx *c, ak_doc *d, int base, int n_tokens, uint8
 
 static int evict(struct ctx *c, ak_kvcache *kc, ak_doc *d, int base, ak_err *err)
 {
-    if (c->policy == EV_NONE)
+    if (c->ev.policy == AK_EVICT_NONE)
         return 0;
-    if (c->policy == EV_SNAPKV && kc->last_w != c->window)
-        return kc->last_w > 0
-            ? ak_fail(err, AK_EUSAGE, "snapkv: the cache holds the mass of the last %d queries, "
-                      "not %d (run the tokens here, or --window %d)", kc->last_w, c->window,
-                      kc->last_w)
-            : ak_fail(err, AK_EUSAGE, "snapkv: the cache holds no mass of its last queries "
-                      "(saved by an older kvcache): run the tokens here");
-    long budget = c->keep_tokens >= 0 ? c->keep_tokens
-                                      : (long)ceil(c->keep_ratio * kc->n_tokens - 1e-9);
     uint8_t *protect = NULL;
     int rc = protect_marks(c, d, base, kc->n_tokens, &protect, err);
-    for (int l = 0; !rc && l < kc->n_layers; l++)
-        for (int g = 0; !rc && g < kc->n_kv_heads; g++)
-            rc = evict_head(c, kc, l, g, budget > INT32_MAX ? INT32_MAX : (int)budget, protect, err);
+    ak_evict_opts o = c->ev;
+    o.protect = protect;
+    o.rng = &c->sampler.rng;
+    if (!rc)
+        rc = ak_kvcache_evict(kc, &o, err);
     free(protect);
     return rc;
 }
 
 /* ---- decoding ---- */
-
-static int is_stop(const struct ctx *c, int32_t id)
-{
-    for (int i = 0; i < c->nstop; i++)
-        if (c->stop[i] == id)
-            return 1;
-    return 0;
-}
-
-/* log softmax(logits)[id] in double. */
-static double log_prob(const float *logits, int V, int32_t id)
-{
-    double mx = -INFINITY, z = 0;
-    for (int i = 0; i < V; i++)
-        mx = logits[i] > mx ? logits[i] : mx;
-    for (int i = 0; i < V; i++)
-        z += exp(logits[i] - mx);
-    return logits[id] - mx - log(z);
-}
-
-static int by_prob(const void *a, const void *b)
-{
-    const cand *x = a, *y = b;
-    return x->score > y->score ? -1 : x->score < y->score ? 1 : x->index - y->index;
-}
-
-/* The next token: the first largest logit, or a sample at temperature
- * within the top-p nucleus. */
-static int32_t choose(struct ctx *c, const float *logits, int V, cand *work)
-{
-    int best = 0;
-    for (int i = 1; i < V; i++)
-        if (logits[i] > logits[best])
-            best = i;
-    if (c->temperature <= 0)
-        return best;
-    double z = 0;
-    for (int i = 0; i < V; i++) {
-        double p = exp((logits[i] - logits[best]) / c->temperature);
-        work[i] = (cand){(float)p, 0, i};
-        z += p;
-    }
-    qsort(work, (size_t)V, sizeof *work, by_prob);
-    double cum = 0, total = 0;
-    int n = 0;
-    while (n < V && (n == 0 || cum / z < c->top_p)) {
-        cum += work[n].score;
-        n++;
-    }
-    for (int i = 0; i < n; i++)
-        total += work[i].score;
-    double r = (double)(next_random(&c->rng) >> 11) / 9007199254740992.0 * total;
-    for (int i = 0; i < n; i++) {
-        r -= work[i].score;
-        if (r < 0)
-            return work[i].index;
-    }
-    return work[n - 1].index;
-}
-
-/* One token through the cache; logits[V] of it. */
-static int step(struct ctx *c, ak_kvcache *kc, int32_t id, float *hidden, float *logits, ak_err *err)
-{
-    ak_forward_out o = {.logits = logits};
-    int rc = ak_kvcache_forward(c->m, c->dev, kc, &id, 1, hidden, &o, err);
-    if (!rc && ak_first_nonfinite(logits, (size_t)c->m->vocab_size) < (size_t)c->m->vocab_size)
-        rc = ak_fail(err, AK_EDATA, "the logits at position %d are not finite", kc->n_tokens - 1);
-    return rc;
-}
 
 static int put_tensor(ak_doc *d, const char *name, ak_dtype t, int64_t n, const void *data,
                       ak_err *err)
@@ -351,158 +191,55 @@ static int put_tensor(ak_doc *d, const char *name, ak_dtype t, int64_t n, const 
     return ak_doc_put(d, x, err);
 }
 
-/* Log-likelihood of c->target after the cache; the cache is truncated
- * back afterwards. */
+/* Log-likelihood of the target after the cache (which is left as it was). */
 static int score_target(struct ctx *c, ak_kvcache *kc, const float *last_logits,
                         const int32_t *target, size_t n, ak_doc *d, ak_err *err)
 {
-    int V = c->m->vocab_size, n0 = kc->n_tokens;
-    if ((int64_t)n0 + (int64_t)n - 1 > c->m->max_positions)
-        return ak_fail(err, AK_EDATA, "the target's %zu tokens after the prompt's %d pass the "
-                       "model's context of %d positions", n, n0, c->m->max_positions);
     float *lp = malloc((n + 1) * sizeof(float));
-    float *logits = n > 1 ? malloc((n - 1) * (size_t)V * sizeof(float)) : NULL;
-    float *hidden = n > 1 ? malloc((n - 1) * (size_t)c->m->hidden_size * sizeof(float)) : NULL;
-    int rc = 0;
-    if (!lp || (n > 1 && (!logits || !hidden))) {
-        rc = ak_fail(err, AK_ENOMEM, "out of memory for a target of %zu tokens", n);
-        goto out;
-    }
-    double total = 0;
-    if (n > 0)
-        lp[0] = (float)log_prob(last_logits, V, target[0]);
-    if (n > 1) {
-        ak_forward_out o = {.logits = logits, .logits_all = 1};
-        if ((rc = ak_kvcache_forward(c->m, c->dev, kc, target, (int)n - 1, hidden, &o, err)))
-            goto out;
-        ak_kvcache_truncate(kc, n0);
-        for (size_t i = 1; i < n; i++)
-            lp[i] = (float)log_prob(logits + (i - 1) * V, V, target[i]);
-    }
-    for (size_t i = 0; i < n; i++)
-        total += lp[i];
-    if (!isfinite(total)) {
-        rc = ak_fail(err, AK_EDATA, "the target's log-likelihood is not finite");
-        goto out;
-    }
-    if ((rc = put_tensor(d, "target.logprob", AK_F32, (int64_t)n, lp, err)))
-        goto out;
-    if (ak_meta_set_float(&d->meta, "target_logprob", total) ||
-        ak_meta_set_int(&d->meta, "target_tokens", (int64_t)n))
+    double total;
+    int rc = lp ? ak_score_continuation(c->m, c->dev, kc, last_logits, target, n, lp, &total, err)
+                : ak_fail(err, AK_ENOMEM, "out of memory for a target of %zu tokens", n);
+    if (!rc)
+        rc = put_tensor(d, "target.logprob", AK_F32, (int64_t)n, lp, err);
+    if (!rc && (ak_meta_set_float(&d->meta, "target_logprob", total) ||
+                ak_meta_set_int(&d->meta, "target_tokens", (int64_t)n)))
         rc = ak_fail(err, AK_ENOMEM, "out of memory");
-out:
     free(lp);
-    free(logits);
-    free(hidden);
     return rc;
 }
 
-/* --gen-mass: adds to acc[L, H, T] the mass the query of the token just run
- * (the cache's last) put on the document's prompt keys, positions base ..
- * base+T-1, from mc[L, H, n0] (ak_forward_out.mass_cached). */
-static void add_gen_mass(const ak_model *m, const float *mc, int n0, int base, int T, float *acc)
-{
-    size_t LH = (size_t)m->n_layers * m->n_heads;
-    for (size_t lh = 0; lh < LH; lh++)
-        for (int t = 0; t < T; t++)
-            acc[lh * T + t] += mc[lh * n0 + base + t];
-}
-
-/* One generated token through the cache, with its attention on the cached
- * keys into mc[L, H, n_tokens] when mc is given. */
-static int step_mass(struct ctx *c, ak_kvcache *kc, int32_t id, float *hidden, float *logits,
-                     float *mc, ak_err *err)
-{
-    if (!mc)
-        return step(c, kc, id, hidden, logits, err);
-    size_t LH = (size_t)c->m->n_layers * c->m->n_heads;
-    memset(mc, 0, LH * (size_t)kc->n_tokens * sizeof(float));  /* evicted keys stay 0 */
-    ak_forward_out o = {.logits = logits, .mass_cached = mc};
-    int rc = ak_kvcache_forward(c->m, c->dev, kc, &id, 1, hidden, &o, err);
-    if (!rc && ak_first_nonfinite(logits, (size_t)c->m->vocab_size) < (size_t)c->m->vocab_size)
-        rc = ak_fail(err, AK_EDATA, "the logits at position %d are not finite", kc->n_tokens - 1);
-    return rc;
-}
-
-/* Greedy or sampled decoding; with --gen-mass, attn.mass_gen [L, H, T] over
- * the document's T prompt tokens (cache positions base ..): the mass the
- * queries of the first G generated tokens (each run through the model once
- * chosen; a stop token is not) put on each prompt key, summed over them. */
+/* --generate N: `generated`; with --gen-mass G, attn.mass_gen [L, H, T]
+ * over the document's T prompt tokens (cache positions base ..). */
 static int generate(struct ctx *c, ak_kvcache *kc, const float *last_logits, ak_doc *d, int base,
                     ak_err *err)
 {
-    int V = c->m->vocab_size, rc = 0, ng = 0, rows = 0, T = kc->n_tokens - base;
-    int G = c->gen_mass;
-    size_t LH = (size_t)c->m->n_layers * c->m->n_heads;
-    int32_t *gen = malloc(((size_t)c->generate + 1) * sizeof(int32_t));
-    float *logits = malloc((size_t)V * sizeof(float));
-    float *hidden = malloc((size_t)c->m->hidden_size * sizeof(float));
-    cand *work = malloc((size_t)V * sizeof(cand));
-    ak_tensor *mg = NULL;
-    float *mc = NULL, *acc = NULL;
-    if (!gen || !logits || !hidden || !work) {
-        rc = ak_fail(err, AK_ENOMEM, "out of memory");
-        goto out;
-    }
-    if (G > 0) {
-        int64_t shape[3] = {c->m->n_layers, c->m->n_heads, T};
-        if (!(mg = ak_tensor_new("attn.mass_gen", AK_F32, 3, shape, err))) {
-            rc = err->code ? err->code : AK_ENOMEM;
-            goto out;
-        }
-        acc = ak_tensor_f32(mg);
-        memset(acc, 0, LH * (size_t)T * sizeof(float));
-        if (!(mc = malloc(LH * ((size_t)kc->n_tokens + (size_t)G + 1) * sizeof(float)))) {
-            rc = ak_fail(err, AK_ENOMEM, "out of memory for --gen-mass");
-            goto out;
-        }
-    }
-    memcpy(logits, last_logits, (size_t)V * sizeof(float));
-    while (ng < c->generate) {
-        int32_t id = choose(c, logits, V, work);
-        gen[ng++] = id;
-        int stop = is_stop(c, id);
-        if (kc->n_tokens >= c->m->max_positions && !stop && ng < c->generate) {
-            /* the model's context ends here: say so, keep what was made */
-            fprintf(stderr, "kvcache: doc %s: generation stopped after %d tokens at the model's "
-                    "context of %d positions\n", d->id, ng, c->m->max_positions);
-            if (ak_meta_set_str(&d->meta, "gen_stopped", "context")) {
-                rc = ak_fail(err, AK_ENOMEM, "out of memory");
-                goto out;
-            }
-            break;
-        }
-        int want_mass = ng <= G && !stop;
-        if (stop || (ng == c->generate && !want_mass))
-            break;
-        int n0 = kc->n_tokens;
-        if ((rc = step_mass(c, kc, id, hidden, logits, want_mass ? mc : NULL, err)))
-            goto out;
-        if (want_mass) {
-            add_gen_mass(c->m, mc, n0, base, T, acc);
-            rows++;
-        }
-        if (ng == c->generate)
-            break;   /* the last token ran only for its mass */
-    }
-    if ((rc = put_tensor(d, "generated", AK_I32, ng, gen, err)))
-        goto out;
-    if (mg) {
-        if ((rc = ak_doc_put(d, mg, err))) {
-            mg = NULL;
-            goto out;
-        }
-        mg = NULL;
-        if (ak_meta_set_int(&d->meta, "gen_mass_rows", rows))
+    ak_gen_opts o = {c->generate, c->stop, c->nstop, &c->sampler, c->gen_mass, base};
+    ak_gen_out g;
+    int64_t T = kc->n_tokens - base;
+    int rc = ak_generate(c->m, c->dev, kc, last_logits, &o, &g, err);
+    if (rc)
+        return rc;
+    if (g.stopped_at_context) {
+        fprintf(stderr, "kvcache: doc %s: generation stopped after %d tokens at the model's "
+                "context of %d positions\n", d->id, g.n, c->m->max_positions);
+        if (ak_meta_set_str(&d->meta, "gen_stopped", "context"))
             rc = ak_fail(err, AK_ENOMEM, "out of memory");
     }
-out:
-    ak_tensor_free(mg);
-    free(mc);
-    free(gen);
-    free(logits);
-    free(hidden);
-    free(work);
+    if (!rc)
+        rc = put_tensor(d, "generated", AK_I32, g.n, g.ids, err);
+    if (!rc && c->gen_mass > 0) {
+        int64_t shape[3] = {c->m->n_layers, c->m->n_heads, T};
+        ak_tensor *mg = ak_tensor_new("attn.mass_gen", AK_F32, 3, shape, err);
+        if (!mg)
+            rc = err->code ? err->code : AK_ENOMEM;
+        else {
+            memcpy(mg->data, g.mass, mg->nbytes);
+            rc = ak_doc_put(d, mg, err);
+        }
+        if (!rc && ak_meta_set_int(&d->meta, "gen_mass_rows", g.mass_rows))
+            rc = ak_fail(err, AK_ENOMEM, "out of memory");
+    }
+    ak_gen_out_free(&g);
     return rc;
 }
 
@@ -540,45 +277,6 @@ static int find_target(const struct ctx *c, const char *id, const int32_t **ids,
     return 0;
 }
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-    return -1;
-}
-
-/* Undoes the \n, \t, \r, \\ and \xHH escapes of a TSV field in place
- * (tsv.h's); returns the new length, or -1 for a bad escape. */
-static long unescape(char *s, size_t len)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] != '\\') {
-            s[o++] = s[i];
-            continue;
-        }
-        if (++i == len)
-            return -1;
-        switch (s[i]) {
-        case 'n': s[o++] = '\n'; break;
-        case 't': s[o++] = '\t'; break;
-        case 'r': s[o++] = '\r'; break;
-        case '\\': s[o++] = '\\'; break;
-        case 'x': {
-            int hi = i + 2 < len ? hexval(s[i + 1]) : -1, lo = hi >= 0 ? hexval(s[i + 2]) : -1;
-            if (lo < 0)
-                return -1;
-            s[o++] = (char)(hi * 16 + lo);
-            i += 2;
-            break;
-        }
-        default: return -1;
-        }
-    }
-    return (long)o;
-}
-
 /* Reads --targets FILE: lines id<TAB>text, each text tokenized with no
  * special tokens; an empty line is skipped. */
 static void load_targets(struct ctx *c, const char *path)
@@ -601,7 +299,7 @@ static void load_targets(struct ctx *c, const char *path)
             if (!tab || tab == p)
                 ak_dief(AK_EDATA, "--targets: %s:%zu: expected id<TAB>text", path, lineno);
             *tab = 0;
-            long n = unescape(tab + 1, (size_t)(le - tab - 1));
+            long n = ak_tsv_unescape(tab + 1, (size_t)(le - tab - 1));
             if (n < 0)
                 ak_dief(AK_EDATA, "--targets: %s:%zu: a bad escape (\\n, \\t, \\r, \\\\, \\xHH)",
                         path, lineno);
@@ -658,7 +356,7 @@ static int process(struct ctx *c, ak_kvcache *kc, const float *last_logits, ak_d
     if (ak_meta_set_int(&d->meta, "kv_tokens", kc->n_tokens) ||
         ak_meta_set_int(&d->meta, "kv_entries", (int64_t)ak_kvcache_entries(kc)) ||
         ak_meta_set_int(&d->meta, "kv_entries_full", (int64_t)full) ||
-        ak_meta_set_str(&d->meta, "kv_policy", policy_names[c->policy]))
+        ak_meta_set_str(&d->meta, "kv_policy", ak_evict_policy_name(c->ev.policy)))
         return ak_fail(err, AK_ENOMEM, "out of memory");
     if (c->generate > 0 && (rc = generate(c, kc, last_logits, d, base, err)))
         return ak_wrap(err, "doc %s", d->id);
@@ -760,7 +458,7 @@ static int on_doc(void *vctx, ak_doc *d, ak_err *err)
     }
     /* the votes of the last --window queries are always kept, so that a
      * saved cache can be evicted by snapkv after --load */
-    ak_forward_out o = {.logits = logits, .last_w = c->window};
+    ak_forward_out o = {.logits = logits, .last_w = c->ev.window};
     if ((rc = ak_kvcache_forward(m, c->dev, kc, ak_tensor_i32(tok), (int)T, hidden, &o, err))) {
         ak_wrap(err, "doc %s", d->id);
         goto out;
@@ -809,7 +507,7 @@ static int run_loaded(struct ctx *c, int argc, char **argv, const char *output, 
         /* the last token's logits: that token run again on the rest */
         int32_t last = kc->ids[kc->n_tokens - 1];
         ak_kvcache_truncate(kc, kc->n_tokens - 1);
-        if ((rc = step(c, kc, last, hidden, logits, err)))
+        if ((rc = ak_generate_step(c->m, c->dev, kc, last, hidden, logits, err)))
             goto out;
     }
     if ((rc = put_tensor(d, "tokens", AK_I32, kc->n_tokens, kc->ids, err)) ||
@@ -888,7 +586,8 @@ int main(int argc, char **argv)
         {"gen-mass", required_argument, 0, O_GENMASS}, {"targets", required_argument, 0, O_TARGETS},
         {"device", required_argument, 0, 'd'},      {"output", required_argument, 0, 'o'},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
-    struct ctx c = {.keep_ratio = -1, .keep_tokens = -1, .sink = 4, .window = 32, .top_p = 1};
+    struct ctx c = {.ev = {.keep_ratio = -1, .keep_tokens = -1, .sink = 4, .window = 32},
+                    .top_p = 1};
     const char *model_opt = NULL, *output = NULL, *device = NULL, *target = NULL, *stop = NULL;
     const char *targets = NULL;
     int ch;
@@ -904,19 +603,15 @@ int main(int argc, char **argv)
             break;
         case 'z': c.compress = 1; break;
         case 'e': {
-            int found = 0;
-            for (int i = 1; i < (int)(sizeof policy_names / sizeof *policy_names); i++)
-                if (!strcmp(optarg, policy_names[i]))
-                    c.policy = (ev_policy)i, found = 1;
-            if (!found)
+            if (ak_evict_policy_from_name(optarg, &c.ev.policy))
                 ak_usage_error("--evict: unknown policy '%s' (streaming, h2o, snapkv, random, "
                                "first, last)", optarg);
             break;
         }
-        case 'k': c.keep_ratio = ak_parse_double("--keep", optarg, 0, 1); break;
-        case 'n': c.keep_tokens = ak_parse_long("--keep-tokens", optarg, 0, INT32_MAX); break;
-        case O_SINK: c.sink = (int)ak_parse_long("--sink", optarg, 0, INT32_MAX); break;
-        case 'w': c.window = (int)ak_parse_long("--window", optarg, 1, 1 << 24); break;
+        case 'k': c.ev.keep_ratio = ak_parse_double("--keep", optarg, 0, 1); break;
+        case 'n': c.ev.keep_tokens = ak_parse_long("--keep-tokens", optarg, 0, INT32_MAX); break;
+        case O_SINK: c.ev.sink = (int)ak_parse_long("--sink", optarg, 0, INT32_MAX); break;
+        case 'w': c.ev.window = (int)ak_parse_long("--window", optarg, 1, 1 << 24); break;
         case 'P': {
             char buf[64], *save = NULL;
             snprintf(buf, sizeof buf, "%s", optarg);
@@ -938,7 +633,7 @@ int main(int argc, char **argv)
         case 'g': c.generate = (int)ak_parse_long("--generate", optarg, 0, MAX_GENERATE); break;
         case 'T': c.temperature = ak_parse_double("--temperature", optarg, 0, 1e6); break;
         case 'p': c.top_p = ak_parse_double("--top-p", optarg, 1e-9, 1); break;
-        case 'S': c.rng = (uint64_t)ak_parse_long("--seed", optarg, 0, INT64_MAX); break;
+        case 'S': c.seed = (uint64_t)ak_parse_long("--seed", optarg, 0, INT64_MAX); break;
         case O_STOP: stop = optarg; break;
         case 't': target = optarg; break;
         case O_TARGETS: targets = optarg; break;
@@ -949,16 +644,15 @@ int main(int argc, char **argv)
         default: ak_bad_option(argv);
         }
     }
-    c.rng = c.rng * 0x9e3779b97f4a7c15u + 0x2545f4914f6cdd1du; /* never 0 */
     if (c.compress && !c.save)
         ak_usage_error("--compress needs --save FILE (it compresses the saved cache)");
     if (output && !*output)
         ak_usage_error("-o: empty file name");
     if (c.extend && !c.load)
         ak_usage_error("--extend needs --load FILE");
-    if (c.policy != EV_NONE && (c.keep_ratio < 0) == (c.keep_tokens < 0))
+    if (c.ev.policy != AK_EVICT_NONE && (c.ev.keep_ratio < 0) == (c.ev.keep_tokens < 0))
         ak_usage_error("--evict needs one budget: --keep RATIO or --keep-tokens N");
-    if (c.policy == EV_NONE && (c.keep_ratio >= 0 || c.keep_tokens >= 0))
+    if (c.ev.policy == AK_EVICT_NONE && (c.ev.keep_ratio >= 0 || c.ev.keep_tokens >= 0))
         ak_usage_error("--keep and --keep-tokens need --evict POLICY");
     if (target && targets)
         ak_usage_error("--target and --targets: one of them");
@@ -985,6 +679,8 @@ int main(int argc, char **argv)
         ak_dief(AK_ECONFIG, "model %s (%s) has no language-model head: no --generate or --target",
                 c.m->name, c.m->arch);
     if ((c.m->gguf || ak_tokenizer_exists(dir)) && ak_tokenizer_load(&c.tk, dir, &err))
+        ak_die(&err);
+    if (ak_sampler_init(&c.sampler, c.m->vocab_size, c.temperature, c.top_p, c.seed, &err))
         ak_die(&err);
     if (stop)
         parse_stop(&c, stop);
@@ -1047,6 +743,7 @@ int main(int argc, char **argv)
     if (!rc && c.save)
         rc = ak_kvcache_write(c.save_data, c.save_len, c.save, &err);
     free(c.save_data);
+    ak_sampler_free(&c.sampler);
     ak_model_free(c.m);
     ak_tokenizer_free(c.tk);
     free(c.target);

@@ -2,6 +2,7 @@
  * document rewritten to the kept tokens (see prune.h). */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "prune.h"
+#include "sample.h"
 #include "prune_lm.h"
 #include "check.h"
 #include "prune_embed.h"
@@ -491,14 +492,6 @@ void ak_protect_block_end(const int32_t *segments, int64_t T, int which, uint8_t
 
 /* ---- selection ---- */
 
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 typedef struct unit_info {
     int64_t id, size, first, last; /* size: cost in the budget's units */
     int64_t units;                 /* tokens */
@@ -644,7 +637,7 @@ int ak_prune_select(const ak_prune_input *in, const ak_prune_opts *o, uint8_t *k
     for (int64_t k = 0; k < nu; k++) {
         unit_info *x = &u[k];
         switch (o->policy) {
-        case AK_POLICY_RANDOM: x->score = (double)(splitmix64(&rng) >> 11) * 0x1p-53; break;
+        case AK_POLICY_RANDOM: x->score = (double)(ak_rng_next(&rng) >> 11) * 0x1p-53; break;
         case AK_POLICY_FIRST: x->score = -(double)x->first; break;
         case AK_POLICY_LAST: x->score = (double)x->last; break;
         default:

@@ -12,5 +12,8 @@
 int ak_tsv_put(FILE *f, const char *s);
 /* The same for the n bytes at s (NUL bytes become \x00). */
 int ak_tsv_putn(FILE *f, const char *s, size_t n);
+/* Undoes the escapes above in place (s[len], not NUL-terminated); returns
+ * the new length, or -1 for a bad escape. */
+long ak_tsv_unescape(char *s, size_t len);
 
 #endif
