@@ -688,12 +688,13 @@ class _LivePipeline:
         self.unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=0)
         self.header_out = None
         self.started = False
+        self.closed = False
         self.ndocs = 0
 
     def _fail(self):
         try:
             self.stdin.close()
-        except OSError:
+        except (OSError, ValueError):
             pass
         rcs, msgs = [], []
         for p, e in zip(self.procs, self.errs):
@@ -745,12 +746,15 @@ class _LivePipeline:
 
     def close(self):
         import msgpack
+        if self.closed:
+            return
+        self.closed = True
         try:
-            if self.started:
+            if self.started and not self.stdin.closed:
                 self.stdin.write(msgpack.packb({"type": "end", "docs": self.ndocs},
                                                use_bin_type=True))
             self.stdin.close()
-        except OSError:
+        except (OSError, ValueError):
             pass
         for p in self.procs:
             try:
