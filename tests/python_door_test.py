@@ -233,6 +233,10 @@ if os.path.isdir(smol) and os.path.exists(gpl):
           r["compressed_tokens"] <= round(0.3 * r["origin_tokens"]),
           f"SmolLM2, rate 0.3: qppl ranks the paragraphs, '30 days' is kept "
           f"({r['compressed_tokens']} of {r['origin_tokens']})")
+    # lm= chooses qppl's model (and the stream's tokenizer), whatever model= says
+    r = attnkit.compress(paras[14:20], keep=0.4, question=question, lm=smol, model="minilm")
+    check(r["meta"]["prune_policy"] == "qppl" and "30 days" in r["compressed_prompt"],
+          f"lm=: qppl under that model ({r['compressed_tokens']} of {r['origin_tokens']})")
 else:
     print("ok - # SKIP no SmolLM2 or no GPL-3 text")
 
