@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/bin:$PATH" PYTHONPATH="$PWD/.cache/py${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p bench/results
 machine="$(uname -m), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-for b in tokenize attention_cpu model_cpu entropy_prune; do
+for b in tokenize attention_cpu model_cpu entropy_prune python_door; do
     out=bench/results/$b.txt
     echo "== bench/$b.py on $machine"
     { echo "# $(date -u +%Y-%m-%d) $machine"; python3 "bench/$b.py"; } | tee "$out"

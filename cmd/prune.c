@@ -65,7 +65,8 @@ static void usage(void)
            "      --seed N           random: seed (default 1)\n"
            "  -l, --layers A-B       layers used by mass, entropy, heavy, query\n"
            "  -a, --agg mean|max     over heads and layers (mass, entropy, heavy)\n"
-           "  -v, --verbose          one line per document on stderr: budget, kept, ratio\n"
+           "  -v, --verbose          one line per document on stderr: budget, kept, ratio,\n"
+           "                         the blocks kept whole and in part\n"
            "  -o, --output FILE      write the stream here (atomically)\n"
            "  -h, --help             this help\n"
            "Special tokens and tokens outside blocks (segments -1) are always kept.\n"
@@ -98,11 +99,78 @@ struct ctx {
     size_t nrecs, cap;
 };
 
-static void report(const ak_doc *d, const ak_prune_result *r)
+/* -v: each block's token count (segments >= 0), before or after pruning;
+ * NULL (and *nb 0) without segments. */
+static int64_t *block_counts(const ak_doc *d, int64_t *nb)
 {
-    fprintf(stderr, "prune: %s: budget %lld, kept %lld of %lld (%.4f)%s\n", d->id,
+    ak_tensor *s = ak_doc_get(d, "segments");
+    *nb = 0;
+    if (!s || s->dtype != AK_I32 || s->ndim != 1)
+        return NULL;
+    const int32_t *v = ak_tensor_i32(s);
+    int64_t n = s->shape[0], hi = -1;
+    for (int64_t i = 0; i < n; i++)
+        if (v[i] > hi)
+            hi = v[i];
+    int64_t *c = calloc((size_t)hi + 2, sizeof *c);
+    if (!c)
+        return NULL;
+    for (int64_t i = 0; i < n; i++)
+        if (v[i] >= 0)
+            c[v[i]]++;
+    *nb = hi + 1;
+    return c;
+}
+
+/* "0-2,5": the ids i < n with want(i), runs as ranges */
+static void print_ids(const int64_t *before, const int64_t *after, int64_t na, int64_t n, int whole)
+{
+    int first = 1;
+    for (int64_t i = 0; i < n;) {
+        int64_t a = i < na ? after[i] : 0;
+        int hit = a > 0 && (whole ? a >= before[i] : a < before[i]);
+        if (!hit) {
+            i++;
+            continue;
+        }
+        int64_t j = i + 1;
+        while (j < n) {
+            int64_t b = j < na ? after[j] : 0;
+            if (!(b > 0 && (whole ? b >= before[j] : b < before[j])))
+                break;
+            j++;
+        }
+        fprintf(stderr, "%s%lld", first ? "" : ",", (long long)i);
+        if (j - i > 1)
+            fprintf(stderr, "-%lld", (long long)(j - 1));
+        first = 0;
+        i = j;
+    }
+    if (first)
+        fputs("none", stderr);
+}
+
+/* -v's line: the budget, and which blocks were kept whole or in part */
+static void report(const ak_doc *d, const ak_prune_result *r, const int64_t *before, int64_t nb)
+{
+    fprintf(stderr, "prune: %s: budget %lld, kept %lld of %lld (%.4f)%s", d->id,
             (long long)r->budget, (long long)r->kept, (long long)r->total,
             r->total ? (double)r->kept / (double)r->total : 0.0, r->exact ? "" : ", greedy");
+    int64_t na;
+    int64_t *after = before ? block_counts(d, &na) : NULL;
+    if (after) {
+        int partly = 0;
+        for (int64_t i = 0; i < nb && i < na; i++)
+            partly |= after[i] > 0 && after[i] < before[i];
+        fputs("; blocks kept ", stderr);
+        print_ids(before, after, na, nb, 1);
+        if (partly) {
+            fputs(", in part ", stderr);
+            print_ids(before, after, na, nb, 0);
+        }
+    }
+    fputc('\n', stderr);
+    free(after);
 }
 
 /* qppl runs the stream's tokens through --lm: they must be its. */
@@ -116,9 +184,11 @@ static int on_doc(void *vc, ak_doc *d, ak_err *err)
 {
     struct ctx *x = vc;
     ak_prune_result r;
+    int64_t nb = 0, *before = x->verbose ? block_counts(d, &nb) : NULL;
     int rc = ak_prune_doc(d, &x->c, &r, err);
     if (!rc && x->verbose)
-        report(d, &r);
+        report(d, &r, before, nb);
+    free(before);
     return rc;
 }
 
@@ -207,6 +277,7 @@ static int run_global(struct ctx *x, const ak_filter_args *a, ak_err *err)
             c.budget = budget[j];
             c.budget_set = 1;
             c.cache = &cache[j];
+            int64_t nb = 0, *before = x->verbose ? block_counts(rec->doc, &nb) : NULL;
             if (!(rc = ak_prune_doc(rec->doc, &c, &r, err)) &&
                 !(rc = ak_meta_set_float(&rec->doc->meta, "prune_rank_score", score[j]) ||
                            ak_meta_set_int(&rec->doc->meta, "prune_global_budget", want) ||
@@ -214,9 +285,10 @@ static int run_global(struct ctx *x, const ak_filter_args *a, ak_err *err)
                        ? ak_fail(err, AK_ENOMEM, "out of memory") : 0)) {
                 kept += r.kept;
                 if (x->verbose)
-                    report(rec->doc, &r);
+                    report(rec->doc, &r, before, nb);
                 rc = ak_write_doc(w, rec->doc, err);
             }
+            free(before);
             j++;
         } else if (rec->type == AK_REC_HEADER) {
             rc = ak_write_header(w, rec->header, err);
@@ -435,13 +507,14 @@ int main(int argc, char *argv[])
         ak_usage_error("--recent goes with --policy heavy");
     if (seed_set && c.o.policy != AK_POLICY_RANDOM)
         ak_usage_error("--seed goes with --policy random");
-    if (c.policy_set && (c.o.policy == AK_POLICY_RANDOM || c.o.policy == AK_POLICY_FIRST ||
-                         c.o.policy == AK_POLICY_LAST || c.o.policy == AK_POLICY_SCORE ||
-                         c.o.policy == AK_POLICY_SIMILARITY) &&
-        (c.layers_set || c.agg_set))
-        ak_usage_error("--layers and --agg go with the mass, entropy, heavy and query policies");
-    if (c.agg_set && c.policy_set && c.o.policy == AK_POLICY_QUERY)
-        ak_usage_error("--agg: the query policy averages its rows and heads");
+    /* the rule lives in lib/prune.c (ak_policy_uses_layers/_agg); without
+     * -p the policy is chosen per document, and ak_prune_doc asks the same */
+    if (c.policy_set && c.layers_set && !ak_policy_uses_layers(c.o.policy))
+        ak_usage_error("--layers: policy %s does not use layers", ak_policy_name(c.o.policy));
+    if (c.policy_set && c.agg_set && !ak_policy_uses_agg(c.o.policy))
+        ak_usage_error("--agg: policy %s does not aggregate heads and layers%s",
+                       ak_policy_name(c.o.policy), c.o.policy == AK_POLICY_QUERY
+                       ? " (the query policy averages its rows and heads)" : "");
     if (c.query_rows && !(c.policy_set && c.o.policy == AK_POLICY_QUERY))
         ak_usage_error("--query-rows goes with --policy query");
     if (encoder && !(c.policy_set && c.o.policy == AK_POLICY_SIMILARITY))

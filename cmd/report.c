@@ -155,12 +155,23 @@ typedef struct probs_layer {
     ak_tensor *p, *heads; /* attn.probs.<l> [h,T,T], its .heads (or NULL: 0..h-1) */
 } probs_layer;
 
+/* A later pruning of the same document, shown beside the first */
+typedef struct pruning {
+    char *name;                          /* "policy, unit, kept of total" */
+    ak_tensor *keep, *dropped, *dropped_score;
+} pruning;
+
 typedef struct view {
     char *id;
     ak_tensor *text, *tokens, *offsets, *segments, *special;
     ak_tensor *entropy, *mass, *visible; /* attend's statistics */
     ak_attn_stats s;                     /* points into them; s.L == 0: none */
     ak_tensor *score, *score_block, *keep, *dropped, *dropped_score;
+    char *pname;                         /* the pruning of keep / dropped (NULL: none) */
+    pruning *extra;                      /* more prunings of this document */
+    size_t nextra;
+    ak_tensor *mass_last, *mass_gen;     /* [L, H, T]: the question's and the answer's rows */
+    double mass_last_rows, mass_gen_rows;
     probs_layer *probs;
     size_t nprobs;
     int64_t T;
@@ -177,9 +188,59 @@ static void view_free(view *v)
         ak_tensor_free(v->probs[k].p);
         ak_tensor_free(v->probs[k].heads);
     }
+    for (size_t k = 0; k < v->nextra; k++) {
+        free(v->extra[k].name);
+        ak_tensor_free(v->extra[k].keep);
+        ak_tensor_free(v->extra[k].dropped);
+        ak_tensor_free(v->extra[k].dropped_score);
+    }
+    free(v->extra);
+    free(v->pname);
+    ak_tensor_free(v->mass_last);
+    ak_tensor_free(v->mass_gen);
     free(v->probs);
     free(v->id);
     memset(v, 0, sizeof *v);
+}
+
+/* A pruning's name from prune's meta: "query, word, 50 of 100". */
+static char *pruning_name(const ak_doc *d)
+{
+    const char *pol = ak_meta_str(&d->meta, "prune_policy"), *unit = ak_meta_str(&d->meta, "prune_unit");
+    int64_t kept = -1, total = -1;
+    ak_meta_int(&d->meta, "prune_kept", &kept);
+    ak_meta_int(&d->meta, "prune_total", &total);
+    char b[256];
+    if (kept >= 0 && total > 0)
+        snprintf(b, sizeof b, "%s, %s, %lld of %lld", pol ? pol : "pruned", unit ? unit : "?",
+                 (long long)kept, (long long)total);
+    else
+        snprintf(b, sizeof b, "%s%s%s", pol ? pol : "pruned", unit ? ", " : "", unit ? unit : "");
+    return strdup(b);
+}
+
+/* attn.mass_last / attn.mass_gen: f32 [L, H, T], and the rows each sums
+ * (meta key, else the mass of its first row, as prune reads them) */
+static int take_rows(ak_doc *d, const char *name, const char *key, int64_t T, ak_tensor **out,
+                     double *rows, ak_err *err)
+{
+    ak_tensor *t = ak_doc_get(d, name);
+    *out = NULL;
+    if (!t)
+        return 0;
+    if (t->dtype != AK_F32 || t->ndim != 3 || t->shape[2] != T || !t->shape[0] || !t->shape[1])
+        return ak_fail(err, AK_EDATA, "document '%s': %s is not f32 [L, H, %lld]", d->id, name,
+                       (long long)T);
+    int64_t v;
+    double r = 0;
+    if (ak_meta_int(&d->meta, key, &v) == 0)
+        r = (double)v;
+    else
+        for (int64_t j = 0; j < T; j++)
+            r += ak_tensor_f32(t)[j];
+    *rows = r > 0 ? floor(r + 0.5) : 1;
+    *out = ak_doc_take(d, name);
+    return 0;
 }
 
 /* attn.probs.<l> layer number, or -1 for other names. */
@@ -288,6 +349,13 @@ static int view_from_doc(ak_doc *d, view *v, ak_err *err)
     v->keep = ak_doc_take(d, "keep");
     v->dropped = ak_doc_take(d, "dropped");
     v->dropped_score = ak_doc_take(d, "dropped.score");
+    if ((v->keep || v->dropped) && !(v->pname = pruning_name(d)))
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    if ((rc = take_rows(d, "attn.mass_last", "mass_last_w", T, &v->mass_last, &v->mass_last_rows,
+                        err)) ||
+        (rc = take_rows(d, "attn.mass_gen", "gen_mass_rows", T, &v->mass_gen, &v->mass_gen_rows,
+                        err)))
+        return rc;
     if (v->entropy) { /* the pointers ak_doc_attn_stats gave now live in v */
         v->s.entropy = ak_tensor_f32(v->entropy);
         v->s.mass = ak_tensor_f32(v->mass);
@@ -329,7 +397,9 @@ static void swap_tensor(ak_tensor **a, ak_tensor **b)
 
 /* A later document with the same id (the same prompt after prune, say):
  * the one with attention statistics is the base; the other fills in what
- * the base lacks (keep, dropped spans, scores), where it fits. */
+ * the base lacks (keep, dropped spans, scores), where it fits, and a
+ * pruning when the base has one already is shown beside it.  A repeat that
+ * brings nothing is a warning. */
 static int view_merge(view *base, view *o, const char *path, ak_err *err)
 {
     if (base->text && o->text &&
@@ -337,29 +407,67 @@ static int view_merge(view *base, view *o, const char *path, ak_err *err)
          memcmp(base->text->data, o->text->data, base->text->nbytes) != 0))
         return ak_fail(err, AK_EDATA, "%s: document '%s' has another text than the document "
                        "of that id read before", path, o->id);
+    int added = 0;
     if (!base->s.L && o->s.L) {
         view t = *base;
         *base = *o;
         *o = t;
+        added = 1;
     }
-    if (!base->text || !o->text)
+    if (!base->text || !o->text) {
+        if (!added)
+            ak_warn("%s: document '%s' appears again without text: nothing of it is shown", path,
+                    o->id);
         return 0; /* spans of a text not shown: nothing to add */
-    if (!base->keep && o->keep && o->keep->shape[0] == base->T)
+    }
+    int o_prunes = (o->keep && o->keep->shape[0] == base->T) || (!o->keep && o->dropped);
+    if (o_prunes && !base->keep && !base->dropped) {
         swap_tensor(&base->keep, &o->keep);
-    if (!base->dropped && o->dropped) {
         swap_tensor(&base->dropped, &o->dropped);
         swap_tensor(&base->dropped_score, &o->dropped_score);
+        char *t = base->pname;
+        base->pname = o->pname;
+        o->pname = t;
+        added = 1;
+    } else if (o_prunes && o->keep) {
+        pruning *np = realloc(base->extra, sizeof *np * (base->nextra + 1));
+        if (!np)
+            return ak_fail(err, AK_ENOMEM, "out of memory");
+        base->extra = np;
+        np[base->nextra++] = (pruning){.name = o->pname, .keep = o->keep, .dropped = o->dropped,
+                                       .dropped_score = o->dropped_score};
+        o->pname = NULL;
+        o->keep = o->dropped = o->dropped_score = NULL;
+        added = 1;
     }
-    if (!base->score && o->score && o->score->shape[0] == base->T)
+    if (!base->score && o->score && o->score->shape[0] == base->T) {
         swap_tensor(&base->score, &o->score);
-    if (!base->score_block && o->score_block)
+        added = 1;
+    }
+    if (!base->score_block && o->score_block) {
         swap_tensor(&base->score_block, &o->score_block);
+        added = 1;
+    }
+    if (!base->mass_last && o->mass_last && o->T == base->T) {
+        swap_tensor(&base->mass_last, &o->mass_last);
+        base->mass_last_rows = o->mass_last_rows;
+        added = 1;
+    }
+    if (!base->mass_gen && o->mass_gen && o->T == base->T) {
+        swap_tensor(&base->mass_gen, &o->mass_gen);
+        base->mass_gen_rows = o->mass_gen_rows;
+        added = 1;
+    }
     if (!base->nprobs && o->nprobs && o->T == base->T) {
         base->probs = o->probs;
         base->nprobs = o->nprobs;
         o->probs = NULL;
         o->nprobs = 0;
+        added = 1;
     }
+    if (!added)
+        ak_warn("%s: document '%s' appears again with nothing to compare or add (no other "
+                "pruning, no statistics the page lacks): ignored", path, o->id);
     return 0;
 }
 
@@ -633,7 +741,52 @@ static int doc_json(view *v, const struct opts *o, json_t **out, ak_err *err)
                                                (json_int_t)tx.pos16[dr[2 * k + 1]], jnum(sc[k])));
         json_object_set_new(d, "dropped", a);
     }
+    /* every pruning, for the selector and the comparison: the first is keep / dropped */
+    if (v->pname || v->nextra) {
+        json_t *pa = json_array();
+        for (size_t k = 0; k <= v->nextra; k++) {
+            const char *nm = k ? v->extra[k - 1].name : v->pname;
+            ak_tensor *kp = k ? v->extra[k - 1].keep : v->keep;
+            ak_tensor *dr = k ? v->extra[k - 1].dropped : v->dropped;
+            ak_tensor *ds = k ? v->extra[k - 1].dropped_score : v->dropped_score;
+            json_t *spans = json_array();
+            for (int64_t q = 0; dr && q < dr->shape[0]; q++)
+                json_array_append_new(spans, json_pack("[IIo]",
+                    (json_int_t)tx.pos16[ak_tensor_i64(dr)[2 * q]],
+                    (json_int_t)tx.pos16[ak_tensor_i64(dr)[2 * q + 1]], jnum(ak_tensor_f32(ds)[q])));
+            json_array_append_new(pa, json_pack("{sssoso}", "name", nm ? nm : "pruned", "keep",
+                                                kp && kp->shape[0] == T ? jb64(kp->data, kp->nbytes)
+                                                                        : json_null(),
+                                                "dropped", spans));
+        }
+        json_object_set_new(d, "prunings", pa);
+    }
     text_free(&tx);
+    /* the query policy's rows: the question's (attend --mass-last) and the answer's
+     * (kvcache --gen-mass), per row */
+    ak_tensor *rows_t[2] = {v->mass_last, v->mass_gen};
+    const char *rows_k[2] = {"massLast", "massGen"};
+    double rows_n[2] = {v->mass_last_rows, v->mass_gen_rows};
+    for (int k = 0; k < 2; k++) {
+        ak_tensor *t = rows_t[k];
+        if (!t)
+            continue;
+        size_t n = ak_tensor_count(t);
+        float *x = malloc(sizeof *x * (n ? n : 1));
+        if (!x) {
+            free(i32);
+            free(f);
+            json_decref(d);
+            return ak_fail(err, AK_ENOMEM, "out of memory");
+        }
+        for (size_t q = 0; q < n; q++)
+            x[q] = (float)(ak_tensor_f32(t)[q] / rows_n[k]);
+        char key[32];
+        snprintf(key, sizeof key, "%sLH", rows_k[k]);
+        json_object_set_new(d, rows_k[k], jbf16(x, n));
+        json_object_set_new(d, key, json_pack("[II]", (json_int_t)t->shape[0], (json_int_t)t->shape[1]));
+        free(x);
+    }
     if (L) {
         size_t n = (size_t)(L * H * T);
         json_object_set_new(d, "ent", jbf16(v->s.entropy, n));
@@ -1367,6 +1520,9 @@ static int page(sbuf *b, view *vs, size_t nv, const char *model, const struct op
                "<label>tint by <select id=\"stat\"></select></label>\n"
                "<label>layer <select id=\"layer\"></select></label>\n"
                "<label>head <select id=\"head\"></select></label>\n"
+               "<label id=\"prunlab\">pruning <select id=\"pruning\"></select></label>\n"
+               "<button id=\"jumpq\" type=\"button\">to the question</button>"
+               "<button id=\"jumpd\" type=\"button\">next dropped span</button>\n"
                "<span id=\"legend\"></span><span id=\"what\" class=\"note\"></span>"
                "<span id=\"status\"></span></header>\n"
                "<div class=\"note\" style=\"padding:4px 14px\"><span id=\"model\"></span> "
@@ -1558,6 +1714,10 @@ static const char *page_css(void)
         "#blocks .bars div{height:5px;margin:1px 0;background:#ccc}\n"
         "#blocks .bars .s{background:#e6550d}#blocks .bars .m{background:#fd8d3c}#blocks .bars .e{background:#2171b5}\n"
         ".kept{color:#1a7f37}.drop{color:#b00;text-decoration:line-through}\n"
+        ".some{text-decoration:underline wavy #6a51a3;text-decoration-thickness:1px}\n"
+        ".lg{display:flex;flex-wrap:wrap;gap:10px;font-size:11px;color:#555;margin:0 0 6px 0}\n"
+        ".lg i{display:inline-block;width:14px;height:6px;margin-right:4px;vertical-align:1px}\n"
+        "header button{font:inherit;font-size:12px}\n"
         "#heads table{border-collapse:collapse;font-size:10px}\n"
         "#heads td,#heads th{width:24px;height:20px;text-align:center;padding:0;border:1px solid #fff}\n"
         "#heads td{cursor:pointer;color:#000}\n"
@@ -1620,6 +1780,8 @@ static const char *page_js(void)
         "  entropy: [\"entropy\", \"entropy (nats) of the token's own query row\"],\n"
         "  norm: [\"normalised entropy\", \"entropy / log(keys visible)\"],\n"
         "  score: [\"prune score\", \"score.token, the score prune used\"],\n"
+        "  last: [\"question's attention\", \"attn.mass_last: the mass each key gets from the last W queries (attend --mass-last), / W: what the query policy reads\"],\n"
+        "  gen: [\"answer's attention\", \"attn.mass_gen: the mass each key gets from the generated tokens' queries (kvcache --gen-mass), / rows\"],\n"
         "  row: [\"attention of clicked token\", \"the clicked token's row of attn.probs\"]\n"
         "};\n"
         "var D = null, sel = {stat: \"corrected\", layer: -1, head: -1, row: -1}, spans = [], chunks = [];\n"
@@ -1631,6 +1793,9 @@ static const char *page_js(void)
         "  d.ent = bf16(d.ent); d.mass = bf16(d.mass); d.invSeers = f32(d.invSeers);\n"
         "  d.invLogVis = f32(d.invLogVis); d.score = f32(d.score); d.keep = u8(d.keep);\n"
         "  (d.probs || []).forEach(function (p) { p.data = bf16(p.data); });\n"
+        "  d.massLast = bf16(d.massLast); d.massGen = bf16(d.massGen);\n"
+        "  (d.prunings || []).forEach(function (p) { p.keep = u8(p.keep); });\n"
+        "  d.keep0 = d.keep; d.dropped0 = d.dropped;\n"
         "  d.ready = true;\n"
         "  return d;\n"
         "}\n"
@@ -1651,6 +1816,21 @@ static const char *page_js(void)
         "  }\n"
         "  for (var k = 0; n && k < T; k++) out[k] /= n;\n"
         "  return out;\n"
+        "}\n"
+        "/* the same over a [L', H', T] array of its own shape (attn.mass_last, attn.mass_gen) */\n"
+        "function meanLH(arr, LH, l, h) {\n"
+        "  var T = D.T, out = new Float32Array(T), n = 0;\n"
+        "  for (var ll = 0; ll < LH[0]; ll++) {\n"
+        "    if (l >= 0 && ll !== l) continue;\n"
+        "    for (var hh = 0; hh < LH[1]; hh++) {\n"
+        "      if (h >= 0 && hh !== h) continue;\n"
+        "      var base = (ll * LH[1] + hh) * T;\n"
+        "      for (var j = 0; j < T; j++) out[j] += arr[base + j];\n"
+        "      n++;\n"
+        "    }\n"
+        "  }\n"
+        "  for (var k = 0; n && k < T; k++) out[k] /= n;\n"
+        "  return n ? out : null;\n"
         "}\n"
         "function probsLayers(l) {\n"
         "  return (D.probs || []).filter(function (p) { return l < 0 || p.layer === l; });\n"
@@ -1677,6 +1857,8 @@ static const char *page_js(void)
         "  var v = null, T = D.T;\n"
         "  if (stat === \"score\") v = D.score;\n"
         "  else if (stat === \"row\") v = probRow(row, l, h);\n"
+        "  else if (stat === \"last\") v = D.massLast ? meanLH(D.massLast, D.massLastLH, l, h) : null;\n"
+        "  else if (stat === \"gen\") v = D.massGen ? meanLH(D.massGen, D.massGenLH, l, h) : null;\n"
         "  else if (D.ent) {\n"
         "    if (stat === \"mass\") v = meanRows(D.mass, null, l, h);\n"
         "    else if (stat === \"entropy\") v = meanRows(D.ent, null, l, h);\n"
@@ -1692,6 +1874,8 @@ static const char *page_js(void)
         "function available(stat) {\n"
         "  if (stat === \"score\") return !!D.score;\n"
         "  if (stat === \"row\") return !!(D.probs && D.probs.length);\n"
+        "  if (stat === \"last\") return !!D.massLast;\n"
+        "  if (stat === \"gen\") return !!D.massGen;\n"
         "  return !!D.ent;\n"
         "}\n"
         "/* Colour scale: mass-like statistics are skewed (sinks), so their top is\n"
@@ -1794,7 +1978,8 @@ static const char *page_js(void)
         "      node = di >= 0 ? el(\"span\", \"x\", text.slice(s, e)) : document.createTextNode(text.slice(s, e));\n"
         "    } else {\n"
         "      var special = e === s;\n"
-        "      node = el(\"span\", \"t\" + (special ? \" sp\" : \"\") + (di !== -1 ? \" x\" : \"\"),\n"
+        "      var cmpc = D_.cmp && !special ? (D_.cmp[ti] === 0 ? \" x\" : D_.cmp[ti] < D_.prunings.length ? \" some\" : \"\") : \"\";\n"
+        "      node = el(\"span\", \"t\" + (special ? \" sp\" : \"\") + (di !== -1 ? \" x\" : \"\") + cmpc,\n"
         "                special ? (D_.special && D_.special[ti] ? \"\\u27e8\" + D_.tok[ti] + \"\\u27e9\" : \"\\u00b7\") : text.slice(s, e));\n"
         "      node.setAttribute(\"data-i\", ti);\n"
         "      if (ti === sel.row && sel.stat === \"row\") node.classList.add(\"sel\");\n"
@@ -1864,6 +2049,7 @@ static const char *page_js(void)
         "  });\n"
         "  if (sel.stat === \"row\" && curVals) lines.push(\"attention from \" + sel.row + \": \" + fmt(curVals[i]));\n"
         "  if (D.keep && D.keep.length === T) lines.push(D.keep[i] ? \"kept\" : \"dropped\");\n"
+        "  if (D.cmp) lines.push(\"kept by \" + (keptBy(i).join(\"; \") || \"none\"));\n"
         "  if (sel.stat !== \"score\") lines.push(\"(layer \" + (L < 0 ? \"mean\" : L) + \", head \" + (H < 0 ? \"mean\" : H) + \")\");\n"
         "  tip.textContent = lines.join(\"\\n\");\n"
         "  tip.style.display = \"block\";\n"
@@ -1924,6 +2110,14 @@ static const char *page_js(void)
         "  box.textContent = \"\";\n"
         "  box.appendChild(el(\"h2\", null, \"Blocks: score, corrected mass, normalised entropy (mean of all layers and heads)\"));\n"
         "  if (!B || !B.n) { box.appendChild(el(\"div\", \"note\", \"no blocks (segments) in this document\")); return; }\n"
+        "  var lg = el(\"div\", \"lg\");\n"
+        "  [[\"#e6550d\", \"score (score.block)\"], [\"#fd8d3c\", \"corrected mass\"], [\"#2171b5\", \"normalised entropy\"]].forEach(function (x) {\n"
+        "    var s = el(\"span\"), sw = el(\"i\");\n"
+        "    sw.style.background = x[0];\n"
+        "    s.appendChild(sw); s.appendChild(document.createTextNode(x[1]));\n"
+        "    lg.appendChild(s);\n"
+        "  });\n"
+        "  box.appendChild(lg);\n"
         "  /* full width at the 95th percentile (one heavy block would flatten the rest) */\n"
         "  var mx = function (a) {\n"
         "    if (!a) return 1;\n"
@@ -1952,9 +2146,58 @@ static const char *page_js(void)
         "    var b = +r.getAttribute(\"data-b\");\n"
         "    for (var i = 0; i < D.T; i++) if (D.seg[i] === b) break;\n"
         "    if (i >= D.T) return;\n"
-        "    chunks.forEach(function (c) { if (c.pieces.slice(c.from, c.to).some(function (p) { return p[2] === i; })) fillChunk(c); });\n"
-        "    if (spans[i]) spans[i].scrollIntoView({block: \"center\"});\n"
+        "    jumpTo(i);\n"
         "  };\n"
+        "}\n"
+        "function jumpTo(i) {\n"
+        "  chunks.forEach(function (c) { if (c.pieces.slice(c.from, c.to).some(function (p) { return p[2] === i; })) fillChunk(c); });\n"
+        "  if (spans[i]) spans[i].scrollIntoView({block: \"center\"});\n"
+        "  body.setAttribute(\"data-jump\", i);\n"
+        "}\n"
+        "/* the question: the last block's first token that covers text (the query span\n"
+        "   prune takes by default) */\n"
+        "function questionToken() {\n"
+        "  if (!D.seg) return -1;\n"
+        "  var last = -1, i;\n"
+        "  for (i = 0; i < D.T; i++) if (D.seg[i] > last) last = D.seg[i];\n"
+        "  for (i = 0; i < D.T; i++) if (D.seg[i] === last && last >= 0) return i;\n"
+        "  return -1;\n"
+        "}\n"
+        "function isDropped(i) {\n"
+        "  if (D.cmp) return D.cmp[i] === 0;\n"
+        "  if (D.keep && D.keep.length === D.T) return !D.keep[i];\n"
+        "  var dr = D.dropped || [], s = D.off[2 * i];\n"
+        "  for (var k = 0; k < dr.length; k++) if (dr[k][0] <= s && s < dr[k][1]) return true;\n"
+        "  return false;\n"
+        "}\n"
+        "/* the next dropped run after the last jump, wrapping */\n"
+        "function nextDropped() {\n"
+        "  var from = +(body.getAttribute(\"data-jump\") || -1), T = D.T;\n"
+        "  for (var n = 1; n <= T; n++) {\n"
+        "    var i = (from + n + T) % T;\n"
+        "    if (isDropped(i) && (i === 0 || !isDropped(i - 1))) return i;\n"
+        "  }\n"
+        "  return -1;\n"
+        "}\n"
+        "function keptBy(i) {\n"
+        "  return D.prunings.filter(function (p) { return p.keep && p.keep[i]; }).map(function (p) { return p.name; });\n"
+        "}\n"
+        "/* k >= 0: that pruning's keep and dropped spans; -1: all compared, token by token */\n"
+        "function choosePruning(k) {\n"
+        "  var P = D.prunings || [];\n"
+        "  D.cmp = null;\n"
+        "  if (k < 0 && P.length > 1 && P.every(function (p) { return p.keep && p.keep.length === D.T; })) {\n"
+        "    var c = new Uint8Array(D.T), n = [0, 0, 0];\n"
+        "    P.forEach(function (p) { for (var i = 0; i < D.T; i++) c[i] += p.keep[i]; });\n"
+        "    D.cmp = c; D.keep = null; D.dropped = [];\n"
+        "    for (var i = 0; i < D.T; i++) if (!(D.special && D.special[i] && D.off[2 * i] === D.off[2 * i + 1])) n[c[i] === 0 ? 2 : c[i] < P.length ? 1 : 0]++;\n"
+        "    body.setAttribute(\"data-cmp\", \"all \" + n[0] + \", some \" + n[1] + \", none \" + n[2]);\n"
+        "  } else if (P.length) {\n"
+        "    var p = P[Math.max(0, k)];\n"
+        "    D.keep = p.keep; D.dropped = p.dropped;\n"
+        "    body.removeAttribute(\"data-cmp\");\n"
+        "  }\n"
+        "  body.setAttribute(\"data-pruning\", k);\n"
         "}\n"
         "function drawMatrix() {\n"
         "  var box = $(\"matrix\");\n"
@@ -2020,9 +2263,16 @@ static const char *page_js(void)
         "  for (var h = 0; h < (D.H || 0); h++) hs.push([h, String(h)]);\n"
         "  fillSelect($(\"layer\"), ls, sel.layer);\n"
         "  fillSelect($(\"head\"), hs, sel.head);\n"
+        "  var P = D.prunings || [], po = P.map(function (p, k) { return [k, p.name]; });\n"
+        "  if (P.length > 1) po.unshift([-1, \"compare all \" + P.length + \" (kept by all / some: wavy / none: struck)\"]);\n"
+        "  fillSelect($(\"pruning\"), po, P.length > 1 ? -1 : 0);\n"
+        "  $(\"prunlab\").style.display = P.length ? \"\" : \"none\";\n"
+        "  body.setAttribute(\"data-prunings\", P.map(function (p) { return p.name; }).join(\" | \"));\n"
+        "  choosePruning(P.length > 1 ? -1 : 0);\n"
         "  var info = [D.id + \": \" + D.T + \" tokens\"];\n"
         "  if (D.L) info.push(D.L + \" layers x \" + D.H + \" heads\" + (D.causal ? \", causal\" : \", bidirectional\") + (D.window ? \", window \" + D.window : \"\"));\n"
-        "  if (D.dropped) info.push(D.dropped.length + \" dropped span\" + (D.dropped.length === 1 ? \"\" : \"s\"));\n"
+        "  if (D.dropped && !D.cmp) info.push(D.dropped.length + \" dropped span\" + (D.dropped.length === 1 ? \"\" : \"s\"));\n"
+        "  if (P.length > 1) info.push(P.length + \" prunings\");\n"
         "  if (D.probsNote) info.push(D.probsNote);\n"
         "  $(\"info\").textContent = info.join(\" · \");\n"
         "  buildHeads();\n"
@@ -2061,6 +2311,9 @@ static const char *page_js(void)
         "  $(\"stat\").onchange = function () { sel.stat = $(\"stat\").value; if (sel.stat === \"row\" && sel.row < 0) sel.row = 0; retint(); };\n"
         "  $(\"layer\").onchange = function () { sel.layer = +$(\"layer\").value; retint(); };\n"
         "  $(\"head\").onchange = function () { sel.head = +$(\"head\").value; retint(); };\n"
+        "  $(\"pruning\").onchange = function () { choosePruning(+$(\"pruning\").value); render(); retint(); };\n"
+        "  $(\"jumpq\").onclick = function () { var i = questionToken(); if (i >= 0) jumpTo(i); };\n"
+        "  $(\"jumpd\").onclick = function () { var i = nextDropped(); if (i >= 0) jumpTo(i); };\n"
         "  var tx = $(\"text\");\n"
         "  tx.addEventListener(\"mouseover\", function (ev) { var t = ev.target.closest(\".t\"); if (t) showTip(ev, +t.getAttribute(\"data-i\")); });\n"
         "  tx.addEventListener(\"mousemove\", function (ev) { var t = ev.target.closest(\".t\"); if (t) showTip(ev, +t.getAttribute(\"data-i\")); });\n"
@@ -2078,6 +2331,9 @@ static const char *page_js(void)
         "    else td.click();\n"
         "  }\n"
         "  if (TEST[\"test-token\"]) clickToken(+TEST[\"test-token\"]);\n"
+        "  if (TEST[\"test-pruning\"]) { $(\"pruning\").value = TEST[\"test-pruning\"]; $(\"pruning\").onchange(); }\n"
+        "  if (TEST[\"test-jump\"] === \"question\") $(\"jumpq\").onclick();\n"
+        "  if (TEST[\"test-jump\"] === \"dropped\") { $(\"jumpd\").onclick(); $(\"jumpd\").onclick(); }\n"
         "  if (TEST[\"test-hover\"]) showTip({clientX: 200, clientY: 200}, +TEST[\"test-hover\"]);\n"
         "  body.setAttribute(\"data-ready-ms\", Math.round(performance.now()));\n"
         "  if (\"perf\" in TEST) perf();\n"

@@ -18,7 +18,8 @@
 static void usage(void)
 {
     printf("usage: tokenize [-m MODEL] [--no-special] [--segments MODE] [--marker STR]\n"
-           "                [--chat [--system TEXT] [--chat-format NAME]]\n"
+           "                [--chat [--system TEXT] [--chat-format NAME]\n"
+           "                 [--split STR [--prefix | --suffix]]]\n"
            "                [--from-ids] [--lossy] [-o FILE] [FILE...]\n"
            "Tokenize each FILE (or stdin) as one document, exactly as Hugging Face\n"
            "`tokenizers` does, and write a stream with the tensors text, tokens, offsets\n"
@@ -38,6 +39,11 @@ static void usage(void)
            "      --system TEXT    with --chat: this system turn instead of the template's\n"
            "      --chat-format NAME  with --chat: chatml or gemma, instead of the family\n"
            "                       recognised in the model's template\n"
+           "      --split STR      with --chat: STR (once in each text, removed) splits the\n"
+           "                       user's turn into a prefix (a document to cache) and a\n"
+           "                       suffix (a question); meta chat_prefix_tokens\n"
+           "      --prefix, --suffix  with --split: write only the whole turn's tokens\n"
+           "                       before (after) the split; prefix + suffix = the whole\n"
            "      --from-ids       input holds whitespace-separated token ids\n"
            "      --lossy          replace invalid UTF-8 by U+FFFD (with a warning)\n"
            "                       instead of failing\n"
@@ -50,7 +56,8 @@ static void usage(void)
 
 typedef struct opts {
     int no_special, mode, from_ids, lossy, chat;
-    const char *system, *chat_format;
+    int part;                  /* --split: 0 the whole turn, 1 --prefix, 2 --suffix */
+    const char *system, *chat_format, *split;
     const char *marker;
     size_t marker_len;
 } opts;
@@ -236,6 +243,87 @@ static int segment_ids(const opts *o, const char *text, size_t len, const ak_enc
     return 0;
 }
 
+/* --chat: the text as the user's turn.  One final newline of the text is
+ * left out of the turn, as llama.cpp's -f does (text keeps it, no token
+ * covers it).  With --split STR, STR is cut out of text and the turn is
+ * tokenized whole; its tokens that end at or before STR's place (and the
+ * template's tokens before the user's text) are the prefix, the rest the
+ * suffix, so that prefix + suffix is exactly the whole turn's tokens.
+ * --prefix keeps the prefix and text up to where the suffix's first token
+ * starts, --suffix the rest (its offsets into that rest of text).
+ * *prefix_tokens: the prefix's token count (-1 without --split). */
+static int chat_doc(ak_tokenizer *tk, const opts *o, char *text, size_t *tlenp, ak_encoding *enc,
+                    int32_t **segs, int64_t *prefix_tokens, ak_err *err)
+{
+    size_t tlen = *tlenp, mpos = 0;
+    if (o->split) {
+        size_t ml = strlen(o->split), count = 0;
+        for (const char *p = text; (p = memmem(p, (size_t)(text + tlen - p), o->split, ml)); p += ml) {
+            if (!count)
+                mpos = (size_t)(p - text);
+            count++;
+        }
+        if (!count)
+            return ak_fail(err, AK_EDATA, "--split: '%s' is not in the text", o->split);
+        if (count > 1)
+            return ak_fail(err, AK_EDATA, "--split: '%s' occurs %zu times; it marks the one "
+                           "place between prefix and suffix", o->split, count);
+        memmove(text + mpos, text + mpos + ml, tlen - mpos - ml);
+        tlen -= ml;
+    }
+    size_t ulen = tlen;
+    if (ulen && text[ulen - 1] == '\n')
+        ulen--;
+    if (mpos > ulen)
+        mpos = ulen;
+    int rc = ak_tokenizer_chat(tk, o->chat_format, o->system, text, ulen, enc, err);
+    if (rc)
+        return rc;
+    size_t k = enc->n, s0 = mpos;
+    if (o->split) {
+        /* the template's head: special tokens covering nothing, before any text token */
+        size_t first_text = 0;
+        while (first_text < enc->n && enc->special[first_text] &&
+               enc->offsets[2 * first_text] == enc->offsets[2 * first_text + 1])
+            first_text++;
+        for (k = first_text; k < enc->n; k++) {
+            int64_t s = enc->offsets[2 * k], e = enc->offsets[2 * k + 1];
+            int tmpl = enc->special[k] && s == e;
+            if (tmpl || e > (int64_t)mpos) {
+                if (!tmpl && s < (int64_t)s0)
+                    s0 = (size_t)s;   /* a token across the split goes to the suffix */
+                break;
+            }
+        }
+        *prefix_tokens = (int64_t)k;
+    }
+    if (o->part == 1) {
+        enc->n = k;
+        tlen = s0;
+    } else if (o->part == 2) {
+        size_t n = enc->n - k;
+        memmove(enc->ids, enc->ids + k, n * sizeof *enc->ids);
+        memmove(enc->special, enc->special + k, n * sizeof *enc->special);
+        if (enc->type_ids)
+            memmove(enc->type_ids, enc->type_ids + k, n * sizeof *enc->type_ids);
+        for (size_t i = 0; i < n; i++) {
+            enc->offsets[2 * i] = enc->offsets[2 * (i + k)] - (int64_t)s0;
+            enc->offsets[2 * i + 1] = enc->offsets[2 * (i + k) + 1] - (int64_t)s0;
+        }
+        enc->n = n;
+        memmove(text, text + s0, tlen - s0);
+        tlen -= s0;
+    }
+    if ((rc = segment_ids(o, text, tlen, enc, segs, err)))
+        return rc;
+    /* the template's tokens belong to no block */
+    for (size_t i = 0; i < enc->n; i++)
+        if (enc->special[i] && enc->offsets[2 * i] == enc->offsets[2 * i + 1])
+            (*segs)[i] = -1;
+    *tlenp = tlen;
+    return 0;
+}
+
 static int one_doc(ak_tokenizer *tk, const bare_model *bare, const opts *o, ak_writer *w,
                    const char *path, ak_err *err)
 {
@@ -246,6 +334,7 @@ static int one_doc(ak_tokenizer *tk, const bare_model *bare, const opts *o, ak_w
     int64_t *ends = NULL;
     ak_doc *d = NULL;
     const char *name = strcmp(path, "-") ? path : "<stdin>";
+    int64_t split_tokens = -1;
     int rc = ak_read_file(path, MAX_DOC_BYTES, &data, &len, err);
     if (rc)
         return rc;
@@ -292,12 +381,8 @@ static int one_doc(ak_tokenizer *tk, const bare_model *bare, const opts *o, ak_w
             text = repaired;
         }
         if (o->chat) {
-            /* the template's tokens belong to no block */
-            if (!(rc = ak_tokenizer_chat(tk, o->chat_format, o->system, text, tlen, &enc, err)) &&
-                !(rc = segment_ids(o, text, tlen, &enc, &segs, err)))
-                for (size_t i = 0; i < enc.n; i++)
-                    if (enc.special[i] && enc.offsets[2 * i] == enc.offsets[2 * i + 1])
-                        segs[i] = -1;
+            if ((rc = chat_doc(tk, o, text, &tlen, &enc, &segs, &split_tokens, err)))
+                goto out;
         } else if (o->mode == MODE_MARKER)
             rc = tokenize_marked(tk, o, text, tlen, &enc, &segs, err);
         else if (!(rc = ak_tokenizer_encode(tk, text, tlen, 0, &enc, err)))
@@ -320,7 +405,8 @@ static int one_doc(ak_tokenizer *tk, const bare_model *bare, const opts *o, ak_w
         }
     }
     int64_t T = (int64_t)enc.n, tl = (int64_t)tlen, off_shape[2] = {T, 2};
-    if (!(d = ak_doc_new(name)) || ak_meta_set_str(&d->meta, "source", name)) {
+    if (!(d = ak_doc_new(name)) || ak_meta_set_str(&d->meta, "source", name) ||
+        (split_tokens >= 0 && ak_meta_set_int(&d->meta, "chat_prefix_tokens", split_tokens))) {
         rc = ak_fail(err, AK_ENOMEM, "out of memory");
         goto out;
     }
@@ -364,6 +450,9 @@ int main(int argc, char **argv)
         {"chat", no_argument, NULL, 'C'},
         {"system", required_argument, NULL, 'Y'},
         {"chat-format", required_argument, NULL, 'F'},
+        {"split", required_argument, NULL, 'S'},
+        {"prefix", no_argument, NULL, 'P'},
+        {"suffix", no_argument, NULL, 'X'},
         {"output", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0}};
@@ -397,6 +486,17 @@ int main(int argc, char **argv)
                 ak_usage_error("--chat-format: expected chatml or gemma, not '%s'", optarg);
             o.chat_format = optarg;
             break;
+        case 'S':
+            if (!*optarg)
+                ak_usage_error("--split: empty string");
+            o.split = optarg;
+            break;
+        case 'P':
+        case 'X':
+            if (o.part && o.part != (c == 'P' ? 1 : 2))
+                ak_usage_error("--prefix and --suffix: one or the other");
+            o.part = c == 'P' ? 1 : 2;
+            break;
         case 'o': output = optarg; break;
         case 'h': usage(); return 0;
         default: ak_bad_option(argv);
@@ -412,6 +512,10 @@ int main(int argc, char **argv)
         ak_usage_error("--from-ids cannot be used with markers");
     if ((o.system || o.chat_format) && !o.chat)
         ak_usage_error("--system and --chat-format go with --chat");
+    if (o.split && !o.chat)
+        ak_usage_error("--split goes with --chat");
+    if (o.part && !o.split)
+        ak_usage_error("--%s goes with --split STR", o.part == 1 ? "prefix" : "suffix");
     if (o.chat && (o.from_ids || o.mode == MODE_MARKER))
         ak_usage_error("--chat cannot be used with --from-ids or markers");
 

@@ -848,3 +848,70 @@ int ak_gguf_locate(const char *path, char *out, size_t outsz)
     closedir(d);
     return found > 1 ? -1 : found == 1 && fits;
 }
+
+/* The model's identity without its tokenizer or other metadata: CRC-32 of
+ * the entries general.architecture and ARCH.* (ARCH its value) exactly as
+ * they are in the file (u64 key length, key, u32 type, value), in file
+ * order.  0 without general.architecture. */
+uint32_t ak_gguf_arch_crc32(const ak_gguf *g)
+{
+    const ak_gguf_kv *a = ak_gguf_get(g, "general.architecture");
+    if (!a || a->type != AK_GGUF_STRING)
+        return 0;
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (size_t k = 0; k < g->nkv; k++) {
+        const ak_gguf_kv *kv = &g->kv[k];
+        size_t kl = strlen(kv->key);
+        if (!(kv == a || (kl > a->slen && !memcmp(kv->key, a->str, a->slen) &&
+                          kv->key[a->slen] == '.')))
+            continue;
+        unsigned char b[16];
+        uint64_t v = kl;
+        for (int i = 0; i < 8; i++)
+            b[i] = (unsigned char)(v >> (8 * i));
+        crc = crc32(crc, b, 8);
+        crc = crc32(crc, (const Bytef *)kv->key, (uInt)kl);
+        for (int i = 0; i < 4; i++)
+            b[i] = (unsigned char)((uint32_t)kv->type >> (8 * i));
+        crc = crc32(crc, b, 4);
+        int w = 0;
+        switch (kv->type) {
+        case AK_GGUF_U8: case AK_GGUF_I8: case AK_GGUF_BOOL: w = 1; v = kv->u; break;
+        case AK_GGUF_U16: case AK_GGUF_I16: w = 2; v = kv->u; break;
+        case AK_GGUF_U32: case AK_GGUF_I32: w = 4; v = kv->u; break;
+        case AK_GGUF_U64: case AK_GGUF_I64: w = 8; v = kv->u; break;
+        case AK_GGUF_F32: {
+            float f = (float)kv->f;
+            uint32_t bits;
+            memcpy(&bits, &f, 4);
+            w = 4, v = bits;
+            break;
+        }
+        case AK_GGUF_F64: memcpy(&v, &kv->f, 8); w = 8; break;
+        case AK_GGUF_STRING:
+            for (int i = 0; i < 8; i++)
+                b[i] = (unsigned char)((uint64_t)kv->slen >> (8 * i));
+            crc = crc32(crc, b, 8);
+            crc = crc32(crc, (const Bytef *)kv->str, (uInt)kv->slen);
+            break;
+        case AK_GGUF_ARRAY:
+            for (int i = 0; i < 4; i++)
+                b[i] = (unsigned char)((uint32_t)kv->atype >> (8 * i));
+            for (int i = 0; i < 8; i++)
+                b[4 + i] = (unsigned char)(kv->alen >> (8 * i));
+            crc = crc32(crc, b, 12);
+            for (size_t o = 0; o < kv->abytes;) {
+                size_t n = kv->abytes - o > (1u << 30) ? (1u << 30) : kv->abytes - o;
+                crc = crc32(crc, kv->adata + o, (uInt)n);
+                o += n;
+            }
+            break;
+        }
+        if (w) {
+            for (int i = 0; i < w; i++)
+                b[i] = (unsigned char)(v >> (8 * i));
+            crc = crc32(crc, b, (uInt)w);
+        }
+    }
+    return (uint32_t)crc;
+}

@@ -84,6 +84,12 @@ typedef struct ak_gguf {
 int ak_gguf_open(ak_gguf *g, const char *path, ak_err *err);
 void ak_gguf_close(ak_gguf *g);
 
+/* CRC-32 of the metadata entries general.architecture and ARCH.* as they
+ * are in the file, in file order: the model's identity (config_crc32),
+ * which the tokenizer's metadata and the rest do not change.  0 without
+ * general.architecture. */
+uint32_t ak_gguf_arch_crc32(const ak_gguf *g);
+
 /* NULL when absent. */
 const ak_gguf_kv *ak_gguf_get(const ak_gguf *g, const char *key);
 const ak_gguf_tensor *ak_gguf_tensor_find(const ak_gguf *g, const char *name);

@@ -874,7 +874,7 @@ static int load_gguf(ak_model *m, const char *file, ak_err *err)
         m->gguf = NULL;
         return rc;
     }
-    m->config_crc32 = m->gguf->meta_crc32;
+    m->config_crc32 = ak_gguf_arch_crc32(m->gguf);
     const char *arch;
     size_t al;
     if ((rc = ak_gguf_get_str(m->gguf, "general.architecture", &arch, &al, err)) < 0)
@@ -1061,9 +1061,17 @@ static int load_gguf(ak_model *m, const char *file, ak_err *err)
 }
 
 /* The name: the directory's base name (formats/tensor-stream.md, section
- * 2), or a GGUF file's without ".gguf". */
+ * 2), or a GGUF file's general.name (else its base name without ".gguf"). */
 static void set_name(ak_model *m, const char *dir, int gguf)
 {
+    const char *gn;
+    size_t gl;
+    ak_err e;
+    if (gguf && m->gguf && ak_gguf_get_str(m->gguf, "general.name", &gn, &gl, &e) == 0 && gl &&
+        !memchr(gn, 0, gl)) {
+        snprintf(m->name, sizeof m->name, "%.*s", (int)(gl < 255 ? gl : 255), gn);
+        return;
+    }
     char *real = realpath(dir, NULL);
     const char *d = real ? real : dir;
     size_t dl = strlen(d);
@@ -1101,6 +1109,7 @@ int ak_model_load(ak_model **out, const char *dir, ak_err *err)
             /* the reader's messages name the file already */
             return strncmp(err->msg, path, strlen(path)) ? ak_wrap(err, "model %s", dir) : rc;
         }
+        set_name(m, path, 1);  /* now general.name, when the file has one */
         *out = m;
         return 0;
     }
@@ -1183,7 +1192,8 @@ int ak_model_check_identity(const ak_model *m, const ak_metamap *id, ak_err *err
      * the config's (or GGUF metadata's) checksum tells models apart. */
     if (ak_meta_int(id, "config_crc32", &crc) == 0 && (uint32_t)crc != m->config_crc32)
         return ak_fail(err, AK_EDATA, "stream was made for model %s (another %s), not %s",
-                       name ? name : "?", m->gguf ? "GGUF file" : "config.json", m->name);
+                       name ? name : "?", m->gguf ? "GGUF file: its architecture's metadata differs"
+                                                  : "config.json", m->name);
     return 0;
 }
 

@@ -30,6 +30,15 @@ int ak_policy_from_name(const char *s, ak_policy *out)
 
 const char *ak_policy_name(ak_policy p) { return policy_names[p]; }
 
+int ak_policy_uses_layers(ak_policy p)
+{
+    return p == AK_POLICY_MASS || p == AK_POLICY_ENTROPY || p == AK_POLICY_HEAVY ||
+           p == AK_POLICY_QUERY;
+}
+
+/* the query policy averages its rows and heads: no --agg */
+int ak_policy_uses_agg(ak_policy p) { return ak_policy_uses_layers(p) && p != AK_POLICY_QUERY; }
+
 int ak_unit_from_name(const char *s, ak_unit *out)
 {
     if (strcmp(s, "token") == 0) *out = AK_UNIT_TOKEN;
@@ -1303,12 +1312,10 @@ static int prepare(ak_doc *d, const ak_prune_doc_opts *c, struct prep *p, ak_err
     if (!c->policy_set)
         p->opts.policy = ak_doc_get(d, "score.token") ? AK_POLICY_SCORE : AK_POLICY_MASS;
     ak_policy pol = p->opts.policy;
-    int uses_layers = pol == AK_POLICY_MASS || pol == AK_POLICY_ENTROPY ||
-                      pol == AK_POLICY_HEAVY || pol == AK_POLICY_QUERY;
-    if (c->layers_set && !uses_layers)
+    if (c->layers_set && !ak_policy_uses_layers(pol))
         return ak_fail(err, AK_EUSAGE, "--layers: policy %s does not use layers (document '%s')",
                        ak_policy_name(pol), d->id);
-    if (c->agg_set && (!uses_layers || pol == AK_POLICY_QUERY))
+    if (c->agg_set && !ak_policy_uses_agg(pol))
         return ak_fail(err, AK_EUSAGE, "--agg: policy %s does not aggregate heads (document '%s')",
                        ak_policy_name(pol), d->id);
 
@@ -1363,6 +1370,14 @@ static int prepare(ak_doc *d, const ak_prune_doc_opts *c, struct prep *p, ak_err
     if ((by_query || !c->no_query) &&
         (rc = query_span(c, seg, p->nblocks, txt, tlen, o, T, w->query, &have_query, err)))
         return rc;
+    if ((by_query || pol == AK_POLICY_QPPL) && !have_query) {
+        int64_t i = 0;
+        while (i < T && o[2 * i] == o[2 * i + 1])
+            i++;
+        if (i == T) /* no token covers any text: nothing to ask or to prune */
+            return ak_fail(err, AK_EDATA, "document '%s' is an empty document (no text): policy "
+                           "%s needs a question and text to rank", d->id, ak_policy_name(pol));
+    }
     if ((by_query || pol == AK_POLICY_QPPL) && !have_query)
         return ak_fail(err, AK_EDATA, "document '%s' has no query span%s: name it with "
                        "--query-marker or --query-regex", d->id,
@@ -1706,6 +1721,39 @@ static int fit_count_with(const ak_doc *d, const ak_prune_doc_opts *c, struct pr
     return rc;
 }
 
+/* score.block after a policy other than score: each block's mean policy
+ * score over its tokens (0 for a block without tokens), so that what reads
+ * the pruned stream (report, a later prune -u block) sees the scores this
+ * prune chose by, not entropy's.  NULL when there is nothing to write. */
+static float *policy_block_scores(const struct prep *p)
+{
+    if (p->opts.policy == AK_POLICY_SCORE || !p->seg || !p->score || p->nblocks <= 0)
+        return NULL;
+    float *b = calloc((size_t)p->nblocks, sizeof *b);
+    int64_t *n = calloc((size_t)p->nblocks, sizeof *n);
+    if (!b || !n) {
+        free(b);
+        free(n);
+        return NULL;
+    }
+    double *sum = calloc((size_t)p->nblocks, sizeof *sum);
+    if (!sum) {
+        free(b);
+        free(n);
+        return NULL;
+    }
+    for (int64_t i = 0; i < p->T; i++)
+        if (p->seg[i] >= 0 && p->seg[i] < p->nblocks) {
+            sum[p->seg[i]] += p->score[i];
+            n[p->seg[i]]++;
+        }
+    for (int64_t k = 0; k < p->nblocks; k++)
+        b[k] = n[k] ? (float)(sum[k] / (double)n[k]) : 0.0f;
+    free(sum);
+    free(n);
+    return b;
+}
+
 static const char *const unit_names[] = {"token", "sentence", "block", "word"};
 static const char *const query_rows_names[] = {"auto", "question", "answer", "both"};
 
@@ -1733,8 +1781,23 @@ int ak_prune_doc(ak_doc *d, const ak_prune_doc_opts *c, ak_prune_result *res, ak
         ak_wrap(err, "document '%s': --count-with", d->id);
         goto out;
     }
-    if ((rc = keep_full(d, err)) || (rc = ak_prune_apply(d, p.w.keep, p.w.kept_score, err)))
+    float *bscore = policy_block_scores(&p);  /* before apply: p.seg and p.score are the input's */
+    if ((rc = keep_full(d, err)) || (rc = ak_prune_apply(d, p.w.keep, p.w.kept_score, err))) {
+        free(bscore);
         goto out;
+    }
+    if (bscore) {
+        int64_t sh[1] = {p.nblocks};
+        ak_tensor *bt = ak_tensor_new("score.block", AK_F32, 1, sh, err);
+        if (bt)
+            memcpy(bt->data, bscore, sizeof(float) * (size_t)p.nblocks);
+        free(bscore);
+        ak_doc_drop(d, "score.block");
+        if (!bt || (rc = ak_doc_put(d, bt, err))) {
+            rc = rc ? rc : err->code ? err->code : AK_ENOMEM;
+            goto out;
+        }
+    }
     if (p.w.block_score) { /* qppl: the blocks' scores, in nats */
         int64_t sh[1] = {p.nblocks};
         ak_tensor *bs = ak_tensor_new("qppl.block", AK_F32, 1, sh, err);

@@ -35,6 +35,11 @@ typedef enum { AK_UNIT_TOKEN, AK_UNIT_SENTENCE, AK_UNIT_BLOCK, AK_UNIT_WORD } ak
 
 AK_API int ak_policy_from_name(const char *s, ak_policy *out);
 AK_API const char *ak_policy_name(ak_policy p);
+/* Which policies read --layers (a layer range of the attention statistics)
+ * and --agg (an aggregation over heads and layers): the one rule that
+ * prune's usage check and ak_prune_doc both ask. */
+AK_API int ak_policy_uses_layers(ak_policy p);
+AK_API int ak_policy_uses_agg(ak_policy p);
 AK_API int ak_unit_from_name(const char *s, ak_unit *out);
 
 typedef struct ak_prune_opts {

@@ -1565,6 +1565,14 @@ int ak_reader_next(ak_reader *r, ak_record *rec, ak_err *err)
             if (r->in_stream)
                 return ak_fail(err, AK_EDATA, "%s: truncated: stream ends without its end "
                                "record (after %lld documents)", r->name, (long long)r->ndocs);
+            /* Zero bytes is not an empty stream (that is a header and an
+             * end record): it is what a failed program before this one
+             * leaves, and must not make a batch job succeed on nothing. */
+            if (r->nrecords == 0 && r->offset == 0)
+                return r->fd == 0 ? ak_fail(err, AK_EDATA, "no stream on standard input "
+                                            "(did the program before it fail?)")
+                                  : ak_fail(err, AK_EDATA, "%s: empty file, no stream "
+                                            "(did the program that wrote it fail?)", r->name);
             return 0;
         }
         if ((rc = fill(r, err)))

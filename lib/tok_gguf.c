@@ -590,7 +590,13 @@ int tk_load_gguf(ak_tokenizer *tk, const char *path, ak_err *err)
         rc = ak_fail(err, AK_ECONFIG, "GGUF has no tokenizer (tokenizer.ggml.model)");
     if (!rc)
         rc = build(&L, model, ml, err);
-    if (!rc) {
+    const char *gn;
+    size_t gl;
+    ak_err e2;
+    if (!rc && ak_gguf_get_str(&g, "general.name", &gn, &gl, &e2) == 0 && gl && !memchr(gn, 0, gl)) {
+        /* the name: general.name, as the model's */
+        snprintf(tk->name, sizeof tk->name, "%.*s", (int)(gl < 255 ? gl : 255), gn);
+    } else if (!rc) {
         /* the name: the file's base name without .gguf, as the model's */
         char *real = realpath(path, NULL);
         const char *b = strrchr(real ? real : path, '/');

@@ -891,6 +891,9 @@ static int exists(const char *path)
 
 int ak_tokenizer_exists(const char *dir)
 {
+    char gpath[4096];
+    if (ak_gguf_locate(dir, gpath, sizeof gpath))
+        return 1;   /* a GGUF file carries its tokenizer in its metadata */
     char *p1 = join(dir, "tokenizer.json"), *p2 = join(dir, "vocab.json"), *p3 = join(dir, "merges.txt");
     int yes = p1 && p2 && p3 && (exists(p1) || (exists(p2) && exists(p3)));
     free(p1);

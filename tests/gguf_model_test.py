@@ -288,6 +288,27 @@ def check_naming_and_identity(tmp):
     check(rc == 65 and "stream was made for" in err, f"gemma3 refuses smollm2's stream: exit {rc}: {err.strip()}")
     hdr = s.read_records(a)[0]["model"]
     check(isinstance(hdr.get("config_crc32"), int), f"the stream header carries the GGUF identity ({hdr})")
+    # the identity and name against the gguf package's reading of the file:
+    # config_crc32 hashes the architecture's entries as stored, name is general.name
+    try:
+        import zlib
+        import gguf
+    except ImportError:
+        print("ok - # SKIP the gguf package is not installed")
+        return
+    for short in ("smollm2", "gemma3"):
+        r = gguf.GGUFReader(FILES[short])
+        arch = r.fields["general.architecture"].contents()
+        raw = b"".join(b"".join(bytes(p) for p in f.parts) for k, f in r.fields.items()
+                       if k == "general.architecture" or k.startswith(arch + "."))
+        rc, c, err = run(["embed", "-m", FILES[short]], token_stream(ids))
+        h = s.read_records(c)[0]["model"] if rc == 0 else {}
+        t = s.read_records(run(["tokenize", "-m", FILES[short]], b"hi")[1])[0]["model"]
+        check(h.get("config_crc32") == zlib.crc32(raw) and h.get("config_crc32") != t.get("tokenizer_crc32"),
+              f"{short}: config_crc32 is the CRC-32 of general.architecture and {arch}.* as stored "
+              f"({h.get('config_crc32')}), not the tokenizer's")
+        check(h.get("name") == r.fields["general.name"].contents() == t.get("name"),
+              f"{short}: the model's name is general.name ({h.get('name')!r}), in tokenize's header too")
 
 
 def patched(src, dst, edit):
@@ -336,13 +357,25 @@ def check_unsupported(tmp):
         check(rc == 65 and err.count("\n") == 1 and err.startswith("embed: "),
               f"a GGUF {what}: exit {rc}: {err.strip()}")
 
-    # Same architecture and vocabulary, other metadata: another model.
-    p = os.path.join(tmp, "renamed.gguf")
-    patched(src, p, lambda raw: raw.replace(b"tiny llama", b"tiny llamb", 1))
+    # Same architecture and vocabulary, other hyperparameters (the RoPE base):
+    # another model.  Another general.name only: the same model, as two
+    # copies of one config.json are (the identity is the architecture's
+    # metadata).
+    def rope_base(raw):
+        key = b"llama.rope.freq_base"
+        i = raw.index(struct.pack("<Q", len(key)) + key) + 8 + len(key) + 4
+        return raw[:i] + struct.pack("<f", 10000.0) + raw[i + 4:]
+
+    p = os.path.join(tmp, "rebased.gguf")
+    patched(src, p, rope_base)
     rc, a, err = run(["embed", "-m", src], token_stream([1, 2, 3]))
     rc2, _, err2 = run(["attend", "-m", p], a)
     check(rc == 0 and rc2 == 65 and "another GGUF file" in err2,
-          f"a stream embedded with one GGUF is refused by another: exit {rc2}: {err2.strip()}")
+          f"a stream embedded with one GGUF is refused by another architecture: exit {rc2}: {err2.strip()}")
+    p = os.path.join(tmp, "renamed.gguf")
+    patched(src, p, lambda raw: raw.replace(b"tiny llama", b"tiny llamb", 1))
+    rc2, _, err2 = run(["attend", "-m", p], a)
+    check(rc2 == 0, f"... and taken by a copy with another general.name: exit {rc2}: {err2.strip()}")
     rc2, _, err2 = run(["attend", "-m", src], a)
     check(rc2 == 0, f"and accepted by the same file {err2.strip()}")
 

@@ -59,7 +59,6 @@ E1 = p(s.end(1))
 valid("minimal", s.pack_stream([s.doc("d0", [tok])]), "tokens", "101 7592 2088 102",
       "one document, one i32 tensor")
 valid("empty-stream", s.pack_stream([]), "-", "", "a header and an end, no documents")
-valid("empty-input", b"", "-", "", "zero bytes: zero streams")
 valid("all-dtypes", s.pack_stream([s.doc("d0", [
     s.tensor("u8", np.array([0, 255], np.uint8)),
     s.tensor("i32", np.array([-2147483648, 2147483647], np.int32)),
@@ -103,6 +102,7 @@ valid("nested-128", H + p(d) + E1, "tokens", "101 7592 2088 102",
 
 # ---- invalid ----
 full = s.pack_stream([s.doc("d0", [tok])])
+invalid("empty-input", b"", "no stream", "zero bytes: no stream (a failed program before)")
 invalid("truncated-record", full[:-20], "truncated", "input ends inside a record")
 invalid("no-end", H + p(s.doc("d0", [tok])), "without its end record", "the end record is missing")
 invalid("doc-before-header", p(s.doc("d0", [tok])) + E1, "no header", "a document with no header")

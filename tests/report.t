@@ -179,6 +179,60 @@ check("causal: corrected mass = mass / (T - j)", np.allclose(got, want, rtol=1e-
 check("tokens without text show as their ids", ">#100<" in dom and ">#111<" in dom)
 PY
 
+
+# ---- several prunings of one document, the question's rows, jumps ----
+tokenize --segments paragraph examples/prompt.txt | embed | attend --mass-last 12 | entropy \
+    >"$T/ml.ak" || fail "pipeline with --mass-last"
+prune -p query -k 0.5 "$T/ml.ak" >"$T/pq.ak" && prune -p mass -k 0.4 "$T/ml.ak" >"$T/pm.ak" ||
+    fail "two prunings"
+report -o "$T/page.html" "$T/ml.ak" "$T/pq.ak" "$T/pm.ak" 2>"$T/.err" && [ ! -s "$T/.err" ] &&
+    pass "report of a stream and two prunings of it: no warning" || fail "report of two prunings: $(cat "$T/.err")"
+report -o "$T/rep.html" "$T/ml.ak" "$T/ml.ak" 2>"$T/.err"; rc=$?
+[ "$rc" -eq 0 ] && grep -q "^report: .*appears again with nothing to compare" "$T/.err" &&
+    [ "$(wc -l <"$T/.err")" -eq 1 ] && pass "a repeated id with nothing to compare: one warning, exit 0" ||
+    fail "repeated id: exit $rc, $(cat "$T/.err")"
+browse "$T/dom4.html" "test-stat=last&test-jump=question" --dump-dom ||
+    { fail "chromium --dump-dom (prunings)"; tail -5 "$T/chrome.err"; }
+browse "$T/dom5.html" "test-pruning=1&test-jump=dropped" --dump-dom ||
+    { fail "chromium --dump-dom (pruning 1)"; tail -5 "$T/chrome.err"; }
+python3 - "$T/dom4.html" "$T/dom5.html" "$T/ml.ak" "$T/pq.ak" "$T/pm.ak" <<'PY'
+import sys, re
+sys.path.insert(0, __import__("os").environ["AK_TOP"] + "/tests/py")
+import numpy as np, akstream as ak
+dom, dom5 = open(sys.argv[1]).read(), open(sys.argv[2]).read()
+recs = [r for r in ak.read_records(open(sys.argv[3], "rb").read()) if r.get("type") == "doc"]
+d = ak.docs_of(open(sys.argv[3], "rb").read())["examples/prompt.txt"]
+kq = ak.docs_of(open(sys.argv[4], "rb").read())["examples/prompt.txt"]["keep"]
+km = ak.docs_of(open(sys.argv[5], "rb").read())["examples/prompt.txt"]["keep"]
+def check(name, cond, detail=""):
+    print(("ok - " if cond else "not ok - ") + name + ("" if cond else "  # " + str(detail)[:300]))
+body = re.search(r"<body[^>]*>", dom).group(0)
+check("prunings page: no script errors", 'data-errors=""' in body and 'data-ready="1"' in body, body)
+check("both prunings named by policy", 'data-prunings="query, word, 50 of 100 | mass, word, 40 of 100"' in body, body)
+text = ~((d["special"] == 1) & (d["offsets"][:, 0] == d["offsets"][:, 1]))
+n = (kq.astype(int) + km)[text]
+want = "all %d, some %d, none %d" % ((n == 2).sum(), (n == 1).sum(), (n == 0).sum())
+check("compared token by token: kept by both, one, none (%s)" % want, 'data-cmp="%s"' % want in body, body)
+some = [int(i) for i in re.findall(r'class="t some"[^>]*data-i="(\d+)"', dom)]
+check("tokens kept by one pruning are marked", sorted(some) == [i for i in range(len(kq)) if text[i] and kq[i] + km[i] == 1], some)
+# the question's rows: attn.mass_last / W, mean over layers and heads
+W = recs[0]["meta"].get("mass_last_w", 12)
+want_v = d["attn.mass_last"].mean(axis=(0, 1)) / W
+vals = {int(i): float(v) for i, v in re.findall(r'data-i="(\d+)"[^>]*data-v="([^"]+)"', dom)}
+got = np.array([vals.get(i, np.nan) for i in range(len(want_v))])
+check("tint by the question's attention: attn.mass_last / W", 'data-tint="last:-1,-1"' in body and
+      np.allclose(got, want_v, rtol=2e-2, atol=1e-6), np.nanmax(np.abs(got - want_v)))
+seg = d["segments"]
+q0 = int(np.flatnonzero(seg == seg.max())[0])
+check("jump to the question: the last block's first token", 'data-jump="%d"' % q0 in body, body)
+body5 = re.search(r"<body[^>]*>", dom5).group(0)
+drop = ~km.astype(bool) & text
+starts = [i for i in range(len(km)) if drop[i] and (i == 0 or not drop[i - 1])]
+check("one pruning chosen, two jumps: the second dropped run of it",
+      'data-pruning="1"' in body5 and len(starts) > 1 and 'data-jump="%d"' % starts[1] in body5, (body5, starts[:3]))
+check("the bar colours have a legend", 'class="lg"' in dom and "corrected mass" in dom and "normalised entropy" in dom)
+PY
+
 browse "$T/shot.out" "" --hide-scrollbars --window-size=1200,900 --screenshot="$T/shot.png" ||
     fail "chromium --screenshot"
 [ -s "$T/shot.png" ] && [ "$(od -An -tx1 -N4 "$T/shot.png" | tr -d ' ')" = 89504e47 ] &&

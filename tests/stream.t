@@ -115,4 +115,25 @@ is "stdin and file agree" "$a" "$b"
 tokenize "$AK_TOP/examples/prompt.txt" >"$T/p.ak"
 is "peek -n 3 -f tokens: the first three" "$(peek -n 3 -f tokens "$T/p.ak")" "101 1996 10950"
 rejects "peek -j -f: one or the other" peek peek -j -f tokens "$T/p.ak"
+
+# Zero bytes on standard input is no stream (a program before failed), not
+# an empty one: every reader exits 65 saying so; a header with no documents
+# is a valid empty stream.  Under sh without pipefail a failed first stage
+# fails the pipeline and leaves no output file.
+for c in "embed" "attend" "entropy" "prune --keep 0.5" "decode" "decode --text" "peek" "report"; do
+    prog=${c%% *}
+    rejects "$c on empty stdin" "$prog" sh -c "$c < /dev/null"
+    [ "$rc" -eq 65 ] && grep -qF "$prog: no stream on standard input (did the program before it fail?)" "$T/.err" &&
+        pass "$c on empty stdin: exit 65, the message" || fail "$c on empty stdin: exit $rc, $(cat "$T/.err")"
+done
+: > "$T/empty.ak"
+rejects "an empty file" peek peek "$T/empty.ak"
+grep -qF "empty file, no stream" "$T/.err" && pass "an empty file names itself" || fail "empty file: $(cat "$T/.err")"
+ok "a header and no documents stays valid through prune" sh -c "prune --keep 0.5 < '$V/empty-stream.ak' > '$T/e2.ak'"
+is "... and gives an empty stream" "$(peek "$T/e2.ak" | tail -1)" "end: 0 documents"
+printf 'The cat sat on the mat.\n' > "$T/f.txt"
+sh -c "tokenize -m /nonexistent.gguf '$T/f.txt' | embed | attend | entropy -o '$T/x.ak'" 2>"$T/.err"; rc=$?
+[ "$rc" -eq 65 ] && [ ! -e "$T/x.ak" ] && grep -q "^tokenize: " "$T/.err" && grep -q "^embed: no stream" "$T/.err" &&
+    pass "a failed tokenize fails the batch under sh (exit 65, no x.ak)" ||
+    fail "failed tokenize under sh: exit $rc, x.ak $( [ -e "$T/x.ak" ] && echo exists), $(cat "$T/.err")"
 done_testing

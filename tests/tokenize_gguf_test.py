@@ -189,15 +189,51 @@ def check_chat(name, model, trims):
             for o in own:  # a byte-level token inside a character covers all of it
                 cover |= set(range(o[0], o[1]))
             segs = g["segments"].tolist()
-            tiled &= cover == set(body) and g["text"].tobytes() == text and \
+            tiled &= cover == set(body) and g["text"].tobytes() == text + b"\n" and \
                 all(sg == -1 for sg, s, o in zip(segs, sp, offs) if s and o[0] == o[1])
         if system is None:
             m = run(["decode", "--mark", "-m", model], stdin=a.stdout)
-            check(m.returncode == 0 and m.stdout == b"".join(c["text"].encode("utf-8") for c in rows),
+            check(m.returncode == 0 and m.stdout == b"".join(c["text"].encode("utf-8") + b"\n" for c in rows),
                   "%s: decode --mark of a --chat stream shows the user's own text" % name)
     check(n_all and n_same == n_all, "%s: tokenize --chat ids identical to apply_chat_template on %d/%d prompts" %
           (name, n_same, n_all))
     check(tiled, "%s: --chat template tokens special with empty offsets, the rest tiling the user's text" % name)
+    check_split(name, model, chat)
+
+
+def check_split(name, model, chat):
+    """tokenize --chat --split: the whole turn's ids are apply_chat_template's
+    (the marker cut out), and --prefix + --suffix are exactly those ids."""
+    mark = "\u2063SPLIT\u2063"
+    n_all = n_whole = n_parts = 0
+    for k, c in enumerate(c for c in chat if c["system"] is None):
+        t = c["text"]
+        # split after a blank line when there is one, else after the middle space
+        cut = t.rfind("\n\n") + 2 if "\n\n" in t.strip() else (t.find(" ", len(t) // 2) + 1 or len(t) // 2)
+        f = os.path.join(tmp, "split%s%03d.txt" % (name, k))
+        with open(f, "wb") as fh:
+            fh.write((t[:cut] + mark + t[cut:] + "\n").encode("utf-8"))
+        outs = [run(["tokenize", "--chat", "-m", model, "--split", mark] + part + [f])
+                for part in ([], ["--prefix"], ["--suffix"])]
+        if any(o.returncode for o in outs):
+            print("# " + " | ".join(o.stderr.decode().strip() for o in outs))
+            n_all += 1
+            continue
+        w, pre, suf = [akstream.docs_of(o.stdout)[f] for o in outs]
+        n_all += 1
+        n_whole += w["tokens"].tolist() == c["ids"]
+        k0 = [r for r in akstream.read_records(outs[0].stdout) if r.get("type") == "doc"][0]["meta"].get(
+            "chat_prefix_tokens")
+        joined = pre["tokens"].tolist() + suf["tokens"].tolist()
+        text = (t + "\n").encode("utf-8")
+        n_parts += joined == c["ids"] and k0 == len(pre["tokens"]) and \
+            pre["text"].tobytes() + suf["text"].tobytes() == text and \
+            all(o[1] <= len(pre["text"]) for o in pre["offsets"].tolist()) and \
+            all(0 <= o[0] <= o[1] <= len(suf["text"]) for o in suf["offsets"].tolist())
+    check(n_all and n_whole == n_all, "%s: tokenize --chat --split: the whole turn is apply_chat_template's "
+          "ids (%d/%d)" % (name, n_whole, n_all))
+    check(n_all and n_parts == n_all, "%s: --prefix + --suffix = the whole turn's ids, texts and offsets "
+          "in their parts (%d/%d)" % (name, n_parts, n_all))
 
 
 tmp = tempfile.mkdtemp()
@@ -211,7 +247,10 @@ with open(os.path.join(REF, "chat_smollm2.jsonl"), encoding="utf-8") as f:
         t = json.loads(line)["text"]
         if t not in chat_texts:
             chat_texts.append(t)
-chat_paths = write_docs(chat_texts, "chat")
+# each file holds its text and one final newline, which tokenize --chat
+# leaves out of the turn (as llama.cpp's -f does): the ids are still
+# apply_chat_template's of the text
+chat_paths = write_docs([t + "\n" for t in chat_texts], "chat")
 
 for name, model in MODELS.items():
     if not check(os.path.exists(model), "%s: the model file is installed (make test installs it)" % name):
@@ -262,11 +301,28 @@ for name, model in MODELS.items():
 
     # identity: the file's name and the metadata checksum the model side uses
     h = akstream.read_records(p.stdout)[0]["model"]
-    base = os.path.basename(os.path.realpath(model))[:-5]
+    try:
+        import gguf
+        base = gguf.GGUFReader(model).fields["general.name"].contents()
+    except ImportError:
+        base = h.get("name")
     check(h.get("name") == base and h.get("tokenizer_crc32") == gguf_meta_crc(model),
-          "%s: the stream header names %s with the GGUF metadata checksum" % (name, base))
+          "%s: the stream header names %s (general.name) with the GGUF metadata checksum" % (name, base))
 
     check_chat(name, model, trims=name == "gemma3")
+
+    # --from-ids with a GGUF model: the ids tokenize gave, the same header, the text back
+    f = paths[0]
+    a = run(["tokenize", "-m", model, f])
+    ids = " ".join(str(i) for i in akstream.docs_of(a.stdout)[f]["tokens"].tolist())
+    b = run(["tokenize", "--from-ids", "-m", model], stdin=ids.encode())
+    da = akstream.docs_of(a.stdout)[f] if a.returncode == 0 else None
+    db = akstream.docs_of(b.stdout).get("<stdin>") if b.returncode == 0 else None
+    ha = akstream.read_records(a.stdout)[0]["model"] if a.returncode == 0 else None
+    hb = akstream.read_records(b.stdout)[0]["model"] if b.returncode == 0 else {}
+    check(db is not None and db["tokens"].tolist() == da["tokens"].tolist() and ha == hb and
+          (name != "smollm2" or db["text"].tobytes() == docs[0].encode("utf-8")),
+          "%s: tokenize --from-ids takes the GGUF model (%s)" % (name, b.stderr.decode().strip()))
 
 # a Hugging Face directory's chat template (tokenizer_config.json): Qwen 3's ChatML
 check_chat("qwen3", hfref.tokenizer_dir("qwen3"), trims=False)
