@@ -264,11 +264,12 @@ typedef struct dmerge {
     int32_t left, right, merged;
 } dmerge;
 
-static int dmerge_desc;
-static int dmerge_cmp(const void *x, const void *y)
+/* arg: an int, nonzero for descending scores (qsort_r: no file-level
+ * flag, so two threads may load tokenizers at once) */
+static int dmerge_cmp(const void *x, const void *y, void *arg)
 {
     const dmerge *a = x, *b = y;
-    int s = dmerge_desc ? -1 : 1;
+    int s = *(const int *)arg ? -1 : 1;
     if (a->score != b->score)
         return a->score < b->score ? -s : s;
     if (a->lcp != b->lcp)
@@ -331,8 +332,8 @@ static int derive_merges(gload *L, ak_err *err)
             v[nm++] = (dmerge){score, (int32_t)lcp, (int32_t)(total - lcp), (int32_t)id, a, b, last};
         }
     }
-    dmerge_desc = !L->byte_level;
-    qsort(v, nm, sizeof *v, dmerge_cmp);
+    int desc = !L->byte_level;
+    qsort_r(v, nm, sizeof *v, dmerge_cmp, &desc);
     if (tk_merges_init(&tk->merges, nm)) {
         rc = ak_fail(err, AK_ENOMEM, "out of memory");
         goto out;
