@@ -139,7 +139,9 @@ $(B)/lib/quant.o: ALL_CFLAGS += -O3
 # GCC notes, for each, that AVX code would pass them differently.
 $(B)/lib/attention.o $(B)/lib/forward.o: ALL_CFLAGS += -Wno-psabi
 
-$(B)/lib/%.o: lib/%.c $(wildcard lib/*.h lib/cuda/*.h) $(FLAGS_FILE) | $(B)/lib pkgs-ok
+# Each object depends on the headers it includes, from the dependency file
+# the compiler writes beside it (-MMD; included at the end of this file).
+$(B)/lib/%.o: lib/%.c $(FLAGS_FILE) | $(B)/lib pkgs-ok
 	@echo "  CC      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -MMD -c $< -o $@
 
@@ -147,9 +149,9 @@ $(B)/cuda/%.o: lib/cuda/%.cu $(wildcard lib/*.h lib/cuda/*.h) $(FLAGS_FILE) | $(
 	@echo "  NVCC    $@"
 	$(Q)$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 
-$(B)/cmd/%.o: cmd/%.c $(wildcard lib/*.h) $(FLAGS_FILE) | $(B)/cmd pkgs-ok
+$(B)/cmd/%.o: cmd/%.c $(FLAGS_FILE) | $(B)/cmd pkgs-ok
 	@echo "  CC      $@"
-	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) -MMD -c $< -o $@
 
 $(LIB_A): $(LIB_OBJ)
 	@echo "  AR      $@"
@@ -285,4 +287,4 @@ clean:
 distclean: clean
 	rm -rf .cache
 
--include $(wildcard build/*/lib/*.d)
+-include $(wildcard build/*/lib/*.d build/*/cmd/*.d)
