@@ -91,7 +91,8 @@ OUT_BIN ?= bin
 # objects of two kinds.  Written only by the make that compiles.
 FLAGS_FILE := $(B)/flags
 ifneq ($(filter programs unit-bins gpu-bench-bins,$(MAKECMDGOALS)),)
-  FLAGS_NOW := $(ALL_CFLAGS) $(LDFLAGS) cuda=$(HAVE_CUDA) nvcc=$(NVCC_FLAGS)
+  # deps=2: the build that first wrote cmd/*.d (a tree from before it rebuilds once)
+  FLAGS_NOW := $(ALL_CFLAGS) $(LDFLAGS) cuda=$(HAVE_CUDA) nvcc=$(NVCC_FLAGS) deps=2
   ifneq ($(FLAGS_NOW),$(file <$(FLAGS_FILE)))
     $(shell mkdir -p $(B))
     $(file >$(FLAGS_FILE),$(FLAGS_NOW))
