@@ -19,7 +19,10 @@ whether "30 days" survived.
                --policy query --unit word (the issue measured 88 s, 5.3 GB)
   compressor   five prompts (windows of the same license, the same
                question) through one Compressor, against five
-               compress_prompt calls: the time per prompt
+               compress_prompt calls: the time per prompt; and, when
+               .cache/models/qwen0.5b is there, five short prompts (4
+               paragraphs) with Qwen2.5-Coder-0.5B, whose load is most of
+               a call's time
 
 Model: SmolLM2-135M-Instruct (.cache/models/smollm2).  Prints a table;
 bench/results/python_door.txt keeps a run."""
@@ -78,11 +81,14 @@ def one(kind):
         r = {"compressed_prompt": out.stdout, "compressed_tokens": -1, "origin_tokens": -1}
     elif kind.startswith("compressor"):
         items = [(paragraphs()[60 + 4 * k:80 + 4 * k], q) for k in range(5)]
-        if kind == "compressor":
+        if kind.endswith("-qwen"):  # a model whose load is most of a short prompt's time
+            m = os.path.join(os.path.dirname(model()), "qwen0.5b")
+            items = [(paragraphs()[72 + k:76 + k], q) for k in range(5)]
+        if kind.startswith("compressor-calls"):
+            rs = [attnkit.compress_prompt(d, question=qq, rate=0.3, model=m) for d, qq in items]
+        else:
             with attnkit.Compressor(model=m, rate=0.3) as c:
                 rs = [c.compress_prompt(d, question=qq) for d, qq in items]
-        else:
-            rs = [attnkit.compress_prompt(d, question=qq, rate=0.3, model=m) for d, qq in items]
         r = rs[0]
     wall = time.time() - t0
     ru = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -97,16 +103,20 @@ def main():
         return 0
     kinds = ["default", "word"] + (["old"] if "--old" in sys.argv else []) + \
         ["compressor", "compressor-calls"]
-    print(f"{'way':<18} {'wall s':>8} {'peak RSS MB':>12} {'kept/total':>12}  30 days kept")
+    if os.path.isdir(os.path.join(os.path.dirname(model()), "qwen0.5b")):
+        kinds += ["compressor-qwen", "compressor-calls-qwen"]
+    print(f"{'way':<44} {'wall s':>8} {'peak RSS MB':>12} {'kept/total':>12}  30 days kept")
     for k in kinds:
         p = subprocess.run([sys.executable, __file__, "--one", k], capture_output=True, text=True)
         if p.returncode != 0:
-            print(f"{k:<18} failed: {p.stderr.strip()[-300:]}")
+            print(f"{k:<44} failed: {p.stderr.strip()[-300:]}")
             continue
         r = json.loads(p.stdout.strip().splitlines()[-1])
         wall = r["wall"] / 5 if k.startswith("compressor") else r["wall"]
-        label = {"compressor": "Compressor /prompt", "compressor-calls": "5 calls /prompt"}.get(k, k)
-        print(f"{label:<18} {wall:>8.1f} {r['rss_kb'] / 1024:>12.0f} "
+        label = {"compressor": "Compressor /prompt", "compressor-calls": "5 calls /prompt",
+                 "compressor-qwen": "Compressor /prompt (Qwen 0.5B, 4 paragraphs)",
+                 "compressor-calls-qwen": "5 calls /prompt (Qwen 0.5B, 4 paragraphs)"}.get(k, k)
+        print(f"{label:<44} {wall:>8.1f} {r['rss_kb'] / 1024:>12.0f} "
               f"{str(r['kept']) + '/' + str(r['total']):>12}  {'yes' if r['answer'] else 'no'}")
     return 0
 

@@ -86,7 +86,8 @@ is "full.tokens keeps the tokens before the first prune" \
 prune --keep 0.7 --unit block --no-protect-query -v "$T/s.ak" 2>"$T/v.err" | peek >"$T/v.out"
 grep -q 'prune_budget=6 prune_kept=5 prune_total=9 prune_ratio=0.5555' "$T/v.out" &&
     pass "meta: budget, kept, total, ratio" || fail "meta: $(grep meta "$T/v.out")"
-is "-v: one line on stderr" "$(cat "$T/v.err")" "prune: d: budget 6, kept 5 of 9 (0.5556), greedy"
+# ... and the kept block: block 0, the 3-token one
+is "-v: one line on stderr" "$(cat "$T/v.err")" "prune: d: budget 6, kept 5 of 9 (0.5556), greedy; blocks kept 0"
 # the knapsack: budget 5 = 2 specials + 3; the best block (3 tokens) fits exactly
 got=$(prune --max-tokens 5 --unit block --no-protect-query "$T/s.ak" | peek -f keep)
 is "block budget filled exactly (the 3-token block, not a 2-token one)" "$got" "1 1 1 1 0 0 0 0 1"
