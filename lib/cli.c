@@ -5,6 +5,7 @@
 #include "io.h"
 #include "attention.h"
 #include "model.h"
+#include "simd.h"
 #include "stream.h"
 
 #include <errno.h>
@@ -63,6 +64,8 @@ void ak_cli_env(void)
             (size_t)env_number("ATTNKIT_MAX_RECORD", s, AK_MIN_RECORD, AK_MAX_RECORD_LIMIT));
     if ((s = getenv("ATTNKIT_COMPRESS")) && *s)
         ak_writer_set_default_compress((int)env_number("ATTNKIT_COMPRESS", s, 0, 9));
+    if ((s = getenv("ATTNKIT_SIMD")) && *s && ak_simd_force(s) < 0)
+        ak_usage_error("ATTNKIT_SIMD: '%s' is not auto, avx512, avx2 or scalar", s);
     if ((s = getenv("ATTNKIT_CUDA_FORWARD")) && *s)
         ak_model_set_cuda_forward((int)env_number("ATTNKIT_CUDA_FORWARD", s, 0, 2));
 }
