@@ -441,7 +441,7 @@ AVX2_INL float hsum_avx2(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
-AVX2_INL float half_avx2(const uint8_t *p)
+AVX2_INL float half_x86(const uint8_t *p)
 {
     uint16_t h;
     memcpy(&h, p, 2);
@@ -512,7 +512,7 @@ AK_TARGET_AVX2 static float dot_f16_avx2(const void *row, const float *x, int64_
     }
     float t = hsum_avx2(_mm256_add_ps(a0, a1));
     for (; i < n; i++)
-        t += half_avx2(p + 2 * i) * x[i];
+        t += half_x86(p + 2 * i) * x[i];
     return t;
 }
 
@@ -534,173 +534,126 @@ AK_TARGET_AVX2 static float dot_bf16_avx2(const void *row, const float *x, int64
     return t;
 }
 
-AK_TARGET_AVX2 static float dot_q4_0_avx2(const void *row, const float *x, int64_t n)
+#define KFN(name) name##_avx2
+#define KTARGET AK_TARGET_AVX2
+#define vf __m256
+#define VZERO _mm256_setzero_ps()
+#define VFMA _mm256_fmadd_ps
+#define VFNMA _mm256_fnmadd_ps
+#define VSET1 _mm256_set1_ps
+#define VHSUM hsum_avx2
+#define DOT16S dot16s
+#define DOT16U dot16u
+#define SUM32 sum32
+#define BITBYTES bitbytes
+#include "quant_kernels.h"
+#undef KFN
+#undef KTARGET
+#undef vf
+#undef VZERO
+#undef VFMA
+#undef VFNMA
+#undef VSET1
+#undef VHSUM
+#undef DOT16S
+#undef DOT16U
+#undef SUM32
+#undef BITBYTES
+
+/* ---- AVX-512 (F, BW, VL): 16-float vectors ---- */
+#define AVX512_INL static inline __attribute__((always_inline)) AK_TARGET_AVX512
+
+AVX512_INL __m512 dot16s_512(__m128i q, const float *x, __m512 acc)
 {
-    const uint8_t *p = row;
-    __m256 acc = _mm256_setzero_ps();
-    const __m128i eight = _mm_set1_epi8(8);
-    for (int64_t b = 0; b < n / 32; b++, p += 18, x += 32) {
-        __m128i q = load16(p + 2);
-        __m256 s = dot16s(_mm_sub_epi8(lo4(q), eight), x, _mm256_setzero_ps());
-        s = dot16s(_mm_sub_epi8(hi4(q), eight), x + 16, s);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(half_avx2(p)), s, acc);
-    }
-    return hsum_avx2(acc);
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)), _mm512_loadu_ps(x), acc);
 }
 
-AK_TARGET_AVX2 static float dot_q4_1_avx2(const void *row, const float *x, int64_t n)
+AVX512_INL __m512 dot16u_512(__m128i q, const float *x, __m512 acc)
 {
-    const uint8_t *p = row;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t b = 0; b < n / 32; b++, p += 20, x += 32) {
-        __m128i q = load16(p + 4);
-        __m256 s = dot16u(lo4(q), x, _mm256_setzero_ps());
-        s = dot16u(hi4(q), x + 16, s);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(half_avx2(p)), s, acc);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(half_avx2(p + 2)), sum32(x), acc);
-    }
-    return hsum_avx2(acc);
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(q)), _mm512_loadu_ps(x), acc);
 }
 
-AK_TARGET_AVX2 static float dot_q5_0_avx2(const void *row, const float *x, int64_t n)
+AVX512_INL __m512 sum32_512(const float *x)
 {
-    const uint8_t *p = row;
-    __m256 acc = _mm256_setzero_ps();
-    const __m128i sixteen = _mm_set1_epi8(16);
-    for (int64_t b = 0; b < n / 32; b++, p += 22, x += 32) {
-        uint32_t qh = le32(p + 2);
-        __m128i q = load16(p + 6);
-        /* (nibble | bit << 4) - 16 = nibble - (bit ? 0 : 16) */
-        __m128i q0 = _mm_sub_epi8(lo4(q), _mm_andnot_si128(bitbytes(qh), sixteen));
-        __m128i q1 = _mm_sub_epi8(hi4(q), _mm_andnot_si128(bitbytes(qh >> 16), sixteen));
-        __m256 s = dot16s(q0, x, _mm256_setzero_ps());
-        s = dot16s(q1, x + 16, s);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(half_avx2(p)), s, acc);
-    }
-    return hsum_avx2(acc);
+    return _mm512_add_ps(_mm512_loadu_ps(x), _mm512_loadu_ps(x + 16));
 }
 
-AK_TARGET_AVX2 static float dot_q5_1_avx2(const void *row, const float *x, int64_t n)
+AVX512_INL __m128i bitbytes_512(uint32_t bits) { return _mm_movm_epi8((__mmask16)bits); }
+
+AK_TARGET_AVX512 static float dot_f32_avx512(const void *row, const float *x, int64_t n)
 {
-    const uint8_t *p = row;
-    __m256 acc = _mm256_setzero_ps();
-    const __m128i sixteen = _mm_set1_epi8(16);
-    for (int64_t b = 0; b < n / 32; b++, p += 24, x += 32) {
-        uint32_t qh = le32(p + 4);
-        __m128i q = load16(p + 8);
-        __m128i q0 = _mm_or_si128(lo4(q), _mm_and_si128(bitbytes(qh), sixteen));
-        __m128i q1 = _mm_or_si128(hi4(q), _mm_and_si128(bitbytes(qh >> 16), sixteen));
-        __m256 s = dot16u(q0, x, _mm256_setzero_ps());
-        s = dot16u(q1, x + 16, s);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(half_avx2(p)), s, acc);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(half_avx2(p + 2)), sum32(x), acc);
+    const float *w = row;   /* loadu: any alignment */
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), _mm512_loadu_ps(x + i), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 16), _mm512_loadu_ps(x + i + 16), a1);
     }
-    return hsum_avx2(acc);
+    float t = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+    const uint8_t *p = row;
+    for (; i < n; i++) {
+        float v;
+        memcpy(&v, p + 4 * i, 4);
+        t += v * x[i];
+    }
+    return t;
 }
 
-AK_TARGET_AVX2 static float dot_q8_0_avx2(const void *row, const float *x, int64_t n)
+AK_TARGET_AVX512 static float dot_f16_avx512(const void *row, const float *x, int64_t n)
 {
     const uint8_t *p = row;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t b = 0; b < n / 32; b++, p += 34, x += 32) {
-        __m256 s = dot16s(load16(p + 2), x, _mm256_setzero_ps());
-        s = dot16s(load16(p + 18), x + 16, s);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(half_avx2(p)), s, acc);
-    }
-    return hsum_avx2(acc);
+    __m512 a0 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        a0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(p + 2 * i))),
+                             _mm512_loadu_ps(x + i), a0);
+    float t = _mm512_reduce_add_ps(a0);
+    for (; i < n; i++)
+        t += half_x86(p + 2 * i) * x[i];
+    return t;
 }
 
-/* Q4_K and Q5_K: sub-block j's 32 quants, nibbles of q[0..32) (low for
- * even j, high for odd j), scaled by d * sc; the min times sum(x) is taken
- * off. */
-AK_TARGET_AVX2 static float dot_q4_k_avx2(const void *row, const float *x, int64_t n)
+AK_TARGET_AVX512 static float dot_bf16_avx512(const void *row, const float *x, int64_t n)
 {
     const uint8_t *p = row;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t b = 0; b < n / 256; b++, p += 144) {
-        float d = half_avx2(p), dmin = half_avx2(p + 2);
-        const uint8_t *scales = p + 4, *q = p + 16;
-        for (int j = 0; j < 8; j += 2, q += 32, x += 64) {
-            int sc, m;
-            __m128i a = load16(q), c = load16(q + 16);
-            __m256 s1 = dot16u(lo4(c), x + 16, dot16u(lo4(a), x, _mm256_setzero_ps()));
-            __m256 s2 = dot16u(hi4(c), x + 48, dot16u(hi4(a), x + 32, _mm256_setzero_ps()));
-            scale_min_k4(j, scales, &sc, &m);
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)sc), s1, acc);
-            acc = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * (float)m), sum32(x), acc);
-            scale_min_k4(j + 1, scales, &sc, &m);
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)sc), s2, acc);
-            acc = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * (float)m), sum32(x + 32), acc);
-        }
+    __m512 a0 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(p + 2 * i));
+        __m512 w = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16));
+        a0 = _mm512_fmadd_ps(w, _mm512_loadu_ps(x + i), a0);
     }
-    return hsum_avx2(acc);
+    float t = _mm512_reduce_add_ps(a0);
+    for (; i < n; i++)
+        t += ak_bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8)) * x[i];
+    return t;
 }
 
-AK_TARGET_AVX2 static float dot_q5_k_avx2(const void *row, const float *x, int64_t n)
-{
-    const uint8_t *p = row;
-    __m256 acc = _mm256_setzero_ps();
-    const __m128i sixteen = _mm_set1_epi8(16);
-    for (int64_t b = 0; b < n / 256; b++, p += 176) {
-        float d = half_avx2(p), dmin = half_avx2(p + 2);
-        const uint8_t *scales = p + 4, *q = p + 48;
-        __m128i ha = load16(p + 16), hc = load16(p + 32);   /* qh[0..16), qh[16..32) */
-        for (int j = 0; j < 8; j += 2, q += 32, x += 64) {
-            int sc, m;
-            __m128i a = load16(q), c = load16(q + 16);
-            __m128i b1 = _mm_set1_epi8((char)(1 << j)), b2 = _mm_set1_epi8((char)(2 << j));
-            /* bit j of qh[l] (sub-block j) or j + 1 (sub-block j + 1) as 16 */
-            __m128i h1a = _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128(ha, b1), b1), sixteen);
-            __m128i h1c = _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128(hc, b1), b1), sixteen);
-            __m128i h2a = _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128(ha, b2), b2), sixteen);
-            __m128i h2c = _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128(hc, b2), b2), sixteen);
-            __m256 s1 = dot16u(_mm_or_si128(lo4(c), h1c), x + 16,
-                               dot16u(_mm_or_si128(lo4(a), h1a), x, _mm256_setzero_ps()));
-            __m256 s2 = dot16u(_mm_or_si128(hi4(c), h2c), x + 48,
-                               dot16u(_mm_or_si128(hi4(a), h2a), x + 32, _mm256_setzero_ps()));
-            scale_min_k4(j, scales, &sc, &m);
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)sc), s1, acc);
-            acc = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * (float)m), sum32(x), acc);
-            scale_min_k4(j + 1, scales, &sc, &m);
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)sc), s2, acc);
-            acc = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * (float)m), sum32(x + 32), acc);
-        }
-    }
-    return hsum_avx2(acc);
-}
-
-/* Q6_K: per half (128 elements) and per 16 of them (one scale each of the
- * four quarters): 4 low bits from ql, 2 from qh, minus 32. */
-AK_TARGET_AVX2 static float dot_q6_k_avx2(const void *row, const float *x, int64_t n)
-{
-    const uint8_t *p = row;
-    __m256 acc = _mm256_setzero_ps();
-    const __m128i m3 = _mm_set1_epi8(3), m12 = _mm_set1_epi8(12), m48 = _mm_set1_epi8(48),
-                  m192 = _mm_set1_epi8((char)192), off = _mm_set1_epi8(32);
-    for (int64_t b = 0; b < n / 256; b++, p += 210) {
-        const uint8_t *ql = p, *qh = p + 128;
-        const int8_t *sc = (const int8_t *)(p + 192);
-        float d = half_avx2(p + 208);
-        for (int h = 0; h < 2; h++, ql += 64, qh += 32, sc += 8, x += 128)
-            for (int is = 0; is < 2; is++) {
-                int l = 16 * is;
-                __m128i a = load16(ql + l), c = load16(ql + l + 32), hb = load16(qh + l);
-                __m128i q1 = _mm_or_si128(lo4(a), _mm_slli_epi16(_mm_and_si128(hb, m3), 4));
-                __m128i q2 = _mm_or_si128(lo4(c), _mm_slli_epi16(_mm_and_si128(hb, m12), 2));
-                __m128i q3 = _mm_or_si128(hi4(a), _mm_and_si128(hb, m48));
-                __m128i q4 = _mm_or_si128(hi4(c), _mm_srli_epi16(_mm_and_si128(hb, m192), 2));
-                __m256 s1 = dot16s(_mm_sub_epi8(q1, off), x + l, _mm256_setzero_ps());
-                __m256 s2 = dot16s(_mm_sub_epi8(q2, off), x + l + 32, _mm256_setzero_ps());
-                __m256 s3 = dot16s(_mm_sub_epi8(q3, off), x + l + 64, _mm256_setzero_ps());
-                __m256 s4 = dot16s(_mm_sub_epi8(q4, off), x + l + 96, _mm256_setzero_ps());
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)sc[is]), s1, acc);
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)sc[is + 2]), s2, acc);
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)sc[is + 4]), s3, acc);
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)sc[is + 6]), s4, acc);
-            }
-    }
-    return hsum_avx2(acc);
-}
+#define KFN(name) name##_avx512
+#define KTARGET AK_TARGET_AVX512
+#define vf __m512
+#define VZERO _mm512_setzero_ps()
+#define VFMA _mm512_fmadd_ps
+#define VFNMA _mm512_fnmadd_ps
+#define VSET1 _mm512_set1_ps
+#define VHSUM _mm512_reduce_add_ps
+#define DOT16S dot16s_512
+#define DOT16U dot16u_512
+#define SUM32 sum32_512
+#define BITBYTES bitbytes_512
+#include "quant_kernels.h"
+#undef KFN
+#undef KTARGET
+#undef vf
+#undef VZERO
+#undef VFMA
+#undef VFNMA
+#undef VSET1
+#undef VHSUM
+#undef DOT16S
+#undef DOT16U
+#undef SUM32
+#undef BITBYTES
 #endif
 
 /* ---- the table ---------------------------------------------------------------
@@ -714,8 +667,10 @@ typedef ak_dot_fn dot_fn;
 
 #ifdef AK_SIMD_X86
 #define AVX2(f) f
+#define AVX512(f) f
 #else
 #define AVX2(f) NULL
+#define AVX512(f) NULL
 #endif
 
 static const struct qtype {
@@ -724,19 +679,19 @@ static const struct qtype {
     row_fn dequant;
     dot_fn dot[AK_SIMD_N];
 } ggml_types[] = {
-    [AK_GGML_F32] = {"F32", 1, 4, row_f32, {dot_f32_c, AVX2(dot_f32_avx2)}},
-    [AK_GGML_F16] = {"F16", 1, 2, row_f16, {dot_f16_c, AVX2(dot_f16_avx2)}},
-    [AK_GGML_Q4_0] = {"Q4_0", 32, 18, row_q4_0, {dot_q4_0_c, AVX2(dot_q4_0_avx2)}},
-    [AK_GGML_Q4_1] = {"Q4_1", 32, 20, row_q4_1, {dot_q4_1_c, AVX2(dot_q4_1_avx2)}},
-    [AK_GGML_Q5_0] = {"Q5_0", 32, 22, row_q5_0, {dot_q5_0_c, AVX2(dot_q5_0_avx2)}},
-    [AK_GGML_Q5_1] = {"Q5_1", 32, 24, row_q5_1, {dot_q5_1_c, AVX2(dot_q5_1_avx2)}},
-    [AK_GGML_Q8_0] = {"Q8_0", 32, 34, row_q8_0, {dot_q8_0_c, AVX2(dot_q8_0_avx2)}},
+    [AK_GGML_F32] = {"F32", 1, 4, row_f32, {dot_f32_c, AVX2(dot_f32_avx2), AVX512(dot_f32_avx512)}},
+    [AK_GGML_F16] = {"F16", 1, 2, row_f16, {dot_f16_c, AVX2(dot_f16_avx2), AVX512(dot_f16_avx512)}},
+    [AK_GGML_Q4_0] = {"Q4_0", 32, 18, row_q4_0, {dot_q4_0_c, AVX2(dot_q4_0_avx2), AVX512(dot_q4_0_avx512)}},
+    [AK_GGML_Q4_1] = {"Q4_1", 32, 20, row_q4_1, {dot_q4_1_c, AVX2(dot_q4_1_avx2), AVX512(dot_q4_1_avx512)}},
+    [AK_GGML_Q5_0] = {"Q5_0", 32, 22, row_q5_0, {dot_q5_0_c, AVX2(dot_q5_0_avx2), AVX512(dot_q5_0_avx512)}},
+    [AK_GGML_Q5_1] = {"Q5_1", 32, 24, row_q5_1, {dot_q5_1_c, AVX2(dot_q5_1_avx2), AVX512(dot_q5_1_avx512)}},
+    [AK_GGML_Q8_0] = {"Q8_0", 32, 34, row_q8_0, {dot_q8_0_c, AVX2(dot_q8_0_avx2), AVX512(dot_q8_0_avx512)}},
     [AK_GGML_Q8_1] = {"Q8_1", 32, 36},
     [AK_GGML_Q2_K] = {"Q2_K", 256, 84},
     [AK_GGML_Q3_K] = {"Q3_K", 256, 110},
-    [AK_GGML_Q4_K] = {"Q4_K", 256, 144, row_q4_k, {dot_q4_k_c, AVX2(dot_q4_k_avx2)}},
-    [AK_GGML_Q5_K] = {"Q5_K", 256, 176, row_q5_k, {dot_q5_k_c, AVX2(dot_q5_k_avx2)}},
-    [AK_GGML_Q6_K] = {"Q6_K", 256, 210, row_q6_k, {dot_q6_k_c, AVX2(dot_q6_k_avx2)}},
+    [AK_GGML_Q4_K] = {"Q4_K", 256, 144, row_q4_k, {dot_q4_k_c, AVX2(dot_q4_k_avx2), AVX512(dot_q4_k_avx512)}},
+    [AK_GGML_Q5_K] = {"Q5_K", 256, 176, row_q5_k, {dot_q5_k_c, AVX2(dot_q5_k_avx2), AVX512(dot_q5_k_avx512)}},
+    [AK_GGML_Q6_K] = {"Q6_K", 256, 210, row_q6_k, {dot_q6_k_c, AVX2(dot_q6_k_avx2), AVX512(dot_q6_k_avx512)}},
     [AK_GGML_Q8_K] = {"Q8_K", 256, 292},
     [16] = {"IQ2_XXS", 256, 66},
     [17] = {"IQ2_XS", 256, 74},
@@ -752,7 +707,7 @@ static const struct qtype {
     [27] = {"I64", 1, 8},
     [28] = {"F64", 1, 8},
     [29] = {"IQ1_M", 256, 56},
-    [AK_GGML_BF16] = {"BF16", 1, 2, row_bf16, {dot_bf16_c, AVX2(dot_bf16_avx2)}},
+    [AK_GGML_BF16] = {"BF16", 1, 2, row_bf16, {dot_bf16_c, AVX2(dot_bf16_avx2), AVX512(dot_bf16_avx512)}},
     /* 31-33 (Q4_0_4_4, Q4_0_4_8, Q4_0_8_8) and 36-38 (IQ4_NL_4_4, ...)
      * were repacked layouts that ggml has since removed from files. */
     [34] = {"TQ1_0", 256, 54},
