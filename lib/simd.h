@@ -10,7 +10,9 @@
 
 enum { AK_SIMD_SCALAR = 0, AK_SIMD_AVX2 = 1, AK_SIMD_AVX512 = 2, AK_SIMD_N = 3 };
 
-#if defined(__x86_64__) && defined(__GNUC__)
+/* -DAK_NO_X86_SIMD builds the scalar level alone on x86-64 too (what any
+ * other architecture builds: a check that such a build compiles). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(AK_NO_X86_SIMD)
 #define AK_SIMD_X86 1
 /* AVX2 level: AVX2, FMA, F16C (every CPU with AVX2 and FMA has F16C);
  * AVX-512 level: F, BW, VL (Skylake-X, Zen 4 and later). */
