@@ -48,6 +48,16 @@ static int cuda_forward_mode;
 
 void ak_model_set_cuda_forward(int mode) { cuda_forward_mode = mode; }
 
+/* ak_model_set_progress */
+static void (*progress_fn)(void *ctx, int T, int layer, int layers);
+static void *progress_ctx;
+
+void ak_model_set_progress(void (*fn)(void *ctx, int T, int layer, int layers), void *ctx)
+{
+    progress_fn = fn;
+    progress_ctx = ctx;
+}
+
 /* A quantized product's weight rows are dequantized a tile at a time.
  * sgemm repacks the activations for every tile, which costs as much as
  * 1/(2 x rows) of the tile's multiply-adds: a tile holds as many rows as
@@ -668,8 +678,12 @@ static int forward_pass(const ak_model *m, ak_device dev, float *x, int T, ak_kv
     /* opt-in; what the device pass does not give (a cache, probabilities,
      * keys and values, last-W mass) stays on the path below */
     if (cuda_forward_mode && dev == AK_DEV_CUDA && !c && !o->probs && !o->kv_k && !o->kv_v &&
-        !o->mass_last)
-        return cuda_forward(m, x, T, o, err);
+        !o->mass_last) {
+        int crc = cuda_forward(m, x, T, o, err);
+        if (!crc && progress_fn)
+            progress_fn(progress_ctx, T, L, L);
+        return crc;
+    }
 #endif
     struct ak_workspace *ws = NULL;
     int rc = workspace(m, T, (size_t)pos0 + Tz, &ws, err);
@@ -769,6 +783,8 @@ static int forward_pass(const ak_model *m, ak_device dev, float *x, int T, ak_kv
         } else {
             linear(ws, &ly->down, up, T, x, 1);
         }
+        if (progress_fn)
+            progress_fn(progress_ctx, T, l + 1, L);
     }
     if (m->final_norm_w)
         norm(m, x, x, T, m->final_norm_w, m->final_norm_b);
