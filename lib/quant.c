@@ -17,16 +17,20 @@
  *         x = d * scale * (q - 32), q = 4 low bits from ql, 2 from qh
  * The products are taken in the order ggml takes them (d * sc first), in
  * float, so the results are bit-identical to ggml's and the gguf package's.
+ *
+ * One table (at the end) holds every type: its block geometry, its row
+ * dequantizer and its fused dot product at each SIMD level (simd.h): the
+ * scalar C below, AVX2 and AVX-512 (quant_kernels.h, written once for both)
+ * on x86-64.  A type is supported when its row is filled.
  */
 #include "quant.h"
+#include "simd.h"
 #include "tensor.h"
 
-#include <string.h>
-
-#include "simd.h"
-
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #ifdef AK_SIMD_X86
 #include <immintrin.h>
@@ -743,6 +747,26 @@ int ak_ggml_supported(int type)
 {
     const struct qtype *t = qtype(type);
     return t && t->dequant;
+}
+
+static char supported_names[256];
+static pthread_once_t names_once = PTHREAD_ONCE_INIT;
+
+static void list_names(void)
+{
+    size_t len = 0;
+    for (int t = 0; t < NTYPES; t++)
+        if (ak_ggml_supported(t) && len < sizeof supported_names) {
+            int n = snprintf(supported_names + len, sizeof supported_names - len, "%s%s",
+                             len ? ", " : "", ggml_types[t].name);
+            len += n > 0 ? (size_t)n : 0;
+        }
+}
+
+const char *ak_ggml_supported_names(void)
+{
+    pthread_once(&names_once, list_names);
+    return supported_names;
 }
 
 size_t ak_ggml_row_bytes(int type, int64_t n)

@@ -30,6 +30,8 @@ int ak_ggml_block(int type, size_t *block_elems, size_t *block_bytes);
  * fused dot product): F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K,
  * Q5_K, Q6_K. */
 int ak_ggml_supported(int type);
+/* The supported types' names, "F32, F16, ..., Q6_K", from the table. */
+const char *ak_ggml_supported_names(void);
 /* Bytes of a row of n elements (n a multiple of the block size). */
 size_t ak_ggml_row_bytes(int type, int64_t n);
 /* dst[0..n) = the n elements starting at src, as f32, bit-identical to
