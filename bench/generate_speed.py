@@ -16,7 +16,7 @@ same machine load.
 
 usage: python3 bench/generate_speed.py [--bins NAME=DIR,...] [--threads 1,2]
        [--reps 3] [--models smollm2,gemma3,qwen0.5b,qwen1.5b] [--new 64]
-       [--prefill 512] [--no-llama]
+       [--prefill 512] [--no-llama] [--no-warmup]
   (DIR holds tokenize, embed, attend, kvcache; default: attnkit=bin)
 Best of the interleaved runs.  llama.cpp: bench/deps.sh installs it into
 .cache/bench-py; run this script with that environment's python, or with
@@ -30,6 +30,7 @@ sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(
 import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
+import resource  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -62,18 +63,18 @@ for line in sys.stdin:
     req = json.loads(line)
     ids = req["ids"]
     llm.reset()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     llm.eval(ids)
-    pre = time.perf_counter() - t0
-    gen = 0.0
+    pre, pre_cpu = time.perf_counter() - t0, time.process_time() - c0
+    gen = gen_cpu = 0.0
     if req["new"] > 1:
         tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         for _ in range(req["new"] - 1):
             llm.eval([tok])
             tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
-        gen = time.perf_counter() - t1
-    print(json.dumps({"prefill": pre, "gen": gen}), flush=True)
+        gen, gen_cpu = time.perf_counter() - t1, time.process_time() - c1
+    print(json.dumps({"prefill": pre, "gen": gen, "prefill_cpu": pre_cpu, "gen_cpu": gen_cpu}), flush=True)
 """
 
 
@@ -100,13 +101,19 @@ def env_for(threads):
                 OMP_NUM_THREADS=str(threads), ATTNKIT_DEVICE="cpu")
 
 
+def child_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def timed(cmd, threads):
-    t0 = time.perf_counter()
+    """Wall time and CPU time (user + system, all processes of the command)."""
+    t0, c0 = time.perf_counter(), child_cpu()
     r = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], env=env_for(threads),
                        stdout=subprocess.DEVNULL)
     if r.returncode:
         raise SystemExit(f"failed (exit {r.returncode}): {cmd}")
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, child_cpu() - c0
 
 
 def ids_of(stream):
@@ -123,6 +130,7 @@ def main():
     ap.add_argument("--new", type=int, default=64)
     ap.add_argument("--prefill", type=int, default=512)
     ap.add_argument("--no-llama", action="store_true")
+    ap.add_argument("--no-warmup", action="store_true", help="no warm-up round (slow models)")
     args = ap.parse_args()
     bins = [b.split("=", 1) for b in args.bins.split(",")]
     first_bin = bins[0][1]
@@ -137,7 +145,11 @@ def main():
     print(f"# generation: {args.new} greedy tokens after the chat prompt {os.path.relpath(PROMPT, TOP)}; "
           f"prefill: embed | attend (statistics) on {args.prefill} tokens of {TEXT}; best of "
           f"{args.reps} interleaved runs" + ("" if have_llama else "; llama.cpp not importable: skipped"))
-    print(f"{'model':<10} {'thr':>3} {'implementation':<22} {'gen_tok/s':>9} {'prefill_tok/s':>13}")
+    print("# tok/s: per second of wall time; tok/cpu_s: per second of CPU time (user + system of the "
+          "processes, llama.cpp's process during its eval calls: steadier on a shared machine, but "
+          "spinning threads count as busy)")
+    print(f"{'model':<10} {'thr':>3} {'implementation':<22} {'gen_tok/s':>9} {'prefill_tok/s':>13} "
+          f"{'gen_tok/cpu_s':>13} {'prefill_tok/cpu_s':>17}")
     with tempfile.TemporaryDirectory() as d:
         for name in args.models.split(","):
             title, rel = MODELS[name]
@@ -167,28 +179,34 @@ def main():
                     llama.stdin.write(json.dumps({"ids": ids, "new": new}) + "\n")
                     llama.stdin.flush()
                     return json.loads(llama.stdout.readline())
-                res = {b: {"gen": [], "pre": []} for b, _ in bins}
-                res["llama.cpp"] = {"gen": [], "pre": []}
-                for rep in range(args.reps + 1):   # the first round warms the page cache
+                res = {b: {"gen": [], "pre": [], "gen_cpu": [], "pre_cpu": []} for b, _ in bins}
+                res["llama.cpp"] = {"gen": [], "pre": [], "gen_cpu": [], "pre_cpu": []}
+                # the first round warms the page cache (--no-warmup: it counts too)
+                for rep in range(args.reps + (0 if args.no_warmup else 1)):
                     for b, bd in bins:
                         kv = f"'{bd}/kvcache' -m '{path}' --generate %d < '{chat}'"
-                        t64 = timed(kv % args.new, th)
-                        t1 = timed(kv % 1, th)
-                        tp = timed(f"'{bd}/embed' -m '{path}' < '{pre}' | '{bd}/attend' -m '{path}'", th)
-                        if rep:
+                        (t64, c64), (t1, c1) = timed(kv % args.new, th), timed(kv % 1, th)
+                        tp, cp = timed(f"'{bd}/embed' -m '{path}' < '{pre}' | '{bd}/attend' -m '{path}'", th)
+                        if rep or args.no_warmup:
                             res[b]["gen"].append((args.new - 1) / max(t64 - t1, 1e-9))
+                            res[b]["gen_cpu"].append((args.new - 1) / max(c64 - c1, 1e-9))
                             res[b]["pre"].append(args.prefill / tp)
+                            res[b]["pre_cpu"].append(args.prefill / max(cp, 1e-9))
                     if llama:
                         g = ask(chat_ids, args.new)
                         p = ask(pre_ids, 1)
-                        if rep:
+                        if rep or args.no_warmup:
                             res["llama.cpp"]["gen"].append((args.new - 1) / g["gen"])
                             res["llama.cpp"]["pre"].append(args.prefill / p["prefill"])
+                            res["llama.cpp"]["gen_cpu"].append((args.new - 1) / max(g["gen_cpu"], 1e-9))
+                            res["llama.cpp"]["pre_cpu"].append(args.prefill / max(p["prefill_cpu"], 1e-9))
                 for k, v in res.items():
                     if v["gen"]:
                         label = k if k != "llama.cpp" else f"llama.cpp {info['llama_cpp']}"
-                        print(f"{name:<10} {th:>3} {label:<22} {max(v['gen']):9.1f} {max(v['pre']):13.0f}",
-                              flush=True)
+                        cpu = (f" {max(v['gen_cpu']):13.1f} {max(v['pre_cpu']):17.0f}" if v["gen_cpu"]
+                               else f" {'':>13} {'':>17}")
+                        print(f"{name:<10} {th:>3} {label:<22} {max(v['gen']):9.1f} {max(v['pre']):13.0f}"
+                              + cpu, flush=True)
                 if llama:
                     llama.stdin.close()
                     llama.wait()
