@@ -249,9 +249,11 @@ static void qlinear(struct ak_workspace *ws, const ak_linear *l, const float *x,
     ak_dot_fn dot = T <= FUSED_MAX_T ? ak_ggml_dot(l->type) : NULL;
     /* Tiles: the fewest that fit the buffer and give every thread an equal
      * share; rows a multiple of 16 (sgemm's register blocks).  The fused
-     * dots use no buffer: TILE_ROWS keep the threads even. */
+     * dots use no buffer: eight tiles a thread (at least 16 rows each) keep
+     * the threads even on the small matrices too (k and v: 128-256 rows). */
     int cap = (int)(ws->tile_floats / (size_t)l->in) / 16 * 16;
-    int per = dot ? TILE_ROWS : (l->out + ws->nthreads - 1) / ws->nthreads;
+    int per = dot ? (l->out + 8 * ws->nthreads - 1) / (8 * ws->nthreads)
+                  : (l->out + ws->nthreads - 1) / ws->nthreads;
     int rows = (per + 15) / 16 * 16;
     if (rows > cap)
         rows = cap > TILE_ROWS ? cap : TILE_ROWS;
