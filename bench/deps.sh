@@ -1,24 +1,38 @@
 #!/bin/sh
-# bench/deps.sh [DIR] - the reference implementations that bench/model_gguf.py
-# compares attnkit against, in a virtual environment of their own (default
-# .cache/bench-py): PyTorch, transformers, accelerate and gguf (transformers
-# dequantizes the GGUF files with it), and llama-cpp-python built from its
-# PyPI source distribution, so that llama.cpp is compiled for this machine's
-# CPU (the build takes a long time: 15-30 minutes on 2 cores).  numpy and
-# msgpack for the benchmark script itself.  Does nothing when DIR already
-# holds all of them.  Only the test-free benchmarks use this; the test suite
-# never does.
+# bench/deps.sh [DIR] - the reference implementations the GGUF benchmarks
+# (bench/model_gguf.py, bench/generate_speed.py) compare attnkit against, in a
+# virtual environment of their own (default .cache/bench-py): llama.cpp
+# through llama-cpp-python, built from its PyPI source distribution so that
+# llama.cpp is compiled for this machine's CPU (15-30 minutes on 2 cores),
+# with numpy and msgpack for the scripts.  PyTorch, transformers, accelerate
+# and gguf only when asked (BENCH_TORCH=1): PyPI's torch brings gigabytes of
+# CUDA libraries.  Does nothing when DIR already holds what is asked; prints
+# a line per step with the time it took.  Only the benchmarks use this; the
+# test suite never does.
 set -eu
 cd "$(dirname "$0")/.."
 dir=${1:-.cache/bench-py}
 py=$dir/bin/python
-if [ -x "$py" ] && "$py" -c 'import torch, transformers, accelerate, gguf, llama_cpp, numpy, msgpack' 2>/dev/null; then
+mods=llama_cpp,numpy,msgpack
+pkgs="numpy msgpack"
+if [ "${BENCH_TORCH:-0}" = 1 ]; then
+    mods=$mods,torch,transformers,accelerate,gguf
+    pkgs="$pkgs torch transformers accelerate gguf"
+fi
+if [ -x "$py" ] && "$py" -c "import $mods" 2>/dev/null; then
     exit 0
 fi
-echo "bench/deps.sh: installing torch, transformers, accelerate, gguf and llama-cpp-python (from source) into $dir" >&2
+start=$(date +%s)
+step() { echo "bench/deps.sh: [$1/3] $2 ($(( $(date +%s) - start )) s so far)" >&2; }
+step 1 "virtual environment $dir"
 [ -x "$py" ] || python3 -m venv "$dir"
 "$py" -m pip install --quiet --upgrade pip
-"$py" -m pip install --quiet numpy msgpack torch transformers accelerate gguf
-# llama.cpp's CMake build picks the host's instruction set (GGML_NATIVE)
-"$py" -m pip install --quiet --no-binary llama-cpp-python llama-cpp-python
-"$py" -c 'import torch, transformers, accelerate, gguf, llama_cpp, numpy, msgpack'
+step 2 "$pkgs"
+"$py" -m pip install --quiet $pkgs
+step 3 "llama-cpp-python, compiling llama.cpp from source (15-30 minutes on 2 cores)"
+# llama.cpp's CMake build picks the host's instruction set (GGML_NATIVE);
+# its tests, examples and tools are not needed
+CMAKE_ARGS="${CMAKE_ARGS:--DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF}" \
+    "$py" -m pip install --quiet --no-binary llama-cpp-python llama-cpp-python
+"$py" -c "import $mods"
+echo "bench/deps.sh: done in $(( $(date +%s) - start )) s" >&2

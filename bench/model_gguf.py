@@ -2,7 +2,8 @@
 """Prefill speed of the GGUF causal models on the CPU: attnkit against
 PyTorch and llama.cpp, in one run, same threads, same tokens.
 
-For SmolLM2-135M-Instruct (Q4_1) and Gemma 3 270M (Q4_K_M), at 512 and 4096
+For SmolLM2-135M-Instruct (Q4_1), Gemma 3 270M (Q4_K_M) and the two
+Qwen2.5-Coder instruct models (0.5B, 1.5B Q4_K_M; a missing file is noted), at 512 and 4096
 tokens of a real text (the GPL-3 licence, tokenized by attnkit's tokenize
 and truncated):
 
@@ -24,10 +25,11 @@ count N everywhere: ATTNKIT_THREADS=N, torch.set_num_threads(N),
 n_threads=n_threads_batch=N.
 
 usage: python3 bench/model_gguf.py [--threads N] [--reps N] [--reps-long N]
-       [--tokens 512,4096] [--models smollm2,gemma3] [--no-torch] [--no-llama]
+       [--tokens 512,4096] [--models smollm2,gemma3,qwen0.5b,qwen1.5b] [--no-torch] [--no-llama]
 Needs bin/tokenize, bin/embed, bin/attend (make), the models (make model),
-and for the comparisons torch, transformers, gguf and llama_cpp (bench/deps.sh
-installs them into .cache/bench-py); a missing one is skipped with a note.
+and for the comparisons llama_cpp (bench/deps.sh installs it into
+.cache/bench-py) and torch, transformers, gguf (BENCH_TORCH=1 bench/deps.sh);
+a missing one is skipped with a note.
 """
 import os
 import sys
@@ -55,6 +57,9 @@ MODELS = {
     # name: (title, file, heads, layers)
     "smollm2": ("SmolLM2-135M-Instruct Q4_1", "smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", 9, 30),
     "gemma3": ("Gemma 3 270M Q4_K_M", "gemma3/gemma-3-270m-q4_k_m.gguf", 4, 18),
+    "qwen0.5b": ("Qwen2.5-Coder 0.5B Instruct", "qwen0.5b/qwen2.5-coder-0.5b-instruct.gguf", 14, 24),
+    "qwen1.5b": ("Qwen2.5-Coder 1.5B Instruct Q4_K_M", "qwen1.5b/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+                 12, 28),
 }
 TEXT = "/usr/share/common-licenses/GPL-3"   # 35 KB of real English, on every Debian
 
@@ -232,7 +237,7 @@ def main():
     ap.add_argument("--reps", type=int, default=3, help="interleaved runs at the shorter lengths")
     ap.add_argument("--reps-long", type=int, default=1, help="interleaved runs at 4096 and above")
     ap.add_argument("--tokens", default="512,4096")
-    ap.add_argument("--models", default="smollm2,gemma3")
+    ap.add_argument("--models", default="smollm2,gemma3,qwen0.5b,qwen1.5b")
     ap.add_argument("--all-rows", action="store_true",
                     help="the statistics-only attnkit row at 4096 too (the --logits last row "
                          "computes the same and the head's last row)")

@@ -13,8 +13,9 @@ for b in tokenize attention_cpu model_cpu entropy_prune python_door; do
     echo "== bench/$b.py on $machine"
     { echo "# $(date -u +%Y-%m-%d) $machine"; python3 "bench/$b.py"; } | tee "$out"
 done
-# The GGUF models against PyTorch and llama.cpp: their own environment
-# (bench/deps.sh installs it the first time; long: llama.cpp is compiled),
+# The GGUF models against llama.cpp (and PyTorch with BENCH_TORCH=1): their
+# own environment (bench/deps.sh installs it the first time; long: llama.cpp
+# is compiled),
 # one thread per core on every side, or BENCH_THREADS (on a machine shared
 # with other jobs use 1: PyTorch's and llama.cpp's spinning thread pools
 # collapse when their threads are descheduled).
@@ -23,6 +24,10 @@ if sh bench/deps.sh; then
     echo "== bench/model_gguf.py on $machine"
     { echo "# $(date -u +%Y-%m-%d) $machine"
       PYTHONPATH= .cache/bench-py/bin/python bench/model_gguf.py ${BENCH_THREADS:+--threads "$BENCH_THREADS"}; } | tee "$out"
+    out=bench/results/generate_speed.txt
+    echo "== bench/generate_speed.py on $machine"
+    { echo "# $(date -u +%Y-%m-%d) $machine"
+      PYTHONPATH= .cache/bench-py/bin/python bench/generate_speed.py --threads "${BENCH_THREADS:-1,2}"; } | tee "$out"
 else
     echo "bench/run.sh: bench/model_gguf.py skipped: its reference environment could not be installed" >&2
 fi

@@ -18,7 +18,7 @@ static void usage(void)
 {
     printf("usage: attend [-m MODEL] [--probs LAYERS[:HEADS]] [--kv] [--hidden] [--mass-last W]\n"
            "              [--logits last|all] [--surprisal] [--device cpu|cuda|auto]\n"
-           "              [--attn-dtype f32|bf16|f16] [-o FILE] [FILE...]\n"
+           "              [--attn-dtype f32|bf16|f16] [--progress] [-o FILE] [FILE...]\n"
            "Run every block of the model over each document's `hidden` (from embed, which\n"
            "is consumed) and add attn.entropy, attn.mass [L, H, T] and attn.visible [L, T].\n"
            "A document embed left to windows (meta ctx_window, ctx_overlap: longer than\n"
@@ -41,6 +41,8 @@ static void usage(void)
            "  -d, --device DEV       cpu, cuda or auto (default $ATTNKIT_DEVICE, else auto)\n"
            "  -t, --attn-dtype T     f32 (default), bf16 or f16: q, k, v rounded to T for\n"
            "                         the attention (tensor cores on CUDA; sums stay f32)\n"
+           "      --progress         a progress line on stderr (tokens, tokens/s, time left\n"
+           "                         of a pass); on by default when stderr is a terminal\n"
            "  -o, --output FILE      write the stream to FILE atomically (default stdout)\n"
            "  -h, --help             this help\n"
            "Exit status: 0 ok, 64 usage, 65 bad input, 66 cannot open, 70 out of memory\n"
@@ -376,6 +378,7 @@ int main(int argc, char **argv)
         {"device", required_argument, NULL, 'd'},
         {"attn-dtype", required_argument, NULL, 't'},
         {"output", required_argument, NULL, 'o'},
+        {"progress", no_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -410,6 +413,7 @@ int main(int argc, char **argv)
                 ak_usage_error("--attn-dtype: expected f32, bf16 or f16, not '%s'", optarg);
             break;
         case 'o': output = optarg; break;
+        case 'P': ak_cli_progress(1); break;
         case 'h': usage(); return 0;
         default: ak_bad_option(argv);
         }

@@ -15,6 +15,7 @@
 #include "attention.h"
 #include "pool.h"
 #include "fastexp.h"
+#include "simd.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -94,7 +95,7 @@ static void task_rows(const ak_attn_shape *s, int t, int *h, int *g, int *i0, in
  * CHUNK scores, whose float partial sums are added up in double. */
 enum { CHUNK = 256 };
 
-AK_SIMD_CLONES static float softmax_row(float *row, int a, int b)
+AK_VINLINE float softmax_row_impl(float *row, int a, int b)
 {
     float *r = row + a;
     int n = b - a + 1, j = 0;
@@ -135,6 +136,25 @@ AK_SIMD_CLONES static float softmax_row(float *row, int a, int b)
     for (j = 0; j < n; j++)
         r[j] *= finv;
     return (float)(log(z) - zs * inv);
+}
+
+/* softmax_row_impl compiled for the baseline and for AVX2 + FMA, the one
+ * run chosen by the SIMD level in use (simd.h: the CPU's, or ATTNKIT_SIMD) */
+static float softmax_row_base(float *row, int a, int b) { return softmax_row_impl(row, a, b); }
+#ifdef AK_SIMD_X86
+AK_TARGET_AVX2 static float softmax_row_avx2(float *row, int a, int b)
+{
+    return softmax_row_impl(row, a, b);
+}
+#endif
+
+static float softmax_row(float *row, int a, int b)
+{
+#ifdef AK_SIMD_X86
+    if (ak_simd_level() >= AK_SIMD_AVX2)
+        return softmax_row_avx2(row, a, b);
+#endif
+    return softmax_row_base(row, a, b);
 }
 
 /* Query i's entropy, its row of probabilities (row[0] is key base) and its

@@ -5,6 +5,7 @@
 #include "io.h"
 #include "attention.h"
 #include "model.h"
+#include "simd.h"
 #include "stream.h"
 
 #include <errno.h>
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The default model (SmolLM2-135M-Instruct): the build tree's copy, and
@@ -37,6 +39,7 @@
 
 static const char *progname = "attnkit";
 static const char *env_model, *env_device; /* $ATTNKIT_MODEL, $ATTNKIT_DEVICE */
+static int progress_env = -1;   /* $ATTNKIT_PROGRESS: 0, 1, or -1 unset */
 
 /* A non-negative decimal integer in [min, max] from the environment
  * variable name, or ak_usage_error naming it. */
@@ -63,6 +66,10 @@ void ak_cli_env(void)
             (size_t)env_number("ATTNKIT_MAX_RECORD", s, AK_MIN_RECORD, AK_MAX_RECORD_LIMIT));
     if ((s = getenv("ATTNKIT_COMPRESS")) && *s)
         ak_writer_set_default_compress((int)env_number("ATTNKIT_COMPRESS", s, 0, 9));
+    if ((s = getenv("ATTNKIT_PROGRESS")) && *s)
+        progress_env = (int)env_number("ATTNKIT_PROGRESS", s, 0, 1);
+    if ((s = getenv("ATTNKIT_SIMD")) && *s && ak_simd_force(s) < 0)
+        ak_usage_error("ATTNKIT_SIMD: '%s' is not auto, avx512, avx2 or scalar", s);
     if ((s = getenv("ATTNKIT_CUDA_FORWARD")) && *s)
         ak_model_set_cuda_forward((int)env_number("ATTNKIT_CUDA_FORWARD", s, 0, 2));
 }
@@ -110,6 +117,7 @@ void ak_cli_init(const char *name)
     atexit(ak_output_remove_tmp);
     opterr = 0;
     ak_cli_env();
+    ak_cli_progress(0);
 }
 
 const char *ak_device_opt(const char *opt) { return opt && *opt ? opt : env_device; }
@@ -125,9 +133,78 @@ void ak_bad_option(char *const argv[])
 
 const char *ak_progname(void) { return progname; }
 
+/* ---- the progress line (ak_cli_progress) ---- */
+static struct {
+    int on, shown;              /* enabled; a line is on the screen */
+    double start, last, pass_start;
+    long long tokens;           /* of the passes finished */
+} prog;
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void progress_clear(void)
+{
+    if (prog.shown) {
+        fputs("\r\033[K", stderr);
+        prog.shown = 0;
+    }
+}
+
+static void progress_hook(void *ctx, int T, int layer, int layers)
+{
+    (void)ctx;
+    double t = mono_now();
+    if (layer == 1)
+        prog.pass_start = t;   /* the pass's first layer is done: time the rest from here */
+    if (layer == layers)
+        prog.tokens += T;
+    if (t - prog.last < 0.25)
+        return;
+    prog.last = t;
+    double el = t - prog.start;
+    char line[256];
+    /* tokens done: the passes finished and the share of this one */
+    double done = (double)prog.tokens + (layer < layers ? (double)T * layer / layers : 0);
+    int n = snprintf(line, sizeof line, "%s: %.0f tokens, %.1f tokens/s", progname, done,
+                     el > 0 ? done / el : 0.0);
+    if (layer > 1 && layer < layers && T > 1 && n > 0 && (size_t)n < sizeof line)
+        snprintf(line + n, sizeof line - (size_t)n, "; a pass over %d tokens at layer %d/%d, %.0f s left",
+                 T, layer, layers, (t - prog.pass_start) / (layer - 1) * (layers - layer));
+    fprintf(stderr, "\r%s\033[K", line);
+    fflush(stderr);
+    prog.shown = 1;
+}
+
+/* At exit: the run's count and rate, as the line that stays. */
+static void progress_end(void)
+{
+    if (prog.tokens > 0) {
+        double el = mono_now() - prog.start;
+        fprintf(stderr, "\r%s: %lld tokens, %.1f tokens/s\033[K\n", progname, prog.tokens,
+                el > 0 ? (double)prog.tokens / el : 0.0);
+    }
+    prog.shown = 0;
+}
+
+void ak_cli_progress(int force)
+{
+    if (prog.on || !(force || progress_env == 1 || (progress_env != 0 && isatty(2))))
+        return;
+    prog.on = 1;
+    prog.start = prog.last = mono_now();
+    atexit(progress_end);
+    ak_model_set_progress(progress_hook, NULL);
+}
+
 static void vmsg(const char *fmt, va_list ap)
 {
     char buf[1024], shown[4096];
+    progress_clear();
     vsnprintf(buf, sizeof buf, fmt, ap);
     /* One line, and nothing in it that acts on a terminal: a document id or
      * file name with a tab, ESC or bidi override in it arrives escaped. */

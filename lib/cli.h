@@ -22,6 +22,13 @@ void ak_cli_init(const char *progname);
  * and ak_device_opt.  An invalid value is a usage error naming the
  * variable. */
 void ak_cli_env(void);
+/* The progress line: on standard error, rewritten at most four times a
+ * second, "PROG: N tokens, R tokens/s" with, inside a pass over many tokens,
+ * its layer and the pass's estimated time left; cleared before any message
+ * and at exit.  On when force is non-zero (a --progress option), or when
+ * ATTNKIT_PROGRESS=1, or when standard error is a terminal and
+ * ATTNKIT_PROGRESS is not 0.  Call after ak_cli_init. */
+void ak_cli_progress(int force);
 const char *ak_progname(void);
 
 /* "PROG: message" on stderr, then exit with ak_exit_code(err->code). */

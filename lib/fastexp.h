@@ -1,6 +1,7 @@
 /* fastexp.h - exp in float on 8-lane vectors (GCC and Clang vector
  * extensions: AVX, SSE or NEON where there is one, scalar code elsewhere;
- * AK_SIMD_CLONES builds a function for AVX2 too, picked at load time), for the
+ * the callers build their loops for AVX2 too and pick one at run time by
+ * simd.h's level), for the
  * loops that take an exp per element: the CPU attention's softmax (a libm
  * expf per score was a third of its time at 4K tokens) and the MLP's
  * activations.  Written with explicit vectors because the compiler does not
@@ -30,15 +31,6 @@
 enum { AK_VL = 8 };   /* lanes */
 typedef float ak_vf __attribute__((vector_size(4 * AK_VL)));
 typedef int32_t ak_vi __attribute__((vector_size(4 * AK_VL)));
-
-/* The loops over these vectors are compiled twice on x86-64 with GCC, for
- * the baseline (SSE2: each vector op is two) and for AVX2 (one), and the
- * loader picks the one the CPU runs. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define AK_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define AK_SIMD_CLONES
-#endif
 
 /* Always inlined: no 32-byte vector is ever passed by value in a call
  * (without AVX, Clang's unoptimized code mispasses them). */

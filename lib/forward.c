@@ -7,6 +7,7 @@
 #include "fastexp.h"
 #include "model.h"
 #include "quant.h"
+#include "simd.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -46,6 +47,16 @@ struct ak_workspace {
 static int cuda_forward_mode;
 
 void ak_model_set_cuda_forward(int mode) { cuda_forward_mode = mode; }
+
+/* ak_model_set_progress */
+static void (*progress_fn)(void *ctx, int T, int layer, int layers);
+static void *progress_ctx;
+
+void ak_model_set_progress(void (*fn)(void *ctx, int T, int layer, int layers), void *ctx)
+{
+    progress_fn = fn;
+    progress_ctx = ctx;
+}
 
 /* A quantized product's weight rows are dequantized a tile at a time.
  * sgemm repacks the activations for every tile, which costs as much as
@@ -173,14 +184,20 @@ static int workspace(const ak_model *m, int T, size_t npos, struct ak_workspace 
     return 0;
 }
 
-/* A quantized product: workers take tiles of rows weight rows, dequantize
- * them into their own buffer and multiply with sgemm. */
+/* A quantized product.  For a few tokens (generation: one) the workers
+ * take tiles of rows and dot each row straight from its blocks with each
+ * token (quant.h's fused dot: no f32 copy of any weight); for more, they
+ * dequantize a tile of rows into their own buffer and multiply it with
+ * sgemm, which then costs less per token than unpacking every row for
+ * every token.  FUSED_MAX_T is where the two cross, measured per type and
+ * shape with bench/quant_dot.c (bench/RESULTS.md, "Quantized products"). */
 typedef struct qjob {
     const ak_linear *l;
     const float *x;
     float *y;
     int T;
     float beta;
+    ak_dot_fn dot;               /* fused dot products, or NULL: dequantize + sgemm */
     int rows;                    /* per tile */
     int ntiles;
     atomic_int next;
@@ -196,47 +213,56 @@ static void qwork(qjob *j, int id)
         if (t >= j->ntiles)
             break;
         int r0 = t * j->rows, nr = l->out - r0 < j->rows ? l->out - r0 : j->rows;
-        float dot;
-        if (j->T == 1 && ak_dot_row(l->type, l->wq, j->x, 0, &dot) == 0) {
-            /* one token (generation): dot products straight from the blocks */
-            for (int r = 0; r < nr; r++) {
-                ak_dot_row(l->type, (const char *)l->wq + (size_t)(r0 + r) * l->row_bytes, j->x,
-                           l->in, &dot);
-                j->y[r0 + r] = j->beta != 0 ? j->y[r0 + r] + dot : dot;
+        if (j->dot) {
+            for (int r = r0; r < r0 + nr; r++) {
+                const void *row = (const char *)l->wq + (size_t)r * l->row_bytes;
+                for (int k = 0; k < j->T; k++) {
+                    float dot = j->dot(row, j->x + (size_t)k * l->in, l->in);
+                    float *y = j->y + (size_t)k * l->out + r;
+                    *y = j->beta != 0 ? *y + dot : dot;
+                }
             }
             continue;
         }
         for (int r = 0; r < nr; r++)
             ak_dequant_row(l->type, (const char *)l->wq + (size_t)(r0 + r) * l->row_bytes,
                            buf + (size_t)r * l->in, l->in);
-        if (j->T == 1)
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, nr, l->in, 1.0f, buf, l->in, j->x, 1, j->beta,
-                        j->y + r0, 1);
-        else
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, nr, l->in, 1.0f, j->x, l->in,
-                        buf, l->in, j->beta, j->y + r0, l->out);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, nr, l->in, 1.0f, j->x, l->in,
+                    buf, l->in, j->beta, j->y + r0, l->out);
     }
 }
 
 static void qwork_fn(void *job, int id) { qwork(job, id); }
 
+/* Up to this many tokens a quantized product takes the fused dot products
+ * (see qjob).  Measured with bench/quant_dot.c on a [2048, 1024] matrix,
+ * one thread (2-core AMD EPYC, AVX-512): T fused products cost T times one
+ * (0.05-0.1 ns a weight), dequantizing the rows (0.8 ns a weight) then
+ * sgemm costs about the same for T = 1 to 8 and grows slowly after; they
+ * cross at T = 16 for Q4_K and Q5_K, 32 to 64 for the 32-element types.  8
+ * keeps the fused path where it wins for every type. */
+enum { FUSED_MAX_T = 8 };
+
 static void qlinear(struct ak_workspace *ws, const ak_linear *l, const float *x, int T, float *y,
                     float beta)
 {
+    ak_dot_fn dot = T <= FUSED_MAX_T ? ak_ggml_dot(l->type) : NULL;
     /* Tiles: the fewest that fit the buffer and give every thread an equal
-     * share; rows a multiple of 16 (sgemm's register blocks).  A single
-     * token (sgemv) is all dequantization: TILE_ROWS keep the threads even. */
+     * share; rows a multiple of 16 (sgemm's register blocks).  The fused
+     * dots use no buffer: eight tiles a thread (at least 16 rows each) keep
+     * the threads even on the small matrices too (k and v: 128-256 rows). */
     int cap = (int)(ws->tile_floats / (size_t)l->in) / 16 * 16;
-    int per = T == 1 ? TILE_ROWS : (l->out + ws->nthreads - 1) / ws->nthreads;
+    int per = dot ? (l->out + 8 * ws->nthreads - 1) / (8 * ws->nthreads)
+                  : (l->out + ws->nthreads - 1) / ws->nthreads;
     int rows = (per + 15) / 16 * 16;
     if (rows > cap)
         rows = cap > TILE_ROWS ? cap : TILE_ROWS;
-    qjob job = {l, x, y, T, beta, rows, (l->out + rows - 1) / rows, 0, ws};
+    qjob job = {l, x, y, T, beta, dot, rows, (l->out + rows - 1) / rows, 0, ws};
     int n = ws->nthreads < job.ntiles ? ws->nthreads : job.ntiles;
 #ifndef AK_NO_BLAS
     /* our threads split the rows, ATTNKIT_THREADS of them; OpenBLAS's own
      * would oversubscribe the CPUs (or exceed the count asked for) */
-    int blas_threads = openblas_get_num_threads();
+    int blas_threads = dot ? 1 : openblas_get_num_threads();
     if (blas_threads != 1)
         openblas_set_num_threads(1);
 #endif
@@ -301,7 +327,7 @@ AK_VINLINE ak_vf sigmoid_argv(ak_act act, ak_vf v)
     return act == AK_ACT_SILU ? -v : -1.5957691216057308f * (v + 0.044715f * v * v * v);
 }
 
-AK_SIMD_CLONES static void activate(ak_act act, float *x, size_t n)
+AK_VINLINE void activate_impl(ak_act act, float *x, size_t n)
 {
     size_t i = 0;
     if (act == AK_ACT_SILU || act == AK_ACT_GELU_TANH) {
@@ -320,6 +346,24 @@ AK_SIMD_CLONES static void activate(ak_act act, float *x, size_t n)
         x[i] = act == AK_ACT_GELU_ERF ? 0.5f * v * (1.0f + erff(v * (float)M_SQRT1_2))
                                       : v > 0 ? v : 0;   /* AK_ACT_RELU */
     }
+}
+
+/* activate_impl compiled for the baseline and for AVX2 + FMA, the one run
+ * chosen by the SIMD level in use (simd.h: the CPU's, or ATTNKIT_SIMD) */
+static void activate_base(ak_act act, float *x, size_t n) { activate_impl(act, x, n); }
+#ifdef AK_SIMD_X86
+AK_TARGET_AVX2 static void activate_avx2(ak_act act, float *x, size_t n) { activate_impl(act, x, n); }
+#endif
+
+static void activate(ak_act act, float *x, size_t n)
+{
+#ifdef AK_SIMD_X86
+    if (ak_simd_level() >= AK_SIMD_AVX2) {
+        activate_avx2(act, x, n);
+        return;
+    }
+#endif
+    activate_base(act, x, n);
 }
 
 /* Rotates pairs (i, i + half) of every head by angle pos * inv_freq[i]
@@ -636,8 +680,12 @@ static int forward_pass(const ak_model *m, ak_device dev, float *x, int T, ak_kv
     /* opt-in; what the device pass does not give (a cache, probabilities,
      * keys and values, last-W mass) stays on the path below */
     if (cuda_forward_mode && dev == AK_DEV_CUDA && !c && !o->probs && !o->kv_k && !o->kv_v &&
-        !o->mass_last)
-        return cuda_forward(m, x, T, o, err);
+        !o->mass_last) {
+        int crc = cuda_forward(m, x, T, o, err);
+        if (!crc && progress_fn)
+            progress_fn(progress_ctx, T, L, L);
+        return crc;
+    }
 #endif
     struct ak_workspace *ws = NULL;
     int rc = workspace(m, T, (size_t)pos0 + Tz, &ws, err);
@@ -737,6 +785,8 @@ static int forward_pass(const ak_model *m, ak_device dev, float *x, int T, ak_kv
         } else {
             linear(ws, &ly->down, up, T, x, 1);
         }
+        if (progress_fn)
+            progress_fn(progress_ctx, T, l + 1, L);
     }
     if (m->final_norm_w)
         norm(m, x, x, T, m->final_norm_w, m->final_norm_b);

@@ -651,9 +651,8 @@ int ak_gguf_tensor_check(const ak_gguf *g, const ak_gguf_tensor *t, ak_err *err)
     if (ak_ggml_supported(t->type))
         return 0;
     return ak_fail(err, AK_ECONFIG,
-                   "%s: tensor %s has type %s, which attnkit does not support (it reads F32, F16, BF16, "
-                   "Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K)",
-                   g->path, t->name, ak_ggml_type_name(t->type));
+                   "%s: tensor %s has type %s, which attnkit does not support (it reads %s)", g->path,
+                   t->name, ak_ggml_type_name(t->type), ak_ggml_supported_names());
 }
 
 int64_t ak_gguf_tensor_rows(const ak_gguf_tensor *t) { return t->ne[1] * t->ne[2] * t->ne[3]; }

@@ -157,6 +157,12 @@ AK_API int ak_model_logits(const ak_model *m, const float *hidden, int rows, int
  * programs set it from $ATTNKIT_CUDA_FORWARD. */
 AK_API void ak_model_set_cuda_forward(int mode);
 
+/* Progress of the forward passes: fn(ctx, T, l, L) after layer l (1..L) of
+ * a pass over T tokens, from the thread that called the pass (a pass on
+ * the device reports l = L once).  NULL (the default) reports nothing.
+ * The programs set it for a progress line (ak_cli_progress). */
+AK_API void ak_model_set_progress(void (*fn)(void *ctx, int T, int layer, int layers), void *ctx);
+
 /* Rows r0 .. r0+n-1 of l as dense f32 [n, l->in] (forward.c; what the
  * device forward pass uploads): GGUF blocks dequantized, a Conv1D ([in,
  * out]) weight transposed.  rope_dh > 0: row h*rope_dh + i is read from

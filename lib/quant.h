@@ -26,20 +26,34 @@ const char *ak_ggml_type_name(int type);
  * cannot compute with can still be laid out and validated): 0, or -1 for
  * a number that is no ggml type. */
 int ak_ggml_block(int type, size_t *block_elems, size_t *block_bytes);
-/* 1 when ak_dequant_row can convert the type: F32, F16, BF16, Q8_0, Q4_0,
- * Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K. */
+/* 1 when the type's row of the table is filled (ak_dequant_row and a
+ * fused dot product): F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K,
+ * Q5_K, Q6_K. */
 int ak_ggml_supported(int type);
+/* The supported types' names, "F32, F16, ..., Q6_K", from the table. */
+const char *ak_ggml_supported_names(void);
 /* Bytes of a row of n elements (n a multiple of the block size). */
 size_t ak_ggml_row_bytes(int type, int64_t n);
-/* dst[0..n) = the n elements starting at src, as f32.  The type must be
- * supported and n a multiple of its block size. */
+/* dst[0..n) = the n elements starting at src, as f32, bit-identical to
+ * ggml's dequantization.  The type must be supported and n a multiple of
+ * its block size. */
 void ak_dequant_row(int type, const void *src, float *dst, int64_t n);
-/* *y = the row of n elements at src dotted with x[n], straight from the
- * blocks for Q4_1 (sum over blocks of d * sum(q x) + m * sum(x)) and Q8_0
- * (d * sum(q x)), with no row written out: the matrix-vector products of
- * generation, one token at a time.  0, or -1 for another type (the caller
- * dequantizes).  The sums are taken in another order than a dot product of
- * the dequantized row, so results agree to float rounding, not bit for bit. */
+
+/* The row of n elements at row (any alignment) dotted with x[n], straight
+ * from the blocks: the quants are unpacked in registers and multiplied
+ * with the f32 activations, no f32 copy of the row is written (the
+ * matrix-vector products of generation).  A block's scale multiplies the
+ * sum of its quants times x, so results agree with a dot product of the
+ * dequantized row to float rounding, not bit for bit. */
+typedef float (*ak_dot_fn)(const void *row, const float *x, int64_t n);
+/* The type's fused dot at the SIMD level in use (simd.h; chosen once, on
+ * first call), or NULL for a type that is not supported. */
+ak_dot_fn ak_ggml_dot(int type);
+/* The type's fused dot at SIMD level `level` (the best the type has at or
+ * below it), or NULL when the type is not supported or the CPU lacks the
+ * level (the unit tests compare every level). */
+ak_dot_fn ak_ggml_dot_at(int type, int level);
+/* *y = ak_ggml_dot(type)(src, x, n): 0, or -1 for an unsupported type. */
 int ak_dot_row(int type, const void *src, const float *x, int64_t n, float *y);
 
 #endif

@@ -67,4 +67,23 @@ head -c 100 "$T/emb.ak" >"$T/cut.ak"
 rejects "truncated stream" attend attend -m "$G" "$T/cut.ak"
 attend -h >"$T/help" && grep -q "^usage: attend" "$T/help" && pass "-h prints usage" || fail "-h prints usage"
 embed -h >"$T/help" && grep -q "^usage: embed" "$T/help" && pass "embed -h prints usage" || fail "embed -h prints usage"
+# the progress line: on stderr with --progress (or ATTNKIT_PROGRESS=1), ending
+# with the run's count and rate; nothing when stderr is not a terminal; the
+# statistics are the same either way
+attend -m "$G" --progress -o "$T/att_p.ak" "$T/emb.ak" 2>"$T/prog.err"
+is "attend --progress: exit 0" "$?" 0
+tail -c 200 "$T/prog.err" | tr '\r' '\n' | grep -q '^attend: 8 tokens, [0-9.]* tokens/s' &&
+    pass "attend --progress: the last line counts the 8 tokens of the three documents" ||
+    fail "attend --progress: no final count in: $(tr '\r\033' '|^' <"$T/prog.err")"
+is "attend --progress: the same statistics" \
+   "$(peek -n -1 -f attn.entropy "$T/att_p.ak"; peek -n -1 -f attn.mass "$T/att_p.ak")" \
+   "$(peek -n -1 -f attn.entropy "$T/att.ak"; peek -n -1 -f attn.mass "$T/att.ak")"
+ATTNKIT_PROGRESS=1 attend -m "$G" -o "$T/att_e.ak" "$T/emb.ak" 2>"$T/prog_e.err"
+grep -q 'tokens/s' "$T/prog_e.err" && pass "ATTNKIT_PROGRESS=1: the progress line" ||
+    fail "ATTNKIT_PROGRESS=1: no progress line"
+attend -m "$G" -o "$T/att_n.ak" "$T/emb.ak" 2>"$T/prog_n.err"
+is "no progress line when stderr is a file" "$(wc -c <"$T/prog_n.err" | tr -d ' ')" 0
+rejects "ATTNKIT_PROGRESS=2 is a usage error" attend env ATTNKIT_PROGRESS=2 attend -m "$G" "$T/emb.ak"
+
 done_testing
+

@@ -49,4 +49,27 @@ grep -q "bogus" "$T/.err" && pass "ATTNKIT_DEVICE: the message names the value" 
 rejects "ATTNKIT_MODEL=/nonexistent" tokenize env ATTNKIT_MODEL=/nonexistent tokenize "$T/rep.txt"
 grep -q "/nonexistent" "$T/.err" && pass "ATTNKIT_MODEL: the message names the directory" ||
     fail "ATTNKIT_MODEL: the message should name /nonexistent: $(cat "$T/.err")"
+for v in sse bogus AVX2 1; do
+    usage_env "ATTNKIT_SIMD='$v'" ATTNKIT_SIMD "$v" peek peek "$V/minimal.ak"
+done
+for v in auto avx512 avx2 scalar; do
+    ok "ATTNKIT_SIMD=$v" env ATTNKIT_SIMD=$v peek "$V/minimal.ak"
+done
+# the level reaches the kernels: SmolLM2's greedy tokens (Q4_1, Q8_0 products
+# through the fused dots) are the same at every level (tests/unit/quant.c
+# holds the dots themselves within 1e-5 of an f64 reference)
+S=$(ls "${AK_MODELS:-/nonexistent}"/smollm2/*.gguf 2>/dev/null | head -1)
+if [ -n "$S" ]; then
+    printf 'Name three colours.\n' > "$T/q.txt"
+    tokenize -m "$S" --chat "$T/q.txt" > "$T/q.ak"
+    kvcache -m "$S" --generate 12 "$T/q.ak" | peek -n -1 -f generated > "$T/g_auto"
+    [ "$(wc -w < "$T/g_auto")" -ge 1 ] && pass "SmolLM2 generates: $(cat "$T/g_auto")" ||
+        fail "SmolLM2 generated nothing"
+    for v in avx2 scalar; do
+        ATTNKIT_SIMD=$v kvcache -m "$S" --generate 12 "$T/q.ak" | peek -n -1 -f generated > "$T/g_$v"
+        same_file "ATTNKIT_SIMD=$v: SmolLM2 generates the same 12 tokens" "$T/g_auto" "$T/g_$v"
+    done
+else
+    pass "# SKIP ATTNKIT_SIMD end to end: no SmolLM2 under \$AK_MODELS"
+fi
 done_testing

@@ -1,0 +1,111 @@
+/* quant_dot.c - one thread's speed of a quantized matrix product, per type:
+ * the fused dot products (quant.h) at each SIMD level this CPU has, and
+ * dequantize-the-rows + sgemm (the prefill path of lib/forward.c), for T
+ * tokens, on a random [OUT, IN] matrix.  The fused products cost T times
+ * the one-token figure; the crossing T is FUSED_MAX_T in lib/forward.c.
+ *
+ *   make programs && cc -O2 -std=c11 -D_GNU_SOURCE -Ilib bench/quant_dot.c \
+ *     build/rel/libattnkit.a $(pkg-config --cflags --libs openblas) -lm -pthread \
+ *     -o build/quant_dot && OPENBLAS_NUM_THREADS=1 build/quant_dot [OUT IN]
+ *
+ * Prints, per type: ns per weight of one token's fused product at each
+ * level, then for T = 1, 2, 4, ..., 64 the time of T fused products (best
+ * level) against dequantize + sgemm, in ms. */
+#include "quant.h"
+#include "simd.h"
+#include "tensor.h"
+
+#include <cblas.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static uint64_t rng = 88172645463325252ULL;
+static uint32_t next32(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng >> 16);
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int main(int argc, char **argv)
+{
+    int out = argc > 2 ? atoi(argv[1]) : 1024, in = argc > 2 ? atoi(argv[2]) : 1024;
+    static const int types[] = {AK_GGML_F16, AK_GGML_Q4_0, AK_GGML_Q4_1, AK_GGML_Q5_0, AK_GGML_Q8_0,
+                                AK_GGML_Q4_K, AK_GGML_Q5_K, AK_GGML_Q6_K};
+    enum { TMAX = 64 };
+    float *x = malloc(sizeof *x * (size_t)in * TMAX), *y = malloc(sizeof *y * (size_t)out * TMAX);
+    float *tile = malloc(sizeof *tile * (size_t)out * in);
+    for (int i = 0; i < in * TMAX; i++)
+        x[i] = (float)(next32() / 4294967296.0 - 0.5);
+    printf("# [%d x %d] matrix, one thread; CPU level %s\n", out, in, ak_simd_name(ak_simd_cpu()));
+    printf("%-5s %-28s %s\n", "type", "fused ns/weight by level", "T: fused ms / dequant+sgemm ms");
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        int type = types[k];
+        size_t rb = ak_ggml_row_bytes(type, in);
+        uint8_t *w = malloc(rb * (size_t)out);
+        for (size_t i = 0; i < rb * (size_t)out; i++)
+            w[i] = (uint8_t)next32();
+        /* every half field a sane value: rewrite the rows through f16 of
+         * random f32 where the type is F16; block scales are bytes 0-1 of
+         * each block (Q6_K: 208-209), set to 0.01 */
+        size_t be, bb;
+        ak_ggml_block(type, &be, &bb);
+        uint16_t h = ak_f32_to_f16(0.01f);
+        for (size_t b = 0; b < rb * (size_t)out / bb; b++) {
+            size_t off = b * bb + (type == AK_GGML_Q6_K ? 208 : 0);
+            if (type == AK_GGML_F16)
+                for (size_t j = 0; j < bb; j += 2)
+                    memcpy(w + b * bb + j, &h, 2);
+            else
+                memcpy(w + off, &h, 2);
+            if (type == AK_GGML_Q4_1 || type == AK_GGML_Q4_K || type == AK_GGML_Q5_K)
+                memcpy(w + b * bb + 2, &h, 2);
+        }
+        printf("%-5s", ak_ggml_type_name(type));
+        double best = 1e30;
+        for (int l = 0; l <= ak_simd_cpu(); l++) {
+            ak_dot_fn f = ak_ggml_dot_at(type, l);
+            double bt = 1e30;
+            for (int rep = 0; rep < 5; rep++) {
+                double t0 = now();
+                for (int r = 0; r < out; r++)
+                    y[r] = f(w + (size_t)r * rb, x, in);
+                double dt = now() - t0;
+                bt = dt < bt ? dt : bt;
+            }
+            printf(" %s %.3f", ak_simd_name(l), bt * 1e9 / ((double)out * in));
+            best = bt < best ? bt : best;
+        }
+        printf("  |");
+        for (int T = 1; T <= TMAX; T *= 2) {
+            double bt = 1e30;
+            for (int rep = 0; rep < 3; rep++) {
+                double t0 = now();
+                for (int r = 0; r < out; r++)
+                    ak_dequant_row(type, w + (size_t)r * rb, tile + (size_t)r * in, in);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, out, in, 1.0f, x, in, tile, in,
+                            0.0f, y, out);
+                double dt = now() - t0;
+                bt = dt < bt ? dt : bt;
+            }
+            printf(" %d: %.2f/%.2f", T, best * T * 1e3, bt * 1e3);
+        }
+        printf("\n");
+        free(w);
+    }
+    free(x);
+    free(y);
+    free(tile);
+    return 0;
+}

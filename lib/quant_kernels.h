@@ -1,0 +1,182 @@
+/* quant_kernels.h - the fused dot products of the block types, written
+ * once for the x86 SIMD levels: quant.c includes it for AVX2 (8-float
+ * vectors) and for AVX-512 (16-float vectors) with these macros defined:
+ *   KFN(name)      the kernel's name at this level
+ *   KTARGET        its target attribute
+ *   vf, VZERO, VFMA(a, b, c) = a * b + c, VFNMA = c - a * b, VSET1, VHSUM
+ *   DOT16S(q, x, acc), DOT16U(q, x, acc)  acc + the 16 (signed, unsigned)
+ *                  bytes of q times x[0..16), as float
+ *   SUM32(x)       x[0..32) added up into a vector
+ *   BITBYTES(b)    16 bytes, byte j 0xff where bit j of b is set
+ * The quants of 16 elements are unpacked in a 16-byte register (nibbles
+ * masked and shifted, fifth or sixth bits merged, offsets subtracted as
+ * bytes), widened to int32 lanes, converted to float and multiplied with x
+ * by FMA; a block's (or sub-block's) sum is scaled once. */
+
+KTARGET static float KFN(dot_q4_0)(const void *row, const float *x, int64_t n)
+{
+    const uint8_t *p = row;
+    vf acc = VZERO;
+    const __m128i eight = _mm_set1_epi8(8);
+    for (int64_t b = 0; b < n / 32; b++, p += 18, x += 32) {
+        __m128i q = load16(p + 2);
+        vf s = DOT16S(_mm_sub_epi8(lo4(q), eight), x, VZERO);
+        s = DOT16S(_mm_sub_epi8(hi4(q), eight), x + 16, s);
+        acc = VFMA(VSET1(half_x86(p)), s, acc);
+    }
+    return VHSUM(acc);
+}
+
+KTARGET static float KFN(dot_q4_1)(const void *row, const float *x, int64_t n)
+{
+    const uint8_t *p = row;
+    vf acc = VZERO;
+    for (int64_t b = 0; b < n / 32; b++, p += 20, x += 32) {
+        __m128i q = load16(p + 4);
+        vf s = DOT16U(lo4(q), x, VZERO);
+        s = DOT16U(hi4(q), x + 16, s);
+        acc = VFMA(VSET1(half_x86(p)), s, acc);
+        acc = VFMA(VSET1(half_x86(p + 2)), SUM32(x), acc);
+    }
+    return VHSUM(acc);
+}
+
+KTARGET static float KFN(dot_q5_0)(const void *row, const float *x, int64_t n)
+{
+    const uint8_t *p = row;
+    vf acc = VZERO;
+    const __m128i sixteen = _mm_set1_epi8(16);
+    for (int64_t b = 0; b < n / 32; b++, p += 22, x += 32) {
+        uint32_t qh = le32(p + 2);
+        __m128i q = load16(p + 6);
+        /* (nibble | bit << 4) - 16 = nibble - (bit ? 0 : 16) */
+        __m128i q0 = _mm_sub_epi8(lo4(q), _mm_andnot_si128(BITBYTES(qh), sixteen));
+        __m128i q1 = _mm_sub_epi8(hi4(q), _mm_andnot_si128(BITBYTES(qh >> 16), sixteen));
+        vf s = DOT16S(q0, x, VZERO);
+        s = DOT16S(q1, x + 16, s);
+        acc = VFMA(VSET1(half_x86(p)), s, acc);
+    }
+    return VHSUM(acc);
+}
+
+KTARGET static float KFN(dot_q5_1)(const void *row, const float *x, int64_t n)
+{
+    const uint8_t *p = row;
+    vf acc = VZERO;
+    const __m128i sixteen = _mm_set1_epi8(16);
+    for (int64_t b = 0; b < n / 32; b++, p += 24, x += 32) {
+        uint32_t qh = le32(p + 4);
+        __m128i q = load16(p + 8);
+        __m128i q0 = _mm_or_si128(lo4(q), _mm_and_si128(BITBYTES(qh), sixteen));
+        __m128i q1 = _mm_or_si128(hi4(q), _mm_and_si128(BITBYTES(qh >> 16), sixteen));
+        vf s = DOT16U(q0, x, VZERO);
+        s = DOT16U(q1, x + 16, s);
+        acc = VFMA(VSET1(half_x86(p)), s, acc);
+        acc = VFMA(VSET1(half_x86(p + 2)), SUM32(x), acc);
+    }
+    return VHSUM(acc);
+}
+
+KTARGET static float KFN(dot_q8_0)(const void *row, const float *x, int64_t n)
+{
+    const uint8_t *p = row;
+    vf acc = VZERO;
+    for (int64_t b = 0; b < n / 32; b++, p += 34, x += 32) {
+        vf s = DOT16S(load16(p + 2), x, VZERO);
+        s = DOT16S(load16(p + 18), x + 16, s);
+        acc = VFMA(VSET1(half_x86(p)), s, acc);
+    }
+    return VHSUM(acc);
+}
+
+/* Q4_K and Q5_K: sub-block j's 32 quants, nibbles of q[0..32) (low for
+ * even j, high for odd j), scaled by d * sc; the min times sum(x) is taken
+ * off. */
+KTARGET static float KFN(dot_q4_k)(const void *row, const float *x, int64_t n)
+{
+    const uint8_t *p = row;
+    vf acc = VZERO;
+    for (int64_t b = 0; b < n / 256; b++, p += 144) {
+        float d = half_x86(p), dmin = half_x86(p + 2);
+        const uint8_t *scales = p + 4, *q = p + 16;
+        for (int j = 0; j < 8; j += 2, q += 32, x += 64) {
+            int sc, m;
+            __m128i a = load16(q), c = load16(q + 16);
+            vf s1 = DOT16U(lo4(c), x + 16, DOT16U(lo4(a), x, VZERO));
+            vf s2 = DOT16U(hi4(c), x + 48, DOT16U(hi4(a), x + 32, VZERO));
+            scale_min_k4(j, scales, &sc, &m);
+            acc = VFMA(VSET1(d * (float)sc), s1, acc);
+            acc = VFNMA(VSET1(dmin * (float)m), SUM32(x), acc);
+            scale_min_k4(j + 1, scales, &sc, &m);
+            acc = VFMA(VSET1(d * (float)sc), s2, acc);
+            acc = VFNMA(VSET1(dmin * (float)m), SUM32(x + 32), acc);
+        }
+    }
+    return VHSUM(acc);
+}
+
+KTARGET static float KFN(dot_q5_k)(const void *row, const float *x, int64_t n)
+{
+    const uint8_t *p = row;
+    vf acc = VZERO;
+    const __m128i sixteen = _mm_set1_epi8(16);
+    for (int64_t b = 0; b < n / 256; b++, p += 176) {
+        float d = half_x86(p), dmin = half_x86(p + 2);
+        const uint8_t *scales = p + 4, *q = p + 48;
+        __m128i ha = load16(p + 16), hc = load16(p + 32);   /* qh[0..16), qh[16..32) */
+        for (int j = 0; j < 8; j += 2, q += 32, x += 64) {
+            int sc, m;
+            __m128i a = load16(q), c = load16(q + 16);
+            __m128i b1 = _mm_set1_epi8((char)(1 << j)), b2 = _mm_set1_epi8((char)(2 << j));
+            /* bit j of qh[l] (sub-block j) or j + 1 (sub-block j + 1) as 16 */
+            __m128i h1a = _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128(ha, b1), b1), sixteen);
+            __m128i h1c = _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128(hc, b1), b1), sixteen);
+            __m128i h2a = _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128(ha, b2), b2), sixteen);
+            __m128i h2c = _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128(hc, b2), b2), sixteen);
+            vf s1 = DOT16U(_mm_or_si128(lo4(c), h1c), x + 16,
+                               DOT16U(_mm_or_si128(lo4(a), h1a), x, VZERO));
+            vf s2 = DOT16U(_mm_or_si128(hi4(c), h2c), x + 48,
+                               DOT16U(_mm_or_si128(hi4(a), h2a), x + 32, VZERO));
+            scale_min_k4(j, scales, &sc, &m);
+            acc = VFMA(VSET1(d * (float)sc), s1, acc);
+            acc = VFNMA(VSET1(dmin * (float)m), SUM32(x), acc);
+            scale_min_k4(j + 1, scales, &sc, &m);
+            acc = VFMA(VSET1(d * (float)sc), s2, acc);
+            acc = VFNMA(VSET1(dmin * (float)m), SUM32(x + 32), acc);
+        }
+    }
+    return VHSUM(acc);
+}
+
+/* Q6_K: per half (128 elements) and per 16 of them (one scale each of the
+ * four quarters): 4 low bits from ql, 2 from qh, minus 32. */
+KTARGET static float KFN(dot_q6_k)(const void *row, const float *x, int64_t n)
+{
+    const uint8_t *p = row;
+    vf acc = VZERO;
+    const __m128i m3 = _mm_set1_epi8(3), m12 = _mm_set1_epi8(12), m48 = _mm_set1_epi8(48),
+                  m192 = _mm_set1_epi8((char)192), off = _mm_set1_epi8(32);
+    for (int64_t b = 0; b < n / 256; b++, p += 210) {
+        const uint8_t *ql = p, *qh = p + 128;
+        const int8_t *sc = (const int8_t *)(p + 192);
+        float d = half_x86(p + 208);
+        for (int h = 0; h < 2; h++, ql += 64, qh += 32, sc += 8, x += 128)
+            for (int is = 0; is < 2; is++) {
+                int l = 16 * is;
+                __m128i a = load16(ql + l), c = load16(ql + l + 32), hb = load16(qh + l);
+                __m128i q1 = _mm_or_si128(lo4(a), _mm_slli_epi16(_mm_and_si128(hb, m3), 4));
+                __m128i q2 = _mm_or_si128(lo4(c), _mm_slli_epi16(_mm_and_si128(hb, m12), 2));
+                __m128i q3 = _mm_or_si128(hi4(a), _mm_and_si128(hb, m48));
+                __m128i q4 = _mm_or_si128(hi4(c), _mm_srli_epi16(_mm_and_si128(hb, m192), 2));
+                vf s1 = DOT16S(_mm_sub_epi8(q1, off), x + l, VZERO);
+                vf s2 = DOT16S(_mm_sub_epi8(q2, off), x + l + 32, VZERO);
+                vf s3 = DOT16S(_mm_sub_epi8(q3, off), x + l + 64, VZERO);
+                vf s4 = DOT16S(_mm_sub_epi8(q4, off), x + l + 96, VZERO);
+                acc = VFMA(VSET1(d * (float)sc[is]), s1, acc);
+                acc = VFMA(VSET1(d * (float)sc[is + 2]), s2, acc);
+                acc = VFMA(VSET1(d * (float)sc[is + 4]), s3, acc);
+                acc = VFMA(VSET1(d * (float)sc[is + 6]), s4, acc);
+            }
+    }
+    return VHSUM(acc);
+}
