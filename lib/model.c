@@ -514,7 +514,7 @@ static int bind_gpt2(ak_model *m, ak_err *err)
         ak_layer *L = &m->layers[l];
         char p[256];
         snprintf(p, sizeof p, "%sh.%d.", pre, l);
-        ak_linear qkv;
+        ak_linear qkv = {0};   /* copied whole into q, k, v: no field left unset */
         if ((rc = bind_conv1d(m, NAME("%sattn.c_attn", p), D, 3 * D, &qkv, err)) ||
             (rc = bind_conv1d(m, NAME("%sattn.c_proj", p), D, D, &L->o, err)) ||
             (rc = bind_conv1d(m, NAME("%smlp.c_fc", p), D, I, &L->up, err)) ||
