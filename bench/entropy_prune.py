@@ -13,7 +13,6 @@ usage: python3 bench/entropy_prune.py [--lengths 512,4096,32768] [--reps 5]
 """
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -25,17 +24,10 @@ TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(TOP, "tests", "py"))
 import akstream as ak  # noqa: E402
 
+sys.path.append(os.path.dirname(os.path.abspath(__file__)))  # after the standard library
+from machine import machine  # noqa: E402
+
 BIN = os.environ.get("AK_BIN") or os.path.join(TOP, "bin")
-
-
-def machine():
-    cpu = "?"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}"
 
 
 def make_doc(T, rng, L=6, H=12):

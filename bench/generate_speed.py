@@ -29,7 +29,6 @@ sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import resource  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
@@ -37,6 +36,8 @@ import time  # noqa: E402
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(TOP, "tests", "py"))
+sys.path.append(os.path.dirname(os.path.abspath(__file__)))  # after the standard library
+from machine import machine, load  # noqa: E402
 sys.path.append(os.path.join(TOP, ".cache", "py"))
 import numpy as np  # noqa: E402
 import akstream as s  # noqa: E402
@@ -76,24 +77,6 @@ for line in sys.stdin:
         gen, gen_cpu = time.perf_counter() - t1, time.process_time() - c1
     print(json.dumps({"prefill": pre, "gen": gen, "prefill_cpu": pre_cpu, "gen_cpu": gen_cpu}), flush=True)
 """
-
-
-def machine():
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{platform.machine()} {cpu}, {os.cpu_count()} cores, Linux {platform.release()}"
-
-
-def load():
-    with open("/proc/loadavg") as f:
-        return " ".join(f.read().split()[:3])
 
 
 def env_for(threads):

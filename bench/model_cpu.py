@@ -23,7 +23,6 @@ sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import struct  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
@@ -33,6 +32,8 @@ import numpy as np  # noqa: E402
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(TOP, "tests", "py"))
+sys.path.append(os.path.dirname(os.path.abspath(__file__)))  # after the standard library
+from machine import machine  # noqa: E402
 import akstream as s  # noqa: E402
 
 BIN = os.environ.get("AK_BIN") or os.path.join(TOP, "bin")
@@ -43,19 +44,6 @@ PROSE = ("Attention entropy and received attention mass tell which parts of a pr
          "transformer actually uses. Context blocks that receive little attention can often "
          "be pruned without changing the answer, which saves memory and time when the same "
          "prompts are run thousands of times over a cluster of machines. ")
-
-
-def machine():
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{platform.machine()} {cpu}, {os.cpu_count()} cores, Linux {platform.release()}"
 
 
 def prompt_ids(n):
@@ -92,6 +80,7 @@ def run_pipeline(model, stream, threads, extra=()):
 TORCH_CHILD = r"""
 import json, resource, sys, time
 import torch, transformers
+
 torch.set_num_threads(int(sys.argv[2]))
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 ids = torch.tensor([json.loads(sys.argv[3])])

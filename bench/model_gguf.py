@@ -40,7 +40,6 @@ sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -49,6 +48,8 @@ import numpy as np  # noqa: E402
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(TOP, "tests", "py"))
+sys.path.append(os.path.dirname(os.path.abspath(__file__)))  # after the standard library
+from machine import machine, load  # noqa: E402
 import akstream as s  # noqa: E402
 
 BIN = os.environ.get("AK_BIN") or os.path.join(TOP, "bin")
@@ -62,27 +63,6 @@ MODELS = {
                  12, 28),
 }
 TEXT = "/usr/share/common-licenses/GPL-3"   # 35 KB of real English, on every Debian
-
-
-def machine():
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{platform.machine()} {cpu}, {os.cpu_count()} cores, Linux {platform.release()}"
-
-
-def load():
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "?"
 
 
 def mem_available_gib():
@@ -174,6 +154,7 @@ with torch.inference_mode():
 LLAMA_CHILD = PEAK + r"""
 import json, sys, time
 import llama_cpp
+
 path, threads = sys.argv[1], int(sys.argv[2])
 print(json.dumps({"llama_cpp": llama_cpp.__version__, "import_rss": peak_kib()}), flush=True)
 llm, n_ctx = None, 0

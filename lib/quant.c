@@ -551,18 +551,6 @@ AK_TARGET_AVX2 static float dot_bf16_avx2(const void *row, const float *x, int64
 #define SUM32 sum32
 #define BITBYTES bitbytes
 #include "quant_kernels.h"
-#undef KFN
-#undef KTARGET
-#undef vf
-#undef VZERO
-#undef VFMA
-#undef VFNMA
-#undef VSET1
-#undef VHSUM
-#undef DOT16S
-#undef DOT16U
-#undef SUM32
-#undef BITBYTES
 
 /* ---- AVX-512 (F, BW, VL): 16-float vectors ---- */
 #define AVX512_INL static inline __attribute__((always_inline)) AK_TARGET_AVX512
@@ -646,18 +634,6 @@ AK_TARGET_AVX512 static float dot_bf16_avx512(const void *row, const float *x, i
 #define SUM32 sum32_512
 #define BITBYTES bitbytes_512
 #include "quant_kernels.h"
-#undef KFN
-#undef KTARGET
-#undef vf
-#undef VZERO
-#undef VFMA
-#undef VFNMA
-#undef VSET1
-#undef VHSUM
-#undef DOT16S
-#undef DOT16U
-#undef SUM32
-#undef BITBYTES
 #endif
 
 /* ---- the table ---------------------------------------------------------------

@@ -8,6 +8,7 @@
  *                  bytes of q times x[0..16), as float
  *   SUM32(x)       x[0..32) added up into a vector
  *   BITBYTES(b)    16 bytes, byte j 0xff where bit j of b is set
+ * and undefines them at its end.
  * The quants of 16 elements are unpacked in a 16-byte register (nibbles
  * masked and shifted, fifth or sixth bits merged, offsets subtracted as
  * bytes), widened to int32 lanes, converted to float and multiplied with x
@@ -180,3 +181,17 @@ KTARGET static float KFN(dot_q6_k)(const void *row, const float *x, int64_t n)
     }
     return VHSUM(acc);
 }
+
+/* the level's parameters end here, for the next inclusion */
+#undef KFN
+#undef KTARGET
+#undef vf
+#undef VZERO
+#undef VFMA
+#undef VFNMA
+#undef VSET1
+#undef VHSUM
+#undef DOT16S
+#undef DOT16U
+#undef SUM32
+#undef BITBYTES
