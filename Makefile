@@ -136,6 +136,9 @@ pkgs-ok:
 $(B)/lib/attention.o: ALL_CFLAGS += -O3
 # and so are the dequantizing loops of the quantized matrix products
 $(B)/lib/quant.o: ALL_CFLAGS += -O3
+# report's page: its style and script are files, embedded by the assembler
+$(B)/cmd/report.o: ALL_CFLAGS += -DREPORT_ASSETS='"$(TOP)/cmd/report"'
+$(B)/cmd/report.o: cmd/report/page.css cmd/report/page.js
 # fastexp.h passes 8-float vectors by value between static inline functions;
 # GCC notes, for each, that AVX code would pass them differently.
 $(B)/lib/attention.o $(B)/lib/forward.o: ALL_CFLAGS += -Wno-psabi

@@ -237,4 +237,11 @@ browse "$T/shot.out" "" --hide-scrollbars --window-size=1200,900 --screenshot="$
     fail "chromium --screenshot"
 [ -s "$T/shot.png" ] && [ "$(od -An -tx1 -N4 "$T/shot.png" | tr -d ' ')" = 89504e47 ] &&
     pass "screenshot saved" || fail "screenshot saved"
+# the page's script is a real file (cmd/report/page.js, embedded at build
+# time): it parses as JavaScript where node is installed
+if command -v node >/dev/null 2>&1; then
+    ok "cmd/report/page.js parses (node --check)" node --check "$AK_TOP/cmd/report/page.js"
+else
+    echo "# skip node --check: no node"
+fi
 done_testing
