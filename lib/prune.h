@@ -181,6 +181,15 @@ AK_API int ak_query_rows_from_name(const char *s, ak_query_rows *out);
 AK_API int ak_rows_mass(const float *m, int64_t L, int64_t H, int64_t T, int64_t l0, int64_t l1,
                         double rows, float *score, ak_err *err);
 
+/* The query span of d, as prune's query policy finds it (the tokens
+ * overlapping regex's matches, else the blocks holding marker, else the
+ * last block, else the last paragraph of the text when there are two or
+ * more): its first and last token.  Tokens between them that are outside
+ * the span (between two matches) are inside [first, last] all the same.
+ * Needs text and offsets; AK_EDATA when there is no span. */
+AK_API int ak_query_span_rows(const ak_doc *d, const char *marker, const char *regex,
+                              int64_t *first, int64_t *last, ak_err *err);
+
 /* What the prune program asks of each document. */
 typedef struct ak_prune_doc_opts {
     ak_prune_opts o;
@@ -218,7 +227,25 @@ typedef struct ak_prune_doc_opts {
      * then prunes each document without running the model twice.  NULL:
      * no cache.  Free with ak_block_cache_free. */
     struct ak_block_cache *cache;
+    /* A unit's score from its tokens' scores (policies score, mass, query,
+     * entropy, heavy, surprisal; units of several tokens): the mean
+     * (AK_UAGG_MEAN, the default), the max, or the mean of the unit_topk
+     * highest. */
+    int unit_agg;                /* ak_unit_agg */
+    int unit_topk;               /* AK_UAGG_TOP: k >= 1 */
+    /* Attention sinks: the scores of the first `sinks` tokens are left out
+     * of their units' scores (a unit of sinks only scores 0, the lowest an
+     * attention score can be): the mass the first positions draw whatever
+     * they say does not rank their block. */
+    int64_t sinks;
+    /* The query policy's heads (retrieval heads, prune --heads): nheads
+     * (layer, head) pairs, heads[2k] the layer and heads[2k+1] the head;
+     * the mean is taken over those pairs only.  NULL: every head. */
+    const int32_t *heads;
+    int64_t nheads;
 } ak_prune_doc_opts;
+
+typedef enum { AK_UAGG_MEAN, AK_UAGG_MAX, AK_UAGG_TOP } ak_unit_agg;
 
 /* One document's per-block scores, for ak_prune_doc_opts.cache; zeroed
  * before its first use. */
