@@ -21,6 +21,7 @@ static void usage(void)
            "             [--query-rows question|answer|both] [--encoder MODEL]\n"
            "             [--global] [--lm MODEL [--fine [--coarse R]]] [-v] [-o FILE]\n"
            "             [--unit-score mean|max|topK] [--sinks N] [--heads FILE]\n"
+           "             [--keep-numbers]\n"
            "             [FILE...]\n"
            "Keep the highest-scoring words, tokens, sentences or blocks of each document\n"
            "under a budget.\n"
@@ -73,6 +74,9 @@ static void usage(void)
            "                         (attention sinks; a unit of sinks only scores 0)\n"
            "      --heads FILE       query: read only these heads, FILE's lines `LAYER\n"
            "                         HEAD` (retrieval heads; # comments)\n"
+           "      --keep-numbers     -u word: a number and the word it counts, dates and\n"
+           "                         names (capitalised runs) are one unit: kept or dropped\n"
+           "                         whole (\"30 days\", \"29 June 2007\", \"Mark Adler\")\n"
            "  -v, --verbose          one line per document on stderr: budget, kept, ratio\n"
            "  -o, --output FILE      write the stream here (atomically)\n"
            "  -h, --help             this help\n"
@@ -371,7 +375,7 @@ int main(int argc, char *argv[])
     const char *lm_opt = NULL, *device = NULL;
     int recent_set = 0, seed_set = 0, coarse_set = 0;
     enum { O_QMARK = 256, O_QRE, O_RECENT, O_SEED, O_PMARK, O_NOQ, O_QROWS, O_ENC, O_LM,
-           O_FINE, O_COARSE, O_USCORE, O_SINKS, O_HEADS };
+           O_FINE, O_COARSE, O_USCORE, O_SINKS, O_HEADS, O_KNUM };
     const char *heads_file = NULL;
     int uscore_set = 0;
     static const struct option lo[] = {
@@ -388,7 +392,7 @@ int main(int argc, char *argv[])
         {"lm", required_argument, 0, O_LM},            {"fine", no_argument, 0, O_FINE},
         {"coarse", required_argument, 0, O_COARSE},    {"device", required_argument, 0, 'd'},
         {"unit-score", required_argument, 0, O_USCORE}, {"sinks", required_argument, 0, O_SINKS},
-        {"heads", required_argument, 0, O_HEADS},
+        {"heads", required_argument, 0, O_HEADS},    {"keep-numbers", no_argument, 0, O_KNUM},
         {"help", no_argument, 0, 'h'},                 {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "k:n:p:u:P:m:r:c:gvl:a:d:o:h", lo, NULL)) != -1) {
@@ -467,6 +471,7 @@ int main(int argc, char *argv[])
             break;
         case O_SINKS: c.sinks = ak_parse_long("--sinks", optarg, 0, 1L << 40); break;
         case O_HEADS: heads_file = optarg; break;
+        case O_KNUM: c.keep_numbers = 1; break;
         case O_LM: lm_opt = optarg; break;
         case O_FINE: c.fine = 1; break;
         case O_COARSE:
@@ -540,6 +545,8 @@ int main(int argc, char *argv[])
                        "mass, query, entropy, heavy, surprisal)");
     if (uscore_set && c.o.unit == AK_UNIT_TOKEN)
         ak_usage_error("--unit-score: a token is its own unit (--unit word, sentence or block)");
+    if (c.keep_numbers && c.o.unit != AK_UNIT_WORD)
+        ak_usage_error("--keep-numbers goes with --unit word");
     if (heads_file && !(c.policy_set && c.o.policy == AK_POLICY_QUERY))
         ak_usage_error("--heads goes with --policy query");
     int32_t *heads = NULL;

@@ -254,6 +254,65 @@ int ak_word_ids(const uint8_t *text, size_t len, const int64_t *offsets, int64_t
     return 0;
 }
 
+int ak_number_words(const uint8_t *text, size_t len, const int64_t *offsets, int64_t T,
+                    int32_t *ids, ak_err *err)
+{
+    int rc = check_offsets(len, offsets, T, err);
+    if (rc)
+        return rc;
+    int32_t nw = -1;
+    for (int64_t i = 0; i < T; i++)
+        if (ids[i] > nw)
+            nw = ids[i];
+    nw++;
+    /* each word's byte span */
+    int64_t *a = malloc(((size_t)nw + 1) * sizeof *a), *b = malloc(((size_t)nw + 1) * sizeof *b);
+    int32_t *to = malloc(((size_t)nw + 1) * sizeof *to);
+    if (!a || !b || !to) {
+        free(a), free(b), free(to);
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    }
+    for (int32_t w = 0; w < nw; w++)
+        a[w] = INT64_MAX, b[w] = -1;
+    for (int64_t i = 0; i < T; i++) {
+        int32_t w = ids[i];
+        if (w < 0)
+            continue;
+        if (offsets[2 * i] < a[w]) a[w] = offsets[2 * i];
+        if (offsets[2 * i + 1] > b[w]) b[w] = offsets[2 * i + 1];
+    }
+    int32_t cur = -1;
+    int prev_digit = 0, prev_cap = 0, prev_end = 1;
+    for (int32_t w = 0; w < nw; w++) {
+        if (b[w] < 0) { /* an id no token holds */
+            to[w] = -1;
+            continue;
+        }
+        int digit = 0, cap = 0;
+        int64_t s = a[w];
+        while (s < b[w] && (text[s] == '(' || text[s] == '"' || text[s] == '\'' || text[s] == '['))
+            s++;
+        cap = s < b[w] && text[s] >= 'A' && text[s] <= 'Z';
+        for (int64_t k = a[w]; k < b[w] && !digit; k++)
+            digit = text[k] >= '0' && text[k] <= '9';
+        int join = cur >= 0 && !prev_end &&
+                   (prev_digit || (digit && (prev_cap || prev_digit)) || (cap && prev_cap));
+        if (!join)
+            cur++;
+        to[w] = cur;
+        uint8_t last = b[w] > a[w] ? text[b[w] - 1] : ' ';
+        prev_digit = digit;
+        prev_cap = cap;
+        prev_end = last == '.' || last == ';' || last == ':' || last == '!' || last == '?' ||
+                   last == ')' || last == ']';
+    }
+    for (int64_t i = 0; i < T; i++)
+        if (ids[i] >= 0)
+            ids[i] = to[ids[i]];
+    free(a), free(b), free(to);
+    return 0;
+}
+
 int ak_kept_text(const uint8_t *text, size_t len, const int64_t *dropped, int64_t n,
                  char **out, size_t *outlen, ak_err *err)
 {
@@ -1523,6 +1582,8 @@ static int prepare(ak_doc *d, const ak_prune_doc_opts *c, struct prep *p, ak_err
     } else {
         rc = p->opts.unit == AK_UNIT_WORD ? ak_word_ids(txt, tlen, o, T, w->unit, err)
                                           : ak_sentence_ids(txt, tlen, o, T, w->unit, err);
+        if (!rc && p->opts.unit == AK_UNIT_WORD && c->keep_numbers)
+            rc = ak_number_words(txt, tlen, o, T, w->unit, err);
         if (rc)
             return rc;
         p->nunits = 0;

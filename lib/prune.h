@@ -79,6 +79,20 @@ AK_API int ak_sentence_ids(const uint8_t *text, size_t len, const int64_t *offse
 AK_API int ak_word_ids(const uint8_t *text, size_t len, const int64_t *offsets, int64_t T,
                        int32_t *ids, ak_err *err);
 
+/* Joins word units (ids[T] from ak_word_ids, renumbered in place from 0)
+ * so that numbers with what they count, dates and names stay whole: word w
+ * joins the unit of word w-1, unless w-1 ends a clause (its last byte is
+ * one of . ; : ! ? ) ]), when
+ *   - w-1 holds a digit ("30 days", "2, June", "1,230 kilometres"),
+ *   - w holds a digit and w-1 starts with a capital ("Version 2", "June
+ *     1991") or holds a digit too, or
+ *   - both start with a capital letter (names: "Mark Adler", "Free
+ *     Software Foundation").
+ * Digits and capitals are ASCII's (A-Z); a word's text is text[start of its
+ * first token, end of its last).  Tokens with id -1 stay -1. */
+AK_API int ak_number_words(const uint8_t *text, size_t len, const int64_t *offsets, int64_t T,
+                           int32_t *ids, ak_err *err);
+
 /* The kept text, clean: text with each dropped span [a, b) (sorted, not
  * overlapping) cut out, a cut leaving a space (a paragraph break when the
  * cut spans one), then white space normalised: a run holding two or more
@@ -243,6 +257,8 @@ typedef struct ak_prune_doc_opts {
      * the mean is taken over those pairs only.  NULL: every head. */
     const int32_t *heads;
     int64_t nheads;
+    int keep_numbers;            /* -u word: ak_number_words joins the words of
+                                    numbers, dates and names into one unit */
 } ak_prune_doc_opts;
 
 typedef enum { AK_UAGG_MEAN, AK_UAGG_MAX, AK_UAGG_TOP } ak_unit_agg;

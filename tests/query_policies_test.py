@@ -13,6 +13,9 @@ itself is checked against transformers elsewhere), on the tiny GQA model
     unit's score (a unit of sinks only: 0);
   * prune --heads FILE: the query scores are the mean over the named
     (layer, head) pairs, from attn.probs and from attn.mass_last alike;
+  * prune --keep-numbers (-u word, all-MiniLM-L6-v2's tokens): under every
+    budget "30 days", "Version 2, June 1991", "Mark Adler" are kept or
+    dropped whole, where plain words split some of them;
   * the errors: one line, the exit status of the kind of error."""
 import os
 import sys
@@ -226,4 +229,40 @@ rc, out, err = run(["prune", "-p", "query", "-k", "0.5", "--heads", os.path.join
 check(rc == 66 and err.count("\n") == 1, "--heads: a missing file, exit 66 (%s)" % err.strip())
 rc, out, err = run(["prune", "-p", "mass", "-k", "0.5", "--heads", hf], full)
 check(rc == 64 and "--policy query" in err, "--heads with -p mass: exit 64 (%s)" % err.strip())
+# ---- --keep-numbers ----
+sent = os.path.join(tmp, "num.txt")
+with open(sent, "w") as f:
+    f.write("Cure it within 30 days of notice. Version 2, June 1991 by Mark Adler and the Free "
+            "Software Foundation (see 1,230 kilometres).\n")
+rc, toks, err = run(["tokenize", "-m", "minilm", sent])
+groups = ["30 days", "Version 2, June 1991", "Mark Adler", "Free Software Foundation", "1,230 kilometres"]
+
+
+def kept_text(n, extra):
+    rc, out, err = run(["prune", "-p", "first", "-n", str(n)] + extra, toks)
+    if rc:
+        return None
+    rc, txt, err = run(["decode", "-m", "minilm", "--text"], out)
+    return txt.decode() if rc == 0 else None
+
+
+def broken(t):
+    """a group cut: some of its words kept, not all"""
+    return [g for g in groups if any(w in t.split() for w in g.replace(",", "").split()) and g not in t]
+
+
+with_, without = [], []
+for n in range(3, 30):
+    t1, t2 = kept_text(n, ["--keep-numbers"]), kept_text(n, [])
+    if t1 is None or t2 is None:
+        with_.append((n, "failed"))
+        continue
+    with_ += [(n, g) for g in broken(t1)]
+    without += [(n, g) for g in broken(t2)]
+check(not with_, "--keep-numbers: with every budget, numbers with their units, dates and names "
+      "are kept or dropped whole %s" % with_[:3])
+check(any(g == "30 days" for _, g in without),
+      "without it, some budget keeps \"30\" and drops \"days\" (%s)" % without[:3])
+rc, out, err = run(["prune", "-p", "first", "-n", "5", "-u", "token", "--keep-numbers"], toks)
+check(rc == 64 and "--unit word" in err, "--keep-numbers with -u token: exit 64 (%s)" % err.strip())
 sys.exit(tap.status())
