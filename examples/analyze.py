@@ -91,7 +91,7 @@ def fmt(x, d=3):
 
 ATTENTION = ("mass", "entropy", "heavy", "query", "query+answer", "mass/block", "query/block",
              "query+answer/block", "query/block:max", "query/block:top3", "query:numbers",
-             "query/block:heads")
+             "query/block:heads", "query/block:calibrated")
 BASELINES = ("surprisal", "qppl/block", "qppl+surprisal", "similarity/block")
 
 
@@ -224,7 +224,7 @@ def main():
         an = [m["answer_ms"] for m in fulls if not math.isnan(m["answer_ms"])]
         if st and an:
             lines.append(f"{model}: the statistics every policy reads (tokenize | embed | attend "
-                         f"--surprisal --mass-last 32) cost {fmt(sum(st) / len(st), 0)} ms per item, "
+                         f"with --mass-last 32 or, for pqa and needle, --mass-rows last) cost {fmt(sum(st) / len(st), 0)} ms per item, "
                          f"the full prompt's answer (kvcache --generate --gen-mass --targets) "
                          f"{fmt(sum(an) / len(an), 0)} ms, one thread.")
             lines.append("")

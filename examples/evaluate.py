@@ -90,6 +90,10 @@ POLICIES = {
     # (OUT/heads-MODEL.txt; the policy is skipped without it)
     "query/block:heads": ("prune", "block", ["-p", "query", "--query-rows", "question",
                                              "--heads", "{heads}"]),
+    # the positional baseline heads.py --baseline measured on the calibration
+    # items (OUT/baseline-MODEL.txt; skipped without it)
+    "query/block:calibrated": ("prune", "block", ["-p", "query", "--query-rows", "question",
+                                                  "--position-baseline", "{baseline}"]),
 }
 
 # one thread per pipeline (--jobs run side by side), the CPU (timings
@@ -307,13 +311,17 @@ def main():
                 kind, unit, extra = POLICIES[pol]
                 if "both" in extra and not cfg["generate"]:
                     continue  # no answer rows without an answer
-                if "{heads}" in extra:
-                    hf = os.path.join(a.out, f"heads-{model}.txt")
-                    if not os.path.exists(hf):
-                        print(f"evaluate: {model}: {pol} needs {hf} (examples/heads.py on the "
-                              f"calibration items); skipped", file=sys.stderr)
-                        continue
-                    extra = [hf if x == "{heads}" else x for x in extra]
+                for ph, fname in (("{heads}", "heads"), ("{baseline}", "baseline")):
+                    if ph in extra:
+                        hf = os.path.join(a.out, f"{fname}-{model}.txt")
+                        if not os.path.exists(hf):
+                            print(f"evaluate: {model}: {pol} needs {hf} (examples/heads.py on "
+                                  f"the calibration items); skipped", file=sys.stderr)
+                            extra = None
+                            break
+                        extra = [hf if x == ph else x for x in extra]
+                if extra is None:
+                    continue
                 for keep in (keeps if kind in ("prune", "evict") else ["1"]):
                     if kind == "none" and keep != "1":
                         continue

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """examples/heads.py OUT MODEL HEADS_FILE [--split calibration] [--sizes 1000] [--top K]
+                    [--baseline FILE]
 
 Retrieval heads (Wu et al. 2024) for prune --heads, chosen on the
 calibration items only: for each pqa item of the split, the question's rows
@@ -10,6 +11,13 @@ context's tokens (1: no preference; the sink and the chat template are not
 context).  The K heads with the highest mean lift are written to
 HEADS_FILE, one `LAYER HEAD` a line, best first, with their lift as a
 comment; every head's lift goes to HEADS_FILE.tsv.
+
+--baseline FILE: the positional calibration of "Found in the Middle"
+(Hsieh et al. 2024) for prune --position-baseline: the attention the
+question's rows (mean over layers and heads) give a token of an irrelevant
+document (neither the gold nor the distractor), times T, in 20 bins of its
+relative position i / T, the mean of each bin written as `POS VALUE` (POS
+the bin's centre).
 """
 import argparse
 import csv
@@ -35,6 +43,7 @@ def main():
     ap.add_argument("--split", default="calibration")
     ap.add_argument("--sizes", default="")
     ap.add_argument("--top", type=int, default=16)
+    ap.add_argument("--baseline", default="")
     a = ap.parse_args()
     if a.split == "test":
         sys.exit("heads.py: heads are chosen on calibration items, never on test items")
@@ -57,6 +66,8 @@ def main():
         sys.exit("heads.py: the pipeline failed: " + p3.stderr.decode(errors="replace").strip())
     s = stream.read(p3.stdout)
     lifts = []
+    nb = 20
+    bsum, bcnt = np.zeros(nb), np.zeros(nb)
     for r, d in zip(items, s.docs):
         text = bytes(d["text"])                                # offsets are byte offsets
         off, seg = d["offsets"], d["segments"]
@@ -80,6 +91,14 @@ def main():
         on_ctx = m[:, :, ctx].sum(-1)
         on_gold = m[:, :, g].sum(-1)
         lifts.append(np.where(on_ctx > 0, on_gold / np.maximum(on_ctx, 1e-30), 0) / share)
+        import re
+        dm = re.search(r"distractor, doc (\d+)", r["source"])
+        irr = ctx & ~g & (seg != (int(dm.group(1)) if dm else -1))
+        T = len(seg)
+        tok = m.mean((0, 1)) / float(d.meta.get("mass_last_w", 1)) * T
+        bins = np.minimum((np.arange(T) / T * nb).astype(int), nb - 1)
+        np.add.at(bsum, bins[irr], tok[irr])
+        np.add.at(bcnt, bins[irr], 1)
     if not lifts:
         sys.exit("heads.py: no item scored")
     lift = np.mean(lifts, 0)                                   # [L, H]
@@ -94,6 +113,14 @@ def main():
                 f"(examples/heads.py)\n")
         f.write("".join(f"{l} {h}  # lift {v:.3f}\n" for v, l, h in order[:a.top]))
     os.replace(a.heads_file + ".tmp", a.heads_file)
+    if a.baseline:
+        with open(a.baseline + ".tmp", "w") as f:
+            f.write(f"# positional baseline of {a.model}: the question's attention on irrelevant "
+                    f"documents' tokens x T by relative position, {len(lifts)} {a.split} pqa items "
+                    f"(examples/heads.py)\n")
+            f.write("".join(f"{(b + 0.5) / nb:.3f} {bsum[b] / bcnt[b]:.5f}\n" for b in range(nb)
+                            if bcnt[b]))
+        os.replace(a.baseline + ".tmp", a.baseline)
     print(f"heads.py: {len(lifts)} items; top lift {order[0][0]:.3f} (layer {order[0][1]} head "
           f"{order[0][2]}), median {float(np.median(lift)):.3f}", file=sys.stderr)
 

@@ -1661,6 +1661,22 @@ static int prepare(ak_doc *d, const ak_prune_doc_opts *c, struct prep *p, ak_err
     case AK_POLICY_QUERY:
         if ((rc = query_scores(c, d, T, w->query, w->score, &p->query_rows, err)))
             return rc;
+        for (int64_t i = 0; c->pos_base && i < T; i++) {
+            double x = (double)i / (double)T, b;
+            const double *pb = c->pos_base;
+            int64_t k = 0;
+            while (k < c->npos && pb[2 * k] < x)
+                k++;
+            if (k == 0)
+                b = pb[1];
+            else if (k == c->npos)
+                b = pb[2 * c->npos - 1];
+            else {
+                double x0 = pb[2 * k - 2], x1 = pb[2 * k], y0 = pb[2 * k - 1], y1 = pb[2 * k + 1];
+                b = x1 > x0 ? y0 + (y1 - y0) * (x - x0) / (x1 - x0) : y1;
+            }
+            w->score[i] -= (float)(b / (double)T);
+        }
         p->score = w->score;
         /* rows of one span sum to 1 over T keys: T x mean is 1 when uniform */
         p->keys_per_query = (double)T;

@@ -259,6 +259,14 @@ typedef struct ak_prune_doc_opts {
     int64_t nheads;
     int keep_numbers;            /* -u word: ak_number_words joins the words of
                                     numbers, dates and names into one unit */
+    /* Positional calibration of the query policy ("Found in the Middle",
+     * prune --position-baseline): npos points (pos_base[2k] a relative
+     * position in [0, 1], ascending; pos_base[2k+1] the attention an
+     * irrelevant token there gets from the question, times T); token i's
+     * score loses the baseline at i / T (linear between points, the nearest
+     * point outside them) divided by T.  NULL: none. */
+    const double *pos_base;
+    int64_t npos;
 } ak_prune_doc_opts;
 
 typedef enum { AK_UAGG_MEAN, AK_UAGG_MAX, AK_UAGG_TOP } ak_unit_agg;

@@ -13,6 +13,8 @@ itself is checked against transformers elsewhere), on the tiny GQA model
     unit's score (a unit of sinks only: 0);
   * prune --heads FILE: the query scores are the mean over the named
     (layer, head) pairs, from attn.probs and from attn.mass_last alike;
+  * prune --position-baseline FILE: the query scores minus the baseline
+    at each token's relative position, interpolated, divided by T;
   * prune --keep-numbers (-u word, all-MiniLM-L6-v2's tokens): under every
     budget "30 days", "Version 2, June 1991", "Mark Adler" are kept or
     dropped whole, where plain words split some of them;
@@ -205,18 +207,9 @@ for name, data in [("attn.probs", full), ("attn.mass_last", ml)]:
     _, d = first(out)
     dropped = ~d["keep"].astype(bool)
     # each dropped span's score is the mean of its tokens' scores
-    spans, cur = [], []
-    for i, x in enumerate(dropped):
-        if x:
-            cur.append(want[i])
-        elif cur:
-            spans.append(np.mean(cur))
-            cur = []
-    if cur:
-        spans.append(np.mean(cur))
-    check(rel(d["dropped.score"], spans) <= 1e-5,
+    check(rel(d["dropped.score"], spans(want, dropped)) <= 1e-5,
           "--heads from %s: the query scores are the mean over the 3 named heads (%.2g)"
-          % (name, rel(d["dropped.score"], spans)))
+          % (name, rel(d["dropped.score"], spans(want, dropped))))
 for content, code, what in [("0 1\n1 x\n", 65, ":2: expected"), ("0 1 2\n", 65, ":1: expected"),
                             ("# nothing\n", 65, "names no head"), ("0 6\n", 65, "head 6"),
                             ("9 0\n", 65, "layer 9")]:
@@ -229,6 +222,32 @@ rc, out, err = run(["prune", "-p", "query", "-k", "0.5", "--heads", os.path.join
 check(rc == 66 and err.count("\n") == 1, "--heads: a missing file, exit 66 (%s)" % err.strip())
 rc, out, err = run(["prune", "-p", "mass", "-k", "0.5", "--heads", hf], full)
 check(rc == 64 and "--policy query" in err, "--heads with -p mass: exit 64 (%s)" % err.strip())
+# ---- --position-baseline ----
+bf = os.path.join(tmp, "base.txt")
+with open(bf, "w") as f:
+    f.write("# pos value\n0.1 2.0\n0.5 0.5\n0.9 1.5\n")
+T = 40
+xs = np.arange(T) / T
+base = np.interp(xs, [0.1, 0.5, 0.9], [2.0, 0.5, 1.5])    # nearest point outside, as np.interp
+want = qscore() - base / T
+rc, out, err = run(["prune", "-p", "query", "-u", "token", "-k", "0.5", "--position-baseline", bf], full)
+if check(rc == 0, "--position-baseline runs " + err.strip()):
+    _, d = first(out)
+    keep = d["keep"].astype(bool)
+    check(rel(d["dropped.score"], spans(want, ~keep)) <= 1e-5 and
+          set(np.where(keep[:30])[0]) == set(np.argsort(-want[:30])[:10]),
+          "--position-baseline: token i's query score loses the baseline at i/T over T "
+          "(interpolated), and the best 10 of the context are kept")
+for content, what in [("0.5 1\n0.4 2\n", ":2: expected"), ("1.5 1\n", ":1: expected"),
+                      ("0.5 nan\n", ":1: expected"), ("\n", "no point")]:
+    with open(bf, "w") as f:
+        f.write(content)
+    rc, out, err = run(["prune", "-p", "query", "-k", "0.5", "--position-baseline", bf], full)
+    check(rc == 65 and what in err and err.count("\n") == 1,
+          "--position-baseline %r: exit 65 (%s)" % (content, err.strip()))
+rc, out, err = run(["prune", "-p", "mass", "-k", "0.5", "--position-baseline", bf], full)
+check(rc == 64, "--position-baseline with -p mass: exit 64 (%s)" % err.strip())
+
 # ---- --keep-numbers ----
 sent = os.path.join(tmp, "num.txt")
 with open(sent, "w") as f:
