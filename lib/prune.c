@@ -11,6 +11,7 @@
 
 #include <math.h>
 #include <pcre2.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -260,6 +261,65 @@ int ak_word_ids(const uint8_t *text, size_t len, const int64_t *offsets, int64_t
         if (b > prev_end || !joins)
             prev_end = b;
     }
+    return 0;
+}
+
+int ak_number_words(const uint8_t *text, size_t len, const int64_t *offsets, int64_t T,
+                    int32_t *ids, ak_err *err)
+{
+    int rc = check_offsets(len, offsets, T, err);
+    if (rc)
+        return rc;
+    int32_t nw = -1;
+    for (int64_t i = 0; i < T; i++)
+        if (ids[i] > nw)
+            nw = ids[i];
+    nw++;
+    /* each word's byte span */
+    int64_t *a = malloc(((size_t)nw + 1) * sizeof *a), *b = malloc(((size_t)nw + 1) * sizeof *b);
+    int32_t *to = malloc(((size_t)nw + 1) * sizeof *to);
+    if (!a || !b || !to) {
+        free(a), free(b), free(to);
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    }
+    for (int32_t w = 0; w < nw; w++)
+        a[w] = INT64_MAX, b[w] = -1;
+    for (int64_t i = 0; i < T; i++) {
+        int32_t w = ids[i];
+        if (w < 0)
+            continue;
+        if (offsets[2 * i] < a[w]) a[w] = offsets[2 * i];
+        if (offsets[2 * i + 1] > b[w]) b[w] = offsets[2 * i + 1];
+    }
+    int32_t cur = -1;
+    int prev_digit = 0, prev_cap = 0, prev_end = 1;
+    for (int32_t w = 0; w < nw; w++) {
+        if (b[w] < 0) { /* an id no token holds */
+            to[w] = -1;
+            continue;
+        }
+        int digit = 0, cap = 0;
+        int64_t s = a[w];
+        while (s < b[w] && (text[s] == '(' || text[s] == '"' || text[s] == '\'' || text[s] == '['))
+            s++;
+        cap = s < b[w] && text[s] >= 'A' && text[s] <= 'Z';
+        for (int64_t k = a[w]; k < b[w] && !digit; k++)
+            digit = text[k] >= '0' && text[k] <= '9';
+        int join = cur >= 0 && !prev_end &&
+                   (prev_digit || (digit && (prev_cap || prev_digit)) || (cap && prev_cap));
+        if (!join)
+            cur++;
+        to[w] = cur;
+        uint8_t last = b[w] > a[w] ? text[b[w] - 1] : ' ';
+        prev_digit = digit;
+        prev_cap = cap;
+        prev_end = last == '.' || last == ';' || last == ':' || last == '!' || last == '?' ||
+                   last == ')' || last == ']';
+    }
+    for (int64_t i = 0; i < T; i++)
+        if (ids[i] >= 0)
+            ids[i] = to[ids[i]];
+    free(a), free(b), free(to);
     return 0;
 }
 
@@ -946,6 +1006,7 @@ struct work {
     float *surprisal;          /* qppl --fine: token.surprisal or from logits */
     float *block_score;        /* qppl: [nblocks] nats */
     uint8_t *scored;           /* qppl: [nblocks] 1 = scored */
+    float *unit_score;         /* --unit-score max/top, --sinks: [nunits] */
 };
 
 static void work_free(struct work *w)
@@ -960,6 +1021,7 @@ static void work_free(struct work *w)
     free(w->surprisal);
     free(w->block_score);
     free(w->scored);
+    free(w->unit_score);
 }
 
 int ak_query_rows_from_name(const char *s, ak_query_rows *out)
@@ -1015,13 +1077,73 @@ static double rows_of(const ak_doc *d, ak_tensor *t, const char *key, int64_t ca
     return floor(sum + 0.5);
 }
 
+/* A head selection (--heads) fits a tensor of L layers and H heads. */
+static int heads_fit(const ak_prune_doc_opts *c, const ak_doc *d, const char *name, int64_t L,
+                     int64_t H, ak_err *err)
+{
+    for (int64_t k = 0; c->heads && k < c->nheads; k++)
+        if (c->heads[2 * k] >= L || c->heads[2 * k + 1] >= H)
+            return ak_fail(err, AK_EDATA, "document '%s': --heads names layer %d head %d, %s has "
+                           "%lld layers of %lld heads", d->id, c->heads[2 * k], c->heads[2 * k + 1],
+                           name, (long long)L, (long long)H);
+    return 0;
+}
+
+static int head_on(const ak_prune_doc_opts *c, int64_t l, int64_t h)
+{
+    if (!c->heads)
+        return 1;
+    for (int64_t k = 0; k < c->nheads; k++)
+        if (c->heads[2 * k] == l && c->heads[2 * k + 1] == h)
+            return 1;
+    return 0;
+}
+
+/* ak_rows_mass over the --heads (layer, head) pairs in l0..l1 only. */
+static int rows_mass_heads(const ak_prune_doc_opts *c, const ak_doc *d, const char *name,
+                           ak_tensor *m, int64_t T, double rows, float *score, ak_err *err)
+{
+    int64_t L = m->shape[0], H = m->shape[1];
+    int64_t l0 = c->l0 < 0 ? 0 : c->l0, l1 = c->l1 < 0 || c->l1 > L - 1 ? L - 1 : c->l1;
+    if (!c->heads)
+        return ak_rows_mass(ak_tensor_f32(m), L, H, T, l0, l1, rows, score, err);
+    int rc = heads_fit(c, d, name, L, H, err);
+    if (rc)
+        return rc;
+    if (!(rows > 0))
+        return ak_fail(err, AK_EDATA, "no query rows");
+    int64_t n = 0;
+    for (int64_t l = l0; l <= l1; l++)
+        for (int64_t h = 0; h < H; h++)
+            n += head_on(c, l, h);
+    if (!n)
+        return ak_fail(err, AK_EDATA, "none of the --heads is in layers %lld-%lld", (long long)l0,
+                       (long long)l1);
+    const float *x = ak_tensor_f32(m);
+    double scale = 1.0 / (rows * (double)n);
+    for (int64_t l = l0; l <= l1; l++)
+        for (int64_t h = 0; h < H; h++)
+            if (head_on(c, l, h))
+                for (int64_t j = 0; j < T; j++)
+                    score[j] += (float)(x[(l * H + h) * T + j] * scale);
+    return 0;
+}
+
 /* The question's rows: mean over the layers with attn.probs.<l> in range
  * of the query span's attention (ak_query_mass); without them, the last W
- * queries of attn.mass_last. */
+ * queries of attn.mass_last.  With --heads: the mean over the chosen
+ * (layer, head) pairs instead. */
 static int question_scores(const ak_prune_doc_opts *c, ak_doc *d, int64_t T,
                            const uint8_t *is_query, float *score, ak_err *err)
 {
     int nlayers = 0;
+    int64_t nheads = 0;
+    ak_tensor *ent = c->heads ? ak_doc_get(d, "attn.entropy") : NULL;
+    if (ent && ent->ndim == 3) {
+        int rc = heads_fit(c, d, "attn.entropy", ent->shape[0], ent->shape[1], err);
+        if (rc)
+            return rc;
+    }
     for (size_t k = 0; k < d->ntensors; k++) {
         ak_tensor *t = d->tensors[k];
         const char *n = t->name;
@@ -1035,14 +1157,38 @@ static int question_scores(const ak_prune_doc_opts *c, ak_doc *d, int64_t T,
                            n, (long long)T, (long long)T);
         if (t->shape[0] == 0)
             continue;
-        int rc = ak_query_mass(ak_tensor_f32(t), t->shape[0], T, is_query, score, err);
+        int rc;
+        if (c->heads) {
+            /* which heads the tensor holds: attn.probs.<l>.heads, else all */
+            char hn[80];
+            snprintf(hn, sizeof hn, "%s.heads", n);
+            ak_tensor *ht = ak_doc_get(d, hn);
+            if (ht && (ht->dtype != AK_I32 || ht->ndim != 1 || ht->shape[0] != t->shape[0]))
+                return ak_fail(err, AK_EDATA, "document '%s': %s is not i32 [%lld]", d->id, hn,
+                               (long long)t->shape[0]);
+            for (int64_t k = 0; k < t->shape[0]; k++) {
+                int64_t h = ht ? ak_tensor_i32(ht)[k] : k;
+                if (!head_on(c, l, h))
+                    continue;
+                if ((rc = ak_query_mass(ak_tensor_f32(t) + k * T * T, 1, T, is_query, score, err)))
+                    return ak_wrap(err, "document '%s': %s", d->id, n);
+                nheads++;
+            }
+            nlayers++;
+            continue;
+        }
+        rc = ak_query_mass(ak_tensor_f32(t), t->shape[0], T, is_query, score, err);
         if (rc)
             return ak_wrap(err, "document '%s': %s", d->id, n);
         nlayers++;
     }
+    if (nlayers && c->heads && !nheads)
+        return ak_fail(err, AK_EDATA, "document '%s': none of the --heads is among its "
+                       "attn.probs.<layer>", d->id);
     if (nlayers) {
+        double div = c->heads ? (double)nheads : (double)nlayers;
         for (int64_t j = 0; j < T; j++)
-            score[j] /= (float)nlayers;
+            score[j] = (float)(score[j] / div);
         return 0;
     }
     ak_tensor *ml;
@@ -1052,9 +1198,8 @@ static int question_scores(const ak_prune_doc_opts *c, ak_doc *d, int64_t T,
     if (!ml)
         return ak_fail(err, AK_EDATA, "document '%s': policy query needs attn.probs.<layer> "
                        "(attend --probs) or attn.mass_last (attend --mass-last W)", d->id);
-    if ((rc = ak_rows_mass(ak_tensor_f32(ml), ml->shape[0], ml->shape[1], T, c->l0,
-                           c->l1 < 0 ? INT64_MAX : c->l1, rows_of(d, ml, "mass_last_w", T),
-                           score, err)))
+    if ((rc = rows_mass_heads(c, d, "attn.mass_last", ml, T, rows_of(d, ml, "mass_last_w", T),
+                              score, err)))
         return ak_wrap(err, "document '%s': attn.mass_last", d->id);
     return 0;
 }
@@ -1087,8 +1232,7 @@ static int query_scores(const ak_prune_doc_opts *c, ak_doc *d, int64_t T, const 
     float *a = calloc((size_t)T + 1, sizeof *a);
     if (!a)
         return ak_fail(err, AK_ENOMEM, "out of memory");
-    rc = ak_rows_mass(ak_tensor_f32(mg), mg->shape[0], mg->shape[1], T, c->l0,
-                      c->l1 < 0 ? INT64_MAX : c->l1, grows, a, err);
+    rc = rows_mass_heads(c, d, "attn.mass_gen", mg, T, grows, a, err);
     if (rc)
         ak_wrap(err, "document '%s': attn.mass_gen", d->id);
     for (int64_t j = 0; j < T && !rc; j++)
@@ -1134,6 +1278,42 @@ static int query_span(const ak_prune_doc_opts *c, const int32_t *seg, int64_t nb
     }
     for (int64_t i = 0; !rc && i < T && !*found; i++)
         *found = query[i] != 0;
+    return rc;
+}
+
+int ak_query_span_rows(const ak_doc *d, const char *marker, const char *regex, int64_t *first,
+                       int64_t *last, ak_err *err)
+{
+    ak_tensor *tok, *off, *text = ak_doc_need(d, "text", AK_U8, 1, err);
+    if (!text)
+        return err->code;
+    int rc = doc_tokens(d, &tok, &off, err);
+    if (rc)
+        return rc;
+    int64_t T = tok->shape[0], nblocks = 0;
+    const int32_t *seg = NULL;
+    if ((rc = check_offsets(text->nbytes, ak_tensor_i64(off), T, err)) ||
+        (rc = ak_doc_segments(d, T, &seg, err)) ||
+        (seg && (rc = ak_block_count(seg, T, &nblocks, err))))
+        return rc;
+    uint8_t *q = calloc((size_t)T + 1, 1);
+    if (!q)
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    ak_prune_doc_opts c = {.query_marker = marker, .query_regex = regex};
+    int found = 0;
+    rc = query_span(&c, seg, nblocks, ak_tensor_u8(text), text->nbytes, ak_tensor_i64(off), T, q,
+                    &found, err);
+    if (!rc && !found)
+        rc = ak_fail(err, AK_EDATA, "document '%s' has no query span%s", d->id,
+                     marker || regex ? "" : " (no last block or paragraph after another)");
+    *first = *last = -1;
+    for (int64_t i = 0; !rc && i < T; i++)
+        if (q[i]) {
+            if (*first < 0)
+                *first = i;
+            *last = i;
+        }
+    free(q);
     return rc;
 }
 
@@ -1282,6 +1462,65 @@ static int qppl_scores(const ak_prune_doc_opts *c, ak_doc *d, struct prep *p, ak
     return 0;
 }
 
+static int score_desc(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x < y) - (x > y);
+}
+
+/* --unit-score max / top K and --sinks: each unit's score from its
+ * tokens' scores (the sinks' left out; a unit of sinks only scores 0). */
+static int unit_scores(const ak_prune_doc_opts *c, const ak_doc *d, struct prep *p, ak_err *err)
+{
+    if (!p->score || p->unit_score)
+        return ak_fail(err, AK_EUSAGE, "--unit-score and --sinks need token scores; policy %s "
+                       "scores %s (document '%s')", ak_policy_name(p->opts.policy),
+                       p->unit_score ? "whole blocks" : "nothing", d->id);
+    if (c->unit_agg == AK_UAGG_TOP && c->unit_topk < 1)
+        return ak_fail(err, AK_EUSAGE, "--unit-score top: k must be at least 1");
+    int64_t T = p->T, nu = p->nunits;
+    struct work *w = &p->w;
+    int64_t *start = calloc((size_t)nu + 1, sizeof *start), *len = calloc((size_t)nu + 1, sizeof *len);
+    float *buf = malloc(((size_t)T + 1) * sizeof *buf);
+    w->unit_score = calloc((size_t)nu + 1, sizeof *w->unit_score);
+    if (!start || !len || !buf || !w->unit_score) {
+        free(start), free(len), free(buf);
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    }
+    /* the scored tokens of each unit, gathered unit by unit */
+    for (int64_t i = 0; i < T; i++)
+        if (w->unit[i] >= 0 && i >= c->sinks && !(p->special && p->special[i]))
+            len[w->unit[i]]++;
+    for (int64_t k = 1; k < nu; k++)
+        start[k] = start[k - 1] + len[k - 1];
+    memset(len, 0, ((size_t)nu + 1) * sizeof *len);
+    for (int64_t i = 0; i < T; i++) {
+        int32_t k = w->unit[i];
+        if (k >= 0 && i >= c->sinks && !(p->special && p->special[i]))
+            buf[start[k] + len[k]++] = p->score[i];
+    }
+    for (int64_t k = 0; k < nu; k++) {
+        float *x = buf + start[k];
+        int64_t n = len[k];
+        double s = 0;
+        if (n && c->unit_agg == AK_UAGG_MEAN) {
+            for (int64_t i = 0; i < n; i++)
+                s += x[i];
+            s /= (double)n;
+        } else if (n) {
+            qsort(x, (size_t)n, sizeof *x, score_desc);
+            int64_t m = c->unit_agg == AK_UAGG_MAX ? 1 : (c->unit_topk < n ? c->unit_topk : n);
+            for (int64_t i = 0; i < m; i++)
+                s += x[i];
+            s /= (double)m;
+        }
+        w->unit_score[k] = (float)s;
+    }
+    free(start), free(len), free(buf);
+    p->unit_score = w->unit_score;
+    return 0;
+}
+
 static int prepare(ak_doc *d, const ak_prune_doc_opts *c, struct prep *p, ak_err *err)
 {
     memset(p, 0, sizeof *p);
@@ -1343,6 +1582,8 @@ static int prepare(ak_doc *d, const ak_prune_doc_opts *c, struct prep *p, ak_err
     } else {
         rc = p->opts.unit == AK_UNIT_WORD ? ak_word_ids(txt, tlen, o, T, w->unit, err)
                                           : ak_sentence_ids(txt, tlen, o, T, w->unit, err);
+        if (!rc && p->opts.unit == AK_UNIT_WORD && c->keep_numbers)
+            rc = ak_number_words(txt, tlen, o, T, w->unit, err);
         if (rc)
             return rc;
         p->nunits = 0;
@@ -1428,6 +1669,22 @@ static int prepare(ak_doc *d, const ak_prune_doc_opts *c, struct prep *p, ak_err
     case AK_POLICY_QUERY:
         if ((rc = query_scores(c, d, T, w->query, w->score, &p->query_rows, err)))
             return rc;
+        for (int64_t i = 0; c->pos_base && i < T; i++) {
+            double x = (double)i / (double)T, b;
+            const double *pb = c->pos_base;
+            int64_t k = 0;
+            while (k < c->npos && pb[2 * k] < x)
+                k++;
+            if (k == 0)
+                b = pb[1];
+            else if (k == c->npos)
+                b = pb[2 * c->npos - 1];
+            else {
+                double x0 = pb[2 * k - 2], x1 = pb[2 * k], y0 = pb[2 * k - 1], y1 = pb[2 * k + 1];
+                b = x1 > x0 ? y0 + (y1 - y0) * (x - x0) / (x1 - x0) : y1;
+            }
+            w->score[i] -= (float)(b / (double)T);
+        }
         p->score = w->score;
         /* rows of one span sum to 1 over T keys: T x mean is 1 when uniform */
         p->keys_per_query = (double)T;
@@ -1447,6 +1704,9 @@ static int prepare(ak_doc *d, const ak_prune_doc_opts *c, struct prep *p, ak_err
     default:
         break;
     }
+
+    if ((c->unit_agg != AK_UAGG_MEAN || c->sinks > 0) && (rc = unit_scores(c, d, p, err)))
+        return rc;
 
     /* costs: the stream's tokens, or count_with's tokens of each unit's
      * text (charged to the unit's first token; a token outside units pays

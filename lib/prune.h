@@ -84,6 +84,20 @@ AK_API int ak_sentence_ids(const uint8_t *text, size_t len, const int64_t *offse
 AK_API int ak_word_ids(const uint8_t *text, size_t len, const int64_t *offsets, int64_t T,
                        int32_t *ids, ak_err *err);
 
+/* Joins word units (ids[T] from ak_word_ids, renumbered in place from 0)
+ * so that numbers with what they count, dates and names stay whole: word w
+ * joins the unit of word w-1, unless w-1 ends a clause (its last byte is
+ * one of . ; : ! ? ) ]), when
+ *   - w-1 holds a digit ("30 days", "2, June", "1,230 kilometres"),
+ *   - w holds a digit and w-1 starts with a capital ("Version 2", "June
+ *     1991") or holds a digit too, or
+ *   - both start with a capital letter (names: "Mark Adler", "Free
+ *     Software Foundation").
+ * Digits and capitals are ASCII's (A-Z); a word's text is text[start of its
+ * first token, end of its last).  Tokens with id -1 stay -1. */
+AK_API int ak_number_words(const uint8_t *text, size_t len, const int64_t *offsets, int64_t T,
+                           int32_t *ids, ak_err *err);
+
 /* The kept text, clean: text with each dropped span [a, b) (sorted, not
  * overlapping) cut out, a cut leaving a space (a paragraph break when the
  * cut spans one), then white space normalised: a run holding two or more
@@ -186,6 +200,15 @@ AK_API int ak_query_rows_from_name(const char *s, ak_query_rows *out);
 AK_API int ak_rows_mass(const float *m, int64_t L, int64_t H, int64_t T, int64_t l0, int64_t l1,
                         double rows, float *score, ak_err *err);
 
+/* The query span of d, as prune's query policy finds it (the tokens
+ * overlapping regex's matches, else the blocks holding marker, else the
+ * last block, else the last paragraph of the text when there are two or
+ * more): its first and last token.  Tokens between them that are outside
+ * the span (between two matches) are inside [first, last] all the same.
+ * Needs text and offsets; AK_EDATA when there is no span. */
+AK_API int ak_query_span_rows(const ak_doc *d, const char *marker, const char *regex,
+                              int64_t *first, int64_t *last, ak_err *err);
+
 /* What the prune program asks of each document. */
 typedef struct ak_prune_doc_opts {
     ak_prune_opts o;
@@ -223,7 +246,35 @@ typedef struct ak_prune_doc_opts {
      * then prunes each document without running the model twice.  NULL:
      * no cache.  Free with ak_block_cache_free. */
     struct ak_block_cache *cache;
+    /* A unit's score from its tokens' scores (policies score, mass, query,
+     * entropy, heavy, surprisal; units of several tokens): the mean
+     * (AK_UAGG_MEAN, the default), the max, or the mean of the unit_topk
+     * highest. */
+    int unit_agg;                /* ak_unit_agg */
+    int unit_topk;               /* AK_UAGG_TOP: k >= 1 */
+    /* Attention sinks: the scores of the first `sinks` tokens are left out
+     * of their units' scores (a unit of sinks only scores 0, the lowest an
+     * attention score can be): the mass the first positions draw whatever
+     * they say does not rank their block. */
+    int64_t sinks;
+    /* The query policy's heads (retrieval heads, prune --heads): nheads
+     * (layer, head) pairs, heads[2k] the layer and heads[2k+1] the head;
+     * the mean is taken over those pairs only.  NULL: every head. */
+    const int32_t *heads;
+    int64_t nheads;
+    int keep_numbers;            /* -u word: ak_number_words joins the words of
+                                    numbers, dates and names into one unit */
+    /* Positional calibration of the query policy ("Found in the Middle",
+     * prune --position-baseline): npos points (pos_base[2k] a relative
+     * position in [0, 1], ascending; pos_base[2k+1] the attention an
+     * irrelevant token there gets from the question, times T); token i's
+     * score loses the baseline at i / T (linear between points, the nearest
+     * point outside them) divided by T.  NULL: none. */
+    const double *pos_base;
+    int64_t npos;
 } ak_prune_doc_opts;
+
+typedef enum { AK_UAGG_MEAN, AK_UAGG_MAX, AK_UAGG_TOP } ak_unit_agg;
 
 /* One document's per-block scores, for ak_prune_doc_opts.cache; zeroed
  * before its first use. */

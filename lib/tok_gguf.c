@@ -4,7 +4,8 @@
  *
  *   gpt2   byte-level BPE: the vocabulary in GPT-2's byte spelling (a token
  *          using other characters stands for its UTF-8 bytes), the file's
- *          merges, the split regex tokenizer.ggml.pre names.
+ *          merges, the split regex tokenizer.ggml.pre names; for the
+ *          Qwen architectures an NFC normalizer first.
  *   llama  SentencePiece-style BPE with byte fallback (<0xXX>) and fused
  *          unknowns.  Without tokenizer.ggml.merges the merges are derived
  *          from the vocabulary: every split of a token into two tokens,
@@ -515,6 +516,15 @@ static int build(gload *L, const char *model, size_t model_len, ak_err *err)
     } else if (L->byte_level) {
         tk->decoder = TD_BYTELEVEL;
         tk->bytes_optional = 1;
+        /* transformers' converter for the Qwen architectures (Qwen2Converter)
+         * puts an NFC normalizer before the split */
+        if (!strcmp(arch, "qwen2") || !strcmp(arch, "qwen2moe") || !strcmp(arch, "qwen3") ||
+            !strcmp(arch, "qwen3moe")) {
+            tk_normalizer nz = {.type = TN_NFC};
+            tk->lossy_norm = 1;
+            if (tk_add_normalizer(tk, nz))
+                return ak_fail(err, AK_ENOMEM, "out of memory");
+        }
         tk_pretok p = {.type = TP_SPLIT, .behavior = TB_ISOLATED};
         if ((rc = tk_compile_re(&p, pre_re, strlen(pre_re), 0, err)))
             return rc;

@@ -120,7 +120,7 @@ static int run_dt(ak_device dev, ak_attn_dtype dt, const ak_attn_shape *s, const
     r->ent = calloc(H * s->n_q + 1, 4);
     r->mass = calloc(H * s->n_k + 1, 4);
     r->probs = want_probs ? calloc(H * s->n_q * s->n_k + 1, 4) : NULL;
-    ak_attn_out o = {r->out, r->ent, r->mass, r->probs, NULL, 0};
+    ak_attn_out o = {r->out, r->ent, r->mass, r->probs, NULL, 0, 0};
     ak_err err;
     int rc = ak_attention_dtype(dev, dt, s, q, k, v, &o, &err);
     if (rc)
@@ -240,7 +240,7 @@ static void check_hand_values(void)
                        .scale = 1.0f};
     float q[2] = {0, 0}, k[4] = {1, 2, 3, 4}, v[4] = {1, 0, 0, 3};
     float out[2], ent[1], mass[2];
-    ak_attn_out o = {out, ent, mass, NULL, NULL, 0};
+    ak_attn_out o = {out, ent, mass, NULL, NULL, 0, 0};
     ak_err err;
     CHECK(ak_attention(AK_DEV_CPU, &s, q, k, v, &o, &err) == 0, "uniform row runs");
     CHECK_NEAR(ent[0], log(2.0), 1e-6, "uniform row: entropy = log 2");
@@ -248,7 +248,7 @@ static void check_hand_values(void)
     CHECK_NEAR(out[1], 1.5, 1e-6, "uniform row: output is the mean");
     /* One-hot: a huge score on key 1 makes entropy 0 and mass (0, 1). */
     float q2[2] = {100, 0}, k2[4] = {0, 0, 1, 0};
-    o = (ak_attn_out){out, ent, mass, NULL, NULL, 0};
+    o = (ak_attn_out){out, ent, mass, NULL, NULL, 0, 0};
     CHECK(ak_attention(AK_DEV_CPU, &s, q2, k2, v, &o, &err) == 0, "one-hot row runs");
     CHECK(fabs(ent[0]) < 1e-30 + 1e-6 && mass[1] > 1 - 1e-6 && mass[0] < 1e-6,
           "one-hot row: entropy 0, all mass on key 1 (%g, %g)", ent[0], mass[1]);
@@ -257,7 +257,7 @@ static void check_hand_values(void)
     ak_attn_shape c = {.n_q = 3, .n_k = 3, .n_heads = 1, .n_kv_heads = 1, .head_dim = 1,
                        .causal = 1, .scale = 1.0f};
     float z3[3] = {0, 0, 0}, v3[3] = {1, 2, 3}, o3[3], e3[3], m3[3];
-    o = (ak_attn_out){o3, e3, m3, NULL, NULL, 0};
+    o = (ak_attn_out){o3, e3, m3, NULL, NULL, 0, 0};
     CHECK(ak_attention(AK_DEV_CPU, &c, z3, z3, v3, &o, &err) == 0, "causal uniform runs");
     CHECK_NEAR(m3[0], 1 + 0.5 + 1.0 / 3, 1e-6, "causal: key 0 mass 1 + 1/2 + 1/3");
     CHECK_NEAR(m3[2], 1.0 / 3, 1e-6, "causal: key 2 mass 1/3");
@@ -302,7 +302,7 @@ static void check_workspace(ak_device dev)
             ok &= run_dt(dev, dt, sh, q, k, v, &want, with_stats) == 0;
             float *got = calloc(no + ne + nm + np + 1, 4);
             ak_attn_out o = {got, with_stats ? got + no : NULL, with_stats ? got + no + ne : NULL,
-                             with_stats ? got + no + ne + nm : NULL, NULL, 0};
+                             with_stats ? got + no + ne + nm : NULL, NULL, 0, 0};
             ok &= ak_attention_ws(ws, dev, dt, sh, q, k, v, &o, &err) == 0;
             ok &= memcmp(got, want.out, no * 4) == 0;
             if (with_stats)

@@ -1,0 +1,129 @@
+"""examples/tasks.py's issue-19 tasks (pqa, needle): counts, positions,
+sizes, the calibration/test split, the answers present where they must be
+and absent where they must not, the paraphrase rule (no run of three
+content words shared with the gold paragraph, recomputed here with its own
+stop list and a plain n-gram check), and the same items from the same seed.
+Needs Debian's /usr/share/common-licenses and the copyright files of a
+minimal system; skipped where they are missing."""
+import csv
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+TOP = os.environ["AK_TOP"]
+sys.path.insert(0, os.path.join(TOP, "tests", "py"))
+sys.path.insert(0, os.path.join(TOP, "examples"))
+import tap  # noqa: E402
+from tap import check  # noqa: E402
+
+STOP = set("a an the and or of to in on at by for from with as is are was be it its this that their "
+           "they you your who what when which how not any all one can may must after before do does "
+           "did has have had so than there".split())
+
+
+def ngrams(text, n):
+    w = [x for x in re.findall(r"[a-z0-9]+", text.lower()) if x not in STOP]
+    return {tuple(w[i:i + n]) for i in range(len(w) - n + 1)}
+
+
+def make(out, *extra):
+    r = subprocess.run([sys.executable, os.path.join(TOP, "examples", "tasks.py"), out, *extra],
+                       capture_output=True, text=True)
+    return r.returncode, r.stderr.strip()
+
+
+need = ["/usr/share/common-licenses/GPL-3"] + [f"/usr/share/doc/{p}/copyright" for p in
+                                               ("zlib1g", "gzip", "libbz2-1.0", "tar", "mawk")]
+if not all(os.path.exists(p) for p in need):
+    print("ok - # SKIP not a Debian system with base-files and the minimal packages' copyright files")
+    sys.exit(0)
+
+import pqa  # noqa: E402
+
+tmp = tempfile.mkdtemp()
+a, b = os.path.join(tmp, "a"), os.path.join(tmp, "b")
+rc, err = make(a)
+check(rc == 0, f"tasks.py writes the items {err}")
+rc2, err2 = make(b)
+same = rc2 == 0 and all(open(os.path.join(a, t, f), "rb").read() == open(os.path.join(b, t, f), "rb").read()
+                        for t in ("pqa", "needle") for f in os.listdir(os.path.join(a, t)))
+check(same, "the same seed gives the same pqa and needle items")
+rows = list(csv.DictReader(open(os.path.join(a, "items.tsv")), delimiter="\t"))
+pq = [r for r in rows if r["task"] == "pqa"]
+nd = [r for r in rows if r["task"] == "needle"]
+check(len(pq) == 3 * len(pqa.QUESTIONS) >= 60, f"pqa: {len(pq)} items, three per question (at least 60)")
+check(len(nd) == 48, f"needle: {len(nd)} items (4 kinds x 3 depths x 4)")
+check({(r["position"], r["size"]) for r in pq} == {(p, s) for p in ("start", "middle", "end")
+                                                  for s in ("1000", "2000", "4000")},
+      "pqa: every gold position meets every size")
+
+texts = {r["name"]: open(os.path.join(a, r["task"], r["name"] + ".txt"), encoding="utf-8").read() for r in pq + nd}
+check(all(texts[r["name"]].rsplit("\n\n", 1)[1].startswith("Question: ") for r in pq + nd),
+      "every item ends with its question, a paragraph of its own")
+
+bad_run, bad_ans, bad_pos = [], [], []
+for i, q in enumerate(pqa.QUESTIONS):
+    items = pq[3 * i:3 * i + 3]
+    for r in items:
+        docs = re.findall(r"^Document \[(\d+)\] \([^)]*\): (.*)$", texts[r["name"]], re.M)
+        holding = [int(n) for n, d in docs if any(x.lower() in d.lower() for x in r["answers"].split("|"))]
+        k = len(docs)
+        want = {"start": 1, "middle": k // 2 + 1, "end": k}[r["position"]]
+        if holding != [want]:
+            bad_pos.append((r["name"], holding, want))
+        gold = docs[want - 1][1]
+        if ngrams(q["question"], 3) & ngrams(gold, 3):
+            bad_run.append(r["name"])
+        if r["answer"] not in gold:
+            bad_ans.append(r["name"])
+check(not bad_pos, f"pqa: exactly one document holds an answer, at the item's position {bad_pos[:3]}")
+check(not bad_run, f"pqa: no question shares three consecutive content words with its gold {bad_run[:3]}")
+check(not bad_ans, f"pqa: the gold answer is in the gold document {bad_ans[:3]}")
+splits = {}
+for i in range(len(pqa.QUESTIONS)):
+    splits[i] = {r["split"] for r in pq[3 * i:3 * i + 3]}
+check(all(len(v) == 1 for v in splits.values()), "pqa: a question's three items are all calibration or all test")
+ntest = sum(r["split"] == "test" for r in pq)
+check(30 <= ntest < len(pq), f"pqa: {ntest} test items, the rest calibration")
+ntest = sum(r["split"] == "test" for r in nd)
+check(30 <= ntest < len(nd), f"needle: {ntest} test items, the rest calibration")
+
+bad = []
+for r in nd:
+    t = texts[r["name"]]
+    if r["kind"] == "vartrack":
+        names = r["answer"].split(", ")
+        v = re.search(r"assigned the value (\d+)", t).group(1)
+        chain = [f"VAR {names[0]} = {v}.", f"VAR {names[1]} = VAR {names[0]}.", f"VAR {names[2]} = VAR {names[1]}."]
+        if not all(c in t for c in chain):
+            bad.append(r["name"])
+    else:
+        vals = r["answers"].split("|")[1:] if r["kind"] == "multivalue" else [r["answer"]]
+        key = re.search(r"magic numbers? for (\w+)", t.rsplit("Question: ", 1)[1]).group(1)
+        got = re.findall(rf"special magic numbers for {key} is: (\d+)\.", t)
+        if sorted(got) != sorted(vals):
+            bad.append(r["name"])
+check(not bad, f"needle: the asked key's values (or the variable chain) are in the haystack, and only those {bad[:3]}")
+depth_ok = all(
+    (lambda t, pos: (lambda i, n: {"start": i < n * 0.15, "middle": 0.3 < i / n < 0.7, "end": i > n * 0.7}[pos])(
+        t.find("magic numbers for") if "magic" in t.split("Question:")[0] else t.find("VAR "), len(t)))(
+        texts[r["name"]], r["position"]) for r in nd)
+check(depth_ok, "needle: the first needle sits at the item's depth (start, middle or end of the haystack)")
+
+# the paraphrase rule is enforced: a question quoting its gold is refused
+bad_q = dict(pqa.QUESTIONS[0], question="How long to cure the violation prior to the notice?")
+probe = os.path.join(tmp, "probe")
+os.makedirs(probe)
+with open(os.path.join(probe, "pqa.py"), "w") as f:
+    f.write("from importlib.machinery import SourceFileLoader as _L\n"
+            f"_m = _L('pqa0', {os.path.join(TOP, 'examples', 'pqa.py')!r}).load_module()\n"
+            f"QUESTIONS = [{bad_q!r}] + _m.QUESTIONS[1:]\n")
+r = subprocess.run([sys.executable, "-c",
+                    f"import sys; sys.path.insert(0, {probe!r}); sys.path.insert(1, {os.path.join(TOP, 'examples')!r}); "
+                    f"sys.argv = ['tasks.py', {os.path.join(tmp, 'c')!r}]; import tasks; tasks.main()"],
+                   capture_output=True, text=True)
+check(r.returncode != 0 and "shares a run of" in r.stderr,
+      f"a question sharing a run of content words with its gold is refused: {r.stderr.strip()}")
+sys.exit(tap.status())
