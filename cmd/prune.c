@@ -388,64 +388,19 @@ static ak_model *load_lm(const char *arg, int32_t *bos)
     return m;
 }
 
-/* --heads FILE: lines "LAYER HEAD" (blank lines and # comments allowed),
- * into pairs; exits with one line naming the file and line on an error. */
-static int64_t read_heads(const char *path, int32_t **out)
+/* The two-number lines of --heads and --position-baseline (blank lines and
+ * # comments allowed) into pairs[2n]; ok(x, y, the previous pair or NULL)
+ * says whether a pair is valid, else the program exits with one line
+ * naming the file, the line and what was expected. */
+static int64_t read_pairs(const char *opt, const char *path, const char *expected,
+                          const char *empty, int (*ok)(double x, double y, const double *prev),
+                          double **out)
 {
     ak_err e = {0};
     char *data;
     size_t len;
     if (ak_read_file(path, (size_t)1 << 24, &data, &len, &e))
-        ak_dief(e.code, "--heads: %s", e.msg);
-    int32_t *v = NULL;
-    int64_t n = 0, cap = 0, lineno = 0;
-    for (char *line = data, *next; line < data + len; line = next) {
-        lineno++;
-        char *nl = memchr(line, '\n', (size_t)(data + len - line));
-        next = nl ? nl + 1 : data + len;
-        if (nl)
-            *nl = 0;
-        char *hash = strchr(line, '#');
-        if (hash)
-            *hash = 0;
-        long a, b;
-        int used = 0;
-        if (strspn(line, " \t\r") == strlen(line))
-            continue;  /* blank or comment */
-        if (sscanf(line, " %ld %ld %n", &a, &b, &used) != 2 || line[used] || a < 0 || b < 0 ||
-            a > 1 << 20 || b > 1 << 20) {
-            free(data);
-            free(v);
-            ak_dief(AK_EDATA, "--heads: %s:%lld: expected LAYER HEAD (two numbers >= 0)", path,
-                    (long long)lineno);
-        }
-        if (n == cap) {
-            cap = cap ? 2 * cap : 16;
-            int32_t *w = realloc(v, (size_t)cap * 2 * sizeof *w);
-            if (!w)
-                ak_dief(AK_ENOMEM, "out of memory");
-            v = w;
-        }
-        v[2 * n] = (int32_t)a;
-        v[2 * n + 1] = (int32_t)b;
-        n++;
-    }
-    free(data);
-    if (!n)
-        ak_dief(AK_EDATA, "--heads: %s names no head", path);
-    *out = v;
-    return n;
-}
-
-/* --position-baseline FILE: lines "POS VALUE", POS in [0, 1] ascending,
- * VALUE finite (blank lines and # comments allowed). */
-static int64_t read_baseline(const char *path, double **out)
-{
-    ak_err e = {0};
-    char *data;
-    size_t len;
-    if (ak_read_file(path, (size_t)1 << 24, &data, &len, &e))
-        ak_dief(e.code, "--position-baseline: %s", e.msg);
+        ak_dief(e.code, "%s: %s", opt, e.msg);
     double *v = NULL;
     int64_t n = 0, cap = 0, lineno = 0;
     for (char *line = data, *next; line < data + len; line = next) {
@@ -458,15 +413,14 @@ static int64_t read_baseline(const char *path, double **out)
         if (hash)
             *hash = 0;
         if (strspn(line, " \t\r") == strlen(line))
-            continue;
+            continue;  /* blank or comment */
         double x, y;
         int used = 0;
         if (sscanf(line, " %lf %lf %n", &x, &y, &used) != 2 || line[used] || !isfinite(x) ||
-            !isfinite(y) || x < 0 || x > 1 || (n && x <= v[2 * n - 2])) {
+            !isfinite(y) || !ok(x, y, n ? v + 2 * n - 2 : NULL)) {
             free(data);
             free(v);
-            ak_dief(AK_EDATA, "--position-baseline: %s:%lld: expected POS VALUE (POS in [0, 1], "
-                    "ascending; VALUE finite)", path, (long long)lineno);
+            ak_dief(AK_EDATA, "%s: %s:%lld: expected %s", opt, path, (long long)lineno, expected);
         }
         if (n == cap) {
             cap = cap ? 2 * cap : 16;
@@ -481,9 +435,42 @@ static int64_t read_baseline(const char *path, double **out)
     }
     free(data);
     if (!n)
-        ak_dief(AK_EDATA, "--position-baseline: %s has no point", path);
+        ak_dief(AK_EDATA, "%s: %s %s", opt, path, empty);
     *out = v;
     return n;
+}
+
+static int head_ok(double l, double h, const double *prev)
+{
+    return l == floor(l) && h == floor(h) && l >= 0 && h >= 0 && l <= 1 << 20 && h <= 1 << 20;
+}
+
+/* --heads FILE: lines "LAYER HEAD" (retrieval heads), into pairs. */
+static int64_t read_heads(const char *path, int32_t **out)
+{
+    double *v;
+    int64_t n = read_pairs("--heads", path, "LAYER HEAD (two whole numbers >= 0)",
+                           "names no head", head_ok, &v);
+    if (!(*out = malloc((size_t)n * 2 * sizeof **out)))
+        ak_dief(AK_ENOMEM, "out of memory");
+    for (int64_t i = 0; i < 2 * n; i++)
+        (*out)[i] = (int32_t)v[i];
+    free(v);
+    return n;
+}
+
+static int baseline_ok(double pos, double value, const double *prev)
+{
+    return pos >= 0 && pos <= 1 && (!prev || pos > prev[0]);
+}
+
+/* --position-baseline FILE: lines "POS VALUE", POS in [0, 1] ascending,
+ * VALUE finite. */
+static int64_t read_baseline(const char *path, double **out)
+{
+    return read_pairs("--position-baseline", path,
+                      "POS VALUE (POS in [0, 1], ascending; VALUE finite)", "has no point",
+                      baseline_ok, out);
 }
 
 int main(int argc, char *argv[])
