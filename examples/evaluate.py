@@ -45,13 +45,14 @@ TASKS = {
                protect=["--protect-regex", r'(?s)\nThe value of ".*'], generate=8),
     "cont": dict(segments=["--segments", "paragraph"], query=[],
                  protect=["--protect", "last"], generate=0),
-    # issue 19: chat prompts (tokenize --chat), the question the last block;
+    # issue 19: chat prompts (tokenize --chat), the question and the line
+    # asking for a short answer the last block;
     # its rows exactly (attend --mass-rows last), 8 greedy tokens
     "pqa": dict(segments=["--chat", "--segments", "paragraph"], query=[],
-                protect=["--protect-regex", "Question: [^\n]*"], generate=8,
+                protect=["--protect-regex", "(?s)Question: .*"], generate=8,
                 rows=["--mass-rows", "last"]),
     "needle": dict(segments=["--chat", "--segments", "paragraph"], query=[],
-                   protect=["--protect-regex", "Question: [^\n]*"], generate=8,
+                   protect=["--protect-regex", "(?s)Question: .*"], generate=8,
                    rows=["--mass-rows", "last"]),
 }
 
