@@ -6,7 +6,7 @@
 #include "check.h"
 #include "lm.h"
 #include "model.h"
-#include "prune.h"
+#include "protect.h"
 #include "window.h"
 
 #include <getopt.h>

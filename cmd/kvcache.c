@@ -9,7 +9,7 @@
 #include "generate.h"
 #include "kvcache.h"
 #include "model.h"
-#include "prune.h"
+#include "protect.h"
 #include "tokenizer.h"
 #include "tsv.h"
 

@@ -72,3 +72,27 @@ int ak_check_offsets(const int64_t *offsets, int64_t T, size_t len, ak_err *err)
     }
     return 0;
 }
+
+int ak_offsets_in_text(size_t len, const int64_t *offsets, int64_t T, ak_err *err)
+{
+    for (int64_t i = 0; i < T; i++) {
+        int64_t a = offsets[2 * i], b = offsets[2 * i + 1];
+        if (a < 0 || b < a || (uint64_t)b > len)
+            return ak_fail(err, AK_EDATA, "offsets[%lld] = [%lld, %lld) outside the %zu bytes of text",
+                           (long long)i, (long long)a, (long long)b, len);
+    }
+    return 0;
+}
+
+int ak_doc_tokens(const ak_doc *d, ak_tensor **tok, ak_tensor **off, ak_err *err)
+{
+    if (!(*tok = ak_doc_need(d, "tokens", AK_I32, 1, err)) ||
+        !(*off = ak_doc_need(d, "offsets", AK_I64, 2, err)))
+        return err->code;
+    int64_t T = (*tok)->shape[0];
+    if ((*off)->shape[0] != T || (*off)->shape[1] != 2)
+        return ak_fail(err, AK_EDATA, "document '%s': offsets is [%lld, %lld], tokens has %lld",
+                       d->id, (long long)(*off)->shape[0], (long long)(*off)->shape[1],
+                       (long long)T);
+    return 0;
+}

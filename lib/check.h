@@ -7,6 +7,7 @@
 #define AK_CHECK_H
 
 #include "ak.h"
+#include "stream.h"
 #include "tensor.h"
 
 /* Index of the first element of x[n] that is NaN or +-Inf, or n. */
@@ -25,5 +26,14 @@ void ak_tensor_index(const ak_tensor *t, size_t i, char *buf, size_t size);
  * come in text order (starts and ends never decrease).  Empty spans
  * (special tokens) may sit anywhere inside the text. */
 int ak_check_offsets(const int64_t *offsets, int64_t T, size_t len, ak_err *err);
+
+/* offsets[T, 2] are byte spans of a text of len bytes (0 <= start <= end
+ * <= len), in any order: what the units and the protection of prune.h need
+ * to index the text safely. */
+int ak_offsets_in_text(size_t len, const int64_t *offsets, int64_t T, ak_err *err);
+
+/* tokens i32 [T] and offsets i64 [T, 2] of d, of the same length (err not
+ * NULL). */
+int ak_doc_tokens(const ak_doc *d, ak_tensor **tok, ak_tensor **off, ak_err *err);
 
 #endif

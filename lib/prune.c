@@ -1,6 +1,5 @@
-/* prune.c - policies, protection, selection under a budget, and the
+/* prune.c - policies, selection under a budget, and the
  * document rewritten to the kept tokens (see prune.h). */
-#define PCRE2_CODE_UNIT_WIDTH 8
 #include "prune.h"
 #include "sample.h"
 #include "prune_lm.h"
@@ -10,7 +9,6 @@
 #include "tokenizer.h"
 
 #include <math.h>
-#include <pcre2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,23 +163,12 @@ int ak_query_mass(const float *p, int64_t nh, int64_t T, const uint8_t *is_query
     return 0;
 }
 
-/* ---- units and protection ---- */
-
-static int check_offsets(size_t len, const int64_t *offsets, int64_t T, ak_err *err)
-{
-    for (int64_t i = 0; i < T; i++) {
-        int64_t a = offsets[2 * i], b = offsets[2 * i + 1];
-        if (a < 0 || b < a || (uint64_t)b > len)
-            return ak_fail(err, AK_EDATA, "offsets[%lld] = [%lld, %lld) outside the %zu bytes of text",
-                           (long long)i, (long long)a, (long long)b, len);
-    }
-    return 0;
-}
+/* ---- units ---- */
 
 int ak_sentence_ids(const uint8_t *text, size_t len, const int64_t *offsets,
                     int64_t T, int32_t *ids, ak_err *err)
 {
-    int rc = check_offsets(len, offsets, T, err);
+    int rc = ak_offsets_in_text(len, offsets, T, err);
     if (rc)
         return rc;
     /* the sentences of tokenize --segments sentence (segment.h) */
@@ -242,7 +229,7 @@ static int cjk_boundary(const uint8_t *t, size_t len, int64_t a)
 int ak_word_ids(const uint8_t *text, size_t len, const int64_t *offsets, int64_t T,
                 int32_t *ids, ak_err *err)
 {
-    int rc = check_offsets(len, offsets, T, err);
+    int rc = ak_offsets_in_text(len, offsets, T, err);
     if (rc)
         return rc;
     int32_t word = -1;
@@ -267,7 +254,7 @@ int ak_word_ids(const uint8_t *text, size_t len, const int64_t *offsets, int64_t
 int ak_number_words(const uint8_t *text, size_t len, const int64_t *offsets, int64_t T,
                     int32_t *ids, ak_err *err)
 {
-    int rc = check_offsets(len, offsets, T, err);
+    int rc = ak_offsets_in_text(len, offsets, T, err);
     if (rc)
         return rc;
     int32_t nw = -1;
@@ -399,164 +386,6 @@ int ak_kept_text(const uint8_t *text, size_t len, const int64_t *dropped, int64_
     *out = o;
     *outlen = w;
     return 0;
-}
-
-/* Byte coverage of match spans, kept as a difference array (diff[a]++,
- * diff[b]-- per span [a, b)), turned into marks on the tokens overlapping
- * any span: O(text + tokens) however many matches there are. */
-static int mark_covered(size_t len, const int64_t *offsets, int64_t T, int32_t *diff,
-                        uint8_t *hit, ak_err *err)
-{
-    uint32_t *pre = malloc((len + 1) * sizeof *pre);
-    if (!pre)
-        return ak_fail(err, AK_ENOMEM, "out of memory for %zu bytes of text", len);
-    int64_t depth = 0;
-    pre[0] = 0;
-    for (size_t i = 0; i < len; i++) {
-        depth += diff[i];
-        pre[i + 1] = pre[i] + (depth > 0);
-    }
-    for (int64_t i = 0; i < T; i++) {
-        int64_t a = offsets[2 * i], b = offsets[2 * i + 1];
-        if (a < b && pre[b] != pre[a])
-            hit[i] = 1;
-    }
-    free(pre);
-    return 0;
-}
-
-int ak_protect_regex(const uint8_t *text, size_t len, const int64_t *offsets,
-                     int64_t T, const char *re, uint8_t *protect, ak_err *err)
-{
-    int rc = check_offsets(len, offsets, T, err);
-    if (rc)
-        return rc;
-    int ecode;
-    PCRE2_SIZE eoff;
-    pcre2_code *code = pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED, PCRE2_UTF,
-                                     &ecode, &eoff, NULL);
-    if (!code) {
-        PCRE2_UCHAR buf[256];
-        pcre2_get_error_message(ecode, buf, sizeof buf);
-        return ak_fail(err, AK_EUSAGE, "regex '%s' at %zu: %s", re, (size_t)eoff, (char *)buf);
-    }
-    pcre2_match_data *md = pcre2_match_data_create_from_pattern(code, NULL);
-    int32_t *diff = calloc(len + 1, sizeof *diff);
-    if (!md || !diff) {
-        pcre2_match_data_free(md);
-        pcre2_code_free(code);
-        free(diff);
-        return ak_fail(err, AK_ENOMEM, "out of memory");
-    }
-    PCRE2_SIZE start = 0;
-    uint32_t opts = 0;
-    rc = 0;
-    for (;;) {
-        int m = pcre2_match(code, text, len, start, opts, md, NULL);
-        if (m == PCRE2_ERROR_NOMATCH)
-            break;
-        if (m < 0) {
-            PCRE2_UCHAR buf[256];
-            pcre2_get_error_message(m, buf, sizeof buf);
-            if (m <= PCRE2_ERROR_UTF8_ERR1 && m >= PCRE2_ERROR_UTF8_ERR21)
-                rc = ak_fail(err, AK_EDATA, "text: invalid UTF-8 at byte %zu: %s",
-                             (size_t)pcre2_get_startchar(md), (char *)buf);
-            else
-                rc = ak_fail(err, AK_EDATA, "regex '%s': %s", re, (char *)buf);
-            break;
-        }
-        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
-        int64_t a = (int64_t)ov[0], b = (int64_t)ov[1];
-        if (b > a) { /* \K can put the start after the end: such matches cover nothing */
-            diff[a]++;
-            diff[b]--;
-        }
-        if (b == a) {
-            if ((size_t)b >= len)
-                break;
-            /* empty match: step one UTF-8 character */
-            start = (PCRE2_SIZE)b + 1;
-            while (start < len && (text[start] & 0xC0) == 0x80)
-                start++;
-        } else {
-            start = (PCRE2_SIZE)b;
-        }
-        opts = PCRE2_NO_UTF_CHECK; /* checked by the first match */
-    }
-    pcre2_match_data_free(md);
-    pcre2_code_free(code);
-    if (!rc)
-        rc = mark_covered(len, offsets, T, diff, protect, err);
-    free(diff);
-    return rc;
-}
-
-int ak_protect_marker(const uint8_t *text, size_t len, const int64_t *offsets,
-                      const int32_t *segments, int64_t T, const char *marker,
-                      uint8_t *protect, ak_err *err)
-{
-    size_t mlen = strlen(marker);
-    if (mlen == 0)
-        return ak_fail(err, AK_EUSAGE, "empty protect marker");
-    int rc = check_offsets(len, offsets, T, err);
-    if (rc)
-        return rc;
-    int32_t *diff = calloc(len + 1, sizeof *diff);
-    uint8_t *hit = calloc((size_t)T + 1, 1);
-    if (!diff || !hit) {
-        free(diff);
-        free(hit);
-        return ak_fail(err, AK_ENOMEM, "out of memory");
-    }
-    const uint8_t *p = text, *end = text + len;
-    while ((size_t)(end - p) >= mlen) {
-        const uint8_t *at = memmem(p, (size_t)(end - p), marker, mlen);
-        if (!at)
-            break;
-        diff[at - text]++;
-        diff[at - text + (ptrdiff_t)mlen]--;
-        p = at + mlen;
-    }
-    rc = mark_covered(len, offsets, T, diff, hit, err);
-    free(diff);
-    if (rc) {
-        free(hit);
-        return rc;
-    }
-    /* a hit token protects itself and, through a bitmap of blocks, its block */
-    uint8_t *blocks = calloc((size_t)T + 1, 1);
-    if (!blocks) {
-        free(hit);
-        return ak_fail(err, AK_ENOMEM, "out of memory");
-    }
-    for (int64_t i = 0; i < T; i++)
-        if (hit[i]) {
-            protect[i] = 1;
-            if (segments && segments[i] >= 0 && segments[i] < T)
-                blocks[segments[i]] = 1;
-        }
-    for (int64_t i = 0; segments && i < T; i++)
-        if (segments[i] >= 0 && segments[i] < T && blocks[segments[i]])
-            protect[i] = 1;
-    free(hit);
-    free(blocks);
-    return 0;
-}
-
-void ak_protect_block_end(const int32_t *segments, int64_t T, int which, uint8_t *protect)
-{
-    int32_t want = -1;
-    for (int64_t i = 0; i < T; i++) {
-        if (segments[i] < 0)
-            continue;
-        if (want < 0 || (which == 0 ? segments[i] < want : segments[i] > want))
-            want = segments[i];
-    }
-    if (want < 0)
-        return;
-    for (int64_t i = 0; i < T; i++)
-        if (segments[i] == want)
-            protect[i] = 1;
 }
 
 /* ---- selection ---- */
@@ -848,27 +677,13 @@ static int span_cmp(const void *pa, const void *pb)
     return a->a < b->a ? -1 : a->a > b->a ? 1 : (a->b < b->b ? -1 : a->b > b->b);
 }
 
-/* tokens i32 [T] and offsets i64 [T, 2] of d (err not NULL). */
-static int doc_tokens(const ak_doc *d, ak_tensor **tok, ak_tensor **off, ak_err *err)
-{
-    if (!(*tok = ak_doc_need(d, "tokens", AK_I32, 1, err)) ||
-        !(*off = ak_doc_need(d, "offsets", AK_I64, 2, err)))
-        return err->code;
-    int64_t T = (*tok)->shape[0];
-    if ((*off)->shape[0] != T || (*off)->shape[1] != 2)
-        return ak_fail(err, AK_EDATA, "document '%s': offsets is [%lld, %lld], tokens has %lld",
-                       d->id, (long long)(*off)->shape[0], (long long)(*off)->shape[1],
-                       (long long)T);
-    return 0;
-}
-
 int ak_prune_apply(ak_doc *d, const uint8_t *keep, const float *token_score, ak_err *err)
 {
     ak_err scratch;
     if (!err)
         err = &scratch;
     ak_tensor *tok, *off;
-    int rc = doc_tokens(d, &tok, &off, err);
+    int rc = ak_doc_tokens(d, &tok, &off, err);
     if (rc)
         return rc;
     int64_t T = tok->shape[0];
@@ -1241,82 +1056,6 @@ static int query_scores(const ak_prune_doc_opts *c, ak_doc *d, int64_t T, const 
     return rc;
 }
 
-/* The query span: the --query-regex / --query-marker matches, else the
- * last block, else the last paragraph of the text, when there are at
- * least two (a single block or paragraph is the whole prompt, not its
- * question).  Sets *found. */
-static int query_span(const ak_prune_doc_opts *c, const int32_t *seg, int64_t nblocks,
-                      const uint8_t *txt, size_t tlen, const int64_t *o, int64_t T,
-                      uint8_t *query, int *found, ak_err *err)
-{
-    int rc = 0;
-    *found = 0;
-    if (c->query_regex)
-        rc = ak_protect_regex(txt, tlen, o, T, c->query_regex, query, err);
-    else if (c->query_marker)
-        rc = ak_protect_marker(txt, tlen, o, seg, T, c->query_marker, query, err);
-    else if (seg && nblocks >= 2)
-        ak_protect_block_end(seg, T, 1, query);
-    else if (!seg) {
-        int64_t *starts;
-        size_t n;
-        if ((rc = ak_text_blocks((const char *)txt, tlen, AK_SEG_PARAGRAPH, &starts, &n, err)))
-            return rc;
-        if (n >= 1) {
-            int32_t *para = malloc(((size_t)T + 1) * sizeof *para);
-            if (!para) {
-                free(starts);
-                return ak_fail(err, AK_ENOMEM, "out of memory");
-            }
-            ak_token_blocks((const char *)txt, tlen, o, (size_t)T, starts, n, para);
-            for (int64_t i = 0; i < T; i++)
-                if (para[i] == (int32_t)n && o[2 * i] < o[2 * i + 1])
-                    query[i] = 1;
-            free(para);
-        }
-        free(starts);
-    }
-    for (int64_t i = 0; !rc && i < T && !*found; i++)
-        *found = query[i] != 0;
-    return rc;
-}
-
-int ak_query_span_rows(const ak_doc *d, const char *marker, const char *regex, int64_t *first,
-                       int64_t *last, ak_err *err)
-{
-    ak_tensor *tok, *off, *text = ak_doc_need(d, "text", AK_U8, 1, err);
-    if (!text)
-        return err->code;
-    int rc = doc_tokens(d, &tok, &off, err);
-    if (rc)
-        return rc;
-    int64_t T = tok->shape[0], nblocks = 0;
-    const int32_t *seg = NULL;
-    if ((rc = check_offsets(text->nbytes, ak_tensor_i64(off), T, err)) ||
-        (rc = ak_doc_segments(d, T, &seg, err)) ||
-        (seg && (rc = ak_block_count(seg, T, &nblocks, err))))
-        return rc;
-    uint8_t *q = calloc((size_t)T + 1, 1);
-    if (!q)
-        return ak_fail(err, AK_ENOMEM, "out of memory");
-    ak_prune_doc_opts c = {.query_marker = marker, .query_regex = regex};
-    int found = 0;
-    rc = query_span(&c, seg, nblocks, ak_tensor_u8(text), text->nbytes, ak_tensor_i64(off), T, q,
-                    &found, err);
-    if (!rc && !found)
-        rc = ak_fail(err, AK_EDATA, "document '%s' has no query span%s", d->id,
-                     marker || regex ? "" : " (no last block or paragraph after another)");
-    *first = *last = -1;
-    for (int64_t i = 0; !rc && i < T; i++)
-        if (q[i]) {
-            if (*first < 0)
-                *first = i;
-            *last = i;
-        }
-    free(q);
-    return rc;
-}
-
 /* Tokens of text[a, b) under tk. */
 static int count_tokens(ak_tokenizer *tk, const uint8_t *text, int64_t a, int64_t b,
                         int64_t *n, ak_err *err)
@@ -1525,7 +1264,7 @@ static int prepare(ak_doc *d, const ak_prune_doc_opts *c, struct prep *p, ak_err
 {
     memset(p, 0, sizeof *p);
     int rc = ak_prune_check_doc(d, err);
-    if (rc || (rc = doc_tokens(d, &p->tok, &p->off, err)))
+    if (rc || (rc = ak_doc_tokens(d, &p->tok, &p->off, err)))
         return rc;
     if (!(p->text = ak_doc_need(d, "text", AK_U8, 1, err)))
         return err->code;
@@ -1609,7 +1348,8 @@ static int prepare(ak_doc *d, const ak_prune_doc_opts *c, struct prep *p, ak_err
         return rc;
     int have_query = 0, by_query = pol == AK_POLICY_QUERY || pol == AK_POLICY_SIMILARITY;
     if ((by_query || !c->no_query) &&
-        (rc = query_span(c, seg, p->nblocks, txt, tlen, o, T, w->query, &have_query, err)))
+        (rc = ak_query_span(txt, tlen, o, T, seg, p->nblocks, c->query_marker, c->query_regex,
+                            w->query, &have_query, err)))
         return rc;
     if ((by_query || pol == AK_POLICY_QPPL) && !have_query) {
         int64_t i = 0;

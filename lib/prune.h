@@ -3,7 +3,7 @@
  *
  * Three steps, usable separately:
  *   1. a score per token from a policy (ak_prune_scores, ak_query_mass);
- *   2. which tokens are protected (ak_protect_*), which are forced (special
+ *   2. which tokens are protected (ak_protect_*, protect.h), which are forced (special
  *      tokens, segments == -1), and the selection under the budget
  *      (ak_prune_select);
  *   3. the document rewritten to the kept tokens (ak_prune_apply).
@@ -13,6 +13,7 @@
 
 #include "device.h"
 #include "metrics.h"
+#include "protect.h"
 #include "stream.h"
 
 struct ak_model;
@@ -108,19 +109,6 @@ AK_API int ak_number_words(const uint8_t *text, size_t len, const int64_t *offse
 AK_API int ak_kept_text(const uint8_t *text, size_t len, const int64_t *dropped, int64_t n,
                         char **out, size_t *outlen, ak_err *err);
 
-/* Protection marks (protect[T], set to 1, never cleared). */
-/* Tokens overlapping a match of the PCRE2 pattern re in text (UTF-8). */
-AK_API int ak_protect_regex(const uint8_t *text, size_t len, const int64_t *offsets,
-                            int64_t T, const char *re, uint8_t *protect, ak_err *err);
-/* Every block (segment) holding a token that overlaps an occurrence of
- * marker in text; a token outside blocks is protected alone. */
-AK_API int ak_protect_marker(const uint8_t *text, size_t len, const int64_t *offsets,
-                             const int32_t *segments, int64_t T, const char *marker,
-                             uint8_t *protect, ak_err *err);
-/* The first (which = 0) or last (which = 1) block of segments. */
-AK_API void ak_protect_block_end(const int32_t *segments, int64_t T, int which,
-                                 uint8_t *protect);
-
 typedef struct ak_prune_input {
     int64_t T;
     const int32_t *unit;      /* [T] unit id per token (token index, sentence or
@@ -199,15 +187,6 @@ AK_API int ak_query_rows_from_name(const char *s, ak_query_rows *out);
  * ak_query_mass.  AK_EDATA when rows <= 0 or l0..l1 is empty. */
 AK_API int ak_rows_mass(const float *m, int64_t L, int64_t H, int64_t T, int64_t l0, int64_t l1,
                         double rows, float *score, ak_err *err);
-
-/* The query span of d, as prune's query policy finds it (the tokens
- * overlapping regex's matches, else the blocks holding marker, else the
- * last block, else the last paragraph of the text when there are two or
- * more): its first and last token.  Tokens between them that are outside
- * the span (between two matches) are inside [first, last] all the same.
- * Needs text and offsets; AK_EDATA when there is no span. */
-AK_API int ak_query_span_rows(const ak_doc *d, const char *marker, const char *regex,
-                              int64_t *first, int64_t *last, ak_err *err);
 
 /* What the prune program asks of each document. */
 typedef struct ak_prune_doc_opts {
