@@ -3,7 +3,7 @@
 #include "cli.h"
 #include "filter.h"
 #include "io.h"
-#include "prune.h"
+#include "metrics.h"
 #include "tokenizer.h"
 #include "tsv.h"
 

@@ -473,6 +473,19 @@ static int64_t read_baseline(const char *path, double **out)
                       baseline_ok, out);
 }
 
+/* An option that only one policy takes (the table in lib/policy.c says
+ * which: ak_policy_takes) is a usage error with any other.  Without -p the
+ * policy is score or mass, which take none. */
+static void policy_option(const ak_prune_doc_opts *c, int given, const char *opt)
+{
+    if (!given || ak_policy_takes(c->o.policy, opt))
+        return;
+    ak_policy owner = AK_POLICY_SCORE;
+    while (ak_policy_name(owner) && !ak_policy_takes(owner, opt))
+        owner = (ak_policy)(owner + 1);
+    ak_usage_error("%s goes with --policy %s", opt, ak_policy_name(owner));
+}
+
 int main(int argc, char *argv[])
 {
     ak_cli_init("prune");
@@ -613,21 +626,17 @@ int main(int argc, char *argv[])
     if (c.no_query && c.policy_set && c.o.policy == AK_POLICY_QUERY)
         ak_usage_error("--no-protect-query: the query policy keeps its query span");
     int qppl = c.policy_set && c.o.policy == AK_POLICY_QPPL;
-    if (lm_opt && !qppl)
-        ak_usage_error("--lm goes with --policy qppl");
+    policy_option(&c, lm_opt != NULL, "--lm");
     if (device && !qppl && !(c.policy_set && c.o.policy == AK_POLICY_SIMILARITY))
         ak_usage_error("--device goes with --policy qppl or similarity");
-    if (c.fine && !qppl)
-        ak_usage_error("--fine goes with --policy qppl");
+    policy_option(&c, c.fine, "--fine");
     if (coarse_set && !c.fine)
         ak_usage_error("--coarse goes with --fine");
     if (c.no_query && qppl)
         ak_usage_error("--no-protect-query: the qppl policy keeps its query span");
-    if (recent_set && c.o.policy != AK_POLICY_HEAVY)
-        ak_usage_error("--recent goes with --policy heavy");
-    if (seed_set && c.o.policy != AK_POLICY_RANDOM)
-        ak_usage_error("--seed goes with --policy random");
-    /* the rule lives in lib/prune.c (ak_policy_uses_layers/_agg); without
+    policy_option(&c, recent_set, "--recent");
+    policy_option(&c, seed_set, "--seed");
+    /* the rule lives in lib/policy.c's table (ak_policy_uses_layers/_agg); without
      * -p the policy is chosen per document, and ak_prune_doc asks the same */
     if (c.policy_set && c.layers_set && !ak_policy_uses_layers(c.o.policy))
         ak_usage_error("--layers: policy %s does not use layers", ak_policy_name(c.o.policy));
@@ -635,10 +644,8 @@ int main(int argc, char *argv[])
         ak_usage_error("--agg: policy %s does not aggregate heads and layers%s",
                        ak_policy_name(c.o.policy), c.o.policy == AK_POLICY_QUERY
                        ? " (the query policy averages its rows and heads)" : "");
-    if (c.query_rows && !(c.policy_set && c.o.policy == AK_POLICY_QUERY))
-        ak_usage_error("--query-rows goes with --policy query");
-    if (encoder && !(c.policy_set && c.o.policy == AK_POLICY_SIMILARITY))
-        ak_usage_error("--encoder goes with --policy similarity");
+    policy_option(&c, c.query_rows != AK_QROWS_AUTO, "--query-rows");
+    policy_option(&c, encoder != NULL, "--encoder");
     if (c.policy_set && c.o.policy == AK_POLICY_SIMILARITY) {
         ak_err e = {0};
         ak_device dev;
@@ -659,9 +666,7 @@ int main(int argc, char *argv[])
         if (ak_protect_regex((const uint8_t *)"", 0, NULL, 0, c.regexes[k], &dummy, &e))
             ak_usage_error("--protect-regex: %s", e.msg);
     }
-    int token_scores = !c.policy_set || !(c.o.policy == AK_POLICY_RANDOM || c.o.policy == AK_POLICY_FIRST ||
-                                          c.o.policy == AK_POLICY_LAST || c.o.policy == AK_POLICY_QPPL ||
-                                          c.o.policy == AK_POLICY_SIMILARITY);
+    int token_scores = !c.policy_set || ak_policy_scores_tokens(c.o.policy);
     if ((uscore_set || c.sinks) && !token_scores)
         ak_usage_error("--unit-score and --sinks go with the policies that score tokens (score, "
                        "mass, query, entropy, heavy, surprisal)");
@@ -669,10 +674,8 @@ int main(int argc, char *argv[])
         ak_usage_error("--unit-score: a token is its own unit (--unit word, sentence or block)");
     if (c.keep_numbers && c.o.unit != AK_UNIT_WORD)
         ak_usage_error("--keep-numbers goes with --unit word");
-    if (heads_file && !(c.policy_set && c.o.policy == AK_POLICY_QUERY))
-        ak_usage_error("--heads goes with --policy query");
-    if (pbase_file && !(c.policy_set && c.o.policy == AK_POLICY_QUERY))
-        ak_usage_error("--position-baseline goes with --policy query");
+    policy_option(&c, heads_file != NULL, "--heads");
+    policy_option(&c, pbase_file != NULL, "--position-baseline");
     double *pbase = NULL;
     if (pbase_file) {
         c.npos = read_baseline(pbase_file, &pbase);

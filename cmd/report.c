@@ -4,7 +4,6 @@
 #include "cli.h"
 #include "io.h"
 #include "metrics.h"
-#include "prune.h"
 #include "stream.h"
 
 #include <errno.h>

@@ -403,3 +403,50 @@ int ak_doc_probs_stats(const ak_doc *d, int64_t l0, int64_t l1, ak_probs_stats *
     rc = ak_stats_check(&ps->s, err);
     return rc ? ak_wrap(err, "document '%s'", d->id) : 0;
 }
+
+int ak_doc_attn_stats(const ak_doc *d, ak_attn_stats *s, ak_err *err)
+{
+    ak_err scratch;
+    if (!err)
+        err = &scratch;
+    memset(s, 0, sizeof *s);
+    ak_tensor *tok = ak_doc_need(d, "tokens", AK_I32, 1, err);
+    if (!tok)
+        return err->code;
+    ak_tensor *e = ak_doc_get(d, "attn.entropy"), *m = ak_doc_get(d, "attn.mass");
+    if (!e || !m)
+        return ak_fail(err, AK_EDATA, "document '%s' has no %s (run attend first)", d->id,
+                       e ? "attn.mass" : "attn.entropy");
+    if (!ak_doc_need(d, "attn.entropy", AK_F32, 3, err) ||
+        !ak_doc_need(d, "attn.mass", AK_F32, 3, err))
+        return err->code;
+    int64_t T = tok->shape[0];
+    for (int k = 0; k < 3; k++)
+        if (e->shape[k] != m->shape[k])
+            return ak_fail(err, AK_EDATA, "document '%s': attn.entropy and attn.mass shapes differ",
+                           d->id);
+    if (e->shape[2] != T)
+        return ak_fail(err, AK_EDATA, "document '%s': attn.entropy has %lld tokens, tokens has %lld",
+                       d->id, (long long)e->shape[2], (long long)T);
+    s->L = e->shape[0];
+    s->H = e->shape[1];
+    s->T = T;
+    s->entropy = ak_tensor_f32(e);
+    s->mass = ak_tensor_f32(m);
+    ak_tensor *v = ak_doc_get(d, "attn.visible");
+    if (v) {
+        if (!ak_doc_need(d, "attn.visible", AK_I32, 2, err))
+            return err->code;
+        if (v->shape[0] != s->L || v->shape[1] != T)
+            return ak_fail(err, AK_EDATA, "document '%s': attn.visible is not [%lld, %lld]",
+                           d->id, (long long)s->L, (long long)T);
+        s->visible = ak_tensor_i32(v);
+    }
+    int rc = ak_doc_mask(d, &s->mask, err);
+    if (rc)
+        return rc;
+    rc = ak_stats_check(s, err);
+    if (rc)
+        ak_wrap(err, "document '%s'", d->id);
+    return rc;
+}

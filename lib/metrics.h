@@ -59,6 +59,11 @@ AK_API int ak_doc_mask(const ak_doc *d, ak_mask *m, ak_err *err);
  * none; AK_EDATA when it has another type or length. */
 AK_API int ak_doc_segments(const ak_doc *d, int64_t T, const int32_t **seg, ak_err *err);
 
+/* Borrows attend's statistics from d (attn.entropy, attn.mass f32 [L,H,T],
+ * attn.visible i32 [L,T] when present, meta causal / window) and checks
+ * them (ak_stats_check).  T must equal the tokens tensor's length. */
+AK_API int ak_doc_attn_stats(const ak_doc *d, ak_attn_stats *s, ak_err *err);
+
 /* The layer l of a tensor named attn.probs.<l>, or -1 for other names. */
 AK_API long ak_probs_layer(const char *name);
 

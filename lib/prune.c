@@ -1,10 +1,9 @@
 /* prune.c - policies, selection under a budget, and the
  * document rewritten to the kept tokens (see prune.h). */
-#include "prune.h"
+#include "prune_doc.h"
 #include "sample.h"
 #include "prune_lm.h"
 #include "check.h"
-#include "prune_embed.h"
 #include "segment.h"
 #include "tokenizer.h"
 
@@ -13,154 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const policy_names[] = {
-    "score", "mass", "query", "entropy", "heavy", "random", "first", "last", "similarity",
-    "surprisal", "qppl"};
-
-int ak_policy_from_name(const char *s, ak_policy *out)
-{
-    for (size_t i = 0; i < sizeof policy_names / sizeof *policy_names; i++)
-        if (strcmp(s, policy_names[i]) == 0) {
-            *out = (ak_policy)i;
-            return 0;
-        }
-    return -1;
-}
-
-const char *ak_policy_name(ak_policy p) { return policy_names[p]; }
-
-int ak_policy_uses_layers(ak_policy p)
-{
-    return p == AK_POLICY_MASS || p == AK_POLICY_ENTROPY || p == AK_POLICY_HEAVY ||
-           p == AK_POLICY_QUERY;
-}
-
-/* the query policy averages its rows and heads: no --agg */
-int ak_policy_uses_agg(ak_policy p) { return ak_policy_uses_layers(p) && p != AK_POLICY_QUERY; }
-
-int ak_unit_from_name(const char *s, ak_unit *out)
-{
-    if (strcmp(s, "token") == 0) *out = AK_UNIT_TOKEN;
-    else if (strcmp(s, "sentence") == 0) *out = AK_UNIT_SENTENCE;
-    else if (strcmp(s, "block") == 0) *out = AK_UNIT_BLOCK;
-    else if (strcmp(s, "word") == 0) *out = AK_UNIT_WORD;
-    else return -1;
-    return 0;
-}
-
 uint64_t ak_hash_str(const char *s)
 {
     uint64_t h = 1469598103934665603ull;
     for (; *s; s++)
         h = (h ^ (unsigned char)*s) * 1099511628211ull;
     return h;
-}
-
-/* ---- statistics from a document ---- */
-
-int ak_doc_attn_stats(const ak_doc *d, ak_attn_stats *s, ak_err *err)
-{
-    ak_err scratch;
-    if (!err)
-        err = &scratch;
-    memset(s, 0, sizeof *s);
-    ak_tensor *tok = ak_doc_need(d, "tokens", AK_I32, 1, err);
-    if (!tok)
-        return err->code;
-    ak_tensor *e = ak_doc_get(d, "attn.entropy"), *m = ak_doc_get(d, "attn.mass");
-    if (!e || !m)
-        return ak_fail(err, AK_EDATA, "document '%s' has no %s (run attend first)", d->id,
-                       e ? "attn.mass" : "attn.entropy");
-    if (!ak_doc_need(d, "attn.entropy", AK_F32, 3, err) ||
-        !ak_doc_need(d, "attn.mass", AK_F32, 3, err))
-        return err->code;
-    int64_t T = tok->shape[0];
-    for (int k = 0; k < 3; k++)
-        if (e->shape[k] != m->shape[k])
-            return ak_fail(err, AK_EDATA, "document '%s': attn.entropy and attn.mass shapes differ",
-                           d->id);
-    if (e->shape[2] != T)
-        return ak_fail(err, AK_EDATA, "document '%s': attn.entropy has %lld tokens, tokens has %lld",
-                       d->id, (long long)e->shape[2], (long long)T);
-    s->L = e->shape[0];
-    s->H = e->shape[1];
-    s->T = T;
-    s->entropy = ak_tensor_f32(e);
-    s->mass = ak_tensor_f32(m);
-    ak_tensor *v = ak_doc_get(d, "attn.visible");
-    if (v) {
-        if (!ak_doc_need(d, "attn.visible", AK_I32, 2, err))
-            return err->code;
-        if (v->shape[0] != s->L || v->shape[1] != T)
-            return ak_fail(err, AK_EDATA, "document '%s': attn.visible is not [%lld, %lld]",
-                           d->id, (long long)s->L, (long long)T);
-        s->visible = ak_tensor_i32(v);
-    }
-    int rc = ak_doc_mask(d, &s->mask, err);
-    if (rc)
-        return rc;
-    rc = ak_stats_check(s, err);
-    if (rc)
-        ak_wrap(err, "document '%s'", d->id);
-    return rc;
-}
-
-/* ---- scores ---- */
-
-int ak_prune_scores(const ak_attn_stats *s, ak_policy p, int64_t l0, int64_t l1,
-                    ak_agg agg, float *score, ak_err *err)
-{
-    double *w = NULL;
-    if (p == AK_POLICY_ENTROPY) {
-        size_t n = (size_t)(s->L * s->H);
-        ak_head_summary *hs = malloc(sizeof *hs * n);
-        w = malloc(sizeof *w * n);
-        if (!hs || !w) {
-            free(hs);
-            free(w);
-            return ak_fail(err, AK_ENOMEM, "out of memory");
-        }
-        int rc = ak_head_summaries(s, hs, err);
-        if (rc) {
-            free(hs);
-            free(w);
-            return rc;
-        }
-        for (size_t k = 0; k < n; k++)
-            w[k] = hs[k].norm_entropy < 1 ? 1 - hs[k].norm_entropy : 0;
-        free(hs);
-    } else if (p != AK_POLICY_MASS && p != AK_POLICY_HEAVY) {
-        return ak_fail(err, AK_EINTERNAL, "policy %s has no attention score",
-                       ak_policy_name(p));
-    }
-    ak_token_metrics tm = {.corrected = score};
-    int rc = ak_token_metrics_agg(s, l0, l1, agg, w, &tm, err);
-    free(w);
-    return rc;
-}
-
-int ak_query_mass(const float *p, int64_t nh, int64_t T, const uint8_t *is_query,
-                  float *acc, ak_err *err)
-{
-    int64_t nq = 0;
-    for (int64_t i = 0; i < T; i++)
-        nq += is_query[i] != 0;
-    if (nq == 0)
-        return ak_fail(err, AK_EDATA, "the query span covers no token");
-    double scale = 1.0 / ((double)nq * (double)nh);
-    for (int64_t h = 0; h < nh; h++)
-        for (int64_t i = 0; i < T; i++) {
-            if (!is_query[i])
-                continue;
-            const float *row = p + (h * T + i) * T;
-            for (int64_t j = 0; j < T; j++) {
-                if (!isfinite(row[j]) || row[j] < 0)
-                    return ak_fail(err, AK_EDATA, "probability [%lld, %lld, %lld] is %g",
-                                   (long long)h, (long long)i, (long long)j, row[j]);
-                acc[j] += (float)(row[j] * scale);
-            }
-        }
-    return 0;
 }
 
 /* ---- units ---- */
@@ -812,250 +669,6 @@ int ak_prune_apply(ak_doc *d, const uint8_t *keep, const float *token_score, ak_
 
 /* ---- one document, as the prune program runs it ---- */
 
-/* Work arrays for one document, freed together. */
-struct work {
-    int32_t *unit;
-    uint8_t *protect, *keep, *query;
-    float *score, *kept_score;
-    int64_t *cost;
-    float *surprisal;          /* qppl --fine: token.surprisal or from logits */
-    float *block_score;        /* qppl: [nblocks] nats */
-    uint8_t *scored;           /* qppl: [nblocks] 1 = scored */
-    float *unit_score;         /* --unit-score max/top, --sinks: [nunits] */
-};
-
-static void work_free(struct work *w)
-{
-    free(w->unit);
-    free(w->protect);
-    free(w->keep);
-    free(w->query);
-    free(w->score);
-    free(w->kept_score);
-    free(w->cost);
-    free(w->surprisal);
-    free(w->block_score);
-    free(w->scored);
-    free(w->unit_score);
-}
-
-int ak_query_rows_from_name(const char *s, ak_query_rows *out)
-{
-    if (strcmp(s, "question") == 0) *out = AK_QROWS_QUESTION;
-    else if (strcmp(s, "answer") == 0) *out = AK_QROWS_ANSWER;
-    else if (strcmp(s, "both") == 0) *out = AK_QROWS_BOTH;
-    else return -1;
-    return 0;
-}
-
-int ak_rows_mass(const float *m, int64_t L, int64_t H, int64_t T, int64_t l0, int64_t l1,
-                 double rows, float *score, ak_err *err)
-{
-    if (l1 > L - 1)
-        l1 = L - 1;
-    if (l0 < 0)
-        l0 = 0;
-    if (l0 > l1 || H < 1)
-        return ak_fail(err, AK_EDATA, "no layer %lld-%lld among its %lld", (long long)l0,
-                       (long long)l1, (long long)L);
-    if (!(rows > 0))
-        return ak_fail(err, AK_EDATA, "no query rows");
-    double scale = 1.0 / (rows * (double)H * (double)(l1 - l0 + 1));
-    for (int64_t l = l0; l <= l1; l++)
-        for (int64_t h = 0; h < H; h++)
-            for (int64_t j = 0; j < T; j++)
-                score[j] += (float)(m[(l * H + h) * T + j] * scale);
-    return 0;
-}
-
-/* A [L, H, T] mass tensor of d, or NULL when absent. */
-static int rows_tensor(ak_doc *d, const char *name, int64_t T, ak_tensor **t, ak_err *err)
-{
-    *t = ak_doc_get(d, name);
-    if (*t && ((*t)->dtype != AK_F32 || (*t)->ndim != 3 || (*t)->shape[2] != T))
-        return ak_fail(err, AK_EDATA, "document '%s': %s is not f32 [L, H, %lld]", d->id, name,
-                       (long long)T);
-    return 0;
-}
-
-/* The rows a [L, H, T] tensor sums over: meta `key` when present, else
- * the mass of its first (layer, head), as every row sums to 1. */
-static double rows_of(const ak_doc *d, ak_tensor *t, const char *key, int64_t cap)
-{
-    int64_t v;
-    if (ak_meta_int(&d->meta, key, &v) == 0)
-        return (double)(v < cap ? v : cap);
-    double sum = 0;
-    const float *m = ak_tensor_f32(t);
-    for (int64_t j = 0; j < t->shape[2]; j++)
-        sum += m[j];
-    return floor(sum + 0.5);
-}
-
-/* A head selection (--heads) fits a tensor of L layers and H heads. */
-static int heads_fit(const ak_prune_doc_opts *c, const ak_doc *d, const char *name, int64_t L,
-                     int64_t H, ak_err *err)
-{
-    for (int64_t k = 0; c->heads && k < c->nheads; k++)
-        if (c->heads[2 * k] >= L || c->heads[2 * k + 1] >= H)
-            return ak_fail(err, AK_EDATA, "document '%s': --heads names layer %d head %d, %s has "
-                           "%lld layers of %lld heads", d->id, c->heads[2 * k], c->heads[2 * k + 1],
-                           name, (long long)L, (long long)H);
-    return 0;
-}
-
-static int head_on(const ak_prune_doc_opts *c, int64_t l, int64_t h)
-{
-    if (!c->heads)
-        return 1;
-    for (int64_t k = 0; k < c->nheads; k++)
-        if (c->heads[2 * k] == l && c->heads[2 * k + 1] == h)
-            return 1;
-    return 0;
-}
-
-/* ak_rows_mass over the --heads (layer, head) pairs in l0..l1 only. */
-static int rows_mass_heads(const ak_prune_doc_opts *c, const ak_doc *d, const char *name,
-                           ak_tensor *m, int64_t T, double rows, float *score, ak_err *err)
-{
-    int64_t L = m->shape[0], H = m->shape[1];
-    int64_t l0 = c->l0 < 0 ? 0 : c->l0, l1 = c->l1 < 0 || c->l1 > L - 1 ? L - 1 : c->l1;
-    if (!c->heads)
-        return ak_rows_mass(ak_tensor_f32(m), L, H, T, l0, l1, rows, score, err);
-    int rc = heads_fit(c, d, name, L, H, err);
-    if (rc)
-        return rc;
-    if (!(rows > 0))
-        return ak_fail(err, AK_EDATA, "no query rows");
-    int64_t n = 0;
-    for (int64_t l = l0; l <= l1; l++)
-        for (int64_t h = 0; h < H; h++)
-            n += head_on(c, l, h);
-    if (!n)
-        return ak_fail(err, AK_EDATA, "none of the --heads is in layers %lld-%lld", (long long)l0,
-                       (long long)l1);
-    const float *x = ak_tensor_f32(m);
-    double scale = 1.0 / (rows * (double)n);
-    for (int64_t l = l0; l <= l1; l++)
-        for (int64_t h = 0; h < H; h++)
-            if (head_on(c, l, h))
-                for (int64_t j = 0; j < T; j++)
-                    score[j] += (float)(x[(l * H + h) * T + j] * scale);
-    return 0;
-}
-
-/* The question's rows: mean over the layers with attn.probs.<l> in range
- * of the query span's attention (ak_query_mass); without them, the last W
- * queries of attn.mass_last.  With --heads: the mean over the chosen
- * (layer, head) pairs instead. */
-static int question_scores(const ak_prune_doc_opts *c, ak_doc *d, int64_t T,
-                           const uint8_t *is_query, float *score, ak_err *err)
-{
-    int nlayers = 0;
-    int64_t nheads = 0;
-    ak_tensor *ent = c->heads ? ak_doc_get(d, "attn.entropy") : NULL;
-    if (ent && ent->ndim == 3) {
-        int rc = heads_fit(c, d, "attn.entropy", ent->shape[0], ent->shape[1], err);
-        if (rc)
-            return rc;
-    }
-    for (size_t k = 0; k < d->ntensors; k++) {
-        ak_tensor *t = d->tensors[k];
-        const char *n = t->name;
-        long l = ak_probs_layer(n);
-        if (l < 0)
-            continue;
-        if ((c->l0 >= 0 && l < c->l0) || (c->l1 >= 0 && l > c->l1))
-            continue;
-        if (t->dtype != AK_F32 || t->ndim != 3 || t->shape[1] != T || t->shape[2] != T)
-            return ak_fail(err, AK_EDATA, "document '%s': %s is not f32 [h, %lld, %lld]", d->id,
-                           n, (long long)T, (long long)T);
-        if (t->shape[0] == 0)
-            continue;
-        int rc;
-        if (c->heads) {
-            /* which heads the tensor holds: attn.probs.<l>.heads, else all */
-            char hn[80];
-            snprintf(hn, sizeof hn, "%s.heads", n);
-            ak_tensor *ht = ak_doc_get(d, hn);
-            if (ht && (ht->dtype != AK_I32 || ht->ndim != 1 || ht->shape[0] != t->shape[0]))
-                return ak_fail(err, AK_EDATA, "document '%s': %s is not i32 [%lld]", d->id, hn,
-                               (long long)t->shape[0]);
-            for (int64_t k = 0; k < t->shape[0]; k++) {
-                int64_t h = ht ? ak_tensor_i32(ht)[k] : k;
-                if (!head_on(c, l, h))
-                    continue;
-                if ((rc = ak_query_mass(ak_tensor_f32(t) + k * T * T, 1, T, is_query, score, err)))
-                    return ak_wrap(err, "document '%s': %s", d->id, n);
-                nheads++;
-            }
-            nlayers++;
-            continue;
-        }
-        rc = ak_query_mass(ak_tensor_f32(t), t->shape[0], T, is_query, score, err);
-        if (rc)
-            return ak_wrap(err, "document '%s': %s", d->id, n);
-        nlayers++;
-    }
-    if (nlayers && c->heads && !nheads)
-        return ak_fail(err, AK_EDATA, "document '%s': none of the --heads is among its "
-                       "attn.probs.<layer>", d->id);
-    if (nlayers) {
-        double div = c->heads ? (double)nheads : (double)nlayers;
-        for (int64_t j = 0; j < T; j++)
-            score[j] = (float)(score[j] / div);
-        return 0;
-    }
-    ak_tensor *ml;
-    int rc = rows_tensor(d, "attn.mass_last", T, &ml, err);
-    if (rc)
-        return rc;
-    if (!ml)
-        return ak_fail(err, AK_EDATA, "document '%s': policy query needs attn.probs.<layer> "
-                       "(attend --probs) or attn.mass_last (attend --mass-last W)", d->id);
-    if ((rc = rows_mass_heads(c, d, "attn.mass_last", ml, T, rows_of(d, ml, "mass_last_w", T),
-                              score, err)))
-        return ak_wrap(err, "document '%s': attn.mass_last", d->id);
-    return 0;
-}
-
-/* Query policy: the question's rows, the answer's (attn.mass_gen, meta
- * gen_mass_rows), or the mean of both (ak_query_rows). *used: what ran. */
-static int query_scores(const ak_prune_doc_opts *c, ak_doc *d, int64_t T, const uint8_t *is_query,
-                        float *score, ak_query_rows *used, ak_err *err)
-{
-    ak_tensor *mg;
-    int rc = rows_tensor(d, "attn.mass_gen", T, &mg, err);
-    if (rc)
-        return rc;
-    double grows = mg ? rows_of(d, mg, "gen_mass_rows", INT64_MAX) : 0;
-    ak_query_rows want = c->query_rows;
-    if (want == AK_QROWS_AUTO)
-        want = mg && grows > 0 ? AK_QROWS_BOTH : AK_QROWS_QUESTION;
-    if (want != AK_QROWS_QUESTION && !mg)
-        return ak_fail(err, AK_EDATA, "document '%s': --query-rows %s needs attn.mass_gen "
-                       "(kvcache --generate N --gen-mass G)", d->id,
-                       want == AK_QROWS_ANSWER ? "answer" : "both");
-    if (want != AK_QROWS_QUESTION && !(grows > 0))
-        return ak_fail(err, AK_EDATA, "document '%s': attn.mass_gen holds no generated rows "
-                       "(gen_mass_rows 0: the answer stopped at once)", d->id);
-    *used = want;
-    if (want != AK_QROWS_ANSWER && (rc = question_scores(c, d, T, is_query, score, err)))
-        return rc;
-    if (want == AK_QROWS_QUESTION)
-        return 0;
-    float *a = calloc((size_t)T + 1, sizeof *a);
-    if (!a)
-        return ak_fail(err, AK_ENOMEM, "out of memory");
-    rc = rows_mass_heads(c, d, "attn.mass_gen", mg, T, grows, a, err);
-    if (rc)
-        ak_wrap(err, "document '%s': attn.mass_gen", d->id);
-    for (int64_t j = 0; j < T && !rc; j++)
-        score[j] = want == AK_QROWS_BOTH ? 0.5f * (score[j] + a[j]) : a[j];
-    free(a);
-    return rc;
-}
-
 /* Tokens of text[a, b) under tk. */
 static int count_tokens(ak_tokenizer *tk, const uint8_t *text, int64_t a, int64_t b,
                         int64_t *n, ak_err *err)
@@ -1070,137 +683,6 @@ static int count_tokens(ak_tokenizer *tk, const uint8_t *text, int64_t a, int64_
     return rc;
 }
 
-/* What one document's pruning needs, before the selection. */
-struct prep {
-    ak_tensor *tok, *off, *text;
-    int64_t T, nunits, nblocks, total;
-    const int32_t *seg;
-    const uint8_t *special, *txt;
-    size_t tlen;
-    const int64_t *o;
-    const float *score, *unit_score;
-    const float *surprisal;  /* qppl --fine */
-    ak_prune_opts opts;
-    double keys_per_query;  /* mean keys a query sees (for --global ranks) */
-    ak_query_rows query_rows; /* the query policy's rows, as run */
-    struct work w;
-};
-
-void ak_block_cache_free(ak_block_cache *c)
-{
-    if (!c)
-        return;
-    free(c->score);
-    free(c->scored);
-    memset(c, 0, sizeof *c);
-}
-
-static int cache_fill(ak_block_cache *k, const float *score, const uint8_t *scored, int64_t n,
-                      int truncated, ak_err *err)
-{
-    ak_block_cache_free(k);
-    if (!(k->score = malloc(sizeof(float) * ((size_t)n + 1))) ||
-        (scored && !(k->scored = malloc((size_t)n + 1)))) {
-        ak_block_cache_free(k);
-        return ak_fail(err, AK_ENOMEM, "out of memory");
-    }
-    memcpy(k->score, score, sizeof(float) * (size_t)n);
-    if (scored)
-        memcpy(k->scored, scored, (size_t)n);
-    k->n = n;
-    k->truncated = truncated;
-    k->filled = 1;
-    return 0;
-}
-
-/* Similarity policy: every token gets its block's cosine to the query span
- * (ak_block_similarity); the cosines are kept as similarity.block f32 [B]. */
-static int similarity_scores(const ak_prune_doc_opts *c, ak_doc *d, struct prep *p, ak_err *err)
-{
-    if (!p->seg || p->nblocks < 1)
-        return ak_fail(err, AK_EDATA, "document '%s' has no segments (policy similarity ranks "
-                       "blocks: tokenize --segments)", d->id);
-    int64_t B = p->nblocks;
-    ak_tensor *t = ak_tensor_new("similarity.block", AK_F32, 1, &B, err);
-    if (!t)
-        return err->code ? err->code : AK_ENOMEM;
-    float *cos = ak_tensor_f32(t);
-    int ntrunc = 0, rc = 0;
-    ak_block_cache *k = c->cache;
-    if (k && k->filled && k->n == B) {
-        memcpy(cos, k->score, sizeof(float) * (size_t)B);
-        ntrunc = k->truncated;
-    } else if (!c->encoder) {
-        ak_tensor_free(t);
-        return ak_fail(err, AK_EINTERNAL, "policy similarity without an encoder");
-    } else {
-        rc = ak_block_similarity(c->encoder, p->txt, p->tlen, p->o, p->seg, p->T, B, p->w.query,
-                                 cos, &ntrunc, err);
-        if (rc) {
-            ak_tensor_free(t);
-            return ak_wrap(err, "document '%s': policy similarity", d->id);
-        }
-        if (k && (rc = cache_fill(k, cos, NULL, B, ntrunc, err))) {
-            ak_tensor_free(t);
-            return rc;
-        }
-    }
-    for (int64_t i = 0; i < p->T; i++)
-        p->w.score[i] = p->seg[i] >= 0 && p->seg[i] < B ? cos[p->seg[i]] : 0;
-    p->score = p->w.score;
-    if ((rc = ak_doc_put(d, t, err)))
-        return rc;
-    if (ak_meta_set_int(&d->meta, "similarity_truncated", ntrunc))
-        return ak_fail(err, AK_ENOMEM, "out of memory");
-    return 0;
-}
-
-/* qppl: every token gets its block's score, shifted so that the lowest
- * scored block has 0 (the selection wants scores >= 0; a shift leaves
- * both the ranking and the knapsack's choice among equal fills as they
- * are); --fine also needs the surprisal. */
-static int qppl_scores(const ak_prune_doc_opts *c, ak_doc *d, struct prep *p, ak_err *err)
-{
-    struct work *w = &p->w;
-    int64_t T = p->T, nb = p->nblocks;
-    if (c->fine && p->opts.unit == AK_UNIT_BLOCK)
-        return ak_fail(err, AK_EUSAGE, "--fine drops words, tokens or sentences inside the kept "
-                       "blocks: not with --unit block");
-    if (!(w->block_score = calloc((size_t)nb + 1, sizeof *w->block_score)) ||
-        !(w->scored = calloc((size_t)nb + 1, 1)))
-        return ak_fail(err, AK_ENOMEM, "out of memory");
-    if (c->fine) {
-        if (!(w->surprisal = calloc((size_t)T + 1, sizeof *w->surprisal)))
-            return ak_fail(err, AK_ENOMEM, "out of memory");
-        int rc = ak_prune_surprisal(d, T, w->surprisal, &p->surprisal, err);
-        if (rc)
-            return ak_wrap(err, "qppl --fine");
-    }
-    int rc = 0;
-    ak_block_cache *k = c->cache;
-    if (k && k->filled && k->n == nb && k->scored) {
-        memcpy(w->block_score, k->score, sizeof(float) * (size_t)nb);
-        memcpy(w->scored, k->scored, (size_t)nb);
-    } else {
-        rc = ak_prune_qppl(c, d, ak_tensor_i32(p->tok), p->seg, T, nb, w->query, w->block_score,
-                           w->scored, err);
-        if (!rc && k)
-            rc = cache_fill(k, w->block_score, w->scored, nb, 0, err);
-        if (rc)
-            return rc;
-    }
-    double lo = INFINITY;
-    for (int64_t b = 0; b < nb; b++)
-        if (w->scored[b] && w->block_score[b] < lo)
-            lo = w->block_score[b];
-    for (int64_t i = 0; i < T; i++) {
-        int32_t b = p->seg[i];
-        w->score[i] = b >= 0 && b < nb && w->scored[b] ? (float)(w->block_score[b] - lo) : 0;
-    }
-    p->score = w->score;
-    return 0;
-}
-
 static int score_desc(const void *a, const void *b)
 {
     float x = *(const float *)a, y = *(const float *)b;
@@ -1209,7 +691,7 @@ static int score_desc(const void *a, const void *b)
 
 /* --unit-score max / top K and --sinks: each unit's score from its
  * tokens' scores (the sinks' left out; a unit of sinks only scores 0). */
-static int unit_scores(const ak_prune_doc_opts *c, const ak_doc *d, struct prep *p, ak_err *err)
+static int unit_scores(const ak_prune_doc_opts *c, const ak_doc *d, struct prune_prep *p, ak_err *err)
 {
     if (!p->score || p->unit_score)
         return ak_fail(err, AK_EUSAGE, "--unit-score and --sinks need token scores; policy %s "
@@ -1218,7 +700,7 @@ static int unit_scores(const ak_prune_doc_opts *c, const ak_doc *d, struct prep 
     if (c->unit_agg == AK_UAGG_TOP && c->unit_topk < 1)
         return ak_fail(err, AK_EUSAGE, "--unit-score top: k must be at least 1");
     int64_t T = p->T, nu = p->nunits;
-    struct work *w = &p->w;
+    struct prune_work *w = &p->w;
     int64_t *start = calloc((size_t)nu + 1, sizeof *start), *len = calloc((size_t)nu + 1, sizeof *len);
     float *buf = malloc(((size_t)T + 1) * sizeof *buf);
     w->unit_score = calloc((size_t)nu + 1, sizeof *w->unit_score);
@@ -1260,7 +742,7 @@ static int unit_scores(const ak_prune_doc_opts *c, const ak_doc *d, struct prep 
     return 0;
 }
 
-static int prepare(ak_doc *d, const ak_prune_doc_opts *c, struct prep *p, ak_err *err)
+static int prepare(ak_doc *d, const ak_prune_doc_opts *c, struct prune_prep *p, ak_err *err)
 {
     memset(p, 0, sizeof *p);
     int rc = ak_prune_check_doc(d, err);
@@ -1297,7 +779,7 @@ static int prepare(ak_doc *d, const ak_prune_doc_opts *c, struct prep *p, ak_err
         return ak_fail(err, AK_EUSAGE, "--agg: policy %s does not aggregate heads (document '%s')",
                        ak_policy_name(pol), d->id);
 
-    struct work *w = &p->w;
+    struct prune_work *w = &p->w;
     size_t n = (size_t)T + 1;
     w->unit = malloc(n * sizeof *w->unit);
     w->protect = calloc(n, 1);
@@ -1346,7 +828,7 @@ static int prepare(ak_doc *d, const ak_prune_doc_opts *c, struct prep *p, ak_err
         rc = ak_protect_regex(txt, tlen, o, T, c->regexes[k], w->protect, err);
     if (rc)
         return rc;
-    int have_query = 0, by_query = pol == AK_POLICY_QUERY || pol == AK_POLICY_SIMILARITY;
+    int have_query = 0, by_query = ak_policy_def_of(pol)->by_query;
     if ((by_query || !c->no_query) &&
         (rc = ak_query_span(txt, tlen, o, T, seg, p->nblocks, c->query_marker, c->query_regex,
                             w->query, &have_query, err)))
@@ -1377,73 +859,9 @@ static int prepare(ak_doc *d, const ak_prune_doc_opts *c, struct prep *p, ak_err
             sum += v[k];
         p->keys_per_query = sum / (double)(vis->shape[0] * T);
     }
-    switch (pol) {
-    case AK_POLICY_SCORE: {
-        ak_tensor *s = ak_doc_get(d, "score.token");
-        if (!s)
-            return ak_fail(err, AK_EDATA, "document '%s' has no score.token (run entropy first)",
-                           d->id);
-        if (s->dtype != AK_F32 || s->ndim != 1 || s->shape[0] != T)
-            return ak_fail(err, AK_EDATA, "document '%s': score.token is not f32 [%lld]", d->id,
-                           (long long)T);
-        p->score = ak_tensor_f32(s);
-        ak_tensor *b = ak_doc_get(d, "score.block");
-        if (p->opts.unit == AK_UNIT_BLOCK && b) {
-            if (b->dtype != AK_F32 || b->ndim != 1 || b->shape[0] != p->nblocks)
-                return ak_fail(err, AK_EDATA, "document '%s': score.block is not f32 [%lld]",
-                               d->id, (long long)p->nblocks);
-            p->unit_score = ak_tensor_f32(b);
-        }
-        break;
-    }
-    case AK_POLICY_MASS: case AK_POLICY_ENTROPY: case AK_POLICY_HEAVY: {
-        ak_attn_stats s;
-        if ((rc = ak_doc_attn_stats(d, &s, err)))
-            return rc;
-        int64_t l0 = c->l0 < 0 ? 0 : c->l0, l1 = c->l1 < 0 ? s.L - 1 : c->l1;
-        if ((rc = ak_prune_scores(&s, pol, l0, l1, c->agg, w->score, err)))
-            return rc;
-        p->score = w->score;
-        break;
-    }
-    case AK_POLICY_QUERY:
-        if ((rc = query_scores(c, d, T, w->query, w->score, &p->query_rows, err)))
-            return rc;
-        for (int64_t i = 0; c->pos_base && i < T; i++) {
-            double x = (double)i / (double)T, b;
-            const double *pb = c->pos_base;
-            int64_t k = 0;
-            while (k < c->npos && pb[2 * k] < x)
-                k++;
-            if (k == 0)
-                b = pb[1];
-            else if (k == c->npos)
-                b = pb[2 * c->npos - 1];
-            else {
-                double x0 = pb[2 * k - 2], x1 = pb[2 * k], y0 = pb[2 * k - 1], y1 = pb[2 * k + 1];
-                b = x1 > x0 ? y0 + (y1 - y0) * (x - x0) / (x1 - x0) : y1;
-            }
-            w->score[i] -= (float)(b / (double)T);
-        }
-        p->score = w->score;
-        /* rows of one span sum to 1 over T keys: T x mean is 1 when uniform */
-        p->keys_per_query = (double)T;
-        break;
-    case AK_POLICY_SIMILARITY:
-        if ((rc = similarity_scores(c, d, p, err)))
-            return rc;
-        break;
-    case AK_POLICY_SURPRISAL:
-        if ((rc = ak_prune_surprisal(d, T, w->score, &p->score, err)))
-            return rc;
-        break;
-    case AK_POLICY_QPPL:
-        if ((rc = qppl_scores(c, d, p, err)))
-            return rc;
-        break;
-    default:
-        break;
-    }
+    const ak_policy_def *def = ak_policy_def_of(pol);
+    if (def->score && (rc = def->score(c, d, p, err)))
+        return rc;
 
     if ((c->unit_agg != AK_UAGG_MEAN || c->sinks > 0) && (rc = unit_scores(c, d, p, err)))
         return rc;
@@ -1492,7 +910,22 @@ static int prepare(ak_doc *d, const ak_prune_doc_opts *c, struct prep *p, ak_err
     return 0;
 }
 
-static void prep_free(struct prep *p) { work_free(&p->w); }
+static void work_free(struct prune_work *w)
+{
+    free(w->unit);
+    free(w->protect);
+    free(w->keep);
+    free(w->query);
+    free(w->score);
+    free(w->kept_score);
+    free(w->cost);
+    free(w->surprisal);
+    free(w->block_score);
+    free(w->scored);
+    free(w->unit_score);
+}
+
+static void prep_free(struct prune_prep *p) { work_free(&p->w); }
 
 int ak_prune_doc_rank(ak_doc *d, const ak_prune_doc_opts *c, double *score, int64_t *size,
                       int64_t *floor_, ak_err *err)
@@ -1500,7 +933,7 @@ int ak_prune_doc_rank(ak_doc *d, const ak_prune_doc_opts *c, double *score, int6
     ak_err scratch;
     if (!err)
         err = &scratch;
-    struct prep p;
+    struct prune_prep p;
     int rc = prepare(d, c, &p, err);
     if (!rc) {
         double sum = 0;
@@ -1613,7 +1046,7 @@ static int i64pair_cmp(const void *pa, const void *pb)
 
 /* count_with's tokens of the clean text (ak_kept_text) that keeping keep[T]
  * would leave, with the spans earlier prunes dropped. */
-static int measure_kept(const ak_doc *d, const struct prep *p, ak_tokenizer *tk,
+static int measure_kept(const ak_doc *d, const struct prune_prep *p, ak_tokenizer *tk,
                         const uint8_t *keep, int64_t *n, ak_err *err)
 {
     ak_tensor *od = ak_doc_get(d, "dropped");
@@ -1656,7 +1089,7 @@ static int measure_kept(const ak_doc *d, const struct prep *p, ak_tokenizer *tk,
 
 /* The selection of ak_prune_doc: qppl --fine's two steps, or
  * ak_prune_select.  coarse_kept: what the coarse step kept (-1: none). */
-static int select_units(const ak_prune_doc_opts *c, struct prep *p, const ak_prune_input *in,
+static int select_units(const ak_prune_doc_opts *c, struct prune_prep *p, const ak_prune_input *in,
                         uint8_t *keep, float *kept_score, ak_prune_result *r,
                         int64_t *coarse_kept, ak_err *err)
 {
@@ -1672,7 +1105,7 @@ static int select_units(const ak_prune_doc_opts *c, struct prep *p, const ak_pru
  * text can count a little less or more; a few reselections with the
  * budget moved by the difference keep the selection whose kept text comes
  * closest to the budget from below (or, if none is below, the smallest). */
-static int fit_count_with(const ak_doc *d, const ak_prune_doc_opts *c, struct prep *p,
+static int fit_count_with(const ak_doc *d, const ak_prune_doc_opts *c, struct prune_prep *p,
                           ak_tokenizer *tk, ak_prune_input *in, ak_prune_result *r,
                           int64_t *coarse_kept, ak_err *err)
 {
@@ -1725,7 +1158,7 @@ static int fit_count_with(const ak_doc *d, const ak_prune_doc_opts *c, struct pr
  * score over its tokens (0 for a block without tokens), so that what reads
  * the pruned stream (report, a later prune -u block) sees the scores this
  * prune chose by, not entropy's.  NULL when there is nothing to write. */
-static float *policy_block_scores(const struct prep *p)
+static float *policy_block_scores(const struct prune_prep *p)
 {
     if (p->opts.policy == AK_POLICY_SCORE || !p->seg || !p->score || p->nblocks <= 0)
         return NULL;
@@ -1762,7 +1195,7 @@ int ak_prune_doc(ak_doc *d, const ak_prune_doc_opts *c, ak_prune_result *res, ak
     ak_err scratch;
     if (!err)
         err = &scratch;
-    struct prep p;
+    struct prune_prep p;
     ak_prune_result r;
     int rc = prepare(d, c, &p, err);
     if (rc)

@@ -13,35 +13,11 @@
 
 #include "device.h"
 #include "metrics.h"
+#include "policy.h"
 #include "protect.h"
 #include "stream.h"
 
 struct ak_model;
-
-typedef enum {
-    AK_POLICY_SCORE,   /* score.token / score.block written by entropy */
-    AK_POLICY_MASS,    /* corrected received mass */
-    AK_POLICY_QUERY,   /* mass from the query span's rows of attn.probs.* */
-    AK_POLICY_ENTROPY, /* corrected mass, heads weighted by 1 - normalised entropy */
-    AK_POLICY_HEAVY,   /* corrected mass plus a window of recent tokens */
-    AK_POLICY_RANDOM,  /* seeded uniform scores */
-    AK_POLICY_FIRST,   /* keep the beginning */
-    AK_POLICY_LAST,    /* keep the end */
-    AK_POLICY_SIMILARITY /* blocks by an encoder's cosine to the query span (prune_embed.h) */,
-    AK_POLICY_SURPRISAL, /* token.surprisal: Selective Context's self-information */
-    AK_POLICY_QPPL     /* blocks by log p(question | block) - log p(question) (LongLLMLingua) */
-} ak_policy;
-
-typedef enum { AK_UNIT_TOKEN, AK_UNIT_SENTENCE, AK_UNIT_BLOCK, AK_UNIT_WORD } ak_unit;
-
-AK_API int ak_policy_from_name(const char *s, ak_policy *out);
-AK_API const char *ak_policy_name(ak_policy p);
-/* Which policies read --layers (a layer range of the attention statistics)
- * and --agg (an aggregation over heads and layers): the one rule that
- * prune's usage check and ak_prune_doc both ask. */
-AK_API int ak_policy_uses_layers(ak_policy p);
-AK_API int ak_policy_uses_agg(ak_policy p);
-AK_API int ak_unit_from_name(const char *s, ak_unit *out);
 
 typedef struct ak_prune_opts {
     ak_policy policy;
@@ -51,20 +27,6 @@ typedef struct ak_prune_opts {
     int64_t recent;       /* heavy: recent tokens kept; < 0: a quarter of the budget */
     uint64_t seed;        /* random */
 } ak_prune_opts;
-
-/* Token scores for the attention policies (mass, entropy, heavy) from
- * attend's statistics, over layers l0..l1 aggregated by agg:
- * score[T] = corrected mass (entropy: heads weighted by
- * max(0, 1 - mean normalised entropy of the head)). */
-AK_API int ak_prune_scores(const ak_attn_stats *s, ak_policy p, int64_t l0, int64_t l1,
-                           ak_agg agg, float *score, ak_err *err);
-
-/* Query-span mass from one layer's probabilities p[nh, T, T]: adds to
- * acc[j] the mean over heads and over query rows i (is_query[i] == 1) of
- * p[h, i, j].  The caller averages over layers.  Returns AK_EDATA when no
- * row is a query. */
-AK_API int ak_query_mass(const float *p, int64_t nh, int64_t T, const uint8_t *is_query,
-                         float *acc, ak_err *err);
 
 /* Sentence ids per token from the text, by the rule of tokenize --segments
  * sentence (ak_text_blocks, segment.h): a token is in the sentence of its
@@ -164,29 +126,6 @@ AK_API int ak_prune_select(const ak_prune_input *in, const ak_prune_opts *o, uin
  * text is unchanged. */
 AK_API int ak_prune_apply(ak_doc *d, const uint8_t *keep, const float *token_score,
                           ak_err *err);
-
-/* Borrows attend's statistics from d (attn.entropy, attn.mass f32 [L,H,T],
- * attn.visible i32 [L,T] when present, meta causal / window) and checks
- * them (ak_stats_check).  T must equal the tokens tensor's length. */
-AK_API int ak_doc_attn_stats(const ak_doc *d, ak_attn_stats *s, ak_err *err);
-
-/* The query policy's rows: the question's (attn.probs.<l> over the query
- * span, else attn.mass_last's last W queries), the answer's (attn.mass_gen,
- * the first generated tokens' queries), or both (the mean of the two
- * normalised scores).  AUTO: both when the document has attn.mass_gen,
- * else the question's. */
-typedef enum {
-    AK_QROWS_AUTO, AK_QROWS_QUESTION, AK_QROWS_ANSWER, AK_QROWS_BOTH
-} ak_query_rows;
-
-AK_API int ak_query_rows_from_name(const char *s, ak_query_rows *out);
-
-/* Mass per key from m[L, H, T], the mass each key receives summed over
- * `rows` query rows (attn.mass_last, attn.mass_gen): adds to score[j] the
- * mean over layers l0..l1, heads and rows, so each row weighs 1 as in
- * ak_query_mass.  AK_EDATA when rows <= 0 or l0..l1 is empty. */
-AK_API int ak_rows_mass(const float *m, int64_t L, int64_t H, int64_t T, int64_t l0, int64_t l1,
-                        double rows, float *score, ak_err *err);
 
 /* What the prune program asks of each document. */
 typedef struct ak_prune_doc_opts {
