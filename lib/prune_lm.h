@@ -11,6 +11,7 @@
 #define AK_PRUNE_LM_H
 
 #include "prune.h"
+#include "select.h"
 
 /* *score = d's token.surprisal f32 [T]; without it, computed into
  * scratch[T] from logits f32 [T, V] of every position; neither: AK_EDATA
@@ -42,10 +43,5 @@ int ak_prune_select_fine(const ak_prune_input *in, const ak_prune_opts *o, const
                          const float *block_score, const uint8_t *scored, int64_t nblocks,
                          double coarse, const float *surprisal, uint8_t *keep, float *kept_score,
                          ak_prune_result *res, int64_t *coarse_kept, ak_err *err);
-
-/* Internal (prune.c): the budget of in under o (keep_ratio of the total,
- * at most max_tokens, or in->budget when set); *total is the document's size
- * in the budget's units (in->total, else the sum of the costs). */
-int64_t ak_prune_budget(const ak_prune_input *in, const ak_prune_opts *o, int64_t *total);
 
 #endif
