@@ -486,6 +486,103 @@ static void policy_option(const ak_prune_doc_opts *c, int given, const char *opt
     ak_usage_error("%s goes with --policy %s", opt, ak_policy_name(owner));
 }
 
+/* What the command line gave besides ak_prune_doc_opts. */
+struct given {
+    const char *lm, *device, *encoder, *heads, *pbase, *count_with;
+    int recent, seed, coarse, uscore;
+};
+
+/* The options together: a budget, and no option that would do nothing
+ * (an error, not silence); the similarity policy's encoder is loaded and
+ * the regexes compiled here, so that a bad one is a usage error before any
+ * input is read. */
+static void check_options(ak_prune_doc_opts *c, const struct given *g)
+{
+    if (c->o.keep_ratio < 0 && c->o.max_tokens < 0)
+        ak_usage_error("a budget is needed: --keep RATIO or --max-tokens N");
+    if (c->o.keep_ratio >= 0 && c->o.max_tokens >= 0)
+        ak_usage_error("--keep and --max-tokens: one budget, not both");
+    /* an option that would do nothing is an error, not silence */
+    if (c->no_query && (c->query_marker || c->query_regex))
+        ak_usage_error("--no-protect-query and --query-marker / --query-regex contradict");
+    if (c->no_query && c->policy_set && c->o.policy == AK_POLICY_QUERY)
+        ak_usage_error("--no-protect-query: the query policy keeps its query span");
+    int qppl = c->policy_set && c->o.policy == AK_POLICY_QPPL;
+    policy_option(c, g->lm != NULL, "--lm");
+    if (g->device && !qppl && !(c->policy_set && c->o.policy == AK_POLICY_SIMILARITY))
+        ak_usage_error("--device goes with --policy qppl or similarity");
+    policy_option(c, c->fine, "--fine");
+    if (g->coarse && !c->fine)
+        ak_usage_error("--coarse goes with --fine");
+    if (c->no_query && qppl)
+        ak_usage_error("--no-protect-query: the qppl policy keeps its query span");
+    policy_option(c, g->recent, "--recent");
+    policy_option(c, g->seed, "--seed");
+    /* the rule lives in lib/policy.c's table (ak_policy_uses_layers/_agg); without
+     * -p the policy is chosen per document, and ak_prune_doc asks the same */
+    if (c->policy_set && c->layers_set && !ak_policy_uses_layers(c->o.policy))
+        ak_usage_error("--layers: policy %s does not use layers", ak_policy_name(c->o.policy));
+    if (c->policy_set && c->agg_set && !ak_policy_uses_agg(c->o.policy))
+        ak_usage_error("--agg: policy %s does not aggregate heads and layers%s",
+                       ak_policy_name(c->o.policy), c->o.policy == AK_POLICY_QUERY
+                       ? " (the query policy averages its rows and heads)" : "");
+    policy_option(c, c->query_rows != AK_QROWS_AUTO, "--query-rows");
+    policy_option(c, g->encoder != NULL, "--encoder");
+    if (c->policy_set && c->o.policy == AK_POLICY_SIMILARITY) {
+        ak_err e = {0};
+        ak_device dev;
+        const char *dir = ak_model_dir(g->encoder ? g->encoder : "minilm");
+        if (ak_device_parse(ak_device_opt(g->device), &dev, &e) ||
+            ak_encoder_load(&c->encoder, dir, dev, &e))
+            ak_dief(e.code, "--encoder: %s", e.msg);
+    }
+    if (c->query_regex) { /* a bad pattern is a usage error before any input is read */
+        ak_err e = {0};
+        uint8_t dummy = 0;
+        if (ak_protect_regex((const uint8_t *)"", 0, NULL, 0, c->query_regex, &dummy, &e))
+            ak_usage_error("--query-regex: %s", e.msg);
+    }
+    for (int k = 0; k < c->nregexes; k++) {
+        ak_err e = {0};
+        uint8_t dummy = 0;
+        if (ak_protect_regex((const uint8_t *)"", 0, NULL, 0, c->regexes[k], &dummy, &e))
+            ak_usage_error("--protect-regex: %s", e.msg);
+    }
+    int token_scores = !c->policy_set || ak_policy_scores_tokens(c->o.policy);
+    if ((g->uscore || c->sinks) && !token_scores)
+        ak_usage_error("--unit-score and --sinks go with the policies that score tokens (score, "
+                       "mass, query, entropy, heavy, surprisal)");
+    if (g->uscore && c->o.unit == AK_UNIT_TOKEN)
+        ak_usage_error("--unit-score: a token is its own unit (--unit word, sentence or block)");
+    if (c->keep_numbers && c->o.unit != AK_UNIT_WORD)
+        ak_usage_error("--keep-numbers goes with --unit word");
+    policy_option(c, g->heads != NULL, "--heads");
+    policy_option(c, g->pbase != NULL, "--position-baseline");
+}
+
+/* The files and models the options name: --position-baseline, --heads,
+ * --count-with's tokenizer and qppl's LM. */
+static void load_inputs(ak_prune_doc_opts *c, const struct given *g, double **pbase,
+                        int32_t **heads)
+{
+    if (g->pbase) {
+        c->npos = read_baseline(g->pbase, pbase);
+        c->pos_base = *pbase;
+    }
+    if (g->heads) {
+        c->nheads = read_heads(g->heads, heads);
+        c->heads = *heads;
+    }
+    if (g->count_with)
+        c->count_with = load_counter(g->count_with);
+    if (c->policy_set && c->o.policy == AK_POLICY_QPPL) {
+        ak_err e = {0};
+        if (ak_device_parse(ak_device_opt(g->device), &c->lm_dev, &e))
+            ak_die(&e);
+        c->lm = load_lm(g->lm, &c->lm_bos);
+    }
+}
+
 int main(int argc, char *argv[])
 {
     ak_cli_init("prune");
@@ -495,14 +592,10 @@ int main(int argc, char *argv[])
                            .markers = markers, .regexes = regexes,
                            .l0 = -1, .l1 = -1, .agg = AK_AGG_MEAN};
     struct ctx x = {0};
-    const char *output = NULL, *count_with = NULL, *encoder = NULL;
-    const char *lm_opt = NULL, *device = NULL;
-    int recent_set = 0, seed_set = 0, coarse_set = 0;
+    const char *output = NULL;
+    struct given g = {0};
     enum { O_QMARK = 256, O_QRE, O_RECENT, O_SEED, O_PMARK, O_NOQ, O_QROWS, O_ENC, O_LM,
            O_FINE, O_COARSE, O_USCORE, O_SINKS, O_HEADS, O_KNUM, O_PBASE };
-    const char *pbase_file = NULL;
-    const char *heads_file = NULL;
-    int uscore_set = 0;
     static const struct option lo[] = {
         {"keep", required_argument, 0, 'k'},           {"max-tokens", required_argument, 0, 'n'},
         {"policy", required_argument, 0, 'p'},         {"unit", required_argument, 0, 'u'},
@@ -563,22 +656,22 @@ int main(int argc, char *argv[])
             if (ak_query_rows_from_name(optarg, &c.query_rows))
                 ak_usage_error("--query-rows: expected question, answer or both, got '%s'", optarg);
             break;
-        case O_ENC: encoder = optarg; break;
+        case O_ENC: g.encoder = optarg; break;
         case 'c':
             if (!*optarg)
                 ak_usage_error("--count-with: empty name (a model, a model directory or a "
                                "tokenizer.json)");
-            count_with = optarg;
+            g.count_with = optarg;
             break;
         case 'g': x.global = 1; break;
         case 'v': x.verbose = 1; break;
         case O_RECENT:
             c.o.recent = ak_parse_long("--recent", optarg, 0, 1L << 40);
-            recent_set = 1;
+            g.recent = 1;
             break;
         case O_SEED:
             c.o.seed = (uint64_t)ak_parse_long("--seed", optarg, 0, 1L << 62);
-            seed_set = 1;
+            g.seed = 1;
             break;
         case 'l':
             ak_parse_range("--layers", optarg, &c.l0, &c.l1);
@@ -591,7 +684,7 @@ int main(int argc, char *argv[])
             c.agg_set = 1;
             break;
         case O_USCORE:
-            uscore_set = 1;
+            g.uscore = 1;
             if (strcmp(optarg, "mean") == 0) c.unit_agg = AK_UAGG_MEAN;
             else if (strcmp(optarg, "max") == 0) c.unit_agg = AK_UAGG_MAX;
             else if (strncmp(optarg, "top", 3) == 0 && optarg[3]) {
@@ -601,99 +694,25 @@ int main(int argc, char *argv[])
                 ak_usage_error("--unit-score: expected mean, max or topK, got '%s'", optarg);
             break;
         case O_SINKS: c.sinks = ak_parse_long("--sinks", optarg, 0, 1L << 40); break;
-        case O_HEADS: heads_file = optarg; break;
+        case O_HEADS: g.heads = optarg; break;
         case O_KNUM: c.keep_numbers = 1; break;
-        case O_PBASE: pbase_file = optarg; break;
-        case O_LM: lm_opt = optarg; break;
+        case O_PBASE: g.pbase = optarg; break;
+        case O_LM: g.lm = optarg; break;
         case O_FINE: c.fine = 1; break;
         case O_COARSE:
             c.coarse = ak_parse_double("--coarse", optarg, 1, 1e6);
-            coarse_set = 1;
+            g.coarse = 1;
             break;
-        case 'd': device = optarg; break;
+        case 'd': g.device = optarg; break;
         case 'o': output = optarg; break;
         case 'h': usage(); return 0;
         default: ak_bad_option(argv);
         }
     }
-    if (c.o.keep_ratio < 0 && c.o.max_tokens < 0)
-        ak_usage_error("a budget is needed: --keep RATIO or --max-tokens N");
-    if (c.o.keep_ratio >= 0 && c.o.max_tokens >= 0)
-        ak_usage_error("--keep and --max-tokens: one budget, not both");
-    /* an option that would do nothing is an error, not silence */
-    if (c.no_query && (c.query_marker || c.query_regex))
-        ak_usage_error("--no-protect-query and --query-marker / --query-regex contradict");
-    if (c.no_query && c.policy_set && c.o.policy == AK_POLICY_QUERY)
-        ak_usage_error("--no-protect-query: the query policy keeps its query span");
-    int qppl = c.policy_set && c.o.policy == AK_POLICY_QPPL;
-    policy_option(&c, lm_opt != NULL, "--lm");
-    if (device && !qppl && !(c.policy_set && c.o.policy == AK_POLICY_SIMILARITY))
-        ak_usage_error("--device goes with --policy qppl or similarity");
-    policy_option(&c, c.fine, "--fine");
-    if (coarse_set && !c.fine)
-        ak_usage_error("--coarse goes with --fine");
-    if (c.no_query && qppl)
-        ak_usage_error("--no-protect-query: the qppl policy keeps its query span");
-    policy_option(&c, recent_set, "--recent");
-    policy_option(&c, seed_set, "--seed");
-    /* the rule lives in lib/policy.c's table (ak_policy_uses_layers/_agg); without
-     * -p the policy is chosen per document, and ak_prune_doc asks the same */
-    if (c.policy_set && c.layers_set && !ak_policy_uses_layers(c.o.policy))
-        ak_usage_error("--layers: policy %s does not use layers", ak_policy_name(c.o.policy));
-    if (c.policy_set && c.agg_set && !ak_policy_uses_agg(c.o.policy))
-        ak_usage_error("--agg: policy %s does not aggregate heads and layers%s",
-                       ak_policy_name(c.o.policy), c.o.policy == AK_POLICY_QUERY
-                       ? " (the query policy averages its rows and heads)" : "");
-    policy_option(&c, c.query_rows != AK_QROWS_AUTO, "--query-rows");
-    policy_option(&c, encoder != NULL, "--encoder");
-    if (c.policy_set && c.o.policy == AK_POLICY_SIMILARITY) {
-        ak_err e = {0};
-        ak_device dev;
-        const char *dir = ak_model_dir(encoder ? encoder : "minilm");
-        if (ak_device_parse(ak_device_opt(device), &dev, &e) ||
-            ak_encoder_load(&c.encoder, dir, dev, &e))
-            ak_dief(e.code, "--encoder: %s", e.msg);
-    }
-    if (c.query_regex) { /* a bad pattern is a usage error before any input is read */
-        ak_err e = {0};
-        uint8_t dummy = 0;
-        if (ak_protect_regex((const uint8_t *)"", 0, NULL, 0, c.query_regex, &dummy, &e))
-            ak_usage_error("--query-regex: %s", e.msg);
-    }
-    for (int k = 0; k < c.nregexes; k++) {
-        ak_err e = {0};
-        uint8_t dummy = 0;
-        if (ak_protect_regex((const uint8_t *)"", 0, NULL, 0, c.regexes[k], &dummy, &e))
-            ak_usage_error("--protect-regex: %s", e.msg);
-    }
-    int token_scores = !c.policy_set || ak_policy_scores_tokens(c.o.policy);
-    if ((uscore_set || c.sinks) && !token_scores)
-        ak_usage_error("--unit-score and --sinks go with the policies that score tokens (score, "
-                       "mass, query, entropy, heavy, surprisal)");
-    if (uscore_set && c.o.unit == AK_UNIT_TOKEN)
-        ak_usage_error("--unit-score: a token is its own unit (--unit word, sentence or block)");
-    if (c.keep_numbers && c.o.unit != AK_UNIT_WORD)
-        ak_usage_error("--keep-numbers goes with --unit word");
-    policy_option(&c, heads_file != NULL, "--heads");
-    policy_option(&c, pbase_file != NULL, "--position-baseline");
+    check_options(&c, &g);
     double *pbase = NULL;
-    if (pbase_file) {
-        c.npos = read_baseline(pbase_file, &pbase);
-        c.pos_base = pbase;
-    }
     int32_t *heads = NULL;
-    if (heads_file) {
-        c.nheads = read_heads(heads_file, &heads);
-        c.heads = heads;
-    }
-    if (count_with)
-        c.count_with = load_counter(count_with);
-    if (qppl) {
-        ak_err e = {0};
-        if (ak_device_parse(ak_device_opt(device), &c.lm_dev, &e))
-            ak_die(&e);
-        c.lm = load_lm(lm_opt, &c.lm_bos);
-    }
+    load_inputs(&c, &g, &pbase, &heads);
     x.c = c;
     ak_err err = {0};
     ak_filter_args fa = {.program = "prune", .argc = argc, .argv = argv,

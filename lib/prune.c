@@ -491,9 +491,11 @@ static int unit_scores(const ak_prune_doc_opts *c, const ak_doc *d, struct prune
     return 0;
 }
 
-static int prepare(ak_doc *d, const ak_prune_doc_opts *c, struct prune_prep *p, ak_err *err)
+/* The document's inputs (tokens, offsets, text, segments, special), the
+ * policy (score when the document has score.token and none was given,
+ * else mass) and its options, and the work arrays. */
+static int prep_inputs(ak_doc *d, const ak_prune_doc_opts *c, struct prune_prep *p, ak_err *err)
 {
-    memset(p, 0, sizeof *p);
     int rc = ak_prune_check_doc(d, err);
     if (rc || (rc = ak_doc_tokens(d, &p->tok, &p->off, err)))
         return rc;
@@ -513,9 +515,9 @@ static int prepare(ak_doc *d, const ak_prune_doc_opts *c, struct prune_prep *p, 
     if (!seg && (c->o.unit == AK_UNIT_BLOCK || c->protect_first || c->protect_last))
         return ak_fail(err, AK_EDATA, "document '%s' has no segments (needed by %s)", d->id,
                        c->o.unit == AK_UNIT_BLOCK ? "--unit block" : "--protect");
-    const uint8_t *txt = p->txt = ak_tensor_u8(p->text);
-    size_t tlen = p->tlen = p->text->nbytes;
-    const int64_t *o = p->o = ak_tensor_i64(p->off);
+    p->txt = ak_tensor_u8(p->text);
+    p->tlen = p->text->nbytes;
+    p->o = ak_tensor_i64(p->off);
 
     p->opts = c->o;
     if (!c->policy_set)
@@ -540,8 +542,20 @@ static int prepare(ak_doc *d, const ak_prune_doc_opts *c, struct prune_prep *p, 
         return ak_fail(err, AK_ENOMEM, "out of memory");
     if (seg && (rc = ak_block_count(seg, T, &p->nblocks, err)))
         return rc;
+    return 0;
+}
 
-    /* units */
+/* The unit of every token: itself, its block, sentence or word (-1
+ * outside every block). */
+static int prep_units(const ak_prune_doc_opts *c, struct prune_prep *p, ak_err *err)
+{
+    struct prune_work *w = &p->w;
+    const int32_t *seg = p->seg;
+    const uint8_t *txt = p->txt;
+    size_t tlen = p->tlen;
+    const int64_t *o = p->o;
+    int64_t T = p->T;
+    int rc = 0;
     p->nunits = T;
     if (p->opts.unit == AK_UNIT_TOKEN) {
         for (int64_t i = 0; i < T; i++)
@@ -565,8 +579,22 @@ static int prepare(ak_doc *d, const ak_prune_doc_opts *c, struct prune_prep *p, 
         for (int64_t i = 0; i < T; i++)
             if (seg[i] < 0)
                 w->unit[i] = -1;
+    return 0;
+}
 
-    /* protection: the spans asked for, and the question */
+/* Protection: the spans asked for, and the question (the query span,
+ * which the query, similarity and qppl policies rank by). */
+static int prep_protect(const ak_prune_doc_opts *c, const ak_doc *d, struct prune_prep *p,
+                        ak_err *err)
+{
+    struct prune_work *w = &p->w;
+    const int32_t *seg = p->seg;
+    const uint8_t *txt = p->txt;
+    size_t tlen = p->tlen;
+    const int64_t *o = p->o;
+    int64_t T = p->T;
+    ak_policy pol = p->opts.policy;
+    int rc = 0;
     if (c->protect_first)
         ak_protect_block_end(seg, T, 0, w->protect);
     if (c->protect_last)
@@ -597,8 +625,67 @@ static int prepare(ak_doc *d, const ak_prune_doc_opts *c, struct prune_prep *p, 
     if (!c->no_query) /* the question survives its own pruning */
         for (int64_t i = 0; i < T; i++)
             w->protect[i] |= w->query[i];
+    return 0;
+}
 
+/* Costs: the stream's tokens, or count_with's tokens of each unit's text
+ * (charged to the unit's first token; a token outside units pays for its
+ * own span) and of the whole text. */
+static int prep_costs(const ak_prune_doc_opts *c, const ak_doc *d, struct prune_prep *p,
+                      ak_err *err)
+{
+    struct prune_work *w = &p->w;
+    const uint8_t *txt = p->txt;
+    const int64_t *o = p->o;
+    int64_t T = p->T;
+    int rc = 0;
+    if (!(w->cost = calloc((size_t)T + 1, sizeof *w->cost)))
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    int64_t *ua = malloc(sizeof *ua * ((size_t)p->nunits + 1)),
+            *ub = malloc(sizeof *ub * ((size_t)p->nunits + 1)),
+            *uf = malloc(sizeof *uf * ((size_t)p->nunits + 1));
+    if (!ua || !ub || !uf) {
+        free(ua);
+        free(ub);
+        free(uf);
+        return ak_fail(err, AK_ENOMEM, "out of memory");
+    }
+    for (int64_t k = 0; k < p->nunits; k++)
+        ua[k] = INT64_MAX, ub[k] = -1, uf[k] = -1;
+    for (int64_t i = 0; i < T && !rc; i++) {
+        int32_t k = w->unit[i];
+        if (o[2 * i] == o[2 * i + 1])
+            continue;
+        if (k < 0 || (p->special && p->special[i])) {
+            rc = count_tokens(c->count_with, txt, o[2 * i], o[2 * i + 1], &w->cost[i], err);
+            continue;
+        }
+        if (uf[k] < 0)
+            uf[k] = i;
+        if (o[2 * i] < ua[k]) ua[k] = o[2 * i];
+        if (o[2 * i + 1] > ub[k]) ub[k] = o[2 * i + 1];
+    }
+    for (int64_t k = 0; k < p->nunits && !rc; k++)
+        if (uf[k] >= 0)
+            rc = count_tokens(c->count_with, txt, ua[k], ub[k], &w->cost[uf[k]], err);
+    free(ua);
+    free(ub);
+    free(uf);
+    if (!rc)
+        rc = count_tokens(c->count_with, txt, 0, (int64_t)p->tlen, &p->total, err);
+    if (rc)
+        return ak_wrap(err, "document '%s': --count-with", d->id);
+    return 0;
+}
+
+static int prepare(ak_doc *d, const ak_prune_doc_opts *c, struct prune_prep *p, ak_err *err)
+{
+    memset(p, 0, sizeof *p);
+    int rc = prep_inputs(d, c, p, err);
+    if (rc || (rc = prep_units(c, p, err)) || (rc = prep_protect(c, d, p, err)))
+        return rc;
     /* scores */
+    int64_t T = p->T;
     p->keys_per_query = (double)T;
     ak_tensor *vis = ak_doc_get(d, "attn.visible");
     if (vis && vis->dtype == AK_I32 && vis->ndim == 2 && vis->shape[1] == T && T > 0) {
@@ -608,54 +695,15 @@ static int prepare(ak_doc *d, const ak_prune_doc_opts *c, struct prune_prep *p, 
             sum += v[k];
         p->keys_per_query = sum / (double)(vis->shape[0] * T);
     }
-    const ak_policy_def *def = ak_policy_def_of(pol);
+    const ak_policy_def *def = ak_policy_def_of(p->opts.policy);
     if (def->score && (rc = def->score(c, d, p, err)))
         return rc;
 
     if ((c->unit_agg != AK_UAGG_MEAN || c->sinks > 0) && (rc = unit_scores(c, d, p, err)))
         return rc;
 
-    /* costs: the stream's tokens, or count_with's tokens of each unit's
-     * text (charged to the unit's first token; a token outside units pays
-     * for its own span) and of the whole text */
-    if (c->count_with) {
-        if (!(w->cost = calloc(n, sizeof *w->cost)))
-            return ak_fail(err, AK_ENOMEM, "out of memory");
-        int64_t *ua = malloc(sizeof *ua * ((size_t)p->nunits + 1)),
-                *ub = malloc(sizeof *ub * ((size_t)p->nunits + 1)),
-                *uf = malloc(sizeof *uf * ((size_t)p->nunits + 1));
-        if (!ua || !ub || !uf) {
-            free(ua);
-            free(ub);
-            free(uf);
-            return ak_fail(err, AK_ENOMEM, "out of memory");
-        }
-        for (int64_t k = 0; k < p->nunits; k++)
-            ua[k] = INT64_MAX, ub[k] = -1, uf[k] = -1;
-        for (int64_t i = 0; i < T && !rc; i++) {
-            int32_t k = w->unit[i];
-            if (o[2 * i] == o[2 * i + 1])
-                continue;
-            if (k < 0 || (p->special && p->special[i])) {
-                rc = count_tokens(c->count_with, txt, o[2 * i], o[2 * i + 1], &w->cost[i], err);
-                continue;
-            }
-            if (uf[k] < 0)
-                uf[k] = i;
-            if (o[2 * i] < ua[k]) ua[k] = o[2 * i];
-            if (o[2 * i + 1] > ub[k]) ub[k] = o[2 * i + 1];
-        }
-        for (int64_t k = 0; k < p->nunits && !rc; k++)
-            if (uf[k] >= 0)
-                rc = count_tokens(c->count_with, txt, ua[k], ub[k], &w->cost[uf[k]], err);
-        free(ua);
-        free(ub);
-        free(uf);
-        if (!rc)
-            rc = count_tokens(c->count_with, txt, 0, (int64_t)tlen, &p->total, err);
-        if (rc)
-            return ak_wrap(err, "document '%s': --count-with", d->id);
-    }
+    if (c->count_with)
+        return prep_costs(c, d, p, err);
     return 0;
 }
 
