@@ -113,7 +113,7 @@ CLI_A    := $(B)/libattnkit-cli.a
 # What `make install` puts in include/attnkit: the public API, each header
 # compiling on its own.  The rest of lib/*.h is internal.
 PUBLIC_HDRS := ak.h segment.h tensor.h stream.h io.h filter.h device.h mask.h attention.h metrics.h \
-               policy.h prune.h protect.h select.h safetensors.h model.h kvcache.h tokenizer.h evict.h sample.h generate.h
+               policy.h prune.h prune_embed.h protect.h select.h safetensors.h model.h kvcache.h tokenizer.h evict.h sample.h generate.h
 
 # Keep objects make would otherwise treat as intermediate.
 .SECONDARY:

@@ -14,21 +14,22 @@
 #ifndef AK_PRUNE_EMBED_H
 #define AK_PRUNE_EMBED_H
 
+#include "ak.h"
 #include "device.h"
 #include "stream.h"
 
 typedef struct ak_encoder ak_encoder;
 
 /* The model and tokenizer of dir (ak_model_load, ak_tokenizer_load). */
-int ak_encoder_load(ak_encoder **e, const char *dir, ak_device dev, ak_err *err);
-void ak_encoder_free(ak_encoder *e);   /* NULL is fine */
-int ak_encoder_dim(const ak_encoder *e);
+AK_API int ak_encoder_load(ak_encoder **e, const char *dir, ak_device dev, ak_err *err);
+AK_API void ak_encoder_free(ak_encoder *e);   /* NULL is fine */
+AK_API int ak_encoder_dim(const ak_encoder *e);
 /* The tokens an input is truncated to, [CLS] and [SEP] included. */
-int ak_encoder_max_tokens(const ak_encoder *e);
+AK_API int ak_encoder_max_tokens(const ak_encoder *e);
 /* The unit-length embedding out[dim] of text[0..len) (UTF-8); an empty
  * text (no tokens but the added ones) still runs.  *truncated (may be
  * NULL) is set to 1 when tokens were cut. */
-int ak_encoder_embed(ak_encoder *e, const char *text, size_t len, float *out,
+AK_API int ak_encoder_embed(ak_encoder *e, const char *text, size_t len, float *out,
                             int *truncated, ak_err *err);
 
 /* cos[nblocks]: the cosine between the embedding of each block's text
@@ -37,7 +38,7 @@ int ak_encoder_embed(ak_encoder *e, const char *text, size_t len, float *out,
  * (is_query[T] tokens, first to last); 0 for a block with no text.
  * *ntrunc counts the texts that were truncated.  AK_EDATA when the query
  * span covers no text. */
-int ak_block_similarity(ak_encoder *e, const uint8_t *text, size_t len,
+AK_API int ak_block_similarity(ak_encoder *e, const uint8_t *text, size_t len,
                                const int64_t *offsets, const int32_t *seg, int64_t T,
                                int64_t nblocks, const uint8_t *is_query, float *cos,
                                int *ntrunc, ak_err *err);

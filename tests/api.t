@@ -4,7 +4,7 @@
 # compiles on its own.
 . "$AK_TOP/tests/lib.sh"
 so="$AK_BUILD/libattnkit.so"
-want="ak.h attention.h device.h evict.h filter.h generate.h io.h kvcache.h mask.h metrics.h model.h policy.h protect.h prune.h sample.h safetensors.h select.h
+want="ak.h attention.h device.h evict.h filter.h generate.h io.h kvcache.h mask.h metrics.h model.h policy.h protect.h prune.h prune_embed.h sample.h safetensors.h select.h
 segment.h stream.h tensor.h tokenizer.h"
 
 ok "nm -D reads $so" nm -D --defined-only "$so"
