@@ -1,6 +1,7 @@
 /* model.c - config.json parsing and weight binding for the families in
  * model.h.  The forward pass is in forward.c. */
 #include "model.h"
+#include "arch.h"
 #include "gguf.h"
 #include "regfile.h"
 #include "io.h"
@@ -73,6 +74,17 @@ static int parse_act(const char *s, ak_act *out, ak_err *err)
     else
         return ak_fail(err, AK_ECONFIG, "config.json: unsupported activation \"%s\"", s);
     return 0;
+}
+
+/* The activation config.json names under KEY, or the architecture's own. */
+static int config_act(json_t *cfg, const char *key, const ak_arch *a, ak_act *out, ak_err *err)
+{
+    const char *s = cfg_str(cfg, key);
+    if (!s) {
+        *out = a->act;
+        return 0;
+    }
+    return parse_act(s, out, err);
 }
 
 /* RoPE frequencies: inv_freq[i] = theta^(-2i/d), then scaled as sp says
@@ -156,7 +168,7 @@ static int parse_rope(ak_model *m, json_t *cfg, ak_err *err)
     int gemma = m->family == AK_FAMILY_GEMMA3;
     double theta, local_theta;
     int rc;
-    if ((rc = cfg_num(cfg, "rope_theta", gemma ? 1e6 : 10000.0, &theta, err)) ||
+    if ((rc = cfg_num(cfg, "rope_theta", ak_arch_find(m->arch, AK_ARCH_HF)->rope_theta, &theta, err)) ||
         (rc = cfg_num(cfg, "rope_local_base_freq", 10000.0, &local_theta, err)))
         return rc;
     json_t *sp = NULL, *local_sp = NULL;
@@ -186,11 +198,21 @@ static int parse_config(ak_model *m, json_t *cfg, ak_err *err)
         return ak_fail(err, AK_ECONFIG, "config.json: no model_type%s%s", arch ? "; architecture " : "",
                        arch && json_string_value(arch) ? json_string_value(arch) : "");
     }
+    const ak_arch *a = ak_arch_find(mt, AK_ARCH_HF);
+    if (!a) {
+        json_t *arch = json_array_get(json_object_get(cfg, "architectures"), 0);
+        char names[160];
+        ak_arch_names(AK_ARCH_HF, names, sizeof names);
+        return ak_fail(err, AK_ECONFIG, "unsupported architecture \"%s\"%s%s%s (supported: %s)",
+                       mt, arch && json_string_value(arch) ? " (" : "",
+                       arch && json_string_value(arch) ? json_string_value(arch) : "",
+                       arch && json_string_value(arch) ? ")" : "", names);
+    }
     snprintf(m->arch, sizeof m->arch, "%s", mt);
+    m->family = a->family;
     int rc;
     const int BIG = 1 << 24;
-    if (!strcmp(mt, "bert")) {
-        m->family = AK_FAMILY_BERT;
+    if (m->family == AK_FAMILY_BERT) {
         double eps;
         const char *pet = cfg_str(cfg, "position_embedding_type");
         if (pet && strcmp(pet, "absolute"))
@@ -203,7 +225,7 @@ static int parse_config(ak_model *m, json_t *cfg, ak_err *err)
             (rc = cfg_int(cfg, "max_position_embeddings", -1, 1, BIG, &m->max_positions, err)) ||
             (rc = cfg_int(cfg, "type_vocab_size", 2, 0, 1 << 16, &m->type_vocab_size, err)) ||
             (rc = cfg_num(cfg, "layer_norm_eps", 1e-12, &eps, err)) ||
-            (rc = parse_act(cfg_str(cfg, "hidden_act") ? cfg_str(cfg, "hidden_act") : "gelu", &m->act, err)))
+            (rc = config_act(cfg, "hidden_act", a, &m->act, err)))
             return rc;
         m->norm_eps = (float)eps;
         m->n_kv_heads = m->n_heads;
@@ -213,8 +235,7 @@ static int parse_config(ak_model *m, json_t *cfg, ak_err *err)
         if (m->type_vocab_size == 0)
             return ak_fail(err, AK_ECONFIG, "config.json: bert type_vocab_size 0 is not supported "
                            "(BertModel always adds token-type embedding 0)");
-    } else if (!strcmp(mt, "gpt2")) {
-        m->family = AK_FAMILY_GPT2;
+    } else if (m->family == AK_FAMILY_GPT2) {
         double eps;
         if ((rc = cfg_int(cfg, "vocab_size", -1, 1, BIG, &m->vocab_size, err)) ||
             (rc = cfg_int(cfg, "n_embd", -1, 1, 1 << 16, &m->hidden_size, err)) ||
@@ -228,8 +249,7 @@ static int parse_config(ak_model *m, json_t *cfg, ak_err *err)
         if (inner && !json_is_null(inner) &&
             (rc = cfg_int(cfg, "n_inner", -1, 1, 1 << 20, &m->intermediate_size, err)))
             return rc;
-        const char *act = cfg_str(cfg, "activation_function");
-        if ((rc = parse_act(act ? act : "gelu_new", &m->act, err)))
+        if ((rc = config_act(cfg, "activation_function", a, &m->act, err)))
             return rc;
         m->norm_eps = (float)eps;
         m->n_kv_heads = m->n_heads;
@@ -237,8 +257,7 @@ static int parse_config(ak_model *m, json_t *cfg, ak_err *err)
         if (!cfg_bool(cfg, "scale_attn_weights", 1))
             m->attn_scale = 1;
         m->attn_scale_by_layer = cfg_bool(cfg, "scale_attn_by_inverse_layer_idx", 0);
-    } else if (!strcmp(mt, "llama") || !strcmp(mt, "mistral") || !strcmp(mt, "qwen2")) {
-        m->family = AK_FAMILY_LLAMA;
+    } else if (m->family == AK_FAMILY_LLAMA) {
         double eps;
         if ((rc = cfg_int(cfg, "vocab_size", -1, 1, BIG, &m->vocab_size, err)) ||
             (rc = cfg_int(cfg, "hidden_size", -1, 1, 1 << 16, &m->hidden_size, err)) ||
@@ -248,14 +267,12 @@ static int parse_config(ak_model *m, json_t *cfg, ak_err *err)
             (rc = cfg_int(cfg, "intermediate_size", -1, 1, 1 << 20, &m->intermediate_size, err)) ||
             (rc = cfg_int(cfg, "max_position_embeddings", 1 << 30, 1, INT_MAX, &m->max_positions, err)) ||
             (rc = cfg_num(cfg, "rms_norm_eps", 1e-6, &eps, err)) ||
-            (rc = parse_act(cfg_str(cfg, "hidden_act") ? cfg_str(cfg, "hidden_act") : "silu", &m->act, err)))
+            (rc = config_act(cfg, "hidden_act", a, &m->act, err)))
             return rc;
         m->norm_eps = (float)eps;
         m->causal = 1;
-    } else if (!strcmp(mt, "gemma3_text")) {
-        m->family = AK_FAMILY_GEMMA3;
+    } else {
         double eps, qscale;
-        const char *act = cfg_str(cfg, "hidden_activation");
         if ((rc = cfg_int(cfg, "vocab_size", -1, 1, BIG, &m->vocab_size, err)) ||
             (rc = cfg_int(cfg, "hidden_size", -1, 1, 1 << 16, &m->hidden_size, err)) ||
             (rc = cfg_int(cfg, "num_hidden_layers", -1, 1, 1024, &m->n_layers, err)) ||
@@ -265,7 +282,7 @@ static int parse_config(ak_model *m, json_t *cfg, ak_err *err)
             (rc = cfg_int(cfg, "max_position_embeddings", 1 << 30, 1, INT_MAX, &m->max_positions, err)) ||
             (rc = cfg_num(cfg, "rms_norm_eps", 1e-6, &eps, err)) ||
             (rc = cfg_num(cfg, "query_pre_attn_scalar", 256, &qscale, err)) ||
-            (rc = parse_act(act ? act : "gelu_pytorch_tanh", &m->act, err)))
+            (rc = config_act(cfg, "hidden_activation", a, &m->act, err)))
             return rc;
         json_t *cap = json_object_get(cfg, "attn_logit_softcapping");
         if (cap && !json_is_null(cap))
@@ -282,12 +299,6 @@ static int parse_config(ak_model *m, json_t *cfg, ak_err *err)
         m->attn_scale = (float)(1.0 / sqrt(qscale));
         m->norm_eps = (float)eps;
         m->causal = 1;
-    } else {
-        json_t *arch = json_array_get(json_object_get(cfg, "architectures"), 0);
-        return ak_fail(err, AK_ECONFIG, "unsupported architecture \"%s\"%s%s%s (supported: bert, gpt2, llama, mistral, qwen2, gemma3_text)",
-                       mt, arch && json_string_value(arch) ? " (" : "",
-                       arch && json_string_value(arch) ? json_string_value(arch) : "",
-                       arch && json_string_value(arch) ? ")" : "");
     }
     if (!(m->norm_eps > 0) || !isfinite(m->norm_eps))
         return ak_fail(err, AK_ECONFIG, "config.json: norm epsilon %g must be finite and positive",
@@ -325,7 +336,8 @@ static int parse_windows(ak_model *m, json_t *cfg, ak_err *err)
     if (sw && !json_is_null(sw) && (rc = cfg_int(cfg, "sliding_window", 0, 0, INT_MAX, &window, err)))
         return rc;
     json_t *types = json_object_get(cfg, "layer_types");
-    if (!strcmp(m->arch, "llama"))
+    ak_window_rule rule = ak_arch_find(m->arch, AK_ARCH_HF)->windows;
+    if (rule == AK_WINDOWS_NONE)
         window = 0;
     if (json_is_array(types)) {
         if (json_array_size(types) != (size_t)m->n_layers)
@@ -343,7 +355,7 @@ static int parse_windows(ak_model *m, json_t *cfg, ak_err *err)
         }
         return 0;
     }
-    if (m->family == AK_FAMILY_GEMMA3) {
+    if (rule == AK_WINDOWS_PATTERN) {
         /* Before layer_types: every sliding_window_pattern-th layer is global. */
         int pattern;
         if ((rc = cfg_int(cfg, "sliding_window_pattern", 6, 1, INT_MAX, &pattern, err)) ||
@@ -355,7 +367,7 @@ static int parse_windows(ak_model *m, json_t *cfg, ak_err *err)
         return 0;
     }
     int first = 0;
-    if (!strcmp(m->arch, "qwen2")) {
+    if (rule == AK_WINDOWS_FROM_LAYER) {
         if (!cfg_bool(cfg, "use_sliding_window", 0))
             window = 0;
         if ((rc = cfg_int(cfg, "max_window_layers", 28, 0, INT_MAX, &first, err)))
@@ -815,7 +827,7 @@ static int gg_rope(ak_model *m, ak_err *err)
 {
     double theta, factor;
     int rc, dims;
-    if ((rc = gg_num(m, "rope.freq_base", m->family == AK_FAMILY_GEMMA3 ? 1e6 : 10000.0, &theta, err)) ||
+    if ((rc = gg_num(m, "rope.freq_base", ak_arch_find(m->arch, AK_ARCH_GGUF)->rope_theta, &theta, err)) ||
         (rc = gg_num(m, "rope.scaling.factor", 1.0, &factor, err)) ||
         (rc = gg_int(m, "rope.dimension_count", m->head_dim, 1, 1 << 14, &dims, err)))
         return rc;
@@ -884,15 +896,14 @@ static int load_gguf(ak_model *m, const char *file, ak_err *err)
     if (memchr(arch, 0, al))
         return ak_fail(err, AK_EDATA, "GGUF metadata: general.architecture holds a NUL byte");
     snprintf(m->arch, sizeof m->arch, "%.*s", (int)(al < 63 ? al : 63), arch);
-    if (!strcmp(m->arch, "llama") || !strcmp(m->arch, "qwen2"))
-        m->family = AK_FAMILY_LLAMA;
-    else if (!strcmp(m->arch, "gemma3"))
-        m->family = AK_FAMILY_GEMMA3;
-    else if (!strcmp(m->arch, "gpt2"))
-        m->family = AK_FAMILY_GPT2;
-    else
-        return ak_fail(err, AK_ECONFIG, "unsupported GGUF architecture \"%.*s\" (supported: llama, qwen2, gpt2, gemma3)",
-                       (int)(al < 200 ? al : 200), arch);
+    const ak_arch *a = al < sizeof m->arch ? ak_arch_find(m->arch, AK_ARCH_GGUF) : NULL;
+    if (!a) {
+        char names[160];
+        ak_arch_names(AK_ARCH_GGUF, names, sizeof names);
+        return ak_fail(err, AK_ECONFIG, "unsupported GGUF architecture \"%.*s\" (supported: %s)",
+                       (int)(al < 200 ? al : 200), arch, names);
+    }
+    m->family = a->family;
     int gpt2 = m->family == AK_FAMILY_GPT2, gemma = m->family == AK_FAMILY_GEMMA3;
     const int BIG = 1 << 24;
     int experts;
@@ -938,10 +949,10 @@ static int load_gguf(ak_model *m, const char *file, ak_err *err)
         return ak_fail(err, AK_ECONFIG, "GGUF: RoPE needs an even head size, not %d", m->head_dim);
     m->norm_eps = (float)eps;
     m->causal = 1;
-    m->act = gpt2 ? AK_ACT_GELU_TANH : gemma ? AK_ACT_GELU_TANH : AK_ACT_SILU;
+    m->act = a->act;
     m->attn_scale = 1.0f / sqrtf((float)m->head_dim);
     /* llama.cpp's convert script orders llama q/k rows for its RoPE. */
-    m->qk_interleaved = !strcmp(m->arch, "llama");
+    m->qk_interleaved = a->qk_interleaved;
     const ak_gguf_tensor *te = ak_gguf_tensor_find(m->gguf, "token_embd.weight");
     if (!te || te->ndim != 2)
         return ak_fail(err, AK_EDATA, "GGUF: tensor token_embd.weight is missing or not a matrix");

@@ -3,7 +3,7 @@
  * quantized weights), and run on the CPU: input embeddings, then every
  * block with attention statistics.
  *
- * Families:
+ * Families (lib/arch.h maps each architecture name to its family and traits):
  *   bert   BertModel and relatives: word + position + token-type embeddings,
  *          LayerNorm, post-LN blocks, bidirectional attention.
  *   gpt2   learned positions, pre-LN blocks, fused QKV in Conv1D layout

@@ -29,6 +29,7 @@
  * post-processor. */
 #include "tok_internal.h"
 #include "gguf.h"
+#include "arch.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -442,7 +443,8 @@ static int build(gload *L, const char *model, size_t model_len, ak_err *err)
     if (!L->byte_level && !llama && !L->bert)
         return ak_fail(err, AK_ECONFIG, "tokenizer.ggml.model %.*s is not supported (gpt2, llama and bert are)",
                        (int)(model_len > 40 ? 40 : model_len), model);
-    L->gemma = llama && (!strcmp(arch, "gemma") || !strcmp(arch, "gemma2") || !strcmp(arch, "gemma3"));
+    const ak_arch *a = ak_arch_find(arch, AK_ARCH_GGUF_TOKENIZER);
+    L->gemma = llama && a && a->tok_gemma;
 
     /* the pre-tokenizer, checked before the vocabulary is read */
     const char *pre_re = NULL;
@@ -518,8 +520,7 @@ static int build(gload *L, const char *model, size_t model_len, ak_err *err)
         tk->bytes_optional = 1;
         /* transformers' converter for the Qwen architectures (Qwen2Converter)
          * puts an NFC normalizer before the split */
-        if (!strcmp(arch, "qwen2") || !strcmp(arch, "qwen2moe") || !strcmp(arch, "qwen3") ||
-            !strcmp(arch, "qwen3moe")) {
+        if (a && a->tok_nfc) {
             tk_normalizer nz = {.type = TN_NFC};
             tk->lossy_norm = 1;
             if (tk_add_normalizer(tk, nz))
