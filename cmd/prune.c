@@ -1,6 +1,7 @@
 /* prune - keep the tokens, sentences or blocks of a prompt that carry the
  * most attention, under a budget; record what was dropped. */
 #include "cli.h"
+#include "buf.h"
 #include "filter.h"
 #include "io.h"
 #include "model.h"
@@ -211,14 +212,8 @@ static int on_doc(void *vc, ak_doc *d, ak_err *err)
  * one budget, prune, write. */
 static int hold(struct ctx *x, ak_record *rec, ak_err *err)
 {
-    if (x->nrecs == x->cap) {
-        size_t nc = x->cap ? 2 * x->cap : 64;
-        ak_record *n = realloc(x->recs, nc * sizeof *n);
-        if (!n)
-            return ak_fail(err, AK_ENOMEM, "out of memory holding the stream");
-        x->recs = n;
-        x->cap = nc;
-    }
+    if (ak_grow((void **)&x->recs, &x->cap, x->nrecs + 1, sizeof *x->recs))
+        return ak_fail(err, AK_ENOMEM, "out of memory holding the stream");
     x->recs[x->nrecs++] = *rec;
     memset(rec, 0, sizeof *rec);
     return 0;
@@ -402,7 +397,8 @@ static int64_t read_pairs(const char *opt, const char *path, const char *expecte
     if (ak_read_file(path, (size_t)1 << 24, &data, &len, &e))
         ak_dief(e.code, "%s: %s", opt, e.msg);
     double *v = NULL;
-    int64_t n = 0, cap = 0, lineno = 0;
+    int64_t n = 0, lineno = 0;
+    size_t cap = 0;
     for (char *line = data, *next; line < data + len; line = next) {
         lineno++;
         char *nl = memchr(line, '\n', (size_t)(data + len - line));
@@ -422,13 +418,8 @@ static int64_t read_pairs(const char *opt, const char *path, const char *expecte
             free(v);
             ak_dief(AK_EDATA, "%s: %s:%lld: expected %s", opt, path, (long long)lineno, expected);
         }
-        if (n == cap) {
-            cap = cap ? 2 * cap : 16;
-            double *w = realloc(v, (size_t)cap * 2 * sizeof *w);
-            if (!w)
-                ak_dief(AK_ENOMEM, "out of memory");
-            v = w;
-        }
+        if (ak_grow((void **)&v, &cap, (size_t)n + 1, 2 * sizeof *v))
+            ak_dief(AK_ENOMEM, "out of memory");
         v[2 * n] = x;
         v[2 * n + 1] = y;
         n++;

@@ -2,6 +2,7 @@
  * model's own outputs (sentence-embedding cosine, retrieval rank, or the
  * log-likelihood of a continuation). */
 #include "cli.h"
+#include "buf.h"
 #include "io.h"
 #include "model.h"
 #include "window.h"
@@ -334,16 +335,8 @@ static int read_set(const char *path, const struct opts *op, set *s, doc_cb cb, 
                 for (size_t i = 0; i < s->n; i++)
                     if (strcmp(s->e[i].id, e.id) == 0)
                         rc = ak_fail(err, AK_EDATA, "document id '%s' appears twice", e.id);
-                if (!rc && s->n == s->cap) {
-                    size_t nc = s->cap ? 2 * s->cap : 16;
-                    entry *ne = realloc(s->e, nc * sizeof *ne);
-                    if (!ne)
-                        rc = ak_fail(err, AK_ENOMEM, "out of memory");
-                    else {
-                        s->e = ne;
-                        s->cap = nc;
-                    }
-                }
+                if (!rc && ak_grow((void **)&s->e, &s->cap, s->n + 1, sizeof *s->e))
+                    rc = ak_fail(err, AK_ENOMEM, "out of memory");
                 if (!rc)
                     s->e[s->n++] = e;
                 else
