@@ -113,6 +113,7 @@ struct ctx {
     /* --global: the stream held */
     ak_record *recs;
     size_t nrecs, cap;
+    const ak_filter_args *args;   /* for the history each header gets */
 };
 
 /* -v: each block's token count (segments >= 0), before or after pruning;
@@ -210,8 +211,17 @@ static int on_doc(void *vc, ak_doc *d, ak_err *err)
 
 /* --global: read every record, rank the documents, give each its share of
  * one budget, prune, write. */
-static int hold(struct ctx *x, ak_record *rec, ak_err *err)
+static int hold(void *vx, ak_record *rec, ak_err *err)
 {
+    struct ctx *x = vx;
+    if (rec->type == AK_REC_HEADER) {
+        const ak_filter_args *a = x->args;
+        if (ak_header_add_stage(rec->header, a->program, a->argc, a->argv))
+            return ak_fail(err, AK_ENOMEM, "out of memory");
+        int rc = on_header(x, rec->header, err);
+        if (rc)
+            return rc;
+    }
     if (ak_grow((void **)&x->recs, &x->cap, x->nrecs + 1, sizeof *x->recs))
         return ak_fail(err, AK_ENOMEM, "out of memory holding the stream");
     x->recs[x->nrecs++] = *rec;
@@ -221,6 +231,7 @@ static int hold(struct ctx *x, ak_record *rec, ak_err *err)
 
 static int run_global(struct ctx *x, const ak_filter_args *a, ak_err *err)
 {
+    x->args = a;
     ak_output out;
     ak_writer *w = NULL;
     int rc = ak_output_open(&out, a->output, a->inputs, a->ninputs, err);
@@ -232,24 +243,7 @@ static int run_global(struct ctx *x, const ak_filter_args *a, ak_err *err)
         ak_reader *r;
         if ((rc = ak_reader_open_path(&r, a->ninputs > 0 ? a->inputs[i] : "-", err)))
             break;
-        for (;;) {
-            ak_record rec;
-            int got = ak_reader_next(r, &rec, err);
-            if (got <= 0) {
-                rc = got;
-                break;
-            }
-            if (rec.type == AK_REC_HEADER &&
-                ak_header_add_stage(rec.header, a->program, a->argc, a->argv))
-                rc = ak_fail(err, AK_ENOMEM, "out of memory");
-            if (!rc && rec.type == AK_REC_HEADER)
-                rc = on_header(x, rec.header, err);
-            if (!rc)
-                rc = hold(x, &rec, err);
-            ak_record_free(&rec);
-            if (rc)
-                break;
-        }
+        rc = ak_filter_records(r, hold, x, err);
         ak_reader_close(r);
     }
     size_t nd = 0;

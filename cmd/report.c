@@ -3,6 +3,7 @@
  * and attention rows, from a stream at any stage after attend. */
 #include "buf.h"
 #include "cli.h"
+#include "filter.h"
 #include "io.h"
 #include "metrics.h"
 #include "stream.h"
@@ -1488,54 +1489,63 @@ static int page(ak_buf *b, view *vs, size_t nv, const char *model, const struct 
     return b->oom ? ak_fail(err, AK_ENOMEM, "out of memory for the page") : 0;
 }
 
+struct reading {
+    const char *path;
+    view **vs;
+    size_t *nv;
+    char **model;
+};
+
+/* One record of an input: the first header names the model, each document
+ * becomes a view or is merged into the view of its id. */
+static int read_record(void *vc, ak_record *rec, ak_err *err)
+{
+    struct reading *x = vc;
+    view **vs = x->vs;
+    size_t *nv = x->nv;
+    int rc = 0;
+    if (rec->type == AK_REC_HEADER && !*x->model) {
+        const char *name = ak_meta_str(&rec->header->model, "name");
+        const char *arch = ak_meta_str(&rec->header->model, "arch");
+        ak_buf b = {0};
+        ak_buf_printf(&b, "model %s%s%s%s", name ? name : "?", arch ? " (" : "", arch ? arch : "",
+                      arch ? ")" : "");
+        *x->model = b.data;
+        if (b.oom)
+            rc = ak_fail(err, AK_ENOMEM, "out of memory");
+    } else if (rec->type == AK_REC_DOC) {
+        view v;
+        rc = view_from_doc(rec->doc, &v, err);
+        size_t k = 0;
+        while (!rc && k < *nv && strcmp((*vs)[k].id, v.id) != 0)
+            k++;
+        if (rc) {
+            view_free(&v);
+        } else if (k < *nv) {
+            rc = view_merge(&(*vs)[k], &v, x->path, err);
+            view_free(&v);
+        } else {
+            view *p = realloc(*vs, sizeof *p * (*nv + 1));
+            if (!p) {
+                view_free(&v);
+                rc = ak_fail(err, AK_ENOMEM, "out of memory");
+            } else {
+                *vs = p;
+                (*vs)[(*nv)++] = v;
+            }
+        }
+    }
+    return rc;
+}
+
 static int read_input(const char *path, view **vs, size_t *nv, char **model, ak_err *err)
 {
     ak_reader *r;
     int rc = ak_reader_open_path(&r, path, err);
     if (rc)
         return rc;
-    for (;;) {
-        ak_record rec;
-        int got = ak_reader_next(r, &rec, err);
-        if (got <= 0) {
-            rc = got;
-            break;
-        }
-        if (rec.type == AK_REC_HEADER && !*model) {
-            const char *name = ak_meta_str(&rec.header->model, "name");
-            const char *arch = ak_meta_str(&rec.header->model, "arch");
-            ak_buf b = {0};
-            ak_buf_printf(&b, "model %s%s%s%s", name ? name : "?", arch ? " (" : "", arch ? arch : "",
-                      arch ? ")" : "");
-            *model = b.data;
-            if (b.oom)
-                rc = ak_fail(err, AK_ENOMEM, "out of memory");
-        } else if (rec.type == AK_REC_DOC) {
-            view v;
-            rc = view_from_doc(rec.doc, &v, err);
-            size_t k = 0;
-            while (!rc && k < *nv && strcmp((*vs)[k].id, v.id) != 0)
-                k++;
-            if (rc) {
-                view_free(&v);
-            } else if (k < *nv) {
-                rc = view_merge(&(*vs)[k], &v, path, err);
-                view_free(&v);
-            } else {
-                view *p = realloc(*vs, sizeof *p * (*nv + 1));
-                if (!p) {
-                    view_free(&v);
-                    rc = ak_fail(err, AK_ENOMEM, "out of memory");
-                } else {
-                    *vs = p;
-                    (*vs)[(*nv)++] = v;
-                }
-            }
-        }
-        ak_record_free(&rec);
-        if (rc)
-            break;
-    }
+    struct reading x = {path, vs, nv, model};
+    rc = ak_filter_records(r, read_record, &x, err);
     ak_reader_close(r);
     return rc;
 }
