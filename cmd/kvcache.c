@@ -2,6 +2,7 @@
  * key/value cache: generate tokens, or score a continuation, under the
  * cache as it is (full or evicted). */
 #include "check.h"
+#include "buf.h"
 #include "cli.h"
 #include "filter.h"
 #include "io.h"
@@ -309,13 +310,8 @@ static void load_targets(struct ctx *c, const char *path)
                 ak_dief(err.code, "--targets: %s:%zu: %s", path, lineno, err.msg);
             if (enc.n == 0)
                 ak_dief(AK_EDATA, "--targets: %s:%zu: '%s' holds no tokens", path, lineno, p);
-            if (c->ntargets == cap) {
-                cap = cap ? 2 * cap : 64;
-                struct target *t = realloc(c->targets, cap * sizeof *t);
-                if (!t)
-                    ak_dief(AK_ENOMEM, "out of memory");
-                c->targets = t;
-            }
+            if (ak_grow((void **)&c->targets, &cap, c->ntargets + 1, sizeof *c->targets))
+                ak_dief(AK_ENOMEM, "out of memory");
             struct target *t = &c->targets[c->ntargets++];
             t->id = strdup(p);
             t->ids = malloc(enc.n * sizeof *t->ids);

@@ -1,6 +1,7 @@
 /* peek - show an attnkit stream: for humans, as JSON lines, or one tensor's
  * values as plain numbers. */
 #include "cli.h"
+#include "filter.h"
 #include "io.h"
 #include "stream.h"
 
@@ -316,36 +317,32 @@ static int field_doc(const ak_doc *d, const char *name, long nvalues, ak_err *er
     return 0;
 }
 
-static int peek_input(const char *path, const struct opts *o, ak_err *err)
+static int peek_record(void *vo, ak_record *rec, ak_err *err)
+{
+    const struct opts *o = vo;
+    if (o->mode == JSON)
+        json_record(rec, o->nvalues);
+    else if (o->mode == FIELD) {
+        if (rec->type == AK_REC_DOC)
+            return field_doc(rec->doc, o->field, o->field_values, err);
+    } else if (rec->type == AK_REC_HEADER)
+        human_header(rec->header);
+    else if (rec->type == AK_REC_DOC)
+        human_doc(rec->doc, o->nvalues);
+    else if (rec->type == AK_REC_END)
+        printf("end: %lld document%s\n", (long long)rec->end_docs, rec->end_docs == 1 ? "" : "s");
+    else
+        printf("other record: %zu bytes\n", rec->rawlen);
+    return 0;
+}
+
+static int peek_input(const char *path, struct opts *o, ak_err *err)
 {
     ak_reader *r;
     int rc = ak_reader_open_path(&r, path, err);
     if (rc)
         return rc;
-    for (;;) {
-        ak_record rec;
-        int got = ak_reader_next(r, &rec, err);
-        if (got <= 0) {
-            rc = got;
-            break;
-        }
-        if (o->mode == JSON)
-            json_record(&rec, o->nvalues);
-        else if (o->mode == FIELD) {
-            if (rec.type == AK_REC_DOC)
-                rc = field_doc(rec.doc, o->field, o->field_values, err);
-        } else if (rec.type == AK_REC_HEADER)
-            human_header(rec.header);
-        else if (rec.type == AK_REC_DOC)
-            human_doc(rec.doc, o->nvalues);
-        else if (rec.type == AK_REC_END)
-            printf("end: %lld document%s\n", (long long)rec.end_docs, rec.end_docs == 1 ? "" : "s");
-        else
-            printf("other record: %zu bytes\n", rec.rawlen);
-        ak_record_free(&rec);
-        if (rc)
-            break;
-    }
+    rc = ak_filter_records(r, peek_record, o, err);
     ak_reader_close(r);
     return rc;
 }

@@ -1,6 +1,7 @@
 /* prune - keep the tokens, sentences or blocks of a prompt that carry the
  * most attention, under a budget; record what was dropped. */
 #include "cli.h"
+#include "buf.h"
 #include "filter.h"
 #include "io.h"
 #include "model.h"
@@ -112,6 +113,7 @@ struct ctx {
     /* --global: the stream held */
     ak_record *recs;
     size_t nrecs, cap;
+    const ak_filter_args *args;   /* for the history each header gets */
 };
 
 /* -v: each block's token count (segments >= 0), before or after pruning;
@@ -209,16 +211,19 @@ static int on_doc(void *vc, ak_doc *d, ak_err *err)
 
 /* --global: read every record, rank the documents, give each its share of
  * one budget, prune, write. */
-static int hold(struct ctx *x, ak_record *rec, ak_err *err)
+static int hold(void *vx, ak_record *rec, ak_err *err)
 {
-    if (x->nrecs == x->cap) {
-        size_t nc = x->cap ? 2 * x->cap : 64;
-        ak_record *n = realloc(x->recs, nc * sizeof *n);
-        if (!n)
-            return ak_fail(err, AK_ENOMEM, "out of memory holding the stream");
-        x->recs = n;
-        x->cap = nc;
+    struct ctx *x = vx;
+    if (rec->type == AK_REC_HEADER) {
+        const ak_filter_args *a = x->args;
+        if (ak_header_add_stage(rec->header, a->program, a->argc, a->argv))
+            return ak_fail(err, AK_ENOMEM, "out of memory");
+        int rc = on_header(x, rec->header, err);
+        if (rc)
+            return rc;
     }
+    if (ak_grow((void **)&x->recs, &x->cap, x->nrecs + 1, sizeof *x->recs))
+        return ak_fail(err, AK_ENOMEM, "out of memory holding the stream");
     x->recs[x->nrecs++] = *rec;
     memset(rec, 0, sizeof *rec);
     return 0;
@@ -226,6 +231,7 @@ static int hold(struct ctx *x, ak_record *rec, ak_err *err)
 
 static int run_global(struct ctx *x, const ak_filter_args *a, ak_err *err)
 {
+    x->args = a;
     ak_output out;
     ak_writer *w = NULL;
     int rc = ak_output_open(&out, a->output, a->inputs, a->ninputs, err);
@@ -237,24 +243,7 @@ static int run_global(struct ctx *x, const ak_filter_args *a, ak_err *err)
         ak_reader *r;
         if ((rc = ak_reader_open_path(&r, a->ninputs > 0 ? a->inputs[i] : "-", err)))
             break;
-        for (;;) {
-            ak_record rec;
-            int got = ak_reader_next(r, &rec, err);
-            if (got <= 0) {
-                rc = got;
-                break;
-            }
-            if (rec.type == AK_REC_HEADER &&
-                ak_header_add_stage(rec.header, a->program, a->argc, a->argv))
-                rc = ak_fail(err, AK_ENOMEM, "out of memory");
-            if (!rc && rec.type == AK_REC_HEADER)
-                rc = on_header(x, rec.header, err);
-            if (!rc)
-                rc = hold(x, &rec, err);
-            ak_record_free(&rec);
-            if (rc)
-                break;
-        }
+        rc = ak_filter_records(r, hold, x, err);
         ak_reader_close(r);
     }
     size_t nd = 0;
@@ -402,7 +391,8 @@ static int64_t read_pairs(const char *opt, const char *path, const char *expecte
     if (ak_read_file(path, (size_t)1 << 24, &data, &len, &e))
         ak_dief(e.code, "%s: %s", opt, e.msg);
     double *v = NULL;
-    int64_t n = 0, cap = 0, lineno = 0;
+    int64_t n = 0, lineno = 0;
+    size_t cap = 0;
     for (char *line = data, *next; line < data + len; line = next) {
         lineno++;
         char *nl = memchr(line, '\n', (size_t)(data + len - line));
@@ -422,13 +412,8 @@ static int64_t read_pairs(const char *opt, const char *path, const char *expecte
             free(v);
             ak_dief(AK_EDATA, "%s: %s:%lld: expected %s", opt, path, (long long)lineno, expected);
         }
-        if (n == cap) {
-            cap = cap ? 2 * cap : 16;
-            double *w = realloc(v, (size_t)cap * 2 * sizeof *w);
-            if (!w)
-                ak_dief(AK_ENOMEM, "out of memory");
-            v = w;
-        }
+        if (ak_grow((void **)&v, &cap, (size_t)n + 1, 2 * sizeof *v))
+            ak_dief(AK_ENOMEM, "out of memory");
         v[2 * n] = x;
         v[2 * n + 1] = y;
         n++;

@@ -1,7 +1,9 @@
 /* report - a self-contained HTML page (and SVG / PNG figures) showing where
  * the model looks: the text tinted by attention statistics, blocks, heads,
  * and attention rows, from a stream at any stage after attend. */
+#include "buf.h"
 #include "cli.h"
+#include "filter.h"
 #include "io.h"
 #include "metrics.h"
 #include "stream.h"
@@ -45,78 +47,23 @@ static void usage(void)
 static const char *page_css(void);
 static const char *page_js(void);
 
-/* ---- a growing byte buffer ---- */
-
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-    int oom;
-} sbuf;
-
-static void sb_put(sbuf *b, const void *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-
-static void sb_puts(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *b, const char *fmt, ...)
-{
-    char tmp[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n < sizeof tmp) {
-        sb_put(b, tmp, (size_t)n);
-        return;
-    }
-    char *big = malloc((size_t)n + 1);
-    if (!big) {
-        b->oom = 1;
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    sb_put(b, big, (size_t)n);
-    free(big);
-}
+/* ---- the page is built in an ak_buf (buf.h) ---- */
 
 /* HTML/XML text: & < > " escaped; the C0 controls XML 1.0 cannot hold,
  * even as references (all but tab, LF, CR), become U+FFFD. */
-static void sb_escape(sbuf *b, const char *s, size_t n)
+static void sb_escape(ak_buf *b, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         if ((unsigned char)s[i] < 0x20 && s[i] != '\t' && s[i] != '\n' && s[i] != '\r') {
-            sb_puts(b, "\xef\xbf\xbd");
+            ak_buf_puts(b, "\xef\xbf\xbd");
             continue;
         }
         switch (s[i]) {
-        case '&': sb_puts(b, "&amp;"); break;
-        case '<': sb_puts(b, "&lt;"); break;
-        case '>': sb_puts(b, "&gt;"); break;
-        case '"': sb_puts(b, "&quot;"); break;
-        default: sb_put(b, s + i, 1);
+        case '&': ak_buf_puts(b, "&amp;"); break;
+        case '<': ak_buf_puts(b, "&lt;"); break;
+        case '>': ak_buf_puts(b, "&gt;"); break;
+        case '"': ak_buf_puts(b, "&quot;"); break;
+        default: ak_buf_put(b, s + i, 1);
         }
     }
 }
@@ -611,35 +558,35 @@ static int synth_text(view *v, ak_err *err)
         return 0;
     int64_t T = v->T;
     const int32_t *ids = ak_tensor_i32(v->tokens);
-    sbuf b = {0};
+    ak_buf b = {0};
     int64_t *off = malloc(sizeof *off * (size_t)(2 * T + 2));
     if (!off)
         return ak_fail(err, AK_ENOMEM, "out of memory");
     for (int64_t i = 0; i < T; i++) {
         if (i)
-            sb_puts(&b, " ");
-        off[2 * i] = (int64_t)b.n;
-        sb_printf(&b, "#%d", ids[i]);
-        off[2 * i + 1] = (int64_t)b.n;
+            ak_buf_puts(&b, " ");
+        off[2 * i] = (int64_t)b.len;
+        ak_buf_printf(&b, "#%d", ids[i]);
+        off[2 * i + 1] = (int64_t)b.len;
     }
     if (b.oom) {
-        free(b.p);
+        free(b.data);
         free(off);
         return ak_fail(err, AK_ENOMEM, "out of memory");
     }
-    int64_t ts[1] = {(int64_t)b.n}, os[2] = {T, 2};
+    int64_t ts[1] = {(int64_t)b.len}, os[2] = {T, 2};
     ak_tensor *t = ak_tensor_new("text", AK_U8, 1, ts, err);
     ak_tensor *o = t ? ak_tensor_new("offsets", AK_I64, 2, os, err) : NULL;
     if (!o) {
         ak_tensor_free(t);
-        free(b.p);
+        free(b.data);
         free(off);
         return err->code;
     }
-    if (b.n)
-        memcpy(t->data, b.p, b.n);
+    if (b.len)
+        memcpy(t->data, b.data, b.len);
     memcpy(o->data, off, o->nbytes);
-    free(b.p);
+    free(b.data);
     free(off);
     ak_tensor_free(v->text);
     ak_tensor_free(v->offsets);
@@ -994,14 +941,8 @@ static int lay_push(layout *lo, int32_t *line, int32_t *col, int32_t tok, int dr
                 lo->c[k].col = (*col)++;
             }
     }
-    if (lo->n == lo->cap) {
-        size_t cap = lo->cap ? 2 * lo->cap : 1024;
-        cell *p = realloc(lo->c, sizeof *p * cap);
-        if (!p)
-            return -1;
-        lo->c = p;
-        lo->cap = cap;
-    }
+    if (ak_grow((void **)&lo->c, &lo->cap, lo->n + 1, sizeof *lo->c))
+        return -1;
     cell *c = &lo->c[lo->n++];
     c->line = *line;
     c->col = (*col)++;
@@ -1081,21 +1022,21 @@ static int lay_out(const view *v, layout *lo)
     return 0;
 }
 
-static void sb_rgb(sbuf *b, const unsigned char rgb[3])
+static void sb_rgb(ak_buf *b, const unsigned char rgb[3])
 {
-    sb_printf(b, "#%02x%02x%02x", rgb[0], rgb[1], rgb[2]);
+    ak_buf_printf(b, "#%02x%02x%02x", rgb[0], rgb[1], rgb[2]);
 }
 
-static void selection_label(sbuf *b, const view *v, const struct opts *o, enum statistic st)
+static void selection_label(ak_buf *b, const view *v, const struct opts *o, enum statistic st)
 {
-    sb_printf(b, "%s", stat_titles[st]);
+    ak_buf_printf(b, "%s", stat_titles[st]);
     if (st != ST_SCORE) {
-        if (o->layer >= 0) sb_printf(b, ", layer %ld", o->layer);
-        else sb_puts(b, ", mean of all layers");
-        if (o->head >= 0) sb_printf(b, ", head %ld", o->head);
-        else sb_puts(b, ", mean of all heads");
+        if (o->layer >= 0) ak_buf_printf(b, ", layer %ld", o->layer);
+        else ak_buf_puts(b, ", mean of all layers");
+        if (o->head >= 0) ak_buf_printf(b, ", head %ld", o->head);
+        else ak_buf_puts(b, ", mean of all heads");
     }
-    sb_puts(b, " - ");
+    ak_buf_puts(b, " - ");
     sb_escape(b, v->id, strlen(v->id));
 }
 
@@ -1103,26 +1044,26 @@ static void selection_label(sbuf *b, const view *v, const struct opts *o, enum s
 #define SVG_LH 18.0
 #define SVG_TOP 40.0
 
-static void svg_tokens(sbuf *b, const view *v, const struct opts *o, enum statistic st,
+static void svg_tokens(ak_buf *b, const view *v, const struct opts *o, enum statistic st,
                        const layout *lo, const float *val, double vlo, double vhi)
 {
     double w = 2 * 12 + COLS * SVG_CW, h = SVG_TOP + lo->lines * SVG_LH + 12;
-    sb_printf(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http:/"
+    ak_buf_printf(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http:/"
                  "/www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
                  "font-family=\"DejaVu Sans Mono, monospace\" font-size=\"12\">\n"
                  "<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n"
                  "<text x=\"12\" y=\"18\" font-family=\"DejaVu Sans, sans-serif\" font-size=\"13\">",
               w, h, w, h);
     selection_label(b, v, o, st);
-    sb_printf(b, "</text>\n<text x=\"12\" y=\"32\" font-size=\"10\" fill=\"#555\">%.4g", vlo);
+    ak_buf_printf(b, "</text>\n<text x=\"12\" y=\"32\" font-size=\"10\" fill=\"#555\">%.4g", vlo);
     unsigned char c0[3], c1[3];
     tint_rgb(0, st, c0);
     tint_rgb(1, st, c1);
-    sb_puts(b, "</text>\n<defs><linearGradient id=\"g\"><stop offset=\"0\" stop-color=\"");
+    ak_buf_puts(b, "</text>\n<defs><linearGradient id=\"g\"><stop offset=\"0\" stop-color=\"");
     sb_rgb(b, c0);
-    sb_puts(b, "\"/><stop offset=\"1\" stop-color=\"");
+    ak_buf_puts(b, "\"/><stop offset=\"1\" stop-color=\"");
     sb_rgb(b, c1);
-    sb_printf(b, "\"/></linearGradient></defs>\n<rect x=\"70\" y=\"24\" width=\"120\" height=\"9\" "
+    ak_buf_printf(b, "\"/></linearGradient></defs>\n<rect x=\"70\" y=\"24\" width=\"120\" height=\"9\" "
                  "fill=\"url(#g)\" stroke=\"#ccc\"/>\n<text x=\"196\" y=\"32\" font-size=\"10\" "
                  "fill=\"#555\">%.4g+</text>\n",
               vhi);
@@ -1143,10 +1084,10 @@ static void svg_tokens(sbuf *b, const view *v, const struct opts *o, enum statis
             if (lo->c[r].tok >= 0 && val) {
                 unsigned char rgb[3];
                 tint_rgb((val[lo->c[r].tok] - vlo) / (vhi - vlo), st, rgb);
-                sb_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"",
+                ak_buf_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"",
                           x, y, cw, SVG_LH - 2);
                 sb_rgb(b, rgb);
-                sb_printf(b, "\"><title>token %d: %.4g</title></rect>\n", lo->c[r].tok,
+                ak_buf_printf(b, "\"><title>token %d: %.4g</title></rect>\n", lo->c[r].tok,
                           val[lo->c[r].tok]);
             }
             r = q;
@@ -1159,48 +1100,48 @@ static void svg_tokens(sbuf *b, const view *v, const struct opts *o, enum statis
             size_t q = r;
             while (q < e && lo->c[q].dropped)
                 q++;
-            sb_printf(b, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#b00\"/>\n",
+            ak_buf_printf(b, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#b00\"/>\n",
                       12 + lo->c[r].col * SVG_CW, 12 + (lo->c[q - 1].col + 1) * SVG_CW,
                       y + SVG_LH / 2, y + SVG_LH / 2);
             r = q;
         }
         int32_t ncol = lo->c[e - 1].col + 1;
-        sb_printf(b, "<text x=\"12\" y=\"%.1f\" xml:space=\"preserve\" textLength=\"%.1f\" "
+        ak_buf_printf(b, "<text x=\"12\" y=\"%.1f\" xml:space=\"preserve\" textLength=\"%.1f\" "
                      "lengthAdjust=\"spacing\">", y + 12.5, ncol * SVG_CW);
         int32_t col = 0;
         for (size_t r = k; r < e; r++) {
             for (; col < lo->c[r].col; col++)
-                sb_puts(b, " ");
+                ak_buf_puts(b, " ");
             sb_escape(b, lo->c[r].ch[0] ? lo->c[r].ch : " ", lo->c[r].ch[0] ? strlen(lo->c[r].ch) : 1);
             col++;
         }
-        sb_puts(b, "</text>\n");
+        ak_buf_puts(b, "</text>\n");
         k = e;
     }
-    sb_puts(b, "</svg>\n");
+    ak_buf_puts(b, "</svg>\n");
 }
 
-static void svg_heads(sbuf *b, const view *v, const ak_head_summary *hs)
+static void svg_heads(ak_buf *b, const view *v, const ak_head_summary *hs)
 {
     int64_t L = v->s.L, H = v->s.H;
     double cw = 32, ch = 22, x0 = 40, y0 = 50;
     double w = x0 + H * cw + 20, h = y0 + L * ch + 30;
     if (w < 560)
         w = 560;
-    sb_printf(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http:/"
+    ak_buf_printf(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http:/"
                  "/www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
                  "font-family=\"DejaVu Sans, sans-serif\" font-size=\"10\">\n"
                  "<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n"
                  "<text x=\"10\" y=\"18\" font-size=\"13\">mean normalised entropy per head - ",
               w, h, w, h);
     sb_escape(b, v->id, strlen(v->id));
-    sb_puts(b, "</text>\n<text x=\"10\" y=\"32\" fill=\"#555\">rows: layers, columns: heads; "
+    ak_buf_puts(b, "</text>\n<text x=\"10\" y=\"32\" fill=\"#555\">rows: layers, columns: heads; "
                "black frame: sink (more than half the attention on the first token)</text>\n");
     for (int64_t hh = 0; hh < H; hh++)
-        sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%lld</text>\n",
+        ak_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%lld</text>\n",
                   x0 + hh * cw + cw / 2, y0 - 4, (long long)hh);
     for (int64_t l = 0; l < L; l++) {
-        sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%lld</text>\n", x0 - 6,
+        ak_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%lld</text>\n", x0 - 6,
                   y0 + l * ch + ch / 2 + 4, (long long)l);
         for (int64_t hh = 0; hh < H; hh++) {
             const ak_head_summary *s = &hs[l * H + hh];
@@ -1209,37 +1150,37 @@ static void svg_heads(sbuf *b, const view *v, const ak_head_summary *hs)
                                     (unsigned char)lround(255 + (113 - 255) * a),
                                     (unsigned char)lround(255 + (181 - 255) * a)};
             double x = x0 + hh * cw, y = y0 + l * ch;
-            sb_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"", x, y,
+            ak_buf_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"", x, y,
                       cw - 2, ch - 2);
             sb_rgb(b, rgb);
-            sb_printf(b, "\"%s><title>layer %lld head %lld: %.3f, first-token share %.3f</title></rect>\n",
+            ak_buf_printf(b, "\"%s><title>layer %lld head %lld: %.3f, first-token share %.3f</title></rect>\n",
                       s->sink ? " stroke=\"#000\" stroke-width=\"2\"" : "", (long long)l,
                       (long long)hh, s->norm_entropy, s->sink_share);
-            sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" fill=\"%s\"%s>%.2f</text>\n",
+            ak_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" fill=\"%s\"%s>%.2f</text>\n",
                       x + (cw - 2) / 2, y + ch / 2 + 3, a > 0.6 ? "#fff" : "#000",
                       s->sink ? " font-weight=\"bold\"" : "", s->norm_entropy);
         }
     }
-    sb_puts(b, "</svg>\n");
+    ak_buf_puts(b, "</svg>\n");
 }
 
 /* ---- PNG: RGB, 8 bits, filter 0 rows, zlib's deflate ---- */
 
-static void png_chunk(sbuf *b, const char *type, const unsigned char *data, size_t n)
+static void png_chunk(ak_buf *b, const char *type, const unsigned char *data, size_t n)
 {
     unsigned char hdr[8] = {(unsigned char)(n >> 24), (unsigned char)(n >> 16),
                             (unsigned char)(n >> 8), (unsigned char)n,
                             (unsigned char)type[0], (unsigned char)type[1],
                             (unsigned char)type[2], (unsigned char)type[3]};
-    sb_put(b, hdr, 8);
+    ak_buf_put(b, hdr, 8);
     if (n)
-        sb_put(b, data, n);
+        ak_buf_put(b, data, n);
     uLong crc = crc32(0L, hdr + 4, 4);
     if (n)
         crc = crc32(crc, data, (uInt)n);
     unsigned char c[4] = {(unsigned char)(crc >> 24), (unsigned char)(crc >> 16),
                           (unsigned char)(crc >> 8), (unsigned char)crc};
-    sb_put(b, c, 4);
+    ak_buf_put(b, c, 4);
 }
 
 typedef struct image {
@@ -1265,7 +1206,7 @@ static void img_rect(image *im, int x, int y, int w, int h, const unsigned char 
             memcpy(im->rgb + ((size_t)yy * (size_t)im->w + (size_t)xx) * 3, rgb, 3);
 }
 
-static int png_encode(sbuf *b, const image *im, ak_err *err)
+static int png_encode(ak_buf *b, const image *im, ak_err *err)
 {
     size_t row = (size_t)im->w * 3 + 1, raw_n = row * (size_t)im->h;
     unsigned char *raw = malloc(raw_n);
@@ -1292,7 +1233,7 @@ static int png_encode(sbuf *b, const image *im, ak_err *err)
                               (unsigned char)(im->h >> 24), (unsigned char)(im->h >> 16),
                               (unsigned char)(im->h >> 8), (unsigned char)im->h,
                               8, 2, 0, 0, 0};
-    sb_put(b, sig, 8);
+    ak_buf_put(b, sig, 8);
     png_chunk(b, "IHDR", ihdr, 13);
     png_chunk(b, "IDAT", z, zn);
     png_chunk(b, "IEND", NULL, 0);
@@ -1303,7 +1244,7 @@ static int png_encode(sbuf *b, const image *im, ak_err *err)
 /* The token heatmap as a minimap: each character a 4x8 cell in its
  * token's colour, a dark mark where it is not a space, a red line through
  * dropped text.  No font is drawn (the SVG has the text). */
-static int png_tokens(sbuf *b, const layout *lo, const float *val, double vlo, double vhi,
+static int png_tokens(ak_buf *b, const layout *lo, const float *val, double vlo, double vhi,
                       enum statistic st, ak_err *err)
 {
     const int cw = 4, chh = 8, m = 8;
@@ -1330,7 +1271,7 @@ static int png_tokens(sbuf *b, const layout *lo, const float *val, double vlo, d
     return rc;
 }
 
-static int png_heads(sbuf *b, const view *v, const ak_head_summary *hs, ak_err *err)
+static int png_heads(ak_buf *b, const view *v, const ak_head_summary *hs, ak_err *err)
 {
     const int c = 24, g = 2, m = 8;
     image im;
@@ -1357,7 +1298,7 @@ static int png_heads(sbuf *b, const view *v, const ak_head_summary *hs, ak_err *
 
 /* ---- writing ---- */
 
-static int write_file(const char *path, const sbuf *b, char *const *inputs, int ninputs,
+static int write_file(const char *path, const ak_buf *b, char *const *inputs, int ninputs,
                       ak_err *err)
 {
     if (b->oom)
@@ -1366,7 +1307,7 @@ static int write_file(const char *path, const sbuf *b, char *const *inputs, int 
     int rc = ak_output_open(&o, path, inputs, ninputs, err);
     if (rc)
         return rc;
-    if (ak_write_full(o.fd, b->p, b->n) != 0) {
+    if (ak_write_full(o.fd, b->data, b->len) != 0) {
         rc = ak_write_error(err, o.name);
         ak_output_abort(&o);
         return rc;
@@ -1378,21 +1319,21 @@ static int write_file(const char *path, const sbuf *b, char *const *inputs, int 
 static char *figure_path(const char *dir, size_t n, const char *id, const char *kind,
                          const char *ext)
 {
-    sbuf b = {0};
-    sb_printf(&b, "%s/%zu-", dir, n + 1);
-    size_t start = b.n;
-    for (const char *p = id; *p && b.n - start < 80; p++) {
+    ak_buf b = {0};
+    ak_buf_printf(&b, "%s/%zu-", dir, n + 1);
+    size_t start = b.len;
+    for (const char *p = id; *p && b.len - start < 80; p++) {
         char c = *p;
         int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                  c == '.' || c == '-' || c == '_';
-        sb_put(&b, ok ? &c : "_", 1);
+        ak_buf_put(&b, ok ? &c : "_", 1);
     }
-    sb_printf(&b, ".%s.%s", kind, ext);
+    ak_buf_printf(&b, ".%s.%s", kind, ext);
     if (b.oom) {
-        free(b.p);
+        free(b.data);
         return NULL;
     }
-    return b.p;
+    return b.data;
 }
 
 static int make_dir(const char *dir, ak_err *err)
@@ -1434,7 +1375,7 @@ static int write_figures(view *vs, size_t nv, const struct opts *o, char *const 
                 return ak_fail(err, AK_ENOMEM, "out of memory");
             }
             layout lay;
-            sbuf b = {0};
+            ak_buf b = {0};
             char *path = figure_path(dirs[kind], n, v->id, "tokens", kind ? "png" : "svg");
             if (!path || lay_out(v, &lay)) {
                 free(path);
@@ -1451,7 +1392,7 @@ static int write_figures(view *vs, size_t nv, const struct opts *o, char *const 
             free(path);
             free(lay.c);
             free(val);
-            free(b.p);
+            free(b.data);
             if (rc || !v->s.L)
                 continue;
             ak_head_summary *hs = malloc(sizeof *hs * (size_t)(v->s.L * v->s.H));
@@ -1470,7 +1411,7 @@ static int write_figures(view *vs, size_t nv, const struct opts *o, char *const 
                 rc = write_file(path, &b, inputs, ninputs, err);
             free(hs);
             free(path);
-            free(b.p);
+            free(b.data);
         }
     }
     return rc;
@@ -1478,7 +1419,7 @@ static int write_figures(view *vs, size_t nv, const struct opts *o, char *const 
 
 /* The page: the data as JSON in a script element ('<' written as \u003c,
  * so no string in it can end the element), then the page's own script. */
-static int page(sbuf *b, view *vs, size_t nv, const char *model, const struct opts *o,
+static int page(ak_buf *b, view *vs, size_t nv, const char *model, const struct opts *o,
                 ak_err *err)
 {
     json_t *root = json_object(), *docs = json_array();
@@ -1505,15 +1446,15 @@ static int page(sbuf *b, view *vs, size_t nv, const char *model, const struct op
     json_decref(root);
     if (!js)
         return ak_fail(err, AK_ENOMEM, "out of memory for the page's data");
-    sb_puts(b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+    ak_buf_puts(b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
                "<meta name=\"viewport\" content=\"width=device-width\">\n<title>attnkit report");
     if (nv) {
-        sb_puts(b, ": ");
+        ak_buf_puts(b, ": ");
         sb_escape(b, vs[0].id, strlen(vs[0].id));
     }
-    sb_puts(b, "</title>\n<style>\n");
-    sb_puts(b, page_css());
-    sb_puts(b, "</style></head>\n<body data-errors=\"\" data-ready=\"0\">\n"
+    ak_buf_puts(b, "</title>\n<style>\n");
+    ak_buf_puts(b, page_css());
+    ak_buf_puts(b, "</style></head>\n<body data-errors=\"\" data-ready=\"0\">\n"
                "<header><h1>attnkit report</h1>\n"
                "<label>document <select id=\"doc\"></select></label>\n"
                "<label>tint by <select id=\"stat\"></select></label>\n"
@@ -1535,17 +1476,66 @@ static int page(sbuf *b, view *vs, size_t nv, const char *model, const struct op
     for (const char *p = js; *p;) {
         const char *lt = strchr(p, '<');
         size_t n = lt ? (size_t)(lt - p) : strlen(p);
-        sb_put(b, p, n);
+        ak_buf_put(b, p, n);
         if (!lt)
             break;
-        sb_puts(b, "\\u003c");
+        ak_buf_puts(b, "\\u003c");
         p = lt + 1;
     }
     free(js);
-    sb_puts(b, "</script>\n<script>\n");
-    sb_puts(b, page_js());
-    sb_puts(b, "</script>\n</body></html>\n");
+    ak_buf_puts(b, "</script>\n<script>\n");
+    ak_buf_puts(b, page_js());
+    ak_buf_puts(b, "</script>\n</body></html>\n");
     return b->oom ? ak_fail(err, AK_ENOMEM, "out of memory for the page") : 0;
+}
+
+struct reading {
+    const char *path;
+    view **vs;
+    size_t *nv;
+    char **model;
+};
+
+/* One record of an input: the first header names the model, each document
+ * becomes a view or is merged into the view of its id. */
+static int read_record(void *vc, ak_record *rec, ak_err *err)
+{
+    struct reading *x = vc;
+    view **vs = x->vs;
+    size_t *nv = x->nv;
+    int rc = 0;
+    if (rec->type == AK_REC_HEADER && !*x->model) {
+        const char *name = ak_meta_str(&rec->header->model, "name");
+        const char *arch = ak_meta_str(&rec->header->model, "arch");
+        ak_buf b = {0};
+        ak_buf_printf(&b, "model %s%s%s%s", name ? name : "?", arch ? " (" : "", arch ? arch : "",
+                      arch ? ")" : "");
+        *x->model = b.data;
+        if (b.oom)
+            rc = ak_fail(err, AK_ENOMEM, "out of memory");
+    } else if (rec->type == AK_REC_DOC) {
+        view v;
+        rc = view_from_doc(rec->doc, &v, err);
+        size_t k = 0;
+        while (!rc && k < *nv && strcmp((*vs)[k].id, v.id) != 0)
+            k++;
+        if (rc) {
+            view_free(&v);
+        } else if (k < *nv) {
+            rc = view_merge(&(*vs)[k], &v, x->path, err);
+            view_free(&v);
+        } else {
+            view *p = realloc(*vs, sizeof *p * (*nv + 1));
+            if (!p) {
+                view_free(&v);
+                rc = ak_fail(err, AK_ENOMEM, "out of memory");
+            } else {
+                *vs = p;
+                (*vs)[(*nv)++] = v;
+            }
+        }
+    }
+    return rc;
 }
 
 static int read_input(const char *path, view **vs, size_t *nv, char **model, ak_err *err)
@@ -1554,48 +1544,8 @@ static int read_input(const char *path, view **vs, size_t *nv, char **model, ak_
     int rc = ak_reader_open_path(&r, path, err);
     if (rc)
         return rc;
-    for (;;) {
-        ak_record rec;
-        int got = ak_reader_next(r, &rec, err);
-        if (got <= 0) {
-            rc = got;
-            break;
-        }
-        if (rec.type == AK_REC_HEADER && !*model) {
-            const char *name = ak_meta_str(&rec.header->model, "name");
-            const char *arch = ak_meta_str(&rec.header->model, "arch");
-            sbuf b = {0};
-            sb_printf(&b, "model %s%s%s%s", name ? name : "?", arch ? " (" : "", arch ? arch : "",
-                      arch ? ")" : "");
-            *model = b.p;
-            if (b.oom)
-                rc = ak_fail(err, AK_ENOMEM, "out of memory");
-        } else if (rec.type == AK_REC_DOC) {
-            view v;
-            rc = view_from_doc(rec.doc, &v, err);
-            size_t k = 0;
-            while (!rc && k < *nv && strcmp((*vs)[k].id, v.id) != 0)
-                k++;
-            if (rc) {
-                view_free(&v);
-            } else if (k < *nv) {
-                rc = view_merge(&(*vs)[k], &v, path, err);
-                view_free(&v);
-            } else {
-                view *p = realloc(*vs, sizeof *p * (*nv + 1));
-                if (!p) {
-                    view_free(&v);
-                    rc = ak_fail(err, AK_ENOMEM, "out of memory");
-                } else {
-                    *vs = p;
-                    (*vs)[(*nv)++] = v;
-                }
-            }
-        }
-        ak_record_free(&rec);
-        if (rc)
-            break;
-    }
+    struct reading x = {path, vs, nv, model};
+    rc = ak_filter_records(r, read_record, &x, err);
     ak_reader_close(r);
     return rc;
 }
@@ -1658,12 +1608,12 @@ int main(int argc, char **argv)
         rc = check_selection(&vs[n], &o, &err);
     if (!rc && (o.svg_dir || o.png_dir))
         rc = write_figures(vs, nv, &o, inputs, ninputs, &err);
-    sbuf b = {0};
+    ak_buf b = {0};
     if (!rc && want_page)
         rc = page(&b, vs, nv, model ? model : "", &o, &err);
-    if (!rc && want_page && ak_write_full(out.fd, b.p, b.n) != 0)
+    if (!rc && want_page && ak_write_full(out.fd, b.data, b.len) != 0)
         rc = ak_write_error(&err, out.name);
-    free(b.p);
+    free(b.data);
     if (want_page) {
         if (rc)
             ak_output_abort(&out);

@@ -1,7 +1,9 @@
 /* score - what pruning cost: full vs pruned documents compared through the
  * model's own outputs (sentence-embedding cosine, retrieval rank, or the
  * log-likelihood of a continuation). */
+#include "buf.h"
 #include "cli.h"
+#include "filter.h"
 #include "io.h"
 #include "model.h"
 #include "window.h"
@@ -285,81 +287,89 @@ struct opts {
  * pruned documents when cb is set instead of storing them. */
 typedef int (*doc_cb)(void *ctx, const ak_doc *d, entry *e, ak_err *err);
 
-static int read_set(const char *path, const struct opts *op, set *s, doc_cb cb, void *ctx,
-                    ak_err *err)
+/* Reads the stream at path, calling fn for each record; errors name path. */
+static int read_stream(const char *path, ak_record_fn fn, void *ctx, ak_err *err)
 {
     ak_reader *r;
     int rc = ak_reader_open_path(&r, path, err);
     if (rc)
         return rc;
-    for (;;) {
-        ak_record rec;
-        rc = ak_reader_next(r, &rec, err);
-        if (rc <= 0)
-            break;
-        rc = 0;
-        if (rec.type == AK_REC_HEADER) {
-            if (s->want_model && (rc = same_model(s->want_model, &rec.header->model, err)))
-                ak_wrap(err, "PRUNED");
-            if (!s->hdr) {
-                s->hdr = rec.header;
-                rec.header = NULL;
-            }
-        }
-        if (rec.type == AK_REC_DOC) {
-            entry e = {0};
-            const ak_doc *d = rec.doc;
-            ak_tensor *tok = ak_doc_get(d, "tokens");
-            e.T = tok ? (int64_t)ak_tensor_count(tok) : 0;
-            rc = cb ? 0 : take_tokens(d, &e, err);
-            if (!rc)
-                rc = mean_pool(d, &s->D, &e.pool, err);
-            if (!rc && op->target) {
-                rc = target_ll(d, op->target, op->target_len, &e.ll, err);
-                e.has_ll = !rc;
-            }
-            if (!rc && !e.pool && !op->target)
-                rc = ak_fail(err, AK_EDATA, "document '%s' has no hidden.final "
-                             "(attend --hidden)", d->id);
-            if (!rc) {
-                e.id = strdup(d->id);
-                e.key = key_of(d->id);
-                if (!e.id || !e.key)
-                    rc = ak_fail(err, AK_ENOMEM, "out of memory");
-            }
-            if (!rc && cb) {
-                rc = cb(ctx, d, &e, err);
-                entry_free(&e);
-            } else if (!rc) {
-                for (size_t i = 0; i < s->n; i++)
-                    if (strcmp(s->e[i].id, e.id) == 0)
-                        rc = ak_fail(err, AK_EDATA, "document id '%s' appears twice", e.id);
-                if (!rc && s->n == s->cap) {
-                    size_t nc = s->cap ? 2 * s->cap : 16;
-                    entry *ne = realloc(s->e, nc * sizeof *ne);
-                    if (!ne)
-                        rc = ak_fail(err, AK_ENOMEM, "out of memory");
-                    else {
-                        s->e = ne;
-                        s->cap = nc;
-                    }
-                }
-                if (!rc)
-                    s->e[s->n++] = e;
-                else
-                    entry_free(&e);
-            } else {
-                entry_free(&e);
-            }
-        }
-        ak_record_free(&rec);
-        if (rc)
-            break;
-    }
+    rc = ak_filter_records(r, fn, ctx, err);
     ak_reader_close(r);
     if (rc < 0)
         ak_wrap(err, "%s", path);
     return rc < 0 ? rc : 0;
+}
+
+struct set_reading {
+    const struct opts *op;
+    set *s;
+    doc_cb cb;
+    void *ctx;
+};
+
+static int set_record(void *vx, ak_record *rec, ak_err *err)
+{
+    struct set_reading *x = vx;
+    const struct opts *op = x->op;
+    set *s = x->s;
+    doc_cb cb = x->cb;
+    void *ctx = x->ctx;
+    int rc = 0;
+    if (rec->type == AK_REC_HEADER) {
+        if (s->want_model && (rc = same_model(s->want_model, &rec->header->model, err)))
+            ak_wrap(err, "PRUNED");
+        if (!s->hdr) {
+            s->hdr = rec->header;
+            rec->header = NULL;
+        }
+    }
+    if (rec->type == AK_REC_DOC) {
+        entry e = {0};
+        const ak_doc *d = rec->doc;
+        ak_tensor *tok = ak_doc_get(d, "tokens");
+        e.T = tok ? (int64_t)ak_tensor_count(tok) : 0;
+        rc = cb ? 0 : take_tokens(d, &e, err);
+        if (!rc)
+            rc = mean_pool(d, &s->D, &e.pool, err);
+        if (!rc && op->target) {
+            rc = target_ll(d, op->target, op->target_len, &e.ll, err);
+            e.has_ll = !rc;
+        }
+        if (!rc && !e.pool && !op->target)
+            rc = ak_fail(err, AK_EDATA, "document '%s' has no hidden.final "
+                         "(attend --hidden)", d->id);
+        if (!rc) {
+            e.id = strdup(d->id);
+            e.key = key_of(d->id);
+            if (!e.id || !e.key)
+                rc = ak_fail(err, AK_ENOMEM, "out of memory");
+        }
+        if (!rc && cb) {
+            rc = cb(ctx, d, &e, err);
+            entry_free(&e);
+        } else if (!rc) {
+            for (size_t i = 0; i < s->n; i++)
+                if (strcmp(s->e[i].id, e.id) == 0)
+                    rc = ak_fail(err, AK_EDATA, "document id '%s' appears twice", e.id);
+            if (!rc && ak_grow((void **)&s->e, &s->cap, s->n + 1, sizeof *s->e))
+                rc = ak_fail(err, AK_ENOMEM, "out of memory");
+            if (!rc)
+                s->e[s->n++] = e;
+            else
+                entry_free(&e);
+        } else {
+            entry_free(&e);
+        }
+    }
+    return rc;
+}
+
+static int read_set(const char *path, const struct opts *op, set *s, doc_cb cb, void *ctx,
+                    ak_err *err)
+{
+    struct set_reading x = {op, s, cb, ctx};
+    return read_stream(path, set_record, &x, err);
 }
 
 static double cosine(const float *a, const float *b, int64_t D)
@@ -405,6 +415,76 @@ static void print_header(const struct run *r)
     putchar('\n');
 }
 
+struct ranks {
+    size_t rf, rp;     /* the document's rank for its query, full and pruned */
+    double sf, sp;     /* the query's similarity to it, full and pruned */
+};
+
+/* One document's row (both modes): counted for the summary, printed unless
+ * --summary.  q: its query's ranks, or NULL (none, or one stream); ll: with
+ * --target. */
+static int add_row(struct run *r, const char *id, int64_t T0, int64_t T, double cos,
+                   const struct ranks *q, double llf, double llp, ak_err *err)
+{
+    int rows = !r->op->summary;
+    if (rows && !r->n)
+        print_header(r);   /* after the first document passed its checks */
+    double kept = T0 ? (double)T / (double)T0 : 0;
+    r->n++;
+    r->kept += kept;
+    if (!isnan(cos)) {
+        r->cos += cos;
+        if (!r->n_cos || cos < r->cos_min)
+            r->cos_min = cos;
+        r->n_cos++;
+    }
+    if (q) {
+        r->n_q++;
+        r->top1_full += q->rf == 1;
+        r->top1_pruned += q->rp == 1;
+        r->agree += (q->rf == 1) == (q->rp == 1);
+        r->sim_delta += q->sp - q->sf;
+    }
+    if (r->op->target) {
+        r->n_ll++;
+        r->ll_delta += llp - llf;
+    }
+    if (!rows)
+        return 0;
+    ak_tsv_put(stdout, id);
+    printf("\t%lld\t%lld\t%.4f\t%.6f", (long long)T0, (long long)T, kept, cos);
+    if (q)
+        printf("\t%zu\t%zu\t%.6f\t%.6f", q->rf, q->rp, q->sf, q->sp);
+    else if (r->have_queries)
+        printf("\t-\t-\t-\t-");
+    if (r->op->target)
+        printf("\t%.4f\t%.4f\t%.4f", llf, llp, llp - llf);
+    putchar('\n');
+    return ferror(stdout) ? ak_write_error(err, out_name) : 0;
+}
+
+/* The summary's one line (--summary), the query columns with two streams. */
+static void print_summary(const struct run *r, int two)
+{
+    printf("docs\tkept\tcosine\tcosine_min%s\tll_delta\n",
+           two ? "\ttop1_full\ttop1_pruned\tagree\tsim_delta" : "");
+    printf("%zu\t%.4f\t%.6f\t%.6f", r->n, r->n ? r->kept / (double)r->n : 0,
+           r->n_cos ? r->cos / (double)r->n_cos : NAN, r->n_cos ? r->cos_min : NAN);
+    if (two && r->n_q) {
+        double nq = (double)r->n_q;
+        printf("\t%.4f\t%.4f\t%.4f\t%.6f", (double)r->top1_full / nq, (double)r->top1_pruned / nq,
+               (double)r->agree / nq, r->sim_delta / nq);
+    } else if (two) {
+        printf("\t-\t-\t-\t-");
+    }
+    if (r->n_ll)
+        printf("\t%.4f\n", r->ll_delta / (double)r->n_ll);
+    else
+        printf("\t-\n");
+}
+
+/* ---- two streams: FULL and PRUNED, the model's outputs in them ---- */
+
 static int on_pruned(void *vc, const ak_doc *d, entry *e, ak_err *err)
 {
     struct run *r = vc;
@@ -418,54 +498,40 @@ static int on_pruned(void *vc, const ak_doc *d, entry *e, ak_err *err)
     int rc = check_pruned(f, d, err);
     if (rc)
         return rc;
-    if (!r->op->summary && !r->n)
-        print_header(r);   /* after the first document passed its checks */
-    double kept = f->T ? (double)e->T / (double)f->T : 0;
     double cos = NAN;
     if (f->pool && e->pool)
         cos = cosine(f->pool, e->pool, r->full.D);
-    r->n++;
-    r->kept += kept;
-    if (!isnan(cos)) {
-        r->cos += cos;
-        if (!r->n_cos || cos < r->cos_min)
-            r->cos_min = cos;
-        r->n_cos++;
-    }
-    if (!r->op->summary)
-        ak_tsv_put(stdout, e->id);
-    if (!r->op->summary)
-        printf("\t%lld\t%lld\t%.4f\t%.6f", (long long)f->T, (long long)e->T, kept, cos);
+    struct ranks q, *qp = NULL;
     if (r->have_queries) {
-        entry *q = NULL;
+        entry *qe = NULL;
         for (size_t i = 0; i < r->queries.n; i++)
             if (strcmp(r->queries.e[i].key, e->key) == 0)
-                q = &r->queries.e[i];
-        if (!q || !q->pool || !f->pool || !e->pool) {
-            if (!r->op->summary)
-                printf("\t-\t-\t-\t-");
-        } else {
-            double sf, sp;
-            size_t rf = rank_of(&r->full, fi, q->pool, f->pool, &sf);
-            size_t rp = rank_of(&r->full, fi, q->pool, e->pool, &sp);
-            r->n_q++;
-            r->top1_full += rf == 1;
-            r->top1_pruned += rp == 1;
-            r->agree += (rf == 1) == (rp == 1);
-            r->sim_delta += sp - sf;
-            if (!r->op->summary)
-                printf("\t%zu\t%zu\t%.6f\t%.6f", rf, rp, sf, sp);
+                qe = &r->queries.e[i];
+        if (qe && qe->pool && f->pool && e->pool) {
+            q.rf = rank_of(&r->full, fi, qe->pool, f->pool, &q.sf);
+            q.rp = rank_of(&r->full, fi, qe->pool, e->pool, &q.sp);
+            qp = &q;
         }
     }
-    if (r->op->target) {
-        r->n_ll++;
-        r->ll_delta += e->ll - f->ll;
-        if (!r->op->summary)
-            printf("\t%.4f\t%.4f\t%.4f", f->ll, e->ll, e->ll - f->ll);
+    return add_row(r, e->id, f->T, e->T, cos, qp, f->ll, e->ll, err);
+}
+
+static int run_two(struct run *r, const char *full, const char *pruned, const char *queries,
+                   ak_err *err)
+{
+    int rc = read_set(full, r->op, &r->full, NULL, NULL, err);
+    if (!rc && queries) {
+        struct opts qop = {0};
+        r->have_queries = 1;
+        r->queries.D = r->full.D;
+        rc = read_set(queries, &qop, &r->queries, NULL, NULL, err);
     }
-    if (!r->op->summary)
-        putchar('\n');
-    return ferror(stdout) ? ak_write_error(err, out_name) : 0;
+    if (!rc) {
+        set unused = {.D = r->full.D, .want_model = r->full.hdr ? &r->full.hdr->model : NULL};
+        rc = read_set(pruned, r->op, &unused, on_pruned, r, err);
+        set_free(&unused);
+    }
+    return rc;
 }
 
 /* ---- one stream: prune's output, the model run here on both ---- */
@@ -570,30 +636,8 @@ static int score_doc(struct one *x, const ak_doc *d, ak_err *err)
             rc = ll_of(d->id, ak_tensor_u8(text), text->nbytes, t, ak_tensor_i64(po), T, lp, V,
                        r->op->target, r->op->target_len, &llp, err);
     }
-    if (!rc) {
-        double kept = T0 ? (double)T / (double)T0 : 0, cos = cosine(pf, pp, D);
-        if (!r->op->summary && !r->n)
-            print_header(r);
-        r->n++;
-        r->kept += kept;
-        r->cos += cos;
-        if (!r->n_cos || cos < r->cos_min)
-            r->cos_min = cos;
-        r->n_cos++;
-        if (want_ll) {
-            r->n_ll++;
-            r->ll_delta += llp - llf;
-        }
-        if (!r->op->summary) {
-            ak_tsv_put(stdout, d->id);
-            printf("\t%lld\t%lld\t%.4f\t%.6f", (long long)T0, (long long)T, kept, cos);
-            if (want_ll)
-                printf("\t%.4f\t%.4f\t%.4f", llf, llp, llp - llf);
-            putchar('\n');
-        }
-        if (ferror(stdout))
-            rc = ak_write_error(err, out_name);
-    }
+    if (!rc)
+        rc = add_row(r, d->id, T0, T, cosine(pf, pp, D), NULL, llf, llp, err);
     free(pt);
     free(pf);
     free(pp);
@@ -602,31 +646,30 @@ static int score_doc(struct one *x, const ak_doc *d, ak_err *err)
     return rc;
 }
 
-static int score_one(const char *path, struct one *x, ak_err *err)
+static int one_record(void *vx, ak_record *rec, ak_err *err)
 {
-    ak_reader *rd;
-    int rc = ak_reader_open_path(&rd, path, err);
-    if (rc)
-        return rc;
-    for (;;) {
-        ak_record rec;
-        rc = ak_reader_next(rd, &rec, err);
-        if (rc <= 0)
-            break;
-        rc = 0;
-        if (rec.type == AK_REC_HEADER && (rc = ak_model_check_identity(x->m, &rec.header->model, err)))
-            ak_wrap(err, "the stream was not made with model %s (a stream of two models?)",
-                    x->m->name);
-        if (!rc && rec.type == AK_REC_DOC)
-            rc = score_doc(x, rec.doc, err);
-        ak_record_free(&rec);
-        if (rc)
-            break;
-    }
-    ak_reader_close(rd);
-    if (rc < 0)
-        ak_wrap(err, "%s", path);
-    return rc < 0 ? rc : 0;
+    struct one *x = vx;
+    int rc = 0;
+    if (rec->type == AK_REC_HEADER && (rc = ak_model_check_identity(x->m, &rec->header->model, err)))
+        ak_wrap(err, "the stream was not made with model %s (a stream of two models?)", x->m->name);
+    if (!rc && rec->type == AK_REC_DOC)
+        rc = score_doc(x, rec->doc, err);
+    return rc;
+}
+
+static int run_one(struct run *r, const char *path, const char *model_opt, const char *device,
+                   ak_err *err)
+{
+    struct one x = {.r = r};
+    ak_model *m = NULL;
+    int rc = ak_device_parse(ak_device_opt(device), &x.dev, err);
+    if (!rc)
+        rc = ak_model_load(&m, ak_model_dir(model_opt), err);
+    x.m = m;
+    if (!rc)
+        rc = read_stream(path, one_record, &x, err);
+    ak_model_free(m);
+    return rc;
 }
 
 int main(int argc, char *argv[])
@@ -662,60 +705,14 @@ int main(int argc, char *argv[])
         ak_usage_error("--%s: with FULL and PRUNED the model's outputs come from the streams",
                        model_opt ? "model" : "device");
     const char *full = one ? NULL : argv[optind], *pruned = one ? NULL : argv[optind + 1];
-    if (one) {
-        ak_err err = {0};
-        char *in[2] = {argc > optind ? argv[optind] : "-", target_path};
-        ak_output out;
-        if (ak_output_open(&out, output, in, target_path ? 2 : 1, &err) ||
-            ak_output_use_stdout(&out, &err))
-            ak_die(&err);
-        out_name = out.name;
-        char *target = NULL;
-        if (op.target) {
-            size_t len;
-            if (ak_read_file(op.target, (size_t)1 << 26, &target, &len, &err))
-                ak_die(&err);
-            if (len == 0)
-                ak_dief(AK_EUSAGE, "%s: the target is empty", op.target);
-            op.target_len = len;
-            op.target = target;
-        }
-        struct one x = {0};
-        struct run r = {.op = &op};
-        x.r = &r;
-        ak_model *m = NULL;
-        int rc = ak_device_parse(ak_device_opt(device), &x.dev, &err);
-        if (!rc)
-            rc = ak_model_load(&m, ak_model_dir(model_opt), &err);
-        x.m = m;
-        if (!rc)
-            rc = score_one(in[0], &x, &err);
-        if (!rc && !op.summary && !r.n)
-            print_header(&r);
-        if (!rc && op.summary) {
-            printf("docs\tkept\tcosine\tcosine_min\tll_delta\n%zu\t%.4f\t%.6f\t%.6f", r.n,
-                   r.n ? r.kept / (double)r.n : 0, r.n_cos ? r.cos / (double)r.n_cos : NAN,
-                   r.n_cos ? r.cos_min : NAN);
-            if (r.n_ll)
-                printf("\t%.4f\n", r.ll_delta / (double)r.n_ll);
-            else
-                printf("\t-\n");
-        }
-        ak_model_free(m);
-        free(target);
-        if (rc)
-            ak_output_abort(&out);
-        else
-            rc = ak_output_commit(&out, &err);
-        if (rc)
-            ak_die(&err);
-        return 0;
-    }
-    if (strcmp(full, "-") == 0 && strcmp(pruned, "-") == 0)
+    if (!one && strcmp(full, "-") == 0 && strcmp(pruned, "-") == 0)
         ak_usage_error("FULL and PRUNED cannot both be stdin");
     ak_err err = {0};
-    char *inputs[4] = {argv[optind], argv[optind + 1]};
-    int ninputs = 2;
+    /* the inputs, for -o's check that it overwrites none of them */
+    char *inputs[4] = {one ? (argc > optind ? argv[optind] : "-") : argv[optind]};
+    int ninputs = 1;
+    if (!one)
+        inputs[ninputs++] = argv[optind + 1];
     if (queries)
         inputs[ninputs++] = queries;
     if (target_path)
@@ -735,36 +732,12 @@ int main(int argc, char *argv[])
         op.target = target;
     }
     struct run r = {.op = &op};
-    int rc = read_set(full, &op, &r.full, NULL, NULL, &err);
-    if (!rc && queries) {
-        struct opts qop = {0};
-        r.have_queries = 1;
-        r.queries.D = r.full.D;
-        rc = read_set(queries, &qop, &r.queries, NULL, NULL, &err);
-    }
-    if (!rc) {
-        set unused = {.D = r.full.D, .want_model = r.full.hdr ? &r.full.hdr->model : NULL};
-        rc = read_set(pruned, &op, &unused, on_pruned, &r, &err);
-        set_free(&unused);
-    }
+    int rc = one ? run_one(&r, inputs[0], model_opt, device, &err)
+                 : run_two(&r, full, pruned, queries, &err);
     if (!rc && !op.summary && !r.n)
         print_header(&r);
-    if (!rc && op.summary) {
-        double n = r.n ? (double)r.n : 1, nq = r.n_q ? (double)r.n_q : 1;
-        printf("docs\tkept\tcosine\tcosine_min\ttop1_full\ttop1_pruned\tagree\tsim_delta"
-               "\tll_delta\n");
-        printf("%zu\t%.4f\t%.6f\t%.6f", r.n, r.kept / n,
-               r.n_cos ? r.cos / (double)r.n_cos : NAN, r.n_cos ? r.cos_min : NAN);
-        if (r.n_q)
-            printf("\t%.4f\t%.4f\t%.4f\t%.6f", (double)r.top1_full / nq,
-                   (double)r.top1_pruned / nq, (double)r.agree / nq, r.sim_delta / nq);
-        else
-            printf("\t-\t-\t-\t-");
-        if (r.n_ll)
-            printf("\t%.4f\n", r.ll_delta / (double)r.n_ll);
-        else
-            printf("\t-\n");
-    }
+    if (!rc && op.summary)
+        print_summary(&r, !one);
     set_free(&r.full);
     set_free(&r.queries);
     free(target);

@@ -1,5 +1,6 @@
 /* tokenize - text files to token streams, with byte offsets and blocks. */
 #include "cli.h"
+#include "buf.h"
 #include "io.h"
 #include "regfile.h"
 #include "stream.h"
@@ -151,27 +152,8 @@ static int parse_ids(ak_tokenizer *tk, int64_t vocab_size, const char *s, size_t
             return ak_fail(err, AK_EDATA, "byte %zu: not a token id", st);
         if (tk ? !ak_tokenizer_id_to_token(tk, (int32_t)v, NULL) : v >= vocab_size)
             return ak_fail(err, AK_EDATA, "byte %zu: id %lld is not in the vocabulary", st, v);
-        if (enc->n == enc->cap) {
-            size_t cap = enc->cap ? enc->cap * 2 : 256;
-            int32_t *a = realloc(enc->ids, cap * sizeof *a);
-            int64_t *o = a ? realloc(enc->offsets, cap * 2 * sizeof *o) : NULL;
-            if (a)
-                enc->ids = a;
-            if (o)
-                enc->offsets = o;
-            uint8_t *sp = o ? realloc(enc->special, cap) : NULL;
-            if (sp)
-                enc->special = sp;
-            int32_t *ty = sp ? realloc(enc->type_ids, cap * sizeof *ty) : NULL;
-            if (!ty)
-                return ak_fail(err, AK_ENOMEM, "out of memory");
-            enc->type_ids = ty;
-            enc->cap = cap;
-        }
-        enc->ids[enc->n] = (int32_t)v;
-        enc->special[enc->n] = tk ? (uint8_t)ak_tokenizer_is_special(tk, (int32_t)v) : 0;
-        enc->type_ids[enc->n] = 0;
-        enc->n++;
+        if (ak_encoding_push(enc, (int32_t)v, 0, 0, tk ? ak_tokenizer_is_special(tk, (int32_t)v) : 0, 0))
+            return ak_fail(err, AK_ENOMEM, "out of memory");
     }
     return 0;
 }
@@ -200,14 +182,9 @@ static int tokenize_marked(ak_tokenizer *tk, const opts *o, const char *text, si
         size_t before = enc->n;
         if (re > pos && (rc = ak_tokenizer_encode(tk, text + pos, re - pos, (int64_t)pos, enc, err)))
             break;
-        if (enc->n > sgcap) {
-            sgcap = enc->cap;
-            int32_t *p = realloc(sg, sgcap * sizeof *p);
-            if (!p) {
-                rc = ak_fail(err, AK_ENOMEM, "out of memory");
-                break;
-            }
-            sg = p;
+        if (ak_grow((void **)&sg, &sgcap, enc->n, sizeof *sg)) {
+            rc = ak_fail(err, AK_ENOMEM, "out of memory");
+            break;
         }
         for (size_t i = before; i < enc->n; i++)
             sg[i] = block;

@@ -5,44 +5,59 @@
 
 #include <string.h>
 
-static int run_input(ak_reader *r, ak_writer *w, const ak_filter_args *a,
-                     const ak_filter_ops *ops, void *ctx, ak_err *err)
+int ak_filter_records(ak_reader *r, ak_record_fn fn, void *ctx, ak_err *err)
 {
-    int rc = 0;
     for (;;) {
         ak_record rec;
         int got = ak_reader_next(r, &rec, err);
         if (got <= 0)
             return got;
-        switch (rec.type) {
-        case AK_REC_HEADER:
-            if (ops->header)
-                rc = ops->header(ctx, rec.header, err);
-            if (!rc && w && !(rc = ak_header_add_stage(rec.header, a->program, a->argc, a->argv)))
-                rc = ak_write_header(w, rec.header, err);
-            else if (rc == AK_ENOMEM)
-                ak_fail(err, rc, "out of memory");
-            break;
-        case AK_REC_DOC:
-            rc = ops->doc ? ops->doc(ctx, rec.doc, err) : 0;
-            if (rc == 0 && w)
-                rc = ak_write_doc(w, rec.doc, err);
-            else if (rc == 1)
-                rc = 0;
-            break;
-        case AK_REC_END:
-            if (w)
-                rc = ak_write_end(w, -1, err);
-            break;
-        case AK_REC_OTHER:
-            if (w)
-                rc = ak_write_raw(w, rec.raw, rec.rawlen, err);
-            break;
-        }
+        int rc = fn(ctx, &rec, err);
         ak_record_free(&rec);
         if (rc)
             return rc;
     }
+}
+
+/* What ak_filter_run does with each record. */
+struct run_state {
+    ak_writer *w;
+    const ak_filter_args *a;
+    const ak_filter_ops *ops;
+    void *ctx;
+};
+
+static int filter_record(void *vs, ak_record *rec, ak_err *err)
+{
+    struct run_state *s = vs;
+    ak_writer *w = s->w;
+    int rc = 0;
+    switch (rec->type) {
+    case AK_REC_HEADER:
+        if (s->ops->header)
+            rc = s->ops->header(s->ctx, rec->header, err);
+        if (!rc && w && !(rc = ak_header_add_stage(rec->header, s->a->program, s->a->argc, s->a->argv)))
+            rc = ak_write_header(w, rec->header, err);
+        else if (rc == AK_ENOMEM)
+            ak_fail(err, rc, "out of memory");
+        break;
+    case AK_REC_DOC:
+        rc = s->ops->doc ? s->ops->doc(s->ctx, rec->doc, err) : 0;
+        if (rc == 0 && w)
+            rc = ak_write_doc(w, rec->doc, err);
+        else if (rc == 1)
+            rc = 0;
+        break;
+    case AK_REC_END:
+        if (w)
+            rc = ak_write_end(w, -1, err);
+        break;
+    case AK_REC_OTHER:
+        if (w)
+            rc = ak_write_raw(w, rec->raw, rec->rawlen, err);
+        break;
+    }
+    return rc;
 }
 
 int ak_filter_run(const ak_filter_args *a, const ak_filter_ops *ops, void *ctx, ak_err *err)
@@ -56,13 +71,14 @@ int ak_filter_run(const ak_filter_args *a, const ak_filter_ops *ops, void *ctx, 
         rc = ak_output_use_stdout(&out, err);
     else
         rc = ak_writer_open_fd(&w, out.fd, out.name, err);
+    struct run_state st = {w, a, ops, ctx};
     int n = a->ninputs > 0 ? a->ninputs : 1;
     for (int i = 0; i < n && !rc; i++) {
         ak_reader *r;
         rc = ak_reader_open_path(&r, a->ninputs > 0 ? a->inputs[i] : "-", err);
         if (rc)
             break;
-        rc = run_input(r, w, a, ops, ctx, err);
+        rc = ak_filter_records(r, filter_record, &st, err);
         ak_reader_close(r);
     }
     if (!rc && ops->finish)

@@ -4,6 +4,10 @@
  * they do not touch, appends this program to the header's history and
  * writes the result to stdout or the output file (see ak_output in io.h).
  * Unknown records are passed through unchanged.
+ *
+ * ak_filter_records is the loop underneath, for programs that read streams
+ * without writing one (peek, report, score) or hold every record first
+ * (prune --global): one call per record, in order.
  */
 #ifndef AK_FILTER_H
 #define AK_FILTER_H
@@ -33,6 +37,15 @@ typedef struct ak_filter_args {
     int ninputs;
     const char *output;     /* NULL or "-" = stdout, else the file (io.h) */
 } ak_filter_args;
+
+/* Called for each record of a stream.  The record is freed when it returns;
+ * to keep a part, take it and leave NULL (or a zeroed record) behind.
+ * Return 0 to go on, or an AK_E* code to stop. */
+typedef int (*ak_record_fn)(void *ctx, ak_record *rec, ak_err *err);
+
+/* Reads r to its end, calling fn for each record.  0 at the end of the
+ * stream, else the reader's error or what fn returned. */
+AK_API int ak_filter_records(ak_reader *r, ak_record_fn fn, void *ctx, ak_err *err);
 
 AK_API int ak_filter_run(const ak_filter_args *args, const ak_filter_ops *ops,
                          void *ctx, ak_err *err);

@@ -1,5 +1,6 @@
 /* io.c - short reads and writes, EINTR, whole files, inputs, output files. */
 #include "io.h"
+#include "buf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -75,14 +76,8 @@ void ak_input_note(int fd, const char *name)
     for (size_t i = 0; i < n_noted; i++)
         if (noted[i].dev == st.st_dev && noted[i].ino == st.st_ino)
             goto out;
-    if (n_noted == cap_noted) {
-        size_t cap = cap_noted ? 2 * cap_noted : 16;
-        struct noted *n = realloc(noted, cap * sizeof *n);
-        if (!n)
-            goto out;   /* out of memory: the check is weaker, nothing breaks */
-        noted = n;
-        cap_noted = cap;
-    }
+    if (ak_grow((void **)&noted, &cap_noted, n_noted + 1, sizeof *noted))
+        goto out;   /* out of memory: the check is weaker, nothing breaks */
     char *copy = strdup(name ? name : "an input");  /* the path as opened */
     if (copy)
         noted[n_noted++] = (struct noted){st.st_dev, st.st_ino, copy};

@@ -2,6 +2,7 @@
  * The forward pass through a cache is in forward.c. */
 #include "kvcache.h"
 #include "io.h"
+#include "buf.h"
 #include "check.h"
 #include "regfile.h"
 #include "stream.h"
@@ -212,36 +213,14 @@ size_t ak_kvcache_entries(const ak_kvcache *c)
 
 /* ---- the file ---- */
 
-typedef struct {
-    unsigned char *p;
-    size_t n, cap;
-} buf_t;
-
-static int put(buf_t *b, const void *data, size_t n)
-{
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->n + n)
-            cap *= 2;
-        unsigned char *q = realloc(b->p, cap);
-        if (!q)
-            return -1;
-        b->p = q;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, data, n);
-    b->n += n;
-    return 0;
-}
-
 /* Little-endian integers and floats (the host is, as the stream's tensors
  * assume; formats/kvcache.md). */
-static int put_u32(buf_t *b, uint32_t v)
+static int put_u32(ak_buf *b, uint32_t v)
 {
     unsigned char x[4] = {v & 255, v >> 8 & 255, v >> 16 & 255, v >> 24 & 255};
-    return put(b, x, 4);
+    return ak_buf_put(b, x, 4);
 }
-static int put_u64(buf_t *b, uint64_t v)
+static int put_u64(ak_buf *b, uint64_t v)
 {
     return put_u32(b, (uint32_t)v) || put_u32(b, (uint32_t)(v >> 32));
 }
@@ -268,38 +247,38 @@ static uint32_t crc_of(const void *p, size_t n)
 }
 
 /* Appends section tag with payload raw[n] to out, deflated when compress. */
-static int put_section(buf_t *out, const char tag[4], const buf_t *raw, int compress, ak_err *err)
+static int put_section(ak_buf *out, const char tag[4], const ak_buf *raw, int compress, ak_err *err)
 {
-    const unsigned char *stored = raw->p ? raw->p : (const unsigned char *)"";
-    size_t stored_n = raw->n;
+    const unsigned char *stored = raw->data ? (const unsigned char *)raw->data : (const unsigned char *)"";
+    size_t stored_n = raw->len;
     unsigned char *z = NULL;
-    if (compress && raw->n > 0) {
-        uLongf zn = compressBound((uLong)raw->n);
+    if (compress && raw->len > 0) {
+        uLongf zn = compressBound((uLong)raw->len);
         z = malloc(zn);
-        if (!z || compress2(z, &zn, raw->p, (uLong)raw->n, 6) != Z_OK) {
+        if (!z || compress2(z, &zn, (const Bytef *)raw->data, (uLong)raw->len, 6) != Z_OK) {
             free(z);
             return ak_fail(err, AK_ENOMEM, "kvcache: cannot compress section %.4s", tag);
         }
         stored = z;
         stored_n = zn;
     }
-    size_t at = out->n;
-    int rc = put(out, tag, 4) || put_u32(out, z ? KV_ZLIB : 0) || put_u64(out, stored_n) ||
-             put_u64(out, raw->n) || put_u32(out, crc_of(stored, stored_n));
+    size_t at = out->len;
+    int rc = ak_buf_put(out, tag, 4) || put_u32(out, z ? KV_ZLIB : 0) || put_u64(out, stored_n) ||
+             put_u64(out, raw->len) || put_u32(out, crc_of(stored, stored_n));
     if (!rc)
-        rc = put_u32(out, crc_of(out->p + at, SECTION_HEADER - 4)) || put(out, stored, stored_n);
+        rc = put_u32(out, crc_of(out->data + at, SECTION_HEADER - 4)) || ak_buf_put(out, stored, stored_n);
     free(z);
     return rc ? ak_fail(err, AK_ENOMEM, "kvcache: out of memory") : 0;
 }
 
-static int put_floats(buf_t *b, const float *x, size_t n)
+static int put_floats(ak_buf *b, const float *x, size_t n)
 {
-    return put(b, x, n * sizeof(float));
+    return ak_buf_put(b, x, n * sizeof(float));
 }
 
 int ak_kvcache_encode(const ak_kvcache *c, int compress, void **data, size_t *len, ak_err *err)
 {
-    buf_t out = {0}, sec = {0};
+    ak_buf out = {0}, sec = {0};
     *data = NULL;
     *len = 0;
     int rc = 0;
@@ -307,31 +286,31 @@ int ak_kvcache_encode(const ak_kvcache *c, int compress, void **data, size_t *le
     /* the TEXT section, when the text covers every token, makes it a 1.1
      * file; without it the file is 1.0, which 1.0 readers take */
     int with_text = c->text && c->n_text == c->n_tokens;
-    if (put(&out, KV_MAGIC, 8) || put_u32(&out, KV_VERSION) || put_u32(&out, (uint32_t)with_text) ||
+    if (ak_buf_put(&out, KV_MAGIC, 8) || put_u32(&out, KV_VERSION) || put_u32(&out, (uint32_t)with_text) ||
         put_u32(&sec, (uint32_t)c->vocab_size) || put_u32(&sec, c->config_crc32) ||
         put_u32(&sec, (uint32_t)c->n_layers) || put_u32(&sec, (uint32_t)c->n_kv_heads) ||
         put_u32(&sec, (uint32_t)c->head_dim) || put_u32(&sec, (uint32_t)c->n_tokens) ||
-        put_u32(&sec, (uint32_t)c->last_w) || put_u32(&sec, (uint32_t)an) || put(&sec, c->arch, an) ||
-        put_u32(&sec, (uint32_t)nn) || put(&sec, c->name, nn)) {
+        put_u32(&sec, (uint32_t)c->last_w) || put_u32(&sec, (uint32_t)an) || ak_buf_put(&sec, c->arch, an) ||
+        put_u32(&sec, (uint32_t)nn) || ak_buf_put(&sec, c->name, nn)) {
         rc = ak_fail(err, AK_ENOMEM, "kvcache: out of memory");
         goto done;
     }
     if ((rc = put_section(&out, "META", &sec, 0, err)))
         goto done;
-    sec.n = 0;
-    if (put(&sec, c->ids, (size_t)c->n_tokens * sizeof(int32_t))) {
+    sec.len = 0;
+    if (ak_buf_put(&sec, c->ids, (size_t)c->n_tokens * sizeof(int32_t))) {
         rc = ak_fail(err, AK_ENOMEM, "kvcache: out of memory");
         goto done;
     }
     if ((rc = put_section(&out, "IDS ", &sec, compress, err)))
         goto done;
     if (with_text) {
-        sec.n = 0;
+        sec.len = 0;
         size_t n = (size_t)c->n_tokens;
-        if (put_u64(&sec, c->text_len) || put(&sec, c->text, c->text_len) ||
-            put(&sec, c->offsets, n * 2 * sizeof(int64_t)) ||
+        if (put_u64(&sec, c->text_len) || ak_buf_put(&sec, c->text, c->text_len) ||
+            ak_buf_put(&sec, c->offsets, n * 2 * sizeof(int64_t)) ||
             put_u32(&sec, c->segments ? 1 : 0) ||
-            (c->segments && put(&sec, c->segments, n * sizeof(int32_t)))) {
+            (c->segments && ak_buf_put(&sec, c->segments, n * sizeof(int32_t)))) {
             rc = ak_fail(err, AK_ENOMEM, "kvcache: out of memory");
             goto done;
         }
@@ -340,11 +319,11 @@ int ak_kvcache_encode(const ak_kvcache *c, int compress, void **data, size_t *le
     }
     size_t Dh = (size_t)c->head_dim;
     for (int l = 0; l < c->n_layers; l++) {
-        sec.n = 0;
+        sec.len = 0;
         for (int g = 0; g < c->n_kv_heads; g++) {
             const ak_kvhead *h = &c->heads[(size_t)l * c->n_kv_heads + g];
             size_t n = (size_t)h->n;
-            if (put_u32(&sec, (uint32_t)h->n) || put(&sec, h->pos, n * sizeof(int32_t)) ||
+            if (put_u32(&sec, (uint32_t)h->n) || ak_buf_put(&sec, h->pos, n * sizeof(int32_t)) ||
                 put_floats(&sec, h->mass, n) || put_floats(&sec, h->mass_last, n) ||
                 put_floats(&sec, h->k, n * Dh) || put_floats(&sec, h->v, n * Dh)) {
                 rc = ak_fail(err, AK_ENOMEM, "kvcache: out of memory");
@@ -354,15 +333,15 @@ int ak_kvcache_encode(const ak_kvcache *c, int compress, void **data, size_t *le
         if ((rc = put_section(&out, "LAYR", &sec, compress, err)))
             goto done;
     }
-    sec.n = 0;
+    sec.len = 0;
     if ((rc = put_section(&out, "END ", &sec, 0, err)))
         goto done;
-    *data = out.p;
-    *len = out.n;
-    out.p = NULL;
+    *data = out.data;
+    *len = out.len;
+    out.data = NULL;
 done:
-    free(out.p);
-    free(sec.p);
+    free(out.data);
+    free(sec.data);
     return rc;
 }
 

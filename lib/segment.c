@@ -1,6 +1,7 @@
 /* segment.c - sentence, paragraph and line starts (the rule is in
  * segment.h). */
 #include "segment.h"
+#include "buf.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -51,14 +52,9 @@ int ak_text_blocks(const char *text, size_t len, int mode, int64_t **starts, siz
     for (size_t i = 0; i < len;) {
         uint8_t c = s[i];
         if (pending && !is_space_byte(c)) {
-            if (nv == cap) {
-                cap = cap ? cap * 2 : 64;
-                int64_t *p = realloc(v, cap * sizeof *p);
-                if (!p) {
-                    free(v);
-                    return ak_fail(err, AK_ENOMEM, "out of memory");
-                }
-                v = p;
+            if (ak_grow((void **)&v, &cap, nv + 1, sizeof *v)) {
+                free(v);
+                return ak_fail(err, AK_ENOMEM, "out of memory");
             }
             v[nv++] = (int64_t)i;
             pending = 0;

@@ -9,6 +9,7 @@
  * be backed by bytes actually read.
  */
 #include "stream.h"
+#include "buf.h"
 #include "io.h"
 
 #include <errno.h>
@@ -68,14 +69,8 @@ static ak_meta *meta_slot(ak_metamap *m, const char *key)
             m->items[i].key = k;
             return &m->items[i];
         }
-    if (m->n == m->cap) {
-        size_t ncap = m->cap ? m->cap * 2 : 8;
-        ak_meta *ni = realloc(m->items, ncap * sizeof *ni);
-        if (!ni)
-            return NULL;
-        m->items = ni;
-        m->cap = ncap;
-    }
+    if (ak_grow((void **)&m->items, &m->cap, m->n + 1, sizeof *m->items))
+        return NULL;
     ak_meta *it = &m->items[m->n];
     memset(it, 0, sizeof *it);
     if (!(it->key = strdup(key)))
@@ -366,15 +361,9 @@ int ak_doc_put(ak_doc *d, ak_tensor *t, ak_err *err)
         d->tensors[i] = t;
         return 0;
     }
-    if (d->ntensors == d->cap) {
-        size_t ncap = d->cap ? d->cap * 2 : 8;
-        ak_tensor **nt = realloc(d->tensors, ncap * sizeof *nt);
-        if (!nt) {
-            ak_tensor_free(t);
-            return ak_fail(err, AK_ENOMEM, "out of memory");
-        }
-        d->tensors = nt;
-        d->cap = ncap;
+    if (ak_grow((void **)&d->tensors, &d->cap, d->ntensors + 1, sizeof *d->tensors)) {
+        ak_tensor_free(t);
+        return ak_fail(err, AK_ENOMEM, "out of memory");
     }
     d->tensors[d->ntensors++] = t;
     return 0;

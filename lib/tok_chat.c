@@ -12,6 +12,7 @@
  *           <start_of_turn>model\n   with TEXT trimmed as Jinja's trim does
  *           and SEP the template's first_user_prefix separator ("\n\n").
  * Without a template the family follows the vocabulary's turn tokens. */
+#include "buf.h"
 #include "tok_internal.h"
 
 #include <stdlib.h>
@@ -139,23 +140,6 @@ static int recognise(const ak_tokenizer *tk, const char *want, chat_fmt *f, ak_e
     return 0;
 }
 
-typedef struct sbuf { char *b; size_t n, cap; } sbuf;
-static int put(sbuf *s, const char *x, size_t n)
-{
-    if (s->n + n + 1 > s->cap) {
-        size_t c = (s->n + n + 1) * 2;
-        char *b = realloc(s->b, c);
-        if (!b)
-            return -1;
-        s->b = b, s->cap = c;
-    }
-    memcpy(s->b + s->n, x, n);
-    s->n += n;
-    s->b[s->n] = 0;
-    return 0;
-}
-static int puts_(sbuf *s, const char *x) { return put(s, x, strlen(x)); }
-
 /* Jinja's trim (Python's str.strip()): [*a, *b) inside text. */
 static void trim(const char *text, size_t len, size_t *a, size_t *b)
 {
@@ -188,42 +172,42 @@ int ak_tokenizer_chat(ak_tokenizer *tk, const char *format, const char *system, 
     int rc = recognise(tk, format, &f, err);
     if (rc)
         return rc;
-    sbuf r = {0};
+    ak_buf r = {0};
     ak_encoding tmp = {0};
     size_t ua = 0, ub = len, P = 0;
-    int oom = 0;
     if (f.bos && tk->bos_id >= 0) {
         size_t bl;
         const char *bs = ak_tokenizer_id_to_token(tk, tk->bos_id, &bl);
         if ((size_t)tk->bos_id < tk->id_cap && tk->added_of_id[tk->bos_id] >= 0)
             bs = (const char *)tk->added[tk->added_of_id[tk->bos_id]].s, bl = tk->added[tk->added_of_id[tk->bos_id]].n;
-        oom |= bs && put(&r, bs, bl);
+        if (bs)
+            ak_buf_put(&r, bs, bl);
     }
     if (f.family == CHAT_CHATML) {
         const char *sys = system ? system : f.default_system;
         if (sys)
-            oom |= puts_(&r, "<|im_start|>system\n") || puts_(&r, sys) || puts_(&r, "<|im_end|>\n");
-        oom |= puts_(&r, "<|im_start|>user\n");
+            ak_buf_printf(&r, "<|im_start|>system\n%s<|im_end|>\n", sys);
+        ak_buf_puts(&r, "<|im_start|>user\n");
     } else {
         if (system && !f.sep) {
             rc = ak_fail(err, AK_ECONFIG, "the chat template has no system turn");
             goto out;
         }
-        oom |= puts_(&r, "<start_of_turn>user\n");
+        ak_buf_puts(&r, "<start_of_turn>user\n");
         if (system)
-            oom |= puts_(&r, system) || puts_(&r, f.sep);
+            ak_buf_printf(&r, "%s%s", system, f.sep);
         if (f.trim)
             trim(text, len, &ua, &ub);
     }
-    P = r.n;
-    oom |= put(&r, text + ua, ub - ua);
-    oom |= puts_(&r, f.family == CHAT_CHATML ? "<|im_end|>\n<|im_start|>assistant\n"
+    P = r.len;
+    ak_buf_put(&r, text + ua, ub - ua);
+    ak_buf_puts(&r, f.family == CHAT_CHATML ? "<|im_end|>\n<|im_start|>assistant\n"
                                              : "<end_of_turn>\n<start_of_turn>model\n");
-    if (oom) {
+    if (r.oom) {
         rc = ak_fail(err, AK_ENOMEM, "out of memory");
         goto out;
     }
-    if ((rc = ak_tokenizer_encode(tk, r.b, r.n, 0, &tmp, err)))
+    if ((rc = ak_tokenizer_encode(tk, r.data, r.len, 0, &tmp, err)))
         goto out;
     /* offsets back into text; the template's own tokens are special and
      * cover nothing, at the text's start or end as post-processor tokens */
@@ -233,11 +217,11 @@ int ak_tokenizer_chat(ak_tokenizer *tk, const char *format, const char *system, 
         int64_t cs = s > (int64_t)P ? s : (int64_t)P, ce = e < (int64_t)(P + U) ? e : (int64_t)(P + U);
         int r2;
         if (cs < ce)
-            r2 = tk_enc_push(enc, tmp.ids[i], cs - (int64_t)P + (int64_t)ua, ce - (int64_t)P + (int64_t)ua,
+            r2 = ak_encoding_push(enc, tmp.ids[i], cs - (int64_t)P + (int64_t)ua, ce - (int64_t)P + (int64_t)ua,
                              tmp.special[i], 0);
         else {
             int64_t at = s < (int64_t)P ? 0 : (int64_t)len;
-            r2 = tk_enc_push(enc, tmp.ids[i], at, at, 1, 0);
+            r2 = ak_encoding_push(enc, tmp.ids[i], at, at, 1, 0);
         }
         if (r2) {
             rc = ak_fail(err, AK_ENOMEM, "out of memory");
@@ -245,7 +229,7 @@ int ak_tokenizer_chat(ak_tokenizer *tk, const char *format, const char *system, 
         }
     }
 out:
-    free(r.b);
+    free(r.data);
     free(f.default_system);
     free(f.sep);
     ak_encoding_free(&tmp);

@@ -28,6 +28,7 @@
  * dict).  add_bos_token (default true for llama) and add_eos_token make the
  * post-processor. */
 #include "tok_internal.h"
+#include "buf.h"
 #include "gguf.h"
 #include "arch.h"
 
@@ -322,14 +323,9 @@ static int derive_merges(gload *L, ak_err *err)
             int32_t a = tk_vocab_find(&tk->vocab, t, k), b = a >= 0 ? tk_vocab_find(&tk->vocab, t + k, len - k) : -1;
             if (a < 0 || b < 0)
                 continue;
-            if (nm == cap) {
-                cap *= 2;
-                dmerge *w = realloc(v, cap * sizeof *v);
-                if (!w) {
-                    rc = ak_fail(err, AK_ENOMEM, "out of memory");
-                    goto out;
-                }
-                v = w;
+            if (ak_grow((void **)&v, &cap, nm + 1, sizeof *v)) {
+                rc = ak_fail(err, AK_ENOMEM, "out of memory");
+                goto out;
             }
             v[nm++] = (dmerge){score, (int32_t)lcp, (int32_t)(total - lcp), (int32_t)id, a, b, last};
         }

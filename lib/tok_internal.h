@@ -187,7 +187,6 @@ int tk_bpe_word(ak_tokenizer *tk, const tk_norm *t, size_t s, size_t e, ak_encod
                 int64_t base, ak_err *err);
 int tk_wordpiece_word(ak_tokenizer *tk, const tk_norm *t, size_t s, size_t e, ak_encoding *enc,
                       int64_t base, ak_err *err);
-int tk_enc_push(ak_encoding *enc, int32_t id, int64_t s, int64_t e, int special, int32_t type);
 void tk_cache_free(tk_cache *c);
 void tk_merges_free(tk_merges *m);
 int tk_merges_add(tk_merges *m, int32_t a, int32_t b, int32_t rank, int32_t id);

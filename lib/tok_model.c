@@ -1,6 +1,7 @@
 /* tok_model.c - the tokenizer models: vocabulary index, BPE merges with a
  * heap (O(n log n) per word), a cache of pre-token results, WordPiece. */
 #include "tok_internal.h"
+#include "buf.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -186,27 +187,18 @@ void tk_merges_free(tk_merges *m)
 
 /* ---- encoding output -------------------------------------------------------- */
 
-int tk_enc_push(ak_encoding *enc, int32_t id, int64_t s, int64_t e, int special, int32_t type)
+int ak_encoding_push(ak_encoding *enc, int32_t id, int64_t s, int64_t e, int special, int32_t type)
 {
     if (enc->n == enc->cap) {
-        size_t cap = enc->cap ? enc->cap * 2 : 256;
-        int32_t *ids = realloc(enc->ids, cap * sizeof *ids);
-        if (!ids)
-            return -1;
-        enc->ids = ids;
-        int64_t *off = realloc(enc->offsets, cap * 2 * sizeof *off);
-        if (!off)
-            return -1;
-        enc->offsets = off;
-        uint8_t *sp = realloc(enc->special, cap);
-        if (!sp)
-            return -1;
-        enc->special = sp;
-        int32_t *ty = realloc(enc->type_ids, cap * sizeof *ty);
-        if (!ty)
-            return -1;
-        enc->type_ids = ty;
-        enc->cap = cap;
+        /* the four arrays grow alike from the one cap; a failure leaves the
+         * ones already grown larger than cap says, which is harmless */
+        size_t need = enc->n + 1, c1 = enc->cap, c2 = enc->cap, c3 = enc->cap, c4 = enc->cap;
+        if (ak_grow((void **)&enc->ids, &c1, need, sizeof *enc->ids) ||
+            ak_grow((void **)&enc->offsets, &c2, need, 2 * sizeof *enc->offsets) ||
+            ak_grow((void **)&enc->special, &c3, need, sizeof *enc->special) ||
+            ak_grow((void **)&enc->type_ids, &c4, need, sizeof *enc->type_ids))
+            return AK_ENOMEM;
+        enc->cap = c1;
     }
     enc->ids[enc->n] = id;
     enc->offsets[2 * enc->n] = s;
@@ -426,7 +418,7 @@ static int emit(ak_encoding *enc, const tk_norm *t, size_t s, const int32_t *r, 
 {
     for (size_t i = 0; i < k; i++) {
         size_t a = s + (size_t)r[3 * i + 1], b = s + (size_t)r[3 * i + 2] - 1;
-        if (tk_enc_push(enc, r[3 * i], base + tk_al_start(t, a), base + tk_al_end(t, b), 0, 0))
+        if (ak_encoding_push(enc, r[3 * i], base + tk_al_start(t, a), base + tk_al_end(t, b), 0, 0))
             return -1;
     }
     return 0;
@@ -516,7 +508,7 @@ int tk_wordpiece_word(ak_tokenizer *tk, const tk_norm *t, size_t s, size_t e, ak
                 bad = 1;
                 break;
             }
-            if (tk_enc_push(enc, cur, base + tk_al_start(t, s + start), base + tk_al_end(t, s + end - 1), 0, 0))
+            if (ak_encoding_push(enc, cur, base + tk_al_start(t, s + start), base + tk_al_end(t, s + end - 1), 0, 0))
                 return ak_fail(err, AK_ENOMEM, "out of memory");
             start = end;
         }
@@ -526,7 +518,7 @@ int tk_wordpiece_word(ak_tokenizer *tk, const tk_norm *t, size_t s, size_t e, ak
     enc->n = mark;
     if (tk->unk_id < 0)
         return ak_fail(err, AK_EDATA, "a word is not in the WordPiece vocabulary and there is no unknown token");
-    if (tk_enc_push(enc, tk->unk_id, base + tk_al_start(t, s), base + tk_al_end(t, e - 1), 0, 0))
+    if (ak_encoding_push(enc, tk->unk_id, base + tk_al_start(t, s), base + tk_al_end(t, e - 1), 0, 0))
         return ak_fail(err, AK_ENOMEM, "out of memory");
     return 0;
 }

@@ -1,6 +1,7 @@
 /* tok_normalize.c - normalizers and pre-tokenizers over text that keeps,
  * for every byte, the span of the original text it came from. */
 #include "tok_internal.h"
+#include "buf.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -13,18 +14,12 @@ int tk_norm_reserve(tk_norm *t, size_t more)
         return -1;
     if (need <= t->cap)
         return 0;
-    size_t cap = t->cap ? t->cap : 256;
-    while (cap < need)
-        cap *= 2;
-    uint8_t *b = realloc(t->b, cap);
-    if (!b)
+    /* b and al grow alike from the one cap (see ak_encoding_push) */
+    size_t c1 = t->cap, c2 = t->cap;
+    if (ak_grow((void **)&t->b, &c1, need, sizeof *t->b) ||
+        ak_grow((void **)&t->al, &c2, need, 2 * sizeof *t->al))
         return -1;
-    t->b = b;
-    int64_t *al = realloc(t->al, cap * 2 * sizeof *al);
-    if (!al)
-        return -1;
-    t->al = al;
-    t->cap = cap;
+    t->cap = c1;
     return 0;
 }
 
@@ -61,14 +56,8 @@ void tk_norm_free(tk_norm *t)
 
 int tk_spans_push(tk_spans *p, size_t s, size_t e)
 {
-    if (p->n == p->cap) {
-        size_t cap = p->cap ? p->cap * 2 : 64;
-        tk_span *v = realloc(p->v, cap * sizeof *v);
-        if (!v)
-            return -1;
-        p->v = v;
-        p->cap = cap;
-    }
+    if (ak_grow((void **)&p->v, &p->cap, p->n + 1, sizeof *p->v))
+        return -1;
     p->v[p->n++] = (tk_span){s, e};
     return 0;
 }
@@ -429,13 +418,8 @@ static int push_seg(seg **v, size_t *n, size_t *cap, size_t s, size_t e, int del
 {
     if (e <= s)
         return 0;
-    if (*n == *cap) {
-        size_t c = *cap ? *cap * 2 : 64;
-        seg *p = realloc(*v, c * sizeof *p);
-        if (!p)
-            return -1;
-        *v = p, *cap = c;
-    }
+    if (ak_grow((void **)v, cap, *n + 1, sizeof **v))
+        return -1;
     (*v)[(*n)++] = (seg){s, e, delim};
     return 0;
 }

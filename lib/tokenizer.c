@@ -3,6 +3,7 @@
  * post-processor) and decoding.  Follows the Hugging Face `tokenizers`
  * library's behaviour; tests/tokenize/ checks the ids against it. */
 #include "tok_internal.h"
+#include "buf.h"
 #include "gguf.h"
 #include "regfile.h"
 #include "io.h"
@@ -846,14 +847,9 @@ static int load_gpt2(loader *L, const char *vj, size_t vlen, char *merges, ak_er
             p[l - 1] = 0;
         if (!*p || (nl == 0 && !strncmp(p, "#version", 8)))
             continue;
-        if (nl == cap) {
-            cap = cap ? cap * 2 : 1024;
-            char **v = realloc(lines, cap * sizeof *v);
-            if (!v) {
-                rc = ak_fail(err, AK_ENOMEM, "out of memory");
-                goto out;
-            }
-            lines = v;
+        if (ak_grow((void **)&lines, &cap, nl + 1, sizeof *lines)) {
+            rc = ak_fail(err, AK_ENOMEM, "out of memory");
+            goto out;
         }
         lines[nl++] = p;
     }
@@ -1265,7 +1261,7 @@ static int run_model(ak_tokenizer *tk, const tk_norm *t, size_t s, size_t e, int
 
 static int push_added(ak_tokenizer *tk, ak_encoding *enc, int k, int64_t s, int64_t e)
 {
-    return tk_enc_push(enc, tk->added[k].id, s, e, tk->added[k].special, 0);
+    return ak_encoding_push(enc, tk->added[k].id, s, e, tk->added[k].special, 0);
 }
 
 /* Normalizes raw text[s..e) and runs the rest of the pipeline on it. */
@@ -1385,7 +1381,7 @@ int ak_tokenizer_post(ak_tokenizer *tk, ak_encoding *enc, int64_t text_len, ak_e
      * for the template's tokens, shift the sequence, fill both ends */
     size_t n = enc->n, pre = tk->npost_prefix;
     for (size_t i = 0; i < tk->npost; i++)
-        if (tk_enc_push(enc, 0, 0, 0, 0, 0))
+        if (ak_encoding_push(enc, 0, 0, 0, 0, 0))
             return ak_fail(err, AK_ENOMEM, "out of memory");
     memmove(enc->ids + pre, enc->ids, n * sizeof *enc->ids);
     memmove(enc->offsets + 2 * pre, enc->offsets, 2 * n * sizeof *enc->offsets);
@@ -1437,15 +1433,9 @@ int ak_tokenizer_decode(ak_tokenizer *tk, const int32_t *ids, size_t n, const ui
             t = a->s, tl = a->n;
         }
         size_t need = tl * 3 + tk->wp_prefix_len + 8;
-        if (len + need > cap) {
-            while (len + need > cap)
-                cap *= 2;
-            char *p = realloc(o, cap);
-            if (!p) {
-                free(o);
-                return ak_fail(err, AK_ENOMEM, "out of memory");
-            }
-            o = p;
+        if (ak_grow((void **)&o, &cap, len + need, 1)) {
+            free(o);
+            return ak_fail(err, AK_ENOMEM, "out of memory");
         }
         size_t start = len;
         if (tk->decoder == TD_WORDPIECE) {

@@ -98,6 +98,10 @@ AK_API int ak_tokenizer_chat(ak_tokenizer *tk, const char *format, const char *s
                              size_t len, ak_encoding *enc, ak_err *err);
 
 
+/* Appends one token: its id, its byte span [start, end) of the text, 1 when
+ * it is a special token, its type id.  0, or AK_ENOMEM (enc unchanged). */
+AK_API int ak_encoding_push(ak_encoding *enc, int32_t id, int64_t start, int64_t end, int special,
+                            int32_t type);
 AK_API void ak_encoding_clear(ak_encoding *enc);
 AK_API void ak_encoding_free(ak_encoding *enc);
 
