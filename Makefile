@@ -14,7 +14,8 @@
 #
 # Sources are found by wildcard: lib/*.c is the library (but lib/cli.c, the
 # programs' helpers, which goes into libattnkit-cli.a), lib/cuda/*.cu its
-# CUDA side, cmd/NAME.c is the program bin/NAME, tests/unit/*.c unit tests.
+# CUDA side, cmd/NAME.c is the program bin/NAME (report also links
+# cmd/report/*.c), tests/unit/*.c unit tests.
 # The shared library exports only what the public headers mark AK_API.
 
 PREFIX    ?= /usr/local
@@ -142,6 +143,9 @@ $(B)/lib/quant.o: ALL_CFLAGS += -O3
 # report's page: its style and script are files, embedded by the assembler
 $(B)/cmd/report.o: ALL_CFLAGS += -DREPORT_ASSETS='"$(TOP)/cmd/report"'
 $(B)/cmd/report.o: cmd/report/page.css cmd/report/page.js
+# and report is more than one file: cmd/report/*.c (sharing report.h) are
+# linked into it beside cmd/report.o
+REPORT_OBJ := $(patsubst cmd/report/%.c,$(B)/cmd/report/%.o,$(sort $(wildcard cmd/report/*.c)))
 # fastexp.h passes 8-float vectors by value between static inline functions;
 # GCC notes, for each, that AVX code would pass them differently.
 $(B)/lib/attention.o $(B)/lib/forward.o: ALL_CFLAGS += -Wno-psabi
@@ -157,6 +161,10 @@ $(B)/cuda/%.o: lib/cuda/%.cu $(wildcard lib/*.h lib/cuda/*.h) $(FLAGS_FILE) | $(
 	$(Q)$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 
 $(B)/cmd/%.o: cmd/%.c $(FLAGS_FILE) | $(B)/cmd pkgs-ok
+	@echo "  CC      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -MMD -c $< -o $@
+
+$(B)/cmd/report/%.o: cmd/report/%.c $(FLAGS_FILE) | $(B)/cmd/report pkgs-ok
 	@echo "  CC      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -MMD -c $< -o $@
 
@@ -176,10 +184,14 @@ $(OUT_BIN)/%: $(B)/cmd/%.o $(CLI_A) $(LIB_A) | $(OUT_BIN)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(CLI_A) $(LIB_A) $(LDFLAGS) $(LDLIBS)
 
+$(OUT_BIN)/report: $(B)/cmd/report.o $(REPORT_OBJ) $(CLI_A) $(LIB_A) | $(OUT_BIN)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(REPORT_OBJ) $(CLI_A) $(LIB_A) $(LDFLAGS) $(LDLIBS)
+
 $(FLAGS_FILE):
 	@mkdir -p $(B) && touch $@
 
-$(B)/lib $(B)/cuda $(B)/cmd $(B)/unit $(OUT_BIN):
+$(B)/lib $(B)/cuda $(B)/cmd $(B)/cmd/report $(B)/unit $(OUT_BIN):
 	@mkdir -p $@
 
 # ---- tests ----------------------------------------------------------------
@@ -298,4 +310,4 @@ clean:
 distclean: clean
 	rm -rf .cache
 
--include $(wildcard build/*/lib/*.d build/*/cmd/*.d)
+-include $(wildcard build/*/lib/*.d build/*/cmd/*.d build/*/cmd/report/*.d)
