@@ -565,9 +565,13 @@ static void parse_stop(struct ctx *c, const char *s)
     free(buf);
 }
 
-int main(int argc, char **argv)
+/* The options that are not the context's own. */
+struct args {
+    const char *model, *output, *device, *target, *stop, *targets;
+};
+
+static void parse_options(int argc, char **argv, struct ctx *c, struct args *a)
 {
-    ak_cli_init("kvcache");
     enum { O_SINK = 256, O_STOP, O_GENMASS, O_TARGETS };
     static const struct option lo[] = {
         {"model", required_argument, 0, 'm'},       {"load", required_argument, 0, 'L'},
@@ -582,154 +586,177 @@ int main(int argc, char **argv)
         {"gen-mass", required_argument, 0, O_GENMASS}, {"targets", required_argument, 0, O_TARGETS},
         {"device", required_argument, 0, 'd'},      {"output", required_argument, 0, 'o'},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
-    struct ctx c = {.ev = {.keep_ratio = -1, .keep_tokens = -1, .sink = 4, .window = 32},
-                    .top_p = 1};
-    const char *model_opt = NULL, *output = NULL, *device = NULL, *target = NULL, *stop = NULL;
-    const char *targets = NULL;
     int ch;
     while ((ch = getopt_long(argc, argv, "m:L:xs:ze:k:n:w:P:r:g:T:p:S:t:d:o:h", lo, NULL)) != -1) {
         switch (ch) {
-        case 'm': model_opt = optarg; break;
-        case 'L': c.load = optarg; break;
-        case 'x': c.extend = 1; break;
+        case 'm': a->model = optarg; break;
+        case 'L': c->load = optarg; break;
+        case 'x': c->extend = 1; break;
         case 's':
             if (!*optarg)
                 ak_usage_error("--save: empty file name");
-            c.save = optarg;
+            c->save = optarg;
             break;
-        case 'z': c.compress = 1; break;
+        case 'z': c->compress = 1; break;
         case 'e': {
-            if (ak_evict_policy_from_name(optarg, &c.ev.policy))
+            if (ak_evict_policy_from_name(optarg, &c->ev.policy))
                 ak_usage_error("--evict: unknown policy '%s' (streaming, h2o, snapkv, random, "
                                "first, last)", optarg);
             break;
         }
-        case 'k': c.ev.keep_ratio = ak_parse_double("--keep", optarg, 0, 1); break;
-        case 'n': c.ev.keep_tokens = ak_parse_long("--keep-tokens", optarg, 0, INT32_MAX); break;
-        case O_SINK: c.ev.sink = (int)ak_parse_long("--sink", optarg, 0, INT32_MAX); break;
-        case 'w': c.ev.window = (int)ak_parse_long("--window", optarg, 1, 1 << 24); break;
+        case 'k': c->ev.keep_ratio = ak_parse_double("--keep", optarg, 0, 1); break;
+        case 'n': c->ev.keep_tokens = ak_parse_long("--keep-tokens", optarg, 0, INT32_MAX); break;
+        case O_SINK: c->ev.sink = (int)ak_parse_long("--sink", optarg, 0, INT32_MAX); break;
+        case 'w': c->ev.window = (int)ak_parse_long("--window", optarg, 1, 1 << 24); break;
         case 'P': {
             char buf[64], *save = NULL;
             snprintf(buf, sizeof buf, "%s", optarg);
             for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
                 if (!strcmp(t, "first"))
-                    c.protect_first = 1;
+                    c->protect_first = 1;
                 else if (!strcmp(t, "last"))
-                    c.protect_last = 1;
+                    c->protect_last = 1;
                 else
                     ak_usage_error("--protect: unknown span '%s' (first, last)", t);
             }
             break;
         }
         case 'r':
-            if (c.nregexes == MAXPAT)
+            if (c->nregexes == MAXPAT)
                 ak_usage_error("--protect-regex: more than %d patterns", MAXPAT);
-            c.regexes[c.nregexes++] = optarg;
+            c->regexes[c->nregexes++] = optarg;
             break;
-        case 'g': c.generate = (int)ak_parse_long("--generate", optarg, 0, MAX_GENERATE); break;
-        case 'T': c.temperature = ak_parse_double("--temperature", optarg, 0, 1e6); break;
-        case 'p': c.top_p = ak_parse_double("--top-p", optarg, 1e-9, 1); break;
-        case 'S': c.seed = (uint64_t)ak_parse_long("--seed", optarg, 0, INT64_MAX); break;
-        case O_STOP: stop = optarg; break;
-        case 't': target = optarg; break;
-        case O_TARGETS: targets = optarg; break;
-        case O_GENMASS: c.gen_mass = (int)ak_parse_long("--gen-mass", optarg, 1, 1 << 20); break;
-        case 'd': device = optarg; break;
-        case 'o': output = optarg; break;
-        case 'h': usage(); return 0;
+        case 'g': c->generate = (int)ak_parse_long("--generate", optarg, 0, MAX_GENERATE); break;
+        case 'T': c->temperature = ak_parse_double("--temperature", optarg, 0, 1e6); break;
+        case 'p': c->top_p = ak_parse_double("--top-p", optarg, 1e-9, 1); break;
+        case 'S': c->seed = (uint64_t)ak_parse_long("--seed", optarg, 0, INT64_MAX); break;
+        case O_STOP: a->stop = optarg; break;
+        case 't': a->target = optarg; break;
+        case O_TARGETS: a->targets = optarg; break;
+        case O_GENMASS: c->gen_mass = (int)ak_parse_long("--gen-mass", optarg, 1, 1 << 20); break;
+        case 'd': a->device = optarg; break;
+        case 'o': a->output = optarg; break;
+        case 'h': usage(); exit(0);
         default: ak_bad_option(argv);
         }
     }
-    if (c.compress && !c.save)
+}
+
+/* The options' combinations, refused before anything is loaded. */
+static void check_options(const struct ctx *c, const struct args *a, int argc, char **argv)
+{
+    if (c->compress && !c->save)
         ak_usage_error("--compress needs --save FILE (it compresses the saved cache)");
-    if (output && !*output)
+    if (a->output && !*a->output)
         ak_usage_error("-o: empty file name");
-    if (c.extend && !c.load)
+    if (c->extend && !c->load)
         ak_usage_error("--extend needs --load FILE");
-    if (c.ev.policy != AK_EVICT_NONE && (c.ev.keep_ratio < 0) == (c.ev.keep_tokens < 0))
+    if (c->ev.policy != AK_EVICT_NONE && (c->ev.keep_ratio < 0) == (c->ev.keep_tokens < 0))
         ak_usage_error("--evict needs one budget: --keep RATIO or --keep-tokens N");
-    if (c.ev.policy == AK_EVICT_NONE && (c.ev.keep_ratio >= 0 || c.ev.keep_tokens >= 0))
+    if (c->ev.policy == AK_EVICT_NONE && (c->ev.keep_ratio >= 0 || c->ev.keep_tokens >= 0))
         ak_usage_error("--keep and --keep-tokens need --evict POLICY");
-    if (target && targets)
+    if (a->target && a->targets)
         ak_usage_error("--target and --targets: one of them");
-    if (c.gen_mass && !c.generate)
+    if (c->gen_mass && !c->generate)
         ak_usage_error("--gen-mass needs --generate N");
-    if (c.gen_mass > c.generate)
-        ak_usage_error("--gen-mass %d: more than the %d tokens of --generate", c.gen_mass,
-                       c.generate);
-    if (c.load && !c.extend && (c.gen_mass || targets))
+    if (c->gen_mass > c->generate)
+        ak_usage_error("--gen-mass %d: more than the %d tokens of --generate", c->gen_mass,
+                       c->generate);
+    if (c->load && !c->extend && (c->gen_mass || a->targets))
         ak_usage_error("%s needs a document's prompt: --load with --extend",
-                       targets ? "--targets" : "--gen-mass");
-    if (c.load && !c.extend && optind < argc)
+                       a->targets ? "--targets" : "--gen-mass");
+    if (c->load && !c->extend && optind < argc)
         ak_usage_error("--load without --extend reads no stream (%s given)", argv[optind]);
-    ak_err err = {0};
-    if (ak_device_parse(ak_device_opt(device), &c.dev, &err))
-        ak_die(&err);
-    const char *dir = ak_model_dir(model_opt);
-    if (ak_model_load(&c.m, dir, &err))
-        ak_die(&err);
-    if (!c.m->causal)
+}
+
+/* --target FILE: the continuation's tokens. */
+static void load_target(struct ctx *c, const char *target, ak_err *err)
+{
+    if (!c->tk)
+        ak_dief(AK_ECONFIG, "--target: model %s has no tokenizer", c->m->name);
+    char *text;
+    size_t len;
+    ak_encoding enc = {0};
+    if (ak_read_file(target, (size_t)1 << 30, &text, &len, err))
+        ak_die(err);
+    /* a file's one final newline ends its last line, it is not part of
+     * the continuation (as llama.cpp's -f reads a prompt) */
+    if (len > 0 && text[len - 1] == '\n')
+        len -= len > 1 && text[len - 2] == '\r' ? 2 : 1;
+    if (ak_utf8_check(text, len, err))
+        ak_dief(AK_EDATA, "--target: %s: %s", target, err->msg);
+    if (ak_tokenizer_encode(c->tk, text, len, 0, &enc, err))
+        ak_die(err);
+    free(text);
+    if (enc.n == 0)
+        ak_dief(AK_EDATA, "--target: %s holds no tokens", target);
+    c->target = malloc(enc.n * sizeof(int32_t));
+    if (!c->target)
+        ak_dief(AK_ENOMEM, "out of memory");
+    for (size_t i = 0; i < enc.n; i++)
+        c->target[i] = enc.ids[i];
+    c->ntarget = enc.n;
+    ak_encoding_free(&enc);
+}
+
+/* The device, the model, its tokenizer, the sampler, the stop ids and the
+ * targets; any failure ends the program. */
+static void load(struct ctx *c, const struct args *a, ak_err *err)
+{
+    if (ak_device_parse(ak_device_opt(a->device), &c->dev, err))
+        ak_die(err);
+    const char *dir = ak_model_dir(a->model);
+    if (ak_model_load(&c->m, dir, err))
+        ak_die(err);
+    if (!c->m->causal)
         ak_dief(AK_ECONFIG, "model %s (%s) is not causal: no cache, no --generate or --target",
-                c.m->name, c.m->arch);
-    if ((c.generate > 0 || target || targets) && !c.m->lm_head.w && !c.m->lm_head.wq)
+                c->m->name, c->m->arch);
+    if ((c->generate > 0 || a->target || a->targets) && !c->m->lm_head.w && !c->m->lm_head.wq)
         ak_dief(AK_ECONFIG, "model %s (%s) has no language-model head: no --generate or --target",
-                c.m->name, c.m->arch);
-    if ((c.m->gguf || ak_tokenizer_exists(dir)) && ak_tokenizer_load(&c.tk, dir, &err))
-        ak_die(&err);
-    if (ak_sampler_init(&c.sampler, c.m->vocab_size, c.temperature, c.top_p, c.seed, &err))
-        ak_die(&err);
-    if (stop)
-        parse_stop(&c, stop);
-    else if (c.tk) {
+                c->m->name, c->m->arch);
+    if ((c->m->gguf || ak_tokenizer_exists(dir)) && ak_tokenizer_load(&c->tk, dir, err))
+        ak_die(err);
+    if (ak_sampler_init(&c->sampler, c->m->vocab_size, c->temperature, c->top_p, c->seed, err))
+        ak_die(err);
+    if (a->stop)
+        parse_stop(c, a->stop);
+    else if (c->tk) {
         static const char *const names[] = {"<|im_end|>", "<end_of_turn>", "<|eot_id|>",
                                             "<|endoftext|>", "<eos>", "</s>"};
         for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
-            int32_t id = ak_tokenizer_token_to_id(c.tk, names[i], strlen(names[i]));
-            if (id >= 0 && id < c.m->vocab_size)
-                c.stop[c.nstop++] = id;
+            int32_t id = ak_tokenizer_token_to_id(c->tk, names[i], strlen(names[i]));
+            if (id >= 0 && id < c->m->vocab_size)
+                c->stop[c->nstop++] = id;
         }
     }
-    if (target) {
-        if (!c.tk)
-            ak_dief(AK_ECONFIG, "--target: model %s has no tokenizer", c.m->name);
-        char *text;
-        size_t len;
-        ak_encoding enc = {0};
-        if (ak_read_file(target, (size_t)1 << 30, &text, &len, &err))
-            ak_die(&err);
-        /* a file's one final newline ends its last line, it is not part of
-         * the continuation (as llama.cpp's -f reads a prompt) */
-        if (len > 0 && text[len - 1] == '\n')
-            len -= len > 1 && text[len - 2] == '\r' ? 2 : 1;
-        if (ak_utf8_check(text, len, &err))
-            ak_dief(AK_EDATA, "--target: %s: %s", target, err.msg);
-        if (ak_tokenizer_encode(c.tk, text, len, 0, &enc, &err))
-            ak_die(&err);
-        free(text);
-        if (enc.n == 0)
-            ak_dief(AK_EDATA, "--target: %s holds no tokens", target);
-        c.target = malloc(enc.n * sizeof(int32_t));
-        if (!c.target)
-            ak_dief(AK_ENOMEM, "out of memory");
-        for (size_t i = 0; i < enc.n; i++)
-            c.target[i] = enc.ids[i];
-        c.ntarget = enc.n;
-        ak_encoding_free(&enc);
+    if (a->target)
+        load_target(c, a->target, err);
+    if (a->targets) {
+        if (!c->tk)
+            ak_dief(AK_ECONFIG, "--targets: model %s has no tokenizer", c->m->name);
+        load_targets(c, a->targets);
     }
-    if (targets) {
-        if (!c.tk)
-            ak_dief(AK_ECONFIG, "--targets: model %s has no tokenizer", c.m->name);
-        load_targets(&c, targets);
-    }
+}
+
+int main(int argc, char **argv)
+{
+    ak_cli_init("kvcache");
+    struct ctx c = {.ev = {.keep_ratio = -1, .keep_tokens = -1, .sink = 4, .window = 32},
+                    .top_p = 1};
+    struct args a = {0};
+    parse_options(argc, argv, &c, &a);
+    check_options(&c, &a, argc, argv);
+    ak_err err = {0};
+    load(&c, &a, &err);
     /* --save: refused now if it names a file this run reads (the stream,
      * the model, --load, --target, --targets), not after the work */
     if (c.save && ak_output_check(c.save, "--save", argv + optind, argc - optind, &err))
         ak_die(&err);
     int rc;
     if (c.load && !c.extend) {
-        rc = run_loaded(&c, argc, argv, output, &err);
+        rc = run_loaded(&c, argc, argv, a.output, &err);
     } else {
-        ak_filter_args args = {"kvcache", argc, argv, argv + optind, argc - optind, output};
+        ak_filter_args args = {"kvcache", argc, argv, argv + optind, argc - optind, a.output};
         ak_filter_ops ops = {on_header, on_doc, NULL, 0};
         rc = ak_filter_run(&args, &ops, &c, &err);
     }
