@@ -875,7 +875,8 @@ static int gg_rope(ak_model *m, ak_err *err)
     return 0;
 }
 
-static int load_gguf(ak_model *m, const char *file, ak_err *err)
+/* Opens the GGUF file into m->gguf and finds its architecture. */
+static int gg_open_arch(ak_model *m, const char *file, const ak_arch **ap, ak_err *err)
 {
     m->gguf = calloc(1, sizeof *m->gguf);
     if (!m->gguf)
@@ -904,7 +905,15 @@ static int load_gguf(ak_model *m, const char *file, ak_err *err)
                        (int)(al < 200 ? al : 200), arch, names);
     }
     m->family = a->family;
-    int gpt2 = m->family == AK_FAMILY_GPT2, gemma = m->family == AK_FAMILY_GEMMA3;
+    *ap = a;
+    return 0;
+}
+
+/* The hyperparameters from the metadata, checked; the layers allocated,
+ * with their RoPE and sliding windows. */
+static int gg_hparams(ak_model *m, const ak_arch *a, ak_err *err)
+{
+    int rc, gpt2 = m->family == AK_FAMILY_GPT2, gemma = m->family == AK_FAMILY_GEMMA3;
     const int BIG = 1 << 24;
     int experts;
     if ((rc = gg_int(m, "expert_count", 0, 0, INT_MAX, &experts, err)))
@@ -935,7 +944,7 @@ static int load_gguf(ak_model *m, const char *file, ak_err *err)
             return ak_fail(err, AK_EDATA, "GGUF: tensor %s belongs to layer %ld, but block_count "
                            "is %d", tn, b, m->n_layers);
     }
-    int D = m->hidden_size, F = m->intermediate_size, H = m->n_heads, Hkv = m->n_kv_heads, vl;
+    int D = m->hidden_size, H = m->n_heads, Hkv = m->n_kv_heads, vl;
     if ((rc = gg_int(m, "attention.key_length", D / H ? D / H : 1, 1, 1 << 14, &m->head_dim, err)) ||
         (rc = gg_int(m, "attention.value_length", m->head_dim, 1, 1 << 14, &vl, err)))
         return rc;
@@ -987,15 +996,68 @@ static int load_gguf(ak_model *m, const char *file, ak_err *err)
             m->layers[l].window = (l + 1) % 6 ? window : 0;
     }
     set_layer_rope(m);
+    return 0;
+}
+
+/* Layer l's tensors, bound (views into the mapped file). */
+static int gg_bind_layer(ak_model *m, int l, ak_err *err)
+{
+    int rc, gpt2 = m->family == AK_FAMILY_GPT2, gemma = m->family == AK_FAMILY_GEMMA3;
+    int D = m->hidden_size, F = m->intermediate_size, H = m->n_heads, Hkv = m->n_kv_heads;
+    int qd = H * m->head_dim, kvd = Hkv * m->head_dim;
+    char n[128], p[64]; /* "blk.L." and the longest tensor name fit */
+#define NAME(...) (snprintf(n, sizeof n, __VA_ARGS__), n)
+    ak_layer *L = &m->layers[l];
+    snprintf(p, sizeof p, "blk.%d.", l);
+    if ((rc = gg_vec(m, NAME("%sattn_norm.weight", p), D, 0, &L->norm1_w, err)) ||
+        (rc = gg_vec(m, NAME("%sffn_norm.weight", p), D, 0, &L->norm2_w, err)) ||
+        (rc = gg_linear(m, NAME("%sattn_output.weight", p), qd, D, 0, &L->o, err)) ||
+        (rc = gg_linear(m, NAME("%sffn_up.weight", p), D, F, 0, &L->up, err)) ||
+        (rc = gg_linear(m, NAME("%sffn_down.weight", p), F, D, 0, &L->down, err)))
+        return rc;
+    if (gpt2) {
+        ak_linear qkv;
+        if ((rc = gg_vec(m, NAME("%sattn_norm.bias", p), D, 0, &L->norm1_b, err)) ||
+            (rc = gg_vec(m, NAME("%sffn_norm.bias", p), D, 0, &L->norm2_b, err)) ||
+            (rc = gg_linear(m, NAME("%sattn_qkv.weight", p), D, 3 * D, 0, &qkv, err)) ||
+            (rc = gg_bias(m, NAME("%sattn_qkv", p), &qkv, err)) ||
+            (rc = gg_bias(m, NAME("%sattn_output", p), &L->o, err)) ||
+            (rc = gg_bias(m, NAME("%sffn_up", p), &L->up, err)) ||
+            (rc = gg_bias(m, NAME("%sffn_down", p), &L->down, err)))
+            return rc;
+        L->q = gg_rows(&qkv, 0, D);
+        L->k = gg_rows(&qkv, D, D);
+        L->v = gg_rows(&qkv, 2 * D, D);
+        return 0;
+    }
+    if ((rc = gg_linear(m, NAME("%sattn_q.weight", p), D, qd, 0, &L->q, err)) ||
+        (rc = gg_linear(m, NAME("%sattn_k.weight", p), D, kvd, 0, &L->k, err)) ||
+        (rc = gg_linear(m, NAME("%sattn_v.weight", p), D, kvd, 0, &L->v, err)) ||
+        (rc = gg_linear(m, NAME("%sffn_gate.weight", p), D, F, 0, &L->gate, err)) ||
+        (rc = gg_bias(m, NAME("%sattn_q", p), &L->q, err)) ||
+        (rc = gg_bias(m, NAME("%sattn_k", p), &L->k, err)) ||
+        (rc = gg_bias(m, NAME("%sattn_v", p), &L->v, err)))
+        return rc;
+    if (gemma &&
+        ((rc = gg_vec(m, NAME("%sattn_q_norm.weight", p), m->head_dim, 0, &L->q_norm_w, err)) ||
+         (rc = gg_vec(m, NAME("%sattn_k_norm.weight", p), m->head_dim, 0, &L->k_norm_w, err)) ||
+         (rc = gg_vec(m, NAME("%spost_attention_norm.weight", p), D, 0, &L->post_attn_norm_w, err)) ||
+         (rc = gg_vec(m, NAME("%spost_ffw_norm.weight", p), D, 0, &L->post_mlp_norm_w, err))))
+        return rc;
+#undef NAME
+    return 0;
+}
+
+/* The model's tensors: embeddings, final norm, every layer's, the head. */
+static int gg_bind_tensors(ak_model *m, ak_err *err)
+{
+    int rc, gpt2 = m->family == AK_FAMILY_GPT2, D = m->hidden_size;
     /* the embedding table: f32 in place, else rows dequantized on demand */
     ak_linear emb;
     if ((rc = gg_linear(m, "token_embd.weight", D, m->vocab_size, 0, &emb, err)))
         return rc;
     m->tok_emb = emb.w;
     m->tok_q = emb;
-    int qd = H * m->head_dim, kvd = Hkv * m->head_dim;
-    char n[256], p[64];
-#define NAME(...) (snprintf(n, sizeof n, __VA_ARGS__), n)
     if (gpt2) {
         if ((rc = gg_vec(m, "output_norm.weight", D, 0, &m->final_norm_w, err)) ||
             (rc = gg_vec(m, "output_norm.bias", D, 0, &m->final_norm_b, err)))
@@ -1024,50 +1086,23 @@ static int load_gguf(ak_model *m, const char *file, ak_err *err)
         if ((rc = gg_vec(m, "output_norm.weight", D, 0, &m->final_norm_w, err)))
             return rc;
     }
-    for (int l = 0; l < m->n_layers; l++) {
-        ak_layer *L = &m->layers[l];
-        snprintf(p, sizeof p, "blk.%d.", l);
-        if ((rc = gg_vec(m, NAME("%sattn_norm.weight", p), D, 0, &L->norm1_w, err)) ||
-            (rc = gg_vec(m, NAME("%sffn_norm.weight", p), D, 0, &L->norm2_w, err)) ||
-            (rc = gg_linear(m, NAME("%sattn_output.weight", p), qd, D, 0, &L->o, err)) ||
-            (rc = gg_linear(m, NAME("%sffn_up.weight", p), D, F, 0, &L->up, err)) ||
-            (rc = gg_linear(m, NAME("%sffn_down.weight", p), F, D, 0, &L->down, err)))
+    for (int l = 0; l < m->n_layers; l++)
+        if ((rc = gg_bind_layer(m, l, err)))
             return rc;
-        if (gpt2) {
-            ak_linear qkv;
-            if ((rc = gg_vec(m, NAME("%sattn_norm.bias", p), D, 0, &L->norm1_b, err)) ||
-                (rc = gg_vec(m, NAME("%sffn_norm.bias", p), D, 0, &L->norm2_b, err)) ||
-                (rc = gg_linear(m, NAME("%sattn_qkv.weight", p), D, 3 * D, 0, &qkv, err)) ||
-                (rc = gg_bias(m, NAME("%sattn_qkv", p), &qkv, err)) ||
-                (rc = gg_bias(m, NAME("%sattn_output", p), &L->o, err)) ||
-                (rc = gg_bias(m, NAME("%sffn_up", p), &L->up, err)) ||
-                (rc = gg_bias(m, NAME("%sffn_down", p), &L->down, err)))
-                return rc;
-            L->q = gg_rows(&qkv, 0, D);
-            L->k = gg_rows(&qkv, D, D);
-            L->v = gg_rows(&qkv, 2 * D, D);
-            continue;
-        }
-        if ((rc = gg_linear(m, NAME("%sattn_q.weight", p), D, qd, 0, &L->q, err)) ||
-            (rc = gg_linear(m, NAME("%sattn_k.weight", p), D, kvd, 0, &L->k, err)) ||
-            (rc = gg_linear(m, NAME("%sattn_v.weight", p), D, kvd, 0, &L->v, err)) ||
-            (rc = gg_linear(m, NAME("%sffn_gate.weight", p), D, F, 0, &L->gate, err)) ||
-            (rc = gg_bias(m, NAME("%sattn_q", p), &L->q, err)) ||
-            (rc = gg_bias(m, NAME("%sattn_k", p), &L->k, err)) ||
-            (rc = gg_bias(m, NAME("%sattn_v", p), &L->v, err)))
-            return rc;
-        if (gemma &&
-            ((rc = gg_vec(m, NAME("%sattn_q_norm.weight", p), m->head_dim, 0, &L->q_norm_w, err)) ||
-             (rc = gg_vec(m, NAME("%sattn_k_norm.weight", p), m->head_dim, 0, &L->k_norm_w, err)) ||
-             (rc = gg_vec(m, NAME("%spost_attention_norm.weight", p), D, 0, &L->post_attn_norm_w, err)) ||
-             (rc = gg_vec(m, NAME("%spost_ffw_norm.weight", p), D, 0, &L->post_mlp_norm_w, err))))
-            return rc;
-    }
-#undef NAME
     if ((rc = gg_linear(m, "output.weight", D, m->vocab_size, 1, &m->lm_head, err)))
         return rc;
     if (!m->lm_head.in)   /* absent: tied to the embeddings */
         m->lm_head = emb;
+    return 0;
+}
+
+static int load_gguf(ak_model *m, const char *file, ak_err *err)
+{
+    const ak_arch *a = NULL;
+    int rc;
+    if ((rc = gg_open_arch(m, file, &a, err)) || (rc = gg_hparams(m, a, err)) ||
+        (rc = gg_bind_tensors(m, err)))
+        return rc;
     return 0;
 }
 
