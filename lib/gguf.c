@@ -400,6 +400,98 @@ static int read_tensor(cursor *c, ak_gguf_tensor *t, uint64_t index, uint64_t *o
     return get_u64(c, offset, t->name);
 }
 
+/* The CRC-32 of the header, the metadata and the tensor infos. */
+static uint32_t meta_crc32(const ak_gguf *g, size_t infos_end)
+{
+    /* zlib's crc32 takes a uInt length: feed it in pieces. */
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (size_t o = 0; o < infos_end;) {
+        size_t n = infos_end - o > (1u << 30) ? (1u << 30) : infos_end - o;
+        crc = crc32(crc, (const Bytef *)g->map + o, (uInt)n);
+        o += n;
+    }
+    return (uint32_t)crc;
+}
+
+/* Keys are unique. */
+static int unique_keys(ak_gguf *g, const positions *at, ak_err *err)
+{
+    for (size_t k = 0; k < g->nkv; k++)
+        g->kv_order[k] = k;
+    qsort_r(g->kv_order, g->nkv, sizeof *g->kv_order, cmp_kv_idx, g->kv);
+    for (size_t k = 1; k < g->nkv; k++)
+        if (!strcmp(g->kv[g->kv_order[k]].key, g->kv[g->kv_order[k - 1]].key)) {
+            size_t a = g->kv_order[k - 1], b = g->kv_order[k];
+            return ak_fail(err, AK_EDATA, "%s: metadata key %s appears twice (at byte %zu)", g->path,
+                           g->kv[b].key, at->kv[a > b ? a : b]);
+        }
+    return 0;
+}
+
+/* The alignment (general.alignment) and where the tensor data starts. */
+static int data_section(ak_gguf *g, const positions *at, size_t infos_end, uint64_t nt,
+                        size_t *data_size, ak_err *err)
+{
+    g->alignment = GGUF_DEFAULT_ALIGNMENT;
+    const ak_gguf_kv *al = ak_gguf_get(g, "general.alignment");
+    if (al) {
+        if (!is_integer_type(al->type) || (is_signed_type(al->type) && al->i <= 0) || al->u == 0 ||
+            (al->u & (al->u - 1)) || al->u > (1u << 30)) {
+            return ak_fail(err, AK_EDATA,
+                           "%s: general.alignment must be a power of two integer (up to 2^30) (at byte %zu)",
+                           g->path, at->kv[al - g->kv]);
+        }
+        g->alignment = al->u;
+    }
+    size_t data_start = infos_end + (size_t)((g->alignment - infos_end % g->alignment) % g->alignment);
+    if (data_start > g->size) {
+        if (nt)
+            return ak_fail(err, AK_EDATA,
+                           "%s: truncated: the tensor data should start at byte %zu, the file has %zu bytes (at byte %zu)",
+                           g->path, data_start, g->size, g->size);
+        data_start = g->size;
+    }
+    g->data = (const uint8_t *)g->map + data_start;
+    *data_size = g->size - data_start;
+    return 0;
+}
+
+/* Each tensor's data: aligned, inside the data section, overlapping no
+ * other; and no name twice. */
+static int place_tensors(ak_gguf *g, const positions *at, const uint64_t *offs, span *spans,
+                         size_t data_size, ak_err *err)
+{
+    for (size_t k = 0; k < g->ntensors; k++) {
+        ak_gguf_tensor *t = &g->tensors[k];
+        if (offs[k] % g->alignment)
+            return ak_fail(err, AK_EDATA,
+                           "%s: tensor %s: data offset %llu is not a multiple of the alignment %llu (at byte %zu)",
+                           g->path, t->name, (unsigned long long)offs[k], (unsigned long long)g->alignment,
+                           at->t[k]);
+        if (offs[k] > data_size || t->nbytes > data_size - offs[k])
+            return ak_fail(err, AK_EDATA,
+                           "%s: tensor %s: data [%llu, +%zu) lies outside the %zu-byte data section (at byte %zu)",
+                           g->path, t->name, (unsigned long long)offs[k], t->nbytes, data_size, at->t[k]);
+        t->data = g->data + offs[k];
+        spans[k] = (span){offs[k], offs[k] + t->nbytes, k};
+        g->tensor_order[k] = k;
+    }
+    qsort(spans, g->ntensors, sizeof *spans, cmp_span);
+    for (size_t k = 1; k < g->ntensors; k++)
+        if (spans[k].begin < spans[k - 1].end)
+            return ak_fail(err, AK_EDATA, "%s: tensors %s and %s overlap in the data section (at byte %zu)",
+                           g->path, g->tensors[spans[k - 1].idx].name, g->tensors[spans[k].idx].name,
+                           at->t[spans[k].idx]);
+    qsort_r(g->tensor_order, g->ntensors, sizeof *g->tensor_order, cmp_t_idx, g->tensors);
+    for (size_t k = 1; k < g->ntensors; k++)
+        if (!strcmp(g->tensors[g->tensor_order[k]].name, g->tensors[g->tensor_order[k - 1]].name)) {
+            size_t a = g->tensor_order[k - 1], b = g->tensor_order[k];
+            return ak_fail(err, AK_EDATA, "%s: tensor %s appears twice (at byte %zu)", g->path,
+                           g->tensors[b].name, at->t[a > b ? a : b]);
+        }
+    return 0;
+}
+
 static int parse(ak_gguf *g, ak_err *err)
 {
     cursor c = {g->map, g->size, 0, g->path, err};
@@ -463,89 +555,11 @@ static int parse(ak_gguf *g, ak_err *err)
             goto out;
     }
     size_t infos_end = c.off;
-    {
-        /* zlib's crc32 takes a uInt length: feed it in pieces. */
-        uLong crc = crc32(0L, Z_NULL, 0);
-        for (size_t o = 0; o < infos_end;) {
-            size_t n = infos_end - o > (1u << 30) ? (1u << 30) : infos_end - o;
-            crc = crc32(crc, (const Bytef *)g->map + o, (uInt)n);
-            o += n;
-        }
-        g->meta_crc32 = (uint32_t)crc;
-    }
-
-    /* Keys are unique. */
-    for (size_t k = 0; k < g->nkv; k++)
-        g->kv_order[k] = k;
-    qsort_r(g->kv_order, g->nkv, sizeof *g->kv_order, cmp_kv_idx, g->kv);
-    for (size_t k = 1; k < g->nkv; k++)
-        if (!strcmp(g->kv[g->kv_order[k]].key, g->kv[g->kv_order[k - 1]].key)) {
-            size_t a = g->kv_order[k - 1], b = g->kv_order[k];
-            rc = ak_fail(err, AK_EDATA, "%s: metadata key %s appears twice (at byte %zu)", g->path,
-                         g->kv[b].key, at.kv[a > b ? a : b]);
-            goto out;
-        }
-
-    g->alignment = GGUF_DEFAULT_ALIGNMENT;
-    const ak_gguf_kv *al = ak_gguf_get(g, "general.alignment");
-    if (al) {
-        if (!is_integer_type(al->type) || (is_signed_type(al->type) && al->i <= 0) || al->u == 0 ||
-            (al->u & (al->u - 1)) || al->u > (1u << 30)) {
-            rc = ak_fail(err, AK_EDATA,
-                         "%s: general.alignment must be a power of two integer (up to 2^30) (at byte %zu)",
-                         g->path, at.kv[al - g->kv]);
-            goto out;
-        }
-        g->alignment = al->u;
-    }
-    size_t data_start = infos_end + (size_t)((g->alignment - infos_end % g->alignment) % g->alignment);
-    if (data_start > g->size) {
-        if (nt) {
-            rc = ak_fail(err, AK_EDATA,
-                         "%s: truncated: the tensor data should start at byte %zu, the file has %zu bytes (at byte %zu)",
-                         g->path, data_start, g->size, g->size);
-            goto out;
-        }
-        data_start = g->size;
-    }
-    g->data = (const uint8_t *)g->map + data_start;
-    size_t data_size = g->size - data_start;
-
-    for (size_t k = 0; k < g->ntensors; k++) {
-        ak_gguf_tensor *t = &g->tensors[k];
-        if (offs[k] % g->alignment) {
-            rc = ak_fail(err, AK_EDATA,
-                         "%s: tensor %s: data offset %llu is not a multiple of the alignment %llu (at byte %zu)",
-                         g->path, t->name, (unsigned long long)offs[k], (unsigned long long)g->alignment,
-                         at.t[k]);
-            goto out;
-        }
-        if (offs[k] > data_size || t->nbytes > data_size - offs[k]) {
-            rc = ak_fail(err, AK_EDATA,
-                         "%s: tensor %s: data [%llu, +%zu) lies outside the %zu-byte data section (at byte %zu)",
-                         g->path, t->name, (unsigned long long)offs[k], t->nbytes, data_size, at.t[k]);
-            goto out;
-        }
-        t->data = g->data + offs[k];
-        spans[k] = (span){offs[k], offs[k] + t->nbytes, k};
-        g->tensor_order[k] = k;
-    }
-    qsort(spans, g->ntensors, sizeof *spans, cmp_span);
-    for (size_t k = 1; k < g->ntensors; k++)
-        if (spans[k].begin < spans[k - 1].end) {
-            rc = ak_fail(err, AK_EDATA, "%s: tensors %s and %s overlap in the data section (at byte %zu)",
-                         g->path, g->tensors[spans[k - 1].idx].name, g->tensors[spans[k].idx].name,
-                         at.t[spans[k].idx]);
-            goto out;
-        }
-    qsort_r(g->tensor_order, g->ntensors, sizeof *g->tensor_order, cmp_t_idx, g->tensors);
-    for (size_t k = 1; k < g->ntensors; k++)
-        if (!strcmp(g->tensors[g->tensor_order[k]].name, g->tensors[g->tensor_order[k - 1]].name)) {
-            size_t a = g->tensor_order[k - 1], b = g->tensor_order[k];
-            rc = ak_fail(err, AK_EDATA, "%s: tensor %s appears twice (at byte %zu)", g->path,
-                         g->tensors[b].name, at.t[a > b ? a : b]);
-            goto out;
-        }
+    g->meta_crc32 = meta_crc32(g, infos_end);
+    size_t data_size = 0;
+    if ((rc = unique_keys(g, &at, err)) || (rc = data_section(g, &at, infos_end, nt, &data_size, err)) ||
+        (rc = place_tensors(g, &at, offs, spans, data_size, err)))
+        goto out;
 out:
     free(offs);
     free(spans);
