@@ -421,6 +421,76 @@ static const ak_gguf_kv *get_array(const ak_gguf *g, const char *key, int numeri
     return *rc ? NULL : kv;
 }
 
+/* The normalizers, pre-tokenizers and decoder of the model's family:
+ * WordPiece (bert), byte-level BPE split by pre_re (gpt2), SentencePiece
+ * (llama; Gemma's own way). */
+static int set_pipeline(gload *L, const ak_arch *a, const char *pre_re, int32_t unk, int add_space,
+                        ak_err *err)
+{
+    ak_tokenizer *tk = L->tk;
+    int rc;
+    if (L->bert) {
+        /* uncased BERT's pipeline (llama.cpp lowercases every WordPiece
+         * vocabulary): BertNormalizer, BertPreTokenizer, WordPiece "##" */
+        strcpy(tk->wp_prefix, "##");
+        tk->wp_prefix_len = 2;
+        tk->wp_max_chars = 100;
+        tk->has_types = 1;
+        tk->unk_id = unk >= 0 ? unk : tk_vocab_find(&tk->vocab, (const uint8_t *)"[UNK]", 5);
+        tk->decoder = TD_WORDPIECE;
+        tk->lossy_norm = 1;
+        tk_normalizer nz = {.type = TN_BERT, .clean_text = 1, .chinese = 1, .strip_accents = 1, .lowercase = 1};
+        tk_pretok p = {.type = TP_BERT};
+        if (tk_add_normalizer(tk, nz) || tk_add_pretok(tk, p))
+            return ak_fail(err, AK_ENOMEM, "out of memory");
+    } else if (L->byte_level) {
+        tk->decoder = TD_BYTELEVEL;
+        tk->bytes_optional = 1;
+        /* transformers' converter for the Qwen architectures (Qwen2Converter)
+         * puts an NFC normalizer before the split */
+        if (a && a->tok_nfc) {
+            tk_normalizer nz = {.type = TN_NFC};
+            tk->lossy_norm = 1;
+            if (tk_add_normalizer(tk, nz))
+                return ak_fail(err, AK_ENOMEM, "out of memory");
+        }
+        tk_pretok p = {.type = TP_SPLIT, .behavior = TB_ISOLATED};
+        if ((rc = tk_compile_re(&p, pre_re, strlen(pre_re), 0, err)))
+            return rc;
+        if (tk_add_pretok(tk, p)) {
+            pcre2_code_free(p.re);
+            return ak_fail(err, AK_ENOMEM, "out of memory");
+        }
+    } else {
+        tk->byte_fallback = tk->fuse_unk = 1;
+        tk->unk_id = tk_vocab_find(&tk->vocab, (const uint8_t *)"<unk>", 5);
+        tk->decoder = TD_SP;
+        tk->sp_bytes = 1;
+        if (L->gemma) {
+            tk_normalizer nz = {.type = TN_REPLACE, .a = strdup(" "), .alen = 1, .b = strdup("\xE2\x96\x81"), .blen = 3};
+            if (!nz.a || !nz.b || tk_add_normalizer(tk, nz)) {
+                free(nz.a), free(nz.b);
+                return ak_fail(err, AK_ENOMEM, "out of memory");
+            }
+            tk_pretok p = {.type = TP_SPLIT, .behavior = TB_MERGED_PREV};
+            if ((rc = tk_compile_re(&p, " ", 1, 1, err)))
+                return rc;
+            if (tk_add_pretok(tk, p)) {
+                pcre2_code_free(p.re);
+                return ak_fail(err, AK_ENOMEM, "out of memory");
+            }
+        } else {
+            tk->metaspace = 1;
+            memcpy(tk->ms_rep, "\xE2\x96\x81", 4);
+            tk->ms_replen = 3;
+            tk->ms_prepend = add_space ? 1 : 0;
+            tk->sp_strip_start = add_space;
+        }
+        tk_set_sp_split(tk);
+    }
+    return 0;
+}
+
 static int build(gload *L, const char *model, size_t model_len, ak_err *err)
 {
     ak_tokenizer *tk = L->tk;
@@ -497,65 +567,8 @@ static int build(gload *L, const char *model, size_t model_len, ak_err *err)
         (!L->bert && (rc = (L->merges ? file_merges(L, err) : derive_merges(L, err)))) ||
         (rc = load_added(L, err)))
         return rc;
-    if (L->bert) {
-        /* uncased BERT's pipeline (llama.cpp lowercases every WordPiece
-         * vocabulary): BertNormalizer, BertPreTokenizer, WordPiece "##" */
-        strcpy(tk->wp_prefix, "##");
-        tk->wp_prefix_len = 2;
-        tk->wp_max_chars = 100;
-        tk->has_types = 1;
-        tk->unk_id = unk >= 0 ? unk : tk_vocab_find(&tk->vocab, (const uint8_t *)"[UNK]", 5);
-        tk->decoder = TD_WORDPIECE;
-        tk->lossy_norm = 1;
-        tk_normalizer nz = {.type = TN_BERT, .clean_text = 1, .chinese = 1, .strip_accents = 1, .lowercase = 1};
-        tk_pretok p = {.type = TP_BERT};
-        if (tk_add_normalizer(tk, nz) || tk_add_pretok(tk, p))
-            return ak_fail(err, AK_ENOMEM, "out of memory");
-    } else if (L->byte_level) {
-        tk->decoder = TD_BYTELEVEL;
-        tk->bytes_optional = 1;
-        /* transformers' converter for the Qwen architectures (Qwen2Converter)
-         * puts an NFC normalizer before the split */
-        if (a && a->tok_nfc) {
-            tk_normalizer nz = {.type = TN_NFC};
-            tk->lossy_norm = 1;
-            if (tk_add_normalizer(tk, nz))
-                return ak_fail(err, AK_ENOMEM, "out of memory");
-        }
-        tk_pretok p = {.type = TP_SPLIT, .behavior = TB_ISOLATED};
-        if ((rc = tk_compile_re(&p, pre_re, strlen(pre_re), 0, err)))
-            return rc;
-        if (tk_add_pretok(tk, p)) {
-            pcre2_code_free(p.re);
-            return ak_fail(err, AK_ENOMEM, "out of memory");
-        }
-    } else {
-        tk->byte_fallback = tk->fuse_unk = 1;
-        tk->unk_id = tk_vocab_find(&tk->vocab, (const uint8_t *)"<unk>", 5);
-        tk->decoder = TD_SP;
-        tk->sp_bytes = 1;
-        if (L->gemma) {
-            tk_normalizer nz = {.type = TN_REPLACE, .a = strdup(" "), .alen = 1, .b = strdup("\xE2\x96\x81"), .blen = 3};
-            if (!nz.a || !nz.b || tk_add_normalizer(tk, nz)) {
-                free(nz.a), free(nz.b);
-                return ak_fail(err, AK_ENOMEM, "out of memory");
-            }
-            tk_pretok p = {.type = TP_SPLIT, .behavior = TB_MERGED_PREV};
-            if ((rc = tk_compile_re(&p, " ", 1, 1, err)))
-                return rc;
-            if (tk_add_pretok(tk, p)) {
-                pcre2_code_free(p.re);
-                return ak_fail(err, AK_ENOMEM, "out of memory");
-            }
-        } else {
-            tk->metaspace = 1;
-            memcpy(tk->ms_rep, "\xE2\x96\x81", 4);
-            tk->ms_replen = 3;
-            tk->ms_prepend = add_space ? 1 : 0;
-            tk->sp_strip_start = add_space;
-        }
-        tk_set_sp_split(tk);
-    }
+    if ((rc = set_pipeline(L, a, pre_re, unk, add_space, err)))
+        return rc;
     if ((add_bos && bos < 0) || (add_eos && eos < 0))
         return ak_fail(err, AK_EDATA, "tokenizer.ggml.add_%s_token is set but there is no %s token id",
                        add_bos && bos < 0 ? "bos" : "eos", add_bos && bos < 0 ? "bos" : "eos");
