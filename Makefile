@@ -12,9 +12,10 @@
 #                   (CUDA_ARCH=90), runs every GPU test and benchmark, writes
 #                   bench/results/gpu-DATE.md (GPU_CHECK_QUICK=1: shorter)
 #
-# Sources are found by wildcard: lib/*.c is the library (but lib/cli.c, the
-# programs' helpers, which goes into libattnkit-cli.a), lib/cuda/*.cu its
-# CUDA side, cmd/NAME.c is the program bin/NAME (report also links
+# Sources are found by wildcard: lib/*/*.c is the library, one folder per
+# layer (lib/README.md; but lib/cli/cli.c, the programs' helpers, which goes
+# into libattnkit-cli.a), lib/cuda/*.cu its CUDA side, include/attnkit/*.h
+# its public headers, cmd/NAME.c is the program bin/NAME (report also links
 # cmd/report/*.c), tests/unit/*.c unit tests.
 # The shared library exports only what the public headers mark AK_API.
 
@@ -56,7 +57,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 WARN      := -Wall -Wextra -Werror -Wno-unused-parameter
 CFLAGS    ?= -O2 -g
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -fvisibility=hidden -pthread -Ilib $(PKG_CFLAGS) \
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -fvisibility=hidden -pthread -Iinclude -Ilib $(PKG_CFLAGS) \
              -DAK_DEFAULT_MODEL_DIR='"$(MODEL_DIR)"' -DAK_INSTALLED_MODEL_DIR='"$(INSTALLED_MODEL)"' \
              -DAK_MODELS_DIR='"$(CACHE)/models"' -DAK_INSTALLED_MODELS_DIR='"$(SHARE_DIR)"' $(CUDA_DEFS)
 LDLIBS     = $(PKG_LIBS) $(CUDA_LIBS) -lm -pthread
@@ -67,8 +68,8 @@ else ifneq ($(NVCC),)
   HAVE_CUDA := 1
 endif
 
-CLI_SRC   := lib/cli.c
-LIB_SRC   := $(filter-out $(CLI_SRC),$(sort $(wildcard lib/*.c)))
+CLI_SRC   := lib/cli/cli.c
+LIB_SRC   := $(filter-out $(CLI_SRC),$(sort $(wildcard lib/*/*.c)))
 CU_SRC    := $(sort $(wildcard lib/cuda/*.cu))
 CMD_SRC   := $(sort $(wildcard cmd/*.c))
 PROGS     := $(patsubst cmd/%.c,%,$(CMD_SRC))
@@ -79,7 +80,7 @@ ifdef HAVE_CUDA
   CUDA_DEFS  := -DAK_HAVE_CUDA=1
   CUDA_LIBS  := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -ldl -lrt -lstdc++
   # the host compiler gets the C code's warnings (as errors), nvcc's own too
-  NVCC_FLAGS := -O3 -std=c++17 -Xcompiler -fPIC -Xcompiler -fvisibility=hidden -Ilib \
+  NVCC_FLAGS := -O3 -std=c++17 -Xcompiler -fPIC -Xcompiler -fvisibility=hidden -Iinclude -Ilib \
                 -Werror all-warnings -Xcompiler -Wall,-Wextra,-Wno-unused-parameter,-Werror \
                 -gencode arch=compute_$(CUDA_ARCH),code=sm_$(CUDA_ARCH) \
                 -gencode arch=compute_$(CUDA_ARCH),code=compute_$(CUDA_ARCH)
@@ -95,11 +96,15 @@ OUT_BIN ?= bin
 # objects of two kinds.  Written only by the make that compiles.
 FLAGS_FILE := $(B)/flags
 ifneq ($(filter programs unit-bins gpu-bench-bins,$(MAKECMDGOALS)),)
-  # deps=2: the build that first wrote cmd/*.d (a tree from before it rebuilds once)
-  FLAGS_NOW := $(ALL_CFLAGS) $(LDFLAGS) cuda=$(HAVE_CUDA) nvcc=$(NVCC_FLAGS) deps=2
+  # deps=3: the build that first wrote lib/*/*.d with -MP (a tree from before
+  # it rebuilds once, without reading its old dependency files, which may name
+  # headers that have moved)
+  FLAGS_NOW := $(ALL_CFLAGS) $(LDFLAGS) cuda=$(HAVE_CUDA) nvcc=$(NVCC_FLAGS) deps=3
   ifneq ($(FLAGS_NOW),$(file <$(FLAGS_FILE)))
     $(shell mkdir -p $(B))
     $(file >$(FLAGS_FILE),$(FLAGS_NOW))
+  else
+    DEPS_FILES := $(wildcard $(B)/lib/*/*.d $(B)/cmd/*.d $(B)/cmd/report/*.d)
   endif
 endif
 
@@ -112,9 +117,8 @@ LIB_SO   := $(B)/libattnkit.so
 CLI_A    := $(B)/libattnkit-cli.a
 
 # What `make install` puts in include/attnkit: the public API, each header
-# compiling on its own.  The rest of lib/*.h is internal.
-PUBLIC_HDRS := ak.h segment.h tensor.h stream.h io.h filter.h device.h mask.h attention.h metrics.h \
-               policy.h prune.h prune_embed.h protect.h select.h safetensors.h model.h kvcache.h tokenizer.h evict.h sample.h generate.h
+# compiling on its own.  The headers under lib/ are internal.
+PUBLIC_HDRS := $(notdir $(sort $(wildcard include/attnkit/*.h)))
 
 # Keep objects make would otherwise treat as intermediate.
 .SECONDARY:
@@ -137,9 +141,9 @@ pkgs-ok:
 
 # The inner loops of the attention are written for the vectoriser, which
 # GCC runs in full only at -O3.
-$(B)/lib/attention.o: ALL_CFLAGS += -O3
+$(B)/lib/model/attention.o: ALL_CFLAGS += -O3
 # and so are the dequantizing loops of the quantized matrix products
-$(B)/lib/quant.o: ALL_CFLAGS += -O3
+$(B)/lib/format/quant.o: ALL_CFLAGS += -O3
 # report's page: its style and script are files, embedded by the assembler
 $(B)/cmd/report.o: ALL_CFLAGS += -DREPORT_ASSETS='"$(TOP)/cmd/report"'
 $(B)/cmd/report.o: cmd/report/page.css cmd/report/page.js
@@ -148,31 +152,32 @@ $(B)/cmd/report.o: cmd/report/page.css cmd/report/page.js
 REPORT_OBJ := $(patsubst cmd/report/%.c,$(B)/cmd/report/%.o,$(sort $(wildcard cmd/report/*.c)))
 # fastexp.h passes 8-float vectors by value between static inline functions;
 # GCC notes, for each, that AVX code would pass them differently.
-$(B)/lib/attention.o $(B)/lib/forward.o: ALL_CFLAGS += -Wno-psabi
+$(B)/lib/model/attention.o $(B)/lib/model/forward.o: ALL_CFLAGS += -Wno-psabi
 
 # Each object depends on the headers it includes, from the dependency file
 # the compiler writes beside it (-MMD; included at the end of this file).
-$(B)/lib/%.o: lib/%.c $(FLAGS_FILE) | $(B)/lib pkgs-ok
+$(B)/lib/%.o: lib/%.c $(FLAGS_FILE) | pkgs-ok
+	@mkdir -p $(@D)
 	@echo "  CC      $@"
-	$(Q)$(CC) $(ALL_CFLAGS) -MMD -c $< -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
-$(B)/cuda/%.o: lib/cuda/%.cu $(wildcard lib/*.h lib/cuda/*.h) $(FLAGS_FILE) | $(B)/cuda pkgs-ok
+$(B)/cuda/%.o: lib/cuda/%.cu $(wildcard include/attnkit/*.h lib/*/*.h) $(FLAGS_FILE) | $(B)/cuda pkgs-ok
 	@echo "  NVCC    $@"
 	$(Q)$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 
 $(B)/cmd/%.o: cmd/%.c $(FLAGS_FILE) | $(B)/cmd pkgs-ok
 	@echo "  CC      $@"
-	$(Q)$(CC) $(ALL_CFLAGS) -MMD -c $< -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
 $(B)/cmd/report/%.o: cmd/report/%.c $(FLAGS_FILE) | $(B)/cmd/report pkgs-ok
 	@echo "  CC      $@"
-	$(Q)$(CC) $(ALL_CFLAGS) -MMD -c $< -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
 $(LIB_A): $(LIB_OBJ)
 	@echo "  AR      $@"
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(CLI_A): $(B)/lib/cli.o
+$(CLI_A): $(B)/lib/cli/cli.o
 	@echo "  AR      $@"
 	$(Q)rm -f $@ && ar rcs $@ $^
 
@@ -191,7 +196,7 @@ $(OUT_BIN)/report: $(B)/cmd/report.o $(REPORT_OBJ) $(CLI_A) $(LIB_A) | $(OUT_BIN
 $(FLAGS_FILE):
 	@mkdir -p $(B) && touch $@
 
-$(B)/lib $(B)/cuda $(B)/cmd $(B)/cmd/report $(B)/unit $(OUT_BIN):
+$(B)/cuda $(B)/cmd $(B)/cmd/report $(B)/unit $(OUT_BIN):
 	@mkdir -p $@
 
 # ---- tests ----------------------------------------------------------------
@@ -214,10 +219,10 @@ asan: deps
 FUZZ_SECONDS ?= 60
 FUZZERS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_LIB_SRC := $(LIB_SRC)
-build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_SRC) $(wildcard lib/*.h)
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_SRC) $(wildcard include/attnkit/*.h lib/*/*.h)
 	@mkdir -p build/fuzz
 	@echo "  FUZZ    $@"
-	$(Q)clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ilib $(PKG_CFLAGS) \
+	$(Q)clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Ilib $(PKG_CFLAGS) \
 	  -o $@ $< $(FUZZ_LIB_SRC) $(PKG_LIBS) -lm -pthread
 
 fuzzers: deps
@@ -285,7 +290,7 @@ bench: all
 # ---- install ----------------------------------------------------------------
 install-headers:
 	install -d $(DESTDIR)$(PREFIX)/include/attnkit
-	install -m 644 $(addprefix lib/,$(PUBLIC_HDRS)) $(DESTDIR)$(PREFIX)/include/attnkit/
+	install -m 644 $(addprefix include/attnkit/,$(PUBLIC_HDRS)) $(DESTDIR)$(PREFIX)/include/attnkit/
 
 install: all install-headers
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/share/man/man1
@@ -310,4 +315,4 @@ clean:
 distclean: clean
 	rm -rf .cache
 
--include $(wildcard build/*/lib/*.d build/*/cmd/*.d build/*/cmd/report/*.d)
+-include $(DEPS_FILES)

@@ -5,7 +5,7 @@
  * f32: the CUDA-core kernel; bf16: the tensor-core kernel with p split in
  * two bf16 parts for p*v (what ak_attention_dtype runs); bf16fast: one bf16
  * product for p*v (p rounded to bf16, as flash attention does). */
-#include "attention.h"
+#include "attnkit/attention.h"
 #include "cuda/ak_cuda.h"
 
 #include <stdio.h>

@@ -81,13 +81,13 @@ else
     # the attention library alone (it needs none of the packages)
     full=0
     mkdir -p $B/unit $B/bench
-    nv="$nvcc -O3 -std=c++17 -Ilib -gencode arch=compute_$arch,code=sm_$arch"
+    nv="$nvcc -O3 -std=c++17 -Iinclude -Ilib -gencode arch=compute_$arch,code=sm_$arch"
     for f in lib/cuda/*.cu; do $nv -c "$f" -o "$B/$(basename "$f" .cu)_cu.o" & done
     wait
-    cc="${CC:-cc} -std=c11 -D_GNU_SOURCE -O3 -g -pthread -Ilib -DAK_HAVE_CUDA=1 -DAK_NO_BLAS"
+    cc="${CC:-cc} -std=c11 -D_GNU_SOURCE -O3 -g -pthread -Iinclude -Ilib -DAK_HAVE_CUDA=1 -DAK_NO_BLAS"
     libs="$B/attention_cu.o $B/attention_tc_cu.o $B/device_cu.o -L$cuda_home/lib64 -lcudart -lstdc++ -lm -pthread"
-    { $cc -Itests -o $B/unit/attention tests/unit/attention.c lib/attention.c lib/device.c lib/ak.c $libs &&
-      $cc -o $B/bench/attention_gpu bench/attention_gpu.c lib/attention.c lib/device.c lib/ak.c $libs; } \
+    { $cc -Itests -o $B/unit/attention tests/unit/attention.c lib/model/attention.c lib/model/device.c lib/core/ak.c $libs &&
+      $cc -o $B/bench/attention_gpu bench/attention_gpu.c lib/model/attention.c lib/model/device.c lib/core/ak.c $libs; } \
         >"$out/build.txt" 2>&1
     step $? "attention library only (pkg-config lacks $PKGS; set GPU_CHECK_DEBS for the rest)"
 fi

@@ -1,19 +1,19 @@
 /* quant_dot.c - one thread's speed of a quantized matrix product, per type:
  * the fused dot products (quant.h) at each SIMD level this CPU has, and
- * dequantize-the-rows + sgemm (the prefill path of lib/forward.c), for T
+ * dequantize-the-rows + sgemm (the prefill path of lib/model/forward.c), for T
  * tokens, on a random [OUT, IN] matrix.  The fused products cost T times
- * the one-token figure; the crossing T is FUSED_MAX_T in lib/forward.c.
+ * the one-token figure; the crossing T is FUSED_MAX_T in lib/model/forward.c.
  *
- *   make programs && cc -O2 -std=c11 -D_GNU_SOURCE -Ilib bench/quant_dot.c \
+ *   make programs && cc -O2 -std=c11 -D_GNU_SOURCE -Iinclude -Ilib bench/quant_dot.c \
  *     build/rel/libattnkit.a $(pkg-config --cflags --libs openblas) -lm -pthread \
  *     -o build/quant_dot && OPENBLAS_NUM_THREADS=1 build/quant_dot [OUT IN]
  *
  * Prints, per type: ns per weight of one token's fused product at each
  * level, then for T = 1, 2, 4, ..., 64 the time of T fused products (best
  * level) against dequantize + sgemm, in ms. */
-#include "quant.h"
-#include "simd.h"
-#include "tensor.h"
+#include "format/quant.h"
+#include "core/simd.h"
+#include "attnkit/tensor.h"
 
 #include <cblas.h>
 #include <stdint.h>

@@ -1,13 +1,13 @@
 /* attend - run the model's blocks over `hidden` and report, per layer and
  * head, each query's attention entropy and each key's received mass. */
-#include "cli.h"
-#include "filter.h"
-#include "attention.h"
-#include "check.h"
-#include "lm.h"
-#include "model.h"
-#include "protect.h"
-#include "window.h"
+#include "cli/cli.h"
+#include "attnkit/filter.h"
+#include "attnkit/attention.h"
+#include "stream/check.h"
+#include "model/lm.h"
+#include "attnkit/model.h"
+#include "attnkit/protect.h"
+#include "model/window.h"
 
 #include <getopt.h>
 #include <math.h>

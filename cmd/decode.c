@@ -1,10 +1,10 @@
 /* decode - token streams back to text. */
-#include "check.h"
-#include "cli.h"
-#include "filter.h"
-#include "io.h"
-#include "prune.h"
-#include "tokenizer.h"
+#include "stream/check.h"
+#include "cli/cli.h"
+#include "attnkit/filter.h"
+#include "attnkit/io.h"
+#include "attnkit/prune.h"
+#include "attnkit/tokenizer.h"
 
 #include <getopt.h>
 #include <stdio.h>

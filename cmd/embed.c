@@ -1,8 +1,8 @@
 /* embed - token ids to the model's input hidden states. */
-#include "check.h"
-#include "cli.h"
-#include "filter.h"
-#include "model.h"
+#include "stream/check.h"
+#include "cli/cli.h"
+#include "attnkit/filter.h"
+#include "attnkit/model.h"
 
 #include <getopt.h>
 #include <stdio.h>

@@ -1,11 +1,11 @@
 /* entropy - attention entropy and received mass per layer, head, token and
  * block, from attend's statistics; scores for prune, or tables. */
-#include "cli.h"
-#include "filter.h"
-#include "io.h"
-#include "metrics.h"
-#include "tokenizer.h"
-#include "tsv.h"
+#include "cli/cli.h"
+#include "attnkit/filter.h"
+#include "attnkit/io.h"
+#include "attnkit/metrics.h"
+#include "attnkit/tokenizer.h"
+#include "core/tsv.h"
 
 #include <getopt.h>
 #include <jansson.h>

@@ -1,18 +1,18 @@
 /* kvcache - build, evict, save, load and continue from a causal model's
  * key/value cache: generate tokens, or score a continuation, under the
  * cache as it is (full or evicted). */
-#include "check.h"
-#include "buf.h"
-#include "cli.h"
-#include "filter.h"
-#include "io.h"
-#include "evict.h"
-#include "generate.h"
-#include "kvcache.h"
-#include "model.h"
-#include "protect.h"
-#include "tokenizer.h"
-#include "tsv.h"
+#include "stream/check.h"
+#include "core/buf.h"
+#include "cli/cli.h"
+#include "attnkit/filter.h"
+#include "attnkit/io.h"
+#include "attnkit/evict.h"
+#include "attnkit/generate.h"
+#include "attnkit/kvcache.h"
+#include "attnkit/model.h"
+#include "attnkit/protect.h"
+#include "attnkit/tokenizer.h"
+#include "core/tsv.h"
 
 #include <getopt.h>
 #include <math.h>

@@ -1,9 +1,9 @@
 /* peek - show an attnkit stream: for humans, as JSON lines, or one tensor's
  * values as plain numbers. */
-#include "cli.h"
-#include "filter.h"
-#include "io.h"
-#include "stream.h"
+#include "cli/cli.h"
+#include "attnkit/filter.h"
+#include "attnkit/io.h"
+#include "attnkit/stream.h"
 
 #include <getopt.h>
 #include <jansson.h>

@@ -1,13 +1,13 @@
 /* prune - keep the tokens, sentences or blocks of a prompt that carry the
  * most attention, under a budget; record what was dropped. */
-#include "cli.h"
-#include "buf.h"
-#include "filter.h"
-#include "io.h"
-#include "model.h"
-#include "prune.h"
-#include "prune_embed.h"
-#include "tokenizer.h"
+#include "cli/cli.h"
+#include "core/buf.h"
+#include "attnkit/filter.h"
+#include "attnkit/io.h"
+#include "attnkit/model.h"
+#include "attnkit/prune.h"
+#include "attnkit/prune_embed.h"
+#include "attnkit/tokenizer.h"
 
 #include <getopt.h>
 #include <math.h>
@@ -458,7 +458,7 @@ static int64_t read_baseline(const char *path, double **out)
                       baseline_ok, out);
 }
 
-/* An option that only one policy takes (the table in lib/policy.c says
+/* An option that only one policy takes (the table in lib/analysis/policy.c says
  * which: ak_policy_takes) is a usage error with any other.  Without -p the
  * policy is score or mass, which take none. */
 static void policy_option(const ak_prune_doc_opts *c, int given, const char *opt)
@@ -503,7 +503,7 @@ static void check_options(ak_prune_doc_opts *c, const struct given *g)
         ak_usage_error("--no-protect-query: the qppl policy keeps its query span");
     policy_option(c, g->recent, "--recent");
     policy_option(c, g->seed, "--seed");
-    /* the rule lives in lib/policy.c's table (ak_policy_uses_layers/_agg); without
+    /* the rule lives in lib/analysis/policy.c's table (ak_policy_uses_layers/_agg); without
      * -p the policy is chosen per document, and ak_prune_doc asks the same */
     if (c->policy_set && c->layers_set && !ak_policy_uses_layers(c->o.policy))
         ak_usage_error("--layers: policy %s does not use layers", ak_policy_name(c->o.policy));

@@ -1,12 +1,12 @@
 /* report - a self-contained HTML page (and SVG / PNG figures) showing where
  * the model looks: the text tinted by attention statistics, blocks, heads,
  * and attention rows, from a stream at any stage after attend. */
-#include "buf.h"
-#include "cli.h"
-#include "filter.h"
-#include "io.h"
-#include "metrics.h"
-#include "stream.h"
+#include "core/buf.h"
+#include "cli/cli.h"
+#include "attnkit/filter.h"
+#include "attnkit/io.h"
+#include "attnkit/metrics.h"
+#include "attnkit/stream.h"
 #include "report/report.h"
 
 #include <errno.h>

@@ -1,14 +1,14 @@
 /* score - what pruning cost: full vs pruned documents compared through the
  * model's own outputs (sentence-embedding cosine, retrieval rank, or the
  * log-likelihood of a continuation). */
-#include "buf.h"
-#include "cli.h"
-#include "filter.h"
-#include "io.h"
-#include "model.h"
-#include "window.h"
-#include "stream.h"
-#include "tsv.h"
+#include "core/buf.h"
+#include "cli/cli.h"
+#include "attnkit/filter.h"
+#include "attnkit/io.h"
+#include "attnkit/model.h"
+#include "model/window.h"
+#include "attnkit/stream.h"
+#include "core/tsv.h"
 
 #include <getopt.h>
 #include <math.h>

@@ -1,10 +1,10 @@
 /* tokenize - text files to token streams, with byte offsets and blocks. */
-#include "cli.h"
-#include "buf.h"
-#include "io.h"
-#include "regfile.h"
-#include "stream.h"
-#include "tokenizer.h"
+#include "cli/cli.h"
+#include "core/buf.h"
+#include "attnkit/io.h"
+#include "format/regfile.h"
+#include "attnkit/stream.h"
+#include "attnkit/tokenizer.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -120,7 +120,7 @@ static int bare_model_load(bare_model *b, const char *dir, ak_err *err)
     }
     b->vocab_size = json_integer_value(vs);
     json_decref(cfg);
-    /* the name as lib/model.c reports it: the directory's base name */
+    /* the name as lib/model/model.c reports it: the directory's base name */
     char *real = realpath(dir, NULL);
     const char *d = real ? real : dir;
     size_t dl = strlen(d), k;

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The attention routine (lib/attention.c through the unit binary's --run
+"""The attention routine (lib/model/attention.c through the unit binary's --run
 driver) against an independent numpy implementation in float64: output,
 per-query entropy (nats), per-key received mass and the probabilities, for
 causal, bidirectional, sliding-window, grouped-query and continued (q_offset)

@@ -1,6 +1,6 @@
 """entropy, prune and score driven through real pipes on streams synthesized
 here, checked against numpy computations written from the definitions in
-lib/metrics.h (not from the C code):
+include/attnkit/metrics.h (not from the C code):
 
   entropy[l,h,i] = -sum_j p log p, visible from the mask, mass = sum_i p,
   corrected = mass / (queries that can see the key).

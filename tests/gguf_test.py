@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The GGUF reader (lib/gguf.c) and the dequantization (lib/quant.c), through
+"""The GGUF reader (lib/format/gguf.c) and the dequantization (lib/format/quant.c), through
 the unit binary's driver modes, against llama.cpp's own Python package
 `gguf` (gguf.GGUFReader and gguf.quants.dequantize):
 
@@ -13,7 +13,7 @@ the unit binary's driver modes, against llama.cpp's own Python package
     shape and file offset, and every tensor's values.
 
 Values must be bit-identical (NaN equal to NaN): ggml, the gguf package and
-lib/quant.c all compute each element as the same float32 products and sums in
+lib/format/quant.c all compute each element as the same float32 products and sums in
 the same order, so there is no rounding difference to allow for.  To keep the
 test fast, a tensor of more than MAX_ELEMS elements is compared on a sample of
 its rows spread evenly from the first to the last (whole rows, so every block

@@ -1,7 +1,7 @@
 """Writes tests/entropy_ref.npz: what entropy(1) must report for a short
 prompt on the default model (all-MiniLM-L6-v2), computed by Hugging Face
 transformers (eager attention, output_attentions=True) and numpy from the
-definitions in lib/metrics.h.  Needs torch and transformers; rerun with
+definitions in include/attnkit/metrics.h.  Needs torch and transformers; rerun with
 
     python3 tests/make_entropy_ref.py [MODEL_DIR]
 

@@ -1,5 +1,5 @@
 """tokenize normalizes BERT-style text in 1 MiB chunks cut at white space
-(lib/tokenizer.c encode_segment): documents longer than a chunk, with
+(lib/text/tokenizer.c encode_segment): documents longer than a chunk, with
 awkward text just where the cut falls (combining marks after a space, NUL,
 runs of white space, CJK, unassigned code points), must still give Hugging
 Face `tokenizers`' ids and byte offsets exactly.  Outside the sanitizer

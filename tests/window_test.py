@@ -1,4 +1,4 @@
-"""Long documents in windows (lib/window.c, embed --window, attend):
+"""Long documents in windows (lib/model/window.c, embed --window, attend):
 
   - the window plan and owners recomputed here from the rule of window.h;
   - each token's entropy and hidden.final equal those of a plain pass over

@@ -3,7 +3,7 @@
  * (--svg DIR, --png DIR). */
 #include "report.h"
 
-#include "io.h"
+#include "attnkit/io.h"
 
 #include <errno.h>
 #include <math.h>

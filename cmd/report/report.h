@@ -4,9 +4,9 @@
 #ifndef AK_REPORT_H
 #define AK_REPORT_H
 
-#include "buf.h"
-#include "metrics.h"
-#include "stream.h"
+#include "core/buf.h"
+#include "attnkit/metrics.h"
+#include "attnkit/stream.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,5 +1,5 @@
 /* ak_cuda.h - the CUDA side's entry points, shared by the C code that calls
- * them (lib/attention.c, lib/device.c, bench/) and the .cu files that define
+ * them (lib/model/attention.c, lib/model/device.c, bench/) and the .cu files that define
  * them.  Internal: not installed, not exported from libattnkit.so.
  *
  * The device buffers of attention live in an ak_cuda_ws, grown on demand and
@@ -13,7 +13,7 @@
 extern "C" {
 #endif
 
-#include "attention.h"
+#include "attnkit/attention.h"
 
 typedef struct ak_cuda_ws ak_cuda_ws;
 
@@ -60,8 +60,8 @@ int ak_cuda_attention_f32_dev(ak_cuda_ws **ws, const ak_attn_shape *s, const flo
                               float *mass, ak_err *err);
 
 /* ---- the whole forward pass on the device (forward.cu) -------------------
- * Opt-in (ATTNKIT_CUDA_FORWARD, see lib/forward.c) and unverified until a
- * `make gpu-check` run has passed.  lib/forward.c describes the model in
+ * Opt-in (ATTNKIT_CUDA_FORWARD, see lib/model/forward.c) and unverified until a
+ * `make gpu-check` run has passed.  lib/model/forward.c describes the model in
  * these terms and uploads every weight once, in f32: matrices as
  * [out, in] row-major (GGUF blocks dequantized on the host, GPT-2's Conv1D
  * transposed, GGUF llama q/k rows put back in Hugging Face's order). */

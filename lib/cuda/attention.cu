@@ -1,4 +1,4 @@
-/* attention.cu - the CUDA twin of lib/attention.c: attention with per-query
+/* attention.cu - the CUDA twin of lib/model/attention.c: attention with per-query
  * entropy and per-key received mass, f32, without the probability matrix.
  *
  * Pass 1 (attn_forward): a block owns BQ queries of one head and streams

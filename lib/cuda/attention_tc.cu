@@ -716,7 +716,7 @@ extern "C" int ak_cuda_tc_supported(int head_dim)
     return head_dim > 0 && head_dim % 16 == 0 && head_dim <= 256;
 }
 
-/* q, k, v hold values already representable in dt (lib/attention.c rounds
+/* q, k, v hold values already representable in dt (lib/model/attention.c rounds
  * them); converted on the device, exactly. */
 extern "C" int ak_cuda_attention_tc(ak_cuda_ws **wsp, int dt, const ak_attn_shape *as,
                                     const float *q, const float *k, const float *v,

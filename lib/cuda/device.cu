@@ -1,4 +1,4 @@
-/* device.cu - is there a CUDA device?  (lib/device.c asks.) */
+/* device.cu - is there a CUDA device?  (lib/model/device.c asks.) */
 #include <cuda_runtime.h>
 
 #include "ak_cuda.h"

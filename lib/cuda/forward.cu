@@ -1,5 +1,5 @@
 /* forward.cu - the whole forward pass on the device: the CUDA twin of
- * lib/forward.c's forward_pass (no cache, no probabilities), opt-in through
+ * lib/model/forward.c's forward_pass (no cache, no probabilities), opt-in through
  * ATTNKIT_CUDA_FORWARD and unverified until a `make gpu-check` run passes.
  *
  * The weights are uploaded once per model in f32 (ak_cuda_model_put); the
@@ -7,7 +7,7 @@
  * the longest input and kept; projections, MLPs and the LM head are cuBLAS
  * GEMMs (TF32 tensor cores when dims.tf32, else plain f32); norms, RoPE,
  * activations, QK-norm, bias and residual adds are the small kernels below,
- * each the twin of a loop in lib/forward.c or lib/model.c; the attention is
+ * each the twin of a loop in lib/model/forward.c or lib/model/model.c; the attention is
  * attention.cu / attention_tc.cu on device pointers.  Only the stream's
  * tensors (final hidden states, entropy, mass, logits) come back.
  */
@@ -57,7 +57,7 @@ __device__ __forceinline__ double block_sum(double v, double *sh)
 
 /* One block per row.  RMSNorm: y = w * (x / sqrt(mean(x^2) + eps)) (lib/
  * forward.c rmsnorm); LayerNorm: y = (x - mean) / sqrt(var + eps) * w + b
- * (lib/model.c ak_layernorm); sums in double as the CPU twins keep them.
+ * (lib/model/model.c ak_layernorm); sums in double as the CPU twins keep them.
  * y may be x. */
 __global__ void norm_rows(float *y, const float *x, int D, const float *w, const float *b,
                           float eps, int rms)
@@ -104,7 +104,7 @@ __global__ void add_into(float *x, const float *y, size_t n)
         x[i] += y[i];
 }
 
-/* lib/forward.c activate: SiLU and GELU-tanh as v * sigmoid(a). */
+/* lib/model/forward.c activate: SiLU and GELU-tanh as v * sigmoid(a). */
 __device__ __forceinline__ float act_of(int act, float v)
 {
     switch (act) {
@@ -126,7 +126,7 @@ __global__ void activate(float *x, const float *gate, size_t n, int act)
         x[i] = gate ? x[i] * act_of(act, gate[i]) : act_of(act, x[i]);
 }
 
-/* lib/forward.c rope at positions 0..T-1: pairs (i, i + half) of every
+/* lib/model/forward.c rope at positions 0..T-1: pairs (i, i + half) of every
  * head rotated by t * inv_freq[i] (the angle in f32, as transformers has
  * it, its cosine and sine in double rounded to f32, as the CPU's tables). */
 __global__ void rope(float *x, int T, int heads, int dh, const float *inv_freq)

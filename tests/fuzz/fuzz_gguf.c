@@ -3,8 +3,8 @@
  * ones too); finds every tensor by name and dequantizes the supported ones.
  * The reader must refuse what it cannot lay out, never read outside the
  * mapping, and give back consistent answers for what it accepts. */
-#include "gguf.h"
-#include "quant.h"
+#include "format/gguf.h"
+#include "format/quant.h"
 
 #include <stdio.h>
 #include <stdlib.h>

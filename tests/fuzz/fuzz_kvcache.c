@@ -2,7 +2,7 @@
  * (formats/kvcache.md).  The reader must refuse it with a message or hand
  * back a cache whose every head keeps ascending positions inside the
  * tokens it covers, never reading outside the input. */
-#include "kvcache.h"
+#include "attnkit/kvcache.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* libFuzzer target: a safetensors file from a stranger.  Opens it, looks
  * every tensor up by name and converts the float ones to f32. */
-#include "safetensors.h"
+#include "attnkit/safetensors.h"
 
 #include <stdio.h>
 #include <stdlib.h>

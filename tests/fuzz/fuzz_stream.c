@@ -2,9 +2,9 @@
  * record limit so that size checks are exercised, not the machine's memory.
  * Every record read is also written back and read again; a document's
  * `text` goes through what its readers do with it (use_text). */
-#include "prune.h"
-#include "stream.h"
-#include "tokenizer.h"
+#include "attnkit/prune.h"
+#include "attnkit/stream.h"
+#include "attnkit/tokenizer.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -5,7 +5,7 @@
  * tokenizer.* metadata), encoding the fixed sentence; both also try
  * tokenize --chat's rendering.  The text is handed to the encoder as it
  * is, invalid UTF-8 included (the --target path): the encoder checks it. */
-#include "tokenizer.h"
+#include "attnkit/tokenizer.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
  * on fresh random inputs of awkward sizes when a device is present.
  *   attention            run the checks
  *   attention --bench    time the CPU (and CUDA) path on a few shapes */
-#include "attention.h"
+#include "attnkit/attention.h"
 #include "test.h"
 #ifdef AK_HAVE_CUDA
 #include "cuda/ak_cuda.h"

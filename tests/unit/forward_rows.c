@@ -3,13 +3,13 @@
  * projection of the first and last layers and the LM head of models of
  * each layout (safetensors f32 and bf16, GPT-2's Conv1D, GGUF llama with
  * its RoPE-pair rows, quantized GGUF), x . rows^T + bias must equal what
- * lib/forward.c computes on the CPU: cblas_sgemm on the weight as the
+ * lib/model/forward.c computes on the CPU: cblas_sgemm on the weight as the
  * model holds it (for quantized rows, ak_dot_row straight from the blocks,
  * as generation and short inputs take them), followed by the CPU's
  * deinterleave of q and k.  The device cannot be run here; this is the
  * part of its upload that can. */
-#include "model.h"
-#include "quant.h"
+#include "attnkit/model.h"
+#include "format/quant.h"
 #include "test.h"
 
 #include <cblas.h>

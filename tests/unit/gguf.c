@@ -1,4 +1,4 @@
-/* gguf.c - unit tests for lib/gguf.c and lib/quant.c on GGUF files written
+/* gguf.c - unit tests for lib/format/gguf.c and lib/format/quant.c on GGUF files written
  * here byte by byte, plus a driver for tests/gguf_test.py:
  *   gguf                       run the checks
  *   gguf --list FILE           one line per tensor: name type ndim ne0..ne3 nbytes
@@ -12,9 +12,9 @@
  *   gguf --meta FILE           every metadata pair as a JSON line, strings hex
  *   gguf --open FILE           opens the file: "ok" or the error line, exit code
  */
-#include "gguf.h"
-#include "quant.h"
-#include "tensor.h"
+#include "format/gguf.h"
+#include "format/quant.h"
+#include "attnkit/tensor.h"
 #include "test.h"
 
 #include <errno.h>

@@ -8,9 +8,9 @@
  * ATTNKIT_SLOW_TESTS=1).  Then the cache file: a
  * round trip, and every flipped byte and every truncation of a real file
  * refused with a message. */
-#include "attention.h"
-#include "kvcache.h"
-#include "model.h"
+#include "attnkit/attention.h"
+#include "attnkit/kvcache.h"
+#include "attnkit/model.h"
 #include "test.h"
 
 #include <stdint.h>

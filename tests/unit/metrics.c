@@ -1,8 +1,8 @@
-/* Unit tests of lib/metrics.c against values computed by hand (the
+/* Unit tests of lib/analysis/metrics.c against values computed by hand (the
  * arithmetic is in the comments): masks, entropy of one-hot, uniform and
  * mixed rows, normalisation, corrected mass under causal and windowed
  * masks, head summaries, aggregation and block aggregates. */
-#include "metrics.h"
+#include "attnkit/metrics.h"
 #include "test.h"
 
 #include <string.h>

@@ -3,10 +3,10 @@
  * digits, truncations, a wrong header length) must each load cleanly or be
  * refused with a message -- never read out of bounds (ASan/UBSan run this).
  * A copy that loads is also run forward on a few tokens. */
-#include "attention.h"
-#include "gguf.h"
-#include "io.h"
-#include "model.h"
+#include "attnkit/attention.h"
+#include "format/gguf.h"
+#include "attnkit/io.h"
+#include "attnkit/model.h"
 #include "test.h"
 
 #include <stdint.h>

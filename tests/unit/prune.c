@@ -1,8 +1,8 @@
-/* Unit tests of lib/prune.c: budgets, every policy's selection, protected
+/* Unit tests of lib/analysis/prune.c: budgets, every policy's selection, protected
  * spans surviving each policy, units, sentence splitting, marker and regex
  * protection, and the rewritten document (keep mask, dropped spans,
  * composition of two prunes). */
-#include "prune.h"
+#include "attnkit/prune.h"
 #include "test.h"
 
 #include <string.h>

@@ -1,9 +1,9 @@
-/* Unit tests of lib/prune_lm.c and lib/lm.c without a model: surprisal
+/* Unit tests of lib/analysis/prune_lm.c and lib/model/lm.c without a model: surprisal
  * from logits against log-softmax written out by hand, and qppl --fine's
  * two steps (blocks by rank up to coarse x the room, then the surprisal
  * policy inside them) on a document whose answer is worked out below. */
-#include "lm.h"
-#include "prune_lm.h"
+#include "model/lm.h"
+#include "analysis/prune_lm.h"
 #include "test.h"
 
 #include <string.h>

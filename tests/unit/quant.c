@@ -6,10 +6,10 @@
  * scales and mins, subnormal halves included, rows at odd addresses), then
  * rows of every tensor of the installed GGUF models ($AK_MODELS/smollm2,
  * gemma3, qwen*: skipped when absent). */
-#include "gguf.h"
-#include "quant.h"
-#include "simd.h"
-#include "tensor.h"
+#include "format/gguf.h"
+#include "format/quant.h"
+#include "core/simd.h"
+#include "attnkit/tensor.h"
 #include "test.h"
 
 #include <dirent.h>

@@ -1,7 +1,7 @@
-/* Unit tests for lib/safetensors.c: well-formed files read back exactly
+/* Unit tests for lib/format/safetensors.c: well-formed files read back exactly
  * (f32 in place, f16/bf16 converted), and every kind of lying header is
  * refused before any tensor data is touched. */
-#include "safetensors.h"
+#include "attnkit/safetensors.h"
 #include "test.h"
 
 #include <stdint.h>

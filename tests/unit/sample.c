@@ -1,7 +1,7 @@
 /* The sampler and the library's random generator (sample.h), and the
  * eviction policies' public entry (evict.h) on a hand-made cache. */
-#include "evict.h"
-#include "sample.h"
+#include "attnkit/evict.h"
+#include "attnkit/sample.h"
 #include "test.h"
 
 #include <string.h>

@@ -1,7 +1,7 @@
-/* segment.c - the sentence rule (lib/segment.h) and that prune's sentence
+/* segment.c - the sentence rule (include/attnkit/segment.h) and that prune's sentence
  * ids follow it token for token. */
-#include "prune.h"
-#include "segment.h"
+#include "attnkit/prune.h"
+#include "attnkit/segment.h"
 #include "test.h"
 
 #include <string.h>

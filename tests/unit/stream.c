@@ -5,8 +5,8 @@
  *   stream                 run the tests
  *   stream --write FILE [LEVEL]   write the sample stream the Python interop test
  *                                 reads (zlib LEVEL, default 0: none) */
-#include "stream.h"
-#include "io.h"
+#include "attnkit/stream.h"
+#include "attnkit/io.h"
 #include "test.h"
 
 #include <fcntl.h>

@@ -1,9 +1,9 @@
-/* Unit tests of lib/tokenizer.c and lib/tok_*.c: BPE merge order, byte
+/* Unit tests of lib/text/tokenizer.c and lib/tok_*.c: BPE merge order, byte
  * fallback, unknown-token fusing, added tokens with rstrip, the template
  * post-processor, WordPiece (values from Hugging Face tokenizers 0.23),
  * UTF-8 checking, block boundaries, a long word in O(n log n), random text
  * round trips, and mutated tokenizer files that must load or fail cleanly. */
-#include "tokenizer.h"
+#include "attnkit/tokenizer.h"
 #include "test.h"
 
 #include <stdint.h>

@@ -1,0 +1,797 @@
+/* quant.c - see quant.h.  Block layouts as ggml's ggml-common.h defines
+ * them (all multi-byte fields little-endian; d, dmin, m are IEEE halves):
+ *
+ *   Q4_0  {d; qs[16]}             x = d * (nibble - 8)
+ *   Q4_1  {d; m; qs[16]}          x = d * nibble + m
+ *   Q5_0  {d; qh[4]; qs[16]}      x = d * ((nibble | bit << 4) - 16)
+ *   Q5_1  {d; m; qh[4]; qs[16]}   x = d * (nibble | bit << 4) + m
+ *   Q8_0  {d; int8 qs[32]}        x = d * q
+ * In the 32-element blocks, byte j holds element j (low nibble) and
+ * element j + 16 (high nibble); bit j of qh is element j's fifth bit.
+ *
+ * The K-quants work on 256-element super-blocks:
+ *   Q4_K  {d; dmin; scales[12]; qs[128]}          8 sub-blocks of 32,
+ *   Q5_K  {d; dmin; scales[12]; qh[32]; qs[128]}  6-bit scale and min each
+ *         x = d * sc * q - dmin * m
+ *   Q6_K  {ql[128]; qh[64]; int8 scales[16]; d}   16 sub-blocks of 16,
+ *         x = d * scale * (q - 32), q = 4 low bits from ql, 2 from qh
+ * The products are taken in the order ggml takes them (d * sc first), in
+ * float, so the results are bit-identical to ggml's and the gguf package's.
+ *
+ * One table (at the end) holds every type: its block geometry, its row
+ * dequantizer and its fused dot product at each SIMD level (simd.h): the
+ * scalar C below, AVX2 and AVX-512 (quant_kernels.h, written once for both)
+ * on x86-64.  A type is supported when its row is filled.
+ */
+#include "quant.h"
+#include "core/simd.h"
+#include "attnkit/tensor.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef AK_SIMD_X86
+#include <immintrin.h>
+#endif
+
+static float half(const uint8_t *p) { return ak_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
+
+/* ---- dequantization, one block (the reference: bit-identical to ggml) ---- */
+
+static void q4_0(const uint8_t *b, float *y)
+{
+    float d = half(b);
+    for (int j = 0; j < 16; j++) {
+        y[j] = (float)((b[2 + j] & 0xf) - 8) * d;
+        y[j + 16] = (float)((b[2 + j] >> 4) - 8) * d;
+    }
+}
+
+static void q4_1(const uint8_t *b, float *y)
+{
+    float d = half(b), m = half(b + 2);
+    for (int j = 0; j < 16; j++) {
+        y[j] = d * (float)(b[4 + j] & 0xf) + m;
+        y[j + 16] = d * (float)(b[4 + j] >> 4) + m;
+    }
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void q5_0(const uint8_t *b, float *y)
+{
+    float d = half(b);
+    uint32_t qh = le32(b + 2);
+    const uint8_t *qs = b + 6;
+    for (int j = 0; j < 16; j++) {
+        int h0 = (qh >> j & 1) << 4, h1 = (qh >> (j + 16) & 1) << 4;
+        y[j] = d * (float)(((qs[j] & 0xf) | h0) - 16);
+        y[j + 16] = d * (float)(((qs[j] >> 4) | h1) - 16);
+    }
+}
+
+static void q5_1(const uint8_t *b, float *y)
+{
+    float d = half(b), m = half(b + 2);
+    uint32_t qh = le32(b + 4);
+    const uint8_t *qs = b + 8;
+    for (int j = 0; j < 16; j++) {
+        int h0 = (qh >> j & 1) << 4, h1 = (qh >> (j + 16) & 1) << 4;
+        y[j] = d * (float)((qs[j] & 0xf) | h0) + m;
+        y[j + 16] = d * (float)((qs[j] >> 4) | h1) + m;
+    }
+}
+
+static void q8_0(const uint8_t *b, float *y)
+{
+    float d = half(b);
+    for (int j = 0; j < 32; j++)
+        y[j] = (float)(int8_t)b[2 + j] * d;
+}
+
+/* The 6-bit scale and min of sub-block j (0..7) of a Q4_K/Q5_K block:
+ * bytes 0-3 hold scales 0-3 (low 6 bits) and the top bits of scales 4-7,
+ * bytes 4-7 the same for the mins, bytes 8-11 the low nibbles of scales
+ * and mins 4-7. */
+static inline void scale_min_k4(int j, const uint8_t *q, int *sc, int *m)
+{
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0xf) | (q[j - 4] >> 6) << 4;
+        *m = (q[j + 4] >> 4) | (q[j] >> 6) << 4;
+    }
+}
+
+static void q4_k(const uint8_t *b, float *y)
+{
+    float d = half(b), dmin = half(b + 2);
+    const uint8_t *scales = b + 4, *q = b + 16;
+    for (int j = 0; j < 8; j += 2) {
+        int sc, m;
+        scale_min_k4(j, scales, &sc, &m);
+        float d1 = d * (float)sc, m1 = dmin * (float)m;
+        scale_min_k4(j + 1, scales, &sc, &m);
+        float d2 = d * (float)sc, m2 = dmin * (float)m;
+        for (int l = 0; l < 32; l++)
+            y[l] = d1 * (float)(q[l] & 0xf) - m1;
+        for (int l = 0; l < 32; l++)
+            y[l + 32] = d2 * (float)(q[l] >> 4) - m2;
+        y += 64;
+        q += 32;
+    }
+}
+
+static void q5_k(const uint8_t *b, float *y)
+{
+    float d = half(b), dmin = half(b + 2);
+    const uint8_t *scales = b + 4, *qh = b + 16, *ql = b + 48;
+    for (int j = 0; j < 8; j += 2) {
+        int sc, m;
+        scale_min_k4(j, scales, &sc, &m);
+        float d1 = d * (float)sc, m1 = dmin * (float)m;
+        scale_min_k4(j + 1, scales, &sc, &m);
+        float d2 = d * (float)sc, m2 = dmin * (float)m;
+        /* sub-block j takes bit j of each qh byte, j + 1 bit j + 1 */
+        for (int l = 0; l < 32; l++)
+            y[l] = d1 * (float)((ql[l] & 0xf) | (qh[l] >> j & 1) << 4) - m1;
+        for (int l = 0; l < 32; l++)
+            y[l + 32] = d2 * (float)((ql[l] >> 4) | (qh[l] >> (j + 1) & 1) << 4) - m2;
+        y += 64;
+        ql += 32;
+    }
+}
+
+static void q6_k(const uint8_t *b, float *y)
+{
+    const uint8_t *ql = b, *qh = b + 128;
+    const int8_t *sc = (const int8_t *)(b + 192);
+    float d = half(b + 208);
+    for (int n = 0; n < 2; n++) {
+        for (int l = 0; l < 32; l++) {
+            int is = l / 16;
+            int q1 = ((ql[l] & 0xf) | (qh[l] & 3) << 4) - 32;
+            int q2 = ((ql[l + 32] & 0xf) | (qh[l] >> 2 & 3) << 4) - 32;
+            int q3 = ((ql[l] >> 4) | (qh[l] >> 4 & 3) << 4) - 32;
+            int q4 = ((ql[l + 32] >> 4) | (qh[l] >> 6 & 3) << 4) - 32;
+            y[l] = d * (float)sc[is] * (float)q1;
+            y[l + 32] = d * (float)sc[is + 2] * (float)q2;
+            y[l + 64] = d * (float)sc[is + 4] * (float)q3;
+            y[l + 96] = d * (float)sc[is + 6] * (float)q4;
+        }
+        y += 128;
+        ql += 64;
+        qh += 32;
+        sc += 8;
+    }
+}
+
+/* Rows: n elements of a type, n a multiple of the block. */
+static void row_f32(const uint8_t *p, float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u = le32(p + 4 * i);
+        memcpy(&y[i], &u, 4);
+    }
+}
+
+static void row_f16(const uint8_t *p, float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = half(p + 2 * i);
+}
+
+static void row_bf16(const uint8_t *p, float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = ak_bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+}
+
+#define BLOCK_ROW(name, block, elems, bytes)                                  \
+    static void name(const uint8_t *p, float *y, int64_t n)                   \
+    {                                                                         \
+        for (int64_t i = 0; i < n / (elems); i++)                             \
+            block(p + (size_t)i * (bytes), y + (size_t)i * (elems));          \
+    }
+BLOCK_ROW(row_q4_0, q4_0, 32, 18)
+BLOCK_ROW(row_q4_1, q4_1, 32, 20)
+BLOCK_ROW(row_q5_0, q5_0, 32, 22)
+BLOCK_ROW(row_q5_1, q5_1, 32, 24)
+BLOCK_ROW(row_q8_0, q8_0, 32, 34)
+BLOCK_ROW(row_q4_k, q4_k, 256, 144)
+BLOCK_ROW(row_q5_k, q5_k, 256, 176)
+BLOCK_ROW(row_q6_k, q6_k, 256, 210)
+
+/* ---- fused dot products, scalar --------------------------------------------
+ * Each is the row of n elements at p dotted with x[n], unpacking the blocks
+ * as it goes (no row written out).  A block's scale multiplies the sum of
+ * its quants times x, so the order of the sums differs from a dot product
+ * of the dequantized row: results agree to float rounding (the unit test
+ * holds them to 1e-5 of sum |w x|), not bit for bit.  Per-lane partial sums
+ * (lane j gathers element j of every block), added once at the end: loops
+ * the compiler vectorises without reassociating a reduction. */
+
+/* An IEEE half as f32: the normal numbers by moving the bits, the rest
+ * (zero, subnormal, infinity, NaN) through ak_f16_to_f32. */
+static inline float half_fast(const uint8_t *p)
+{
+    uint16_t h = (uint16_t)(p[0] | p[1] << 8);
+    uint32_t e = (h >> 10) & 0x1f;
+    if (e == 0 || e == 0x1f)
+        return ak_f16_to_f32(h);
+    uint32_t u = (uint32_t)(h & 0x8000) << 16 | (e + 112) << 23 | (uint32_t)(h & 0x3ff) << 13;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static float lanes_sum(const float *lane, int n)
+{
+    float t = 0;
+    for (int j = 0; j < n; j++)
+        t += lane[j];
+    return t;
+}
+
+static float dot_f32_c(const void *row, const float *x, int64_t n)
+{
+    const uint8_t *p = row;
+    float lane[16] = {0};
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) {
+            float w;
+            memcpy(&w, p + 4 * (i + j), 4);
+            lane[j] += w * x[i + j];
+        }
+    for (; i < n; i++) {
+        float w;
+        memcpy(&w, p + 4 * i, 4);
+        lane[0] += w * x[i];
+    }
+    return lanes_sum(lane, 16);
+}
+
+static float dot_f16_c(const void *row, const float *x, int64_t n)
+{
+    const uint8_t *p = row;
+    float lane[8] = {0};
+    for (int64_t i = 0; i < n; i++)
+        lane[i & 7] += half_fast(p + 2 * i) * x[i];
+    return lanes_sum(lane, 8);
+}
+
+static float dot_bf16_c(const void *row, const float *x, int64_t n)
+{
+    const uint8_t *p = row;
+    float lane[16] = {0};
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) {
+            uint32_t u = (uint32_t)(p[2 * (i + j)] | p[2 * (i + j) + 1] << 8) << 16;
+            float w;
+            memcpy(&w, &u, 4);
+            lane[j] += w * x[i + j];
+        }
+    for (; i < n; i++)
+        lane[0] += ak_bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8)) * x[i];
+    return lanes_sum(lane, 16);
+}
+
+static float dot_q4_0_c(const void *row, const float *x, int64_t n)
+{
+    const uint8_t *p = row;
+    float lane[16] = {0};
+    for (int64_t b = 0; b < n / 32; b++, p += 18, x += 32) {
+        float d = half_fast(p);
+        const uint8_t *q = p + 2;
+        for (int j = 0; j < 16; j++)
+            lane[j] += d * ((float)((q[j] & 0xf) - 8) * x[j] + (float)((q[j] >> 4) - 8) * x[j + 16]);
+    }
+    return lanes_sum(lane, 16);
+}
+
+static float dot_q4_1_c(const void *row, const float *x, int64_t n)
+{
+    const uint8_t *p = row;
+    float lane[16] = {0};
+    for (int64_t b = 0; b < n / 32; b++, p += 20, x += 32) {
+        float d = half_fast(p), m = half_fast(p + 2);
+        const uint8_t *q = p + 4;
+        for (int j = 0; j < 16; j++)
+            lane[j] += d * ((float)(q[j] & 0xf) * x[j] + (float)(q[j] >> 4) * x[j + 16]) +
+                       m * (x[j] + x[j + 16]);
+    }
+    return lanes_sum(lane, 16);
+}
+
+static float dot_q5_0_c(const void *row, const float *x, int64_t n)
+{
+    const uint8_t *p = row;
+    float lane[16] = {0};
+    for (int64_t b = 0; b < n / 32; b++, p += 22, x += 32) {
+        float d = half_fast(p);
+        uint32_t qh = le32(p + 2);
+        const uint8_t *q = p + 6;
+        for (int j = 0; j < 16; j++) {
+            int q0 = ((q[j] & 0xf) | (int)(qh >> j & 1) << 4) - 16;
+            int q1 = ((q[j] >> 4) | (int)(qh >> (j + 16) & 1) << 4) - 16;
+            lane[j] += d * ((float)q0 * x[j] + (float)q1 * x[j + 16]);
+        }
+    }
+    return lanes_sum(lane, 16);
+}
+
+static float dot_q5_1_c(const void *row, const float *x, int64_t n)
+{
+    const uint8_t *p = row;
+    float lane[16] = {0};
+    for (int64_t b = 0; b < n / 32; b++, p += 24, x += 32) {
+        float d = half_fast(p), m = half_fast(p + 2);
+        uint32_t qh = le32(p + 4);
+        const uint8_t *q = p + 8;
+        for (int j = 0; j < 16; j++) {
+            int q0 = (q[j] & 0xf) | (int)(qh >> j & 1) << 4;
+            int q1 = (q[j] >> 4) | (int)(qh >> (j + 16) & 1) << 4;
+            lane[j] += d * ((float)q0 * x[j] + (float)q1 * x[j + 16]) + m * (x[j] + x[j + 16]);
+        }
+    }
+    return lanes_sum(lane, 16);
+}
+
+static float dot_q8_0_c(const void *row, const float *x, int64_t n)
+{
+    const uint8_t *p = row;
+    float lane[32] = {0};
+    for (int64_t b = 0; b < n / 32; b++, p += 34, x += 32) {
+        float d = half_fast(p);
+        const int8_t *q = (const int8_t *)(p + 2);
+        for (int j = 0; j < 32; j++)
+            lane[j] += d * ((float)q[j] * x[j]);
+    }
+    return lanes_sum(lane, 32);
+}
+
+static float dot_q4_k_c(const void *row, const float *x, int64_t n)
+{
+    const uint8_t *p = row;
+    float lane[32] = {0};
+    for (int64_t b = 0; b < n / 256; b++, p += 144) {
+        float d = half_fast(p), dmin = half_fast(p + 2);
+        const uint8_t *scales = p + 4, *q = p + 16;
+        for (int j = 0; j < 8; j += 2, q += 32, x += 64) {
+            int sc, m;
+            scale_min_k4(j, scales, &sc, &m);
+            float d1 = d * (float)sc, m1 = dmin * (float)m;
+            scale_min_k4(j + 1, scales, &sc, &m);
+            float d2 = d * (float)sc, m2 = dmin * (float)m;
+            for (int l = 0; l < 32; l++)
+                lane[l] += d1 * (float)(q[l] & 0xf) * x[l] + d2 * (float)(q[l] >> 4) * x[l + 32] -
+                           (m1 * x[l] + m2 * x[l + 32]);
+        }
+    }
+    return lanes_sum(lane, 32);
+}
+
+static float dot_q5_k_c(const void *row, const float *x, int64_t n)
+{
+    const uint8_t *p = row;
+    float lane[32] = {0};
+    for (int64_t b = 0; b < n / 256; b++, p += 176) {
+        float d = half_fast(p), dmin = half_fast(p + 2);
+        const uint8_t *scales = p + 4, *qh = p + 16, *q = p + 48;
+        for (int j = 0; j < 8; j += 2, q += 32, x += 64) {
+            int sc, m;
+            scale_min_k4(j, scales, &sc, &m);
+            float d1 = d * (float)sc, m1 = dmin * (float)m;
+            scale_min_k4(j + 1, scales, &sc, &m);
+            float d2 = d * (float)sc, m2 = dmin * (float)m;
+            for (int l = 0; l < 32; l++) {
+                int q0 = (q[l] & 0xf) | (qh[l] >> j & 1) << 4;
+                int q1 = (q[l] >> 4) | (qh[l] >> (j + 1) & 1) << 4;
+                lane[l] += d1 * (float)q0 * x[l] + d2 * (float)q1 * x[l + 32] -
+                           (m1 * x[l] + m2 * x[l + 32]);
+            }
+        }
+    }
+    return lanes_sum(lane, 32);
+}
+
+static float dot_q6_k_c(const void *row, const float *x, int64_t n)
+{
+    const uint8_t *p = row;
+    float lane[16] = {0};
+    for (int64_t b = 0; b < n / 256; b++, p += 210) {
+        const uint8_t *ql = p, *qh = p + 128;
+        const int8_t *sc = (const int8_t *)(p + 192);
+        float d = half_fast(p + 208);
+        for (int h = 0; h < 2; h++, ql += 64, qh += 32, sc += 8, x += 128)
+            for (int is = 0; is < 2; is++) {
+                float s1 = d * (float)sc[is], s2 = d * (float)sc[is + 2];
+                float s3 = d * (float)sc[is + 4], s4 = d * (float)sc[is + 6];
+                for (int j = 0; j < 16; j++) {
+                    int l = 16 * is + j;
+                    int q1 = ((ql[l] & 0xf) | (qh[l] & 3) << 4) - 32;
+                    int q2 = ((ql[l + 32] & 0xf) | (qh[l] >> 2 & 3) << 4) - 32;
+                    int q3 = ((ql[l] >> 4) | (qh[l] >> 4 & 3) << 4) - 32;
+                    int q4 = ((ql[l + 32] >> 4) | (qh[l] >> 6 & 3) << 4) - 32;
+                    lane[j] += s1 * (float)q1 * x[l] + s2 * (float)q2 * x[l + 32] +
+                               s3 * (float)q3 * x[l + 64] + s4 * (float)q4 * x[l + 96];
+                }
+            }
+    }
+    return lanes_sum(lane, 16);
+}
+
+/* ---- fused dot products, AVX2 + FMA + F16C ---------------------------------
+ * The quants of 16 elements are unpacked in a 16-byte register (nibbles
+ * masked and shifted, fifth or sixth bits merged, offsets subtracted as
+ * bytes), widened to 8 int32 lanes, converted to float and multiplied
+ * with x by FMA; a block's (or sub-block's) sum is scaled once. */
+#ifdef AK_SIMD_X86
+#define AVX2_INL static inline __attribute__((always_inline)) AK_TARGET_AVX2
+
+AVX2_INL float hsum_avx2(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+AVX2_INL float half_x86(const uint8_t *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+/* sum over 16 elements of q[i] * x[i]: q as signed (s) or unsigned (u) bytes */
+AVX2_INL __m256 dot16s(__m128i q, const float *x, __m256 acc)
+{
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), _mm256_loadu_ps(x), acc);
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(q, q))),
+                           _mm256_loadu_ps(x + 8), acc);
+}
+
+AVX2_INL __m256 dot16u(__m128i q, const float *x, __m256 acc)
+{
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(q)), _mm256_loadu_ps(x), acc);
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_unpackhi_epi64(q, q))),
+                           _mm256_loadu_ps(x + 8), acc);
+}
+
+AVX2_INL __m256 sum32(const float *x)
+{
+    return _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(x), _mm256_loadu_ps(x + 8)),
+                         _mm256_add_ps(_mm256_loadu_ps(x + 16), _mm256_loadu_ps(x + 24)));
+}
+
+/* 16 bytes, byte j 0xff where bit j of bits is set, 0 where not */
+AVX2_INL __m128i bitbytes(uint32_t bits)
+{
+    __m128i v = _mm_shuffle_epi8(_mm_cvtsi32_si128((int)bits),
+                                 _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
+    const __m128i sel = _mm_set1_epi64x((long long)0x8040201008040201ULL);
+    return _mm_cmpeq_epi8(_mm_and_si128(v, sel), sel);
+}
+
+AVX2_INL __m128i lo4(__m128i q) { return _mm_and_si128(q, _mm_set1_epi8(0x0f)); }
+AVX2_INL __m128i hi4(__m128i q) { return _mm_and_si128(_mm_srli_epi16(q, 4), _mm_set1_epi8(0x0f)); }
+AVX2_INL __m128i load16(const uint8_t *p) { return _mm_loadu_si128((const __m128i *)(const void *)p); }
+
+AK_TARGET_AVX2 static float dot_f32_avx2(const void *row, const float *x, int64_t n)
+{
+    const uint8_t *p = row;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    const float *w = (const float *)(const void *)p;   /* loadu: any alignment */
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
+    }
+    float t = hsum_avx2(_mm256_add_ps(a0, a1));
+    for (; i < n; i++) {
+        float v;
+        memcpy(&v, p + 4 * i, 4);
+        t += v * x[i];
+    }
+    return t;
+}
+
+AK_TARGET_AVX2 static float dot_f16_avx2(const void *row, const float *x, int64_t n)
+{
+    const uint8_t *p = row;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_cvtph_ps(load16(p + 2 * i)), _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_cvtph_ps(load16(p + 2 * i + 16)), _mm256_loadu_ps(x + i + 8), a1);
+    }
+    float t = hsum_avx2(_mm256_add_ps(a0, a1));
+    for (; i < n; i++)
+        t += half_x86(p + 2 * i) * x[i];
+    return t;
+}
+
+AK_TARGET_AVX2 static float dot_bf16_avx2(const void *row, const float *x, int64_t n)
+{
+    const uint8_t *p = row;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m128i v = load16(p + 2 * i), u = load16(p + 2 * i + 16);
+        __m256 w0 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(v), 16));
+        __m256 w1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(u), 16));
+        a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + i + 8), a1);
+    }
+    float t = hsum_avx2(_mm256_add_ps(a0, a1));
+    for (; i < n; i++)
+        t += ak_bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8)) * x[i];
+    return t;
+}
+
+#define KFN(name) name##_avx2
+#define KTARGET AK_TARGET_AVX2
+#define vf __m256
+#define VZERO _mm256_setzero_ps()
+#define VFMA _mm256_fmadd_ps
+#define VFNMA _mm256_fnmadd_ps
+#define VSET1 _mm256_set1_ps
+#define VHSUM hsum_avx2
+#define DOT16S dot16s
+#define DOT16U dot16u
+#define SUM32 sum32
+#define BITBYTES bitbytes
+#include "quant_kernels.h"
+
+/* ---- AVX-512 (F, BW, VL): 16-float vectors ---- */
+#define AVX512_INL static inline __attribute__((always_inline)) AK_TARGET_AVX512
+
+AVX512_INL __m512 dot16s_512(__m128i q, const float *x, __m512 acc)
+{
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)), _mm512_loadu_ps(x), acc);
+}
+
+AVX512_INL __m512 dot16u_512(__m128i q, const float *x, __m512 acc)
+{
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(q)), _mm512_loadu_ps(x), acc);
+}
+
+AVX512_INL __m512 sum32_512(const float *x)
+{
+    return _mm512_add_ps(_mm512_loadu_ps(x), _mm512_loadu_ps(x + 16));
+}
+
+AVX512_INL __m128i bitbytes_512(uint32_t bits) { return _mm_movm_epi8((__mmask16)bits); }
+
+AK_TARGET_AVX512 static float dot_f32_avx512(const void *row, const float *x, int64_t n)
+{
+    const float *w = row;   /* loadu: any alignment */
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), _mm512_loadu_ps(x + i), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 16), _mm512_loadu_ps(x + i + 16), a1);
+    }
+    float t = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+    const uint8_t *p = row;
+    for (; i < n; i++) {
+        float v;
+        memcpy(&v, p + 4 * i, 4);
+        t += v * x[i];
+    }
+    return t;
+}
+
+AK_TARGET_AVX512 static float dot_f16_avx512(const void *row, const float *x, int64_t n)
+{
+    const uint8_t *p = row;
+    __m512 a0 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        a0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(p + 2 * i))),
+                             _mm512_loadu_ps(x + i), a0);
+    float t = _mm512_reduce_add_ps(a0);
+    for (; i < n; i++)
+        t += half_x86(p + 2 * i) * x[i];
+    return t;
+}
+
+AK_TARGET_AVX512 static float dot_bf16_avx512(const void *row, const float *x, int64_t n)
+{
+    const uint8_t *p = row;
+    __m512 a0 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(p + 2 * i));
+        __m512 w = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16));
+        a0 = _mm512_fmadd_ps(w, _mm512_loadu_ps(x + i), a0);
+    }
+    float t = _mm512_reduce_add_ps(a0);
+    for (; i < n; i++)
+        t += ak_bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8)) * x[i];
+    return t;
+}
+
+#define KFN(name) name##_avx512
+#define KTARGET AK_TARGET_AVX512
+#define vf __m512
+#define VZERO _mm512_setzero_ps()
+#define VFMA _mm512_fmadd_ps
+#define VFNMA _mm512_fnmadd_ps
+#define VSET1 _mm512_set1_ps
+#define VHSUM _mm512_reduce_add_ps
+#define DOT16S dot16s_512
+#define DOT16U dot16u_512
+#define SUM32 sum32_512
+#define BITBYTES bitbytes_512
+#include "quant_kernels.h"
+#endif
+
+/* ---- the table ---------------------------------------------------------------
+ * Every type ggml defines, with its block geometry (so that a file holding
+ * a type we cannot compute with can still be laid out and validated); the
+ * types we compute with have their row dequantizer and their fused dot
+ * product at each SIMD level (NULL: the level below serves).  A type is
+ * supported when its row is filled: there is no other list. */
+typedef void (*row_fn)(const uint8_t *p, float *y, int64_t n);
+typedef ak_dot_fn dot_fn;
+
+#ifdef AK_SIMD_X86
+#define AVX2(f) f
+#define AVX512(f) f
+#else
+#define AVX2(f) NULL
+#define AVX512(f) NULL
+#endif
+
+static const struct qtype {
+    const char *name;
+    unsigned elems, bytes;
+    row_fn dequant;
+    dot_fn dot[AK_SIMD_N];
+} ggml_types[] = {
+    [AK_GGML_F32] = {"F32", 1, 4, row_f32, {dot_f32_c, AVX2(dot_f32_avx2), AVX512(dot_f32_avx512)}},
+    [AK_GGML_F16] = {"F16", 1, 2, row_f16, {dot_f16_c, AVX2(dot_f16_avx2), AVX512(dot_f16_avx512)}},
+    [AK_GGML_Q4_0] = {"Q4_0", 32, 18, row_q4_0, {dot_q4_0_c, AVX2(dot_q4_0_avx2), AVX512(dot_q4_0_avx512)}},
+    [AK_GGML_Q4_1] = {"Q4_1", 32, 20, row_q4_1, {dot_q4_1_c, AVX2(dot_q4_1_avx2), AVX512(dot_q4_1_avx512)}},
+    [AK_GGML_Q5_0] = {"Q5_0", 32, 22, row_q5_0, {dot_q5_0_c, AVX2(dot_q5_0_avx2), AVX512(dot_q5_0_avx512)}},
+    [AK_GGML_Q5_1] = {"Q5_1", 32, 24, row_q5_1, {dot_q5_1_c, AVX2(dot_q5_1_avx2), AVX512(dot_q5_1_avx512)}},
+    [AK_GGML_Q8_0] = {"Q8_0", 32, 34, row_q8_0, {dot_q8_0_c, AVX2(dot_q8_0_avx2), AVX512(dot_q8_0_avx512)}},
+    [AK_GGML_Q8_1] = {.name = "Q8_1", .elems = 32, .bytes = 36},
+    [AK_GGML_Q2_K] = {.name = "Q2_K", .elems = 256, .bytes = 84},
+    [AK_GGML_Q3_K] = {.name = "Q3_K", .elems = 256, .bytes = 110},
+    [AK_GGML_Q4_K] = {"Q4_K", 256, 144, row_q4_k, {dot_q4_k_c, AVX2(dot_q4_k_avx2), AVX512(dot_q4_k_avx512)}},
+    [AK_GGML_Q5_K] = {"Q5_K", 256, 176, row_q5_k, {dot_q5_k_c, AVX2(dot_q5_k_avx2), AVX512(dot_q5_k_avx512)}},
+    [AK_GGML_Q6_K] = {"Q6_K", 256, 210, row_q6_k, {dot_q6_k_c, AVX2(dot_q6_k_avx2), AVX512(dot_q6_k_avx512)}},
+    [AK_GGML_Q8_K] = {.name = "Q8_K", .elems = 256, .bytes = 292},
+    [16] = {.name = "IQ2_XXS", .elems = 256, .bytes = 66},
+    [17] = {.name = "IQ2_XS", .elems = 256, .bytes = 74},
+    [18] = {.name = "IQ3_XXS", .elems = 256, .bytes = 98},
+    [19] = {.name = "IQ1_S", .elems = 256, .bytes = 50},
+    [20] = {.name = "IQ4_NL", .elems = 32, .bytes = 18},
+    [21] = {.name = "IQ3_S", .elems = 256, .bytes = 110},
+    [22] = {.name = "IQ2_S", .elems = 256, .bytes = 82},
+    [23] = {.name = "IQ4_XS", .elems = 256, .bytes = 136},
+    [24] = {.name = "I8", .elems = 1, .bytes = 1},
+    [25] = {.name = "I16", .elems = 1, .bytes = 2},
+    [26] = {.name = "I32", .elems = 1, .bytes = 4},
+    [27] = {.name = "I64", .elems = 1, .bytes = 8},
+    [28] = {.name = "F64", .elems = 1, .bytes = 8},
+    [29] = {.name = "IQ1_M", .elems = 256, .bytes = 56},
+    [AK_GGML_BF16] = {"BF16", 1, 2, row_bf16, {dot_bf16_c, AVX2(dot_bf16_avx2), AVX512(dot_bf16_avx512)}},
+    /* 31-33 (Q4_0_4_4, Q4_0_4_8, Q4_0_8_8) and 36-38 (IQ4_NL_4_4, ...)
+     * were repacked layouts that ggml has since removed from files. */
+    [34] = {.name = "TQ1_0", .elems = 256, .bytes = 54},
+    [35] = {.name = "TQ2_0", .elems = 256, .bytes = 66},
+    [39] = {.name = "MXFP4", .elems = 32, .bytes = 17},
+    [40] = {.name = "NVFP4", .elems = 64, .bytes = 36},
+    [41] = {.name = "Q1_0", .elems = 128, .bytes = 18},
+};
+#define NTYPES ((int)(sizeof ggml_types / sizeof ggml_types[0]))
+
+static const struct qtype *qtype(int type)
+{
+    return type >= 0 && type < NTYPES && ggml_types[type].name ? &ggml_types[type] : NULL;
+}
+
+const char *ak_ggml_type_name(int type)
+{
+    const struct qtype *t = qtype(type);
+    return t ? t->name : NULL;
+}
+
+int ak_ggml_block(int type, size_t *block_elems, size_t *block_bytes)
+{
+    const struct qtype *t = qtype(type);
+    if (!t)
+        return -1;
+    *block_elems = t->elems;
+    *block_bytes = t->bytes;
+    return 0;
+}
+
+int ak_ggml_supported(int type)
+{
+    const struct qtype *t = qtype(type);
+    return t && t->dequant;
+}
+
+static char supported_names[256];
+static pthread_once_t names_once = PTHREAD_ONCE_INIT;
+
+static void list_names(void)
+{
+    size_t len = 0;
+    for (int t = 0; t < NTYPES; t++)
+        if (ak_ggml_supported(t) && len < sizeof supported_names) {
+            int n = snprintf(supported_names + len, sizeof supported_names - len, "%s%s",
+                             len ? ", " : "", ggml_types[t].name);
+            len += n > 0 ? (size_t)n : 0;
+        }
+}
+
+const char *ak_ggml_supported_names(void)
+{
+    pthread_once(&names_once, list_names);
+    return supported_names;
+}
+
+size_t ak_ggml_row_bytes(int type, int64_t n)
+{
+    const struct qtype *t = qtype(type);
+    if (!t || n < 0)
+        return 0;
+    return (size_t)n / t->elems * t->bytes;
+}
+
+void ak_dequant_row(int type, const void *src, float *dst, int64_t n)
+{
+    const struct qtype *t = qtype(type);
+    if (t && t->dequant)   /* unsupported: the caller checks ak_ggml_supported */
+        t->dequant(src, dst, n);
+}
+
+ak_dot_fn ak_ggml_dot_at(int type, int level)
+{
+    const struct qtype *t = qtype(type);
+    if (!t || !t->dequant || level < 0 || level >= AK_SIMD_N || level > ak_simd_cpu())
+        return NULL;
+    while (level > 0 && !t->dot[level])
+        level--;
+    return t->dot[level];
+}
+
+/* Each type's kernel at the level in use, chosen on first use. */
+static ak_dot_fn chosen[NTYPES];
+static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
+
+static void choose(void)
+{
+    int level = ak_simd_level();
+    for (int t = 0; t < NTYPES; t++)
+        chosen[t] = ak_ggml_dot_at(t, level);
+}
+
+ak_dot_fn ak_ggml_dot(int type)
+{
+    pthread_once(&chosen_once, choose);
+    return type >= 0 && type < NTYPES ? chosen[type] : NULL;
+}
+
+int ak_dot_row(int type, const void *src, const float *x, int64_t n, float *y)
+{
+    ak_dot_fn f = ak_ggml_dot(type);
+    if (!f)
+        return -1;
+    *y = f(src, x, n);
+    return 0;
+}

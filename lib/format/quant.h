@@ -1,0 +1,59 @@
+/* quant.h - ggml's tensor types: block sizes and dequantization, exactly as
+ * ggml defines them (the `gguf` Python package's gguf.quants.dequantize is
+ * the independent reference the tests use).
+ *
+ * A row of n elements of a block type is n / block_elems blocks of
+ * block_bytes each; n must be a multiple of block_elems.
+ */
+#ifndef AK_QUANT_H
+#define AK_QUANT_H
+
+#include "attnkit/ak.h"
+
+/* ggml type numbers (ggml.h's enum ggml_type). */
+enum {
+    AK_GGML_F32 = 0, AK_GGML_F16 = 1, AK_GGML_Q4_0 = 2, AK_GGML_Q4_1 = 3,
+    AK_GGML_Q5_0 = 6, AK_GGML_Q5_1 = 7, AK_GGML_Q8_0 = 8, AK_GGML_Q8_1 = 9,
+    AK_GGML_Q2_K = 10, AK_GGML_Q3_K = 11, AK_GGML_Q4_K = 12, AK_GGML_Q5_K = 13,
+    AK_GGML_Q6_K = 14, AK_GGML_Q8_K = 15, AK_GGML_BF16 = 30
+};
+
+/* The type's name as ggml prints it ("Q4_K"), or "type N" for numbers it
+ * does not know (a static buffer is not used: the caller gets a pointer to
+ * a constant for known types, NULL otherwise). */
+const char *ak_ggml_type_name(int type);
+/* Block geometry of any type ggml defines (so that a file holding a type we
+ * cannot compute with can still be laid out and validated): 0, or -1 for
+ * a number that is no ggml type. */
+int ak_ggml_block(int type, size_t *block_elems, size_t *block_bytes);
+/* 1 when the type's row of the table is filled (ak_dequant_row and a
+ * fused dot product): F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K,
+ * Q5_K, Q6_K. */
+int ak_ggml_supported(int type);
+/* The supported types' names, "F32, F16, ..., Q6_K", from the table. */
+const char *ak_ggml_supported_names(void);
+/* Bytes of a row of n elements (n a multiple of the block size). */
+size_t ak_ggml_row_bytes(int type, int64_t n);
+/* dst[0..n) = the n elements starting at src, as f32, bit-identical to
+ * ggml's dequantization.  The type must be supported and n a multiple of
+ * its block size. */
+void ak_dequant_row(int type, const void *src, float *dst, int64_t n);
+
+/* The row of n elements at row (any alignment) dotted with x[n], straight
+ * from the blocks: the quants are unpacked in registers and multiplied
+ * with the f32 activations, no f32 copy of the row is written (the
+ * matrix-vector products of generation).  A block's scale multiplies the
+ * sum of its quants times x, so results agree with a dot product of the
+ * dequantized row to float rounding, not bit for bit. */
+typedef float (*ak_dot_fn)(const void *row, const float *x, int64_t n);
+/* The type's fused dot at the SIMD level in use (simd.h; chosen once, on
+ * first call), or NULL for a type that is not supported. */
+ak_dot_fn ak_ggml_dot(int type);
+/* The type's fused dot at SIMD level `level` (the best the type has at or
+ * below it), or NULL when the type is not supported or the CPU lacks the
+ * level (the unit tests compare every level). */
+ak_dot_fn ak_ggml_dot_at(int type, int level);
+/* *y = ak_ggml_dot(type)(src, x, n): 0, or -1 for an unsupported type. */
+int ak_dot_row(int type, const void *src, const float *x, int64_t n, float *y);
+
+#endif
