@@ -457,6 +457,7 @@ int main(int argc, char **argv)
         ak_die(&err);
     if (ak_model_load(&c.m, ak_model_dir(model_opt), &err))
         ak_die(&err);
+    ak_cli_model(c.m);
     if (c.logits && !c.m->lm_head.w && !c.m->lm_head.wq)
         ak_dief(AK_ECONFIG, "--logits: model %s (%s) has no language-model head", c.m->name, c.m->arch);
     if (c.surprisal && (!c.m->causal || (!c.m->lm_head.w && !c.m->lm_head.wq)))
@@ -476,7 +477,8 @@ int main(int argc, char **argv)
         else
             memset(c.probs_heads, 1, (size_t)c.m->n_heads);
     }
-    ak_filter_args args = {"attend", argc, argv, argv + optind, argc - optind, output};
+    ak_filter_args args = {"attend", argc, argv, argv + optind, argc - optind, output, 0, 0};
+    ak_cli_filter_args(&args);
     ak_filter_ops ops = {on_header, on_doc, NULL, 0};
     int rc = ak_filter_run(&args, &ops, &c, &err);
     ak_model_free(c.m);

@@ -198,6 +198,7 @@ int main(int argc, char **argv)
         ak_die(&err);
     ak_filter_args a = {.program = "decode", .argc = argc, .argv = argv,
                         .inputs = argv + optind, .ninputs = argc - optind, .output = output};
+    ak_cli_filter_args(&a);
     ak_filter_ops ops = {.header = on_header, .doc = on_doc, .no_stream_output = 1};
     if (output && strcmp(output, "-") != 0)
         out_name = output;

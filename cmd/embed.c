@@ -120,11 +120,13 @@ int main(int argc, char **argv)
     ak_model *m;
     if (ak_model_load(&m, ak_model_dir(model_opt), &err))
         ak_die(&err);
+    ak_cli_model(m);
     x.m = m;
     if (x.window > m->max_positions)
         ak_dief(AK_EUSAGE, "--window %ld: model %s has %d positions", x.window, m->name,
                 m->max_positions);
-    ak_filter_args args = {"embed", argc, argv, argv + optind, argc - optind, output};
+    ak_filter_args args = {"embed", argc, argv, argv + optind, argc - optind, output, 0, 0};
+    ak_cli_filter_args(&args);
     ak_filter_ops ops = {on_header, on_doc, NULL, 0};
     int rc = ak_filter_run(&args, &ops, &x, &err);
     ak_model_free(m);

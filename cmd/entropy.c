@@ -488,6 +488,7 @@ int main(int argc, char *argv[])
     c.out_name = output && strcmp(output, "-") != 0 ? output : "<stdout>";
     ak_filter_args fa = {.program = "entropy", .argc = argc, .argv = argv,
                          .inputs = argv + optind, .ninputs = argc - optind, .output = output};
+    ak_cli_filter_args(&fa);
     ak_filter_ops ops = {.doc = on_doc, .finish = on_finish,
                          .no_stream_output = c.fmt != FMT_STREAM};
     if (ak_filter_run(&fa, &ops, &c, &err))

@@ -520,7 +520,7 @@ static int run_loaded(struct ctx *c, int argc, char **argv, const char *output, 
         goto out;
     opened = 1;
     if ((rc = ak_writer_open_fd(&w, out.fd, out.name, err)) ||
-        (rc = ak_write_header(w, h, err)) || (rc = ak_write_doc(w, d, err)) ||
+        (ak_cli_writer(w), rc = ak_write_header(w, h, err)) || (rc = ak_write_doc(w, d, err)) ||
         (rc = ak_write_end(w, 1, err)) || (rc = ak_writer_close(w, err)))
         goto out;
     w = NULL;
@@ -708,6 +708,7 @@ static void load(struct ctx *c, const struct args *a, ak_err *err)
     const char *dir = ak_model_dir(a->model);
     if (ak_model_load(&c->m, dir, err))
         ak_die(err);
+    ak_cli_model(c->m);
     if (!c->m->causal)
         ak_dief(AK_ECONFIG, "model %s (%s) is not causal: no cache, no --generate or --target",
                 c->m->name, c->m->arch);
@@ -756,7 +757,8 @@ int main(int argc, char **argv)
     if (c.load && !c.extend) {
         rc = run_loaded(&c, argc, argv, a.output, &err);
     } else {
-        ak_filter_args args = {"kvcache", argc, argv, argv + optind, argc - optind, a.output};
+        ak_filter_args args = {"kvcache", argc, argv, argv + optind, argc - optind, a.output, 0, 0};
+        ak_cli_filter_args(&args);
         ak_filter_ops ops = {on_header, on_doc, NULL, 0};
         rc = ak_filter_run(&args, &ops, &c, &err);
     }

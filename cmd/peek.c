@@ -342,6 +342,7 @@ static int peek_input(const char *path, struct opts *o, ak_err *err)
     int rc = ak_reader_open_path(&r, path, err);
     if (rc)
         return rc;
+    ak_cli_reader(r);
     rc = ak_filter_records(r, peek_record, o, err);
     ak_reader_close(r);
     return rc;

@@ -237,12 +237,14 @@ static int run_global(struct ctx *x, const ak_filter_args *a, ak_err *err)
     int rc = ak_output_open(&out, a->output, a->inputs, a->ninputs, err);
     if (rc)
         return rc;
-    rc = ak_writer_open_fd(&w, out.fd, out.name, err);
+    if (!(rc = ak_writer_open_fd(&w, out.fd, out.name, err)))
+        ak_cli_writer(w);
     int n = a->ninputs > 0 ? a->ninputs : 1;
     for (int i = 0; i < n && !rc; i++) {
         ak_reader *r;
         if ((rc = ak_reader_open_path(&r, a->ninputs > 0 ? a->inputs[i] : "-", err)))
             break;
+        ak_cli_reader(r);
         rc = ak_filter_records(r, hold, x, err);
         ak_reader_close(r);
     }
@@ -364,6 +366,7 @@ static ak_model *load_lm(const char *arg, int32_t *bos)
     const char *dir = ak_model_dir(arg);
     if (ak_model_load(&m, dir, &e))
         ak_dief(e.code, "--lm: %s", e.msg);
+    ak_cli_model(m);
     if (!m->causal || (!m->lm_head.w && !m->lm_head.wq))
         ak_dief(AK_ECONFIG, "policy qppl: model %s (%s) is not a causal language model%s", m->name,
                 m->arch, m->causal ? " (it has no language-model head)" : " (it is bidirectional)");
@@ -520,6 +523,7 @@ static void check_options(ak_prune_doc_opts *c, const struct given *g)
         if (ak_device_parse(ak_device_opt(g->device), &dev, &e) ||
             ak_encoder_load(&c->encoder, dir, dev, &e))
             ak_dief(e.code, "--encoder: %s", e.msg);
+        ak_cli_model(ak_encoder_model(c->encoder));
     }
     if (c->query_regex) { /* a bad pattern is a usage error before any input is read */
         ak_err e = {0};
@@ -702,6 +706,7 @@ int main(int argc, char *argv[])
     ak_err err = {0};
     ak_filter_args fa = {.program = "prune", .argc = argc, .argv = argv,
                          .inputs = argv + optind, .ninputs = argc - optind, .output = output};
+    ak_cli_filter_args(&fa);
     ak_filter_ops ops = {.header = on_header, .doc = on_doc};
     int rc = x.global ? run_global(&x, &fa, &err) : ak_filter_run(&fa, &ops, &x, &err);
     ak_tokenizer_free(x.c.count_with);

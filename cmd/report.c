@@ -997,6 +997,7 @@ static int read_input(const char *path, view **vs, size_t *nv, char **model, ak_
     int rc = ak_reader_open_path(&r, path, err);
     if (rc)
         return rc;
+    ak_cli_reader(r);
     struct reading x = {path, vs, nv, model};
     rc = ak_filter_records(r, read_record, &x, err);
     ak_reader_close(r);

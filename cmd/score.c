@@ -294,6 +294,7 @@ static int read_stream(const char *path, ak_record_fn fn, void *ctx, ak_err *err
     int rc = ak_reader_open_path(&r, path, err);
     if (rc)
         return rc;
+    ak_cli_reader(r);
     rc = ak_filter_records(r, fn, ctx, err);
     ak_reader_close(r);
     if (rc < 0)
@@ -665,6 +666,8 @@ static int run_one(struct run *r, const char *path, const char *model_opt, const
     int rc = ak_device_parse(ak_device_opt(device), &x.dev, err);
     if (!rc)
         rc = ak_model_load(&m, ak_model_dir(model_opt), err);
+    if (m)
+        ak_cli_model(m);
     x.m = m;
     if (!rc)
         rc = read_stream(path, one_record, &x, err);

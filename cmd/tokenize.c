@@ -517,6 +517,8 @@ int main(int argc, char **argv)
     ak_writer *w = NULL;
     ak_header *h = ak_header_new();
     int rc = ak_writer_open_fd(&w, out.fd, out.name, &err);
+    if (!rc)
+        ak_cli_writer(w);
     if (!rc && !h)
         rc = ak_fail(&err, AK_ENOMEM, "out of memory");
     if (!rc && (ak_meta_set_str(&h->model, "name", tk ? ak_tokenizer_name(tk) : bare.name) ||

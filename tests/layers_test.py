@@ -99,4 +99,34 @@ for root in ("cmd", os.path.join("cmd", "report")):
 stale = sorted(set(listed) - used)
 check(not stale, f"every header lib/README.md lists is still used by a program {stale or ''}")
 
+# mutable state at file scope: only what lib/README.md lists
+m = re.search(r"^## Process-wide state\n(.*?)(?=^## |\Z)", readme, re.M | re.S)
+check(m is not None, "lib/README.md lists the process-wide state")
+listed_state = set()
+for line in (m.group(1) if m else "").splitlines():
+    f = re.match(r"^- `([a-z]+/[a-z_]+\.(?:c|cu))` (.*)$", line)
+    if f:
+        listed_state |= {(f.group(1), n) for n in re.findall(r"`([a-z_]+)`", f.group(2))}
+# what the compiler put in writable sections of the library's objects (the
+# build the tests run on): file-scope and function-static variables alike;
+# the CUDA objects hold nvcc's own stubs and are left out, cli is not the
+# library
+import glob  # noqa: E402
+import subprocess  # noqa: E402
+objs = sorted(glob.glob(os.path.join(os.environ.get("AK_BUILD", os.path.join(TOP, "build", "asan")),
+                                     "lib", "*", "*.o")))
+objs = [o for o in objs if os.path.basename(os.path.dirname(o)) != "cli"]
+check(len(objs) > 30, f"the library's objects are there to read ({len(objs)})")
+WRITABLE = (".data", ".bss", ".data.rel", ".data.rel.local")
+for o in objs:
+    out = subprocess.run(["objdump", "-t", o], capture_output=True, text=True).stdout
+    rel = os.path.relpath(o, os.path.dirname(os.path.dirname(o)))
+    src = rel[:-2] + ".c"
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) < 5 or f[-3] not in WRITABLE or f[-1].startswith((".", "_")):
+            continue
+        name = f[-1].split(".")[0]
+        check((src, name) in listed_state, f"lib/{src}: writable '{name}' is listed in lib/README.md")
+
 sys.exit(tap.status())

@@ -89,12 +89,13 @@ AK_API int ak_attention_ws(ak_attn_ws *ws, ak_device dev, ak_attn_dtype dt, cons
                     const float *q, const float *k, const float *v, ak_attn_out *o,
                     ak_err *err);
 
-/* Worker threads of the CPU attention, for the whole process; 0 (the
- * default): one per online CPU.  When more than one runs, OpenBLAS is set
- * once to one thread of its own (its thread count is process-wide). */
-AK_API void ak_attention_set_threads(int n);
-/* The worker count in force: what was set, else one per online CPU (the
- * forward pass's matrix products use as many). */
-AK_API int ak_attention_threads(void);
+/* Worker threads of the CPU attention in ws; 0 (the default): one per
+ * online CPU.  When more than one runs, OpenBLAS is set once to one thread
+ * of its own (its thread count is process-wide).  A model's workspaces take
+ * the model's count (ak_model_set_threads). */
+AK_API void ak_attn_ws_set_threads(ak_attn_ws *ws, int n);
+/* The worker count a setting n means: n when n > 0, else one per online
+ * CPU; at most AK_POOL_MAX. */
+AK_API int ak_attention_threads(int n);
 
 #endif

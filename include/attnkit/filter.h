@@ -36,6 +36,8 @@ typedef struct ak_filter_args {
     char *const *inputs;    /* input paths; none = stdin; "-" = stdin */
     int ninputs;
     const char *output;     /* NULL or "-" = stdout, else the file (io.h) */
+    size_t max_record;      /* the readers' largest record (ak_reader_set_limit); 0: the default */
+    int compress;           /* the writer's zlib level (ak_writer_set_compress); 0: none */
 } ak_filter_args;
 
 /* Called for each record of a stream.  The record is freed when it returns;

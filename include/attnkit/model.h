@@ -94,6 +94,11 @@ typedef struct ak_model {
     float **owned;               /* converted weights */
     size_t nowned;
     struct ak_workspace *ws;     /* the forward pass's buffers, grown to the longest input */
+    /* how the forward pass runs, 0 after ak_model_load (ak_model_set_*) */
+    int threads;                 /* CPU workers; 0: one per online CPU */
+    int cuda_forward;            /* 0 off, 1 TF32 GEMMs, 2 f32 GEMMs */
+    void (*progress)(void *ctx, int T, int layer, int layers);
+    void *progress_ctx;
 } ak_model;
 
 /* Reads a model: a GGUF file (or a directory holding one, see
@@ -152,19 +157,25 @@ AK_API int ak_model_forward(const ak_model *m, ak_device dev, float *hidden, int
 AK_API int ak_model_logits(const ak_model *m, const float *hidden, int rows, int v0, int nv,
                            float *logits, ak_err *err);
 
-/* The whole forward pass on the CUDA device for AK_DEV_CUDA (otherwise
+/* m's whole forward pass on the CUDA device for AK_DEV_CUDA (otherwise
  * only the attention runs there): 0 off (the default), 1 on with TF32
  * tensor-core GEMMs, 2 on with f32 GEMMs.  Opt-in and unverified until a
  * `make gpu-check` run has passed; a cache, probabilities, keys and values
  * and last-W mass still take the CPU path.  No effect without CUDA.  The
  * programs set it from $ATTNKIT_CUDA_FORWARD. */
-AK_API void ak_model_set_cuda_forward(int mode);
+AK_API void ak_model_set_cuda_forward(ak_model *m, int mode);
 
-/* Progress of the forward passes: fn(ctx, T, l, L) after layer l (1..L) of
+/* The CPU worker threads of m's forward pass (its matrix products and its
+ * attention); 0 (the default): one per online CPU.  The programs set it
+ * from $ATTNKIT_THREADS. */
+AK_API void ak_model_set_threads(ak_model *m, int n);
+
+/* Progress of m's forward passes: fn(ctx, T, l, L) after layer l (1..L) of
  * a pass over T tokens, from the thread that called the pass (a pass on
  * the device reports l = L once).  NULL (the default) reports nothing.
  * The programs set it for a progress line (ak_cli_progress). */
-AK_API void ak_model_set_progress(void (*fn)(void *ctx, int T, int layer, int layers), void *ctx);
+AK_API void ak_model_set_progress(ak_model *m, void (*fn)(void *ctx, int T, int layer, int layers),
+                                  void *ctx);
 
 /* Rows r0 .. r0+n-1 of l as dense f32 [n, l->in] (forward.c; what the
  * device forward pass uploads): GGUF blocks dequantized, a Conv1D ([in,

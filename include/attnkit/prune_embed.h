@@ -16,6 +16,7 @@
 
 #include "ak.h"
 #include "device.h"
+#include "model.h"
 #include "stream.h"
 
 typedef struct ak_encoder ak_encoder;
@@ -24,6 +25,8 @@ typedef struct ak_encoder ak_encoder;
 AK_API int ak_encoder_load(ak_encoder **e, const char *dir, ak_device dev, ak_err *err);
 AK_API void ak_encoder_free(ak_encoder *e);   /* NULL is fine */
 AK_API int ak_encoder_dim(const ak_encoder *e);
+/* The encoder's model, to set how it runs (ak_model_set_threads ...). */
+AK_API ak_model *ak_encoder_model(ak_encoder *e);
 /* The tokens an input is truncated to, [CLS] and [SEP] included. */
 AK_API int ak_encoder_max_tokens(const ak_encoder *e);
 /* The unit-length embedding out[dim] of text[0..len) (UTF-8); an empty

@@ -145,12 +145,11 @@ AK_API int ak_reader_open_fd(ak_reader **r, int fd, const char *name, ak_err *er
 AK_API int ak_reader_open_path(ak_reader **r, const char *path, ak_err *err);
 AK_API void ak_reader_close(ak_reader *r);
 /* Largest record accepted, in bytes: 8 GiB unless set, clamped to
- * [AK_MIN_RECORD, AK_MAX_RECORD_LIMIT].  The default applies to readers
- * opened after it is set (the programs set it from $ATTNKIT_MAX_RECORD). */
+ * [AK_MIN_RECORD, AK_MAX_RECORD_LIMIT] (the programs set it from
+ * $ATTNKIT_MAX_RECORD). */
 #define AK_MIN_RECORD ((size_t)16)
 #define AK_MAX_RECORD_LIMIT ((size_t)1 << 60)
 AK_API void ak_reader_set_limit(ak_reader *r, size_t max_record_bytes);
-AK_API void ak_reader_set_default_limit(size_t max_record_bytes);
 
 /* Returns 1 with *rec filled, 0 at the clean end of input, or an AK_E* code.
  * Enforces the grammar: a stream starts with a header, a document needs a
@@ -168,10 +167,9 @@ AK_API int ak_writer_open_fd(ak_writer **w, int fd, const char *name, ak_err *er
 /* Every tensor is written with its crc32 (format 1.1).  Strings that are not
  * valid UTF-8 make ak_write_header/ak_write_doc fail (AK_EDATA) before
  * anything is written.
- * zlib level 1..9 for tensors of at least 1 KiB; 0 (default) = none.
- * $ATTNKIT_COMPRESS sets the default. */
+ * zlib level 1..9 for tensors of at least 1 KiB; 0 (default) = none (the
+ * programs set it from $ATTNKIT_COMPRESS). */
 AK_API void ak_writer_set_compress(ak_writer *w, int level);
-AK_API void ak_writer_set_default_compress(int level);
 AK_API int ak_write_header(ak_writer *w, const ak_header *h, ak_err *err);
 AK_API int ak_write_doc(ak_writer *w, const ak_doc *d, ak_err *err);
 AK_API int ak_write_end(ak_writer *w, int64_t ndocs, ak_err *err);

@@ -80,6 +80,7 @@ void ak_encoder_free(ak_encoder *e)
 }
 
 int ak_encoder_dim(const ak_encoder *e) { return e->m->hidden_size; }
+ak_model *ak_encoder_model(ak_encoder *e) { return e->m; }
 int ak_encoder_max_tokens(const ak_encoder *e) { return e->max_tokens; }
 
 int ak_encoder_embed(ak_encoder *e, const char *text, size_t len, float *out, int *truncated,

@@ -38,8 +38,15 @@
 #endif
 
 static const char *progname = "attnkit";
+/* The program's settings from its environment (ak_cli_env), which it hands
+ * to each model, reader and writer it opens (ak_cli_model, ak_cli_reader,
+ * ak_cli_writer): the library itself keeps no such defaults. */
 static const char *env_model, *env_device; /* $ATTNKIT_MODEL, $ATTNKIT_DEVICE */
 static int progress_env = -1;   /* $ATTNKIT_PROGRESS: 0, 1, or -1 unset */
+static int env_threads;         /* $ATTNKIT_THREADS; 0: unset */
+static int env_cuda_forward;    /* $ATTNKIT_CUDA_FORWARD */
+static size_t env_max_record;   /* $ATTNKIT_MAX_RECORD; 0: unset */
+static int env_compress;        /* $ATTNKIT_COMPRESS */
 
 /* A non-negative decimal integer in [min, max] from the environment
  * variable name, or ak_usage_error naming it. */
@@ -60,18 +67,31 @@ void ak_cli_env(void)
     env_model = (s = getenv("ATTNKIT_MODEL")) && *s ? s : NULL;
     env_device = (s = getenv("ATTNKIT_DEVICE")) && *s ? s : NULL;
     if ((s = getenv("ATTNKIT_THREADS")) && *s)
-        ak_attention_set_threads((int)env_number("ATTNKIT_THREADS", s, 1, 256));
+        env_threads = (int)env_number("ATTNKIT_THREADS", s, 1, 256);
     if ((s = getenv("ATTNKIT_MAX_RECORD")) && *s)
-        ak_reader_set_default_limit(
-            (size_t)env_number("ATTNKIT_MAX_RECORD", s, AK_MIN_RECORD, AK_MAX_RECORD_LIMIT));
+        env_max_record = (size_t)env_number("ATTNKIT_MAX_RECORD", s, AK_MIN_RECORD, AK_MAX_RECORD_LIMIT);
     if ((s = getenv("ATTNKIT_COMPRESS")) && *s)
-        ak_writer_set_default_compress((int)env_number("ATTNKIT_COMPRESS", s, 0, 9));
+        env_compress = (int)env_number("ATTNKIT_COMPRESS", s, 0, 9);
     if ((s = getenv("ATTNKIT_PROGRESS")) && *s)
         progress_env = (int)env_number("ATTNKIT_PROGRESS", s, 0, 1);
     if ((s = getenv("ATTNKIT_SIMD")) && *s && ak_simd_force(s) < 0)
         ak_usage_error("ATTNKIT_SIMD: '%s' is not auto, avx512, avx2 or scalar", s);
     if ((s = getenv("ATTNKIT_CUDA_FORWARD")) && *s)
-        ak_model_set_cuda_forward((int)env_number("ATTNKIT_CUDA_FORWARD", s, 0, 2));
+        env_cuda_forward = (int)env_number("ATTNKIT_CUDA_FORWARD", s, 0, 2);
+}
+
+void ak_cli_reader(ak_reader *r)
+{
+    if (env_max_record)
+        ak_reader_set_limit(r, env_max_record);
+}
+
+void ak_cli_writer(ak_writer *w) { ak_writer_set_compress(w, env_compress); }
+
+void ak_cli_filter_args(ak_filter_args *a)
+{
+    a->max_record = env_max_record;
+    a->compress = env_compress;
 }
 
 /* A signal that ends the program takes the output's temporary file with
@@ -198,7 +218,14 @@ void ak_cli_progress(int force)
     prog.on = 1;
     prog.start = prog.last = mono_now();
     atexit(progress_end);
-    ak_model_set_progress(progress_hook, NULL);
+}
+
+void ak_cli_model(ak_model *m)
+{
+    ak_model_set_threads(m, env_threads);
+    ak_model_set_cuda_forward(m, env_cuda_forward);
+    if (prog.on)
+        ak_model_set_progress(m, progress_hook, NULL);
 }
 
 static void vmsg(const char *fmt, va_list ap)

@@ -6,6 +6,9 @@
 #define AK_CLI_H
 
 #include "attnkit/ak.h"
+#include "attnkit/filter.h"
+#include "attnkit/model.h"
+#include "attnkit/stream.h"
 
 /* Call first in main(): remembers the program name for messages, puts
  * /dev/null on a closed stdin, stdout or stderr (reading or writing the
@@ -15,19 +18,27 @@
  * messages (see ak_bad_option), and reads the
  * environment (ak_cli_env). */
 void ak_cli_init(const char *progname);
-/* Reads the environment once and hands it to the library:
- * ATTNKIT_THREADS (1..256, the CPU attention's threads), ATTNKIT_MAX_RECORD
- * (bytes, the largest stream record), ATTNKIT_COMPRESS (0..9, zlib level of
- * written tensors); keeps ATTNKIT_MODEL and ATTNKIT_DEVICE for ak_model_dir
- * and ak_device_opt.  An invalid value is a usage error naming the
- * variable. */
+/* Reads the environment once: ATTNKIT_THREADS (1..256, a model's CPU
+ * threads), ATTNKIT_CUDA_FORWARD (0..2), ATTNKIT_MAX_RECORD (bytes, the
+ * largest stream record), ATTNKIT_COMPRESS (0..9, zlib level of written
+ * tensors), ATTNKIT_PROGRESS, ATTNKIT_SIMD; keeps ATTNKIT_MODEL and
+ * ATTNKIT_DEVICE for ak_model_dir and ak_device_opt.  An invalid value is
+ * a usage error naming the variable. */
 void ak_cli_env(void);
+/* Hand those settings to what the program opens: a model (threads, CUDA
+ * forward, the progress line), a stream reader (largest record), a writer
+ * (compression), ak_filter_run's readers and writer. */
+void ak_cli_model(ak_model *m);
+void ak_cli_reader(ak_reader *r);
+void ak_cli_writer(ak_writer *w);
+void ak_cli_filter_args(ak_filter_args *a);
 /* The progress line: on standard error, rewritten at most four times a
  * second, "PROG: N tokens, R tokens/s" with, inside a pass over many tokens,
  * its layer and the pass's estimated time left; cleared before any message
  * and at exit.  On when force is non-zero (a --progress option), or when
  * ATTNKIT_PROGRESS=1, or when standard error is a terminal and
- * ATTNKIT_PROGRESS is not 0.  Call after ak_cli_init. */
+ * ATTNKIT_PROGRESS is not 0 (ak_cli_init calls it with 0).  Call before
+ * ak_cli_model, which reports each model's passes on it. */
 void ak_cli_progress(int force);
 const char *ak_progname(void);
 

@@ -30,7 +30,7 @@ typedef struct {
 
 static const char *vtype_name(uint32_t t)
 {
-    static const char *names[] = {"u8", "i8", "u16", "i16", "u32", "i32", "f32",
+    static const char *const names[] = {"u8", "i8", "u16", "i16", "u32", "i32", "f32",
                                   "bool", "string", "array", "u64", "i64", "f64"};
     return t < sizeof names / sizeof names[0] ? names[t] : "unknown";
 }

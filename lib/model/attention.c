@@ -61,6 +61,7 @@ struct ak_attn_ws {
     float *rounded;           /* q, k, v rounded to a dtype */
     size_t rounded_cap;
     ak_pool pool;             /* worker threads, kept until ak_attn_ws_free */
+    int threads;              /* ak_attn_ws_set_threads; 0: one per online CPU */
 #ifdef AK_HAVE_CUDA
     ak_cuda_ws *cuda;
 #endif
@@ -288,15 +289,13 @@ static void work(job_t *job, int id)
 
 static void work_fn(void *job, int id) { work(job, id); }
 
-static int configured_threads; /* ak_attention_set_threads; 0: one per CPU */
-
-void ak_attention_set_threads(int n) { configured_threads = n < 0 ? 0 : n; }
-
-int ak_attention_threads(void)
+int ak_attention_threads(int n)
 {
-    long n = configured_threads > 0 ? configured_threads : sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
+    long c = n > 0 ? n : sysconf(_SC_NPROCESSORS_ONLN);
+    return c < 1 ? 1 : c > MAX_THREADS ? MAX_THREADS : (int)c;
 }
+
+void ak_attn_ws_set_threads(ak_attn_ws *ws, int n) { ws->threads = n < 0 ? 0 : n; }
 
 #ifndef AK_NO_BLAS
 /* Our workers split the attention and each calls sgemm; OpenBLAS's own
@@ -382,7 +381,7 @@ void ak_attn_ws_free(ak_attn_ws *ws)
 static int cpu_attention(ak_attn_ws *ws, const ak_attn_shape *s, const float *q, const float *k,
                          const float *v, ak_attn_out *o, ak_err *err)
 {
-    int nthreads = ak_attention_threads();
+    int nthreads = ak_attention_threads(ws->threads);
     int nqb = (s->n_q + QBLOCK - 1) / QBLOCK;
     job_t job = {.s = s, .q = q, .k = k, .v = v, .o = o, .ntasks = nqb * s->n_heads};
     if (job.ntasks < nthreads)

@@ -5,15 +5,21 @@
 
 #ifdef AK_HAVE_CUDA
 #include "cuda/ak_cuda.h"
+
+#include <pthread.h>
+
+/* Whether the process sees a CUDA device, asked once. */
+static int has_device;
+static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
+
+static void probe(void) { has_device = ak_cuda_device_count() > 0; }
 #endif
 
 int ak_cuda_available(void)
 {
 #ifdef AK_HAVE_CUDA
-    static int cached = -1;
-    if (cached < 0)
-        cached = ak_cuda_device_count() > 0;
-    return cached;
+    pthread_once(&probe_once, probe);
+    return has_device;
 #else
     return 0;
 #endif

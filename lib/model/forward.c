@@ -43,19 +43,29 @@ struct ak_workspace {
 #endif
 };
 
-/* ak_model_set_cuda_forward: 0 off, 1 TF32 GEMMs, 2 f32 GEMMs. */
-static int cuda_forward_mode;
-
-void ak_model_set_cuda_forward(int mode) { cuda_forward_mode = mode; }
-
-/* ak_model_set_progress */
-static void (*progress_fn)(void *ctx, int T, int layer, int layers);
-static void *progress_ctx;
-
-void ak_model_set_progress(void (*fn)(void *ctx, int T, int layer, int layers), void *ctx)
+/* A change of how m runs takes effect from a new workspace. */
+static void drop_workspace(ak_model *m)
 {
-    progress_fn = fn;
-    progress_ctx = ctx;
+    ak_workspace_free(m->ws);
+    m->ws = NULL;
+}
+
+void ak_model_set_cuda_forward(ak_model *m, int mode)
+{
+    m->cuda_forward = mode < 0 || mode > 2 ? 0 : mode;
+    drop_workspace(m);
+}
+
+void ak_model_set_threads(ak_model *m, int n)
+{
+    m->threads = n < 0 ? 0 : n;
+    drop_workspace(m);
+}
+
+void ak_model_set_progress(ak_model *m, void (*fn)(void *ctx, int T, int layer, int layers), void *ctx)
+{
+    m->progress = fn;
+    m->progress_ctx = ctx;
 }
 
 /* A quantized product's weight rows are dequantized a tile at a time.
@@ -65,9 +75,9 @@ void ak_model_set_progress(void (*fn)(void *ctx, int T, int layer, int layers), 
  * never fewer than TILE_ROWS. */
 enum { TILE_ROWS = 64, TILE_FLOATS = 1 << 19 };
 
-static int thread_count(void)
+static int thread_count(const ak_model *m)
 {
-    int n = ak_attention_threads();
+    int n = ak_attention_threads(m->threads);
     return n > 64 ? 64 : n;
 }
 
@@ -119,7 +129,7 @@ static int workspace_base(const ak_model *m, struct ak_workspace **out, ak_err *
         struct ak_workspace *ws = calloc(1, sizeof *ws);
         if (!ws)
             return ak_fail(err, AK_ENOMEM, "out of memory");
-        ws->nthreads = thread_count();
+        ws->nthreads = thread_count(m);
         size_t max_in = (size_t)m->hidden_size;
         if ((size_t)m->intermediate_size > max_in)
             max_in = (size_t)m->intermediate_size;
@@ -133,6 +143,7 @@ static int workspace_base(const ak_model *m, struct ak_workspace **out, ak_err *
         int rc = ak_attn_ws_new(&ws->attn, err);
         if (rc)
             return rc;
+        ak_attn_ws_set_threads(ws->attn, m->threads);
         *out = ws;
     }
     return 0;
@@ -584,7 +595,7 @@ static int cuda_upload(const ak_model *m, ak_cuda_model **out, ak_err *err)
                       m->family == AK_FAMILY_BERT,
                       m->family == AK_FAMILY_LLAMA || m->family == AK_FAMILY_GEMMA3,
                       m->family == AK_FAMILY_GEMMA3, (int)m->act, m->causal, m->norm_eps,
-                      m->logit_softcap, cuda_forward_mode == 1};
+                      m->logit_softcap, m->cuda_forward == 1};
     /* 16 MiB of rows at a time, at least two of the widest and a bias */
     size_t widest = (size_t)(D > F ? D : F);
     if (widest < (size_t)H * Dh)
@@ -679,11 +690,11 @@ static int forward_pass(const ak_model *m, ak_device dev, float *x, int T, ak_kv
 #ifdef AK_HAVE_CUDA
     /* opt-in; what the device pass does not give (a cache, probabilities,
      * keys and values, last-W mass) stays on the path below */
-    if (cuda_forward_mode && dev == AK_DEV_CUDA && !c && !o->probs && !o->kv_k && !o->kv_v &&
+    if (m->cuda_forward && dev == AK_DEV_CUDA && !c && !o->probs && !o->kv_k && !o->kv_v &&
         !o->mass_last) {
         int crc = cuda_forward(m, x, T, o, err);
-        if (!crc && progress_fn)
-            progress_fn(progress_ctx, T, L, L);
+        if (!crc && m->progress)
+            m->progress(m->progress_ctx, T, L, L);
         return crc;
     }
 #endif
@@ -786,8 +797,8 @@ static int forward_pass(const ak_model *m, ak_device dev, float *x, int T, ak_kv
         } else {
             linear(ws, &ly->down, up, T, x, 1);
         }
-        if (progress_fn)
-            progress_fn(progress_ctx, T, l + 1, L);
+        if (m->progress)
+            m->progress(m->progress_ctx, T, l + 1, L);
     }
     if (m->final_norm_w)
         norm(m, x, x, T, m->final_norm_w, m->final_norm_b);

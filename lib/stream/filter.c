@@ -69,8 +69,8 @@ int ak_filter_run(const ak_filter_args *a, const ak_filter_ops *ops, void *ctx, 
         return rc;
     if (ops->no_stream_output)
         rc = ak_output_use_stdout(&out, err);
-    else
-        rc = ak_writer_open_fd(&w, out.fd, out.name, err);
+    else if (!(rc = ak_writer_open_fd(&w, out.fd, out.name, err)))
+        ak_writer_set_compress(w, a->compress);
     struct run_state st = {w, a, ops, ctx};
     int n = a->ninputs > 0 ? a->ninputs : 1;
     for (int i = 0; i < n && !rc; i++) {
@@ -78,6 +78,8 @@ int ak_filter_run(const ak_filter_args *a, const ak_filter_ops *ops, void *ctx, 
         rc = ak_reader_open_path(&r, a->ninputs > 0 ? a->inputs[i] : "-", err);
         if (rc)
             break;
+        if (a->max_record)
+            ak_reader_set_limit(r, a->max_record);
         rc = ak_filter_records(r, filter_record, &st, err);
         ak_reader_close(r);
     }

@@ -52,17 +52,9 @@ static void scan_reset(ak_reader *r)
     r->scan_elems = r->scan_pairs = 0;
 }
 
-/* The process-wide default for readers opened later. */
-static size_t default_max_record = DEFAULT_MAX_RECORD;
-
 static size_t clamp_limit(size_t n)
 {
     return n < AK_MIN_RECORD ? AK_MIN_RECORD : n > AK_MAX_RECORD_LIMIT ? AK_MAX_RECORD_LIMIT : n;
-}
-
-void ak_reader_set_default_limit(size_t max_record_bytes)
-{
-    default_max_record = clamp_limit(max_record_bytes);
 }
 
 int ak_reader_open_fd(ak_reader **rp, int fd, const char *name, ak_err *err)
@@ -73,7 +65,7 @@ int ak_reader_open_fd(ak_reader **rp, int fd, const char *name, ak_err *err)
         return ak_fail(err, AK_ENOMEM, "out of memory");
     }
     r->fd = fd;
-    r->max_record = default_max_record;
+    r->max_record = DEFAULT_MAX_RECORD;
     scan_reset(r);
     *rp = r;
     return 0;

@@ -12,12 +12,7 @@
 #include <string.h>
 #include <zlib.h>
 
-/* The process-wide default for writers opened later. */
-static int default_compress;
-
 static int clamp_level(int level) { return level < 0 ? 0 : level > 9 ? 9 : level; }
-
-void ak_writer_set_default_compress(int level) { default_compress = clamp_level(level); }
 
 struct ak_writer {
     int fd;
@@ -38,7 +33,6 @@ int ak_writer_open_fd(ak_writer **wp, int fd, const char *name, ak_err *err)
         return ak_fail(err, AK_ENOMEM, "out of memory");
     }
     w->fd = fd;
-    w->level = default_compress;
     msgpack_sbuffer_init(&w->sb);
     msgpack_packer_init(&w->pk, &w->sb, msgpack_sbuffer_write);
     *wp = w;

@@ -289,7 +289,7 @@ static void check_workspace(ak_device dev)
     static const int threads[] = {3, 1, 2}; /* the pool grows, idles, shrinks */
     for (int round = 0; round < 3 && ok; round++)
         for (size_t c = 0; c < sizeof shapes / sizeof *shapes && ok; c++) {
-            ak_attention_set_threads(threads[round]);
+            ak_attn_ws_set_threads(ws, threads[round]);
             const ak_attn_shape *sh = &shapes[c];
             size_t nq = (size_t)sh->n_q * sh->n_heads * sh->head_dim;
             size_t nk = (size_t)sh->n_k * sh->n_kv_heads * sh->head_dim;
@@ -314,7 +314,6 @@ static void check_workspace(ak_device dev)
             free(q); free(k); free(v);
         }
     ak_attn_ws_free(ws);
-    ak_attention_set_threads(0);
     CHECK(ok, "%s: a workspace kept over 12 calls of changing shapes and thread counts gives "
           "what a fresh one gives", ak_device_name(dev));
 }

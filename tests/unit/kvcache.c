@@ -180,6 +180,7 @@ static void family_at(const char *path, const char *dir, int N, int M, int steps
     CHECK(rc == 0, "%s: load (%s)", dir, err.msg);
     if (rc)
         return;
+    ak_model_set_threads(m, 2);   /* the worker split of every product and attention */
     int T = N + M;
     int32_t *ids = malloc((size_t)T * 4);
     uint64_t x = 88172645463325252u;
@@ -445,7 +446,6 @@ int main(void)
     const char *top = getenv("AK_TOP");
     if (!top)
         top = ".";
-    ak_attention_set_threads(2);
     family(top, "gpt2_tiny", 21, 7);
     family(top, "llama_gqa_llama3", 21, 7);
     family(top, "llama_linear_headdim", 13, 5);

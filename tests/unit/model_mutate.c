@@ -59,6 +59,7 @@ static void try_model(const char *dir, int *loaded, int *refused, int *bad)
             ++*bad;
         return;
     }
+    ak_model_set_threads(m, 1);
     ++*loaded;
     int32_t ids[5] = {0, 1, 2, 3, 4};
     int T = 5;
@@ -170,7 +171,6 @@ int main(void)
     const char *top = getenv("AK_TOP");
     if (!top)
         top = ".";
-    ak_attention_set_threads(1);
     campaign(top, "bert_tiny", 1500);
     campaign(top, "gpt2_tiny", 1000);
     campaign(top, "qwen2_bias_bf16", 1000);
