@@ -338,14 +338,7 @@ static int peek_record(void *vo, ak_record *rec, ak_err *err)
 
 static int peek_input(const char *path, struct opts *o, ak_err *err)
 {
-    ak_reader *r;
-    int rc = ak_reader_open_path(&r, path, err);
-    if (rc)
-        return rc;
-    ak_cli_reader(r);
-    rc = ak_filter_records(r, peek_record, o, err);
-    ak_reader_close(r);
-    return rc;
+    return ak_cli_read(path, peek_record, o, err);
 }
 
 int main(int argc, char **argv)
@@ -381,10 +374,7 @@ int main(int argc, char **argv)
         rc = peek_input("-", &o, &err);
     for (int i = optind; i < argc && !rc; i++)
         rc = peek_input(argv[i], &o, &err);
-    if (rc)
-        ak_output_abort(&out);
-    else
-        rc = ak_output_commit(&out, &err);
+    rc = ak_filter_finish(&out, NULL, rc, &err);
     if (rc)
         ak_die(&err);
     return 0;

@@ -240,14 +240,8 @@ static int run_global(struct ctx *x, const ak_filter_args *a, ak_err *err)
     if (!(rc = ak_writer_open_fd(&w, out.fd, out.name, err)))
         ak_cli_writer(w);
     int n = a->ninputs > 0 ? a->ninputs : 1;
-    for (int i = 0; i < n && !rc; i++) {
-        ak_reader *r;
-        if ((rc = ak_reader_open_path(&r, a->ninputs > 0 ? a->inputs[i] : "-", err)))
-            break;
-        ak_cli_reader(r);
-        rc = ak_filter_records(r, hold, x, err);
-        ak_reader_close(r);
-    }
+    for (int i = 0; i < n && !rc; i++)
+        rc = ak_cli_read(a->ninputs > 0 ? a->inputs[i] : "-", hold, x, err);
     size_t nd = 0;
     for (size_t k = 0; k < x->nrecs; k++)
         nd += x->recs[k].type == AK_REC_DOC;
@@ -318,19 +312,7 @@ static int run_global(struct ctx *x, const ak_filter_args *a, ak_err *err)
     for (size_t k = 0; k < x->nrecs; k++)
         ak_record_free(&x->recs[k]);
     free(x->recs);
-    if (w) {
-        ak_err werr;
-        int wrc = ak_writer_close(w, &werr);
-        if (!rc && wrc) {
-            rc = wrc;
-            *err = werr;
-        }
-    }
-    if (rc)
-        ak_output_abort(&out);
-    else
-        rc = ak_output_commit(&out, err);
-    return rc;
+    return ak_filter_finish(&out, w, rc, err);
 }
 
 /* --count-with: a model short name or directory (ak_model_dir), or a

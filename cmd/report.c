@@ -993,15 +993,8 @@ static int read_record(void *vc, ak_record *rec, ak_err *err)
 
 static int read_input(const char *path, view **vs, size_t *nv, char **model, ak_err *err)
 {
-    ak_reader *r;
-    int rc = ak_reader_open_path(&r, path, err);
-    if (rc)
-        return rc;
-    ak_cli_reader(r);
     struct reading x = {path, vs, nv, model};
-    rc = ak_filter_records(r, read_record, &x, err);
-    ak_reader_close(r);
-    return rc;
+    return ak_cli_read(path, read_record, &x, err);
 }
 
 int main(int argc, char **argv)
@@ -1068,12 +1061,8 @@ int main(int argc, char **argv)
     if (!rc && want_page && ak_write_full(out.fd, b.data, b.len) != 0)
         rc = ak_write_error(&err, out.name);
     free(b.data);
-    if (want_page) {
-        if (rc)
-            ak_output_abort(&out);
-        else
-            rc = ak_output_commit(&out, &err);
-    }
+    if (want_page)
+        rc = ak_filter_finish(&out, NULL, rc, &err);
     for (size_t n = 0; n < nv; n++)
         view_free(&vs[n]);
     free(vs);

@@ -290,13 +290,7 @@ typedef int (*doc_cb)(void *ctx, const ak_doc *d, entry *e, ak_err *err);
 /* Reads the stream at path, calling fn for each record; errors name path. */
 static int read_stream(const char *path, ak_record_fn fn, void *ctx, ak_err *err)
 {
-    ak_reader *r;
-    int rc = ak_reader_open_path(&r, path, err);
-    if (rc)
-        return rc;
-    ak_cli_reader(r);
-    rc = ak_filter_records(r, fn, ctx, err);
-    ak_reader_close(r);
+    int rc = ak_cli_read(path, fn, ctx, err);
     if (rc < 0)
         ak_wrap(err, "%s", path);
     return rc < 0 ? rc : 0;
@@ -744,10 +738,7 @@ int main(int argc, char *argv[])
     set_free(&r.full);
     set_free(&r.queries);
     free(target);
-    if (rc)
-        ak_output_abort(&out);
-    else
-        rc = ak_output_commit(&out, &err);
+    rc = ak_filter_finish(&out, NULL, rc, &err);
     if (rc)
         ak_die(&err);
     return 0;

@@ -535,16 +535,7 @@ int main(int argc, char **argv)
     }
     if (!rc)
         rc = ak_write_end(w, ndocs, &err);
-    if (w) {
-        ak_err e2;
-        int wrc = ak_writer_close(w, &e2);
-        if (!rc && wrc)
-            rc = wrc, err = e2;
-    }
-    if (rc)
-        ak_output_abort(&out);
-    else
-        rc = ak_output_commit(&out, &err);
+    rc = ak_filter_finish(&out, w, rc, &err);
     ak_header_free(h);
     ak_tokenizer_free(tk);
     if (rc)

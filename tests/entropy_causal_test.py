@@ -22,14 +22,7 @@ sys.path.insert(0, os.path.join(TOP, "tests", "py"))
 import akstream as ak  # noqa: E402
 
 import tap  # noqa: E402
-from tap import check  # noqa: E402
-
-
-def sh(cmd, data=None):
-    p = subprocess.run(["sh", "-c", cmd], input=data, capture_output=True)
-    if p.returncode != 0:
-        print("# " + cmd + ": " + p.stderr.decode(errors="replace").strip()[:400])
-    return p
+from tap import check, sh  # noqa: E402
 
 
 tmp = tempfile.mkdtemp()

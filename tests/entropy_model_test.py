@@ -20,14 +20,7 @@ sys.path.insert(0, os.path.join(TOP, "tests", "py"))
 import akstream as ak  # noqa: E402
 
 import tap  # noqa: E402
-from tap import check  # noqa: E402
-
-
-def sh(cmd):
-    p = subprocess.run(["sh", "-c", cmd], capture_output=True)
-    if p.returncode != 0:
-        print("# " + cmd + ": " + p.stderr.decode(errors="replace").strip()[:500])
-    return p
+from tap import check, sh  # noqa: E402
 
 
 ref = np.load(os.path.join(TOP, "tests", "entropy_ref.npz"))

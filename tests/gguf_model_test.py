@@ -30,16 +30,7 @@ FILES = {
     "gemma3": os.path.join(MODELS, "gemma3", "gemma-3-270m-q4_k_m.gguf"),
 }
 import tap  # noqa: E402
-from tap import check  # noqa: E402
-
-
-def rel_err(a, b):
-    a = np.asarray(a, np.float64)
-    b = np.asarray(b, np.float64)
-    if a.shape != b.shape:
-        return float("inf")
-    scale = np.abs(b).max() if b.size else 1.0
-    return float(np.abs(a - b).max() / (scale or 1.0)) if b.size else 0.0
+from tap import check, rel_err  # noqa: E402
 
 
 def close(a, b, what, rel=REL):

@@ -53,7 +53,7 @@ TOP = os.environ["AK_TOP"]
 sys.path.insert(0, os.path.join(TOP, "tests", "py"))
 import akstream as s  # noqa: E402
 import tap  # noqa: E402
-from tap import check  # noqa: E402
+from tap import check, rel_err  # noqa: E402
 
 MODELS = os.environ.get("ATTNKIT_MODELS_DIR", os.path.join(TOP, ".cache", "models"))
 
@@ -62,17 +62,6 @@ def run(args, data, env=None):
     r = subprocess.run(args, input=data, capture_output=True,
                        env=dict(os.environ, **(env or {})))
     return r.returncode, r.stdout, r.stderr.decode(errors="replace")
-
-
-def rel_err(a, b):
-    a = np.asarray(a, np.float64)
-    b = np.asarray(b, np.float64)
-    if a.shape != b.shape:
-        return float("inf")
-    if not b.size:
-        return 0.0
-    scale = np.abs(b).max() or 1.0
-    return float(np.abs(a - b).max() / scale)
 
 
 def token_stream(ids):

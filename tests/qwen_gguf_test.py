@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.join(TOP, "tests", "tokenize"))
 import akstream as s  # noqa: E402
 import hfref  # noqa: E402
 import tap  # noqa: E402
-from tap import check  # noqa: E402
+from tap import check, rel_err  # noqa: E402
 
 MODELS = os.environ.get("ATTNKIT_MODELS_DIR", os.path.join(TOP, ".cache", "models"))
 FILES = {
@@ -42,13 +42,6 @@ BASE_VOCAB = 151643   # the BPE tokens; the specials follow
 def run(args, data=None):
     r = subprocess.run(args, input=data, capture_output=True)
     return r.returncode, r.stdout, r.stderr.decode(errors="replace")
-
-
-def rel_err(a, b):
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if a.shape != b.shape:
-        return float("inf")
-    return float(np.abs(a - b).max() / (np.abs(b).max() or 1.0))
 
 
 def close(a, b, what, rel=1e-4):

@@ -12,6 +12,7 @@
 #ifndef AK_FILTER_H
 #define AK_FILTER_H
 
+#include "io.h"
 #include "stream.h"
 
 typedef struct ak_filter_ops {
@@ -48,6 +49,15 @@ typedef int (*ak_record_fn)(void *ctx, ak_record *rec, ak_err *err);
 /* Reads r to its end, calling fn for each record.  0 at the end of the
  * stream, else the reader's error or what fn returned. */
 AK_API int ak_filter_records(ak_reader *r, ak_record_fn fn, void *ctx, ak_err *err);
+/* Opens path ("-": standard input), reads it to its end as
+ * ak_filter_records does, and closes it.  max_record: the reader's largest
+ * record (ak_reader_set_limit); 0: the default. */
+AK_API int ak_filter_path(const char *path, size_t max_record, ak_record_fn fn, void *ctx,
+                          ak_err *err);
+/* The end of a filter's output: closes w (NULL: none), then commits out
+ * when rc is 0 and the close succeeded, else removes what was written.
+ * Returns rc, else the close's or the commit's error. */
+AK_API int ak_filter_finish(ak_output *out, ak_writer *w, int rc, ak_err *err);
 
 AK_API int ak_filter_run(const ak_filter_args *args, const ak_filter_ops *ops,
                          void *ctx, ak_err *err);

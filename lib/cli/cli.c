@@ -80,10 +80,9 @@ void ak_cli_env(void)
         env_cuda_forward = (int)env_number("ATTNKIT_CUDA_FORWARD", s, 0, 2);
 }
 
-void ak_cli_reader(ak_reader *r)
+int ak_cli_read(const char *path, ak_record_fn fn, void *ctx, ak_err *err)
 {
-    if (env_max_record)
-        ak_reader_set_limit(r, env_max_record);
+    return ak_filter_path(path, env_max_record, fn, ctx, err);
 }
 
 void ak_cli_writer(ak_writer *w) { ak_writer_set_compress(w, env_compress); }

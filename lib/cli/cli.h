@@ -26,10 +26,11 @@ void ak_cli_init(const char *progname);
  * a usage error naming the variable. */
 void ak_cli_env(void);
 /* Hand those settings to what the program opens: a model (threads, CUDA
- * forward, the progress line), a stream reader (largest record), a writer
- * (compression), ak_filter_run's readers and writer. */
+ * forward, the progress line), a stream read to its end (ak_filter_path
+ * with the largest record), a writer (compression), ak_filter_run's
+ * readers and writer. */
 void ak_cli_model(ak_model *m);
-void ak_cli_reader(ak_reader *r);
+int ak_cli_read(const char *path, ak_record_fn fn, void *ctx, ak_err *err);
 void ak_cli_writer(ak_writer *w);
 void ak_cli_filter_args(ak_filter_args *a);
 /* The progress line: on standard error, rewritten at most four times a

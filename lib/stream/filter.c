@@ -73,18 +73,28 @@ int ak_filter_run(const ak_filter_args *a, const ak_filter_ops *ops, void *ctx, 
         ak_writer_set_compress(w, a->compress);
     struct run_state st = {w, a, ops, ctx};
     int n = a->ninputs > 0 ? a->ninputs : 1;
-    for (int i = 0; i < n && !rc; i++) {
-        ak_reader *r;
-        rc = ak_reader_open_path(&r, a->ninputs > 0 ? a->inputs[i] : "-", err);
-        if (rc)
-            break;
-        if (a->max_record)
-            ak_reader_set_limit(r, a->max_record);
-        rc = ak_filter_records(r, filter_record, &st, err);
-        ak_reader_close(r);
-    }
+    for (int i = 0; i < n && !rc; i++)
+        rc = ak_filter_path(a->ninputs > 0 ? a->inputs[i] : "-", a->max_record, filter_record, &st, err);
     if (!rc && ops->finish)
         rc = ops->finish(ctx, err);
+    return ak_filter_finish(&out, w, rc, err);
+}
+
+int ak_filter_path(const char *path, size_t max_record, ak_record_fn fn, void *ctx, ak_err *err)
+{
+    ak_reader *r;
+    int rc = ak_reader_open_path(&r, path, err);
+    if (rc)
+        return rc;
+    if (max_record)
+        ak_reader_set_limit(r, max_record);
+    rc = ak_filter_records(r, fn, ctx, err);
+    ak_reader_close(r);
+    return rc;
+}
+
+int ak_filter_finish(ak_output *out, ak_writer *w, int rc, ak_err *err)
+{
     if (w) {
         ak_err werr;
         int wrc = ak_writer_close(w, &werr);
@@ -94,8 +104,8 @@ int ak_filter_run(const ak_filter_args *a, const ak_filter_ops *ops, void *ctx, 
         }
     }
     if (rc)
-        ak_output_abort(&out);
+        ak_output_abort(out);
     else
-        rc = ak_output_commit(&out, err);
+        rc = ak_output_commit(out, err);
     return rc;
 }
