@@ -395,6 +395,56 @@ __device__ __forceinline__ void scores64(float (*acc)[4], const uint32_t (*a)[4]
         }
 }
 
+/* One key tile's step of the online softmax for a warp's two rows per
+ * lane: mx (the tile's row maxima of sc) becomes the running maximum, sc
+ * the tile's exp(score - max) (0 where masked), z and A the running sums
+ * of p and p * (score - max) rescaled to it, m the running maximum, f the
+ * factor the output accumulated so far is rescaled by. */
+__device__ __forceinline__ void online_update(float (&sc)[8][4], float (&mx)[2], float (&m)[2],
+                                              float (&z)[2], float (&A)[2], float (&f)[2])
+{
+#pragma unroll
+    for (int x = 0; x < 2; x++) {
+        mx[x] = fmaxf(mx[x], __shfl_xor_sync(0xffffffffu, mx[x], 1));
+        mx[x] = fmaxf(mx[x], __shfl_xor_sync(0xffffffffu, mx[x], 2));
+        mx[x] = fmaxf(m[x], mx[x]);
+    }
+    float se[2] = {0.f, 0.f}, sed[2] = {0.f, 0.f};
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const int x = e >> 1;
+            float sv = sc[nt][e], p = 0.f;
+            if (sv != -INFINITY) {
+                p = __expf(sv - mx[x]);
+                se[x] += p;
+                sed[x] += p * (sv - mx[x]);
+            }
+            sc[nt][e] = p;
+        }
+#pragma unroll
+    for (int x = 0; x < 2; x++) {
+        se[x] += __shfl_xor_sync(0xffffffffu, se[x], 1);
+        se[x] += __shfl_xor_sync(0xffffffffu, se[x], 2);
+        sed[x] += __shfl_xor_sync(0xffffffffu, sed[x], 1);
+        sed[x] += __shfl_xor_sync(0xffffffffu, sed[x], 2);
+        f[x] = 1.f;
+        if (mx[x] != -INFINITY) {
+            if (m[x] == -INFINITY) {
+                z[x] = se[x];
+                A[x] = sed[x];
+                f[x] = 0.f;
+            } else {
+                f[x] = __expf(m[x] - mx[x]);
+                A[x] = f[x] * (A[x] + (m[x] - mx[x]) * z[x]) + sed[x];
+                z[x] = f[x] * z[x] + se[x];
+            }
+            m[x] = mx[x];
+        }
+    }
+}
+
 template <typename T, int DH>
 __global__ void __launch_bounds__(TNT) rf_forward(ak_kshape s, const T *q, const T *k, const T *v,
                                                   float *out, float *ent, float *mrow, float *zrow,
@@ -468,46 +518,7 @@ __global__ void __launch_bounds__(TNT) rf_forward(ak_kshape s, const T *q, const
                 }
         }
         float f[2];
-#pragma unroll
-        for (int x = 0; x < 2; x++) {
-            mx[x] = fmaxf(mx[x], __shfl_xor_sync(0xffffffffu, mx[x], 1));
-            mx[x] = fmaxf(mx[x], __shfl_xor_sync(0xffffffffu, mx[x], 2));
-            mx[x] = fmaxf(m[x], mx[x]);
-        }
-        float se[2] = {0.f, 0.f}, sed[2] = {0.f, 0.f};
-#pragma unroll
-        for (int nt = 0; nt < 8; nt++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const int x = e >> 1;
-                float sv = sc[nt][e], p = 0.f;
-                if (sv != -INFINITY) {
-                    p = __expf(sv - mx[x]);
-                    se[x] += p;
-                    sed[x] += p * (sv - mx[x]);
-                }
-                sc[nt][e] = p;
-            }
-#pragma unroll
-        for (int x = 0; x < 2; x++) {
-            se[x] += __shfl_xor_sync(0xffffffffu, se[x], 1);
-            se[x] += __shfl_xor_sync(0xffffffffu, se[x], 2);
-            sed[x] += __shfl_xor_sync(0xffffffffu, sed[x], 1);
-            sed[x] += __shfl_xor_sync(0xffffffffu, sed[x], 2);
-            f[x] = 1.f;
-            if (mx[x] != -INFINITY) {
-                if (m[x] == -INFINITY) {
-                    z[x] = se[x];
-                    A[x] = sed[x];
-                    f[x] = 0.f;
-                } else {
-                    f[x] = __expf(m[x] - mx[x]);
-                    A[x] = f[x] * (A[x] + (m[x] - mx[x]) * z[x]) + sed[x];
-                    z[x] = f[x] * z[x] + se[x];
-                }
-                m[x] = mx[x];
-            }
-        }
+        online_update(sc, mx, m, z, A, f);
 #pragma unroll
         for (int n = 0; n < DH / 8; n++) {
             o[n][0] *= f[0];
