@@ -96,15 +96,15 @@ OUT_BIN ?= bin
 # objects of two kinds.  Written only by the make that compiles.
 FLAGS_FILE := $(B)/flags
 ifneq ($(filter programs unit-bins gpu-bench-bins,$(MAKECMDGOALS)),)
-  # deps=3: the build that first wrote lib/*/*.d with -MP (a tree from before
+  # deps=4: the build that first wrote lib/*/*.d and cuda/*.d with -MP (a tree from before
   # it rebuilds once, without reading its old dependency files, which may name
   # headers that have moved)
-  FLAGS_NOW := $(ALL_CFLAGS) $(LDFLAGS) cuda=$(HAVE_CUDA) nvcc=$(NVCC_FLAGS) deps=3
+  FLAGS_NOW := $(ALL_CFLAGS) $(LDFLAGS) cuda=$(HAVE_CUDA) nvcc=$(NVCC_FLAGS) deps=4
   ifneq ($(FLAGS_NOW),$(file <$(FLAGS_FILE)))
     $(shell mkdir -p $(B))
     $(file >$(FLAGS_FILE),$(FLAGS_NOW))
   else
-    DEPS_FILES := $(wildcard $(B)/lib/*/*.d $(B)/cmd/*.d $(B)/cmd/report/*.d)
+    DEPS_FILES := $(wildcard $(B)/lib/*/*.d $(B)/cuda/*.d $(B)/cmd/*.d $(B)/cmd/report/*.d)
   endif
 endif
 
@@ -161,9 +161,9 @@ $(B)/lib/%.o: lib/%.c $(FLAGS_FILE) | pkgs-ok
 	@echo "  CC      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
-$(B)/cuda/%.o: lib/cuda/%.cu $(wildcard include/attnkit/*.h lib/*/*.h) $(FLAGS_FILE) | $(B)/cuda pkgs-ok
+$(B)/cuda/%.o: lib/cuda/%.cu $(FLAGS_FILE) | $(B)/cuda pkgs-ok
 	@echo "  NVCC    $@"
-	$(Q)$(NVCC) $(NVCC_FLAGS) -c $< -o $@
+	$(Q)$(NVCC) $(NVCC_FLAGS) -MMD -MP -MF $(@:.o=.d) -c $< -o $@
 
 $(B)/cmd/%.o: cmd/%.c $(FLAGS_FILE) | $(B)/cmd pkgs-ok
 	@echo "  CC      $@"
@@ -253,7 +253,7 @@ check: deps
 # ---- the GPU ------------------------------------------------------------------
 # One command on a GPU machine: the CUDA build into build/gpu, the CUDA unit
 # test (and under compute-sanitizer), CPU-vs-CUDA agreement on every model
-# family (tests/gpu_agree_test.py), the attention and model benchmarks, and
+# family (tests/model/gpu_agree_test.py), the attention and model benchmarks, and
 # the rows for bench/RESULTS.md in bench/results/gpu-DATE.md.  Without a
 # device it stops at once with one line (bench/gpu_check.sh).
 gpu-check:

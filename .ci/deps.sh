@@ -14,7 +14,7 @@ py=${PYTHON:-python3}
 if ! "$py" -m pip --version >/dev/null 2>&1; then
     debs="$debs python3 python3-pip"
 fi
-# tests/report.t opens report's page in headless Chromium (with a font for
+# tests/analysis/report.t opens report's page in headless Chromium (with a font for
 # its screenshots); without root the test skips that part, so these are
 # installed as root and only mentioned otherwise.
 browser_debs="chromium fonts-dejavu-core"
@@ -27,7 +27,7 @@ for p in $browser_debs; do
     if [ "$(id -u)" = 0 ]; then
         missing="$missing $p"
     else
-        echo "deps: $p is not installed: tests/report.t skips its browser checks" \
+        echo "deps: $p is not installed: tests/analysis/report.t skips its browser checks" \
              "(as root: apt-get install -y --no-install-recommends $p)" >&2
     fi
 done
@@ -57,7 +57,7 @@ if ! PYTHONPATH="$pydir" "$py" -c "import numpy, msgpack, tokenizers" 2>/dev/nul
         numpy msgpack tokenizers >/dev/null
 fi
 # llama.cpp's own GGUF reader and dequantization, the reference of
-# tests/gguf_test.py: pure Python; at import it needs numpy and pyyaml only
+# tests/model/gguf_test.py: pure Python; at import it needs numpy and pyyaml only
 # (requests and tqdm are imported lazily by code the tests do not use).
 if ! PYTHONPATH="$pydir" "$py" -c "import gguf, yaml" 2>/dev/null; then
     echo "deps: installing gguf==0.19.0 pyyaml into $pydir" >&2

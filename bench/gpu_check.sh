@@ -8,7 +8,7 @@
 #      awkward sizes), again with the WMMA kernels for every head size, its
 #      small cases under compute-sanitizer memcheck, and one opt-in device
 #      forward pass (ATTNKIT_CUDA_FORWARD=1) per family under memcheck;
-#   3. tests/gpu_agree_test.py: embed | attend --device cuda against
+#   3. tests/model/gpu_agree_test.py: embed | attend --device cuda against
 #      --device cpu for every model family, attention-only and whole-forward;
 #   4. the benchmarks: the unit test's --bench, bench/attention_gpu.py
 #      (attnkit's kernels beside PyTorch's SDPA and eager attention, when
@@ -99,7 +99,7 @@ fi
 log "built"
 # the test-time Python (numpy, msgpack) the model steps need
 if [ $full = 1 ] && ! PYTHONPATH="$PWD/.cache/py${PYTHONPATH:+:$PYTHONPATH}" python3 -c 'import numpy, msgpack' 2>/dev/null; then
-    notrun "the model steps: forward memcheck, tests/gpu_agree_test.py, bench/gpu_model.py (python3 lacks numpy or msgpack: pip install numpy msgpack)"
+    notrun "the model steps: forward memcheck, tests/model/gpu_agree_test.py, bench/gpu_model.py (python3 lacks numpy or msgpack: pip install numpy msgpack)"
     full=0
 fi
 
@@ -142,14 +142,14 @@ fi
 # ---- 3. CPU against CUDA on every model family --------------------------------
 if [ $full = 1 ]; then
     AK_TOP=$PWD PATH="$PWD/$B/bin:$PATH" PYTHONPATH="$PWD/.cache/py${PYTHONPATH:+:$PYTHONPATH}" \
-        ATTNKIT_DEVICE=cpu timeout 300 python3 tests/gpu_agree_test.py >"$out/gpu_agree.txt" 2>&1
-    step $? "tests/gpu_agree_test.py (every family, attention-only and whole forward): $(tally "$out/gpu_agree.txt")"
+        ATTNKIT_DEVICE=cpu timeout 300 python3 tests/model/gpu_agree_test.py >"$out/gpu_agree.txt" 2>&1
+    step $? "tests/model/gpu_agree_test.py (every family, attention-only and whole forward): $(tally "$out/gpu_agree.txt")"
     ! grep -q 'skip: no CUDA device' "$out/gpu_agree.txt"
-    step $? "tests/gpu_agree_test.py found the device (no 'skip: no CUDA device')"
+    step $? "tests/model/gpu_agree_test.py found the device (no 'skip: no CUDA device')"
     grep '^not ok\|^# worst\|skip' "$out/gpu_agree.txt"
     log "agreement"
 else
-    notrun "tests/gpu_agree_test.py (no programs: the libraries are missing)"
+    notrun "tests/model/gpu_agree_test.py (no programs: the libraries are missing)"
 fi
 
 # ---- 4. benchmarks ------------------------------------------------------------

@@ -48,7 +48,7 @@ failing = [l for l in read("gpu_agree.txt").splitlines() if l.startswith("not ok
 if worst or failing:
     print()
     print("Worst CPU-vs-CUDA error per mode (max |cuda - cpu| / max |cpu| over hidden.final, "
-          "attn.entropy, attn.mass, logits; tests/gpu_agree_test.py):")
+          "attn.entropy, attn.mass, logits; tests/model/gpu_agree_test.py):")
     print()
     for l in worst:
         print(f"- {l[len('# worst '):]}")

@@ -1074,7 +1074,7 @@ int main(int argc, char **argv)
 
 /* ---- the page's style and script: all of the page's code, inline (it loads
  * nothing).  They are real files, cmd/report/page.css and page.js (readable,
- * lintable: tests/report.t runs node --check on the script), embedded here
+ * lintable: tests/analysis/report.t runs node --check on the script), embedded here
  * at build time by the assembler's .incbin, NUL-terminated; the Makefile
  * passes their folder (REPORT_ASSETS) and makes report.o depend on them.
  * The script reads the data from the akdata element. ---- */

@@ -4,7 +4,7 @@
     Face tokenizers on the same tokenizer.json, the offsets cut the text
     into the tokens' words;
   - attnkit.stream writes what prune reads (a synthetic document, pruned
-    as tests/prune.t expects), bf16 and zlib included, and reads it back;
+    as tests/analysis/prune.t expects), bf16 and zlib included, and reads it back;
   - compress() gives the same text as the pipeline run by hand ending in
     decode --text, keeps the question whole, reports the kept share of
     its budget's tokens; with count_with the totals are the target
@@ -57,7 +57,7 @@ try:
 except ValueError as e:
     check("truncated" in str(e) or "end" in str(e), f"stream.read refuses a truncated stream ({e})")
 
-# ---- writing: the document of tests/prune.t, through prune ----
+# ---- writing: the document of tests/analysis/prune.t, through prune ----
 offs = [[0, 0], [0, 3], [4, 7], [8, 14], [15, 19], [20, 25], [26, 28], [29, 33], [33, 33]]
 T = len(offs)
 mass = np.array([[[2, 1.5, 1.2, 1.1, 1.0, 0.9, 0.4, 0.4, 0.5]]], np.float32)

@@ -2,8 +2,10 @@
 # tests/run.sh BUILD_DIR - runs every test against the programs in
 # BUILD_DIR/bin (make test passes the sanitized build) and prints a summary:
 #   unit tests      BUILD_DIR/unit/*   (from tests/unit/*.c)
-#   shell tests     tests/*.t          (sh scripts using tests/lib.sh)
-#   python tests    tests/*_test.py    (references: numpy, msgpack, tokenizers)
+#   shell tests     tests/LAYER/*.t, tests/*.t   (sh scripts using tests/lib.sh)
+#   python tests    tests/LAYER/*_test.py, tests/*_test.py
+#                   (references: numpy, msgpack, tokenizers)
+#   LAYER: stream, text, model, analysis (as lib/); tests/*: the whole toolkit
 #   the fuzzers     tests/run-fuzz.sh: the stream reader FUZZ_SECONDS seconds,
 #                   safetensors, tokenizer.json and GGUF half that each, the
 #                   kvcache file a quarter
@@ -44,8 +46,14 @@ run_one() { # name, command...
 }
 
 for t in "$build"/unit/*; do [ -x "$t" ] && run_one "unit/$(basename "$t")" "$t"; done
-for t in "$top"/tests/*.t; do [ -f "$t" ] && run_one "$(basename "$t")" sh "$t"; done
-for t in "$top"/tests/*_test.py; do [ -f "$t" ] && run_one "$(basename "$t")" python3 "$t"; done
+# the tests of each layer (tests/stream, text, model, analysis, as lib/),
+# then those of the whole toolkit (tests/*.t, tests/*_test.py)
+for d in stream text model analysis ""; do
+    for t in "$top"/tests/$d${d:+/}*.t; do [ -f "$t" ] && run_one "$d${d:+/}$(basename "$t")" sh "$t"; done
+    for t in "$top"/tests/$d${d:+/}*_test.py; do
+        [ -f "$t" ] && run_one "$d${d:+/}$(basename "$t")" python3 "$t"
+    done
+done
 fz=${FUZZ_SECONDS:-60}
 if [ "$fz" != 0 ]; then
     run_one fuzz_stream sh "$top/tests/run-fuzz.sh" "$top/build/fuzz/fuzz_stream" "$fz" \

@@ -388,6 +388,25 @@ static void set_layer_rope(ak_model *m)
 
 /* ---- weights -------------------------------------------------------------- */
 
+/* n floats the model owns (ak_model_free frees them), or NULL with err set;
+ * what names them in the message. */
+static float *owned_floats(ak_model *m, size_t n, const char *what, ak_err *err)
+{
+    float **owned = realloc(m->owned, (m->nowned + 1) * sizeof *owned);
+    if (!owned) {
+        ak_fail(err, AK_ENOMEM, "out of memory");
+        return NULL;
+    }
+    m->owned = owned;
+    float *buf = malloc(n ? n * sizeof *buf : 1);
+    if (!buf) {
+        ak_fail(err, AK_ENOMEM, "out of memory converting %s", what);
+        return NULL;
+    }
+    m->owned[m->nowned++] = buf;
+    return buf;
+}
+
 /* The f32 data of a tensor whose shape must be exactly dims[0..ndim). */
 static int bind(ak_model *m, const char *name, int ndim, const int64_t *dims, int optional,
                 const float **out, ak_err *err)
@@ -421,14 +440,9 @@ static int bind(ak_model *m, const char *name, int ndim, const int64_t *dims, in
     }
     if (t->dtype != AK_F32 && t->dtype != AK_F16 && t->dtype != AK_BF16)
         return ak_fail(err, AK_ECONFIG, "model weights: tensor %s: dtype not f32, f16 or bf16", name);
-    float **owned = realloc(m->owned, (m->nowned + 1) * sizeof *owned);
-    if (!owned)
-        return ak_fail(err, AK_ENOMEM, "out of memory");
-    m->owned = owned;
-    float *buf = malloc(n ? n * sizeof *buf : 1);
+    float *buf = owned_floats(m, n, name, err);
     if (!buf)
-        return ak_fail(err, AK_ENOMEM, "out of memory converting %s", name);
-    m->owned[m->nowned++] = buf;
+        return err->code;
     int rc = ak_st_to_f32(t, buf, n, err);
     *out = buf;
     return rc;
@@ -591,14 +605,9 @@ static int bind_norm1p(ak_model *m, const char *name, int64_t d0, const float **
     int rc = bind1(m, name, d0, 0, &w, err);
     if (rc)
         return rc;
-    float **owned = realloc(m->owned, (m->nowned + 1) * sizeof *owned);
-    if (!owned)
-        return ak_fail(err, AK_ENOMEM, "out of memory");
-    m->owned = owned;
-    float *buf = malloc((size_t)d0 * sizeof *buf);
+    float *buf = owned_floats(m, (size_t)d0, name, err);
     if (!buf)
-        return ak_fail(err, AK_ENOMEM, "out of memory");
-    m->owned[m->nowned++] = buf;
+        return err->code;
     for (int64_t i = 0; i < d0; i++)
         buf[i] = 1.0f + w[i];
     *out = buf;
@@ -761,14 +770,9 @@ static int gg_vec(ak_model *m, const char *name, int64_t n, int optional, const 
     if (ak_ggml_block(t->type, &be, &bb) || n % (int64_t)be)
         return ak_fail(err, AK_EDATA, "GGUF: tensor %s: %lld elements are not whole %s blocks", name,
                        (long long)n, ak_ggml_type_name(t->type));
-    float **owned = realloc(m->owned, (m->nowned + 1) * sizeof *owned);
-    if (!owned)
-        return ak_fail(err, AK_ENOMEM, "out of memory");
-    m->owned = owned;
-    float *buf = malloc((size_t)n * sizeof *buf);
+    float *buf = owned_floats(m, (size_t)n, name, err);
     if (!buf)
-        return ak_fail(err, AK_ENOMEM, "out of memory converting %s", name);
-    m->owned[m->nowned++] = buf;
+        return err->code;
     ak_dequant_row(t->type, t->data, buf, n);
     *out = buf;
     return 0;
@@ -1069,14 +1073,9 @@ static int gg_bind_tensors(ak_model *m, ak_err *err)
             m->pos_emb = pos.w;
         } else {
             /* small: [P, D] converted once */
-            float **owned = realloc(m->owned, (m->nowned + 1) * sizeof *owned);
-            if (!owned)
-                return ak_fail(err, AK_ENOMEM, "out of memory");
-            m->owned = owned;
-            float *buf = malloc((size_t)m->max_positions * D * sizeof *buf);
+            float *buf = owned_floats(m, (size_t)m->max_positions * D, "position_embd.weight", err);
             if (!buf)
-                return ak_fail(err, AK_ENOMEM, "out of memory converting position_embd.weight");
-            m->owned[m->nowned++] = buf;
+                return err->code;
             for (int r = 0; r < m->max_positions; r++)
                 ak_dequant_row(pos.type, (const char *)pos.wq + (size_t)r * pos.row_bytes,
                                buf + (size_t)r * D, D);

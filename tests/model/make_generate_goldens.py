@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Greedy generation by Hugging Face transformers (generate, do_sample=False,
-float32, eager attention), which tests/kvcache_test.py checks `kvcache
+float32, eager attention), which tests/model/kvcache_test.py checks `kvcache
 --generate` against token for token:
 
   * SmolLM2-135M-Instruct (the Q4_1 GGUF, loaded by transformers itself with

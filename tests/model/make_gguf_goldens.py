@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reference outputs of Hugging Face transformers for the two real GGUF
 models (SmolLM2-135M-Instruct Q4_1, Gemma 3 270M Q4_K_M) on a real prompt
-(tests/model/gguf/prompt.txt), which tests/gguf_model_test.py checks
+(tests/model/gguf/prompt.txt), which tests/model/gguf_model_test.py checks
 attnkit's embed | attend against.
 
 transformers loads each GGUF itself (from_pretrained(dir, gguf_file=...):

@@ -4,7 +4,7 @@ written the way llama.cpp's convert_hf_to_gguf.py lays them out (llama q/k
 rows permuted into RoPE pairs, GPT-2's Conv1D weights transposed, weights
 quantized by the gguf package), with the outputs of Hugging Face
 transformers loading each GGUF (float32, eager attention) for
-tests/gguf_model_test.py.
+tests/model/gguf_model_test.py.
 
     /work/refpy/bin/python tests/model/make_gguf_tiny.py
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Builds the tiny random-weight models in tests/model/<name>/ and the
 reference outputs of Hugging Face transformers (eager attention,
-output_attentions=True) that tests/attend_test.py checks attnkit against.
+output_attentions=True) that tests/model/attend_test.py checks attnkit against.
 
 Needs torch and transformers (CI does not have them: the outputs are
 committed).  Rerun after changing a model or the reference inputs:
@@ -157,7 +157,7 @@ def renamed_copy(src, dst, rename):
 def bert_config_variants():
     """bert_tiny's weights under config.json variants, run by transformers:
     is_decoder=True makes BertModel's self-attention causal (the reference
-    tests/model_config_test.py checks attend against), and
+    tests/model/model_config_test.py checks attend against), and
     type_vocab_size=0 leaves an empty token-type table that BertModel still
     indexes with type 0, so transformers cannot run such a model at all."""
     d = os.path.join(HERE, "bert_tiny")

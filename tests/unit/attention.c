@@ -388,7 +388,7 @@ static int bench(void)
     return 0;
 }
 
-/* --run IN OUT: the driver for tests/attention_ref_test.py and
+/* --run IN OUT: the driver for tests/model/attention_ref_test.py and
  * bench/attention_cpu.py.  IN: 9 int32 (n_q n_k q_offset heads kv_heads
  * head_dim causal window dtype), f32 scale, int32 want_probs, then q, k, v
  * (f32).  OUT: out, entropy, mass, probs if asked (f32), then the seconds

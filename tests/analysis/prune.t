@@ -1,6 +1,6 @@
 # prune on the command line: help, budgets, errors, protected spans.
 # (Selection per policy is checked in tests/unit/prune.c and against numpy in
-# tests/entropy_prune_test.py.)
+# tests/analysis/entropy_prune_test.py.)
 . "$AK_TOP/tests/lib.sh"
 
 # "[CLS] one two three. four five. Q: six? [SEP]", bidirectional, 1 layer, 1

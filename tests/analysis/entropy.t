@@ -1,6 +1,6 @@
 # entropy and score on the command line: help, option and input errors, the
 # stream passed through.  (Values are checked against numpy in
-# tests/entropy_prune_test.py and against hand-computed matrices in
+# tests/analysis/entropy_prune_test.py and against hand-computed matrices in
 # tests/unit/metrics.c.)
 . "$AK_TOP/tests/lib.sh"
 

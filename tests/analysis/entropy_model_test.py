@@ -1,6 +1,6 @@
 """The whole pipeline on the default model, checked against Hugging Face
-transformers (reference values in tests/entropy_ref.npz, written by
-tests/make_entropy_ref.py):
+transformers (reference values in tests/analysis/entropy_ref.npz, written by
+tests/analysis/make_entropy_ref.py):
 
   tokenize | embed | attend --hidden | entropy     per-token corrected mass,
                                                    per-head entropy and
@@ -23,7 +23,7 @@ import tap  # noqa: E402
 from tap import check, sh  # noqa: E402
 
 
-ref = np.load(os.path.join(TOP, "tests", "entropy_ref.npz"))
+ref = np.load(os.path.join(TOP, "tests", "analysis", "entropy_ref.npz"))
 tmp = tempfile.mkdtemp()
 prompt = os.path.join(tmp, "prompt.txt")
 with open(prompt, "wb") as f:

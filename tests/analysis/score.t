@@ -1,7 +1,7 @@
 # score with one stream: prune's output carries full.tokens, score runs the
 # model on the full and the kept tokens itself.  (The two-stream mode and
-# its checks are in tests/valid.t and tests/entropy_prune_test.py; the
-# causal log-likelihood of both modes in tests/entropy_causal_test.py.)
+# its checks are in tests/stream/valid.t and tests/analysis/entropy_prune_test.py; the
+# causal log-likelihood of both modes in tests/analysis/entropy_causal_test.py.)
 . "$AK_TOP/tests/lib.sh"
 
 tokenize --segments paragraph "$AK_TOP/examples/prompt.txt" >"$T/t.ak"
