@@ -239,11 +239,15 @@ def main():
           "attnkit's statistics row against eager and SDPA, its --logits last row against llama.cpp "
           "(which always computes the last token's logits; PyTorch runs with logits_to_keep=1); "
           "at 4096 tokens the --logits last row alone, against all")
+    print("# one table: each model's versions and notes in the comment lines before its rows")
+    print(f"{'model':<9} {'tokens':>6} {'implementation':<44} {'time_s':>8} {'tok/s':>8} {'cpu_s':>8} "
+          f"{'peak_MiB':>9} {'/eager':>7} {'/SDPA':>7} {'/llama':>7} {'cpu/eager':>9} "
+          f"{'cpu/SDPA':>9} {'cpu/llama':>9}")
     for name in args.models.split(","):
         title, rel, H, L = MODELS[name]
         path = os.path.join(MODELS_DIR, rel)
         if not os.path.exists(path):
-            print(f"## {title}: {path} missing (make model)")
+            print(f"# {name}: {title}: {path} missing (make model)")
             continue
         ids_all = text_ids(path, TEXT)
         if len(ids_all) < lengths[-1]:
@@ -257,12 +261,9 @@ def main():
             vers.append(f"PyTorch {torch_c.info['torch']}, transformers {torch_c.info['transformers']}")
         if llama_c:
             vers.append(f"llama-cpp-python {llama_c.info['llama_cpp']}")
-        print(f"## {title} ({os.path.getsize(path) / 2**20:.0f} MiB file); {'; '.join(vers)}")
+        print(f"# {name}: {title} ({os.path.getsize(path) / 2**20:.0f} MiB file); {'; '.join(vers)}")
         for n in notes:
-            print(f"# {n}")
-        print(f"{'tokens':>6} {'implementation':<44} {'time_s':>8} {'tok/s':>8} {'cpu_s':>8} "
-              f"{'peak_MiB':>9} {'/eager':>7} {'/SDPA':>7} {'/llama':>7} {'cpu/eager':>9} "
-              f"{'cpu/SDPA':>9} {'cpu/llama':>9}")
+            print(f"# {name}: {n}")
         for T in lengths:
             ids = ids_all[:T]
             stream = s.pack_stream([s.doc("gpl3", [s.tensor("tokens", np.array(ids, np.int32))])])
@@ -276,7 +277,7 @@ def main():
                 if need <= limit:
                     impls["eager"] = lambda: torch_c.run(impl="eager", ids=ids)
                 else:
-                    print(f"# {T} tokens: PyTorch eager skipped: its probabilities ({L} layers x {H} "
+                    print(f"# {name}, {T} tokens: PyTorch eager skipped: its probabilities ({L} layers x {H} "
                           f"heads x {T}^2 f32) would need {need:.1f} GiB, over {limit:.1f} GiB")
                 impls["SDPA"] = lambda: torch_c.run(impl="sdpa", ids=ids)
             if llama_c:
@@ -309,10 +310,10 @@ def main():
                     if k == mine and ref in best:
                         ratio[i] = f"{best[k] / best[ref]:.2f}"
                         cratio[i] = f"{cpu[k] / cpu[ref]:.2f}"
-                print(f"{T:6d} {labels[k]:<44} {best[k]:8.2f} {T / best[k]:8.0f} {cpu[k]:8.2f} "
+                print(f"{name:<9} {T:6d} {labels[k]:<44} {best[k]:8.2f} {T / best[k]:8.0f} {cpu[k]:8.2f} "
                       f"{peak[k] / 1024:9.0f} {ratio[0]:>7} {ratio[1]:>7} {ratio[2]:>7} "
                       f"{cratio[0]:>9} {cratio[1]:>9} {cratio[2]:>9}")
-            print(f"# {T} tokens: best of {reps}; load average {loads[0]} before, {loads[1]} after")
+            print(f"# {name}, {T} tokens: best of {reps}; load average {loads[0]} before, {loads[1]} after")
         for c in (torch_c, llama_c):
             if c:
                 c.close()
