@@ -79,7 +79,8 @@ def number(s):
 
 def nice_range(lo, hi):
     """an axis from lo to hi, both rounded out to a multiple of the smallest
-    step in 0.25, 0.5, 1, 2, 5 that needs at most six ticks: (range, ticks)"""
+    step in 0.25, 0.5, 1, 2, 5, 10 that needs at most six intervals:
+    (range, intervals)"""
     for step in (0.25, 0.5, 1, 2, 5, 10):
         a, b = math.floor(lo / step) * step, math.ceil(hi / step) * step
         if b == a:
