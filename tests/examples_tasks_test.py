@@ -4,13 +4,20 @@ and absent where they must not, the paraphrase rule (no run of three
 content words shared with the gold paragraph, recomputed here with its own
 stop list and a plain n-gram check), and the same items from the same seed.
 Needs Debian's /usr/share/common-licenses and the copyright files of a
-minimal system; skipped where they are missing."""
+minimal system; skipped where they are missing.
+
+First, examples/plot.py on both committed results files (the first
+experiment's and issue 19's): an SVG that parses, equal to the committed
+plot, one series per policy and panel, and for issue 19 one error bar per
+row with an interval, around its point."""
 import csv
+import math
 import os
 import re
 import subprocess
 import sys
 import tempfile
+import xml.etree.ElementTree as ET
 
 TOP = os.environ["AK_TOP"]
 sys.path.insert(0, os.path.join(TOP, "tests", "py"))
@@ -34,15 +41,115 @@ def make(out, *extra):
     return r.returncode, r.stderr.strip()
 
 
+SVG = "{http://www.w3.org/2000/svg}"
+PLOT_PANELS = {"qa": ("acc_fc",), "kv": ("acc_fc",), "cont": ("dll",),
+               "pqa": ("acc_fc", "dll"), "needle": ("acc_fc", "dll")}
+
+
+def finite(*xs):
+    try:
+        return all(math.isfinite(float(x)) for x in xs)
+    except ValueError:
+        return False
+
+
+def plot(results, svg):
+    """runs plot.py; the parsed SVG's root, or None with the reason as a TAP comment"""
+    r = subprocess.run([sys.executable, os.path.join(TOP, "examples", "plot.py"), results, svg],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        print("# plot.py: " + r.stderr.strip())
+        return None
+    try:
+        return ET.parse(svg).getroot()
+    except ET.ParseError as e:
+        print(f"# {svg}: {e}")
+        return None
+
+
+def expected_series(rows):
+    """(model, task, measure, policy) drawn: position all, a finite value, not full or none"""
+    return {(r["model"], r["task"], m, r["policy"]) for r in rows if r["position"] == "all"
+            and r["policy"] not in ("full", "none") for m in PLOT_PANELS.get(r["task"], ()) if finite(r[m])}
+
+
+def marker_at(el):
+    """the centre of a point in the error-bar panels (circle, square or diamond)"""
+    if el.tag == SVG + "circle":
+        return float(el.get("cx")), float(el.get("cy"))
+    if el.tag == SVG + "rect":
+        return float(el.get("x")) + 3, float(el.get("y")) + 3
+    x, y = map(float, re.match(r"M([-\d.]+),([-\d.]+)", el.get("d")).groups())
+    return x, y + 4
+
+
+def bars_around_points(root):
+    """every error bar's vertical stroke passes through a point of its series at its x"""
+    for g in root.iter(SVG + "g"):
+        points = [marker_at(e) for e in g if e.tag in (SVG + "circle", SVG + "rect")
+                  or (e.tag == SVG + "path" and e.get("class") != "ci")]
+        for ci in g.findall(SVG + "path[@class='ci']"):
+            x, y1, y2 = map(float, re.search(r"M([-\d.]+),([-\d.]+)V([-\d.]+)", ci.get("d")).groups())
+            if not any(abs(px - x) < 0.06 and min(y1, y2) - 0.06 <= py <= max(y1, y2) + 0.06 for px, py in points):
+                return False
+    return True
+
+
+tmp = tempfile.mkdtemp()
+for results, committed, target in (("results.tsv", "plot.svg", "publish"),
+                                   ("issue19/results.tsv", "issue19/plot.svg", "publish19")):
+    path = os.path.join(TOP, "examples", results)
+    rows = list(csv.DictReader(open(path), delimiter="\t", quoting=csv.QUOTE_NONE))
+    svg = os.path.join(tmp, committed.replace("/", "-"))
+    root = plot(path, svg)
+    if not check(root is not None and root.tag == SVG + "svg", f"plot.py {results}: an SVG that parses"):
+        continue
+    check(open(svg, "rb").read() == open(os.path.join(TOP, "examples", committed), "rb").read(),
+          f"examples/{committed} is what plot.py makes of examples/{results} (make {target})")
+    want = expected_series(rows)
+    policies = {k[3] for k in want}
+    texts = {t.text for t in root.iter(SVG + "text")}
+    check(policies <= texts,
+          f"plot.py {results}: the legend names all {len(policies)} policies {sorted(policies - texts)}")
+    bars = {r["task"] for r in rows} & {"pqa", "needle"}
+    if bars:
+        groups = [g.findtext(SVG + "title") for g in root.iter(SVG + "g") if g.get("class") == "series"]
+        check(len(groups) == len(want) and set(groups) == policies,
+              f"plot.py {results}: one series per policy, model and panel ({len(groups)}, want {len(want)})")
+        n_ci = sum(1 for r in rows if r["position"] == "all" and r["policy"] not in ("full", "none")
+                   for m in PLOT_PANELS.get(r["task"], ()) if finite(r[m], r[m + "_lo"], r[m + "_hi"]))
+        got = len(root.findall(f".//{SVG}path[@class='ci']"))
+        check(n_ci > 0 and got == n_ci,
+              f"plot.py {results}: one error bar per row and measure with an interval ({got}, want {n_ci})")
+        check(bars_around_points(root), f"plot.py {results}: every error bar passes through its point")
+        # without intervals the same series are drawn and no bar: the count above comes from the file
+        blank = os.path.join(tmp, "blank.tsv")
+        with open(path) as f, open(blank, "w") as g:
+            head = f.readline()
+            cols = head.rstrip("\n").split("\t")
+            g.write(head)
+            for line in f:
+                g.write("\t".join("nan" if c.endswith(("_lo", "_hi")) else v
+                                   for c, v in zip(cols, line.rstrip("\n").split("\t"))) + "\n")
+        root2 = plot(blank, os.path.join(tmp, "blank.svg"))
+        check(root2 is not None and not root2.findall(f".//{SVG}path[@class='ci']")
+              and len([g for g in root2.iter(SVG + "g") if g.get("class") == "series"]) == len(want),
+              f"plot.py {results} with its intervals blanked: the same series, no error bars")
+    else:
+        lines = list(root.iter(SVG + "polyline"))
+        check(len(lines) == len(want),
+              f"plot.py {results}: one line per policy, model and panel ({len(lines)}, want {len(want)})")
+        check(not root.findall(f".//{SVG}path[@class='ci']"),
+              f"plot.py {results}: the first experiment's lines, no error bars")
+
 need = ["/usr/share/common-licenses/GPL-3"] + [f"/usr/share/doc/{p}/copyright" for p in
                                                ("zlib1g", "gzip", "libbz2-1.0", "tar", "mawk")]
 if not all(os.path.exists(p) for p in need):
     print("ok - # SKIP not a Debian system with base-files and the minimal packages' copyright files")
-    sys.exit(0)
+    sys.exit(tap.status())
 
 import pqa  # noqa: E402
 
-tmp = tempfile.mkdtemp()
 a, b = os.path.join(tmp, "a"), os.path.join(tmp, "b")
 rc, err = make(a)
 check(rc == 0, f"tasks.py writes the items {err}")
