@@ -93,10 +93,13 @@ static void task_rows(const ak_attn_shape *s, int t, int *h, int *g, int *i0, in
 /* Softmax in place over row[a..b] (a <= b); returns the row's entropy.
  * In 8-float vectors (fastexp.h; a libm expf per score was a third of the
  * time at 4K tokens): the max and the exp, and the sums over chunks of
- * CHUNK scores, whose float partial sums are added up in double. */
+ * CHUNK scores, whose float partial sums are added up in double.  The pass
+ * that normalises the row also adds each probability to the keys' mass
+ * (m1[j] += p[j], and m2 for the last-W rows; NULL: none), so the
+ * probabilities are not read again for it. */
 enum { CHUNK = 256 };
 
-AK_VINLINE float softmax_row_impl(float *row, int a, int b)
+AK_VINLINE float softmax_row_impl(float *row, int a, int b, double *m1, double *m2)
 {
     float *r = row + a;
     int n = b - a + 1, j = 0;
@@ -134,47 +137,68 @@ AK_VINLINE float softmax_row_impl(float *row, int a, int b)
     }
     double inv = 1.0 / z;
     float finv = (float)inv;
-    for (j = 0; j < n; j++)
-        r[j] *= finv;
+    if (m2) {
+        double *ma = m1 + a, *mb = m2 + a;
+        for (j = 0; j < n; j++) {
+            float p = r[j] * finv;
+            r[j] = p;
+            ma[j] += p;
+            mb[j] += p;
+        }
+    } else if (m1) {
+        double *ma = m1 + a;
+        for (j = 0; j < n; j++) {
+            float p = r[j] * finv;
+            r[j] = p;
+            ma[j] += p;
+        }
+    } else {
+        for (j = 0; j < n; j++)
+            r[j] *= finv;
+    }
     return (float)(log(z) - zs * inv);
 }
 
 /* softmax_row_impl compiled for the baseline and for AVX2 + FMA, the one
  * run chosen by the SIMD level in use (simd.h: the CPU's, or ATTNKIT_SIMD) */
-static float softmax_row_base(float *row, int a, int b) { return softmax_row_impl(row, a, b); }
-#ifdef AK_SIMD_X86
-AK_TARGET_AVX2 static float softmax_row_avx2(float *row, int a, int b)
+static float softmax_row_base(float *row, int a, int b, double *m1, double *m2)
 {
-    return softmax_row_impl(row, a, b);
+    return softmax_row_impl(row, a, b, m1, m2);
+}
+#ifdef AK_SIMD_X86
+AK_TARGET_AVX2 static float softmax_row_avx2(float *row, int a, int b, double *m1, double *m2)
+{
+    return softmax_row_impl(row, a, b, m1, m2);
 }
 #endif
 
-static float softmax_row(float *row, int a, int b)
+/* Query i's softmax over row[a..b] (row[0] is key base), with its share of
+ * each key's mass added to mass (NULL: none) and, for the last-W rows, to
+ * the mass_last part after it; returns the entropy. */
+static float softmax_row(const job_t *job, int h, int i, float *row, int base, int a, int b,
+                         double *mass)
 {
+    const ak_attn_shape *s = job->s;
+    const ak_attn_out *o = job->o;
+    double *m1 = NULL, *m2 = NULL;
+    if (mass) {
+        m1 = mass + (size_t)h * s->n_k + base;
+        if (o->mass_last && i >= s->n_q - o->last_w && i < s->n_q - o->last_skip)
+            m2 = m1 + (size_t)s->n_heads * s->n_k;
+    }
 #ifdef AK_SIMD_X86
     if (ak_simd_level() >= AK_SIMD_AVX2)
-        return softmax_row_avx2(row, a, b);
+        return softmax_row_avx2(row, a, b, m1, m2);
 #endif
-    return softmax_row_base(row, a, b);
+    return softmax_row_base(row, a, b, m1, m2);
 }
 
-/* Query i's entropy, its row of probabilities (row[0] is key base) and its
- * share of each key's mass. */
+/* Query i's entropy and its row of probabilities (row[0] is key base). */
 static void row_outputs(const job_t *job, int h, int i, const float *row, int base, int a, int b,
-                        float entropy, double *mass)
+                        float entropy)
 {
     const ak_attn_shape *s = job->s;
     ak_attn_out *o = job->o;
-    if (mass) {
-        double *mh = mass + (size_t)h * s->n_k + base;
-        for (int j = a; j <= b; j++)
-            mh[j] += row[j];
-        if (o->mass_last && i >= s->n_q - o->last_w && i < s->n_q - o->last_skip) {
-            mh += (size_t)s->n_heads * s->n_k;
-            for (int j = a; j <= b; j++)
-                mh[j] += row[j];
-        }
-    }
     if (o->entropy)
         o->entropy[(size_t)h * s->n_q + i] = entropy;
     if (o->probs) {
@@ -215,7 +239,7 @@ static void run_task(job_t *job, int task, float *rows, double *mass)
     for (int i = i0; i < i_end; i++) {
         float *row = rows + (size_t)(i - i0) * n_k;
         int a = lo[i - i0], b = hi[i - i0];
-        float ent = softmax_row(row, a, b);
+        float ent = softmax_row(job, h, i, row, 0, a, b, mass);
         float *out = o->out + ((size_t)i * H + h) * Dh;
         memset(out, 0, sizeof(float) * (size_t)Dh);
         for (int j = a; j <= b; j++) {
@@ -223,7 +247,7 @@ static void run_task(job_t *job, int task, float *rows, double *mass)
             for (int c = 0; c < Dh; c++)
                 out[c] += row[j] * vj[c];
         }
-        row_outputs(job, h, i, row, 0, a, b, ent, mass);
+        row_outputs(job, h, i, row, 0, a, b, ent);
     }
 }
 
@@ -259,8 +283,8 @@ static void run_task_blas(job_t *job, int task, float *rows, double *mass)
             row[j] = 0.0f;
         for (int j = rb + 1; j < w; j++)
             row[j] = 0.0f;
-        float ent = softmax_row(row, ra, rb);
-        row_outputs(job, h, i0 + i, row, a, ra, rb, ent, mass);
+        float ent = softmax_row(job, h, i0 + i, row, a, ra, rb, mass);
+        row_outputs(job, h, i0 + i, row, a, ra, rb, ent);
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, Dh, w, 1.0f, rows, w,
                 job->v + ((size_t)a * Hkv + g) * Dh, Hkv * Dh, 0.0f,
