@@ -42,72 +42,74 @@ KTARGET static inline __m256 KFN(scale_add)(__m256i s, int32_t off, float d, __m
     return _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(s), acc);
 }
 
-KTARGET static float KFN(dotq_q4_0)(const void *row, const void *xq, int64_t n)
+/* One 32-element block each: acc + its integer sum scaled by d_w * d_x
+ * (the offset taken off in integers), the min's term added to *mins. */
+KTARGET static inline __attribute__((always_inline)) __m256
+KFN(blk_q4_0)(const uint8_t *p, const uint8_t *a, __m256 acc, float *mins)
 {
-    const uint8_t *p = row, *a = xq;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t b = 0; b < n / 32; b++, p += 18, a += A32_BYTES) {
-        __m256i s = DPBUSD(_mm256_setzero_si256(), KFN(nib32)(p + 2), KFN(ld32)(a + A32_Q));
-        acc = KFN(scale_add)(s, 8 * i32at(a + 4), half_x86(p) * f32at(a), acc);
-    }
-    return KFN(hsum8)(acc);
+    __m256i s = DPBUSD(_mm256_setzero_si256(), KFN(nib32)(p + 2), KFN(ld32)(a + A32_Q));
+    return KFN(scale_add)(s, 8 * i32at(a + 4), half_x86(p) * f32at(a), acc);
 }
 
-KTARGET static float KFN(dotq_q4_1)(const void *row, const void *xq, int64_t n)
+KTARGET static inline __attribute__((always_inline)) __m256
+KFN(blk_q4_1)(const uint8_t *p, const uint8_t *a, __m256 acc, float *mins)
 {
-    const uint8_t *p = row, *a = xq;
-    __m256 acc = _mm256_setzero_ps();
-    float mins = 0;
-    for (int64_t b = 0; b < n / 32; b++, p += 20, a += A32_BYTES) {
-        __m256i s = DPBUSD(_mm256_setzero_si256(), KFN(nib32)(p + 4), KFN(ld32)(a + A32_Q));
-        float dx = f32at(a);
-        acc = KFN(scale_add)(s, 0, half_x86(p) * dx, acc);
-        mins += half_x86(p + 2) * dx * (float)i32at(a + 4);
-    }
-    return KFN(hsum8)(acc) + mins;
+    __m256i s = DPBUSD(_mm256_setzero_si256(), KFN(nib32)(p + 4), KFN(ld32)(a + A32_Q));
+    float dx = f32at(a);
+    *mins += half_x86(p + 2) * dx * (float)i32at(a + 4);
+    return KFN(scale_add)(s, 0, half_x86(p) * dx, acc);
 }
 
-KTARGET static float KFN(dotq_q5_0)(const void *row, const void *xq, int64_t n)
+KTARGET static inline __attribute__((always_inline)) __m256
+KFN(blk_q5_0)(const uint8_t *p, const uint8_t *a, __m256 acc, float *mins)
 {
-    const uint8_t *p = row, *a = xq;
-    __m256 acc = _mm256_setzero_ps();
-    const __m256i sixteen = _mm256_set1_epi8(16);
-    for (int64_t b = 0; b < n / 32; b++, p += 22, a += A32_BYTES) {
-        __m256i u = _mm256_or_si256(KFN(nib32)(p + 6), _mm256_and_si256(BITS32(le32(p + 2)), sixteen));
-        __m256i s = DPBUSD(_mm256_setzero_si256(), u, KFN(ld32)(a + A32_Q));
-        acc = KFN(scale_add)(s, 16 * i32at(a + 4), half_x86(p) * f32at(a), acc);
-    }
-    return KFN(hsum8)(acc);
+    __m256i u = _mm256_or_si256(KFN(nib32)(p + 6), _mm256_and_si256(BITS32(le32(p + 2)), _mm256_set1_epi8(16)));
+    __m256i s = DPBUSD(_mm256_setzero_si256(), u, KFN(ld32)(a + A32_Q));
+    return KFN(scale_add)(s, 16 * i32at(a + 4), half_x86(p) * f32at(a), acc);
 }
 
-KTARGET static float KFN(dotq_q5_1)(const void *row, const void *xq, int64_t n)
+KTARGET static inline __attribute__((always_inline)) __m256
+KFN(blk_q5_1)(const uint8_t *p, const uint8_t *a, __m256 acc, float *mins)
 {
-    const uint8_t *p = row, *a = xq;
-    __m256 acc = _mm256_setzero_ps();
-    const __m256i sixteen = _mm256_set1_epi8(16);
-    float mins = 0;
-    for (int64_t b = 0; b < n / 32; b++, p += 24, a += A32_BYTES) {
-        __m256i u = _mm256_or_si256(KFN(nib32)(p + 8), _mm256_and_si256(BITS32(le32(p + 4)), sixteen));
-        __m256i s = DPBUSD(_mm256_setzero_si256(), u, KFN(ld32)(a + A32_Q));
-        float dx = f32at(a);
-        acc = KFN(scale_add)(s, 0, half_x86(p) * dx, acc);
-        mins += half_x86(p + 2) * dx * (float)i32at(a + 4);
-    }
-    return KFN(hsum8)(acc) + mins;
+    __m256i u = _mm256_or_si256(KFN(nib32)(p + 8), _mm256_and_si256(BITS32(le32(p + 4)), _mm256_set1_epi8(16)));
+    __m256i s = DPBUSD(_mm256_setzero_si256(), u, KFN(ld32)(a + A32_Q));
+    float dx = f32at(a);
+    *mins += half_x86(p + 2) * dx * (float)i32at(a + 4);
+    return KFN(scale_add)(s, 0, half_x86(p) * dx, acc);
 }
 
 /* signed weights: |w| times x with w's sign (vpsignb) */
-KTARGET static float KFN(dotq_q8_0)(const void *row, const void *xq, int64_t n)
+KTARGET static inline __attribute__((always_inline)) __m256
+KFN(blk_q8_0)(const uint8_t *p, const uint8_t *a, __m256 acc, float *mins)
 {
-    const uint8_t *p = row, *a = xq;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t b = 0; b < n / 32; b++, p += 34, a += A32_BYTES) {
-        __m256i w = KFN(ld32)(p + 2), x = KFN(ld32)(a + A32_Q);
-        __m256i s = DPBUSD(_mm256_setzero_si256(), _mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
-        acc = KFN(scale_add)(s, 0, half_x86(p) * f32at(a), acc);
-    }
-    return KFN(hsum8)(acc);
+    __m256i w = KFN(ld32)(p + 2), x = KFN(ld32)(a + A32_Q);
+    __m256i s = DPBUSD(_mm256_setzero_si256(), _mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+    return KFN(scale_add)(s, 0, half_x86(p) * f32at(a), acc);
 }
+
+/* A row of 32-element blocks, two at a time into two accumulators: one
+ * chain of FMAs would wait on the FMA's latency at every block. */
+#define A32_DOT(type, wbytes)                                                          \
+    KTARGET static float KFN(dotq_##type)(const void *row, const void *xq, int64_t n)  \
+    {                                                                                  \
+        const uint8_t *p = row, *a = xq;                                               \
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                 \
+        float m0 = 0, m1 = 0;                                                          \
+        int64_t nb = n / 32, b = 0;                                                    \
+        for (; b + 1 < nb; b += 2, p += 2 * (wbytes), a += 2 * A32_BYTES) {            \
+            acc0 = KFN(blk_##type)(p, a, acc0, &m0);                                   \
+            acc1 = KFN(blk_##type)(p + (wbytes), a + A32_BYTES, acc1, &m1);            \
+        }                                                                              \
+        if (b < nb)                                                                    \
+            acc0 = KFN(blk_##type)(p, a, acc0, &m0);                                   \
+        return KFN(hsum8)(_mm256_add_ps(acc0, acc1)) + (m0 + m1);                      \
+    }
+A32_DOT(q4_0, 18)
+A32_DOT(q4_1, 20)
+A32_DOT(q5_0, 22)
+A32_DOT(q5_1, 24)
+A32_DOT(q8_0, 34)
+#undef A32_DOT
 
 /* Q4_K, Q5_K: the 6-bit scales and mins of the 8 sub-blocks, as bytes
  * (scale_min_k4 for all eight at once, on 32-bit words) */
@@ -140,13 +142,14 @@ KTARGET static float KFN(dotq_q4_k)(const void *row, const void *xq, int64_t n)
         uint8_t sc[8], mn[8];
         KFN(scales_mins_k4)(p + 4, sc, mn);
         const uint8_t *w = p + 16, *x = a + A256_Q;
-        __m256i si = _mm256_setzero_si256();
+        __m256i si = _mm256_setzero_si256(), si2 = _mm256_setzero_si256();   /* two chains */
         for (int j = 0; j < 8; j += 2, w += 32, x += 64) {
             __m256i v = KFN(ld32)(w);
             __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
             si = DPWSSD(si, _mm256_maddubs_epi16(lo, KFN(ld32)(x)), _mm256_set1_epi16(sc[j]));
-            si = DPWSSD(si, _mm256_maddubs_epi16(hi, KFN(ld32)(x + 32)), _mm256_set1_epi16(sc[j + 1]));
+            si2 = DPWSSD(si2, _mm256_maddubs_epi16(hi, KFN(ld32)(x + 32)), _mm256_set1_epi16(sc[j + 1]));
         }
+        si = _mm256_add_epi32(si, si2);
         float dx = f32at(a);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(half_x86(p) * dx), _mm256_cvtepi32_ps(si), acc);
         acc = _mm256_fnmadd_ps(_mm256_set1_ps(half_x86(p + 2) * dx),
@@ -164,7 +167,7 @@ KTARGET static float KFN(dotq_q5_k)(const void *row, const void *xq, int64_t n)
         uint8_t sc[8], mn[8];
         KFN(scales_mins_k4)(p + 4, sc, mn);
         const uint8_t *w = p + 48, *x = a + A256_Q;
-        __m256i qh = KFN(ld32)(p + 16), si = _mm256_setzero_si256();
+        __m256i qh = KFN(ld32)(p + 16), si = _mm256_setzero_si256(), si2 = _mm256_setzero_si256();
         for (int j = 0; j < 8; j += 2, w += 32, x += 64) {
             __m256i v = KFN(ld32)(w);
             __m256i b1 = _mm256_set1_epi8((char)(1 << j)), b2 = _mm256_set1_epi8((char)(2 << j));
@@ -173,8 +176,9 @@ KTARGET static float KFN(dotq_q5_k)(const void *row, const void *xq, int64_t n)
             __m256i lo = _mm256_or_si256(_mm256_and_si256(v, m4), h1);
             __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), h2);
             si = DPWSSD(si, _mm256_maddubs_epi16(lo, KFN(ld32)(x)), _mm256_set1_epi16(sc[j]));
-            si = DPWSSD(si, _mm256_maddubs_epi16(hi, KFN(ld32)(x + 32)), _mm256_set1_epi16(sc[j + 1]));
+            si2 = DPWSSD(si2, _mm256_maddubs_epi16(hi, KFN(ld32)(x + 32)), _mm256_set1_epi16(sc[j + 1]));
         }
+        si = _mm256_add_epi32(si, si2);
         float dx = f32at(a);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(half_x86(p) * dx), _mm256_cvtepi32_ps(si), acc);
         acc = _mm256_fnmadd_ps(_mm256_set1_ps(half_x86(p + 2) * dx),
@@ -201,6 +205,7 @@ KTARGET static float KFN(dotq_q6_k)(const void *row, const void *xq, int64_t n)
         __m128i sc = _mm_loadu_si128((const __m128i *)(const void *)(p + 192));
         __m256i off = _mm256_madd_epi16(KFN(ld32)(a + 4), _mm256_cvtepi8_epi16(sc));
         __m256i si = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5));
+        __m256i si2 = _mm256_setzero_si256();   /* two chains */
         for (int h = 0; h < 2; h++) {
             const uint8_t *ql = p + 64 * h, *x = a + A256_Q + 128 * h;
             __m256i v = KFN(ld32)(ql), c = KFN(ld32)(ql + 32), hb = KFN(ld32)(p + 128 + 32 * h);
@@ -210,10 +215,11 @@ KTARGET static float KFN(dotq_q6_k)(const void *row, const void *xq, int64_t n)
             __m256i q4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), m4),
                                          _mm256_and_si256(_mm256_srli_epi16(hb, 2), m48));
             si = DPWSSD(si, _mm256_maddubs_epi16(q1, KFN(ld32)(x)), KFN(scale_pair)(sc, 8 * h));
-            si = DPWSSD(si, _mm256_maddubs_epi16(q2, KFN(ld32)(x + 32)), KFN(scale_pair)(sc, 8 * h + 2));
+            si2 = DPWSSD(si2, _mm256_maddubs_epi16(q2, KFN(ld32)(x + 32)), KFN(scale_pair)(sc, 8 * h + 2));
             si = DPWSSD(si, _mm256_maddubs_epi16(q3, KFN(ld32)(x + 64)), KFN(scale_pair)(sc, 8 * h + 4));
-            si = DPWSSD(si, _mm256_maddubs_epi16(q4, KFN(ld32)(x + 96)), KFN(scale_pair)(sc, 8 * h + 6));
+            si2 = DPWSSD(si2, _mm256_maddubs_epi16(q4, KFN(ld32)(x + 96)), KFN(scale_pair)(sc, 8 * h + 6));
         }
+        si = _mm256_add_epi32(si, si2);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(half_x86(p + 208) * f32at(a)), _mm256_cvtepi32_ps(si), acc);
     }
     return KFN(hsum8)(acc);
