@@ -70,14 +70,18 @@ if [ -n "$S" ]; then
         same_file "ATTNKIT_SIMD=$v: SmolLM2 generates the same 12 tokens" "$T/g_auto" "$T/g_$v"
     done
     # --fast (8-bit activations, integer dots): its error is the activations'
-    # rounding, not a wrong kernel: the greedy answer stays the exact one's
-    # here, at the best level and at AVX2 (maddubs instead of VNNI), and
+    # rounding, not a wrong kernel: the greedy answer starts as the exact
+    # one's (all 12 tokens are the same today; a rounding flip anywhere
+    # moves the logits as much as the 8 bits do, so only the first 6 are
+    # held), at the best level and at AVX2 (maddubs instead of VNNI), and
     # the next-token logits of a short prompt (every product through the
     # fast dots) stay within 2 of the exact ones (measured: 0.98 at most
     # over the 49,152, the same argmax; llama.cpp's own: 0.62)
+    cut -d ' ' -f 1-6 "$T/g_auto" > "$T/g6"
     for v in auto avx2; do
-        ATTNKIT_SIMD=$v kvcache -m "$S" --generate 12 --fast "$T/q.ak" | peek -n -1 -f generated > "$T/gf_$v"
-        same_file "--fast, ATTNKIT_SIMD=$v: SmolLM2 generates the exact mode's 12 tokens" "$T/g_auto" "$T/gf_$v"
+        ATTNKIT_SIMD=$v kvcache -m "$S" --generate 12 --fast "$T/q.ak" | peek -n -1 -f generated |
+            cut -d ' ' -f 1-6 > "$T/gf_$v"
+        same_file "--fast, ATTNKIT_SIMD=$v: SmolLM2's first 6 tokens are the exact mode's" "$T/g6" "$T/gf_$v"
     done
     printf 'The capital of France is' > "$T/c.txt"
     tokenize -m "$S" "$T/c.txt" | embed -m "$S" > "$T/c.ak"
