@@ -111,27 +111,26 @@ A32_DOT(q5_1, 24)
 A32_DOT(q8_0, 34)
 #undef A32_DOT
 
-/* Q4_K, Q5_K: the 6-bit scales and mins of the 8 sub-blocks, as bytes
- * (scale_min_k4 for all eight at once, on 32-bit words) */
-static inline void KFN(scales_mins_k4)(const uint8_t *q, uint8_t sc[8], uint8_t mn[8])
+/* Q4_K, Q5_K: the 6-bit scales and mins of the 8 sub-blocks
+ * (scale_min_k4 for all eight at once, on 32-bit words), kept in
+ * registers (bytes stored and read back as wider words would stall the
+ * store forwarding): *sc the scales as 16-bit words 0..7 in both halves,
+ * the return value the mins' term of the super-block, lane j = min_j *
+ * (sum of q over sub-block j), from the activations' sums per 16 at a + 4 */
+KTARGET static inline __attribute__((always_inline)) __m256i
+KFN(scales_mins_k4)(const uint8_t *q, const uint8_t *a, __m256i *sc)
 {
-    uint32_t a = le32(q), b = le32(q + 4), c = le32(q + 8);
-    uint32_t s[2] = {a & 0x3f3f3f3f, (c & 0x0f0f0f0f) | (a >> 2 & 0x30303030)};
-    uint32_t m[2] = {b & 0x3f3f3f3f, (c >> 4 & 0x0f0f0f0f) | (b >> 2 & 0x30303030)};
-    for (int i = 0; i < 4; i++) {
-        sc[i] = (uint8_t)(s[0] >> 8 * i), sc[i + 4] = (uint8_t)(s[1] >> 8 * i);
-        mn[i] = (uint8_t)(m[0] >> 8 * i), mn[i + 4] = (uint8_t)(m[1] >> 8 * i);
-    }
-}
-
-/* the mins' term of a super-block: 8 lanes, lane j = min_j * (sum of q
- * over sub-block j) */
-KTARGET static inline __m256i KFN(mins_k4)(const uint8_t mn[8], const uint8_t *a)
-{
-    __m128i m = _mm_loadl_epi64((const __m128i *)(const void *)mn);
+    uint32_t w0 = le32(q), w1 = le32(q + 4), w2 = le32(q + 8);
+    uint32_t s0 = w0 & 0x3f3f3f3f, s1 = (w2 & 0x0f0f0f0f) | (w0 >> 2 & 0x30303030);
+    uint32_t m0 = w1 & 0x3f3f3f3f, m1 = (w2 >> 4 & 0x0f0f0f0f) | (w1 >> 2 & 0x30303030);
+    *sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_setr_epi32((int)s0, (int)s1, 0, 0)));
+    __m128i m = _mm_setr_epi32((int)m0, (int)m1, 0, 0);
     __m256i m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m));   /* m0 m0 m1 m1 ... */
     return _mm256_madd_epi16(KFN(ld32)(a + 4), m16);
 }
+
+/* word j of each half of v, in every word */
+#define WORD_J(v, j) _mm256_shuffle_epi8((v), _mm256_set1_epi16((short)(0x0100 + 0x0202 * (j))))
 
 KTARGET static float KFN(dotq_q4_k)(const void *row, const void *xq, int64_t n)
 {
@@ -139,21 +138,19 @@ KTARGET static float KFN(dotq_q4_k)(const void *row, const void *xq, int64_t n)
     __m256 acc = _mm256_setzero_ps();
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     for (int64_t b = 0; b < n / 256; b++, p += 144, a += A256_BYTES) {
-        uint8_t sc[8], mn[8];
-        KFN(scales_mins_k4)(p + 4, sc, mn);
+        __m256i sc, mins = KFN(scales_mins_k4)(p + 4, a, &sc);
         const uint8_t *w = p + 16, *x = a + A256_Q;
         __m256i si = _mm256_setzero_si256(), si2 = _mm256_setzero_si256();   /* two chains */
         for (int j = 0; j < 8; j += 2, w += 32, x += 64) {
             __m256i v = KFN(ld32)(w);
             __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-            si = DPWSSD(si, _mm256_maddubs_epi16(lo, KFN(ld32)(x)), _mm256_set1_epi16(sc[j]));
-            si2 = DPWSSD(si2, _mm256_maddubs_epi16(hi, KFN(ld32)(x + 32)), _mm256_set1_epi16(sc[j + 1]));
+            si = DPWSSD(si, _mm256_maddubs_epi16(lo, KFN(ld32)(x)), WORD_J(sc, j));
+            si2 = DPWSSD(si2, _mm256_maddubs_epi16(hi, KFN(ld32)(x + 32)), WORD_J(sc, j + 1));
         }
         si = _mm256_add_epi32(si, si2);
         float dx = f32at(a);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(half_x86(p) * dx), _mm256_cvtepi32_ps(si), acc);
-        acc = _mm256_fnmadd_ps(_mm256_set1_ps(half_x86(p + 2) * dx),
-                               _mm256_cvtepi32_ps(KFN(mins_k4)(mn, a)), acc);
+        acc = _mm256_fnmadd_ps(_mm256_set1_ps(half_x86(p + 2) * dx), _mm256_cvtepi32_ps(mins), acc);
     }
     return KFN(hsum8)(acc);
 }
@@ -164,8 +161,7 @@ KTARGET static float KFN(dotq_q5_k)(const void *row, const void *xq, int64_t n)
     __m256 acc = _mm256_setzero_ps();
     const __m256i m4 = _mm256_set1_epi8(0x0f), sixteen = _mm256_set1_epi8(16);
     for (int64_t b = 0; b < n / 256; b++, p += 176, a += A256_BYTES) {
-        uint8_t sc[8], mn[8];
-        KFN(scales_mins_k4)(p + 4, sc, mn);
+        __m256i sc, mins = KFN(scales_mins_k4)(p + 4, a, &sc);
         const uint8_t *w = p + 48, *x = a + A256_Q;
         __m256i qh = KFN(ld32)(p + 16), si = _mm256_setzero_si256(), si2 = _mm256_setzero_si256();
         for (int j = 0; j < 8; j += 2, w += 32, x += 64) {
@@ -175,14 +171,13 @@ KTARGET static float KFN(dotq_q5_k)(const void *row, const void *xq, int64_t n)
             __m256i h2 = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b2), b2), sixteen);
             __m256i lo = _mm256_or_si256(_mm256_and_si256(v, m4), h1);
             __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), h2);
-            si = DPWSSD(si, _mm256_maddubs_epi16(lo, KFN(ld32)(x)), _mm256_set1_epi16(sc[j]));
-            si2 = DPWSSD(si2, _mm256_maddubs_epi16(hi, KFN(ld32)(x + 32)), _mm256_set1_epi16(sc[j + 1]));
+            si = DPWSSD(si, _mm256_maddubs_epi16(lo, KFN(ld32)(x)), WORD_J(sc, j));
+            si2 = DPWSSD(si2, _mm256_maddubs_epi16(hi, KFN(ld32)(x + 32)), WORD_J(sc, j + 1));
         }
         si = _mm256_add_epi32(si, si2);
         float dx = f32at(a);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(half_x86(p) * dx), _mm256_cvtepi32_ps(si), acc);
-        acc = _mm256_fnmadd_ps(_mm256_set1_ps(half_x86(p + 2) * dx),
-                               _mm256_cvtepi32_ps(KFN(mins_k4)(mn, a)), acc);
+        acc = _mm256_fnmadd_ps(_mm256_set1_ps(half_x86(p + 2) * dx), _mm256_cvtepi32_ps(mins), acc);
     }
     return KFN(hsum8)(acc);
 }
@@ -225,6 +220,7 @@ KTARGET static float KFN(dotq_q6_k)(const void *row, const void *xq, int64_t n)
     return KFN(hsum8)(acc);
 }
 
+#undef WORD_J
 #undef KFN
 #undef KTARGET
 #undef DPBUSD
