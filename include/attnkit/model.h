@@ -19,7 +19,9 @@
  * Safetensors weights are memory-mapped; f32 weights are used in place,
  * f16/bf16 are converted to f32 once at load.  GGUF weights stay as the
  * file stores them (quantized, memory-mapped): the matrix products
- * dequantize tiles of rows as they go.  All arithmetic is f32.
+ * dequantize tiles of rows as they go.  All arithmetic is f32 (but for
+ * the opt-in `fast` setting below: 8-bit activations in generation's
+ * products).
  */
 #ifndef AK_MODEL_H
 #define AK_MODEL_H
