@@ -1140,7 +1140,7 @@ ak_dot_fn ak_ggml_dot_at(int type, int level)
 
 /* Each type's kernel at the level in use, chosen on first use. */
 static ak_dot_fn chosen[NTYPES];
-static ak_dot_q8_fn chosen_q8[NTYPES];
+static ak_dot_q8_fn chosen_fast[NTYPES];
 static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
 
 static void choose(void)
@@ -1148,7 +1148,7 @@ static void choose(void)
     int level = ak_simd_level();
     for (int t = 0; t < NTYPES; t++) {
         chosen[t] = ak_ggml_dot_at(t, level);
-        chosen_q8[t] = ak_ggml_dot_q8_at(t, level);
+        chosen_fast[t] = ak_ggml_dot_q8_at(t, level);
     }
 }
 
@@ -1202,5 +1202,5 @@ ak_dot_q8_fn ak_ggml_dot_q8_at(int type, int level)
 ak_dot_q8_fn ak_ggml_dot_q8(int type)
 {
     pthread_once(&chosen_once, choose);
-    return type >= 0 && type < NTYPES ? chosen_q8[type] : NULL;
+    return type >= 0 && type < NTYPES ? chosen_fast[type] : NULL;
 }
