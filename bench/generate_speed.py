@@ -4,7 +4,7 @@ one or more builds of attnkit side by side (before / after a change) and
 llama.cpp when llama_cpp is importable, runs interleaved so that all see the
 same machine load.
 
-- generation: `kvcache -m M --generate 64` after a chat prompt of about 100
+- generation: `kvcache -m M --generate 64 --stop none` after a chat prompt of about 100
   tokens (bench/prompt_chat.txt through `tokenize --chat`), greedy; its
   tokens/s is 63 / (t(--generate 64) - t(--generate 1)): whole processes,
   model load and prefill taken out by the difference.  llama.cpp: eval of the
@@ -14,10 +14,18 @@ same machine load.
   first 512 tokens of the GPL-3 text, whole processes; llama.cpp: eval of the
   same ids (logits of the last token), the eval call only.
 
-usage: python3 bench/generate_speed.py [--bins NAME=DIR,...] [--threads 1,2]
+- error (--fast and llama.cpp, which quantize the activations to 8 bits,
+  against the first build, exact): max and mean |logit difference| over the
+  vocabulary for the token after the first 8 tokens of the text (every
+  product of such a short prompt takes the 8-bit path: `embed | attend
+  --logits last`; llama.cpp: eval of the 8 ids), and how many of the 64
+  greedy tokens equal the first build's before the first that differs.
+
+usage: python3 bench/generate_speed.py [--bins NAME=DIR[+FLAGS],...] [--threads 1,2]
        [--reps 3] [--models smollm2,gemma3,qwen0.5b,qwen1.5b] [--new 64]
        [--prefill 512] [--no-llama] [--no-warmup]
-  (DIR holds tokenize, embed, attend, kvcache; default: attnkit=bin)
+  (DIR holds tokenize, embed, attend, kvcache; FLAGS, e.g. +--fast, are
+  passed to kvcache and attend; default: attnkit=bin)
 Best of the interleaved runs.  llama.cpp: bench/deps.sh installs it into
 .cache/bench-py; run this script with that environment's python, or with
 PYTHONPATH pointing at a directory holding llama_cpp.
@@ -60,6 +68,14 @@ path, threads = sys.argv[1], int(sys.argv[2])
 llm = llama_cpp.Llama(model_path=path, n_ctx=1024, n_threads=threads, n_threads_batch=threads,
                       n_batch=512, verbose=False)
 print(json.dumps({"llama_cpp": llama_cpp.__version__}), flush=True)
+
+
+def last_logits():
+    # llm.scores stays zero without logits_all (llama-cpp-python 0.3.x samples
+    # inside its sampler): the context's logits of the batch's last token
+    return np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))
+
+
 for line in sys.stdin:
     req = json.loads(line)
     ids = req["ids"]
@@ -69,13 +85,19 @@ for line in sys.stdin:
     pre, pre_cpu = time.perf_counter() - t0, time.process_time() - c0
     gen = gen_cpu = 0.0
     if req["new"] > 1:
-        tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        tok = int(np.argmax(last_logits()))
         t1, c1 = time.perf_counter(), time.process_time()
         for _ in range(req["new"] - 1):
             llm.eval([tok])
-            tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+            tok = int(np.argmax(last_logits()))
         gen, gen_cpu = time.perf_counter() - t1, time.process_time() - c1
-    print(json.dumps({"prefill": pre, "gen": gen, "prefill_cpu": pre_cpu, "gen_cpu": gen_cpu}), flush=True)
+    out = {"prefill": pre, "gen": gen, "prefill_cpu": pre_cpu, "gen_cpu": gen_cpu}
+    if req.get("logits"):
+        out["logits"] = [float(v) for v in last_logits()]
+    if req.get("tokens"):
+        out["tokens"] = [int(t) for t in llm.eval_tokens][len(ids):]
+        out["tokens"].append(tok)
+    print(json.dumps(out), flush=True)
 """
 
 
@@ -99,6 +121,19 @@ def timed(cmd, threads):
     return time.perf_counter() - t0, child_cpu() - c0
 
 
+def run_out(cmd, threads):
+    return subprocess.run(["bash", "-o", "pipefail", "-c", cmd], env=env_for(threads),
+                          capture_output=True, check=True).stdout
+
+
+def first_diff(a, b):
+    """How many leading entries a and b share."""
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
 def ids_of(stream):
     (doc,) = s.docs_of(stream).values()
     return [int(t) for t in doc["tokens"]]
@@ -115,7 +150,11 @@ def main():
     ap.add_argument("--no-llama", action="store_true")
     ap.add_argument("--no-warmup", action="store_true", help="no warm-up round (slow models)")
     args = ap.parse_args()
-    bins = [b.split("=", 1) for b in args.bins.split(",")]
+    bins = []
+    for b in args.bins.split(","):
+        name, rest = b.split("=", 1)
+        bd, _, flags = rest.partition("+")
+        bins.append((name, bd, flags.replace("+", " ")))
     first_bin = bins[0][1]
     have_llama = False
     if not args.no_llama:
@@ -132,7 +171,8 @@ def main():
           "processes, llama.cpp's process during its eval calls: steadier on a shared machine, but "
           "spinning threads count as busy)")
     print(f"{'model':<10} {'thr':>3} {'implementation':<22} {'gen_tok/s':>9} {'prefill_tok/s':>13} "
-          f"{'gen_tok/cpu_s':>13} {'prefill_tok/cpu_s':>17}")
+          f"{'gen_tok/cpu_s':>13} {'prefill_tok/cpu_s':>17} {'max|dlogit|':>11} {'mean|dlogit|':>12} "
+          f"{'same_tokens':>11}")
     with tempfile.TemporaryDirectory() as d:
         for name in args.models.split(","):
             title, rel = MODELS[name]
@@ -150,6 +190,20 @@ def main():
             pre = os.path.join(d, f"{name}.pre.ak")
             with open(pre, "wb") as f:
                 f.write(s.pack_stream([s.doc("gpl3", [s.tensor("tokens", np.array(pre_ids, np.int32))])]))
+            short_ids = pre_ids[:8]
+            short = os.path.join(d, f"{name}.short.ak")
+            with open(short, "wb") as f:
+                f.write(s.pack_stream([s.doc("short", [s.tensor("tokens", np.array(short_ids, np.int32))])]))
+            # the error columns: each build's next-token logits after the 8
+            # ids and its 64 greedy tokens, against the first build's
+            logits, tokens = {}, {}
+            for b, bd, fl in bins:
+                (doc,) = s.docs_of(run_out(f"'{bd}/embed' -m '{path}' < '{short}' | "
+                                           f"'{bd}/attend' -m '{path}' --logits last {fl}", 1)).values()
+                logits[b] = np.asarray(doc["logits"], np.float64).ravel()
+                (doc,) = s.docs_of(run_out(f"'{bd}/kvcache' -m '{path}' --generate {args.new} "
+                                           f"--stop none {fl} < '{chat}'", 1)).values()
+                tokens[b] = [int(t) for t in doc["generated"]]
             for th in (int(x) for x in args.threads.split(",")):
                 llama = None
                 if have_llama:
@@ -162,14 +216,22 @@ def main():
                     llama.stdin.write(json.dumps({"ids": ids, "new": new}) + "\n")
                     llama.stdin.flush()
                     return json.loads(llama.stdout.readline())
-                res = {b: {"gen": [], "pre": [], "gen_cpu": [], "pre_cpu": []} for b, _ in bins}
+                res = {b: {"gen": [], "pre": [], "gen_cpu": [], "pre_cpu": []} for b, _, _ in bins}
                 res["llama.cpp"] = {"gen": [], "pre": [], "gen_cpu": [], "pre_cpu": []}
                 # the first round warms the page cache (--no-warmup: it counts too)
+                if llama:
+                    llama.stdin.write(json.dumps({"ids": short_ids, "new": 1, "logits": 1}) + "\n")
+                    llama.stdin.flush()
+                    logits["llama.cpp"] = np.asarray(json.loads(llama.stdout.readline())["logits"])
+                    llama.stdin.write(json.dumps({"ids": chat_ids, "new": args.new, "tokens": 1}) + "\n")
+                    llama.stdin.flush()
+                    tokens["llama.cpp"] = json.loads(llama.stdout.readline())["tokens"]
                 for rep in range(args.reps + (0 if args.no_warmup else 1)):
-                    for b, bd in bins:
-                        kv = f"'{bd}/kvcache' -m '{path}' --generate %d < '{chat}'"
+                    for b, bd, fl in bins:
+                        kv = f"'{bd}/kvcache' -m '{path}' --generate %d --stop none {fl} < '{chat}'"
                         (t64, c64), (t1, c1) = timed(kv % args.new, th), timed(kv % 1, th)
-                        tp, cp = timed(f"'{bd}/embed' -m '{path}' < '{pre}' | '{bd}/attend' -m '{path}'", th)
+                        tp, cp = timed(f"'{bd}/embed' -m '{path}' < '{pre}' | '{bd}/attend' -m '{path}' {fl}",
+                                       th)
                         if rep or args.no_warmup:
                             res[b]["gen"].append((args.new - 1) / max(t64 - t1, 1e-9))
                             res[b]["gen_cpu"].append((args.new - 1) / max(c64 - c1, 1e-9))
@@ -188,8 +250,14 @@ def main():
                         label = k if k != "llama.cpp" else f"llama.cpp {info['llama_cpp']}"
                         cpu = (f" {max(v['gen_cpu']):13.1f} {max(v['pre_cpu']):17.0f}" if v["gen_cpu"]
                                else f" {'':>13} {'':>17}")
+                        ref = bins[0][0]
+                        err = f" {'':>11} {'':>12} {'':>11}"
+                        if k in logits and k != ref:
+                            dl = np.abs(logits[k] - logits[ref])
+                            err = (f" {dl.max():11.3f} {dl.mean():12.4f} "
+                                   f"{first_diff(tokens[k], tokens[ref]):>5d} of {len(tokens[ref]):<3d}")
                         print(f"{name:<10} {th:>3} {label:<22} {max(v['gen']):9.1f} {max(v['pre']):13.0f}"
-                              + cpu, flush=True)
+                              + cpu + err, flush=True)
                 if llama:
                     llama.stdin.close()
                     llama.wait()

@@ -10,7 +10,9 @@
  *
  * Prints, per type: ns per weight of one token's fused product at each
  * level, then for T = 1, 2, 4, ..., 64 the time of T fused products (best
- * level) against dequantize + sgemm, in ms. */
+ * level) against dequantize + sgemm, in ms; then the fast mode's (8-bit
+ * activations, integer dots) ns per weight at each level, and its
+ * activation quantization's ns per element (once per product). */
 #include "format/quant.h"
 #include "core/simd.h"
 #include "attnkit/tensor.h"
@@ -102,6 +104,31 @@ int main(int argc, char **argv)
             printf(" %d: %.2f/%.2f", T, best * T * 1e3, bt * 1e3);
         }
         printf("\n");
+        if (ak_ggml_dot_q8(type)) {
+            uint8_t *xq = malloc(ak_q8_bytes(type, in));
+            double qt = 1e30;
+            for (int rep = 0; rep < 20; rep++) {
+                double t0 = now();
+                ak_q8_quantize(type, x, xq, in);
+                double dt = now() - t0;
+                qt = dt < qt ? dt : qt;
+            }
+            printf("%-5s fast", ak_ggml_type_name(type));
+            for (int l = 0; l <= ak_simd_cpu(); l++) {
+                ak_dot_q8_fn f = ak_ggml_dot_q8_at(type, l);
+                double bt = 1e30;
+                for (int rep = 0; rep < 5; rep++) {
+                    double t0 = now();
+                    for (int r = 0; r < out; r++)
+                        y[r] = f(w + (size_t)r * rb, xq, in);
+                    double dt = now() - t0;
+                    bt = dt < bt ? dt : bt;
+                }
+                printf(" %s %.3f", ak_simd_name(l), bt * 1e9 / ((double)out * in));
+            }
+            printf("  | quantize %.3f ns/element\n", qt * 1e9 / in);
+            free(xq);
+        }
         free(w);
     }
     free(x);

@@ -20,7 +20,7 @@ static void usage(void)
     printf("usage: attend [-m MODEL] [--probs LAYERS[:HEADS]] [--kv] [--hidden] [--mass-last W]\n"
            "              [--mass-rows last|marker:TEXT|regex:RE] [--logits last|all]\n"
            "              [--surprisal] [--device cpu|cuda|auto] [--attn-dtype f32|bf16|f16]\n"
-           "              [--progress] [-o FILE] [FILE...]\n"
+           "              [--progress] [--fast] [-o FILE] [FILE...]\n"
            "Run every block of the model over each document's `hidden` (from embed, which\n"
            "is consumed) and add attn.entropy, attn.mass [L, H, T] and attn.visible [L, T].\n"
            "A document embed left to windows (meta ctx_window, ctx_overlap: longer than\n"
@@ -49,6 +49,10 @@ static void usage(void)
            "                         the attention (tensor cores on CUDA; sums stay f32)\n"
            "      --progress         a progress line on stderr (tokens, tokens/s, time left\n"
            "                         of a pass); on by default when stderr is a terminal\n"
+           "      --fast             products of up to 8 tokens (a short document, the\n"
+           "                         head of --logits last) with 8-bit activations and\n"
+           "                         integer dots on quantized GGUF weights: faster, not\n"
+           "                         exact; longer products stay exact\n"
            "  -o, --output FILE      write the stream to FILE atomically (default stdout)\n"
            "  -h, --help             this help\n"
            "Exit status: 0 ok, 64 usage, 65 bad input, 66 cannot open, 70 out of memory\n"
@@ -401,12 +405,13 @@ int main(int argc, char **argv)
         {"attn-dtype", required_argument, NULL, 't'},
         {"output", required_argument, NULL, 'o'},
         {"progress", no_argument, NULL, 'P'},
+        {"fast", no_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *model_opt = NULL, *output = NULL, *probs = NULL, *device = NULL;
     struct ctx c = {0};
-    int ch;
+    int ch, fast = 0;
     while ((ch = getopt_long(argc, argv, "m:p:kHW:R:l:sd:t:o:h", longopts, NULL)) != -1) {
         switch (ch) {
         case 'm': model_opt = optarg; break;
@@ -446,6 +451,7 @@ int main(int argc, char **argv)
             break;
         case 'o': output = optarg; break;
         case 'P': ak_cli_progress(1); break;
+        case 'F': fast = 1; break;
         case 'h': usage(); return 0;
         default: ak_bad_option(argv);
         }
@@ -458,6 +464,7 @@ int main(int argc, char **argv)
     if (ak_model_load(&c.m, ak_model_dir(model_opt), &err))
         ak_die(&err);
     ak_cli_model(c.m);
+    ak_model_set_fast(c.m, fast);
     if (c.logits && !c.m->lm_head.w && !c.m->lm_head.wq)
         ak_dief(AK_ECONFIG, "--logits: model %s (%s) has no language-model head", c.m->name, c.m->arch);
     if (c.surprisal && (!c.m->causal || (!c.m->lm_head.w && !c.m->lm_head.wq)))

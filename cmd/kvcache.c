@@ -27,7 +27,7 @@ static void usage(void)
            "               [--window W] [--protect first,last] [--protect-regex RE]\n"
            "               [--generate N [--temperature T] [--top-p P] [--seed S]]\n"
            "               [--stop IDS|none] [--gen-mass G] [--target FILE | --targets TSV]\n"
-           "               [-o FILE] [FILE...]\n"
+           "               [--fast] [-o FILE] [FILE...]\n"
            "Run each document's `tokens` through a causal model into a key/value cache (or\n"
            "take the cache --load reads), evict entries, save it, generate new tokens or\n"
            "score a continuation under it.  Documents pass through with what was done.\n"
@@ -73,6 +73,10 @@ static void usage(void)
            "                         (\\n, \\t, \\\\ escapes); a document's line has its id,\n"
            "                         else its base name without extension\n"
            "  -d, --device DEV       cpu, cuda or auto (default $ATTNKIT_DEVICE, else auto)\n"
+           "      --fast             generation's products (up to 8 tokens) with 8-bit\n"
+           "                         activations and integer dots on the quantized GGUF\n"
+           "                         weights, as llama.cpp does: faster, not exact (logits\n"
+           "                         move by about 1e-2, see bench/RESULTS.md)\n"
            "  -o, --output FILE      write the stream to FILE atomically (default stdout)\n"
            "  -h, --help             this help\n"
            "Exit status: 0 ok, 64 usage (a budget below the protected tokens too), 65 bad\n"
@@ -568,11 +572,12 @@ static void parse_stop(struct ctx *c, const char *s)
 /* The options that are not the context's own. */
 struct args {
     const char *model, *output, *device, *target, *stop, *targets;
+    int fast;
 };
 
 static void parse_options(int argc, char **argv, struct ctx *c, struct args *a)
 {
-    enum { O_SINK = 256, O_STOP, O_GENMASS, O_TARGETS };
+    enum { O_SINK = 256, O_STOP, O_GENMASS, O_TARGETS, O_FAST };
     static const struct option lo[] = {
         {"model", required_argument, 0, 'm'},       {"load", required_argument, 0, 'L'},
         {"extend", no_argument, 0, 'x'},            {"save", required_argument, 0, 's'},
@@ -585,7 +590,8 @@ static void parse_options(int argc, char **argv, struct ctx *c, struct args *a)
         {"stop", required_argument, 0, O_STOP},     {"target", required_argument, 0, 't'},
         {"gen-mass", required_argument, 0, O_GENMASS}, {"targets", required_argument, 0, O_TARGETS},
         {"device", required_argument, 0, 'd'},      {"output", required_argument, 0, 'o'},
-        {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
+        {"fast", no_argument, 0, O_FAST},           {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "m:L:xs:ze:k:n:w:P:r:g:T:p:S:t:d:o:h", lo, NULL)) != -1) {
         switch (ch) {
@@ -635,6 +641,7 @@ static void parse_options(int argc, char **argv, struct ctx *c, struct args *a)
         case O_TARGETS: a->targets = optarg; break;
         case O_GENMASS: c->gen_mass = (int)ak_parse_long("--gen-mass", optarg, 1, 1 << 20); break;
         case 'd': a->device = optarg; break;
+        case O_FAST: a->fast = 1; break;
         case 'o': a->output = optarg; break;
         case 'h': usage(); exit(0);
         default: ak_bad_option(argv);
@@ -709,6 +716,7 @@ static void load(struct ctx *c, const struct args *a, ak_err *err)
     if (ak_model_load(&c->m, dir, err))
         ak_die(err);
     ak_cli_model(c->m);
+    ak_model_set_fast(c->m, a->fast);
     if (!c->m->causal)
         ak_dief(AK_ECONFIG, "model %s (%s) is not causal: no cache, no --generate or --target",
                 c->m->name, c->m->arch);

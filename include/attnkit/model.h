@@ -19,7 +19,9 @@
  * Safetensors weights are memory-mapped; f32 weights are used in place,
  * f16/bf16 are converted to f32 once at load.  GGUF weights stay as the
  * file stores them (quantized, memory-mapped): the matrix products
- * dequantize tiles of rows as they go.  All arithmetic is f32.
+ * dequantize tiles of rows as they go.  All arithmetic is f32 (but for
+ * the opt-in `fast` setting below: 8-bit activations in generation's
+ * products).
  */
 #ifndef AK_MODEL_H
 #define AK_MODEL_H
@@ -99,6 +101,10 @@ typedef struct ak_model {
     int cuda_forward;            /* 0 off, 1 TF32 GEMMs, 2 f32 GEMMs */
     void (*progress)(void *ctx, int T, int layer, int layers);
     void *progress_ctx;
+    int fast;                    /* 1: the products of up to 8 tokens (generation) take
+                                    8-bit activations and integer dots (quant.h's fast
+                                    dots, --fast; ak_model_set_fast); logits then differ
+                                    from the exact ones.  0: f32 activations, exact */
 } ak_model;
 
 /* Reads a model: a GGUF file (or a directory holding one, see
@@ -176,6 +182,14 @@ AK_API void ak_model_set_threads(ak_model *m, int n);
  * The programs set it for a progress line (ak_cli_progress). */
 AK_API void ak_model_set_progress(ak_model *m, void (*fn)(void *ctx, int T, int layer, int layers),
                                   void *ctx);
+
+/* 1: m's matrix products of up to 8 tokens (generation; a short prompt;
+ * the head of the last position) take 8-bit activations and integer dots
+ * on quantized GGUF weights (lib/format/quant.h's fast dots), as
+ * llama.cpp does: faster, not exact (logits move by the activations'
+ * rounding, bench/RESULTS.md).  0 (the default): f32 activations, exact.
+ * The programs set it from --fast. */
+AK_API void ak_model_set_fast(ak_model *m, int on);
 
 /* Rows r0 .. r0+n-1 of l as dense f32 [n, l->in] (forward.c; what the
  * device forward pass uploads): GGUF blocks dequantized, a Conv1D ([in,

@@ -75,7 +75,7 @@ void ak_cli_env(void)
     if ((s = getenv("ATTNKIT_PROGRESS")) && *s)
         progress_env = (int)env_number("ATTNKIT_PROGRESS", s, 0, 1);
     if ((s = getenv("ATTNKIT_SIMD")) && *s && ak_simd_force(s) < 0)
-        ak_usage_error("ATTNKIT_SIMD: '%s' is not auto, avx512, avx2 or scalar", s);
+        ak_usage_error("ATTNKIT_SIMD: '%s' is not auto, avx512vnni, avx512, avx2 or scalar", s);
     if ((s = getenv("ATTNKIT_CUDA_FORWARD")) && *s)
         env_cuda_forward = (int)env_number("ATTNKIT_CUDA_FORWARD", s, 0, 2);
 }

@@ -17,8 +17,11 @@ static void detect(void)
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         cpu_level = AK_SIMD_AVX2;
         if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-            __builtin_cpu_supports("avx512vl"))
+            __builtin_cpu_supports("avx512vl")) {
             cpu_level = AK_SIMD_AVX512;
+            if (__builtin_cpu_supports("avx512vnni"))
+                cpu_level = AK_SIMD_AVX512VNNI;
+        }
     }
 #endif
 }
@@ -37,7 +40,7 @@ int ak_simd_level(void)
 
 const char *ak_simd_name(int level)
 {
-    static const char *const names[AK_SIMD_N] = {"scalar", "avx2", "avx512"};
+    static const char *const names[AK_SIMD_N] = {"scalar", "avx2", "avx512", "avx512vnni"};
     return level >= 0 && level < AK_SIMD_N ? names[level] : NULL;
 }
 

@@ -27,6 +27,7 @@
 #include "core/simd.h"
 #include "attnkit/tensor.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -429,6 +430,258 @@ static float dot_q6_k_c(const void *row, const float *x, int64_t n)
     return lanes_sum(lane, 16);
 }
 
+/* ---- 8-bit activations (--fast), scalar: the reference ---------------------
+ * Activation blocks (quant.h): A32 {f32 d; int32 sum; int8 q[32]} for the
+ * 32-element types, A256 {f32 d; int16 sum[16]; int8 q[256]} for the
+ * K-quants.  The integer sums are exact; each block's is converted and
+ * scaled once, so every SIMD level agrees with these to float rounding. */
+enum { A32_BYTES = 40, A256_BYTES = 292, A32_Q = 8, A256_Q = 36 };
+
+static float f32at(const uint8_t *p)
+{
+    float f;
+    memcpy(&f, p, 4);
+    return f;
+}
+
+/* The block's scale d = max |x| / 127 (NaN when x holds a NaN, so the
+ * product is NaN as the exact one would be) and the reciprocal x is
+ * multiplied by: the same operations as the SIMD quantizers, so the same
+ * bits. */
+static void q8_scale(float amax, int nan, float *d, float *id)
+{
+    *d = nan ? NAN : amax / 127.0f;
+    *id = amax > 0 ? 127.0f / amax : 0.0f;
+}
+
+/* x * id rounded to nearest even, clamped as the SIMD packs saturate */
+static int8_t q8_round(float v)
+{
+    float r = nearbyintf(v);
+    return r >= 127.0f ? 127 : r > -128.0f ? (int8_t)r : -128;
+}
+
+static void q8_block_c(const float *x, int n, uint8_t *dst_d, int8_t *q)
+{
+    float amax = 0, d, id;
+    int nan = 0;
+    for (int i = 0; i < n; i++) {
+        float a = fabsf(x[i]);
+        nan |= x[i] != x[i];
+        amax = a > amax ? a : amax;
+    }
+    q8_scale(amax, nan, &d, &id);
+    memcpy(dst_d, &d, 4);
+    for (int i = 0; i < n; i++)
+        q[i] = q8_round(x[i] * id);
+}
+
+static void quantize_a32_c(const float *x, uint8_t *a, int64_t n)
+{
+    for (int64_t b = 0; b < n / 32; b++, x += 32, a += A32_BYTES) {
+        int8_t *q = (int8_t *)(a + A32_Q);
+        q8_block_c(x, 32, a, q);
+        int32_t s = 0;
+        for (int i = 0; i < 32; i++)
+            s += q[i];
+        memcpy(a + 4, &s, 4);
+    }
+}
+
+static void quantize_a256_c(const float *x, uint8_t *a, int64_t n)
+{
+    for (int64_t b = 0; b < n / 256; b++, x += 256, a += A256_BYTES) {
+        int8_t *q = (int8_t *)(a + A256_Q);
+        q8_block_c(x, 256, a, q);
+        for (int k = 0; k < 16; k++) {
+            int16_t s = 0;
+            for (int i = 0; i < 16; i++)
+                s = (int16_t)(s + q[16 * k + i]);
+            memcpy(a + 4 + 2 * k, &s, 2);
+        }
+    }
+}
+
+static int32_t i32at(const uint8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static int16_t i16at(const uint8_t *p)
+{
+    int16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
+/* 32-element types: the block's integer sum of u * q, where the weight is
+ * d * (u - off) (Q4_0: off 8, Q5_0: 16, Q8_0: u signed, off 0) or d * u + m
+ * (Q4_1, Q5_1: the min times d_x * sum q added in float). */
+static float dotq_q4_0_c(const void *row, const void *xq, int64_t n)
+{
+    const uint8_t *p = row, *a = xq;
+    float acc = 0;
+    for (int64_t b = 0; b < n / 32; b++, p += 18, a += A32_BYTES) {
+        const int8_t *q = (const int8_t *)(a + A32_Q);
+        int32_t s = 0;
+        for (int j = 0; j < 16; j++)
+            s += (p[2 + j] & 0xf) * q[j] + (p[2 + j] >> 4) * q[j + 16];
+        acc += half_fast(p) * f32at(a) * (float)(s - 8 * i32at(a + 4));
+    }
+    return acc;
+}
+
+static float dotq_q4_1_c(const void *row, const void *xq, int64_t n)
+{
+    const uint8_t *p = row, *a = xq;
+    float acc = 0;
+    for (int64_t b = 0; b < n / 32; b++, p += 20, a += A32_BYTES) {
+        const int8_t *q = (const int8_t *)(a + A32_Q);
+        int32_t s = 0;
+        for (int j = 0; j < 16; j++)
+            s += (p[4 + j] & 0xf) * q[j] + (p[4 + j] >> 4) * q[j + 16];
+        float dx = f32at(a);
+        acc += half_fast(p) * dx * (float)s + half_fast(p + 2) * dx * (float)i32at(a + 4);
+    }
+    return acc;
+}
+
+static float dotq_q5_0_c(const void *row, const void *xq, int64_t n)
+{
+    const uint8_t *p = row, *a = xq;
+    float acc = 0;
+    for (int64_t b = 0; b < n / 32; b++, p += 22, a += A32_BYTES) {
+        const int8_t *q = (const int8_t *)(a + A32_Q);
+        uint32_t qh = le32(p + 2);
+        int32_t s = 0;
+        for (int j = 0; j < 16; j++)
+            s += ((p[6 + j] & 0xf) | (int)(qh >> j & 1) << 4) * q[j] +
+                 ((p[6 + j] >> 4) | (int)(qh >> (j + 16) & 1) << 4) * q[j + 16];
+        acc += half_fast(p) * f32at(a) * (float)(s - 16 * i32at(a + 4));
+    }
+    return acc;
+}
+
+static float dotq_q5_1_c(const void *row, const void *xq, int64_t n)
+{
+    const uint8_t *p = row, *a = xq;
+    float acc = 0;
+    for (int64_t b = 0; b < n / 32; b++, p += 24, a += A32_BYTES) {
+        const int8_t *q = (const int8_t *)(a + A32_Q);
+        uint32_t qh = le32(p + 4);
+        int32_t s = 0;
+        for (int j = 0; j < 16; j++)
+            s += ((p[8 + j] & 0xf) | (int)(qh >> j & 1) << 4) * q[j] +
+                 ((p[8 + j] >> 4) | (int)(qh >> (j + 16) & 1) << 4) * q[j + 16];
+        float dx = f32at(a);
+        acc += half_fast(p) * dx * (float)s + half_fast(p + 2) * dx * (float)i32at(a + 4);
+    }
+    return acc;
+}
+
+static float dotq_q8_0_c(const void *row, const void *xq, int64_t n)
+{
+    const uint8_t *p = row, *a = xq;
+    float acc = 0;
+    for (int64_t b = 0; b < n / 32; b++, p += 34, a += A32_BYTES) {
+        const int8_t *w = (const int8_t *)(p + 2), *q = (const int8_t *)(a + A32_Q);
+        int32_t s = 0;
+        for (int j = 0; j < 32; j++)
+            s += w[j] * q[j];
+        acc += half_fast(p) * f32at(a) * (float)s;
+    }
+    return acc;
+}
+
+/* K-quants: per super-block, sum over sub-blocks of scale * (sum u q) in
+ * integers, scaled once by d * d_x; Q4_K/Q5_K take off dmin * d_x * sum of
+ * min * (sum q) over the sub-blocks, Q6_K's offset 32 is 32 * sum q. */
+static float dotq_q4_k_c(const void *row, const void *xq, int64_t n)
+{
+    const uint8_t *p = row, *a = xq;
+    float acc = 0;
+    for (int64_t b = 0; b < n / 256; b++, p += 144, a += A256_BYTES) {
+        const int8_t *q = (const int8_t *)(a + A256_Q);
+        const uint8_t *w = p + 16;
+        int32_t si = 0, sm = 0;
+        for (int j = 0; j < 8; j += 2, w += 32, q += 64) {
+            int sc1, m1, sc2, m2;
+            scale_min_k4(j, p + 4, &sc1, &m1);
+            scale_min_k4(j + 1, p + 4, &sc2, &m2);
+            int32_t s1 = 0, s2 = 0;
+            for (int l = 0; l < 32; l++) {
+                s1 += (w[l] & 0xf) * q[l];
+                s2 += (w[l] >> 4) * q[l + 32];
+            }
+            si += sc1 * s1 + sc2 * s2;
+            sm += m1 * (i16at(a + 4 + 4 * j) + i16at(a + 6 + 4 * j)) +
+                  m2 * (i16at(a + 8 + 4 * j) + i16at(a + 10 + 4 * j));
+        }
+        float dx = f32at(a);
+        acc += half_fast(p) * dx * (float)si - half_fast(p + 2) * dx * (float)sm;
+    }
+    return acc;
+}
+
+static float dotq_q5_k_c(const void *row, const void *xq, int64_t n)
+{
+    const uint8_t *p = row, *a = xq;
+    float acc = 0;
+    for (int64_t b = 0; b < n / 256; b++, p += 176, a += A256_BYTES) {
+        const int8_t *q = (const int8_t *)(a + A256_Q);
+        const uint8_t *qh = p + 16, *w = p + 48;
+        int32_t si = 0, sm = 0;
+        for (int j = 0; j < 8; j += 2, w += 32, q += 64) {
+            int sc1, m1, sc2, m2;
+            scale_min_k4(j, p + 4, &sc1, &m1);
+            scale_min_k4(j + 1, p + 4, &sc2, &m2);
+            int32_t s1 = 0, s2 = 0;
+            for (int l = 0; l < 32; l++) {
+                s1 += ((w[l] & 0xf) | (qh[l] >> j & 1) << 4) * q[l];
+                s2 += ((w[l] >> 4) | (qh[l] >> (j + 1) & 1) << 4) * q[l + 32];
+            }
+            si += sc1 * s1 + sc2 * s2;
+            sm += m1 * (i16at(a + 4 + 4 * j) + i16at(a + 6 + 4 * j)) +
+                  m2 * (i16at(a + 8 + 4 * j) + i16at(a + 10 + 4 * j));
+        }
+        float dx = f32at(a);
+        acc += half_fast(p) * dx * (float)si - half_fast(p + 2) * dx * (float)sm;
+    }
+    return acc;
+}
+
+static float dotq_q6_k_c(const void *row, const void *xq, int64_t n)
+{
+    const uint8_t *p = row, *a = xq;
+    float acc = 0;
+    for (int64_t b = 0; b < n / 256; b++, p += 210, a += A256_BYTES) {
+        const int8_t *q = (const int8_t *)(a + A256_Q), *sc = (const int8_t *)(p + 192);
+        int32_t si = 0;
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = p + 64 * h, *qh = p + 128 + 32 * h;
+            for (int is = 0; is < 2; is++) {
+                int32_t s[4] = {0, 0, 0, 0};
+                for (int j = 0; j < 16; j++) {
+                    int l = 16 * is + j;
+                    const int8_t *x = q + 128 * h + l;
+                    s[0] += ((ql[l] & 0xf) | (qh[l] & 3) << 4) * x[0];
+                    s[1] += ((ql[l + 32] & 0xf) | (qh[l] >> 2 & 3) << 4) * x[32];
+                    s[2] += ((ql[l] >> 4) | (qh[l] >> 4 & 3) << 4) * x[64];
+                    s[3] += ((ql[l + 32] >> 4) | (qh[l] >> 6 & 3) << 4) * x[96];
+                }
+                for (int g = 0; g < 4; g++) {
+                    int k = 8 * h + is + 2 * g;   /* the 16 elements' sub-block */
+                    si += sc[k] * (s[g] - 32 * i16at(a + 4 + 2 * k));
+                }
+            }
+        }
+        acc += half_fast(p + 208) * f32at(a) * (float)si;
+    }
+    return acc;
+}
+
 /* ---- fused dot products, AVX2 + FMA + F16C ---------------------------------
  * The quants of 16 elements are unpacked in a 16-byte register (nibbles
  * masked and shifted, fifth or sixth bits merged, offsets subtracted as
@@ -634,6 +887,106 @@ AK_TARGET_AVX512 static float dot_bf16_avx512(const void *row, const float *x, i
 #define SUM32 sum32_512
 #define BITBYTES bitbytes_512
 #include "quant_kernels.h"
+
+/* ---- 8-bit activations (--fast): the AVX2 quantizer (every x86 level
+ * above takes it too: the same bits as the scalar one), the integer dots
+ * at AVX2 and at AVX-512 VNNI ---- */
+/* x[0..n) (n a multiple of 32) quantized into q, the scale at dst_d; sums
+ * (one per 16 elements) into s16 */
+AK_TARGET_AVX2 static void q8_block_avx2(const float *x, int n, uint8_t *dst_d, int8_t *q,
+                                         int32_t *s16)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 mx = _mm256_setzero_ps(), nan = _mm256_setzero_ps();
+    for (int i = 0; i < n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, v));
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    }
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    float d, id;
+    q8_scale(_mm_cvtss_f32(m), _mm256_movemask_ps(nan) != 0, &d, &id);
+    memcpy(dst_d, &d, 4);
+    const __m256 vid = _mm256_set1_ps(id);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int i = 0; i < n; i += 32) {
+        __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i), vid));
+        __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8), vid));
+        __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i + 16), vid));
+        __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i + 24), vid));
+        /* the packs saturate (as q8_round clamps) and interleave 4-byte
+         * groups across the two halves: the permutation puts them back */
+        __m256i v = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+        v = _mm256_permutevar8x32_epi32(v, order);
+        _mm256_storeu_si256((__m256i *)(void *)(q + i), v);
+        __m256i t = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), v), _mm256_set1_epi16(1));
+        t = _mm256_hadd_epi32(t, t);
+        t = _mm256_hadd_epi32(t, t);
+        s16[i / 16] = _mm256_extract_epi32(t, 0);
+        s16[i / 16 + 1] = _mm256_extract_epi32(t, 4);
+    }
+}
+
+AK_TARGET_AVX2 static void quantize_a32_avx2(const float *x, uint8_t *a, int64_t n)
+{
+    for (int64_t b = 0; b < n / 32; b++, x += 32, a += A32_BYTES) {
+        int32_t s[2];
+        q8_block_avx2(x, 32, a, (int8_t *)(a + A32_Q), s);
+        s[0] += s[1];
+        memcpy(a + 4, &s[0], 4);
+    }
+}
+
+AK_TARGET_AVX2 static void quantize_a256_avx2(const float *x, uint8_t *a, int64_t n)
+{
+    for (int64_t b = 0; b < n / 256; b++, x += 256, a += A256_BYTES) {
+        int32_t s[16];
+        q8_block_avx2(x, 256, a, (int8_t *)(a + A256_Q), s);
+        for (int k = 0; k < 16; k++) {
+            int16_t v = (int16_t)s[k];
+            memcpy(a + 4 + 2 * k, &v, 2);
+        }
+    }
+}
+
+/* 32 bytes, byte j 0xff where bit j of bits is set */
+AVX2_INL __m256i bits32_avx2(uint32_t bits)
+{
+    const __m256i pick = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2,
+                                          2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i sel = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), pick);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(v, sel), sel);
+}
+
+AVX2_INL __m256i dpbusd_avx2(__m256i acc, __m256i u, __m256i s)
+{
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+}
+
+AVX2_INL __m256i dpwssd_avx2(__m256i acc, __m256i a, __m256i b)
+{
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b));
+}
+
+#define KFN(name) name##_avx2
+#define KTARGET AK_TARGET_AVX2
+#define DPBUSD dpbusd_avx2
+#define DPWSSD dpwssd_avx2
+#define BITS32 bits32_avx2
+#include "quant_q8_kernels.h"
+
+#define VNNI_INL static inline __attribute__((always_inline)) AK_TARGET_VNNI
+VNNI_INL __m256i bits32_vnni(uint32_t bits) { return _mm256_movm_epi8((__mmask32)bits); }
+
+#define KFN(name) name##_vnni
+#define KTARGET AK_TARGET_VNNI
+#define DPBUSD _mm256_dpbusd_epi32
+#define DPWSSD _mm256_dpwssd_epi32
+#define BITS32 bits32_vnni
+#include "quant_q8_kernels.h"
 #endif
 
 /* ---- the table ---------------------------------------------------------------
@@ -648,30 +1001,45 @@ typedef ak_dot_fn dot_fn;
 #ifdef AK_SIMD_X86
 #define AVX2(f) f
 #define AVX512(f) f
+#define VNNI(f) f
 #else
 #define AVX2(f) NULL
 #define AVX512(f) NULL
+#define VNNI(f) NULL
 #endif
+/* the fast dots of a type: scalar, AVX2 (AVX-512 without VNNI takes it),
+ * AVX-512 VNNI */
+#define DOTQ(name, a) a, {name##_c, AVX2(name##_avx2), NULL, VNNI(name##_vnni)}
 
 static const struct qtype {
     const char *name;
     unsigned elems, bytes;
     row_fn dequant;
     dot_fn dot[AK_SIMD_N];
+    unsigned q8;                 /* the fast dot's activation blocks: 32, 256, or 0: none */
+    ak_dot_q8_fn dotq[AK_SIMD_N];
 } ggml_types[] = {
     [AK_GGML_F32] = {"F32", 1, 4, row_f32, {dot_f32_c, AVX2(dot_f32_avx2), AVX512(dot_f32_avx512)}},
     [AK_GGML_F16] = {"F16", 1, 2, row_f16, {dot_f16_c, AVX2(dot_f16_avx2), AVX512(dot_f16_avx512)}},
-    [AK_GGML_Q4_0] = {"Q4_0", 32, 18, row_q4_0, {dot_q4_0_c, AVX2(dot_q4_0_avx2), AVX512(dot_q4_0_avx512)}},
-    [AK_GGML_Q4_1] = {"Q4_1", 32, 20, row_q4_1, {dot_q4_1_c, AVX2(dot_q4_1_avx2), AVX512(dot_q4_1_avx512)}},
-    [AK_GGML_Q5_0] = {"Q5_0", 32, 22, row_q5_0, {dot_q5_0_c, AVX2(dot_q5_0_avx2), AVX512(dot_q5_0_avx512)}},
-    [AK_GGML_Q5_1] = {"Q5_1", 32, 24, row_q5_1, {dot_q5_1_c, AVX2(dot_q5_1_avx2), AVX512(dot_q5_1_avx512)}},
-    [AK_GGML_Q8_0] = {"Q8_0", 32, 34, row_q8_0, {dot_q8_0_c, AVX2(dot_q8_0_avx2), AVX512(dot_q8_0_avx512)}},
+    [AK_GGML_Q4_0] = {"Q4_0", 32, 18, row_q4_0, {dot_q4_0_c, AVX2(dot_q4_0_avx2), AVX512(dot_q4_0_avx512)},
+                      DOTQ(dotq_q4_0, 32)},
+    [AK_GGML_Q4_1] = {"Q4_1", 32, 20, row_q4_1, {dot_q4_1_c, AVX2(dot_q4_1_avx2), AVX512(dot_q4_1_avx512)},
+                      DOTQ(dotq_q4_1, 32)},
+    [AK_GGML_Q5_0] = {"Q5_0", 32, 22, row_q5_0, {dot_q5_0_c, AVX2(dot_q5_0_avx2), AVX512(dot_q5_0_avx512)},
+                      DOTQ(dotq_q5_0, 32)},
+    [AK_GGML_Q5_1] = {"Q5_1", 32, 24, row_q5_1, {dot_q5_1_c, AVX2(dot_q5_1_avx2), AVX512(dot_q5_1_avx512)},
+                      DOTQ(dotq_q5_1, 32)},
+    [AK_GGML_Q8_0] = {"Q8_0", 32, 34, row_q8_0, {dot_q8_0_c, AVX2(dot_q8_0_avx2), AVX512(dot_q8_0_avx512)},
+                      DOTQ(dotq_q8_0, 32)},
     [AK_GGML_Q8_1] = {.name = "Q8_1", .elems = 32, .bytes = 36},
     [AK_GGML_Q2_K] = {.name = "Q2_K", .elems = 256, .bytes = 84},
     [AK_GGML_Q3_K] = {.name = "Q3_K", .elems = 256, .bytes = 110},
-    [AK_GGML_Q4_K] = {"Q4_K", 256, 144, row_q4_k, {dot_q4_k_c, AVX2(dot_q4_k_avx2), AVX512(dot_q4_k_avx512)}},
-    [AK_GGML_Q5_K] = {"Q5_K", 256, 176, row_q5_k, {dot_q5_k_c, AVX2(dot_q5_k_avx2), AVX512(dot_q5_k_avx512)}},
-    [AK_GGML_Q6_K] = {"Q6_K", 256, 210, row_q6_k, {dot_q6_k_c, AVX2(dot_q6_k_avx2), AVX512(dot_q6_k_avx512)}},
+    [AK_GGML_Q4_K] = {"Q4_K", 256, 144, row_q4_k, {dot_q4_k_c, AVX2(dot_q4_k_avx2), AVX512(dot_q4_k_avx512)},
+                      DOTQ(dotq_q4_k, 256)},
+    [AK_GGML_Q5_K] = {"Q5_K", 256, 176, row_q5_k, {dot_q5_k_c, AVX2(dot_q5_k_avx2), AVX512(dot_q5_k_avx512)},
+                      DOTQ(dotq_q5_k, 256)},
+    [AK_GGML_Q6_K] = {"Q6_K", 256, 210, row_q6_k, {dot_q6_k_c, AVX2(dot_q6_k_avx2), AVX512(dot_q6_k_avx512)},
+                      DOTQ(dotq_q6_k, 256)},
     [AK_GGML_Q8_K] = {.name = "Q8_K", .elems = 256, .bytes = 292},
     [16] = {.name = "IQ2_XXS", .elems = 256, .bytes = 66},
     [17] = {.name = "IQ2_XS", .elems = 256, .bytes = 74},
@@ -772,13 +1140,16 @@ ak_dot_fn ak_ggml_dot_at(int type, int level)
 
 /* Each type's kernel at the level in use, chosen on first use. */
 static ak_dot_fn chosen[NTYPES];
+static ak_dot_q8_fn chosen_fast[NTYPES];
 static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
 
 static void choose(void)
 {
     int level = ak_simd_level();
-    for (int t = 0; t < NTYPES; t++)
+    for (int t = 0; t < NTYPES; t++) {
         chosen[t] = ak_ggml_dot_at(t, level);
+        chosen_fast[t] = ak_ggml_dot_q8_at(t, level);
+    }
 }
 
 ak_dot_fn ak_ggml_dot(int type)
@@ -794,4 +1165,42 @@ int ak_dot_row(int type, const void *src, const float *x, int64_t n, float *y)
         return -1;
     *y = f(src, x, n);
     return 0;
+}
+
+size_t ak_q8_bytes(int type, int64_t n)
+{
+    const struct qtype *t = qtype(type);
+    if (!t || !t->q8 || n < 0)
+        return 0;
+    return (size_t)n / t->q8 * (t->q8 == 32 ? A32_BYTES : A256_BYTES);
+}
+
+void ak_q8_quantize(int type, const float *x, void *xq, int64_t n)
+{
+    const struct qtype *t = qtype(type);
+    if (!t || !t->q8)
+        return;
+#ifdef AK_SIMD_X86
+    if (ak_simd_level() >= AK_SIMD_AVX2) {
+        (t->q8 == 32 ? quantize_a32_avx2 : quantize_a256_avx2)(x, xq, n);
+        return;
+    }
+#endif
+    (t->q8 == 32 ? quantize_a32_c : quantize_a256_c)(x, xq, n);
+}
+
+ak_dot_q8_fn ak_ggml_dot_q8_at(int type, int level)
+{
+    const struct qtype *t = qtype(type);
+    if (!t || !t->q8 || level < 0 || level >= AK_SIMD_N || level > ak_simd_cpu())
+        return NULL;
+    while (level > 0 && !t->dotq[level])
+        level--;
+    return t->dotq[level];
+}
+
+ak_dot_q8_fn ak_ggml_dot_q8(int type)
+{
+    pthread_once(&chosen_once, choose);
+    return type >= 0 && type < NTYPES ? chosen_fast[type] : NULL;
 }

@@ -56,4 +56,29 @@ ak_dot_fn ak_ggml_dot_at(int type, int level);
 /* *y = ak_ggml_dot(type)(src, x, n): 0, or -1 for an unsupported type. */
 int ak_dot_row(int type, const void *src, const float *x, int64_t n, float *y);
 
+/* The opt-in fast mode (--fast): 8-bit activations and integer dots, as
+ * ggml's vec_dot_*_q8_* do (our own layouts and code).  x[n] is quantized
+ * once per product, into the activation blocks the weight type pairs with:
+ *   32-element types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0): per 32 elements
+ *     {f32 d; int32 sum of q; int8 q[32]}, x ~ d * q,
+ *   K-quants (Q4_K, Q5_K, Q6_K): per 256 elements
+ *     {f32 d; int16 sums of q per 16; int8 q[256]},
+ * d = max |x| / 127 of the block, q = x / d rounded to nearest even.  A
+ * row's blocks are then multiplied with q in integers (u8 x s8 products,
+ * block sums for the offsets and mins) and scaled once per block.  The
+ * result differs from the exact dot by the activations' rounding: at most
+ * sum over blocks of d_x / 2 * sum |w| (the unit test's bound). */
+typedef float (*ak_dot_q8_fn)(const void *row, const void *xq, int64_t n);
+/* Bytes of n activations quantized for the type's fast dot, or 0 when the
+ * type has none (the exact f32 dot serves: F32, F16, BF16). */
+size_t ak_q8_bytes(int type, int64_t n);
+/* xq = x[n] quantized for the type's fast dot (ak_q8_bytes(type, n)
+ * bytes); the same bits at every SIMD level. */
+void ak_q8_quantize(int type, const float *x, void *xq, int64_t n);
+/* The type's fast dot at the SIMD level in use, or NULL (no fast dot). */
+ak_dot_q8_fn ak_ggml_dot_q8(int type);
+/* The same at level `level` (the best the type has at or below it), or
+ * NULL when the type has none or the CPU lacks the level. */
+ak_dot_q8_fn ak_ggml_dot_q8_at(int type, int level);
+
 #endif

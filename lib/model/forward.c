@@ -31,6 +31,10 @@ struct ak_workspace {
     /* a cache's forward pass: one KV head's group of queries at a time */
     float *gq, *gout, *gent, *gmass;
     int nthreads;                /* matrix-product workers */
+    int fast;                    /* the model's fast setting, for this pass */
+    uint8_t *xq;                 /* fast mode: a product's activations quantized
+                                    (FUSED_MAX_T tokens of the widest input) */
+    size_t xq_bytes;
     float *tiles;                /* [nthreads][tile_floats] dequantized weight rows */
     size_t tile_floats;          /* per thread: TILE_FLOATS, or TILE_ROWS rows if longer */
     ak_attn_ws *attn;            /* the attention's scratch, for every layer */
@@ -68,12 +72,23 @@ void ak_model_set_progress(ak_model *m, void (*fn)(void *ctx, int T, int layer, 
     m->progress_ctx = ctx;
 }
 
+void ak_model_set_fast(ak_model *m, int on) { m->fast = on != 0; }   /* read at each pass */
+
 /* A quantized product's weight rows are dequantized a tile at a time.
  * sgemm repacks the activations for every tile, which costs as much as
  * 1/(2 x rows) of the tile's multiply-adds: a tile holds as many rows as
  * TILE_FLOATS allow (a whole layer's matrix for models of this size), and
  * never fewer than TILE_ROWS. */
 enum { TILE_ROWS = 64, TILE_FLOATS = 1 << 19 };
+
+/* Up to this many tokens a quantized product takes the fused dot products
+ * (see qjob).  Measured with bench/quant_dot.c on a [2048, 1024] matrix,
+ * one thread (2-core AMD EPYC, AVX-512): T fused products cost T times one
+ * (0.05-0.1 ns a weight), dequantizing the rows (0.8 ns a weight) then
+ * sgemm costs about the same for T = 1 to 8 and grows slowly after; they
+ * cross at T = 16 for Q4_K and Q5_K, 32 to 64 for the 32-element types.  8
+ * keeps the fused path where it wins for every type. */
+enum { FUSED_MAX_T = 8 };
 
 static int thread_count(const ak_model *m)
 {
@@ -106,6 +121,7 @@ void ak_workspace_free(struct ak_workspace *ws)
     free(ws->gent);
     free(ws->gmass);
     free(ws->tiles);
+    free(ws->xq);
     ak_attn_ws_free(ws->attn);
     free(ws);
 }
@@ -137,8 +153,11 @@ static int workspace_base(const ak_model *m, struct ak_workspace **out, ak_err *
             max_in = (size_t)m->n_heads * m->head_dim;
         ws->tile_floats = TILE_ROWS * max_in > TILE_FLOATS ? TILE_ROWS * max_in : TILE_FLOATS;
         ws->tiles = malloc((size_t)ws->nthreads * ws->tile_floats * sizeof(float));
+        /* the fast mode's activation blocks take at most 40 bytes per 32 */
+        ws->xq_bytes = FUSED_MAX_T * ((max_in + 31) / 32 * 40);
+        ws->xq = malloc(ws->xq_bytes);
         mm->ws = ws;
-        if (!ws->tiles)
+        if (!ws->tiles || !ws->xq)
             return ak_fail(err, AK_ENOMEM, "out of memory");
         int rc = ak_attn_ws_new(&ws->attn, err);
         if (rc)
@@ -158,6 +177,7 @@ static int workspace(const ak_model *m, int T, size_t npos, struct ak_workspace 
     int rc = workspace_base(m, &ws, err);
     if (rc)
         return rc;
+    ws->fast = m->fast;
     size_t Tz = (size_t)T;
     size_t half = (size_t)m->head_dim / 2;
     if (Tz > ws->cap_T) {
@@ -209,6 +229,9 @@ typedef struct qjob {
     int T;
     float beta;
     ak_dot_fn dot;               /* fused dot products, or NULL: dequantize + sgemm */
+    ak_dot_q8_fn dotq;           /* fast mode: integer dots with xq (dot unused), or NULL */
+    const uint8_t *xq;           /* the T tokens' activations quantized, xq_stride apart */
+    size_t xq_stride;
     int rows;                    /* per tile */
     int ntiles;
     atomic_int next;
@@ -224,6 +247,17 @@ static void qwork(qjob *j, int id)
         if (t >= j->ntiles)
             break;
         int r0 = t * j->rows, nr = l->out - r0 < j->rows ? l->out - r0 : j->rows;
+        if (j->dotq) {
+            for (int r = r0; r < r0 + nr; r++) {
+                const void *row = (const char *)l->wq + (size_t)r * l->row_bytes;
+                for (int k = 0; k < j->T; k++) {
+                    float dot = j->dotq(row, j->xq + (size_t)k * j->xq_stride, l->in);
+                    float *y = j->y + (size_t)k * l->out + r;
+                    *y = j->beta != 0 ? *y + dot : dot;
+                }
+            }
+            continue;
+        }
         if (j->dot) {
             for (int r = r0; r < r0 + nr; r++) {
                 const void *row = (const char *)l->wq + (size_t)r * l->row_bytes;
@@ -245,19 +279,20 @@ static void qwork(qjob *j, int id)
 
 static void qwork_fn(void *job, int id) { qwork(job, id); }
 
-/* Up to this many tokens a quantized product takes the fused dot products
- * (see qjob).  Measured with bench/quant_dot.c on a [2048, 1024] matrix,
- * one thread (2-core AMD EPYC, AVX-512): T fused products cost T times one
- * (0.05-0.1 ns a weight), dequantizing the rows (0.8 ns a weight) then
- * sgemm costs about the same for T = 1 to 8 and grows slowly after; they
- * cross at T = 16 for Q4_K and Q5_K, 32 to 64 for the 32-element types.  8
- * keeps the fused path where it wins for every type. */
-enum { FUSED_MAX_T = 8 };
 
 static void qlinear(struct ak_workspace *ws, const ak_linear *l, const float *x, int T, float *y,
                     float beta)
 {
     ak_dot_fn dot = T <= FUSED_MAX_T ? ak_ggml_dot(l->type) : NULL;
+    /* fast mode: the activations quantized once here, for every row; a
+     * type without a fast dot (F16, BF16, F32) keeps the exact one */
+    ak_dot_q8_fn dotq = dot && ws->fast ? ak_ggml_dot_q8(l->type) : NULL;
+    size_t xq_stride = dotq ? ak_q8_bytes(l->type, l->in) : 0;
+    if (dotq && xq_stride * (size_t)T <= ws->xq_bytes)
+        for (int k = 0; k < T; k++)
+            ak_q8_quantize(l->type, x + (size_t)k * l->in, ws->xq + (size_t)k * xq_stride, l->in);
+    else
+        dotq = NULL;   /* wider than the workspace's buffer (none is): exact */
     /* Tiles: the fewest that fit the buffer and give every thread an equal
      * share; rows a multiple of 16 (sgemm's register blocks).  The fused
      * dots use no buffer: eight tiles a thread (at least 16 rows each) keep
@@ -268,7 +303,8 @@ static void qlinear(struct ak_workspace *ws, const ak_linear *l, const float *x,
     int rows = (per + 15) / 16 * 16;
     if (rows > cap)
         rows = cap > TILE_ROWS ? cap : TILE_ROWS;
-    qjob job = {l, x, y, T, beta, dot, rows, (l->out + rows - 1) / rows, 0, ws};
+    qjob job = {l, x, y, T, beta, dot, dotq, ws->xq, xq_stride, rows, (l->out + rows - 1) / rows, 0,
+                ws};
     int n = ws->nthreads < job.ntiles ? ws->nthreads : job.ntiles;
 #ifndef AK_NO_BLAS
     /* our threads split the rows, ATTNKIT_THREADS of them; OpenBLAS's own

@@ -5,7 +5,14 @@
  * |dot - reference| <= 1e-5 * sum |w_i x_i|.  Random rows (random quants,
  * scales and mins, subnormal halves included, rows at odd addresses), then
  * rows of every tensor of the installed GGUF models ($AK_MODELS/smollm2,
- * gemma3, qwen*: skipped when absent). */
+ * gemma3, qwen*: skipped when absent).
+ * The fast mode's integer dots (8-bit activations) on the same rows: the
+ * activations quantize to the same bytes at every level; every level's
+ * dot equals the f64 dot of the dequantized row with the dequantized
+ * activations within 1e-5 (the same arithmetic, float rounding apart);
+ * and it is within the activations' rounding of the exact f64 dot:
+ * |fast - exact| <= sum_i |w_i| d_x(i) / 2 (+ 1e-5 of sum |w x|), d_x(i)
+ * the scale of x_i's block (max |x| / 127 of 32 or 256 elements). */
 #include "format/gguf.h"
 #include "format/quant.h"
 #include "core/simd.h"
@@ -92,6 +99,60 @@ static void rand_row(int type, uint8_t *p, int64_t n)
             put_half(p + b * bb + off[f], rand_half());
 }
 
+static double fast_worst;   /* the largest |fast - exact| / sum |w x| seen */
+
+/* The fast (8-bit activation) dots of row with x, at every level, against
+ * the references in the header comment; w is the dequantized row.
+ * Returns the number of failures. */
+static int check_row_q8(int type, const uint8_t *row, const float *w, const float *x, int64_t n,
+                        const char *what, int quiet)
+{
+    size_t qb = ak_q8_bytes(type, n), be = n % 256 == 0 && qb == (size_t)n / 256 * 292 ? 256 : 32;
+    uint8_t *xa = malloc(qb), *xs = malloc(qb);
+    ak_simd_force("scalar");
+    ak_q8_quantize(type, x, xs, n);
+    ak_simd_force("auto");
+    ak_q8_quantize(type, x, xa, n);
+    int bad = 0;
+    if (memcmp(xa, xs, qb)) {
+        CHECK(0, "%s n=%lld %s: the activations quantize to the same bytes at %s and scalar",
+              ak_ggml_type_name(type), (long long)n, what, ak_simd_name(ak_simd_level()));
+        bad++;
+    }
+    /* the activations as the blocks hold them: d at the block's start, q
+     * after the sums (4 bytes for 32-blocks, 32 for 256-blocks) */
+    size_t bbytes = be == 32 ? 40 : 292, qoff = be == 32 ? 8 : 36;
+    double ref_q = 0, scale_q = 0, exact = 0, scale = 0, bound = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const uint8_t *blk = xa + (size_t)(i / (int64_t)be) * bbytes;
+        float d;
+        memcpy(&d, blk, 4);
+        double xd = (double)d * (int8_t)blk[qoff + (size_t)(i % (int64_t)be)];
+        ref_q += (double)w[i] * xd;
+        scale_q += fabs((double)w[i] * xd);
+        exact += (double)w[i] * x[i];
+        scale += fabs((double)w[i] * x[i]);
+        bound += fabs((double)w[i]) * d / 2;
+    }
+    float scalar = ak_ggml_dot_q8_at(type, AK_SIMD_SCALAR)(row, xa, n);
+    for (int l = 0; l <= ak_simd_cpu(); l++) {
+        float got = ak_ggml_dot_q8_at(type, l)(row, xa, n);
+        double tol = 1e-5 * scale_q, err = fabs(got - exact);
+        int ok = fabs(got - ref_q) <= tol && fabs((double)got - scalar) <= tol &&
+                 err <= bound * (1 + 1e-6) + 1e-5 * scale;
+        if (scale > 0 && err / scale > fast_worst)
+            fast_worst = err / scale;
+        if (!ok || !quiet)
+            CHECK(ok, "%s %s n=%lld %s fast: %.9g, same arithmetic in f64 %.9g, scalar %.9g "
+                  "(tolerance %.3g); exact %.9g, bound %.3g", ak_ggml_type_name(type),
+                  ak_simd_name(l), (long long)n, what, got, ref_q, scalar, tol, exact, bound);
+        bad += !ok;
+    }
+    free(xa);
+    free(xs);
+    return bad;
+}
+
 /* Checks every level's dot of row (n elements) with x against the double
  * reference; what names the case.  Returns the number of failures. */
 static int check_row(int type, const uint8_t *row, const float *x, int64_t n, const char *what,
@@ -104,7 +165,6 @@ static int check_row(int type, const uint8_t *row, const float *x, int64_t n, co
         ref += (double)w[i] * x[i];
         scale += fabs((double)w[i] * x[i]);
     }
-    free(w);
     double tol = 1e-5 * scale;
     int bad = 0;
     float scalar = ak_ggml_dot_at(type, AK_SIMD_SCALAR)(row, x, n);
@@ -117,6 +177,9 @@ static int check_row(int type, const uint8_t *row, const float *x, int64_t n, co
                   ak_ggml_type_name(type), ak_simd_name(l), (long long)n, what, got, ref, scalar, tol);
         bad += !ok;
     }
+    if (ak_ggml_dot_q8(type))
+        bad += check_row_q8(type, row, w, x, n, what, quiet);
+    free(w);
     return bad;
 }
 
@@ -164,6 +227,14 @@ static void random_rows(void)
               ak_dot_row(AK_GGML_Q2_K, NULL, NULL, 0, &y) == -1 && !ak_ggml_dot(1000) &&
               !ak_ggml_dot(-1),
           "unsupported types have no fused dot");
+    CHECK(ak_ggml_dot_q8(AK_GGML_Q4_K) && ak_ggml_dot_q8(AK_GGML_Q6_K) && ak_ggml_dot_q8(AK_GGML_Q5_0) &&
+              ak_ggml_dot_q8(AK_GGML_Q8_0) && ak_ggml_dot_q8(AK_GGML_Q4_1) &&
+              !ak_ggml_dot_q8(AK_GGML_F32) && !ak_ggml_dot_q8(AK_GGML_F16) &&
+              ak_q8_bytes(AK_GGML_BF16, 64) == 0 && !ak_ggml_dot_q8(AK_GGML_Q2_K) &&
+              ak_q8_bytes(AK_GGML_Q8_0, 64) == 80 && ak_q8_bytes(AK_GGML_Q6_K, 512) == 584,
+          "fast dots: the block types have one, F32/F16/BF16 (exact dot) and unsupported types none");
+    printf("# fast (8-bit activation) dots, random rows: largest |fast - exact| / sum |w x| %.3g\n",
+           fast_worst);
 }
 
 /* Every supported tensor of a GGUF file: its first, middle and last rows. */
@@ -205,6 +276,7 @@ static void model_file(const char *path)
 
 static void models(void)
 {
+    fast_worst = 0;
     const char *dir = getenv("AK_MODELS");
     if (!dir) {
         printf("# AK_MODELS unset: installed models skipped\n");
@@ -230,14 +302,17 @@ static void models(void)
         }
         closedir(dd);
     }
+    printf("# fast (8-bit activation) dots, model rows: largest |fast - exact| / sum |w x| %.3g\n",
+           fast_worst);
 }
 
 int main(void)
 {
     printf("# CPU SIMD level: %s\n", ak_simd_name(ak_simd_cpu()));
-    CHECK(ak_simd_force("avx2") == 0 && ak_simd_force("nonsense") == -1 && ak_simd_force("auto") == 0 &&
+    CHECK(ak_simd_force("avx2") == 0 && ak_simd_force("avx512vnni") == 0 &&
+              ak_simd_force("nonsense") == -1 && ak_simd_force("auto") == 0 &&
               ak_simd_level() == ak_simd_cpu(),
-          "ATTNKIT_SIMD names: scalar, avx2, avx512, auto; others refused");
+          "ATTNKIT_SIMD names: scalar, avx2, avx512, avx512vnni, auto; others refused");
     random_rows();
     models();
     TEST_DONE();
