@@ -39,7 +39,7 @@
 
 static const char *progname = "attnkit";
 /* The program's settings from its environment (ak_cli_env), which it hands
- * to each model, reader and writer it opens (ak_cli_model, ak_cli_reader,
+ * to each model, stream and writer it opens (ak_cli_model, ak_cli_read,
  * ak_cli_writer): the library itself keeps no such defaults. */
 static const char *env_model, *env_device; /* $ATTNKIT_MODEL, $ATTNKIT_DEVICE */
 static int progress_env = -1;   /* $ATTNKIT_PROGRESS: 0, 1, or -1 unset */
