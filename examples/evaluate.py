@@ -3,7 +3,9 @@
 
 Runs the pruning experiment over the items tasks.py wrote in OUT, with the
 installed programs (on $PATH), and writes one row per item and
-configuration to OUT/MODEL/rows.tsv.  Per model and task, once:
+configuration to OUT/MODEL/rows.tsv: this run's configurations and those
+earlier chunks left in OUT/MODEL for the same split and sizes (other keep
+ratios, other policies), so chunks add up.  Per model and task, once:
 
   tokenize -m M --segments S OUT/TASK/*.txt | embed -m M \\
     | attend -m M --surprisal --mass-last 32 \\
@@ -238,6 +240,27 @@ def summarize(model, ak, log):
     return out
 
 
+def earlier_outputs(mdir, prep, jobs):
+    """The configurations of the same items and split that earlier chunks
+    ran with other policies or keep ratios: rows.tsv holds every result
+    OUT/MODEL has, so chunks of different --keeps and --policies add up."""
+    have = {j[3] for j in jobs}
+    more = []
+    for task, (full, _, _, _, sfx) in prep.items():
+        for pol, (kind, _, _) in POLICIES.items():
+            if kind == "full":
+                continue
+            tag = pol.replace("/", "_").replace(":", "_").replace("+", "_")
+            head = f"{task}{sfx}.{tag}."
+            for f in sorted(os.listdir(mdir)):
+                m = re.fullmatch(r"(\d+(?:\.\d+)?)\.ak", f[len(head):]) if f.startswith(head) else None
+                out = os.path.join(mdir, f)
+                if m and out not in have:
+                    more.append((task, pol, m.group(1), out, None))
+                    have.add(out)
+    return more
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
@@ -306,7 +329,7 @@ def main():
                          ["kvcache", "-m", model] + gen + ["--targets", gold]], full, log)
                 with open(times_path, "w") as f:  # tokenize..attend, kvcache
                     f.write(f"{t[2]:.3f}\t{t[3] - t[2]:.3f}\n")
-            prep[task] = (full, gold, cfg, len(files))
+            prep[task] = (full, gold, cfg, len(files), sfx)
             gen_only = ["--generate", str(cfg["generate"])] if cfg["generate"] else []
             for pol in pols:
                 kind, unit, extra = POLICIES[pol]
@@ -404,10 +427,10 @@ def main():
                   f"chunk (--max-minutes {a.max_minutes:g})", file=sys.stderr)
         rows = ["model\ttask\tname\tpolicy\tunit\tkeep\tkept\ttotal\tlogprob\tgold_tokens"
                 "\tprune_s\tanswer_s\tstats_s\tanswer"]
-        for task, pol, keep, out, _ in jobs:
+        for task, pol, keep, out, _ in jobs + earlier_outputs(mdir, prep, jobs):
             if not os.path.exists(out):
                 continue
-            full, gold, cfg, n = prep[task]
+            full, gold, cfg, n, _ = prep[task]
             tpath = out + ".time"
             prune_s = answer_s = stats_s = ""
             if os.path.exists(tpath):

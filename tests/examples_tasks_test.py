@@ -142,6 +142,22 @@ for results, committed, target in (("results.tsv", "plot.svg", "publish"),
         check(not root.findall(f".//{SVG}path[@class='ci']"),
               f"plot.py {results}: the first experiment's lines, no error bars")
 
+# evaluate.py: rows.tsv gathers what earlier chunks ran with other --keeps and
+# --policies, not only this run's configurations
+import evaluate  # noqa: E402
+with tempfile.TemporaryDirectory() as md:
+    for f in ("pqa.test.1000.query_block.0.3.ak", "pqa.test.1000.query_block_top3.0.1.ak",
+              "pqa.test.1000.query_block.0.5.ak.tmp", "pqa.test.1000.similarity_block.0.3.ak",
+              "pqa.calibration.1000.query_block.0.3.ak", "needle.test.1000.random_block.0.3.ak"):
+        open(os.path.join(md, f), "w").close()
+    prep = {"pqa": (None, None, None, 1, ".test.1000")}
+    have = [("pqa", "similarity/block", "0.3", os.path.join(md, "pqa.test.1000.similarity_block.0.3.ak"), None)]
+    got = sorted((t, p, k, os.path.basename(o)) for t, p, k, o, _ in evaluate.earlier_outputs(md, prep, have))
+    check(got == [("pqa", "query/block", "0.3", "pqa.test.1000.query_block.0.3.ak"),
+                  ("pqa", "query/block:top3", "0.1", "pqa.test.1000.query_block_top3.0.1.ak")],
+          f"evaluate.py: rows.tsv takes the same split's outputs of other chunks, no temporary, "
+          f"other split or task, nor one already listed ({got})")
+
 need = ["/usr/share/common-licenses/GPL-3"] + [f"/usr/share/doc/{p}/copyright" for p in
                                                ("zlib1g", "gzip", "libbz2-1.0", "tar", "mawk")]
 if not all(os.path.exists(p) for p in need):
