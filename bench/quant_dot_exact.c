@@ -6,9 +6,10 @@
  *   current   quant.c's AVX-512 kernel (ak_ggml_dot_at(Q4_K, AVX-512))
  *   fma-vs    the same FMA arithmetic (widen 16 quants to int32, convert,
  *             FMA with x), but each block's 8 scales and 8 mins decoded
- *             once into vector registers (no scalar float work per
- *             sub-block: d * sc broadcast by a permute), sums of x per
- *             sub-block added in the kernel: today's dot interface
+ *             once by integer ops and converted as one vector, d * sc
+ *             broadcast from memory (a load, not a shuffle on the float
+ *             pipes), two accumulators, sums of x per sub-block added in
+ *             the kernel: today's dot interface
  *   fma-vp    fma-vs with the sums of x per 32 taken once per product
  *             (shared by all rows, as --fast's activation blocks are)
  *   bf16x3    x split once per product into three bf16 pieces,
@@ -139,9 +140,11 @@ T512 static inline __attribute__((always_inline)) float dot_fma(const void *row,
     for (int64_t b = 0; b < n / 256; b++, p += 144) {
         uint64_t sc, m;
         scales_mins(p + 4, &sc, &m);
-        __m512 scv = _mm512_castps256_ps512(bytes_times(sc, half(p)));
+        float scs[8];
+        _mm256_storeu_ps(scs, bytes_times(sc, half(p)));
         __m256 mv = bytes_times(m, half(p + 2));
-        __m512 mvz = _mm512_castps256_ps512(mv);
+        float ms[8];
+        _mm256_storeu_ps(ms, mv);
         if (sums) {
             macc8 = _mm256_fmadd_ps(mv, _mm256_loadu_ps(sums), macc8);
             sums += 8;
@@ -156,13 +159,13 @@ T512 static inline __attribute__((always_inline)) float dot_fma(const void *row,
             __m512 s2 = _mm512_mul_ps(F16(_mm_and_si128(_mm_srli_epi16(a, 4), m4)), _mm512_loadu_ps(x + 32));
             s2 = _mm512_fmadd_ps(F16(_mm_and_si128(_mm_srli_epi16(c, 4), m4)), _mm512_loadu_ps(x + 48), s2);
 #undef F16
-            acc0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_set1_epi32(j), scv), s1, acc0);
-            acc1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_set1_epi32(j + 1), scv), s2, acc1);
+            acc0 = _mm512_fmadd_ps(_mm512_set1_ps(scs[j]), s1, acc0);
+            acc1 = _mm512_fmadd_ps(_mm512_set1_ps(scs[j + 1]), s2, acc1);
             if (!sums) {
                 __m512 x1 = _mm512_add_ps(_mm512_loadu_ps(x), _mm512_loadu_ps(x + 16));
                 __m512 x2 = _mm512_add_ps(_mm512_loadu_ps(x + 32), _mm512_loadu_ps(x + 48));
-                macc = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_set1_epi32(j), mvz), x1, macc);
-                macc = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_set1_epi32(j + 1), mvz), x2, macc);
+                macc = _mm512_fmadd_ps(_mm512_set1_ps(ms[j]), x1, macc);
+                macc = _mm512_fmadd_ps(_mm512_set1_ps(ms[j + 1]), x2, macc);
             }
         }
     }
@@ -213,7 +216,8 @@ TBF16 static inline __attribute__((always_inline)) float dot_bf16(const void *ro
     for (int64_t b = 0; b < n / 256; b++, p += 144, sums += 8) {
         uint64_t sc, m;
         scales_mins(p + 4, &sc, &m);
-        __m512 scv = _mm512_castps256_ps512(bytes_times(sc, half(p)));
+        float scs[8];
+        _mm256_storeu_ps(scs, bytes_times(sc, half(p)));
         macc = _mm256_fmadd_ps(bytes_times(m, half(p + 2)), _mm256_loadu_ps(sums), macc);
         const uint8_t *q = p + 16;
         for (int j = 0; j < 8; j += 2, q += 32, xp += 2 * PIECES_BYTES) {
@@ -221,10 +225,8 @@ TBF16 static inline __attribute__((always_inline)) float dot_bf16(const void *ro
             __m512i lo = _mm512_permutexvar_epi16(_mm512_cvtepu8_epi16(_mm256_and_si256(v, m4)), table);
             __m512i hi = _mm512_permutexvar_epi16(
                 _mm512_cvtepu8_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4)), table);
-            acc0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_set1_epi32(j), scv),
-                                   dot_pieces(lo, xp, pieces), acc0);
-            acc1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_set1_epi32(j + 1), scv),
-                                   dot_pieces(hi, xp + PIECES_BYTES, pieces), acc1);
+            acc0 = _mm512_fmadd_ps(_mm512_set1_ps(scs[j]), dot_pieces(lo, xp, pieces), acc0);
+            acc1 = _mm512_fmadd_ps(_mm512_set1_ps(scs[j + 1]), dot_pieces(hi, xp + PIECES_BYTES, pieces), acc1);
         }
     }
     float t[8], mins = 0;
