@@ -739,6 +739,32 @@ AVX2_INL __m128i lo4(__m128i q) { return _mm_and_si128(q, _mm_set1_epi8(0x0f)); 
 AVX2_INL __m128i hi4(__m128i q) { return _mm_and_si128(_mm_srli_epi16(q, 4), _mm_set1_epi8(0x0f)); }
 AVX2_INL __m128i load16(const uint8_t *p) { return _mm_loadu_si128((const __m128i *)(const void *)p); }
 
+/* A Q4_K/Q5_K block's (at p) 8 scales times d into scs and 8 mins times
+ * dmin into ms: scale_min_k4 for j = 0..7 at once, by integer ops on the
+ * 12 scale bytes (four sub-blocks a 32-bit word), each eight converted as
+ * one vector.  The kernels broadcast them from memory, a load, where a
+ * scalar convert, multiply and register broadcast per sub-block took the
+ * float pipes. */
+AVX2_INL void scales_mins_k4(const uint8_t *p, float *scs, float *ms)
+{
+    uint32_t a = le32(p + 4), b = le32(p + 8), c = le32(p + 12);
+    uint32_t sc47 = (c & 0x0f0f0f0f) | ((a >> 6) & 0x03030303) << 4;
+    uint32_t m47 = ((c >> 4) & 0x0f0f0f0f) | ((b >> 6) & 0x03030303) << 4;
+    __m128i sc = _mm_setr_epi32((int)(a & 0x3f3f3f3f), (int)sc47, 0, 0);
+    __m128i m = _mm_setr_epi32((int)(b & 0x3f3f3f3f), (int)m47, 0, 0);
+    _mm256_storeu_ps(scs, _mm256_mul_ps(_mm256_set1_ps(half_x86(p)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sc))));
+    _mm256_storeu_ps(ms, _mm256_mul_ps(_mm256_set1_ps(half_x86(p + 2)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(m))));
+}
+
+/* A Q6_K block's (at p) 16 scales times d into scs, the same way */
+AVX2_INL void scales_q6_k(const uint8_t *p, float *scs)
+{
+    __m256 d = _mm256_set1_ps(half_x86(p + 208));
+    __m128i s = load16(p + 192);
+    _mm256_storeu_ps(scs, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(s))));
+    _mm256_storeu_ps(scs + 8, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(s, s)))));
+}
+
 AK_TARGET_AVX2 static float dot_f32_avx2(const void *row, const float *x, int64_t n)
 {
     const uint8_t *p = row;
@@ -796,8 +822,9 @@ AK_TARGET_AVX2 static float dot_bf16_avx2(const void *row, const float *x, int64
 #define vf __m256
 #define VZERO _mm256_setzero_ps()
 #define VFMA _mm256_fmadd_ps
-#define VFNMA _mm256_fnmadd_ps
 #define VSET1 _mm256_set1_ps
+#define VADD _mm256_add_ps
+#define VSUB _mm256_sub_ps
 #define VHSUM hsum_avx2
 #define DOT16S dot16s
 #define DOT16U dot16u
@@ -879,8 +906,9 @@ AK_TARGET_AVX512 static float dot_bf16_avx512(const void *row, const float *x, i
 #define vf __m512
 #define VZERO _mm512_setzero_ps()
 #define VFMA _mm512_fmadd_ps
-#define VFNMA _mm512_fnmadd_ps
 #define VSET1 _mm512_set1_ps
+#define VADD _mm512_add_ps
+#define VSUB _mm512_sub_ps
 #define VHSUM _mm512_reduce_add_ps
 #define DOT16S dot16s_512
 #define DOT16U dot16u_512
