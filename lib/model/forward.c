@@ -135,6 +135,20 @@ static int grow(float **p, size_t n)
     return 0;
 }
 
+/* *p replaced by n floats (contents not kept) at a 64-byte boundary: the
+ * activation buffers the fused dots read, whose full-vector loads of x
+ * then never cross a cache line (bench/RESULTS.md, "Exact mode": the
+ * K-quant kernels lost their gain on x 16 bytes off a line). */
+static int grow_aligned(float **p, size_t n)
+{
+    void *q;
+    if (posix_memalign(&q, 64, (n ? n : 1) * sizeof(float)))
+        return -1;
+    free(*p);
+    *p = q;
+    return 0;
+}
+
 /* The model's workspace with no activation buffers yet (created on first
  * use, kept until ak_model_free). */
 static int workspace_base(const ak_model *m, struct ak_workspace **out, ak_err *err)
@@ -185,9 +199,10 @@ static int workspace(const ak_model *m, int T, size_t npos, struct ak_workspace 
         size_t qd = (size_t)m->n_heads * m->head_dim, kvd = (size_t)m->n_kv_heads * m->head_dim;
         int gated = m->family == AK_FAMILY_LLAMA || m->family == AK_FAMILY_GEMMA3;
         ws->cap_T = 0;
-        if (grow(&ws->xn, Tz * D) || grow(&ws->q, Tz * qd) || grow(&ws->k, Tz * kvd) ||
-            grow(&ws->v, Tz * kvd) || grow(&ws->att, Tz * qd) || grow(&ws->up, Tz * F) ||
-            (gated && grow(&ws->gate, Tz * F)) || grow(&ws->tmp, Tz * D))
+        if (grow_aligned(&ws->xn, Tz * D) || grow_aligned(&ws->q, Tz * qd) ||
+            grow_aligned(&ws->k, Tz * kvd) || grow_aligned(&ws->v, Tz * kvd) ||
+            grow_aligned(&ws->att, Tz * qd) || grow_aligned(&ws->up, Tz * F) ||
+            (gated && grow_aligned(&ws->gate, Tz * F)) || grow_aligned(&ws->tmp, Tz * D))
             return ak_fail(err, AK_ENOMEM, "out of memory for %d tokens", T);
         ws->cap_T = Tz;
     }
