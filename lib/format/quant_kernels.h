@@ -216,25 +216,26 @@ KTARGET static float KFN(dot_q6_k)(const void *row, const float *x, int64_t n)
         float scs[16];
         scales_q6_k(p, scs);
         KEEP_LOOP
-        for (int h = 0; h < 2; h++, ql += 64, qh += 32, x += 128)
-            KEEP_LOOP
-            for (int is = 0; is < 2; is++) {
-                int l = 16 * is;
-                const float *sc = scs + 8 * h + is;
-                __m128i a = load16(ql + l), c = load16(ql + l + 32), hb = load16(qh + l);
-                __m128i q1 = _mm_or_si128(lo4(a), _mm_slli_epi16(_mm_and_si128(hb, m3), 4));
-                __m128i q2 = _mm_or_si128(lo4(c), _mm_slli_epi16(_mm_and_si128(hb, m12), 2));
-                __m128i q3 = _mm_or_si128(hi4(a), _mm_and_si128(hb, m48));
-                __m128i q4 = _mm_or_si128(hi4(c), _mm_srli_epi16(_mm_and_si128(hb, m192), 2));
-                vf s1 = DOT16S(_mm_sub_epi8(q1, off), x + l, VZERO);
-                vf s2 = DOT16S(_mm_sub_epi8(q2, off), x + l + 32, VZERO);
-                vf s3 = DOT16S(_mm_sub_epi8(q3, off), x + l + 64, VZERO);
-                vf s4 = DOT16S(_mm_sub_epi8(q4, off), x + l + 96, VZERO);
-                acc0 = VFMA(VSET1(sc[0]), s1, acc0);
-                acc1 = VFMA(VSET1(sc[2]), s2, acc1);
-                acc0 = VFMA(VSET1(sc[4]), s3, acc0);
-                acc1 = VFMA(VSET1(sc[6]), s4, acc1);
-            }
+        for (int k = 0; k < 4; k++) {
+            /* half h = k / 2 (128 elements), its 16 at l = 16 * (k % 2) */
+            int h = k >> 1, l = 16 * (k & 1);
+            const float *sc = scs + 8 * h + (k & 1), *xh = x + 128 * h;
+            const uint8_t *qlh = ql + 64 * h, *qhh = qh + 32 * h;
+            __m128i a = load16(qlh + l), c = load16(qlh + l + 32), hb = load16(qhh + l);
+            __m128i q1 = _mm_or_si128(lo4(a), _mm_slli_epi16(_mm_and_si128(hb, m3), 4));
+            __m128i q2 = _mm_or_si128(lo4(c), _mm_slli_epi16(_mm_and_si128(hb, m12), 2));
+            __m128i q3 = _mm_or_si128(hi4(a), _mm_and_si128(hb, m48));
+            __m128i q4 = _mm_or_si128(hi4(c), _mm_srli_epi16(_mm_and_si128(hb, m192), 2));
+            vf s1 = DOT16S(_mm_sub_epi8(q1, off), xh + l, VZERO);
+            vf s2 = DOT16S(_mm_sub_epi8(q2, off), xh + l + 32, VZERO);
+            vf s3 = DOT16S(_mm_sub_epi8(q3, off), xh + l + 64, VZERO);
+            vf s4 = DOT16S(_mm_sub_epi8(q4, off), xh + l + 96, VZERO);
+            acc0 = VFMA(VSET1(sc[0]), s1, acc0);
+            acc1 = VFMA(VSET1(sc[2]), s2, acc1);
+            acc0 = VFMA(VSET1(sc[4]), s3, acc0);
+            acc1 = VFMA(VSET1(sc[6]), s4, acc1);
+        }
+        x += 256;
     }
     return VHSUM(VADD(acc0, acc1));
 }
