@@ -12,7 +12,10 @@
  * level, then for T = 1, 2, 4, ..., 64 the time of T fused products (best
  * level) against dequantize + sgemm, in ms; then the fast mode's (8-bit
  * activations, integer dots) ns per weight at each level, and its
- * activation quantization's ns per element (once per product). */
+ * activation quantization's ns per element (once per product); for Q4_K
+ * and Q5_K, the exact dots with the sums of x per 32 (ak_ggml_dot_xs_at;
+ * the sums taken once per product, timed in).  x is on a 64-byte line, as
+ * lib/model/forward.c's activation buffers are. */
 #include "format/quant.h"
 #include "core/simd.h"
 #include "attnkit/tensor.h"
@@ -46,7 +49,8 @@ int main(int argc, char **argv)
     static const int types[] = {AK_GGML_F16, AK_GGML_Q4_0, AK_GGML_Q4_1, AK_GGML_Q5_0, AK_GGML_Q8_0,
                                 AK_GGML_Q4_K, AK_GGML_Q5_K, AK_GGML_Q6_K};
     enum { TMAX = 64 };
-    float *x = malloc(sizeof *x * (size_t)in * TMAX), *y = malloc(sizeof *y * (size_t)out * TMAX);
+    float *x = aligned_alloc(64, sizeof *x * (size_t)in * TMAX);
+    float *y = malloc(sizeof *y * (size_t)out * TMAX);
     float *tile = malloc(sizeof *tile * (size_t)out * in);
     for (int i = 0; i < in * TMAX; i++)
         x[i] = (float)(next32() / 4294967296.0 - 0.5);
@@ -104,6 +108,27 @@ int main(int argc, char **argv)
             printf(" %d: %.2f/%.2f", T, best * T * 1e3, bt * 1e3);
         }
         printf("\n");
+        if (ak_ggml_dot_xs(type)) {
+            float *xs = malloc(sizeof *xs * (size_t)(in / 32));
+            printf("%-5s sums", ak_ggml_type_name(type));
+            for (int l = 0; l <= ak_simd_cpu(); l++) {
+                ak_dot_xs_fn f = ak_ggml_dot_xs_at(type, l);
+                if (!f)
+                    continue;
+                double bt = 1e30;
+                for (int rep = 0; rep < 5; rep++) {
+                    double t0 = now();
+                    ak_xsum32(x, xs, in);
+                    for (int r = 0; r < out; r++)
+                        y[r] = f(w + (size_t)r * rb, x, xs, in);
+                    double dt = now() - t0;
+                    bt = dt < bt ? dt : bt;
+                }
+                printf(" %s %.3f", ak_simd_name(l), bt * 1e9 / ((double)out * in));
+            }
+            printf("\n");
+            free(xs);
+        }
         if (ak_ggml_dot_q8(type)) {
             uint8_t *xq = malloc(ak_q8_bytes(type, in));
             double qt = 1e30;

@@ -739,6 +739,35 @@ AVX2_INL __m128i lo4(__m128i q) { return _mm_and_si128(q, _mm_set1_epi8(0x0f)); 
 AVX2_INL __m128i hi4(__m128i q) { return _mm_and_si128(_mm_srli_epi16(q, 4), _mm_set1_epi8(0x0f)); }
 AVX2_INL __m128i load16(const uint8_t *p) { return _mm_loadu_si128((const __m128i *)(const void *)p); }
 
+/* A Q4_K/Q5_K block's (at p) 8 scales times d into scs; its 8 mins times
+ * dmin returned: scale_min_k4 for j = 0..7 at once, by integer ops on the
+ * 12 scale bytes (four sub-blocks a 32-bit word), each eight converted as
+ * one vector.  The kernels broadcast them from memory, a load, where a
+ * scalar convert, multiply and register broadcast per sub-block took the
+ * float pipes. */
+AVX2_INL __m256 scales_mins_k4(const uint8_t *p, float *scs)
+{
+    uint32_t a = le32(p + 4), b = le32(p + 8), c = le32(p + 12);
+    uint32_t sc47 = (c & 0x0f0f0f0f) | ((a >> 6) & 0x03030303) << 4;
+    uint32_t m47 = ((c >> 4) & 0x0f0f0f0f) | ((b >> 6) & 0x03030303) << 4;
+    __m128i sc = _mm_setr_epi32((int)(a & 0x3f3f3f3f), (int)sc47, 0, 0);
+    __m128i m = _mm_setr_epi32((int)(b & 0x3f3f3f3f), (int)m47, 0, 0);
+    __m256 fsc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sc)), fm = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(m));
+    _mm256_storeu_ps(scs, _mm256_mul_ps(_mm256_set1_ps(half_x86(p)), fsc));
+    return _mm256_mul_ps(_mm256_set1_ps(half_x86(p + 2)), fm);
+}
+
+/* A Q6_K block's (at p) 16 scales times d into scs, the same way */
+AVX2_INL void scales_q6_k(const uint8_t *p, float *scs)
+{
+    __m256 d = _mm256_set1_ps(half_x86(p + 208));
+    __m128i s = load16(p + 192);
+    __m256 lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(s));
+    __m256 hi = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(s, s)));
+    _mm256_storeu_ps(scs, _mm256_mul_ps(d, lo));
+    _mm256_storeu_ps(scs + 8, _mm256_mul_ps(d, hi));
+}
+
 AK_TARGET_AVX2 static float dot_f32_avx2(const void *row, const float *x, int64_t n)
 {
     const uint8_t *p = row;
@@ -796,8 +825,9 @@ AK_TARGET_AVX2 static float dot_bf16_avx2(const void *row, const float *x, int64
 #define vf __m256
 #define VZERO _mm256_setzero_ps()
 #define VFMA _mm256_fmadd_ps
-#define VFNMA _mm256_fnmadd_ps
 #define VSET1 _mm256_set1_ps
+#define VADD _mm256_add_ps
+#define VSUB _mm256_sub_ps
 #define VHSUM hsum_avx2
 #define DOT16S dot16s
 #define DOT16U dot16u
@@ -879,8 +909,9 @@ AK_TARGET_AVX512 static float dot_bf16_avx512(const void *row, const float *x, i
 #define vf __m512
 #define VZERO _mm512_setzero_ps()
 #define VFMA _mm512_fmadd_ps
-#define VFNMA _mm512_fnmadd_ps
 #define VSET1 _mm512_set1_ps
+#define VADD _mm512_add_ps
+#define VSUB _mm512_sub_ps
 #define VHSUM _mm512_reduce_add_ps
 #define DOT16S dot16s_512
 #define DOT16U dot16u_512
@@ -1010,6 +1041,8 @@ typedef ak_dot_fn dot_fn;
 /* the fast dots of a type: scalar, AVX2 (AVX-512 without VNNI takes it),
  * AVX-512 VNNI */
 #define DOTQ(name, a) a, {name##_c, AVX2(name##_avx2), NULL, VNNI(name##_vnni)}
+/* the exact dots with sums of x: AVX2, AVX-512 */
+#define DOTX(name) {NULL, AVX2(name##_avx2), AVX512(name##_avx512)}
 
 static const struct qtype {
     const char *name;
@@ -1018,6 +1051,7 @@ static const struct qtype {
     dot_fn dot[AK_SIMD_N];
     unsigned q8;                 /* the fast dot's activation blocks: 32, 256, or 0: none */
     ak_dot_q8_fn dotq[AK_SIMD_N];
+    ak_dot_xs_fn dotx[AK_SIMD_N];   /* exact dots with the sums of x per 32 (none: scalar) */
 } ggml_types[] = {
     [AK_GGML_F32] = {"F32", 1, 4, row_f32, {dot_f32_c, AVX2(dot_f32_avx2), AVX512(dot_f32_avx512)}},
     [AK_GGML_F16] = {"F16", 1, 2, row_f16, {dot_f16_c, AVX2(dot_f16_avx2), AVX512(dot_f16_avx512)}},
@@ -1035,9 +1069,9 @@ static const struct qtype {
     [AK_GGML_Q2_K] = {.name = "Q2_K", .elems = 256, .bytes = 84},
     [AK_GGML_Q3_K] = {.name = "Q3_K", .elems = 256, .bytes = 110},
     [AK_GGML_Q4_K] = {"Q4_K", 256, 144, row_q4_k, {dot_q4_k_c, AVX2(dot_q4_k_avx2), AVX512(dot_q4_k_avx512)},
-                      DOTQ(dotq_q4_k, 256)},
+                      DOTQ(dotq_q4_k, 256), DOTX(dot_q4_k_xs)},
     [AK_GGML_Q5_K] = {"Q5_K", 256, 176, row_q5_k, {dot_q5_k_c, AVX2(dot_q5_k_avx2), AVX512(dot_q5_k_avx512)},
-                      DOTQ(dotq_q5_k, 256)},
+                      DOTQ(dotq_q5_k, 256), DOTX(dot_q5_k_xs)},
     [AK_GGML_Q6_K] = {"Q6_K", 256, 210, row_q6_k, {dot_q6_k_c, AVX2(dot_q6_k_avx2), AVX512(dot_q6_k_avx512)},
                       DOTQ(dotq_q6_k, 256)},
     [AK_GGML_Q8_K] = {.name = "Q8_K", .elems = 256, .bytes = 292},
@@ -1138,9 +1172,30 @@ ak_dot_fn ak_ggml_dot_at(int type, int level)
     return t->dot[level];
 }
 
+ak_dot_xs_fn ak_ggml_dot_xs_at(int type, int level)
+{
+    const struct qtype *t = qtype(type);
+    if (!t || !t->dequant || level < 0 || level >= AK_SIMD_N || level > ak_simd_cpu())
+        return NULL;
+    while (level > 0 && !t->dotx[level])
+        level--;
+    return t->dotx[level];
+}
+
+void ak_xsum32(const float *x, float *xsum, int64_t n)
+{
+    for (int64_t g = 0; g < n / 32; g++, x += 32) {
+        float s = 0;
+        for (int i = 0; i < 32; i++)
+            s += x[i];
+        xsum[g] = s;
+    }
+}
+
 /* Each type's kernel at the level in use, chosen on first use. */
 static ak_dot_fn chosen[NTYPES];
 static ak_dot_q8_fn chosen_fast[NTYPES];
+static ak_dot_xs_fn chosen_xs[NTYPES];
 static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
 
 static void choose(void)
@@ -1149,6 +1204,7 @@ static void choose(void)
     for (int t = 0; t < NTYPES; t++) {
         chosen[t] = ak_ggml_dot_at(t, level);
         chosen_fast[t] = ak_ggml_dot_q8_at(t, level);
+        chosen_xs[t] = ak_ggml_dot_xs_at(t, level);
     }
 }
 
@@ -1156,6 +1212,12 @@ ak_dot_fn ak_ggml_dot(int type)
 {
     pthread_once(&chosen_once, choose);
     return type >= 0 && type < NTYPES ? chosen[type] : NULL;
+}
+
+ak_dot_xs_fn ak_ggml_dot_xs(int type)
+{
+    pthread_once(&chosen_once, choose);
+    return type >= 0 && type < NTYPES ? chosen_xs[type] : NULL;
 }
 
 int ak_dot_row(int type, const void *src, const float *x, int64_t n, float *y)

@@ -56,6 +56,21 @@ ak_dot_fn ak_ggml_dot_at(int type, int level);
 /* *y = ak_ggml_dot(type)(src, x, n): 0, or -1 for an unsupported type. */
 int ak_dot_row(int type, const void *src, const float *x, int64_t n, float *y);
 
+/* Exact mode's activations prepared once per product, for the types with
+ * mins (Q4_K, Q5_K): xsum[i] = x[32i] + ... + x[32i + 31], i < n / 32
+ * (ak_xsum32; n a multiple of 32).  The dot with them takes each
+ * sub-block's min times its sum from xsum instead of adding the 32 x up
+ * again for every row; otherwise it is the type's ak_dot_fn, exact to
+ * float rounding as that is. */
+typedef float (*ak_dot_xs_fn)(const void *row, const float *x, const float *xsum, int64_t n);
+void ak_xsum32(const float *x, float *xsum, int64_t n);
+/* The type's dot with sums at the SIMD level in use, or NULL where it has
+ * none (types without mins, and levels below AVX2): ak_ggml_dot serves. */
+ak_dot_xs_fn ak_ggml_dot_xs(int type);
+/* The same at level `level` (the best the type has at or below it), or
+ * NULL. */
+ak_dot_xs_fn ak_ggml_dot_xs_at(int type, int level);
+
 /* The opt-in fast mode (--fast): 8-bit activations and integer dots, as
  * ggml's vec_dot_*_q8_* do (our own layouts and code).  x[n] is quantized
  * once per product, into the activation blocks the weight type pairs with:

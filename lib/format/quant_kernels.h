@@ -3,7 +3,7 @@
  * vectors) and for AVX-512 (16-float vectors) with these macros defined:
  *   KFN(name)      the kernel's name at this level
  *   KTARGET        its target attribute
- *   vf, VZERO, VFMA(a, b, c) = a * b + c, VFNMA = c - a * b, VSET1, VHSUM
+ *   vf, VZERO, VFMA(a, b, c) = a * b + c, VSET1, VADD, VSUB, VHSUM
  *   DOT16S(q, x, acc), DOT16U(q, x, acc)  acc + the 16 (signed, unsigned)
  *                  bytes of q times x[0..16), as float
  *   SUM32(x)       x[0..32) added up into a vector
@@ -90,43 +90,86 @@ KTARGET static float KFN(dot_q8_0)(const void *row, const float *x, int64_t n)
     return VHSUM(acc);
 }
 
+/* The K-quant kernels' loops over a block's sub-blocks stay loops: fully
+ * unrolled (GCC does it at quant.o's -O3), the block's decoded scales are
+ * kept in a register and each is taken out by a shuffle and a broadcast on
+ * the float pipes, the cost the decoding once was to take away (Q4_K 0.076
+ * ns/weight against 0.069); as loops each is the FMA's broadcast memory
+ * operand, a load. */
+#ifndef KEEP_LOOP
+#if defined(__clang__)
+#define KEEP_LOOP _Pragma("clang loop unroll(disable)")
+#elif defined(__GNUC__)
+#define KEEP_LOOP _Pragma("GCC unroll 1")
+#else
+#define KEEP_LOOP
+#endif
+#endif
+
 /* Q4_K and Q5_K: sub-block j's 32 quants, nibbles of q[0..32) (low for
  * even j, high for odd j), scaled by d * sc; the min times sum(x) is taken
- * off. */
-KTARGET static float KFN(dot_q4_k)(const void *row, const float *x, int64_t n)
+ * off, the sums of x per 32 from xs (ak_xsum32) or, xs NULL, added up
+ * here.  The block's d * sc and dmin * m come decoded once
+ * (scales_mins_k4), d * sc broadcast from memory; even and odd sub-blocks
+ * and the mins have their own accumulators. */
+static inline __attribute__((always_inline)) KTARGET float KFN(q4_k)(const void *row, const float *x,
+                                                                     const float *xs, int64_t n)
 {
     const uint8_t *p = row;
-    vf acc = VZERO;
+    vf acc0 = VZERO, acc1 = VZERO, macc = VZERO;
+    __m256 macc8 = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / 256; b++, p += 144) {
-        float d = half_x86(p), dmin = half_x86(p + 2);
-        const uint8_t *scales = p + 4, *q = p + 16;
+        float scs[8], ms[8];
+        __m256 mv = scales_mins_k4(p, scs);
+        if (xs)
+            macc8 = _mm256_fmadd_ps(mv, _mm256_loadu_ps(xs + 8 * b), macc8);
+        else
+            _mm256_storeu_ps(ms, mv);
+        const uint8_t *q = p + 16;
+        KEEP_LOOP
         for (int j = 0; j < 8; j += 2, q += 32, x += 64) {
-            int sc, m;
             __m128i a = load16(q), c = load16(q + 16);
             vf s1 = DOT16U(lo4(c), x + 16, DOT16U(lo4(a), x, VZERO));
             vf s2 = DOT16U(hi4(c), x + 48, DOT16U(hi4(a), x + 32, VZERO));
-            scale_min_k4(j, scales, &sc, &m);
-            acc = VFMA(VSET1(d * (float)sc), s1, acc);
-            acc = VFNMA(VSET1(dmin * (float)m), SUM32(x), acc);
-            scale_min_k4(j + 1, scales, &sc, &m);
-            acc = VFMA(VSET1(d * (float)sc), s2, acc);
-            acc = VFNMA(VSET1(dmin * (float)m), SUM32(x + 32), acc);
+            acc0 = VFMA(VSET1(scs[j]), s1, acc0);
+            acc1 = VFMA(VSET1(scs[j + 1]), s2, acc1);
+            if (!xs) {
+                macc = VFMA(VSET1(ms[j]), SUM32(x), macc);
+                macc = VFMA(VSET1(ms[j + 1]), SUM32(x + 32), macc);
+            }
         }
     }
-    return VHSUM(acc);
+    return VHSUM(VSUB(VADD(acc0, acc1), macc)) - hsum_avx2(macc8);
 }
 
-KTARGET static float KFN(dot_q5_k)(const void *row, const float *x, int64_t n)
+KTARGET static float KFN(dot_q4_k)(const void *row, const float *x, int64_t n)
+{
+    return KFN(q4_k)(row, x, NULL, n);
+}
+
+KTARGET static float KFN(dot_q4_k_xs)(const void *row, const float *x, const float *xs, int64_t n)
+{
+    return KFN(q4_k)(row, x, xs, n);
+}
+
+static inline __attribute__((always_inline)) KTARGET float KFN(q5_k)(const void *row, const float *x,
+                                                                     const float *xs, int64_t n)
 {
     const uint8_t *p = row;
-    vf acc = VZERO;
+    vf acc0 = VZERO, acc1 = VZERO, macc = VZERO;
+    __m256 macc8 = _mm256_setzero_ps();
     const __m128i sixteen = _mm_set1_epi8(16);
     for (int64_t b = 0; b < n / 256; b++, p += 176) {
-        float d = half_x86(p), dmin = half_x86(p + 2);
-        const uint8_t *scales = p + 4, *q = p + 48;
+        float scs[8], ms[8];
+        __m256 mv = scales_mins_k4(p, scs);
+        if (xs)
+            macc8 = _mm256_fmadd_ps(mv, _mm256_loadu_ps(xs + 8 * b), macc8);
+        else
+            _mm256_storeu_ps(ms, mv);
+        const uint8_t *q = p + 48;
         __m128i ha = load16(p + 16), hc = load16(p + 32);   /* qh[0..16), qh[16..32) */
+        KEEP_LOOP
         for (int j = 0; j < 8; j += 2, q += 32, x += 64) {
-            int sc, m;
             __m128i a = load16(q), c = load16(q + 16);
             __m128i b1 = _mm_set1_epi8((char)(1 << j)), b2 = _mm_set1_epi8((char)(2 << j));
             /* bit j of qh[l] (sub-block j) or j + 1 (sub-block j + 1) as 16 */
@@ -138,48 +181,63 @@ KTARGET static float KFN(dot_q5_k)(const void *row, const float *x, int64_t n)
                                DOT16U(_mm_or_si128(lo4(a), h1a), x, VZERO));
             vf s2 = DOT16U(_mm_or_si128(hi4(c), h2c), x + 48,
                                DOT16U(_mm_or_si128(hi4(a), h2a), x + 32, VZERO));
-            scale_min_k4(j, scales, &sc, &m);
-            acc = VFMA(VSET1(d * (float)sc), s1, acc);
-            acc = VFNMA(VSET1(dmin * (float)m), SUM32(x), acc);
-            scale_min_k4(j + 1, scales, &sc, &m);
-            acc = VFMA(VSET1(d * (float)sc), s2, acc);
-            acc = VFNMA(VSET1(dmin * (float)m), SUM32(x + 32), acc);
+            acc0 = VFMA(VSET1(scs[j]), s1, acc0);
+            acc1 = VFMA(VSET1(scs[j + 1]), s2, acc1);
+            if (!xs) {
+                macc = VFMA(VSET1(ms[j]), SUM32(x), macc);
+                macc = VFMA(VSET1(ms[j + 1]), SUM32(x + 32), macc);
+            }
         }
     }
-    return VHSUM(acc);
+    return VHSUM(VSUB(VADD(acc0, acc1), macc)) - hsum_avx2(macc8);
+}
+
+KTARGET static float KFN(dot_q5_k)(const void *row, const float *x, int64_t n)
+{
+    return KFN(q5_k)(row, x, NULL, n);
+}
+
+KTARGET static float KFN(dot_q5_k_xs)(const void *row, const float *x, const float *xs, int64_t n)
+{
+    return KFN(q5_k)(row, x, xs, n);
 }
 
 /* Q6_K: per half (128 elements) and per 16 of them (one scale each of the
- * four quarters): 4 low bits from ql, 2 from qh, minus 32. */
+ * four quarters): 4 low bits from ql, 2 from qh, minus 32.  The block's 16
+ * d * sc come decoded once (scales_q6_k), broadcast from memory. */
 KTARGET static float KFN(dot_q6_k)(const void *row, const float *x, int64_t n)
 {
     const uint8_t *p = row;
-    vf acc = VZERO;
+    vf acc0 = VZERO, acc1 = VZERO;
     const __m128i m3 = _mm_set1_epi8(3), m12 = _mm_set1_epi8(12), m48 = _mm_set1_epi8(48),
                   m192 = _mm_set1_epi8((char)192), off = _mm_set1_epi8(32);
     for (int64_t b = 0; b < n / 256; b++, p += 210) {
         const uint8_t *ql = p, *qh = p + 128;
-        const int8_t *sc = (const int8_t *)(p + 192);
-        float d = half_x86(p + 208);
-        for (int h = 0; h < 2; h++, ql += 64, qh += 32, sc += 8, x += 128)
-            for (int is = 0; is < 2; is++) {
-                int l = 16 * is;
-                __m128i a = load16(ql + l), c = load16(ql + l + 32), hb = load16(qh + l);
-                __m128i q1 = _mm_or_si128(lo4(a), _mm_slli_epi16(_mm_and_si128(hb, m3), 4));
-                __m128i q2 = _mm_or_si128(lo4(c), _mm_slli_epi16(_mm_and_si128(hb, m12), 2));
-                __m128i q3 = _mm_or_si128(hi4(a), _mm_and_si128(hb, m48));
-                __m128i q4 = _mm_or_si128(hi4(c), _mm_srli_epi16(_mm_and_si128(hb, m192), 2));
-                vf s1 = DOT16S(_mm_sub_epi8(q1, off), x + l, VZERO);
-                vf s2 = DOT16S(_mm_sub_epi8(q2, off), x + l + 32, VZERO);
-                vf s3 = DOT16S(_mm_sub_epi8(q3, off), x + l + 64, VZERO);
-                vf s4 = DOT16S(_mm_sub_epi8(q4, off), x + l + 96, VZERO);
-                acc = VFMA(VSET1(d * (float)sc[is]), s1, acc);
-                acc = VFMA(VSET1(d * (float)sc[is + 2]), s2, acc);
-                acc = VFMA(VSET1(d * (float)sc[is + 4]), s3, acc);
-                acc = VFMA(VSET1(d * (float)sc[is + 6]), s4, acc);
-            }
+        float scs[16];
+        scales_q6_k(p, scs);
+        KEEP_LOOP
+        for (int k = 0; k < 4; k++) {
+            /* half h = k / 2 (128 elements), its 16 at l = 16 * (k % 2) */
+            int h = k >> 1, l = 16 * (k & 1);
+            const float *sc = scs + 8 * h + (k & 1), *xh = x + 128 * h;
+            const uint8_t *qlh = ql + 64 * h, *qhh = qh + 32 * h;
+            __m128i a = load16(qlh + l), c = load16(qlh + l + 32), hb = load16(qhh + l);
+            __m128i q1 = _mm_or_si128(lo4(a), _mm_slli_epi16(_mm_and_si128(hb, m3), 4));
+            __m128i q2 = _mm_or_si128(lo4(c), _mm_slli_epi16(_mm_and_si128(hb, m12), 2));
+            __m128i q3 = _mm_or_si128(hi4(a), _mm_and_si128(hb, m48));
+            __m128i q4 = _mm_or_si128(hi4(c), _mm_srli_epi16(_mm_and_si128(hb, m192), 2));
+            vf s1 = DOT16S(_mm_sub_epi8(q1, off), xh + l, VZERO);
+            vf s2 = DOT16S(_mm_sub_epi8(q2, off), xh + l + 32, VZERO);
+            vf s3 = DOT16S(_mm_sub_epi8(q3, off), xh + l + 64, VZERO);
+            vf s4 = DOT16S(_mm_sub_epi8(q4, off), xh + l + 96, VZERO);
+            acc0 = VFMA(VSET1(sc[0]), s1, acc0);
+            acc1 = VFMA(VSET1(sc[2]), s2, acc1);
+            acc0 = VFMA(VSET1(sc[4]), s3, acc0);
+            acc1 = VFMA(VSET1(sc[6]), s4, acc1);
+        }
+        x += 256;
     }
-    return VHSUM(acc);
+    return VHSUM(VADD(acc0, acc1));
 }
 
 /* the level's parameters end here, for the next inclusion */
@@ -188,8 +246,9 @@ KTARGET static float KFN(dot_q6_k)(const void *row, const float *x, int64_t n)
 #undef vf
 #undef VZERO
 #undef VFMA
-#undef VFNMA
 #undef VSET1
+#undef VADD
+#undef VSUB
 #undef VHSUM
 #undef DOT16S
 #undef DOT16U

@@ -35,6 +35,9 @@ struct ak_workspace {
     uint8_t *xq;                 /* fast mode: a product's activations quantized
                                     (FUSED_MAX_T tokens of the widest input) */
     size_t xq_bytes;
+    float *xs;                   /* exact mode: a product's sums of x per 32 (ak_xsum32),
+                                    FUSED_MAX_T tokens of the widest input */
+    size_t xs_floats;
     float *tiles;                /* [nthreads][tile_floats] dequantized weight rows */
     size_t tile_floats;          /* per thread: TILE_FLOATS, or TILE_ROWS rows if longer */
     ak_attn_ws *attn;            /* the attention's scratch, for every layer */
@@ -122,6 +125,7 @@ void ak_workspace_free(struct ak_workspace *ws)
     free(ws->gmass);
     free(ws->tiles);
     free(ws->xq);
+    free(ws->xs);
     ak_attn_ws_free(ws->attn);
     free(ws);
 }
@@ -131,6 +135,20 @@ static int grow(float **p, size_t n)
     float *q = realloc(*p, (n ? n : 1) * sizeof(float));
     if (!q)
         return -1;
+    *p = q;
+    return 0;
+}
+
+/* *p replaced by n floats (contents not kept) at a 64-byte boundary: the
+ * activation buffers the fused dots read, whose full-vector loads of x
+ * then never cross a cache line (bench/RESULTS.md, "Exact mode": the
+ * K-quant kernels lost their gain on x 16 bytes off a line). */
+static int grow_aligned(float **p, size_t n)
+{
+    void *q;
+    if (posix_memalign(&q, 64, (n ? n : 1) * sizeof(float)))
+        return -1;
+    free(*p);
     *p = q;
     return 0;
 }
@@ -156,8 +174,10 @@ static int workspace_base(const ak_model *m, struct ak_workspace **out, ak_err *
         /* the fast mode's activation blocks take at most 40 bytes per 32 */
         ws->xq_bytes = FUSED_MAX_T * ((max_in + 31) / 32 * 40);
         ws->xq = malloc(ws->xq_bytes);
+        ws->xs_floats = FUSED_MAX_T * ((max_in + 31) / 32);
+        ws->xs = malloc(ws->xs_floats * sizeof(float));
         mm->ws = ws;
-        if (!ws->tiles || !ws->xq)
+        if (!ws->tiles || !ws->xq || !ws->xs)
             return ak_fail(err, AK_ENOMEM, "out of memory");
         int rc = ak_attn_ws_new(&ws->attn, err);
         if (rc)
@@ -185,9 +205,10 @@ static int workspace(const ak_model *m, int T, size_t npos, struct ak_workspace 
         size_t qd = (size_t)m->n_heads * m->head_dim, kvd = (size_t)m->n_kv_heads * m->head_dim;
         int gated = m->family == AK_FAMILY_LLAMA || m->family == AK_FAMILY_GEMMA3;
         ws->cap_T = 0;
-        if (grow(&ws->xn, Tz * D) || grow(&ws->q, Tz * qd) || grow(&ws->k, Tz * kvd) ||
-            grow(&ws->v, Tz * kvd) || grow(&ws->att, Tz * qd) || grow(&ws->up, Tz * F) ||
-            (gated && grow(&ws->gate, Tz * F)) || grow(&ws->tmp, Tz * D))
+        if (grow_aligned(&ws->xn, Tz * D) || grow_aligned(&ws->q, Tz * qd) ||
+            grow_aligned(&ws->k, Tz * kvd) || grow_aligned(&ws->v, Tz * kvd) ||
+            grow_aligned(&ws->att, Tz * qd) || grow_aligned(&ws->up, Tz * F) ||
+            (gated && grow_aligned(&ws->gate, Tz * F)) || grow_aligned(&ws->tmp, Tz * D))
             return ak_fail(err, AK_ENOMEM, "out of memory for %d tokens", T);
         ws->cap_T = Tz;
     }
@@ -232,6 +253,8 @@ typedef struct qjob {
     ak_dot_q8_fn dotq;           /* fast mode: integer dots with xq (dot unused), or NULL */
     const uint8_t *xq;           /* the T tokens' activations quantized, xq_stride apart */
     size_t xq_stride;
+    ak_dot_xs_fn dotx;           /* exact dots with xs (dot unused), or NULL */
+    const float *xs;             /* the T tokens' sums of x per 32, in / 32 apart */
     int rows;                    /* per tile */
     int ntiles;
     atomic_int next;
@@ -252,6 +275,19 @@ static void qwork(qjob *j, int id)
                 const void *row = (const char *)l->wq + (size_t)r * l->row_bytes;
                 for (int k = 0; k < j->T; k++) {
                     float dot = j->dotq(row, j->xq + (size_t)k * j->xq_stride, l->in);
+                    float *y = j->y + (size_t)k * l->out + r;
+                    *y = j->beta != 0 ? *y + dot : dot;
+                }
+            }
+            continue;
+        }
+        if (j->dotx) {
+            size_t xs_stride = (size_t)l->in / 32;
+            for (int r = r0; r < r0 + nr; r++) {
+                const void *row = (const char *)l->wq + (size_t)r * l->row_bytes;
+                for (int k = 0; k < j->T; k++) {
+                    float dot = j->dotx(row, j->x + (size_t)k * l->in, j->xs + (size_t)k * xs_stride,
+                                        l->in);
                     float *y = j->y + (size_t)k * l->out + r;
                     *y = j->beta != 0 ? *y + dot : dot;
                 }
@@ -293,6 +329,14 @@ static void qlinear(struct ak_workspace *ws, const ak_linear *l, const float *x,
             ak_q8_quantize(l->type, x + (size_t)k * l->in, ws->xq + (size_t)k * xq_stride, l->in);
     else
         dotq = NULL;   /* wider than the workspace's buffer (none is): exact */
+    /* exact mode, Q4_K and Q5_K: the sums of x per 32 (the min terms) taken
+     * once here, for every row */
+    ak_dot_xs_fn dotx = dot && !dotq ? ak_ggml_dot_xs(l->type) : NULL;
+    if (dotx && (size_t)l->in / 32 * (size_t)T <= ws->xs_floats)
+        for (int k = 0; k < T; k++)
+            ak_xsum32(x + (size_t)k * l->in, ws->xs + (size_t)k * (l->in / 32), l->in);
+    else
+        dotx = NULL;
     /* Tiles: the fewest that fit the buffer and give every thread an equal
      * share; rows a multiple of 16 (sgemm's register blocks).  The fused
      * dots use no buffer: eight tiles a thread (at least 16 rows each) keep
@@ -303,8 +347,8 @@ static void qlinear(struct ak_workspace *ws, const ak_linear *l, const float *x,
     int rows = (per + 15) / 16 * 16;
     if (rows > cap)
         rows = cap > TILE_ROWS ? cap : TILE_ROWS;
-    qjob job = {l, x, y, T, beta, dot, dotq, ws->xq, xq_stride, rows, (l->out + rows - 1) / rows, 0,
-                ws};
+    qjob job = {l, x, y, T, beta, dot, dotq, ws->xq, xq_stride, dotx, ws->xs, rows,
+                (l->out + rows - 1) / rows, 0, ws};
     int n = ws->nthreads < job.ntiles ? ws->nthreads : job.ntiles;
 #ifndef AK_NO_BLAS
     /* our threads split the rows, ATTNKIT_THREADS of them; OpenBLAS's own

@@ -177,6 +177,21 @@ static int check_row(int type, const uint8_t *row, const float *x, int64_t n, co
                   ak_ggml_type_name(type), ak_simd_name(l), (long long)n, what, got, ref, scalar, tol);
         bad += !ok;
     }
+    /* the dots with the sums of x per 32 (Q4_K, Q5_K; AVX2 and up) */
+    float *xs = malloc((size_t)(n / 32 + 1) * sizeof *xs);
+    ak_xsum32(x, xs, n);
+    for (int l = 0; l <= ak_simd_cpu(); l++) {
+        ak_dot_xs_fn f = ak_ggml_dot_xs_at(type, l);
+        if (!f)
+            continue;
+        float got = f(row, x, xs, n);
+        int ok = fabs(got - ref) <= tol && fabs((double)got - scalar) <= tol;
+        if (!ok || !quiet)
+            CHECK(ok, "%s %s with sums of x n=%lld %s: %.9g, reference %.9g, scalar %.9g (tolerance %.3g)",
+                  ak_ggml_type_name(type), ak_simd_name(l), (long long)n, what, got, ref, scalar, tol);
+        bad += !ok;
+    }
+    free(xs);
     if (ak_ggml_dot_q8(type))
         bad += check_row_q8(type, row, w, x, n, what, quiet);
     free(w);
@@ -233,6 +248,12 @@ static void random_rows(void)
               ak_q8_bytes(AK_GGML_BF16, 64) == 0 && !ak_ggml_dot_q8(AK_GGML_Q2_K) &&
               ak_q8_bytes(AK_GGML_Q8_0, 64) == 80 && ak_q8_bytes(AK_GGML_Q6_K, 512) == 584,
           "fast dots: the block types have one, F32/F16/BF16 (exact dot) and unsupported types none");
+    int avx2 = ak_simd_cpu() >= AK_SIMD_AVX2;
+    CHECK(!ak_ggml_dot_xs_at(AK_GGML_Q4_K, AK_SIMD_SCALAR) && !ak_ggml_dot_xs(AK_GGML_Q6_K) &&
+              !ak_ggml_dot_xs(AK_GGML_Q4_0) && !ak_ggml_dot_xs(AK_GGML_F32) && !ak_ggml_dot_xs(AK_GGML_Q2_K) &&
+              !ak_ggml_dot_xs(1000) && !!ak_ggml_dot_xs_at(AK_GGML_Q4_K, AK_SIMD_AVX2) == avx2 &&
+              !!ak_ggml_dot_xs_at(AK_GGML_Q5_K, AK_SIMD_AVX2) == avx2,
+          "dots with sums of x: Q4_K and Q5_K at AVX2 and up, no other type, none in scalar");
     printf("# fast (8-bit activation) dots, random rows: largest |fast - exact| / sum |w x| %.3g\n",
            fast_worst);
 }
