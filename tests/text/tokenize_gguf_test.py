@@ -42,15 +42,7 @@ def run(args, stdin=None):
 
 
 def read_ref(name):
-    rows = []
-    with open(os.path.join(REF, "gguf_%s.txt" % name)) as f:
-        for line in f:
-            if line.startswith("#"):
-                continue
-            a, b, c = line.rstrip("\n").split("\t")
-            rows.append(([int(x) for x in a.split()], [tuple(map(int, x.split(","))) for x in b.split()],
-                         [int(x) for x in c.split()]))
-    return rows
+    return hfref.read_ref(os.path.join(REF, "gguf_%s.txt" % name))
 
 
 def write_docs(texts, prefix):

@@ -45,15 +45,7 @@ for i, text in enumerate(docs):
 
 
 def read_ref(name):
-    rows = []
-    with open(os.path.join(os.environ["AK_TOP"], "tests", "tokenize", "ref", name + ".txt")) as f:
-        for line in f:
-            if line.startswith("#"):
-                continue
-            a, b, c = line.rstrip("\n").split("\t")
-            rows.append(([int(x) for x in a.split()], [tuple(map(int, x.split(","))) for x in b.split()],
-                         [int(x) for x in c.split()]))
-    return rows
+    return hfref.read_ref(os.path.join(os.environ["AK_TOP"], "tests", "tokenize", "ref", name + ".txt"))
 
 
 def stream_docs(out):

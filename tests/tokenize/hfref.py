@@ -54,3 +54,18 @@ def encode(tok, text):
     e = tok.encode(text)
     n = tok.encode(text, add_special_tokens=False)
     return e.ids, byte_offsets(text, e.offsets), n.ids
+
+
+def read_ref(path):
+    """A reference file of make_reference.py / make_gguf_reference.py: per
+    line, the ids, the (start, end) byte offsets and the special-token
+    flags, tab-separated; '#' lines are comments."""
+    rows = []
+    with open(path) as f:
+        for line in f:
+            if line.startswith("#"):
+                continue
+            a, b, c = line.rstrip("\n").split("\t")
+            rows.append(([int(x) for x in a.split()], [tuple(map(int, x.split(","))) for x in b.split()],
+                         [int(x) for x in c.split()]))
+    return rows
