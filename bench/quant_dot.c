@@ -16,6 +16,7 @@
  * and Q5_K, the exact dots with the sums of x per 32 (ak_ggml_dot_xs_at;
  * the sums taken once per product, timed in).  x is on a 64-byte line, as
  * lib/model/forward.c's activation buffers are. */
+#include "attnkit/sample.h"
 #include "format/quant.h"
 #include "core/simd.h"
 #include "attnkit/tensor.h"
@@ -27,14 +28,9 @@
 #include <string.h>
 #include <time.h>
 
+/* random rows from the library's generator (sample.h) */
 static uint64_t rng = 88172645463325252ULL;
-static uint32_t next32(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng >> 16);
-}
+static uint32_t next32(void) { return (uint32_t)(ak_rng_next(&rng) >> 32); }
 
 static double now(void)
 {

@@ -28,6 +28,7 @@
  *     && build/quant_dot_exact [OUT IN]
  *
  * Needs an x86-64 CPU with AVX-512 BF16 (Zen 4, Sapphire Rapids). */
+#include "attnkit/sample.h"
 #include "format/quant.h"
 #include "core/simd.h"
 #include "attnkit/tensor.h"
@@ -45,14 +46,9 @@
 
 enum { PIECES_BYTES = 192 };   /* per 32 elements: lo, mid, hi, 32 bf16 each */
 
+/* random rows from the library's generator (sample.h) */
 static uint64_t rng = 88172645463325252ULL;
-static uint32_t next32(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng >> 16);
-}
+static uint32_t next32(void) { return (uint32_t)(ak_rng_next(&rng) >> 32); }
 
 static double now(void)
 {

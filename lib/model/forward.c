@@ -250,10 +250,10 @@ typedef struct qjob {
     int T;
     float beta;
     ak_dot_fn dot;               /* fused dot products, or NULL: dequantize + sgemm */
-    ak_dot_q8_fn dotq;           /* fast mode: integer dots with xq (dot unused), or NULL */
+    ak_dot_q8_fn dotq;           /* fast mode: integer dots with xq (instead of dot), or NULL */
     const uint8_t *xq;           /* the T tokens' activations quantized, xq_stride apart */
     size_t xq_stride;
-    ak_dot_xs_fn dotx;           /* exact dots with xs (dot unused), or NULL */
+    ak_dot_xs_fn dotx;           /* exact dots with xs (instead of dot), or NULL */
     const float *xs;             /* the T tokens' sums of x per 32, in / 32 apart */
     int rows;                    /* per tile */
     int ntiles;
@@ -270,35 +270,15 @@ static void qwork(qjob *j, int id)
         if (t >= j->ntiles)
             break;
         int r0 = t * j->rows, nr = l->out - r0 < j->rows ? l->out - r0 : j->rows;
-        if (j->dotq) {
-            for (int r = r0; r < r0 + nr; r++) {
-                const void *row = (const char *)l->wq + (size_t)r * l->row_bytes;
-                for (int k = 0; k < j->T; k++) {
-                    float dot = j->dotq(row, j->xq + (size_t)k * j->xq_stride, l->in);
-                    float *y = j->y + (size_t)k * l->out + r;
-                    *y = j->beta != 0 ? *y + dot : dot;
-                }
-            }
-            continue;
-        }
-        if (j->dotx) {
+        if (j->dot) {   /* fused: one dot per row and token, the kind qlinear chose */
             size_t xs_stride = (size_t)l->in / 32;
             for (int r = r0; r < r0 + nr; r++) {
                 const void *row = (const char *)l->wq + (size_t)r * l->row_bytes;
                 for (int k = 0; k < j->T; k++) {
-                    float dot = j->dotx(row, j->x + (size_t)k * l->in, j->xs + (size_t)k * xs_stride,
-                                        l->in);
-                    float *y = j->y + (size_t)k * l->out + r;
-                    *y = j->beta != 0 ? *y + dot : dot;
-                }
-            }
-            continue;
-        }
-        if (j->dot) {
-            for (int r = r0; r < r0 + nr; r++) {
-                const void *row = (const char *)l->wq + (size_t)r * l->row_bytes;
-                for (int k = 0; k < j->T; k++) {
-                    float dot = j->dot(row, j->x + (size_t)k * l->in, l->in);
+                    const float *xk = j->x + (size_t)k * l->in;
+                    float dot = j->dotq ? j->dotq(row, j->xq + (size_t)k * j->xq_stride, l->in)
+                              : j->dotx ? j->dotx(row, xk, j->xs + (size_t)k * xs_stride, l->in)
+                                        : j->dot(row, xk, l->in);
                     float *y = j->y + (size_t)k * l->out + r;
                     *y = j->beta != 0 ? *y + dot : dot;
                 }
@@ -314,7 +294,6 @@ static void qwork(qjob *j, int id)
 }
 
 static void qwork_fn(void *job, int id) { qwork(job, id); }
-
 
 static void qlinear(struct ak_workspace *ws, const ak_linear *l, const float *x, int T, float *y,
                     float beta)
