@@ -44,8 +44,11 @@ int main(int argc, char **argv)
     int out = argc > 2 ? atoi(argv[1]) : 1024, in = argc > 2 ? atoi(argv[2]) : 1024;
     static const int types[] = {AK_GGML_F16, AK_GGML_Q4_0, AK_GGML_Q4_1, AK_GGML_Q5_0, AK_GGML_Q8_0,
                                 AK_GGML_Q4_K, AK_GGML_Q5_K, AK_GGML_Q6_K};
-    enum { TMAX = 64 };
+    enum { TMAX = 64, TP = 512 };
     float *x = aligned_alloc(64, sizeof *x * (size_t)in * TMAX);
+    float *xp = malloc(sizeof *xp * (size_t)in * TP), *yp = malloc(sizeof *yp * (size_t)out * TP);
+    for (size_t i = 0; i < (size_t)in * TP; i++)
+        xp[i] = (float)(next32() / 4294967296.0 - 0.5);
     float *y = malloc(sizeof *y * (size_t)out * TMAX);
     float *tile = malloc(sizeof *tile * (size_t)out * in);
     for (int i = 0; i < in * TMAX; i++)
@@ -148,11 +151,51 @@ int main(int argc, char **argv)
                 printf(" %s %.3f", ak_simd_name(l), bt * 1e9 / ((double)out * in));
             }
             printf("  | quantize %.3f ns/element\n", qt * 1e9 / in);
+            /* prefill: TP tokens, four at a time against each row (the
+             * tokens outer, as lib/model/forward.c runs a tile of 256 KB),
+             * in ns per weight and token, against dequantize + sgemm's */
+            size_t qs = ak_q8_bytes(type, in);
+            uint8_t *xq4 = malloc(qs * TP);
+            for (int k = 0; k < TP; k++)
+                ak_q8_quantize(type, xp + (size_t)k * in, xq4 + (size_t)k * qs, in);
+            int tr = (int)((256 << 10) / rb) / 4 * 4;
+            tr = tr < 4 ? 4 : tr;
+            printf("%-5s fast x4, %d tokens", ak_ggml_type_name(type), TP);
+            for (int l = 0; l <= ak_simd_cpu(); l++) {
+                ak_dot_q8x4_fn f = ak_ggml_dot_q8x4_at(type, l);
+                if (!f || f == ak_ggml_dot_q8x4_at(type, l - 1))
+                    continue;
+                double bt = 1e30;
+                for (int rep = 0; rep < 3; rep++) {
+                    double t0 = now();
+                    for (int r0 = 0; r0 < out; r0 += tr)
+                        for (int k = 0; k < TP; k += 4)
+                            for (int r = r0; r < out && r < r0 + tr; r++)
+                                f(w + (size_t)r * rb, xq4 + (size_t)k * qs, qs, in, yp + 4 * r);
+                    double dt = now() - t0;
+                    bt = dt < bt ? dt : bt;
+                }
+                printf(" %s %.4f", ak_simd_name(l), bt * 1e9 / ((double)out * in * TP));
+            }
+            double st = 1e30;
+            for (int rep = 0; rep < 3; rep++) {
+                double t0 = now();
+                for (int r = 0; r < out; r++)
+                    ak_dequant_row(type, w + (size_t)r * rb, tile + (size_t)r * in, in);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, TP, out, in, 1.0f, xp, in, tile,
+                            in, 0.0f, yp, out);
+                double dt = now() - t0;
+                st = dt < st ? dt : st;
+            }
+            printf("  | dequant+sgemm %.4f\n", st * 1e9 / ((double)out * in * TP));
+            free(xq4);
             free(xq);
         }
         free(w);
     }
     free(x);
+    free(xp);
+    free(yp);
     free(y);
     free(tile);
     return 0;

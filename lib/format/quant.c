@@ -1041,6 +1041,9 @@ typedef ak_dot_fn dot_fn;
 /* the fast dots of a type: scalar, AVX2 (AVX-512 without VNNI takes it),
  * AVX-512 VNNI */
 #define DOTQ(name, a) a, {name##_c, AVX2(name##_avx2), NULL, VNNI(name##_vnni)}
+/* the four-token fast dots: AVX2 and AVX-512 VNNI (none: scalar); the
+ * K-quants only (see quant_q8_kernels.h) */
+#define DOTQ4(name) {NULL, AVX2(name##_avx2), NULL, VNNI(name##_vnni)}
 /* the exact dots with sums of x: AVX2, AVX-512 */
 #define DOTX(name) {NULL, AVX2(name##_avx2), AVX512(name##_avx512)}
 
@@ -1052,6 +1055,7 @@ static const struct qtype {
     unsigned q8;                 /* the fast dot's activation blocks: 32, 256, or 0: none */
     ak_dot_q8_fn dotq[AK_SIMD_N];
     ak_dot_xs_fn dotx[AK_SIMD_N];   /* exact dots with the sums of x per 32 (none: scalar) */
+    ak_dot_q8x4_fn dotq4[AK_SIMD_N];   /* fast dots of four tokens at once (none: scalar) */
 } ggml_types[] = {
     [AK_GGML_F32] = {"F32", 1, 4, row_f32, {dot_f32_c, AVX2(dot_f32_avx2), AVX512(dot_f32_avx512)}},
     [AK_GGML_F16] = {"F16", 1, 2, row_f16, {dot_f16_c, AVX2(dot_f16_avx2), AVX512(dot_f16_avx512)}},
@@ -1069,11 +1073,11 @@ static const struct qtype {
     [AK_GGML_Q2_K] = {.name = "Q2_K", .elems = 256, .bytes = 84},
     [AK_GGML_Q3_K] = {.name = "Q3_K", .elems = 256, .bytes = 110},
     [AK_GGML_Q4_K] = {"Q4_K", 256, 144, row_q4_k, {dot_q4_k_c, AVX2(dot_q4_k_avx2), AVX512(dot_q4_k_avx512)},
-                      DOTQ(dotq_q4_k, 256), DOTX(dot_q4_k_xs)},
+                      DOTQ(dotq_q4_k, 256), DOTX(dot_q4_k_xs), DOTQ4(dotq4_q4_k)},
     [AK_GGML_Q5_K] = {"Q5_K", 256, 176, row_q5_k, {dot_q5_k_c, AVX2(dot_q5_k_avx2), AVX512(dot_q5_k_avx512)},
-                      DOTQ(dotq_q5_k, 256), DOTX(dot_q5_k_xs)},
+                      DOTQ(dotq_q5_k, 256), DOTX(dot_q5_k_xs), DOTQ4(dotq4_q5_k)},
     [AK_GGML_Q6_K] = {"Q6_K", 256, 210, row_q6_k, {dot_q6_k_c, AVX2(dot_q6_k_avx2), AVX512(dot_q6_k_avx512)},
-                      DOTQ(dotq_q6_k, 256)},
+                      DOTQ(dotq_q6_k, 256), .dotq4 = DOTQ4(dotq4_q6_k)},
     [AK_GGML_Q8_K] = {.name = "Q8_K", .elems = 256, .bytes = 292},
     [16] = {.name = "IQ2_XXS", .elems = 256, .bytes = 66},
     [17] = {.name = "IQ2_XS", .elems = 256, .bytes = 74},
@@ -1196,6 +1200,7 @@ void ak_xsum32(const float *x, float *xsum, int64_t n)
 static ak_dot_fn chosen[NTYPES];
 static ak_dot_q8_fn chosen_fast[NTYPES];
 static ak_dot_xs_fn chosen_xs[NTYPES];
+static ak_dot_q8x4_fn chosen_fast4[NTYPES];
 static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
 
 static void choose(void)
@@ -1205,6 +1210,7 @@ static void choose(void)
         chosen[t] = ak_ggml_dot_at(t, level);
         chosen_fast[t] = ak_ggml_dot_q8_at(t, level);
         chosen_xs[t] = ak_ggml_dot_xs_at(t, level);
+        chosen_fast4[t] = ak_ggml_dot_q8x4_at(t, level);
     }
 }
 
@@ -1265,4 +1271,20 @@ ak_dot_q8_fn ak_ggml_dot_q8(int type)
 {
     pthread_once(&chosen_once, choose);
     return type >= 0 && type < NTYPES ? chosen_fast[type] : NULL;
+}
+
+ak_dot_q8x4_fn ak_ggml_dot_q8x4_at(int type, int level)
+{
+    const struct qtype *t = qtype(type);
+    if (!t || level < 0 || level >= AK_SIMD_N || level > ak_simd_cpu())
+        return NULL;
+    while (level > 0 && !t->dotq4[level])
+        level--;
+    return t->dotq4[level];
+}
+
+ak_dot_q8x4_fn ak_ggml_dot_q8x4(int type)
+{
+    pthread_once(&chosen_once, choose);
+    return type >= 0 && type < NTYPES ? chosen_fast4[type] : NULL;
 }

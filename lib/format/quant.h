@@ -96,4 +96,19 @@ ak_dot_q8_fn ak_ggml_dot_q8(int type);
  * NULL when the type has none or the CPU lacks the level. */
 ak_dot_q8_fn ak_ggml_dot_q8_at(int type, int level);
 
+/* Four tokens' fast dots with one row, for prefill: out[i] = the fast dot
+ * of row with the activations at xq + i * stride (each ak_q8_quantize'd),
+ * i < 4.  Each block of the row is unpacked once for the four, so the
+ * unpacking costs a quarter of four one-token dots; equal to them to float
+ * rounding (the sums are added in another order). */
+typedef void (*ak_dot_q8x4_fn)(const void *row, const void *xq, size_t stride, int64_t n,
+                               float *out);
+/* The type's four-token dot at the SIMD level in use, or NULL where it
+ * has none (F32, F16, BF16, and the scalar level: four one-token dots
+ * serve). */
+ak_dot_q8x4_fn ak_ggml_dot_q8x4(int type);
+/* The same at level `level` (the best the type has at or below it), or
+ * NULL. */
+ak_dot_q8x4_fn ak_ggml_dot_q8x4_at(int type, int level);
+
 #endif

@@ -132,54 +132,46 @@ KFN(scales_mins_k4)(const uint8_t *q, const uint8_t *a, __m256i *sc)
 /* word j of each half of v, in every word */
 #define WORD_J(v, j) _mm256_shuffle_epi8((v), _mm256_set1_epi16((short)(0x0100 + 0x0202 * (j))))
 
-KTARGET static float KFN(dotq_q4_k)(const void *row, const void *xq, int64_t n)
+KTARGET static inline __attribute__((always_inline)) __m256
+KFN(blk_q4_k)(const uint8_t *p, const uint8_t *a, __m256 acc)
 {
-    const uint8_t *p = row, *a = xq;
-    __m256 acc = _mm256_setzero_ps();
     const __m256i m4 = _mm256_set1_epi8(0x0f);
-    for (int64_t b = 0; b < n / 256; b++, p += 144, a += A256_BYTES) {
-        __m256i sc, mins = KFN(scales_mins_k4)(p + 4, a, &sc);
-        const uint8_t *w = p + 16, *x = a + A256_Q;
-        __m256i si = _mm256_setzero_si256(), si2 = _mm256_setzero_si256();   /* two chains */
-        for (int j = 0; j < 8; j += 2, w += 32, x += 64) {
-            __m256i v = KFN(ld32)(w);
-            __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-            si = DPWSSD(si, _mm256_maddubs_epi16(lo, KFN(ld32)(x)), WORD_J(sc, j));
-            si2 = DPWSSD(si2, _mm256_maddubs_epi16(hi, KFN(ld32)(x + 32)), WORD_J(sc, j + 1));
-        }
-        si = _mm256_add_epi32(si, si2);
-        float dx = f32at(a);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(half_x86(p) * dx), _mm256_cvtepi32_ps(si), acc);
-        acc = _mm256_fnmadd_ps(_mm256_set1_ps(half_x86(p + 2) * dx), _mm256_cvtepi32_ps(mins), acc);
+    __m256i sc, mn = KFN(scales_mins_k4)(p + 4, a, &sc);
+    const uint8_t *w = p + 16, *x = a + A256_Q;
+    __m256i si = _mm256_setzero_si256(), si2 = _mm256_setzero_si256();   /* two chains */
+    for (int j = 0; j < 8; j += 2, w += 32, x += 64) {
+        __m256i v = KFN(ld32)(w);
+        __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        si = DPWSSD(si, _mm256_maddubs_epi16(lo, KFN(ld32)(x)), WORD_J(sc, j));
+        si2 = DPWSSD(si2, _mm256_maddubs_epi16(hi, KFN(ld32)(x + 32)), WORD_J(sc, j + 1));
     }
-    return KFN(hsum8)(acc);
+    si = _mm256_add_epi32(si, si2);
+    float dx = f32at(a);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(half_x86(p) * dx), _mm256_cvtepi32_ps(si), acc);
+    return _mm256_fnmadd_ps(_mm256_set1_ps(half_x86(p + 2) * dx), _mm256_cvtepi32_ps(mn), acc);
 }
 
-KTARGET static float KFN(dotq_q5_k)(const void *row, const void *xq, int64_t n)
+KTARGET static inline __attribute__((always_inline)) __m256
+KFN(blk_q5_k)(const uint8_t *p, const uint8_t *a, __m256 acc)
 {
-    const uint8_t *p = row, *a = xq;
-    __m256 acc = _mm256_setzero_ps();
     const __m256i m4 = _mm256_set1_epi8(0x0f), sixteen = _mm256_set1_epi8(16);
-    for (int64_t b = 0; b < n / 256; b++, p += 176, a += A256_BYTES) {
-        __m256i sc, mins = KFN(scales_mins_k4)(p + 4, a, &sc);
-        const uint8_t *w = p + 48, *x = a + A256_Q;
-        __m256i qh = KFN(ld32)(p + 16), si = _mm256_setzero_si256(), si2 = _mm256_setzero_si256();
-        for (int j = 0; j < 8; j += 2, w += 32, x += 64) {
-            __m256i v = KFN(ld32)(w);
-            __m256i b1 = _mm256_set1_epi8((char)(1 << j)), b2 = _mm256_set1_epi8((char)(2 << j));
-            __m256i h1 = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b1), b1), sixteen);
-            __m256i h2 = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b2), b2), sixteen);
-            __m256i lo = _mm256_or_si256(_mm256_and_si256(v, m4), h1);
-            __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), h2);
-            si = DPWSSD(si, _mm256_maddubs_epi16(lo, KFN(ld32)(x)), WORD_J(sc, j));
-            si2 = DPWSSD(si2, _mm256_maddubs_epi16(hi, KFN(ld32)(x + 32)), WORD_J(sc, j + 1));
-        }
-        si = _mm256_add_epi32(si, si2);
-        float dx = f32at(a);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(half_x86(p) * dx), _mm256_cvtepi32_ps(si), acc);
-        acc = _mm256_fnmadd_ps(_mm256_set1_ps(half_x86(p + 2) * dx), _mm256_cvtepi32_ps(mins), acc);
+    __m256i sc, mn = KFN(scales_mins_k4)(p + 4, a, &sc);
+    const uint8_t *w = p + 48, *x = a + A256_Q;
+    __m256i qh = KFN(ld32)(p + 16), si = _mm256_setzero_si256(), si2 = _mm256_setzero_si256();
+    for (int j = 0; j < 8; j += 2, w += 32, x += 64) {
+        __m256i v = KFN(ld32)(w);
+        __m256i b1 = _mm256_set1_epi8((char)(1 << j)), b2 = _mm256_set1_epi8((char)(2 << j));
+        __m256i h1 = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b1), b1), sixteen);
+        __m256i h2 = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b2), b2), sixteen);
+        __m256i lo = _mm256_or_si256(_mm256_and_si256(v, m4), h1);
+        __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), h2);
+        si = DPWSSD(si, _mm256_maddubs_epi16(lo, KFN(ld32)(x)), WORD_J(sc, j));
+        si2 = DPWSSD(si2, _mm256_maddubs_epi16(hi, KFN(ld32)(x + 32)), WORD_J(sc, j + 1));
     }
-    return KFN(hsum8)(acc);
+    si = _mm256_add_epi32(si, si2);
+    float dx = f32at(a);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(half_x86(p) * dx), _mm256_cvtepi32_ps(si), acc);
+    return _mm256_fnmadd_ps(_mm256_set1_ps(half_x86(p + 2) * dx), _mm256_cvtepi32_ps(mn), acc);
 }
 
 /* Q6_K: u = 4 low bits from ql, 2 from qh (0..63); the offset 32 is taken
@@ -191,34 +183,75 @@ KTARGET static inline __m256i KFN(scale_pair)(__m128i sc, int k)
     return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc, _mm_add_epi8(base, _mm_set1_epi8((char)k))));
 }
 
-KTARGET static float KFN(dotq_q6_k)(const void *row, const void *xq, int64_t n)
+KTARGET static inline __attribute__((always_inline)) __m256
+KFN(blk_q6_k)(const uint8_t *p, const uint8_t *a, __m256 acc)
 {
-    const uint8_t *p = row, *a = xq;
-    __m256 acc = _mm256_setzero_ps();
     const __m256i m4 = _mm256_set1_epi8(0x0f), m48 = _mm256_set1_epi8(0x30);
-    for (int64_t b = 0; b < n / 256; b++, p += 210, a += A256_BYTES) {
-        __m128i sc = _mm_loadu_si128((const __m128i *)(const void *)(p + 192));
-        __m256i off = _mm256_madd_epi16(KFN(ld32)(a + 4), _mm256_cvtepi8_epi16(sc));
-        __m256i si = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5));
-        __m256i si2 = _mm256_setzero_si256();   /* two chains */
-        for (int h = 0; h < 2; h++) {
-            const uint8_t *ql = p + 64 * h, *x = a + A256_Q + 128 * h;
-            __m256i v = KFN(ld32)(ql), c = KFN(ld32)(ql + 32), hb = KFN(ld32)(p + 128 + 32 * h);
-            __m256i q1 = _mm256_or_si256(_mm256_and_si256(v, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m48));
-            __m256i q2 = _mm256_or_si256(_mm256_and_si256(c, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), m48));
-            __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), _mm256_and_si256(hb, m48));
-            __m256i q4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), m4),
-                                         _mm256_and_si256(_mm256_srli_epi16(hb, 2), m48));
-            si = DPWSSD(si, _mm256_maddubs_epi16(q1, KFN(ld32)(x)), KFN(scale_pair)(sc, 8 * h));
-            si2 = DPWSSD(si2, _mm256_maddubs_epi16(q2, KFN(ld32)(x + 32)), KFN(scale_pair)(sc, 8 * h + 2));
-            si = DPWSSD(si, _mm256_maddubs_epi16(q3, KFN(ld32)(x + 64)), KFN(scale_pair)(sc, 8 * h + 4));
-            si2 = DPWSSD(si2, _mm256_maddubs_epi16(q4, KFN(ld32)(x + 96)), KFN(scale_pair)(sc, 8 * h + 6));
-        }
-        si = _mm256_add_epi32(si, si2);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(half_x86(p + 208) * f32at(a)), _mm256_cvtepi32_ps(si), acc);
+    __m128i sc = _mm_loadu_si128((const __m128i *)(const void *)(p + 192));
+    __m256i off = _mm256_madd_epi16(KFN(ld32)(a + 4), _mm256_cvtepi8_epi16(sc));
+    __m256i si = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5));
+    __m256i si2 = _mm256_setzero_si256();   /* two chains */
+    for (int h = 0; h < 2; h++) {
+        const uint8_t *ql = p + 64 * h, *x = a + A256_Q + 128 * h;
+        __m256i v = KFN(ld32)(ql), c = KFN(ld32)(ql + 32), hb = KFN(ld32)(p + 128 + 32 * h);
+        __m256i q1 = _mm256_or_si256(_mm256_and_si256(v, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m48));
+        __m256i q2 = _mm256_or_si256(_mm256_and_si256(c, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), m48));
+        __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), _mm256_and_si256(hb, m48));
+        __m256i q4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), m4),
+                                     _mm256_and_si256(_mm256_srli_epi16(hb, 2), m48));
+        si = DPWSSD(si, _mm256_maddubs_epi16(q1, KFN(ld32)(x)), KFN(scale_pair)(sc, 8 * h));
+        si2 = DPWSSD(si2, _mm256_maddubs_epi16(q2, KFN(ld32)(x + 32)), KFN(scale_pair)(sc, 8 * h + 2));
+        si = DPWSSD(si, _mm256_maddubs_epi16(q3, KFN(ld32)(x + 64)), KFN(scale_pair)(sc, 8 * h + 4));
+        si2 = DPWSSD(si2, _mm256_maddubs_epi16(q4, KFN(ld32)(x + 96)), KFN(scale_pair)(sc, 8 * h + 6));
     }
-    return KFN(hsum8)(acc);
+    si = _mm256_add_epi32(si, si2);
+    return _mm256_fmadd_ps(_mm256_set1_ps(half_x86(p + 208) * f32at(a)), _mm256_cvtepi32_ps(si), acc);
 }
+
+/* A row of K-quant super-blocks, one accumulator (each block has two
+ * integer chains of its own). */
+#define A256_DOT(type, wbytes)                                                         \
+    KTARGET static float KFN(dotq_##type)(const void *row, const void *xq, int64_t n)  \
+    {                                                                                  \
+        const uint8_t *p = row, *a = xq;                                               \
+        __m256 acc = _mm256_setzero_ps();                                              \
+        for (int64_t b = 0; b < n / 256; b++, p += (wbytes), a += A256_BYTES)          \
+            acc = KFN(blk_##type)(p, a, acc);                                          \
+        return KFN(hsum8)(acc);                                                        \
+    }
+A256_DOT(q4_k, 144)
+A256_DOT(q5_k, 176)
+A256_DOT(q6_k, 210)
+#undef A256_DOT
+
+/* Four tokens against one row (prefill in the fast mode): each super-block
+ * of the row is unpacked once (its quants and its scales) and multiplied
+ * with the four tokens' blocks, stride bytes apart (the block functions
+ * are inlined four times on the same p; the compiler shares what depends
+ * on p alone).  The K-quants only: the 32-element types' per-block scaling
+ * (a conversion and an FMA per token and block) made theirs slower than
+ * dequantizing + sgemm (bench/quant_dot.c, bench/RESULTS.md). */
+#define DOT4(type, wbytes)                                                             \
+    KTARGET static void KFN(dotq4_##type)(const void *row, const void *xq, size_t stride, \
+                                          int64_t n, float *out)                       \
+    {                                                                                  \
+        const uint8_t *p = row, *a = xq;                                               \
+        __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;                    \
+        for (int64_t b = 0; b < n / 256; b++, p += (wbytes), a += A256_BYTES) {        \
+            c0 = KFN(blk_##type)(p, a, c0);                                            \
+            c1 = KFN(blk_##type)(p, a + stride, c1);                                   \
+            c2 = KFN(blk_##type)(p, a + 2 * stride, c2);                               \
+            c3 = KFN(blk_##type)(p, a + 3 * stride, c3);                               \
+        }                                                                              \
+        out[0] = KFN(hsum8)(c0);                                                       \
+        out[1] = KFN(hsum8)(c1);                                                       \
+        out[2] = KFN(hsum8)(c2);                                                       \
+        out[3] = KFN(hsum8)(c3);                                                       \
+    }
+DOT4(q4_k, 144)
+DOT4(q5_k, 176)
+DOT4(q6_k, 210)
+#undef DOT4
 
 #undef WORD_J
 #undef KFN

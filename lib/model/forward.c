@@ -33,8 +33,10 @@ struct ak_workspace {
     int nthreads;                /* matrix-product workers */
     int fast;                    /* the model's fast setting, for this pass */
     uint8_t *xq;                 /* fast mode: a product's activations quantized
-                                    (FUSED_MAX_T tokens of the widest input) */
+                                    (FUSED_MAX_T tokens of the widest input, or
+                                    cap_T of them once a fast pass is longer) */
     size_t xq_bytes;
+    size_t max_in;               /* the widest input of any product */
     float *xs;                   /* exact mode: a product's sums of x per 32 (ak_xsum32),
                                     FUSED_MAX_T tokens of the widest input */
     size_t xs_floats;
@@ -92,6 +94,16 @@ enum { TILE_ROWS = 64, TILE_FLOATS = 1 << 19 };
  * cross at T = 16 for Q4_K and Q5_K, 32 to 64 for the 32-element types.  8
  * keeps the fused path where it wins for every type. */
 enum { FUSED_MAX_T = 8 };
+
+/* The fast mode's activation blocks take at most 40 bytes per 32 (the
+ * 32-element types' {d, sum, q[32]}; the K-quants' take 36.5). */
+static size_t xq_bytes_for(size_t T, size_t in) { return T * ((in + 31) / 32 * 40); }
+
+/* The fast mode's prefill (quantized products of more than FUSED_MAX_T
+ * tokens with a four-token dot, quant.h) runs a tile of rows against four
+ * tokens at a time, the tokens outer: the tile, at most this many bytes,
+ * stays in the core's L2 cache while every group of four tokens passes. */
+enum { FAST_TILE_BYTES = 256 << 10 };
 
 static int thread_count(const ak_model *m)
 {
@@ -171,8 +183,8 @@ static int workspace_base(const ak_model *m, struct ak_workspace **out, ak_err *
             max_in = (size_t)m->n_heads * m->head_dim;
         ws->tile_floats = TILE_ROWS * max_in > TILE_FLOATS ? TILE_ROWS * max_in : TILE_FLOATS;
         ws->tiles = malloc((size_t)ws->nthreads * ws->tile_floats * sizeof(float));
-        /* the fast mode's activation blocks take at most 40 bytes per 32 */
-        ws->xq_bytes = FUSED_MAX_T * ((max_in + 31) / 32 * 40);
+        ws->max_in = max_in;
+        ws->xq_bytes = xq_bytes_for(FUSED_MAX_T, max_in);
         ws->xq = malloc(ws->xq_bytes);
         ws->xs_floats = FUSED_MAX_T * ((max_in + 31) / 32);
         ws->xs = malloc(ws->xs_floats * sizeof(float));
@@ -211,6 +223,16 @@ static int workspace(const ak_model *m, int T, size_t npos, struct ak_workspace 
             (gated && grow_aligned(&ws->gate, Tz * F)) || grow_aligned(&ws->tmp, Tz * D))
             return ak_fail(err, AK_ENOMEM, "out of memory for %d tokens", T);
         ws->cap_T = Tz;
+    }
+    /* the fast mode's prefill quantizes every token's activations */
+    if (ws->fast && xq_bytes_for(Tz, ws->max_in) > ws->xq_bytes) {
+        size_t nb = xq_bytes_for(Tz > ws->cap_T ? Tz : ws->cap_T, ws->max_in);
+        uint8_t *q = malloc(nb);
+        if (!q)
+            return ak_fail(err, AK_ENOMEM, "out of memory for %d tokens", T);
+        free(ws->xq);
+        ws->xq = q;
+        ws->xq_bytes = nb;
     }
     if (npos > ws->cap_pos) {
         /* grown to twice what is asked, so generating token by token
@@ -251,6 +273,7 @@ typedef struct qjob {
     float beta;
     ak_dot_fn dot;               /* fused dot products, or NULL: dequantize + sgemm */
     ak_dot_q8_fn dotq;           /* fast mode: integer dots with xq (instead of dot), or NULL */
+    ak_dot_q8x4_fn dotq4;        /* and four tokens at a time (prefill), or NULL */
     const uint8_t *xq;           /* the T tokens' activations quantized, xq_stride apart */
     size_t xq_stride;
     ak_dot_xs_fn dotx;           /* exact dots with xs (instead of dot), or NULL */
@@ -261,6 +284,32 @@ typedef struct qjob {
     struct ak_workspace *ws;
 } qjob;
 
+/* The fast mode's prefill: tile rows r0.. (nr of them) against every
+ * token, four at a time while four are left. */
+static void qwork_fast4(const qjob *j, int r0, int nr)
+{
+    const ak_linear *l = j->l;
+    int k = 0;
+    for (; k + 4 <= j->T; k += 4) {
+        const uint8_t *xq = j->xq + (size_t)k * j->xq_stride;
+        for (int r = r0; r < r0 + nr; r++) {
+            float d[4];
+            j->dotq4((const char *)l->wq + (size_t)r * l->row_bytes, xq, j->xq_stride, l->in, d);
+            for (int i = 0; i < 4; i++) {
+                float *y = j->y + (size_t)(k + i) * l->out + r;
+                *y = j->beta != 0 ? *y + d[i] : d[i];
+            }
+        }
+    }
+    for (; k < j->T; k++)
+        for (int r = r0; r < r0 + nr; r++) {
+            float d = j->dotq((const char *)l->wq + (size_t)r * l->row_bytes,
+                              j->xq + (size_t)k * j->xq_stride, l->in);
+            float *y = j->y + (size_t)k * l->out + r;
+            *y = j->beta != 0 ? *y + d : d;
+        }
+}
+
 static void qwork(qjob *j, int id)
 {
     const ak_linear *l = j->l;
@@ -270,6 +319,10 @@ static void qwork(qjob *j, int id)
         if (t >= j->ntiles)
             break;
         int r0 = t * j->rows, nr = l->out - r0 < j->rows ? l->out - r0 : j->rows;
+        if (j->dotq4) {
+            qwork_fast4(j, r0, nr);
+            continue;
+        }
         if (j->dot) {   /* fused: one dot per row and token, the kind qlinear chose */
             size_t xs_stride = (size_t)l->in / 32;
             for (int r = r0; r < r0 + nr; r++) {
@@ -298,9 +351,13 @@ static void qwork_fn(void *job, int id) { qwork(job, id); }
 static void qlinear(struct ak_workspace *ws, const ak_linear *l, const float *x, int T, float *y,
                     float beta)
 {
-    ak_dot_fn dot = T <= FUSED_MAX_T ? ak_ggml_dot(l->type) : NULL;
     /* fast mode: the activations quantized once here, for every row; a
-     * type without a fast dot (F16, BF16, F32) keeps the exact one */
+     * type without a fast dot (F16, BF16, F32) keeps the exact one.  Past
+     * FUSED_MAX_T tokens the four-token dots, where the type has them at
+     * this SIMD level, cost less than dequantizing + sgemm (bench/quant_dot.c:
+     * 0.014-0.029 ns a weight and token against 0.03-0.045, Zen 4 VNNI) */
+    ak_dot_q8x4_fn dotq4 = ws->fast && T > 4 ? ak_ggml_dot_q8x4(l->type) : NULL;
+    ak_dot_fn dot = T <= FUSED_MAX_T || dotq4 ? ak_ggml_dot(l->type) : NULL;
     ak_dot_q8_fn dotq = dot && ws->fast ? ak_ggml_dot_q8(l->type) : NULL;
     size_t xq_stride = dotq ? ak_q8_bytes(l->type, l->in) : 0;
     if (dotq && xq_stride * (size_t)T <= ws->xq_bytes)
@@ -308,6 +365,10 @@ static void qlinear(struct ak_workspace *ws, const ak_linear *l, const float *x,
             ak_q8_quantize(l->type, x + (size_t)k * l->in, ws->xq + (size_t)k * xq_stride, l->in);
     else
         dotq = NULL;   /* wider than the workspace's buffer (none is): exact */
+    if (!dotq && T > FUSED_MAX_T)
+        dot = NULL;    /* dequantized tiles + sgemm */
+    if (!dotq)
+        dotq4 = NULL;
     /* exact mode, Q4_K and Q5_K: the sums of x per 32 (the min terms) taken
      * once here, for every row */
     ak_dot_xs_fn dotx = dot && !dotq ? ak_ggml_dot_xs(l->type) : NULL;
@@ -326,7 +387,11 @@ static void qlinear(struct ak_workspace *ws, const ak_linear *l, const float *x,
     int rows = (per + 15) / 16 * 16;
     if (rows > cap)
         rows = cap > TILE_ROWS ? cap : TILE_ROWS;
-    qjob job = {l, x, y, T, beta, dot, dotq, ws->xq, xq_stride, dotx, ws->xs, rows,
+    if (dotq4 && (size_t)rows * l->row_bytes > FAST_TILE_BYTES) {
+        rows = (int)(FAST_TILE_BYTES / l->row_bytes) / 4 * 4;
+        rows = rows < 4 ? 4 : rows;
+    }
+    qjob job = {l, x, y, T, beta, dot, dotq, dotq4, ws->xq, xq_stride, dotx, ws->xs, rows,
                 (l->out + rows - 1) / rows, 0, ws};
     int n = ws->nthreads < job.ntiles ? ws->nthreads : job.ntiles;
 #ifndef AK_NO_BLAS

@@ -148,6 +148,40 @@ static int check_row_q8(int type, const uint8_t *row, const float *w, const floa
                   ak_simd_name(l), (long long)n, what, got, ref_q, scalar, tol, exact, bound);
         bad += !ok;
     }
+    /* the four-token dots (prefill): four other activations, each against
+     * the one-token scalar dot of the same quantized bytes, stride bytes
+     * apart (odd, as no real stride is, to show any alignment serves) */
+    size_t stride = qb + 3;
+    uint8_t *x4 = malloc(4 * stride);
+    float *xt = malloc((size_t)n * sizeof *xt), ref4[4], scale4[4];
+    for (int t = 0; t < 4; t++) {
+        scale4[t] = 0;
+        for (int64_t i = 0; i < n; i++) {
+            /* x, -x / 2, x rotated by one, x times a ramp */
+            xt[i] = t == 0 ? x[i] : t == 1 ? -x[i] / 2 : t == 2 ? x[(i + 1) % n]
+                                                               : x[i] * (float)(i % 7) / 3;
+            scale4[t] += fabsf(w[i] * xt[i]);
+        }
+        ak_q8_quantize(type, xt, x4 + t * stride, n);
+        ref4[t] = ak_ggml_dot_q8_at(type, AK_SIMD_SCALAR)(row, x4 + t * stride, n);
+    }
+    for (int l = 0; l <= ak_simd_cpu(); l++) {
+        ak_dot_q8x4_fn f4 = ak_ggml_dot_q8x4_at(type, l);
+        if (!f4 || (l > 0 && f4 == ak_ggml_dot_q8x4_at(type, l - 1)))
+            continue;
+        float got[4];
+        f4(row, x4, stride, n, got);
+        for (int t = 0; t < 4; t++) {
+            int ok = fabsf(got[t] - ref4[t]) <= 1e-5f * scale4[t] + 1e-30f;
+            if (!ok || !quiet)
+                CHECK(ok, "%s %s n=%lld %s fast x4, token %d: %.9g, one-token scalar %.9g",
+                      ak_ggml_type_name(type), ak_simd_name(l), (long long)n, what, t, got[t],
+                      ref4[t]);
+            bad += !ok;
+        }
+    }
+    free(x4);
+    free(xt);
     free(xa);
     free(xs);
     return bad;
