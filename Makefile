@@ -60,7 +60,7 @@ CFLAGS    ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -fvisibility=hidden -pthread -Iinclude -Ilib $(PKG_CFLAGS) \
              -DAK_DEFAULT_MODEL_DIR='"$(MODEL_DIR)"' -DAK_INSTALLED_MODEL_DIR='"$(INSTALLED_MODEL)"' \
              -DAK_MODELS_DIR='"$(CACHE)/models"' -DAK_INSTALLED_MODELS_DIR='"$(SHARE_DIR)"' $(CUDA_DEFS)
-LDLIBS     = $(PKG_LIBS) $(CUDA_LIBS) -lm -pthread
+LDLIBS     = $(PKG_LIBS) $(if $(HAVE_CUDA),-ldl) -lm -pthread
 
 ifeq ($(CUDA),0)
   HAVE_CUDA :=
@@ -77,7 +77,12 @@ UNIT_SRC  := $(sort $(wildcard tests/unit/*.c))
 
 ifdef HAVE_CUDA
   CUDA_HOME  := $(patsubst %/bin/nvcc,%,$(NVCC))
-  CUDA_DEFS  := -DAK_HAVE_CUDA=1
+  # The CUDA side is a plugin, $(B)/libattnkit-cuda.so, the one object that
+  # links cuBLAS and the CUDA runtime; the library loads it on first need
+  # (lib/model/device.c), from beside itself, the build directory or the
+  # install prefix.
+  CUDA_DEFS   = -DAK_HAVE_CUDA=1 -DAK_CUDA_PLUGIN='"$(abspath $(CUDA_PLUGIN))"' \
+                -DAK_CUDA_PLUGIN_INSTALLED='"$(PREFIX)/lib/libattnkit-cuda.so"'
   CUDA_LIBS  := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -ldl -lrt -lstdc++
   # the host compiler gets the C code's warnings (as errors), nvcc's own too
   NVCC_FLAGS := -O3 -std=c++17 -Xcompiler -fPIC -Xcompiler -fvisibility=hidden -Iinclude -Ilib \
@@ -89,6 +94,7 @@ endif
 # B is the build flavour's directory: build/rel (bin/ is its output) or build/asan.
 B ?= build/rel
 OUT_BIN ?= bin
+CUDA_PLUGIN := $(B)/libattnkit-cuda.so
 
 # The compiler flags a build directory was made with: objects depend on this
 # file, which changes only when the flags do (CUDA=0 after a CUDA build,
@@ -109,9 +115,7 @@ ifneq ($(filter programs unit-bins gpu-bench-bins,$(MAKECMDGOALS)),)
 endif
 
 LIB_OBJ  := $(patsubst lib/%.c,$(B)/lib/%.o,$(LIB_SRC))
-ifdef HAVE_CUDA
-  LIB_OBJ += $(patsubst lib/cuda/%.cu,$(B)/cuda/%.o,$(CU_SRC))
-endif
+CU_OBJ   := $(patsubst lib/cuda/%.cu,$(B)/cuda/%.o,$(CU_SRC))
 LIB_A    := $(B)/libattnkit.a
 LIB_SO   := $(B)/libattnkit.so
 CLI_A    := $(B)/libattnkit-cli.a
@@ -128,7 +132,7 @@ PUBLIC_HDRS := $(notdir $(sort $(wildcard include/attnkit/*.h)))
 all: deps
 	@$(MAKE) --no-print-directory programs
 
-programs: $(addprefix $(OUT_BIN)/,$(PROGS)) $(LIB_SO)
+programs: $(addprefix $(OUT_BIN)/,$(PROGS)) $(LIB_SO) $(if $(HAVE_CUDA),$(CUDA_PLUGIN))
 
 deps:
 	@sh .ci/deps.sh
@@ -184,6 +188,11 @@ $(CLI_A): $(B)/lib/cli/cli.o
 $(LIB_SO): $(LIB_OBJ)
 	@echo "  LD      $@"
 	$(Q)$(CC) -shared $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+# the CUDA plugin: the kernels, and ak_fail's formatting of their errors
+$(CUDA_PLUGIN): $(CU_OBJ) $(B)/lib/core/ak.o
+	@echo "  LD      $@"
+	$(Q)$(CC) -shared $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(CUDA_LIBS)
 
 $(OUT_BIN)/%: $(B)/cmd/%.o $(CLI_A) $(LIB_A) | $(OUT_BIN)
 	@echo "  LD      $@"
@@ -262,7 +271,7 @@ gpu-check:
 # bench/attention_gpu.c, the kernels' timing loop (bench/attention_gpu.py runs it)
 gpu-bench-bins: $(B)/bench/attention_gpu
 
-$(B)/bench/attention_gpu: bench/attention_gpu.c $(LIB_A) $(FLAGS_FILE)
+$(B)/bench/attention_gpu: bench/attention_gpu.c $(LIB_A) $(CUDA_PLUGIN) $(FLAGS_FILE)
 	@mkdir -p $(B)/bench
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_A) $(LDFLAGS) $(LDLIBS)
@@ -295,7 +304,7 @@ install-headers:
 install: all install-headers
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 $(addprefix bin/,$(PROGS)) $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 $(LIB_A) $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 $(LIB_A) $(LIB_SO) $(if $(HAVE_CUDA),$(CUDA_PLUGIN)) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 $(wildcard man/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
 	if [ -f $(MODEL_DIR)/$(SMOLLM2_GGUF) ]; then install -d $(DESTDIR)$(INSTALLED_MODEL) && \
 	  install -m 644 $(MODEL_DIR)/$(SMOLLM2_GGUF) $(DESTDIR)$(INSTALLED_MODEL)/; fi

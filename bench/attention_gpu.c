@@ -14,15 +14,19 @@
 int main(int argc, char **argv)
 {
     int H = 32, Dh = 128, iters = 10;
+    if (!ak_cuda()) {
+        fprintf(stderr, "attention_gpu: %s\n", ak_cuda_load_error());
+        return 1;
+    }
     for (int a = 1; a < argc; a++) {
         int T = atoi(argv[a]);
         ak_attn_shape s = {.n_q = T, .n_k = T, .n_heads = H, .n_kv_heads = H, .head_dim = Dh,
                            .causal = 1, .scale = 0.08838834764831845f};
         double f[3], b[3];
         ak_err err;
-        if (ak_cuda_attention_time(&s, T > 8192 ? 3 : iters, &f[0], &b[0], &err) ||
-            ak_cuda_attention_tc_time(AK_ATTN_BF16, 1, &s, iters, &f[1], &b[1], &err) ||
-            ak_cuda_attention_tc_time(AK_ATTN_BF16, 0, &s, iters, &f[2], &b[2], &err)) {
+        if (ak_cuda()->attention_time(&s, T > 8192 ? 3 : iters, &f[0], &b[0], &err) ||
+            ak_cuda()->attention_tc_time(AK_ATTN_BF16, 1, &s, iters, &f[1], &b[1], &err) ||
+            ak_cuda()->attention_tc_time(AK_ATTN_BF16, 0, &s, iters, &f[2], &b[2], &err)) {
             fprintf(stderr, "attention_gpu: %s\n", err.msg);
             return 1;
         }

@@ -233,8 +233,11 @@ def main():
                         tp, cp = timed(f"'{bd}/embed' -m '{path}' < '{pre}' | '{bd}/attend' -m '{path}' {fl}",
                                        th)
                         if rep or args.no_warmup:
-                            res[b]["gen"].append((args.new - 1) / max(t64 - t1, 1e-9))
-                            res[b]["gen_cpu"].append((args.new - 1) / max(c64 - c1, 1e-9))
+                            # the difference of two whole processes: under load
+                            # it can come out at or below zero (a run with no
+                            # figure, not an infinite rate)
+                            res[b]["gen"].append((args.new - 1) / (t64 - t1) if t64 > t1 else None)
+                            res[b]["gen_cpu"].append((args.new - 1) / (c64 - c1) if c64 > c1 else None)
                             res[b]["pre"].append(args.prefill / tp)
                             res[b]["pre_cpu"].append(args.prefill / max(cp, 1e-9))
                     if llama:
@@ -245,10 +248,14 @@ def main():
                             res["llama.cpp"]["pre"].append(args.prefill / p["prefill"])
                             res["llama.cpp"]["gen_cpu"].append((args.new - 1) / max(g["gen_cpu"], 1e-9))
                             res["llama.cpp"]["pre_cpu"].append(args.prefill / max(p["prefill_cpu"], 1e-9))
+                def best(xs, width, prec):
+                    xs = [x for x in xs if x is not None]
+                    return f"{max(xs):{width}.{prec}f}" if xs else f"{'-':>{width}}"
+
                 for k, v in res.items():
                     if v["gen"]:
                         label = k if k != "llama.cpp" else f"llama.cpp {info['llama_cpp']}"
-                        cpu = (f" {max(v['gen_cpu']):13.1f} {max(v['pre_cpu']):17.0f}" if v["gen_cpu"]
+                        cpu = (f" {best(v['gen_cpu'], 13, 1)} {best(v['pre_cpu'], 17, 0)}" if v["gen_cpu"]
                                else f" {'':>13} {'':>17}")
                         ref = bins[0][0]
                         err = f" {'':>11} {'':>12} {'':>11}"
@@ -256,7 +263,7 @@ def main():
                             dl = np.abs(logits[k] - logits[ref])
                             err = (f" {dl.max():11.3f} {dl.mean():12.4f} "
                                    f"{first_diff(tokens[k], tokens[ref]):>5d} of {len(tokens[ref]):<3d}")
-                        print(f"{name:<10} {th:>3} {label:<22} {max(v['gen']):9.1f} {max(v['pre']):13.0f}"
+                        print(f"{name:<10} {th:>3} {label:<22} {best(v['gen'], 9, 1)} {best(v['pre'], 13, 0)}"
                               + cpu + err, flush=True)
                 if llama:
                     llama.stdin.close()

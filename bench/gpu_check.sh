@@ -81,13 +81,19 @@ else
     # the attention library alone (it needs none of the packages)
     full=0
     mkdir -p $B/unit $B/bench
-    nv="$nvcc -O3 -std=c++17 -Iinclude -Ilib -gencode arch=compute_$arch,code=sm_$arch"
+    nv="$nvcc -O3 -std=c++17 -Xcompiler -fPIC -Iinclude -Ilib -gencode arch=compute_$arch,code=sm_$arch"
     for f in lib/cuda/*.cu; do $nv -c "$f" -o "$B/$(basename "$f" .cu)_cu.o" & done
     wait
+    # the CUDA side is a plugin the library loads (lib/cuda/ak_cuda.h)
+    plugin=$PWD/$B/libattnkit-cuda.so
     cc="${CC:-cc} -std=c11 -D_GNU_SOURCE -O3 -g -pthread -Iinclude -Ilib -DAK_HAVE_CUDA=1 -DAK_NO_BLAS"
-    libs="$B/attention_cu.o $B/attention_tc_cu.o $B/device_cu.o -L$cuda_home/lib64 -lcudart -lstdc++ -lm -pthread"
-    { $cc -Itests -o $B/unit/attention tests/unit/attention.c lib/model/attention.c lib/model/device.c lib/core/ak.c $libs &&
-      $cc -o $B/bench/attention_gpu bench/attention_gpu.c lib/model/attention.c lib/model/device.c lib/core/ak.c $libs; } \
+    libs="-ldl -lm -pthread"
+    { ${CC:-cc} -shared -fPIC -std=c11 -D_GNU_SOURCE -O3 -Iinclude -Ilib -o "$plugin" $B/*_cu.o lib/core/ak.c \
+          -L$cuda_home/lib64 -Wl,-rpath,$cuda_home/lib64 -lcublas -lcudart -lstdc++ -lm -pthread &&
+      $cc -DAK_CUDA_PLUGIN="\"$plugin\"" -Itests -o $B/unit/attention tests/unit/attention.c lib/model/attention.c \
+          lib/model/device.c lib/core/ak.c lib/core/pool.c lib/core/simd.c $libs &&
+      $cc -DAK_CUDA_PLUGIN="\"$plugin\"" -o $B/bench/attention_gpu bench/attention_gpu.c lib/model/attention.c \
+          lib/model/device.c lib/core/ak.c lib/core/pool.c lib/core/simd.c $libs; } \
         >"$out/build.txt" 2>&1
     step $? "attention library only (pkg-config lacks $PKGS; set GPU_CHECK_DEBS for the rest)"
 fi

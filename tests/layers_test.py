@@ -106,7 +106,7 @@ listed_state = set()
 for line in (m.group(1) if m else "").splitlines():
     f = re.match(r"^- `([a-z]+/[a-z_]+\.(?:c|cu))` (.*)$", line)
     if f:
-        listed_state |= {(f.group(1), n) for n in re.findall(r"`([a-z_]+)`", f.group(2))}
+        listed_state |= {(f.group(1), n) for n in re.findall(r"`([a-z_][a-z0-9_]*)`", f.group(2))}
 # what the compiler put in writable sections of the library's objects (the
 # build the tests run on): file-scope and function-static variables alike;
 # the CUDA objects hold nvcc's own stubs and are left out, cli is not the

@@ -1,6 +1,15 @@
 /* ak_cuda.h - the CUDA side's entry points, shared by the C code that calls
- * them (lib/model/attention.c, lib/model/device.c, bench/) and the .cu files that define
- * them.  Internal: not installed, not exported from libattnkit.so.
+ * them (lib/model/attention.c, lib/model/forward.c, lib/model/device.c,
+ * bench/, tests/unit/) and the .cu files that define them.  Internal: not
+ * installed, not exported from libattnkit.so.
+ *
+ * The CUDA side is a plugin, libattnkit-cuda.so, which alone links cuBLAS
+ * and the CUDA runtime: a program loads it on the first call of ak_cuda()
+ * (lib/model/device.c), and only where the machine has the NVIDIA driver,
+ * so that a CUDA build costs the programs that never reach a GPU nothing
+ * (mapping and relocating those libraries cost every process some 155 MB
+ * of resident memory when they were linked in).  The C code calls the
+ * functions below through the table ak_cuda() returns, never by name.
  *
  * The device buffers of attention live in an ak_cuda_ws, grown on demand and
  * kept until ak_cuda_ws_free, so repeated calls allocate nothing once the
@@ -105,6 +114,45 @@ void ak_cuda_model_layer(ak_cuda_model *cm, int layer, int window, float scale);
 int ak_cuda_model_forward(ak_cuda_model *cm, float *x, int T, int attn_dtype, float *entropy,
                           float *mass, float *logits, int logits_all, ak_err *err);
 void ak_cuda_model_free(ak_cuda_model *cm);
+
+/* The plugin's entry points, one field per function above. */
+typedef struct ak_cuda_api {
+    int (*device_count)(void);
+    int (*attention)(ak_cuda_ws **ws, const ak_attn_shape *s, const float *q, const float *k,
+                     const float *v, ak_attn_out *o, ak_err *err);
+    int (*attention_tc)(ak_cuda_ws **ws, int dt, const ak_attn_shape *s, const float *q,
+                        const float *k, const float *v, ak_attn_out *o, ak_err *err);
+    void (*ws_free)(ak_cuda_ws *ws);
+    void (*set_wmma)(int on);
+    int (*attention_time)(const ak_attn_shape *s, int iters, double *ms_forward,
+                          double *ms_both, ak_err *err);
+    int (*attention_tc_time)(int dt, int precise, const ak_attn_shape *s, int iters,
+                             double *ms_forward, double *ms_both, ak_err *err);
+    int (*attention_dev_host)(int dt, const ak_attn_shape *s, const float *q, const float *k,
+                              const float *v, float *out, float *ent, float *mass, ak_err *err);
+    int (*model_new)(ak_cuda_model **out, const ak_cuda_dims *d, ak_err *err);
+    int (*model_put)(ak_cuda_model *cm, int layer, int slot, size_t off, const float *src,
+                     size_t n, size_t total, ak_err *err);
+    void (*model_layer)(ak_cuda_model *cm, int layer, int window, float scale);
+    int (*model_forward)(ak_cuda_model *cm, float *x, int T, int attn_dtype, float *entropy,
+                         float *mass, float *logits, int logits_all, ak_err *err);
+    void (*model_free)(ak_cuda_model *cm);
+} ak_cuda_api;
+
+/* The version of the table: the plugin and the library that loads it
+ * must agree (a plugin from another build is refused). */
+#define AK_CUDA_API_VERSION 1
+
+/* The plugin's one exported symbol: its table, when version is
+ * AK_CUDA_API_VERSION; NULL otherwise. */
+typedef const ak_cuda_api *(*ak_cuda_plugin_fn)(int version);
+#define AK_CUDA_PLUGIN_SYMBOL "ak_cuda_plugin_api"
+
+/* The C side (lib/model/device.c): the plugin's table, loaded on the first
+ * call; NULL when the machine has no NVIDIA driver or the plugin cannot be
+ * loaded (ak_cuda_load_error says which, for --device cuda's message). */
+const ak_cuda_api *ak_cuda(void);
+const char *ak_cuda_load_error(void);
 
 #ifdef __cplusplus
 }

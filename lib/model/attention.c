@@ -392,7 +392,8 @@ void ak_attn_ws_free(ak_attn_ws *ws)
     if (!ws)
         return;
 #ifdef AK_HAVE_CUDA
-    ak_cuda_ws_free(ws->cuda);
+    if (ws->cuda)
+        ak_cuda()->ws_free(ws->cuda);
 #endif
     free(ws->rows);
     free(ws->mass);
@@ -524,8 +525,12 @@ int ak_attention_ws(ak_attn_ws *ws, ak_device dev, ak_attn_dtype dt, const ak_at
     /* the CUDA kernels know neither kept key positions nor the last-W
      * mass: those run on the CPU path below */
     if (dev == AK_DEV_CUDA && !s->k_pos && !o->mass_last) {
-        rc = dt == AK_ATTN_F32 ? ak_cuda_attention(&ws->cuda, s, q, k, v, o, err)
-                               : ak_cuda_attention_tc(&ws->cuda, (int)dt, s, q, k, v, o, err);
+        if (!ak_cuda()) {
+            rc = ak_fail(err, AK_ECONFIG, "attention: %s", ak_cuda_load_error());
+            goto out;
+        }
+        rc = dt == AK_ATTN_F32 ? ak_cuda()->attention(&ws->cuda, s, q, k, v, o, err)
+                               : ak_cuda()->attention_tc(&ws->cuda, (int)dt, s, q, k, v, o, err);
         goto out;
     }
 #endif

@@ -117,7 +117,8 @@ void ak_workspace_free(struct ak_workspace *ws)
         return;
     ak_pool_stop(&ws->pool);
 #ifdef AK_HAVE_CUDA
-    ak_cuda_model_free(ws->cuda);
+    if (ws->cuda)
+        ak_cuda()->model_free(ws->cuda);
 #endif
     free(ws->xn);
     free(ws->q);
@@ -695,19 +696,19 @@ static int put_linear(ak_cuda_model *cm, int layer, int w, int b, const ak_linea
     for (int r0 = 0; r0 < out && !rc; r0 += rows) {
         int n = out - r0 < rows ? out - r0 : rows;
         ak_linear_rows_f32(l, r0, n, dh, buf);
-        rc = ak_cuda_model_put(cm, layer, w, (size_t)r0 * in, buf, (size_t)n * in, total, err);
+        rc = ak_cuda()->model_put(cm, layer, w, (size_t)r0 * in, buf, (size_t)n * in, total, err);
     }
     if (!rc && l->b) {
         for (int r = 0; r < out; r++)
             buf[r] = l->b[ak_linear_source_row(r, dh)];
-        rc = ak_cuda_model_put(cm, layer, b, 0, buf, (size_t)out, (size_t)out, err);
+        rc = ak_cuda()->model_put(cm, layer, b, 0, buf, (size_t)out, (size_t)out, err);
     }
     return rc;
 }
 
 static int put_vec(ak_cuda_model *cm, int layer, int slot, const float *v, int n, ak_err *err)
 {
-    return v ? ak_cuda_model_put(cm, layer, slot, 0, v, (size_t)n, (size_t)n, err) : 0;
+    return v ? ak_cuda()->model_put(cm, layer, slot, 0, v, (size_t)n, (size_t)n, err) : 0;
 }
 
 /* The device copy of m: every weight once, in f32. */
@@ -733,7 +734,7 @@ static int cuda_upload(const ak_model *m, ak_cuda_model **out, ak_err *err)
     if (!buf)
         return ak_fail(err, AK_ENOMEM, "out of memory");
     ak_cuda_model *cm = NULL;
-    int rc = ak_cuda_model_new(&cm, &d, err);
+    int rc = ak_cuda()->model_new(&cm, &d, err);
     int qdh = m->qk_interleaved ? Dh : 0;
     for (int l = 0; l < L && !rc; l++) {
         const ak_layer *ly = &m->layers[l];
@@ -760,7 +761,7 @@ static int cuda_upload(const ak_model *m, ak_cuda_model **out, ak_err *err)
         };
         for (size_t i = 0; i < sizeof vecs / sizeof vecs[0] && !rc; i++)
             rc = put_vec(cm, l, vecs[i].slot, vecs[i].v, vecs[i].n, err);
-        ak_cuda_model_layer(cm, l, ly->window,
+        ak_cuda()->model_layer(cm, l, ly->window,
                             m->attn_scale / (m->attn_scale_by_layer ? (float)(l + 1) : 1.0f));
     }
     if (!rc)
@@ -772,7 +773,7 @@ static int cuda_upload(const ak_model *m, ak_cuda_model **out, ak_err *err)
                         nbuf, err);
     free(buf);
     if (rc) {
-        ak_cuda_model_free(cm);
+        ak_cuda()->model_free(cm);
         return rc;
     }
     *out = cm;
@@ -787,9 +788,11 @@ static int cuda_forward(const ak_model *m, float *x, int T, ak_forward_out *o, a
         return rc;
     if (o->logits && !m->lm_head.w && !m->lm_head.wq)
         return ak_fail(err, AK_ECONFIG, "model %s has no language-model head", m->name);
+    if (!ak_cuda())
+        return ak_fail(err, AK_ECONFIG, "cuda forward: %s", ak_cuda_load_error());
     if (!ws->cuda && (rc = cuda_upload(m, &ws->cuda, err)))
         return ak_wrap(err, "cuda forward");
-    if ((rc = ak_cuda_model_forward(ws->cuda, x, T, o->attn_dtype, o->entropy, o->mass, o->logits,
+    if ((rc = ak_cuda()->model_forward(ws->cuda, x, T, o->attn_dtype, o->entropy, o->mass, o->logits,
                                     o->logits_all, err)))
         return rc;
     if (o->visible)

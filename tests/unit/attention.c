@@ -169,7 +169,7 @@ static void compare_cuda(const char *name, const ak_attn_shape *s, const float *
             size_t nr = H * s->n_q, nm = H * s->n_k;
             float *d = malloc((nq + nr + nm) * sizeof(float));
             ak_err err;
-            int rc3 = ak_cuda_attention_dev_host(dt, s, q, k, v, d, d + nq, d + nq + nr, &err);
+            int rc3 = ak_cuda()->attention_dev_host(dt, s, q, k, v, d, d + nq, d + nq + nr, &err);
             CHECK(rc3 == 0 && memcmp(d, g.out, nq * 4) == 0 && memcmp(d + nq, g.ent, nr * 4) == 0 &&
                       memcmp(d + nq + nr, g.mass, nm * 4) == 0,
                   "%s %s: device-pointer attention = host entry, bit for bit (out %.2g, entropy "
@@ -449,7 +449,8 @@ int main(int argc, char **argv)
         return run_file(argv[2], argv[3]);
 #ifdef AK_HAVE_CUDA
     if (getenv("ATTNKIT_CUDA_WMMA")) /* bench/gpu_check.sh: the WMMA kernels for every size */
-        ak_cuda_set_wmma(1);
+        if (ak_cuda())
+            ak_cuda()->set_wmma(1);
 #endif
     check_hand_values();
     check_rounding();
