@@ -58,6 +58,24 @@ done
 # the level reaches the kernels: SmolLM2's greedy tokens (Q4_1, Q8_0 products
 # through the fused dots) are the same at every level (tests/unit/quant.c
 # holds the dots themselves within 1e-5 of an f64 reference)
+# fast_logits DESC MODEL TEXT SIMD: the next-token logits after TEXT with
+# --fast (at ATTNKIT_SIMD=SIMD) are within 2 of the exact ones, not equal,
+# with the same argmax
+fast_logits() {
+    tokenize -m "$2" "$3" | embed -m "$2" > "$T/fl.ak"
+    attend -m "$2" --logits last "$T/fl.ak" | peek -f logits | tr -s ' ' '\n' > "$T/le"
+    ATTNKIT_SIMD=$4 attend -m "$2" --logits last --fast "$T/fl.ak" | peek -f logits |
+        tr -s ' ' '\n' > "$T/lf"
+    d=$(paste "$T/le" "$T/lf" | awk 'NF == 2 { n++; x = $1 - $2; if (x < 0) x = -x; if (x > m) m = x;
+        if (n == 1 || $1 > be) { be = $1; ie = n } if (n == 1 || $2 > bf) { bf = $2; jf = n } }
+        END { if (n < 1000 || ie != jf) print "bad " n " " ie " " jf; else print m }')
+    case $d in
+        bad*) fail "$1: $d (count, argmax exact, argmax fast)" ;;
+        *) awk -v d="$d" 'BEGIN { exit !(d > 0 && d <= 2) }' &&
+               pass "$1 within 2 of exact (max |diff| $d), same argmax" ||
+               fail "$1 move by $d (more than 2, or none)" ;;
+    esac
+}
 S=$(ls "${AK_MODELS:-/nonexistent}"/smollm2/*.gguf 2>/dev/null | head -1)
 if [ -n "$S" ]; then
     printf 'Name three colours.\n' > "$T/q.txt"
@@ -84,18 +102,7 @@ if [ -n "$S" ]; then
         same_file "--fast, ATTNKIT_SIMD=$v: SmolLM2's first 6 tokens are the exact mode's" "$T/g6" "$T/gf_$v"
     done
     printf 'The capital of France is' > "$T/c.txt"
-    tokenize -m "$S" "$T/c.txt" | embed -m "$S" > "$T/c.ak"
-    attend -m "$S" --logits last "$T/c.ak" | peek -f logits | tr -s ' ' '\n' > "$T/le"
-    attend -m "$S" --logits last --fast "$T/c.ak" | peek -f logits | tr -s ' ' '\n' > "$T/lf"
-    d=$(paste "$T/le" "$T/lf" | awk 'NF == 2 { n++; x = $1 - $2; if (x < 0) x = -x; if (x > m) m = x;
-        if (n == 1 || $1 > be) { be = $1; ie = n } if (n == 1 || $2 > bf) { bf = $2; jf = n } }
-        END { if (n < 1000 || ie != jf) print "bad " n " " ie " " jf; else print m }')
-    case $d in
-        bad*) fail "--fast: SmolLM2's next-token logits: $d (count, argmax exact, argmax fast)" ;;
-        *) awk -v d="$d" 'BEGIN { exit !(d > 0 && d <= 2) }' &&
-               pass "--fast: SmolLM2's next-token logits within 2 of exact (max |diff| $d), same argmax" ||
-               fail "--fast: SmolLM2's next-token logits move by $d (more than 2, or none)" ;;
-    esac
+    fast_logits "--fast: SmolLM2's next-token logits" "$S" "$T/c.txt" auto
 else
     pass "# SKIP ATTNKIT_SIMD end to end: no SmolLM2 under \$AK_MODELS"
 fi
@@ -109,20 +116,8 @@ G=$(ls "${AK_MODELS:-/nonexistent}"/gemma3/*.gguf 2>/dev/null | head -1)
 if [ -n "$G" ]; then
     printf 'The capital of France is Paris. The capital of Germany is Berlin. The capital of Italy is' \
         > "$T/c3.txt"
-    tokenize -m "$G" "$T/c3.txt" | embed -m "$G" > "$T/c3.ak"
-    attend -m "$G" --logits last "$T/c3.ak" | peek -f logits | tr -s ' ' '\n' > "$T/le3"
     for v in auto avx2; do
-        ATTNKIT_SIMD=$v attend -m "$G" --logits last --fast "$T/c3.ak" | peek -f logits |
-            tr -s ' ' '\n' > "$T/lf3"
-        d=$(paste "$T/le3" "$T/lf3" | awk 'NF == 2 { n++; x = $1 - $2; if (x < 0) x = -x; if (x > m) m = x;
-            if (n == 1 || $1 > be) { be = $1; ie = n } if (n == 1 || $2 > bf) { bf = $2; jf = n } }
-            END { if (n < 1000 || ie != jf) print "bad " n " " ie " " jf; else print m }')
-        case $d in
-            bad*) fail "--fast prefill, ATTNKIT_SIMD=$v: Gemma 3's next-token logits: $d" ;;
-            *) awk -v d="$d" 'BEGIN { exit !(d > 0 && d <= 2) }' &&
-                   pass "--fast prefill, ATTNKIT_SIMD=$v: Gemma 3's logits within 2 of exact ($d), same argmax" ||
-                   fail "--fast prefill, ATTNKIT_SIMD=$v: Gemma 3's logits move by $d (more than 2, or none)" ;;
-        esac
+        fast_logits "--fast prefill, ATTNKIT_SIMD=$v: Gemma 3's next-token logits" "$G" "$T/c3.txt" $v
     done
 else
     pass "# SKIP --fast prefill: no Gemma 3 under \$AK_MODELS"

@@ -132,16 +132,24 @@ KFN(scales_mins_k4)(const uint8_t *q, const uint8_t *a, __m256i *sc)
 /* word j of each half of v, in every word */
 #define WORD_J(v, j) _mm256_shuffle_epi8((v), _mm256_set1_epi16((short)(0x0100 + 0x0202 * (j))))
 
+/* Q4_K (five = 0) and Q5_K (five = 1: a fifth bit per quant from qh),
+ * one super-block; five is a constant where this is inlined */
 KTARGET static inline __attribute__((always_inline)) __m256
-KFN(blk_q4_k)(const uint8_t *p, const uint8_t *a, __m256 acc)
+KFN(blk_k4)(const uint8_t *p, const uint8_t *a, __m256 acc, int five)
 {
-    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const __m256i m4 = _mm256_set1_epi8(0x0f), sixteen = _mm256_set1_epi8(16);
     __m256i sc, mn = KFN(scales_mins_k4)(p + 4, a, &sc);
-    const uint8_t *w = p + 16, *x = a + A256_Q;
+    const uint8_t *w = p + (five ? 48 : 16), *x = a + A256_Q;
+    __m256i qh = five ? KFN(ld32)(p + 16) : _mm256_setzero_si256();
     __m256i si = _mm256_setzero_si256(), si2 = _mm256_setzero_si256();   /* two chains */
     for (int j = 0; j < 8; j += 2, w += 32, x += 64) {
         __m256i v = KFN(ld32)(w);
         __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        if (five) {
+            __m256i b1 = _mm256_set1_epi8((char)(1 << j)), b2 = _mm256_set1_epi8((char)(2 << j));
+            lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b1), b1), sixteen));
+            hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b2), b2), sixteen));
+        }
         si = DPWSSD(si, _mm256_maddubs_epi16(lo, KFN(ld32)(x)), WORD_J(sc, j));
         si2 = DPWSSD(si2, _mm256_maddubs_epi16(hi, KFN(ld32)(x + 32)), WORD_J(sc, j + 1));
     }
@@ -152,26 +160,15 @@ KFN(blk_q4_k)(const uint8_t *p, const uint8_t *a, __m256 acc)
 }
 
 KTARGET static inline __attribute__((always_inline)) __m256
+KFN(blk_q4_k)(const uint8_t *p, const uint8_t *a, __m256 acc)
+{
+    return KFN(blk_k4)(p, a, acc, 0);
+}
+
+KTARGET static inline __attribute__((always_inline)) __m256
 KFN(blk_q5_k)(const uint8_t *p, const uint8_t *a, __m256 acc)
 {
-    const __m256i m4 = _mm256_set1_epi8(0x0f), sixteen = _mm256_set1_epi8(16);
-    __m256i sc, mn = KFN(scales_mins_k4)(p + 4, a, &sc);
-    const uint8_t *w = p + 48, *x = a + A256_Q;
-    __m256i qh = KFN(ld32)(p + 16), si = _mm256_setzero_si256(), si2 = _mm256_setzero_si256();
-    for (int j = 0; j < 8; j += 2, w += 32, x += 64) {
-        __m256i v = KFN(ld32)(w);
-        __m256i b1 = _mm256_set1_epi8((char)(1 << j)), b2 = _mm256_set1_epi8((char)(2 << j));
-        __m256i h1 = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b1), b1), sixteen);
-        __m256i h2 = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b2), b2), sixteen);
-        __m256i lo = _mm256_or_si256(_mm256_and_si256(v, m4), h1);
-        __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), h2);
-        si = DPWSSD(si, _mm256_maddubs_epi16(lo, KFN(ld32)(x)), WORD_J(sc, j));
-        si2 = DPWSSD(si2, _mm256_maddubs_epi16(hi, KFN(ld32)(x + 32)), WORD_J(sc, j + 1));
-    }
-    si = _mm256_add_epi32(si, si2);
-    float dx = f32at(a);
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(half_x86(p) * dx), _mm256_cvtepi32_ps(si), acc);
-    return _mm256_fnmadd_ps(_mm256_set1_ps(half_x86(p + 2) * dx), _mm256_cvtepi32_ps(mn), acc);
+    return KFN(blk_k4)(p, a, acc, 1);
 }
 
 /* Q6_K: u = 4 low bits from ql, 2 from qh (0..63); the offset 32 is taken
