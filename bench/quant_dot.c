@@ -28,6 +28,8 @@
 #include <string.h>
 #include <time.h>
 
+enum { TP = 512 };   /* the prefill comparison's tokens */
+
 /* random rows from the library's generator (sample.h) */
 static uint64_t rng = 88172645463325252ULL;
 static uint32_t next32(void) { return (uint32_t)(ak_rng_next(&rng) >> 32); }
@@ -39,12 +41,55 @@ static double now(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* prefill: TP tokens, four at a time against each row (the tokens outer,
+ * as lib/model/forward.c runs a tile of 256 KB), in ns per weight and
+ * token, against dequantize + sgemm's */
+static void prefill_x4(int type, const uint8_t *w, size_t rb, int out, int in, const float *xp,
+                       float *yp, float *tile)
+{
+    size_t qs = ak_q8_bytes(type, in);
+    uint8_t *xq4 = malloc(qs * TP);
+    for (int k = 0; k < TP; k++)
+        ak_q8_quantize(type, xp + (size_t)k * in, xq4 + (size_t)k * qs, in);
+    int tr = (int)((256 << 10) / rb) / 4 * 4;
+    tr = tr < 4 ? 4 : tr;
+    printf("%-5s fast x4, %d tokens", ak_ggml_type_name(type), TP);
+    for (int l = 0; l <= ak_simd_cpu(); l++) {
+        ak_dot_q8x4_fn f = ak_ggml_dot_q8x4_at(type, l);
+        if (!f || f == ak_ggml_dot_q8x4_at(type, l - 1))
+            continue;
+        double bt = 1e30;
+        for (int rep = 0; rep < 3; rep++) {
+            double t0 = now();
+            for (int r0 = 0; r0 < out; r0 += tr)
+                for (int k = 0; k < TP; k += 4)
+                    for (int r = r0; r < out && r < r0 + tr; r++)
+                        f(w + (size_t)r * rb, xq4 + (size_t)k * qs, qs, in, yp + 4 * r);
+            double dt = now() - t0;
+            bt = dt < bt ? dt : bt;
+        }
+        printf(" %s %.4f", ak_simd_name(l), bt * 1e9 / ((double)out * in * TP));
+    }
+    double st = 1e30;
+    for (int rep = 0; rep < 3; rep++) {
+        double t0 = now();
+        for (int r = 0; r < out; r++)
+            ak_dequant_row(type, w + (size_t)r * rb, tile + (size_t)r * in, in);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, TP, out, in, 1.0f, xp, in, tile,
+                    in, 0.0f, yp, out);
+        double dt = now() - t0;
+        st = dt < st ? dt : st;
+    }
+    printf("  | dequant+sgemm %.4f\n", st * 1e9 / ((double)out * in * TP));
+    free(xq4);
+}
+
 int main(int argc, char **argv)
 {
     int out = argc > 2 ? atoi(argv[1]) : 1024, in = argc > 2 ? atoi(argv[2]) : 1024;
     static const int types[] = {AK_GGML_F16, AK_GGML_Q4_0, AK_GGML_Q4_1, AK_GGML_Q5_0, AK_GGML_Q8_0,
                                 AK_GGML_Q4_K, AK_GGML_Q5_K, AK_GGML_Q6_K};
-    enum { TMAX = 64, TP = 512 };
+    enum { TMAX = 64 };
     float *x = aligned_alloc(64, sizeof *x * (size_t)in * TMAX);
     float *xp = malloc(sizeof *xp * (size_t)in * TP), *yp = malloc(sizeof *yp * (size_t)out * TP);
     for (size_t i = 0; i < (size_t)in * TP; i++)
@@ -151,44 +196,8 @@ int main(int argc, char **argv)
                 printf(" %s %.3f", ak_simd_name(l), bt * 1e9 / ((double)out * in));
             }
             printf("  | quantize %.3f ns/element\n", qt * 1e9 / in);
-            /* prefill: TP tokens, four at a time against each row (the
-             * tokens outer, as lib/model/forward.c runs a tile of 256 KB),
-             * in ns per weight and token, against dequantize + sgemm's */
-            size_t qs = ak_q8_bytes(type, in);
-            uint8_t *xq4 = malloc(qs * TP);
-            for (int k = 0; k < TP; k++)
-                ak_q8_quantize(type, xp + (size_t)k * in, xq4 + (size_t)k * qs, in);
-            int tr = (int)((256 << 10) / rb) / 4 * 4;
-            tr = tr < 4 ? 4 : tr;
-            printf("%-5s fast x4, %d tokens", ak_ggml_type_name(type), TP);
-            for (int l = 0; l <= ak_simd_cpu(); l++) {
-                ak_dot_q8x4_fn f = ak_ggml_dot_q8x4_at(type, l);
-                if (!f || f == ak_ggml_dot_q8x4_at(type, l - 1))
-                    continue;
-                double bt = 1e30;
-                for (int rep = 0; rep < 3; rep++) {
-                    double t0 = now();
-                    for (int r0 = 0; r0 < out; r0 += tr)
-                        for (int k = 0; k < TP; k += 4)
-                            for (int r = r0; r < out && r < r0 + tr; r++)
-                                f(w + (size_t)r * rb, xq4 + (size_t)k * qs, qs, in, yp + 4 * r);
-                    double dt = now() - t0;
-                    bt = dt < bt ? dt : bt;
-                }
-                printf(" %s %.4f", ak_simd_name(l), bt * 1e9 / ((double)out * in * TP));
-            }
-            double st = 1e30;
-            for (int rep = 0; rep < 3; rep++) {
-                double t0 = now();
-                for (int r = 0; r < out; r++)
-                    ak_dequant_row(type, w + (size_t)r * rb, tile + (size_t)r * in, in);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, TP, out, in, 1.0f, xp, in, tile,
-                            in, 0.0f, yp, out);
-                double dt = now() - t0;
-                st = dt < st ? dt : st;
-            }
-            printf("  | dequant+sgemm %.4f\n", st * 1e9 / ((double)out * in * TP));
-            free(xq4);
+            if (ak_ggml_dot_q8x4(type))   /* else prefill keeps dequantize + sgemm */
+                prefill_x4(type, w, rb, out, in, xp, yp, tile);
             free(xq);
         }
         free(w);

@@ -1042,8 +1042,11 @@ typedef ak_dot_fn dot_fn;
  * AVX-512 VNNI */
 #define DOTQ(name, a) a, {name##_c, AVX2(name##_avx2), NULL, VNNI(name##_vnni)}
 /* the four-token fast dots: AVX2 and AVX-512 VNNI (none: scalar); the
- * K-quants only (see quant_q8_kernels.h) */
+ * K-quants only (see quant_q8_kernels.h), and Q5_K's at VNNI only, where it
+ * ties dequantize + sgemm (its AVX2 one, 0.030-0.034 ns a weight and token
+ * against 0.022-0.031, loses: bench/quant_dot.c) */
 #define DOTQ4(name) {NULL, AVX2(name##_avx2), NULL, VNNI(name##_vnni)}
+#define DOTQ4_VNNI(name) {NULL, NULL, NULL, VNNI(name##_vnni)}
 /* the exact dots with sums of x: AVX2, AVX-512 */
 #define DOTX(name) {NULL, AVX2(name##_avx2), AVX512(name##_avx512)}
 
@@ -1062,11 +1065,11 @@ static const struct qtype {
     [AK_GGML_Q4_0] = {"Q4_0", 32, 18, row_q4_0, {dot_q4_0_c, AVX2(dot_q4_0_avx2), AVX512(dot_q4_0_avx512)},
                       DOTQ(dotq_q4_0, 32)},
     [AK_GGML_Q4_1] = {"Q4_1", 32, 20, row_q4_1, {dot_q4_1_c, AVX2(dot_q4_1_avx2), AVX512(dot_q4_1_avx512)},
-                      DOTQ(dotq_q4_1, 32)},
+                      DOTQ(dotq_q4_1, 32), DOTX(dot_q4_1_xs)},
     [AK_GGML_Q5_0] = {"Q5_0", 32, 22, row_q5_0, {dot_q5_0_c, AVX2(dot_q5_0_avx2), AVX512(dot_q5_0_avx512)},
                       DOTQ(dotq_q5_0, 32)},
     [AK_GGML_Q5_1] = {"Q5_1", 32, 24, row_q5_1, {dot_q5_1_c, AVX2(dot_q5_1_avx2), AVX512(dot_q5_1_avx512)},
-                      DOTQ(dotq_q5_1, 32)},
+                      DOTQ(dotq_q5_1, 32), DOTX(dot_q5_1_xs)},
     [AK_GGML_Q8_0] = {"Q8_0", 32, 34, row_q8_0, {dot_q8_0_c, AVX2(dot_q8_0_avx2), AVX512(dot_q8_0_avx512)},
                       DOTQ(dotq_q8_0, 32)},
     [AK_GGML_Q8_1] = {.name = "Q8_1", .elems = 32, .bytes = 36},
@@ -1075,7 +1078,7 @@ static const struct qtype {
     [AK_GGML_Q4_K] = {"Q4_K", 256, 144, row_q4_k, {dot_q4_k_c, AVX2(dot_q4_k_avx2), AVX512(dot_q4_k_avx512)},
                       DOTQ(dotq_q4_k, 256), DOTX(dot_q4_k_xs), DOTQ4(dotq4_q4_k)},
     [AK_GGML_Q5_K] = {"Q5_K", 256, 176, row_q5_k, {dot_q5_k_c, AVX2(dot_q5_k_avx2), AVX512(dot_q5_k_avx512)},
-                      DOTQ(dotq_q5_k, 256), DOTX(dot_q5_k_xs), DOTQ4(dotq4_q5_k)},
+                      DOTQ(dotq_q5_k, 256), DOTX(dot_q5_k_xs), DOTQ4_VNNI(dotq4_q5_k)},
     [AK_GGML_Q6_K] = {"Q6_K", 256, 210, row_q6_k, {dot_q6_k_c, AVX2(dot_q6_k_avx2), AVX512(dot_q6_k_avx512)},
                       DOTQ(dotq_q6_k, 256), .dotq4 = DOTQ4(dotq4_q6_k)},
     [AK_GGML_Q8_K] = {.name = "Q8_K", .elems = 256, .bytes = 292},

@@ -57,9 +57,9 @@ ak_dot_fn ak_ggml_dot_at(int type, int level);
 int ak_dot_row(int type, const void *src, const float *x, int64_t n, float *y);
 
 /* Exact mode's activations prepared once per product, for the types with
- * mins (Q4_K, Q5_K): xsum[i] = x[32i] + ... + x[32i + 31], i < n / 32
+ * mins (Q4_1, Q5_1, Q4_K, Q5_K): xsum[i] = x[32i] + ... + x[32i + 31], i < n / 32
  * (ak_xsum32; n a multiple of 32).  The dot with them takes each
- * sub-block's min times its sum from xsum instead of adding the 32 x up
+ * block's or sub-block's min times its sum from xsum instead of adding the 32 x up
  * again for every row; otherwise it is the type's ak_dot_fn, exact to
  * float rounding as that is. */
 typedef float (*ak_dot_xs_fn)(const void *row, const float *x, const float *xsum, int64_t n);

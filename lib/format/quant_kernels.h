@@ -28,18 +28,36 @@ KTARGET static float KFN(dot_q4_0)(const void *row, const float *x, int64_t n)
     return VHSUM(acc);
 }
 
-KTARGET static float KFN(dot_q4_1)(const void *row, const float *x, int64_t n)
+/* Q4_1 and Q5_1: w = d * q + m; the min's term m * sum(x) of each block
+ * takes the sum from xs (ak_xsum32, once per product) or, xs NULL, adds the
+ * 32 x up */
+KTARGET static inline __attribute__((always_inline)) float KFN(q4_1)(const void *row, const float *x,
+                                                                     const float *xs, int64_t n)
 {
     const uint8_t *p = row;
     vf acc = VZERO;
+    float macc = 0;
     for (int64_t b = 0; b < n / 32; b++, p += 20, x += 32) {
         __m128i q = load16(p + 4);
         vf s = DOT16U(lo4(q), x, VZERO);
         s = DOT16U(hi4(q), x + 16, s);
         acc = VFMA(VSET1(half_x86(p)), s, acc);
-        acc = VFMA(VSET1(half_x86(p + 2)), SUM32(x), acc);
+        if (xs)
+            macc += half_x86(p + 2) * xs[b];
+        else
+            acc = VFMA(VSET1(half_x86(p + 2)), SUM32(x), acc);
     }
-    return VHSUM(acc);
+    return VHSUM(acc) + macc;
+}
+
+KTARGET static float KFN(dot_q4_1)(const void *row, const float *x, int64_t n)
+{
+    return KFN(q4_1)(row, x, NULL, n);
+}
+
+KTARGET static float KFN(dot_q4_1_xs)(const void *row, const float *x, const float *xs, int64_t n)
+{
+    return KFN(q4_1)(row, x, xs, n);
 }
 
 KTARGET static float KFN(dot_q5_0)(const void *row, const float *x, int64_t n)
@@ -60,10 +78,12 @@ KTARGET static float KFN(dot_q5_0)(const void *row, const float *x, int64_t n)
     return VHSUM(acc);
 }
 
-KTARGET static float KFN(dot_q5_1)(const void *row, const float *x, int64_t n)
+KTARGET static inline __attribute__((always_inline)) float KFN(q5_1)(const void *row, const float *x,
+                                                                     const float *xs, int64_t n)
 {
     const uint8_t *p = row;
     vf acc = VZERO;
+    float macc = 0;
     const __m128i sixteen = _mm_set1_epi8(16);
     for (int64_t b = 0; b < n / 32; b++, p += 24, x += 32) {
         uint32_t qh = le32(p + 4);
@@ -73,9 +93,22 @@ KTARGET static float KFN(dot_q5_1)(const void *row, const float *x, int64_t n)
         vf s = DOT16U(q0, x, VZERO);
         s = DOT16U(q1, x + 16, s);
         acc = VFMA(VSET1(half_x86(p)), s, acc);
-        acc = VFMA(VSET1(half_x86(p + 2)), SUM32(x), acc);
+        if (xs)
+            macc += half_x86(p + 2) * xs[b];
+        else
+            acc = VFMA(VSET1(half_x86(p + 2)), SUM32(x), acc);
     }
-    return VHSUM(acc);
+    return VHSUM(acc) + macc;
+}
+
+KTARGET static float KFN(dot_q5_1)(const void *row, const float *x, int64_t n)
+{
+    return KFN(q5_1)(row, x, NULL, n);
+}
+
+KTARGET static float KFN(dot_q5_1_xs)(const void *row, const float *x, const float *xs, int64_t n)
+{
+    return KFN(q5_1)(row, x, xs, n);
 }
 
 KTARGET static float KFN(dot_q8_0)(const void *row, const float *x, int64_t n)

@@ -229,8 +229,9 @@ A256_DOT(q6_k, 210)
  * (a conversion and an FMA per token and block) made theirs slower than
  * dequantizing + sgemm (bench/quant_dot.c, bench/RESULTS.md). */
 #define DOT4(type, wbytes)                                                             \
-    KTARGET static void KFN(dotq4_##type)(const void *row, const void *xq, size_t stride, \
-                                          int64_t n, float *out)                       \
+    /* unused: Q5_K's AVX2 one, which the table leaves out (quant.c) */              \
+    KTARGET __attribute__((unused)) static void                                       \
+    KFN(dotq4_##type)(const void *row, const void *xq, size_t stride, int64_t n, float *out) \
     {                                                                                  \
         const uint8_t *p = row, *a = xq;                                               \
         __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;                    \

@@ -370,7 +370,8 @@ static void qlinear(struct ak_workspace *ws, const ak_linear *l, const float *x,
         dot = NULL;    /* dequantized tiles + sgemm */
     if (!dotq)
         dotq4 = NULL;
-    /* exact mode, Q4_K and Q5_K: the sums of x per 32 (the min terms) taken
+    /* exact mode, the types with mins (Q4_1, Q5_1, Q4_K, Q5_K): the sums of x
+     * per 32 (the min terms) taken
      * once here, for every row */
     ak_dot_xs_fn dotx = dot && !dotq ? ak_ggml_dot_xs(l->type) : NULL;
     if (dotx && (size_t)l->in / 32 * (size_t)T <= ws->xs_floats)

@@ -286,8 +286,10 @@ static void random_rows(void)
     CHECK(!ak_ggml_dot_xs_at(AK_GGML_Q4_K, AK_SIMD_SCALAR) && !ak_ggml_dot_xs(AK_GGML_Q6_K) &&
               !ak_ggml_dot_xs(AK_GGML_Q4_0) && !ak_ggml_dot_xs(AK_GGML_F32) && !ak_ggml_dot_xs(AK_GGML_Q2_K) &&
               !ak_ggml_dot_xs(1000) && !!ak_ggml_dot_xs_at(AK_GGML_Q4_K, AK_SIMD_AVX2) == avx2 &&
-              !!ak_ggml_dot_xs_at(AK_GGML_Q5_K, AK_SIMD_AVX2) == avx2,
-          "dots with sums of x: Q4_K and Q5_K at AVX2 and up, no other type, none in scalar");
+              !!ak_ggml_dot_xs_at(AK_GGML_Q5_K, AK_SIMD_AVX2) == avx2 &&
+              !!ak_ggml_dot_xs_at(AK_GGML_Q4_1, AK_SIMD_AVX2) == avx2 &&
+              !!ak_ggml_dot_xs_at(AK_GGML_Q5_1, AK_SIMD_AVX2) == avx2,
+          "dots with sums of x: Q4_1, Q5_1, Q4_K and Q5_K at AVX2 and up, no other type, none in scalar");
     printf("# fast (8-bit activation) dots, random rows: largest |fast - exact| / sum |w x| %.3g\n",
            fast_worst);
 }
