@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """examples/analyze.py OUT RESULTS.tsv SUMMARY.md
 
-Reads OUT/items.tsv and OUT/*/rows.tsv (evaluate.py) and writes:
+Reads OUT/items.tsv and OUT/*/rows*.tsv (evaluate.py) and writes:
 
   RESULTS.tsv  one row per model, task, policy and keep ratio: the items,
                the share of tokens kept, and each measure with its 95 %
@@ -153,7 +153,7 @@ def main():
     items = {r["name"]: r for r in csv.DictReader(open(os.path.join(out, "items.tsv")),
                                                   delimiter="\t", quoting=csv.QUOTE_NONE)}
     rows = []
-    for p in sorted(glob.glob(os.path.join(out, "*", "rows.tsv"))):
+    for p in sorted(glob.glob(os.path.join(out, "*", "rows*.tsv"))):
         rows += list(csv.DictReader(open(p), delimiter="\t", quoting=csv.QUOTE_NONE))
     for r in rows:
         r["answer"] = re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m[1], m[1]),
@@ -241,7 +241,7 @@ def main():
             for measure in measures:
                 what = ("Δ log-likelihood of the gold continuation, nats/token" if measure == "dll"
                         else "accuracy on the items the full prompt answers")
-                n = ts[0]["n"]
+                n = base["full"]["n"] if "full" in base else ts[0]["n"]
                 nfc = base["full"]["n_fc"] if "full" in base else "?"
                 lines.append(f"### {model}, {task}: {what}")
                 lines.append("")
@@ -268,6 +268,10 @@ def main():
                 lines.append("| policy | " + " | ".join(f"keep {k}" for k in keeps) +
                              " | mean | prune ms |")
                 lines.append("|---|" + "---|" * (len(keeps) + 2))
+                # a cell over fewer items than the table's most (a policy not
+                # yet run on every size) says how many
+                count = "n_fc" if measure == "acc_fc" else "n"
+                most = max(m[count] for m in ts)
                 for p in pols:
                     cs = []
                     for k in keeps:
@@ -276,7 +280,8 @@ def main():
                             cs.append("–")
                         else:
                             cs.append(f"{fmt(c[measure], 2)} [{fmt(c[measure + '_lo'], 2)}, "
-                                      f"{fmt(c[measure + '_hi'], 2)}]")
+                                      f"{fmt(c[measure + '_hi'], 2)}]" +
+                                      (f" ({c[count]} items)" if c[count] < most else ""))
                     msv = [cell[(p, k)]["prune_ms"] for k in keeps if (p, k) in cell]
                     msv = [x for x in msv if not math.isnan(x)]
                     ms = fmt(sum(msv) / len(msv), 0) if msv else "–"

@@ -3,9 +3,10 @@
 
 Runs the pruning experiment over the items tasks.py wrote in OUT, with the
 installed programs (on $PATH), and writes one row per item and
-configuration to OUT/MODEL/rows.tsv: this run's configurations and those
-earlier chunks left in OUT/MODEL for the same split and sizes (other keep
-ratios, other policies), so chunks add up.  Per model and task, once:
+configuration to OUT/MODEL/rows.tsv (rows.SPLIT.SIZES.tsv for a --split or
+--sizes run, so that runs of other sizes keep theirs): this run's
+configurations and those earlier chunks left in OUT/MODEL for the same split
+and sizes (other keep ratios, other policies), so chunks add up.  Per model and task, once:
 
   tokenize -m M --segments S OUT/TASK/*.txt | embed -m M \\
     | attend -m M --surprisal --mass-last 32 \\
@@ -304,6 +305,8 @@ def main():
         log = os.path.join(mdir, "commands.log")
         jobs = []
         prep = {}
+        rows_sfx = ("" if a.split == "all" else "." + a.split) + \
+            ("" if not sizes else "." + "-".join(sorted(sizes)))
         surp = ["--surprisal"] if any("surprisal" in p for p in pols) else []
         for task in tasks:
             tdir = os.path.join(a.out, task)
@@ -316,8 +319,7 @@ def main():
             if not names:
                 continue
             files = [os.path.join(tdir, f) for f in names]
-            sfx = ("" if a.split == "all" else "." + a.split) + \
-                ("" if not sizes else "." + "-".join(sorted(sizes)))
+            sfx = rows_sfx
             full = os.path.join(mdir, f"{task}{sfx}.full.ak")
             gen = ["--generate", str(cfg["generate"]), "--gen-mass", str(min(8, cfg["generate"]))] \
                 if cfg["generate"] else []
@@ -452,7 +454,7 @@ def main():
         if skipped:
             print(f"evaluate: {model}: {len(skipped)} configurations not applicable "
                   f"(see {mdir}/skipped.tsv)", file=sys.stderr)
-        path = os.path.join(mdir, "rows.tsv")
+        path = os.path.join(mdir, f"rows{rows_sfx}.tsv")
         with open(path + ".tmp", "w") as f:
             f.write("\n".join(rows) + "\n")
         os.replace(path + ".tmp", path)
