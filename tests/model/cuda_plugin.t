@@ -48,6 +48,31 @@ else
         "$(LD_LIBRARY_PATH="$T/stub" loaded attend -m "$M" --device cuda </dev/null)" yes
     is "a driver (stub) and no device: the one error line" "$(cat "$T/.err")" \
         "attend: --device cuda: no CUDA device is available"
+    # the plugin is looked for beside the object first (here: a copy of
+    # attend in a folder of its own), then in the build directory: a fake
+    # one beside it that reports a device is taken (attend goes on to read
+    # its input); one from another build (another table version), or not a
+    # library at all, is passed over for the build's
+    mkdir "$T/bin"
+    cp "$(command -v attend)" "$T/bin/attend"
+    cat >"$T/fake.c" <<'C'
+static int one(void) { return 1; }
+static const struct { int (*device_count)(void); void *rest[12]; } api = {one};
+const void *ak_cuda_plugin_api(int version) { return version == VERSION ? &api : 0; }
+C
+    plug="$T/bin/libattnkit-cuda.so"
+    ${CC:-cc} -shared -fPIC -DVERSION=1 -o "$plug" "$T/fake.c"
+    LD_LIBRARY_PATH="$T/stub" "$T/bin/attend" -m "$M" --device cuda </dev/null >/dev/null 2>"$T/.err"
+    is "a plugin beside the program is taken first" "$(cat "$T/.err")" \
+        "attend: no stream on standard input (did the program before it fail?)"
+    ${CC:-cc} -shared -fPIC -DVERSION=99 -o "$plug" "$T/fake.c"
+    LD_LIBRARY_PATH="$T/stub" "$T/bin/attend" -m "$M" --device cuda </dev/null >/dev/null 2>"$T/.err"
+    is "a plugin of another table version is passed over" "$(cat "$T/.err")" \
+        "attend: --device cuda: no CUDA device is available"
+    echo junk >"$plug"
+    LD_LIBRARY_PATH="$T/stub" "$T/bin/attend" -m "$M" --device cuda </dev/null >/dev/null 2>"$T/.err"
+    is "a file that is no library is passed over" "$(cat "$T/.err")" \
+        "attend: --device cuda: no CUDA device is available"
     S=$(ls "${AK_MODELS:-/nonexistent}"/smollm2/*.gguf 2>/dev/null | head -1)
     if [ -n "$S" ]; then
         printf 'hello world\n' >"$T/h.txt"
