@@ -9,7 +9,8 @@ minimal system; skipped where they are missing.
 First, examples/plot.py on both committed results files (the first
 experiment's and issue 19's): an SVG that parses, equal to the committed
 plot, one series per policy and panel, and for issue 19 one error bar per
-row with an interval, around its point."""
+row with an interval, around its point.  Then analyze.py on issue 19's
+committed rows: the committed results and summary, byte for byte."""
 import csv
 import math
 import os
@@ -141,6 +142,26 @@ for results, committed, target in (("results.tsv", "plot.svg", "publish"),
               f"plot.py {results}: one line per policy, model and panel ({len(lines)}, want {len(want)})")
         check(not root.findall(f".//{SVG}path[@class='ci']"),
               f"plot.py {results}: the first experiment's lines, no error bars")
+
+# analyze.py on issue 19's committed rows (and the calibration run's) gives
+# the committed results.tsv and summary.md byte for byte: the README's tables
+# come from the committed run, and a publish that left one file behind fails
+for sub in ("", "calibration-qwen0.5b"):
+    d = os.path.join(TOP, "examples", "issue19", sub)
+    with tempfile.TemporaryDirectory() as out:
+        os.makedirs(os.path.join(out, "all"))
+        for src, dst in (("items.tsv", "items.tsv"), (os.path.join(sub, "rows.tsv"), "all/rows.tsv")):
+            with open(os.path.join(TOP, "examples", "issue19", src), "rb") as f, \
+                    open(os.path.join(out, dst), "wb") as g:
+                g.write(f.read())
+        r = subprocess.run([sys.executable, os.path.join(TOP, "examples", "analyze.py"), out,
+                            os.path.join(out, "results.tsv"), os.path.join(out, "summary.md")],
+                           capture_output=True, text=True)
+        check(r.returncode == 0, f"analyze.py on issue19/{sub + '/' if sub else ''}rows.tsv runs ({r.stderr.strip()[-200:]})")
+        for name in ("results.tsv", "summary.md"):
+            got = open(os.path.join(out, name), "rb").read() if r.returncode == 0 else b""
+            check(got == open(os.path.join(d, name), "rb").read(),
+                  f"analyze.py on issue19/{sub + '/' if sub else ''}rows.tsv gives the committed {name}")
 
 # evaluate.py: rows.tsv gathers what earlier chunks ran with other --keeps and
 # --policies, not only this run's configurations
