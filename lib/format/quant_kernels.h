@@ -28,19 +28,29 @@ KTARGET static float KFN(dot_q4_0)(const void *row, const float *x, int64_t n)
     return VHSUM(acc);
 }
 
-/* Q4_1 and Q5_1: w = d * q + m; the min's term m * sum(x) of each block
- * takes the sum from xs (ak_xsum32, once per product) or, xs NULL, adds the
- * 32 x up */
-KTARGET static inline __attribute__((always_inline)) float KFN(q4_1)(const void *row, const float *x,
-                                                                     const float *xs, int64_t n)
+/* Q4_1 (five = 0) and Q5_1 (five = 1: a fifth bit per quant from qh):
+ * w = d * q + m; the min's term m * sum(x) of each block takes the sum
+ * from xs (ak_xsum32, once per product) or, xs NULL, adds the 32 x up;
+ * five is a constant where this is inlined */
+KTARGET static inline __attribute__((always_inline)) float KFN(q4_1_q5_1)(const void *row,
+                                                                          const float *x,
+                                                                          const float *xs,
+                                                                          int64_t n, int five)
 {
     const uint8_t *p = row;
     vf acc = VZERO;
     float macc = 0;
-    for (int64_t b = 0; b < n / 32; b++, p += 20, x += 32) {
-        __m128i q = load16(p + 4);
-        vf s = DOT16U(lo4(q), x, VZERO);
-        s = DOT16U(hi4(q), x + 16, s);
+    const __m128i sixteen = _mm_set1_epi8(16);
+    for (int64_t b = 0; b < n / 32; b++, p += five ? 24 : 20, x += 32) {
+        __m128i q = load16(p + (five ? 8 : 4));
+        __m128i q0 = lo4(q), q1 = hi4(q);
+        if (five) {
+            uint32_t qh = le32(p + 4);
+            q0 = _mm_or_si128(q0, _mm_and_si128(BITBYTES(qh), sixteen));
+            q1 = _mm_or_si128(q1, _mm_and_si128(BITBYTES(qh >> 16), sixteen));
+        }
+        vf s = DOT16U(q0, x, VZERO);
+        s = DOT16U(q1, x + 16, s);
         acc = VFMA(VSET1(half_x86(p)), s, acc);
         if (xs)
             macc += half_x86(p + 2) * xs[b];
@@ -52,12 +62,12 @@ KTARGET static inline __attribute__((always_inline)) float KFN(q4_1)(const void 
 
 KTARGET static float KFN(dot_q4_1)(const void *row, const float *x, int64_t n)
 {
-    return KFN(q4_1)(row, x, NULL, n);
+    return KFN(q4_1_q5_1)(row, x, NULL, n, 0);
 }
 
 KTARGET static float KFN(dot_q4_1_xs)(const void *row, const float *x, const float *xs, int64_t n)
 {
-    return KFN(q4_1)(row, x, xs, n);
+    return KFN(q4_1_q5_1)(row, x, xs, n, 0);
 }
 
 KTARGET static float KFN(dot_q5_0)(const void *row, const float *x, int64_t n)
@@ -78,37 +88,14 @@ KTARGET static float KFN(dot_q5_0)(const void *row, const float *x, int64_t n)
     return VHSUM(acc);
 }
 
-KTARGET static inline __attribute__((always_inline)) float KFN(q5_1)(const void *row, const float *x,
-                                                                     const float *xs, int64_t n)
-{
-    const uint8_t *p = row;
-    vf acc = VZERO;
-    float macc = 0;
-    const __m128i sixteen = _mm_set1_epi8(16);
-    for (int64_t b = 0; b < n / 32; b++, p += 24, x += 32) {
-        uint32_t qh = le32(p + 4);
-        __m128i q = load16(p + 8);
-        __m128i q0 = _mm_or_si128(lo4(q), _mm_and_si128(BITBYTES(qh), sixteen));
-        __m128i q1 = _mm_or_si128(hi4(q), _mm_and_si128(BITBYTES(qh >> 16), sixteen));
-        vf s = DOT16U(q0, x, VZERO);
-        s = DOT16U(q1, x + 16, s);
-        acc = VFMA(VSET1(half_x86(p)), s, acc);
-        if (xs)
-            macc += half_x86(p + 2) * xs[b];
-        else
-            acc = VFMA(VSET1(half_x86(p + 2)), SUM32(x), acc);
-    }
-    return VHSUM(acc) + macc;
-}
-
 KTARGET static float KFN(dot_q5_1)(const void *row, const float *x, int64_t n)
 {
-    return KFN(q5_1)(row, x, NULL, n);
+    return KFN(q4_1_q5_1)(row, x, NULL, n, 1);
 }
 
 KTARGET static float KFN(dot_q5_1_xs)(const void *row, const float *x, const float *xs, int64_t n)
 {
-    return KFN(q5_1)(row, x, xs, n);
+    return KFN(q4_1_q5_1)(row, x, xs, n, 1);
 }
 
 KTARGET static float KFN(dot_q8_0)(const void *row, const float *x, int64_t n)
