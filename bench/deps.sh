@@ -11,6 +11,10 @@
 # test suite never does.
 set -eu
 cd "$(dirname "$0")/.."
+# the environment is the benchmarks' own, and they run it with PYTHONPATH
+# empty: packages found through a PYTHONPATH (make bench's .cache/py holds
+# numpy and msgpack) must neither satisfy pip nor pass the check below
+unset PYTHONPATH
 dir=${1:-.cache/bench-py}
 py=$dir/bin/python
 mods=llama_cpp,numpy,msgpack

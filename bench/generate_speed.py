@@ -106,6 +106,16 @@ def env_for(threads):
                 OMP_NUM_THREADS=str(threads), ATTNKIT_DEVICE="cpu")
 
 
+def reply(child):
+    """The next line of llama.cpp's process, or one clear line and exit 1
+    when it died (its own traceback is above, on stderr)."""
+    line = child.stdout.readline()
+    if not line:
+        sys.exit(f"generate_speed: llama.cpp's process exited with status {child.wait()} "
+                 "(its error is above; bench/deps.sh installs its environment)")
+    return json.loads(line)
+
+
 def child_cpu():
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
@@ -210,22 +220,22 @@ def main():
                     llama = subprocess.Popen([sys.executable, "-c", LLAMA_CHILD, path, str(th)],
                                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                              env=env_for(th))
-                    info = json.loads(llama.stdout.readline())
+                    info = reply(llama)
 
                 def ask(ids, new):
                     llama.stdin.write(json.dumps({"ids": ids, "new": new}) + "\n")
                     llama.stdin.flush()
-                    return json.loads(llama.stdout.readline())
+                    return reply(llama)
                 res = {b: {"gen": [], "pre": [], "gen_cpu": [], "pre_cpu": []} for b, _, _ in bins}
                 res["llama.cpp"] = {"gen": [], "pre": [], "gen_cpu": [], "pre_cpu": []}
                 # the first round warms the page cache (--no-warmup: it counts too)
                 if llama:
                     llama.stdin.write(json.dumps({"ids": short_ids, "new": 1, "logits": 1}) + "\n")
                     llama.stdin.flush()
-                    logits["llama.cpp"] = np.asarray(json.loads(llama.stdout.readline())["logits"])
+                    logits["llama.cpp"] = np.asarray(reply(llama)["logits"])
                     llama.stdin.write(json.dumps({"ids": chat_ids, "new": args.new, "tokens": 1}) + "\n")
                     llama.stdin.flush()
-                    tokens["llama.cpp"] = json.loads(llama.stdout.readline())["tokens"]
+                    tokens["llama.cpp"] = reply(llama)["tokens"]
                 for rep in range(args.reps + (0 if args.no_warmup else 1)):
                     for b, bd, fl in bins:
                         kv = f"'{bd}/kvcache' -m '{path}' --generate %d --stop none {fl} < '{chat}'"
