@@ -17,7 +17,8 @@ trap 'rm -f "$rc"' EXIT
 run() {
     name=$1; shift
     echo "== bench/$name.py on $machine"
-    { echo "# $(date -u +%Y-%m-%d) $machine"; "$@"; echo $? > "$rc"; } | tee "bench/results/$name.txt"
+    { echo "# $(date -u +%Y-%m-%d) $machine"; st=0; "$@" || st=$?; echo $st > "$rc"; } |
+        tee "bench/results/$name.txt"
     [ "$(cat "$rc")" = 0 ] || failed="$failed $name"
 }
 for b in tokenize attention_cpu model_cpu entropy_prune python_door; do
