@@ -39,6 +39,7 @@ import sys
 sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 
 import argparse  # noqa: E402
+import importlib.util  # noqa: E402
 import json  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
@@ -230,6 +231,12 @@ def main():
     args = ap.parse_args()
     lengths = sorted(int(x) for x in args.tokens.split(",") if x)
     N = args.threads
+    # PyTorch is installed only when asked (BENCH_TORCH=1 bench/deps.sh):
+    # without it, one comment line instead of a child's traceback per model
+    torch_note = None
+    if not args.no_torch and importlib.util.find_spec("torch") is None:
+        args.no_torch = True
+        torch_note = "PyTorch and transformers not installed (BENCH_TORCH=1 make bench installs them): skipped"
     print(f"# machine: {machine()}; threads: {N}; load average at start: {load()}")
     print(f"# text: {TEXT}, tokenized by attnkit and truncated; best of the interleaved runs; "
           f"attnkit's times are whole processes, the others' the forward / eval call only")
@@ -240,6 +247,8 @@ def main():
           "(which always computes the last token's logits; PyTorch runs with logits_to_keep=1); "
           "at 4096 tokens the --logits last row alone, against all")
     print("# one table: each model's versions and notes in the comment lines before its rows")
+    if torch_note:
+        print(f"# {torch_note}")
     print(f"{'model':<9} {'tokens':>6} {'implementation':<44} {'time_s':>8} {'tok/s':>8} {'cpu_s':>8} "
           f"{'peak_MiB':>9} {'/eager':>7} {'/SDPA':>7} {'/llama':>7} {'cpu/eager':>9} "
           f"{'cpu/SDPA':>9} {'cpu/llama':>9}")
