@@ -3,7 +3,7 @@
 # (bench/model_gguf.py, bench/generate_speed.py) compare attnkit against, in a
 # virtual environment of their own (default .cache/bench-py): llama.cpp
 # through llama-cpp-python, built from its PyPI source distribution so that
-# llama.cpp is compiled for this machine's CPU (55 minutes measured on a busy 2-core VM),
+# llama.cpp is compiled for this machine's CPU (6.5 minutes on the 2-core VM, one core busy),
 # with numpy and msgpack for the scripts.  PyTorch, transformers, accelerate
 # and gguf only when asked (BENCH_TORCH=1): PyPI's torch brings gigabytes of
 # CUDA libraries.  Does nothing when DIR already holds what is asked; prints
@@ -33,7 +33,7 @@ step 1 "virtual environment $dir"
 "$py" -m pip install --quiet --upgrade pip
 step 2 "$pkgs"
 "$py" -m pip install --quiet $pkgs
-step 3 "llama-cpp-python, compiling llama.cpp from source (55 minutes measured on a busy 2-core VM)"
+step 3 "llama-cpp-python, compiling llama.cpp from source (6.5 minutes measured on a 2-core VM)"
 # llama.cpp's CMake build picks the host's instruction set (GGML_NATIVE);
 # its tests, examples and tools are not needed
 CMAKE_ARGS="${CMAKE_ARGS:--DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF}" \
