@@ -285,7 +285,8 @@ def main():
                     msv = [cell[(p, k)]["prune_ms"] for k in keeps if (p, k) in cell]
                     msv = [x for x in msv if not math.isnan(x)]
                     ms = fmt(sum(msv) / len(msv), 0) if msv else "–"
-                    lines.append(f"| {p} | " + " | ".join(cs) + f" | {fmt(mean_of[p], 2)} | {ms} |")
+                    mean = fmt(mean_of[p], 2) if mean_of[p] > float("-inf") else "–"
+                    lines.append(f"| {p} | " + " | ".join(cs) + f" | {mean} | {ms} |")
                 lines.append("")
                 if task == "cont":
                     continue

@@ -324,6 +324,8 @@ def main():
             gen = ["--generate", str(cfg["generate"]), "--gen-mass", str(min(8, cfg["generate"]))] \
                 if cfg["generate"] else []
             times_path = full + ".time"
+            if a.collect and not os.path.exists(full):
+                continue  # --collect runs nothing, not even the statistics pass
             if not os.path.exists(full):
                 t = run([["tokenize", "-m", model] + cfg["segments"] + files,
                          ["embed", "-m", model],
