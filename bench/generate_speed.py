@@ -222,20 +222,16 @@ def main():
                                              env=env_for(th))
                     info = reply(llama)
 
-                def ask(ids, new):
-                    llama.stdin.write(json.dumps({"ids": ids, "new": new}) + "\n")
+                def ask(ids, new, **more):
+                    llama.stdin.write(json.dumps({"ids": ids, "new": new, **more}) + "\n")
                     llama.stdin.flush()
                     return reply(llama)
                 res = {b: {"gen": [], "pre": [], "gen_cpu": [], "pre_cpu": []} for b, _, _ in bins}
                 res["llama.cpp"] = {"gen": [], "pre": [], "gen_cpu": [], "pre_cpu": []}
                 # the first round warms the page cache (--no-warmup: it counts too)
                 if llama:
-                    llama.stdin.write(json.dumps({"ids": short_ids, "new": 1, "logits": 1}) + "\n")
-                    llama.stdin.flush()
-                    logits["llama.cpp"] = np.asarray(reply(llama)["logits"])
-                    llama.stdin.write(json.dumps({"ids": chat_ids, "new": args.new, "tokens": 1}) + "\n")
-                    llama.stdin.flush()
-                    tokens["llama.cpp"] = reply(llama)["tokens"]
+                    logits["llama.cpp"] = np.asarray(ask(short_ids, 1, logits=1)["logits"])
+                    tokens["llama.cpp"] = ask(chat_ids, args.new, tokens=1)["tokens"]
                 for rep in range(args.reps + (0 if args.no_warmup else 1)):
                     for b, bd, fl in bins:
                         kv = f"'{bd}/kvcache' -m '{path}' --generate %d --stop none {fl} < '{chat}'"
